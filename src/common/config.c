@@ -1,0 +1,331 @@
+/*
+ * config.c - one table of settings; defaults, INI file, environment, flags.
+ *
+ * The INI file is parsed by libinih (Debian libinih-dev): a small, well-kept,
+ * widely packaged parser; we only add the table, validation and overrides.
+ * Every value goes through tf_config_set, so the file, the environment and
+ * flags are validated identically and errors name "section.key".
+ */
+#include "common/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+enum { T_STR, T_INT, T_I64, T_DBL, T_BOOL };
+
+typedef struct key {
+    const char *section, *key;
+    int type;
+    size_t off, size;       /* size for T_STR */
+    double min, max;        /* numbers */
+    const char *def;
+    const char *flag;       /* extra flag alias (without --), or NULL */
+    const char *allowed;    /* T_STR: "|a|b|" allowed values, or NULL */
+} key;
+
+#define F(f) offsetof(tf_config, f), sizeof(((tf_config *)0)->f)
+static const key keys[] = {
+    {"postgres", "url", T_STR, F(pg_url), 0, 0, "postgresql://tickflow@127.0.0.1:54329/tickflow", "pg-url", NULL},
+    {"log", "level", T_STR, F(log_level), 0, 0, "info", NULL, "|debug|info|warn|error|"},
+    {"http", "bind", T_STR, F(http_bind), 0, 0, "0.0.0.0", NULL, NULL},
+    {"http", "port", T_INT, F(http_port), 0, 65535, "8080", "port", NULL},
+    {"http", "max_connections", T_INT, F(http_max_connections), 1, 1000000, "20000", NULL, NULL},
+    {"http", "max_header_bytes", T_INT, F(http_max_header_bytes), 256, 1 << 20, "16384", NULL, NULL},
+    {"http", "max_body_bytes", T_INT, F(http_max_body_bytes), 0, 64 << 20, "1048576", NULL, NULL},
+    {"http", "header_timeout_ms", T_INT, F(http_header_timeout_ms), 100, 3600000, "10000", NULL, NULL},
+    {"http", "idle_timeout_ms", T_INT, F(http_idle_timeout_ms), 100, 86400000, "60000", NULL, NULL},
+    {"http", "db_pool", T_INT, F(http_db_pool), 1, 64, "4", NULL, NULL},
+    {"storage", "retention_days", T_INT, F(storage_retention_days), 0, 100000, "0", NULL, NULL},
+    {"storage", "partitions_ahead", T_INT, F(storage_partitions_ahead), 0, 366, "3", NULL, NULL},
+    {"storage", "batch_size", T_INT, F(storage_batch_size), 1, 1000000, "10000", "batch-size", NULL},
+    {"generator", "enabled", T_BOOL, F(gen_enabled), 0, 1, "true", NULL, NULL},
+    {"generator", "rate", T_DBL, F(gen_rate), 0, 10000000, "1000", NULL, NULL},
+    {"generator", "count", T_I64, F(gen_count), 0, 1e12, "0", NULL, NULL},
+    {"generator", "duration_s", T_DBL, F(gen_duration_s), 0, 1e9, "0", "duration", NULL},
+    {"generator", "start", T_STR, F(gen_start), 0, 0, "", NULL, NULL},
+    {"generator", "tickers", T_STR, F(gen_tickers), 0, 0, "", NULL, NULL},
+    {"generator", "seed", T_I64, F(gen_seed), 0, 9.2e18, "42", NULL, NULL},
+    {"generator", "anomalies", T_DBL, F(gen_anomalies), 0, 0.1, "0.0005", NULL, NULL},
+    {"cdc", "enabled", T_BOOL, F(cdc_enabled), 0, 1, "true", NULL, NULL},
+    {"cdc", "slot", T_STR, F(cdc_slot), 0, 0, "tickflow", NULL, NULL},
+    {"cdc", "publication", T_STR, F(cdc_publication), 0, 0, "dbz_publication", NULL, NULL},
+    {"cdc", "snapshot", T_STR, F(cdc_snapshot), 0, 0, "no_data", NULL, "|no_data|initial|"},
+    {"cdc", "status_interval_ms", T_INT, F(cdc_status_interval_ms), 10, 600000, "1000", NULL, NULL},
+    {"bus", "capacity", T_INT, F(bus_capacity), 16, 100000000, "262144", NULL, NULL},
+    {"kafka", "brokers", T_STR, F(kafka_brokers), 0, 0, "", "kafka-brokers", NULL},
+    {"kafka", "group", T_STR, F(kafka_group), 0, 0, "tickflow-process", NULL, NULL},
+    {"kafka", "compression", T_STR, F(kafka_compression), 0, 0, "lz4", NULL, "|none|gzip|snappy|lz4|zstd|"},
+    {"kafka", "linger_ms", T_INT, F(kafka_linger_ms), 0, 10000, "2", NULL, NULL},
+    {"rollup", "interval_ms", T_INT, F(rollup_interval_ms), 50, 3600000, "1000", NULL, NULL},
+    {"history", "max_range_days", T_INT, F(history_max_range_days), 1, 36500, "366", NULL, NULL},
+    {"history", "default_limit", T_INT, F(history_default_limit), 1, 10000, "1000", NULL, NULL},
+    {"history", "max_limit", T_INT, F(history_max_limit), 1, 1000000, "10000", NULL, NULL},
+    {"ws", "ping_interval_ms", T_INT, F(ws_ping_interval_ms), 100, 3600000, "20000", NULL, NULL},
+    {"ws", "max_queue_bytes", T_INT, F(ws_max_queue_bytes), 1024, 1 << 30, "1048576", NULL, NULL},
+    {"ws", "max_message_bytes", T_INT, F(ws_max_message_bytes), 128, 64 << 20, "65536", NULL, NULL},
+    {"sse", "heartbeat_s", T_INT, F(sse_heartbeat_s), 1, 3600, "15", NULL, NULL},
+    {"sse", "retry_ms", T_INT, F(sse_retry_ms), 0, 3600000, "3000", NULL, NULL},
+    {"sse", "lag_threshold_ms", T_INT, F(sse_lag_threshold_ms), 100, 3600000, "5000", NULL, NULL},
+    {"process", "enabled", T_BOOL, F(process_enabled), 0, 1, "true", NULL, NULL},
+    {"process", "out_of_order_ms", T_INT, F(process_out_of_order_ms), 0, 3600000, "2000", NULL, NULL},
+    {"process", "allowed_lateness_ms", T_INT, F(process_allowed_lateness_ms), 0, 86400000, "60000", NULL, NULL},
+};
+#define NKEYS (sizeof keys / sizeof *keys)
+
+static const key *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, name) == 0) return &keys[i];
+    return NULL;
+}
+
+static int set_value(tf_config *c, const key *k, const char *v, char *err, size_t errlen)
+{
+    char *p = (char *)c + k->off;
+    char *end;
+    switch (k->type) {
+    case T_STR: {
+        size_t n = strlen(v);
+        if (n >= k->size) {
+            snprintf(err, errlen, "%s.%s: value too long (max %zu bytes)", k->section, k->key, k->size - 1);
+            return -1;
+        }
+        if (k->allowed) {
+            char pat[80];
+            snprintf(pat, sizeof pat, "|%s|", v);
+            if (!n || !strstr(k->allowed, pat)) {
+                snprintf(err, errlen, "%s.%s: invalid value '%s' (one of %s)", k->section, k->key, v, k->allowed);
+                return -1;
+            }
+        }
+        memcpy(p, v, n + 1);
+        return 0;
+    }
+    case T_BOOL: {
+        int b;
+        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on")) b = 1;
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off")) b = 0;
+        else {
+            snprintf(err, errlen, "%s.%s: invalid boolean '%s' (true or false)", k->section, k->key, v);
+            return -1;
+        }
+        *(int *)p = b;
+        return 0;
+    }
+    case T_INT:
+    case T_I64: {
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < k->min || x > k->max) {
+            snprintf(err, errlen, "%s.%s: invalid integer '%s' (expected %.0f..%.0f)", k->section, k->key, v,
+                     k->min, k->max);
+            return -1;
+        }
+        if (k->type == T_INT) *(int *)p = (int)x;
+        else *(int64_t *)p = x;
+        return 0;
+    }
+    case T_DBL: {
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x) || x < k->min || x > k->max) {
+            snprintf(err, errlen, "%s.%s: invalid number '%s' (expected %g..%g)", k->section, k->key, v, k->min,
+                     k->max);
+            return -1;
+        }
+        *(double *)p = x;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+void tf_config_defaults(tf_config *c)
+{
+    char err[256];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NKEYS; i++) {
+        int r = set_value(c, &keys[i], keys[i].def, err, sizeof err);
+        (void)r; /* defaults are valid by construction (unit-tested) */
+    }
+}
+
+int tf_config_set(tf_config *c, const char *section, const char *name, const char *value, char *err, size_t errlen)
+{
+    const key *k = find_key(section, name);
+    if (!k) {
+        snprintf(err, errlen, "unknown configuration key '%s.%s'", section, name);
+        return -1;
+    }
+    return set_value(c, k, value, err, errlen);
+}
+
+typedef struct ini_ctx {
+    tf_config *c;
+    char *err;
+    size_t errlen;
+    const char *file;
+    int failed;
+} ini_ctx;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *x = user;
+    if (x->failed) return 0;
+    char e[300];
+    if (tf_config_set(x->c, section, name, value, e, sizeof e) != 0) {
+        snprintf(x->err, x->errlen, "%s: %s", x->file, e);
+        x->failed = 1;
+    }
+    return 1; /* so inih's return value only reports syntax errors */
+}
+
+static int load_file(tf_config *c, const char *path, char *err, size_t errlen)
+{
+    ini_ctx x = {c, err, errlen, path, 0};
+    int r = ini_parse(path, on_ini, &x);
+    if (r > 0) { /* a syntax error explains whatever the handler saw after it */
+        snprintf(err, errlen, "config file %s: syntax error on line %d", path, r);
+        return -1;
+    }
+    if (x.failed) return -1;
+    if (r < 0) {
+        snprintf(err, errlen, "config file %s: cannot open", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void env_name(const key *k, char *buf, size_t n)
+{
+    snprintf(buf, n, "TICKFLOW_%s_%s", k->section, k->key);
+    for (char *p = buf; *p; p++)
+        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+}
+
+/* Finds the key a command-line flag names: "section.key", an alias, or a
+ * key name that is unique across sections ("rate", "count"; '-' == '_'). */
+static const key *flag_key(const char *flag, char *err, size_t errlen)
+{
+    char f[96];
+    snprintf(f, sizeof f, "%s", flag);
+    for (char *p = f; *p; p++)
+        if (*p == '-') *p = '_';
+    const char *dot = strchr(f, '.');
+    if (dot) {
+        char sec[48];
+        snprintf(sec, sizeof sec, "%.*s", (int)(dot - f), f);
+        const key *k = find_key(sec, dot + 1);
+        if (!k) snprintf(err, errlen, "unknown option '--%s'", flag);
+        return k;
+    }
+    const key *found = NULL;
+    int n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].flag && strcmp(keys[i].flag, flag) == 0) return &keys[i];
+        if (strcmp(keys[i].key, f) == 0) found = &keys[i], n++;
+    }
+    if (n == 1) return found;
+    if (n > 1) snprintf(err, errlen, "ambiguous option '--%s': say --section.%s", flag, f);
+    else snprintf(err, errlen, "unknown option '--%s'", flag);
+    return NULL;
+}
+
+int tf_config_load(tf_config *c, int argc, char **argv, const char **positional, int maxpos, int *npositional,
+                   char *err, size_t errlen)
+{
+    tf_config_defaults(c);
+    *npositional = 0;
+    /* 1. the file: --config FILE or TICKFLOW_CONFIG */
+    const char *file = getenv("TICKFLOW_CONFIG");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "option '--config' needs a file name");
+                return -1;
+            }
+            file = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+    }
+    if (file && *file && load_file(c, file, err, errlen) != 0) return -1;
+    /* 2. the environment */
+    for (size_t i = 0; i < NKEYS; i++) {
+        char name[96];
+        env_name(&keys[i], name, sizeof name);
+        const char *v = getenv(name);
+        if (v && set_value(c, &keys[i], v, err, errlen) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (from environment %s)", name);
+            return -1;
+        }
+    }
+    /* 3. flags */
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
+            if (*npositional >= maxpos) {
+                snprintf(err, errlen, "unexpected argument '%s'", a);
+                return -1;
+            }
+            positional[(*npositional)++] = a;
+            continue;
+        }
+        char name[96];
+        const char *val = NULL;
+        const char *eq = strchr(a + 2, '=');
+        if (eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", a + 2);
+        }
+        if (strcmp(name, "config") == 0) {
+            if (!eq) i++;
+            continue;
+        }
+        const key *k = flag_key(name, err, errlen);
+        if (!k) return -1;
+        if (!val) {
+            if (k->type == T_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+                val = "true";
+            } else {
+                if (i + 1 >= argc) {
+                    snprintf(err, errlen, "option '--%s' needs a value", name);
+                    return -1;
+                }
+                val = argv[++i];
+            }
+        }
+        if (set_value(c, k, val, err, errlen) != 0) return -1;
+    }
+    int lvl = tf_log_level_from_str(c->log_level);
+    if (lvl >= 0) tf_log_set_level(lvl);
+    return 0;
+}
+
+void tf_config_dump(const tf_config *c, void *file)
+{
+    FILE *f = file;
+    const char *sec = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key *k = &keys[i];
+        if (strcmp(sec, k->section) != 0) fprintf(f, "%s[%s]\n", i ? "\n" : "", sec = k->section);
+        const char *p = (const char *)c + k->off;
+        switch (k->type) {
+        case T_STR: fprintf(f, "%s = %s\n", k->key, p); break;
+        case T_BOOL: fprintf(f, "%s = %s\n", k->key, *(const int *)p ? "true" : "false"); break;
+        case T_INT: fprintf(f, "%s = %d\n", k->key, *(const int *)p); break;
+        case T_I64: fprintf(f, "%s = %lld\n", k->key, (long long)*(const int64_t *)p); break;
+        case T_DBL: fprintf(f, "%s = %g\n", k->key, *(const double *)p); break;
+        }
+    }
+}

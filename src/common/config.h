@@ -1,0 +1,98 @@
+/*
+ * config.h - every setting tickflow has, in one struct.
+ *
+ * Sources, later wins: built-in defaults < INI file (--config FILE, parsed by
+ * libinih) < environment TICKFLOW_<SECTION>_<KEY> < command-line flags
+ * (--section.key VALUE, --key VALUE when the key name is unique, and the
+ * aliases --pg-url, --port, --kafka-brokers, --config).
+ * Unknown keys and bad values stop start-up with a message naming the key.
+ *
+ * To add a setting: add a field here and one row to the table in config.c.
+ */
+#ifndef TF_CONFIG_H
+#define TF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tf_config {
+    /* [postgres] */
+    char pg_url[512];
+    /* [log] */
+    char log_level[16];
+    /* [http] */
+    char http_bind[64];
+    int http_port;
+    int http_max_connections;
+    int http_max_header_bytes;
+    int http_max_body_bytes;
+    int http_header_timeout_ms;
+    int http_idle_timeout_ms;
+    int http_db_pool;          /* PostgreSQL connections used by the server */
+    /* [storage] */
+    int storage_retention_days;  /* 0 = keep forever */
+    int storage_partitions_ahead; /* daily partitions created ahead of today */
+    int storage_batch_size;      /* rows per COPY transaction */
+    /* [generator] */
+    int gen_enabled;            /* tickflow run starts the generator */
+    double gen_rate;            /* trades/s in paced mode */
+    int64_t gen_count;          /* --count N: as fast as possible */
+    double gen_duration_s;      /* 0 = until stopped */
+    char gen_start[40];         /* ISO time for back-dated history; "" = now */
+    char gen_tickers[1024];     /* comma list; "" = defaults */
+    int64_t gen_seed;
+    double gen_anomalies;       /* anomaly probability per trade */
+    /* [cdc] */
+    int cdc_enabled;
+    char cdc_slot[64];
+    char cdc_publication[64];
+    char cdc_snapshot[16];      /* no_data | initial */
+    int cdc_status_interval_ms;
+    /* [bus] */
+    int bus_capacity;           /* embedded: messages kept per topic */
+    /* [kafka] */
+    char kafka_brokers[512];    /* "" = embedded bus */
+    char kafka_group[64];       /* processor consumer group */
+    char kafka_compression[16];
+    int kafka_linger_ms;
+    /* [rollup] */
+    int rollup_interval_ms;
+    /* [history] */
+    int history_max_range_days;
+    int history_default_limit;
+    int history_max_limit;
+    /* [ws] */
+    int ws_ping_interval_ms;
+    int ws_max_queue_bytes;
+    int ws_max_message_bytes;
+    /* [sse] */
+    int sse_heartbeat_s;
+    int sse_retry_ms;
+    int sse_lag_threshold_ms;
+    /* [process] */
+    int process_enabled;
+    int process_out_of_order_ms;   /* watermark = max event time - this */
+    int process_allowed_lateness_ms;
+} tf_config;
+
+/* Fills defaults. */
+void tf_config_defaults(tf_config *c);
+
+/*
+ * Loads the full configuration for a subcommand: defaults, then --config
+ * FILE (or TICKFLOW_CONFIG), then environment, then flags from argv.
+ * Arguments that are not flags are returned in positional[] (borrowed from
+ * argv), their count in *npositional (capacity maxpos).
+ * Returns 0, or -1 with a message naming the bad key in errbuf.
+ */
+int tf_config_load(tf_config *c, int argc, char **argv, const char **positional,
+                   int maxpos, int *npositional, char *errbuf, size_t errlen);
+
+/* Sets one key ("section.key") from a string; 0 or -1 with errbuf. */
+int tf_config_set(tf_config *c, const char *section, const char *key, const char *value,
+                  char *errbuf, size_t errlen);
+
+/* Prints every key with its current value as INI (for `tickflow config`). */
+void tf_config_dump(const tf_config *c, void *file /* FILE* */);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * gen.h - the synthetic market: the "mocked data source" of the design.
+ *
+ * Per ticker, prices follow geometric Brownian motion rounded to the
+ * market's tick size; trade sizes are heavy-tailed (Pareto-like, in lots);
+ * buy/sell mix drifts with recent returns; several markets (KOSPI, KOSDAQ,
+ * NASDAQ, NYSE) with sensible default tickers. Fully deterministic for a
+ * given seed and parameters (no wall clock inside: the caller supplies the
+ * event time of each batch).
+ *
+ * It can inject labelled anomalies of five kinds at a given probability per
+ * trade; each injection is reported as a tf_gen_label (ground truth) so
+ * detection can be scored later.
+ */
+#ifndef TF_GEN_H
+#define TF_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/trade.h"
+
+typedef enum tf_anomaly_type {
+    TF_ANOM_PRICE_SPIKE = 0, /* one trade's return far outside the ticker's volatility */
+    TF_ANOM_RAPID_MOVE,      /* price walks several percent within seconds */
+    TF_ANOM_VOLUME_SPIKE,    /* one trade's quantity far above normal */
+    TF_ANOM_TRADE_BURST,     /* many trades within one second */
+    TF_ANOM_OFF_VWAP,        /* a trade far off the volume-weighted price */
+    TF_ANOM_NTYPES
+} tf_anomaly_type;
+
+const char *tf_anomaly_name(tf_anomaly_type t);       /* "PRICE_SPIKE", ... */
+int tf_anomaly_from_name(const char *s);              /* -1 if unknown */
+
+#define TF_GEN_LABEL_MAX_TRADES 64
+
+/* Ground truth for one injected anomaly. trade_idx[] index into the batch
+ * the label was produced with (the caller maps them to ids after COPY). */
+typedef struct tf_gen_label {
+    tf_anomaly_type type;
+    char ticker[TF_TICKER_MAX];
+    int64_t event_us;            /* event time of the first anomalous trade */
+    int ntrades;
+    int64_t trade_idx[TF_GEN_LABEL_MAX_TRADES];
+} tf_gen_label;
+
+typedef struct tf_gen_opts {
+    uint64_t seed;
+    const char *const *tickers;  /* NULL = default universe */
+    int ntickers;                /* 0 = all defaults */
+    double anomaly_rate;         /* probability per trade, 0..0.1 */
+    unsigned anomaly_mask;       /* bit per tf_anomaly_type; 0 = all types */
+} tf_gen_opts;
+
+typedef struct tf_gen tf_gen;
+
+/* Returns NULL with errbuf filled on bad options (unknown ticker format...).
+ * Tickers not in the default universe are accepted when valid and given a
+ * market and start price derived from the name. */
+tf_gen *tf_gen_new(const tf_gen_opts *o, char *errbuf, size_t errlen);
+void tf_gen_free(tf_gen *g);
+
+/*
+ * Fills out[0..n) with trades whose event times are spread evenly over
+ * [start_us, end_us) (end_us > start_us), in non-decreasing event time.
+ * Labels for anomalies injected into this batch are appended to labels
+ * (capacity maxlabels; *nlabels in/out). ids are left 0 (the database
+ * assigns them). Returns the number of trades written (n).
+ */
+size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t end_us,
+                   tf_gen_label *labels, size_t maxlabels, size_t *nlabels);
+
+/* The default universe, for listings and validation. */
+int tf_gen_default_count(void);
+const char *tf_gen_default_ticker(int i, const char **market);
+
+#endif

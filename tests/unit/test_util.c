@@ -1,0 +1,124 @@
+/* test_util.c - time, decimal, duration, JSON escape and UTF-8 helpers. */
+#include "common/util.h"
+
+#include "tf_test.h"
+
+static void iso(void)
+{
+    char b[40];
+    tf_fmt_iso_us(0, b);
+    TF_EQ_STR(b, "1970-01-01T00:00:00.000000Z");
+    tf_fmt_iso_us(1763890200123456LL, b);
+    TF_EQ_STR(b, "2025-11-23T09:30:00.123456Z");
+    tf_fmt_iso_us(-1, b);
+    TF_EQ_STR(b, "1969-12-31T23:59:59.999999Z");
+    tf_fmt_iso_us(TF_PG_EPOCH_OFFSET_US, b);
+    TF_EQ_STR(b, "2000-01-01T00:00:00.000000Z");
+    tf_fmt_iso_us(951782400000000LL, b); /* leap day 2000 */
+    TF_EQ_STR(b, "2000-02-29T00:00:00.000000Z");
+
+    int64_t t;
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23T09:30:00.123456Z", 27, &t), 0);
+    TF_EQ_INT(t, 1763890200123456LL);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23T18:30:00.123456+09:00", 32, &t), 0);
+    TF_EQ_INT(t, 1763890200123456LL);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23", 10, &t), 0);
+    TF_EQ_INT(t, 1763856000000000LL);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23 09:30", 16, &t), 0);
+    TF_EQ_INT(t, 1763890200000000LL);
+    TF_EQ_INT(tf_parse_iso_us("1969-12-31T23:59:59.999999Z", 27, &t), 0);
+    TF_EQ_INT(t, -1);
+    TF_EQ_INT(tf_parse_iso_us("2025-02-29", 10, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("2025-13-01", 10, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23T25:00", 16, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("yesterday", 9, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23T09:30:00.Z", 21, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("2025-11-23Tx", 12, &t), -1);
+    TF_EQ_INT(tf_parse_iso_us("", 0, &t), -1);
+    /* every truncated prefix of a valid time either parses or is rejected, never crashes */
+    const char *full = "2025-11-23T18:30:00.123456+09:00";
+    for (size_t n = 0; n < strlen(full); n++) (void)tf_parse_iso_us(full, n, &t);
+    /* round trip over a range of instants */
+    for (int64_t x = -2208988800000000LL; x < 4102444800000000LL; x += 86400LL * 1000000 * 37 + 123457) {
+        int64_t y;
+        size_t n = tf_fmt_iso_us(x, b);
+        if (tf_parse_iso_us(b, n, &y) != 0 || y != x) {
+            TF_EQ_INT(y, x);
+            break;
+        }
+    }
+    TF_CHECK(1);
+}
+
+static void fixed(void)
+{
+    char b[40];
+    tf_fmt_fixed(1892500, 4, b);
+    TF_EQ_STR(b, "189.2500");
+    tf_fmt_fixed(-100, 4, b);
+    TF_EQ_STR(b, "-0.0100");
+    tf_fmt_fixed(0, 4, b);
+    TF_EQ_STR(b, "0.0000");
+    tf_fmt_fixed(42, 0, b);
+    TF_EQ_STR(b, "42");
+    tf_fmt_fixed(INT64_MIN, 4, b);
+    TF_EQ_STR(b, "-922337203685477.5808");
+    int64_t v;
+    TF_EQ_INT(tf_parse_fixed("189.25", 6, 4, &v), 0);
+    TF_EQ_INT(v, 1892500);
+    TF_EQ_INT(tf_parse_fixed("-0.01", 5, 4, &v), 0);
+    TF_EQ_INT(v, -100);
+    TF_EQ_INT(tf_parse_fixed("7", 1, 4, &v), 0);
+    TF_EQ_INT(v, 70000);
+    TF_EQ_INT(tf_parse_fixed("1.00000", 7, 4, &v), 0);
+    TF_EQ_INT(v, 10000);
+    TF_EQ_INT(tf_parse_fixed("1.00001", 7, 4, &v), -1);
+    TF_EQ_INT(tf_parse_fixed("abc", 3, 4, &v), -1);
+    TF_EQ_INT(tf_parse_fixed(".", 1, 4, &v), -1);
+    TF_EQ_INT(tf_parse_fixed("99999999999999999999", 20, 4, &v), -1);
+    TF_EQ_INT(tf_parse_i64("123", 3, &v), 0);
+    TF_EQ_INT(v, 123);
+    TF_EQ_INT(tf_parse_i64("1.5", 3, &v), -1);
+    TF_EQ_INT(tf_parse_i64("9223372036854775808", 19, &v), -1);
+}
+
+static void durations(void)
+{
+    int64_t d;
+    TF_EQ_INT(tf_parse_duration_us("15m", 3, &d), 0);
+    TF_EQ_INT(d, 900000000LL);
+    TF_EQ_INT(tf_parse_duration_us("30d", 3, &d), 0);
+    TF_EQ_INT(d, 2592000000000LL);
+    TF_EQ_INT(tf_parse_duration_us("500ms", 5, &d), 0);
+    TF_EQ_INT(d, 500000);
+    TF_EQ_INT(tf_parse_duration_us("0m", 2, &d), -1);
+    TF_EQ_INT(tf_parse_duration_us("m", 1, &d), -1);
+    TF_EQ_INT(tf_parse_duration_us("5y", 2, &d), -1);
+    TF_EQ_INT(tf_parse_duration_us("99999999999999d", 15, &d), -1);
+}
+
+static void json_utf8(void)
+{
+    char b[64];
+    int n = tf_json_escape("a\"b\\c\n\x01", 7, b, sizeof b);
+    b[n] = 0;
+    TF_EQ_STR(b, "a\\\"b\\\\c\\n\\u0001");
+    n = tf_json_escape("\xff" "x", 2, b, sizeof b);
+    b[n] = 0;
+    TF_EQ_STR(b, "\xEF\xBF\xBDx");
+    TF_EQ_INT(tf_json_escape("abcdef", 6, b, 3), -1);
+    TF_CHECK(tf_utf8_valid((const unsigned char *)"h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80", 15));
+    TF_CHECK(!tf_utf8_valid((const unsigned char *)"\xC0\xAF", 2));     /* overlong */
+    TF_CHECK(!tf_utf8_valid((const unsigned char *)"\xED\xA0\x80", 3)); /* surrogate */
+    TF_CHECK(!tf_utf8_valid((const unsigned char *)"\xE2\x82", 2));     /* truncated */
+    TF_CHECK(!tf_utf8_valid((const unsigned char *)"\xF4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+int main(void)
+{
+    iso();
+    fixed();
+    durations();
+    json_utf8();
+    TF_TEST_MAIN_END();
+}
