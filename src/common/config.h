@@ -65,6 +65,8 @@ typedef struct tf_config {
     int ws_ping_interval_ms;
     int ws_max_queue_bytes;
     int ws_max_message_bytes;
+    int ws_candle_grace_ms;     /* candle emitted at interval end + this */
+    int ws_slow_close_ms;       /* a client dropping messages this long is closed (1008) */
     /* [sse] */
     int sse_heartbeat_s;
     int sse_retry_ms;
@@ -73,6 +75,25 @@ typedef struct tf_config {
     int process_enabled;
     int process_out_of_order_ms;   /* watermark = max event time - this */
     int process_allowed_lateness_ms;
+    double process_spike_k;        /* PRICE_SPIKE: return z-score */
+    double process_spike_window_s;
+    double process_rapid_pct;      /* RAPID_MOVE: percent move ... */
+    double process_rapid_z;        /* ... and z vs sd * sqrt(trades) */
+    double process_rapid_window_s;
+    double process_volume_k;       /* VOLUME_SPIKE: log-quantity z-score */
+    double process_volume_window_s;
+    double process_burst_k;        /* TRADE_BURST: count vs rolling mean + k * spread */
+    int process_burst_window_ms;
+    double process_burst_history_s;
+    int process_burst_min_trades;
+    double process_vwap_k;         /* OFF_VWAP: distance vs usual distance from VWAP */
+    double process_vwap_pct;
+    double process_vwap_window_s;
+    int process_vwap_trades;
+    int process_warmup;            /* samples before a rule may fire */
+    double process_cooldown_s;     /* per (ticker, type), event time */
+    int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */
+    int process_store;             /* write anomalies to PostgreSQL */
 } tf_config;
 
 /* Fills defaults. */

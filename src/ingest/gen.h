@@ -74,4 +74,8 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
 int tf_gen_default_count(void);
 const char *tf_gen_default_ticker(int i, const char **market);
 
+/* Exchange tick size (x10^4) at a price: the KRX ladder in KRW for KOSPI and
+ * KOSDAQ, 0.01 USD (0.0001 below 1 USD) for NASDAQ and NYSE. */
+int64_t tf_tick_size_e4(const char *market, int64_t price_e4);
+
 #endif

@@ -235,3 +235,58 @@ def main(tests):
     print("%d passed, %d failed" % (c.passed, c.failed), flush=True)
     _run_cleanups()
     sys.exit(1 if c.failed else 0)
+
+
+KAFKA_LOCAL = os.path.join(SRC, "scripts", "kafka-local")
+
+
+class Kafka:
+    """A throw-away single-node Kafka (scripts/kafka-local) in a temp dir on a
+    free port: Kafka().brokers, .stop(), .start(), .consume(topic, ...)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tf-kafka-")
+        self.port = free_port()
+        cport = free_port()
+        self.env = dict(os.environ, KAFKA_DIR=self.dir, KAFKA_PORT=str(self.port),
+                        KAFKA_CONTROLLER_PORT=str(cport), KAFKA_HEAP="384m")
+        self.brokers = "127.0.0.1:%d" % self.port
+        on_exit(self.destroy)
+        self.start()
+
+    def _ctl(self, cmd):
+        p = subprocess.run([KAFKA_LOCAL, cmd], env=self.env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise AssertionError("kafka-local %s failed: %s" % (cmd, p.stderr[-2000:]))
+
+    def start(self):
+        self._ctl("start")
+
+    def stop(self):
+        self._ctl("stop")
+
+    def destroy(self):
+        try:
+            self._ctl("stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def consume(self, topic, timeout=20):
+        """Reads the whole topic from the beginning with kcat (an independent
+        client); returns a list of dicts {partition, offset, key, headers, value}."""
+        fmt = "%p\t%o\t%k\t%h\t%s\n"
+        p = subprocess.run(["kcat", "-b", self.brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
+                            "-f", fmt], capture_output=True, timeout=timeout)
+        out = []
+        for line in p.stdout.decode("utf-8", "replace").splitlines():
+            parts = line.split("\t", 4)
+            if len(parts) != 5:
+                continue
+            hdrs = {}
+            for kv in parts[3].split(","):
+                if "=" in kv:
+                    k, v = kv.split("=", 1)
+                    hdrs[k] = v
+            out.append({"partition": int(parts[0]), "offset": int(parts[1]), "key": parts[2],
+                        "headers": hdrs, "value": parts[4]})
+        return out

@@ -1,0 +1,519 @@
+/*
+ * bus_embedded.c - the in-process bus: per topic one bounded ring of
+ * messages addressed by a growing 64-bit offset (partition 0).
+ *
+ * Offsets, per topic, always start <= delivered <= head:
+ *   [start, head)      retained messages (at most cap of them)
+ *   [start, delivered) delivery callback already run; may be overwritten
+ *   delivered          min over durable consumers of their committed offset
+ *                      (head when there is none), lagging while callbacks run
+ * A producer that finds the ring full may only evict `start` when it is
+ * below `delivered`; otherwise it waits (back-pressure). Non-durable
+ * consumers whose position fell below `start` are moved up and count what
+ * they missed. Delivery callbacks run outside the lock, in offset order, on
+ * one thread at a time (the `delivering` flag), in chunks.
+ *
+ * Consumers copy the message out under the lock (so a non-durable reader
+ * never sees a slot being overwritten); the copy is what tf_bus_poll lends.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus/bus_impl.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define NTOPICS 3
+#define DELIVER_CHUNK 256
+
+typedef struct slot {
+    char *buf; /* key bytes, value bytes, NUL */
+    size_t cap;
+    size_t key_len, value_len;
+    uint64_t lsn;
+    int64_t xid;
+    int64_t ts_us;
+    tf_bus_delivery_cb cb;
+    void *ctx;
+    void *opaque;
+} slot;
+
+typedef struct econsumer econsumer;
+
+typedef struct etopic {
+    const char *name;
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* head moved, wake-up, close */
+    pthread_cond_t space;   /* delivered moved */
+    slot *ring;
+    int64_t cap;
+    int64_t start, head, delivered;
+    int delivering;
+    int closed;
+    econsumer *consumers;
+    int ndurable;
+    tf_metric *depth;
+    tf_metric *produced;
+} etopic;
+
+struct econsumer {
+    struct tf_bus_consumer base;
+    etopic *t;
+    econsumer *next;
+    int durable;
+    int64_t pos;       /* next offset to read */
+    int64_t committed; /* everything below is processed */
+    int64_t missed;
+    int wake;
+    int announced;
+    tf_bus_rebalance_cb rebalance;
+    void *rebalance_ctx;
+    char *buf;
+    size_t cap;
+    tf_bus_msg msg;
+};
+
+typedef struct ebus {
+    struct tf_bus base;
+    etopic topics[NTOPICS];
+} ebus;
+
+static const char *const topic_names[NTOPICS] = {TF_TOPIC_TRADES, TF_TOPIC_ANOMALIES, TF_TOPIC_SIGNALS};
+
+static etopic *find_topic(ebus *b, const char *name)
+{
+    for (int i = 0; i < NTOPICS; i++)
+        if (strcmp(b->topics[i].name, name) == 0)
+            return &b->topics[i];
+    return NULL;
+}
+
+static void deadline_after(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits on cv; returns ETIMEDOUT when the deadline passed (timeout_ms >= 0). */
+static int wait_cv(pthread_cond_t *cv, pthread_mutex_t *mu, int timeout_ms, const struct timespec *dl)
+{
+    if (timeout_ms < 0)
+        return pthread_cond_wait(cv, mu);
+    return pthread_cond_timedwait(cv, mu, dl);
+}
+
+static int64_t delivery_target(const etopic *t)
+{
+    int64_t target = t->head;
+    for (const econsumer *c = t->consumers; c; c = c->next)
+        if (c->durable && c->committed < target)
+            target = c->committed;
+    return target;
+}
+
+/* Runs the delivery callbacks that became due. Called without the lock. */
+static void advance_delivery(etopic *t)
+{
+    struct {
+        tf_bus_delivery_cb cb;
+        void *ctx, *opaque;
+    } due[DELIVER_CHUNK];
+
+    pthread_mutex_lock(&t->mu);
+    if (t->delivering) {
+        pthread_mutex_unlock(&t->mu);
+        return; /* the thread already delivering re-checks the target */
+    }
+    t->delivering = 1;
+    for (;;) {
+        int64_t target = delivery_target(t);
+        if (target <= t->delivered)
+            break;
+        int n = (int)(target - t->delivered < DELIVER_CHUNK ? target - t->delivered : DELIVER_CHUNK);
+        for (int i = 0; i < n; i++) {
+            const slot *s = &t->ring[(t->delivered + i) % t->cap];
+            due[i].cb = s->cb;
+            due[i].ctx = s->ctx;
+            due[i].opaque = s->opaque;
+        }
+        pthread_mutex_unlock(&t->mu);
+        for (int i = 0; i < n; i++)
+            if (due[i].cb)
+                due[i].cb(due[i].ctx, due[i].opaque, 0);
+        pthread_mutex_lock(&t->mu);
+        t->delivered += n;
+        if (t->depth)
+            tf_metric_set(t->depth, t->head - t->delivered);
+        pthread_cond_broadcast(&t->space);
+    }
+    t->delivering = 0;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int e_produce(tf_bus *bb, const char *topic, const char *key, size_t key_len,
+                     const char *value, size_t value_len, uint64_t lsn, int64_t xid,
+                     tf_bus_delivery_cb cb, void *ctx, void *opaque, int timeout_ms)
+{
+    ebus *b = (ebus *)bb;
+    etopic *t = find_topic(b, topic);
+    if (!t)
+        return TF_BUS_EINVAL;
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline_after(&dl, timeout_ms);
+
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        if (t->closed) {
+            pthread_mutex_unlock(&t->mu);
+            return TF_BUS_ECLOSED;
+        }
+        if (t->head - t->start < t->cap)
+            break;
+        if (t->start < t->delivered) {
+            t->start++; /* evict the oldest delivered message */
+            break;
+        }
+        if (timeout_ms == 0 || wait_cv(&t->space, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
+            if (t->head - t->start >= t->cap && t->start >= t->delivered) {
+                pthread_mutex_unlock(&t->mu);
+                return TF_BUS_ETIMEDOUT;
+            }
+        }
+    }
+    slot *s = &t->ring[t->head % t->cap];
+    size_t need = key_len + value_len + 1;
+    if (s->cap < need) {
+        size_t ncap = need < 512 ? 512 : need;
+        char *nb = realloc(s->buf, ncap);
+        if (!nb) {
+            pthread_mutex_unlock(&t->mu);
+            return TF_BUS_ERR;
+        }
+        s->buf = nb;
+        s->cap = ncap;
+    }
+    if (key_len)
+        memcpy(s->buf, key, key_len);
+    if (value_len)
+        memcpy(s->buf + key_len, value, value_len);
+    s->buf[key_len + value_len] = '\0';
+    s->key_len = key_len;
+    s->value_len = value_len;
+    s->lsn = lsn;
+    s->xid = xid;
+    s->ts_us = tf_now_us();
+    s->cb = cb;
+    s->ctx = ctx;
+    s->opaque = opaque;
+    t->head++;
+    if (t->depth)
+        tf_metric_set(t->depth, t->head - t->delivered);
+    if (t->produced)
+        tf_metric_add(t->produced, 1);
+    pthread_cond_broadcast(&t->changed);
+    int none_durable = t->ndurable == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (none_durable)
+        advance_delivery(t);
+    return 0;
+}
+
+static int e_flush(tf_bus *bb, int timeout_ms)
+{
+    ebus *b = (ebus *)bb;
+    struct timespec dl;
+    if (timeout_ms >= 0)
+        deadline_after(&dl, timeout_ms);
+    for (int i = 0; i < NTOPICS; i++) {
+        etopic *t = &b->topics[i];
+        pthread_mutex_lock(&t->mu);
+        while (t->delivered < t->head && !t->closed) {
+            if (timeout_ms == 0 || wait_cv(&t->space, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
+                int done = t->delivered >= t->head;
+                pthread_mutex_unlock(&t->mu);
+                if (!done)
+                    return TF_BUS_ETIMEDOUT;
+                pthread_mutex_lock(&t->mu);
+            }
+        }
+        pthread_mutex_unlock(&t->mu);
+    }
+    return 0;
+}
+
+static int e_status(tf_bus *b, char *msg, size_t msglen)
+{
+    (void)b;
+    (void)msg;
+    (void)msglen;
+    return 0;
+}
+
+static void e_free(tf_bus *bb)
+{
+    ebus *b = (ebus *)bb;
+    for (int i = 0; i < NTOPICS; i++) {
+        etopic *t = &b->topics[i];
+        pthread_mutex_lock(&t->mu);
+        t->closed = 1;
+        pthread_cond_broadcast(&t->changed);
+        pthread_cond_broadcast(&t->space);
+        int64_t from = t->delivered, to = t->head;
+        t->delivered = t->head;
+        pthread_mutex_unlock(&t->mu);
+        for (int64_t o = from; o < to; o++) {
+            slot *s = &t->ring[o % t->cap];
+            if (s->cb)
+                s->cb(s->ctx, s->opaque, TF_BUS_ECLOSED);
+        }
+        if (t->consumers)
+            tf_warn("bus", "bus freed with open consumers", "\"topic\":\"%s\"", t->name);
+        for (int64_t j = 0; j < t->cap; j++)
+            free(t->ring[j].buf);
+        free(t->ring);
+        pthread_cond_destroy(&t->changed);
+        pthread_cond_destroy(&t->space);
+        pthread_mutex_destroy(&t->mu);
+    }
+    free(b);
+}
+
+/* ---- consumers ---- */
+
+static int e_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
+{
+    econsumer *c = (econsumer *)cc;
+    etopic *t = c->t;
+    if (!c->announced) {
+        c->announced = 1;
+        if (c->rebalance) {
+            int32_t p0 = 0;
+            c->rebalance(c->rebalance_ctx, 1, &p0, 1);
+        }
+    }
+    struct timespec dl;
+    if (timeout_ms > 0)
+        deadline_after(&dl, timeout_ms);
+
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        if (t->closed) {
+            pthread_mutex_unlock(&t->mu);
+            return TF_BUS_ECLOSED;
+        }
+        if (c->wake) {
+            c->wake = 0;
+            pthread_mutex_unlock(&t->mu);
+            return 0;
+        }
+        if (c->pos < t->start) {
+            c->missed += t->start - c->pos;
+            c->pos = t->start;
+        }
+        if (c->pos < t->head)
+            break;
+        if (timeout_ms == 0 || wait_cv(&t->changed, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
+            if (!(c->pos < t->head) || c->wake || t->closed) {
+                pthread_mutex_unlock(&t->mu);
+                return 0;
+            }
+        }
+    }
+    const slot *s = &t->ring[c->pos % t->cap];
+    size_t need = s->key_len + s->value_len + 1;
+    if (c->cap < need) {
+        size_t ncap = need < 1024 ? 1024 : need;
+        char *nb = realloc(c->buf, ncap);
+        if (!nb) {
+            pthread_mutex_unlock(&t->mu);
+            return TF_BUS_ERR;
+        }
+        c->buf = nb;
+        c->cap = ncap;
+    }
+    memcpy(c->buf, s->buf, need);
+    c->msg.topic = t->name;
+    c->msg.key = c->buf;
+    c->msg.key_len = s->key_len;
+    c->msg.value = c->buf + s->key_len;
+    c->msg.value_len = s->value_len;
+    c->msg.lsn = s->lsn;
+    c->msg.xid = s->xid;
+    c->msg.partition = 0;
+    c->msg.offset = c->pos;
+    c->msg.ts_us = s->ts_us;
+    c->pos++;
+    pthread_mutex_unlock(&t->mu);
+    *out = &c->msg;
+    return 1;
+}
+
+static int e_commit(tf_bus_consumer *cc, const tf_bus_msg *msg)
+{
+    econsumer *c = (econsumer *)cc;
+    etopic *t = c->t;
+    if (msg->partition != 0)
+        return TF_BUS_EINVAL;
+    pthread_mutex_lock(&t->mu);
+    int64_t upto = msg->offset + 1;
+    int moved = 0;
+    if (upto > c->committed && upto <= c->pos) {
+        c->committed = upto;
+        moved = 1;
+    }
+    int durable = c->durable;
+    pthread_mutex_unlock(&t->mu);
+    if (moved && durable)
+        advance_delivery(t);
+    return upto <= c->pos ? 0 : TF_BUS_EINVAL;
+}
+
+static int64_t e_missed(tf_bus_consumer *cc)
+{
+    econsumer *c = (econsumer *)cc;
+    pthread_mutex_lock(&c->t->mu);
+    int64_t n = c->missed;
+    c->missed = 0;
+    pthread_mutex_unlock(&c->t->mu);
+    return n;
+}
+
+static void e_wake(tf_bus_consumer *cc)
+{
+    econsumer *c = (econsumer *)cc;
+    pthread_mutex_lock(&c->t->mu);
+    c->wake = 1;
+    pthread_cond_broadcast(&c->t->changed);
+    pthread_mutex_unlock(&c->t->mu);
+}
+
+static int64_t e_lag(tf_bus_consumer *cc)
+{
+    econsumer *c = (econsumer *)cc;
+    pthread_mutex_lock(&c->t->mu);
+    int64_t pos = c->pos < c->t->start ? c->t->start : c->pos;
+    int64_t lag = c->t->head - pos;
+    pthread_mutex_unlock(&c->t->mu);
+    return lag;
+}
+
+static void e_close(tf_bus_consumer *cc)
+{
+    econsumer *c = (econsumer *)cc;
+    etopic *t = c->t;
+    pthread_mutex_lock(&t->mu);
+    for (econsumer **pp = &t->consumers; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (c->durable)
+        t->ndurable--;
+    pthread_mutex_unlock(&t->mu);
+    advance_delivery(t); /* this consumer may have been holding the minimum */
+    free(c->buf);
+    free(c);
+}
+
+static const struct tf_bus_consumer_ops econsumer_ops = {
+    e_poll, e_commit, e_missed, e_wake, e_lag, e_close,
+};
+
+static tf_bus_consumer *e_subscribe(tf_bus *bb, const char *topic, const char *group, int flags,
+                                    tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
+                                    char *errbuf, size_t errlen)
+{
+    (void)group;
+    ebus *b = (ebus *)bb;
+    etopic *t = find_topic(b, topic);
+    if (!t) {
+        snprintf(errbuf, errlen, "unknown topic \"%s\"", topic);
+        return NULL;
+    }
+    econsumer *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->base.ops = &econsumer_ops;
+    c->t = t;
+    c->durable = (flags & TF_BUS_DURABLE) != 0;
+    c->rebalance = rebalance;
+    c->rebalance_ctx = rebalance_ctx;
+    pthread_mutex_lock(&t->mu);
+    /* A durable consumer starting at the beginning can only hold back what
+     * has not been delivered yet. */
+    if (flags & TF_BUS_FROM_BEGINNING)
+        c->pos = c->durable ? t->delivered : t->start;
+    else
+        c->pos = t->head;
+    c->committed = c->pos;
+    c->next = t->consumers;
+    t->consumers = c;
+    if (c->durable)
+        t->ndurable++;
+    pthread_mutex_unlock(&t->mu);
+    return &c->base;
+}
+
+static const struct tf_bus_ops ebus_ops = {
+    "embedded", e_free, e_produce, e_flush, e_status, e_subscribe,
+};
+
+tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen)
+{
+    int64_t cap = cfg->bus_capacity > 0 ? cfg->bus_capacity : 65536;
+    ebus *b = calloc(1, sizeof(*b));
+    if (!b)
+        goto err;
+    b->base.ops = &ebus_ops;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int i;
+    for (i = 0; i < NTOPICS; i++) {
+        etopic *t = &b->topics[i];
+        t->name = topic_names[i];
+        t->cap = cap;
+        t->ring = calloc((size_t)cap, sizeof(slot));
+        if (!t->ring)
+            break;
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->changed, &ca);
+        pthread_cond_init(&t->space, &ca);
+        if (m) {
+            char labels[96];
+            snprintf(labels, sizeof(labels), "topic=\"%s\"", t->name);
+            t->depth = tf_gauge(m, "tickflow_bus_topic_depth",
+                                "Embedded bus: messages produced but not yet delivered", labels);
+            t->produced = tf_counter(m, "tickflow_bus_produced_total", "Messages produced to the bus",
+                                     labels);
+        }
+    }
+    pthread_condattr_destroy(&ca);
+    if (i < NTOPICS) {
+        for (int j = 0; j < i; j++) {
+            free(b->topics[j].ring);
+            pthread_cond_destroy(&b->topics[j].changed);
+            pthread_cond_destroy(&b->topics[j].space);
+            pthread_mutex_destroy(&b->topics[j].mu);
+        }
+        free(b);
+        goto err;
+    }
+    return &b->base;
+err:
+    snprintf(errbuf, errlen, "embedded bus: out of memory (capacity %lld per topic)", (long long)cap);
+    return NULL;
+}

@@ -1,0 +1,592 @@
+/*
+ * bus_kafka.c - the Kafka backend of bus.h on librdkafka (Debian's 2.0.2):
+ * the packaged client handles the protocol, batching, idempotence, retries
+ * and reconnects; this file maps our small interface onto it.
+ *
+ * Producer: idempotent (acks=all, ordered retries), compression and linger
+ * from config, message.timeout.ms=0 (retry forever: a broker outage holds
+ * CDC back, it never drops a row). The delivery report is our delivery
+ * callback; a thread of ours serves rd_kafka_poll so reports flow without
+ * the producer's help. The queue is bounded: a full queue makes produce wait
+ * up to its timeout (back-pressure).
+ *
+ * Consumers: group != NULL -> subscribe in a consumer group (offsets stored
+ * on tf_bus_commit, committed in the background and on close; the rebalance
+ * callback is forwarded). group == NULL -> no group: assign every partition
+ * of the topic, starting at the end (or beginning).
+ * Message headers "lsn"/"xid" carry the source commit LSN and xid as text.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "bus/bus_impl.h"
+#include "common/log.h"
+#include "common/util.h"
+
+typedef struct kbus {
+    struct tf_bus base;
+    rd_kafka_t *rk;
+    pthread_t poller;
+    atomic_int closing;
+    atomic_long outstanding;
+    atomic_int fatal;
+    atomic_int all_down;
+    char brokers[512];
+    char group_default[64];
+    pthread_mutex_t mu; /* status cache */
+    int64_t status_checked_us;
+    int status_ok;
+    char status_msg[1024];
+    tf_metric *produced;
+    tf_metric *delivered;
+    tf_metric *failed;
+} kbus;
+
+typedef struct kmsg_ctx {
+    tf_bus_delivery_cb cb;
+    void *ctx;
+    void *opaque;
+} kmsg_ctx;
+
+typedef struct kconsumer {
+    struct tf_bus_consumer base;
+    kbus *bus;
+    rd_kafka_t *rk;
+    char topic[64];
+    int grouped;
+    int from_beginning;
+    int assigned; /* no-group consumers: partitions assigned yet */
+    atomic_int wake;
+    tf_bus_rebalance_cb rebalance;
+    void *rebalance_ctx;
+    rd_kafka_message_t *cur;
+    tf_bus_msg msg;
+} kconsumer;
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    int l = level <= 3 ? TF_LOG_ERROR : level <= 4 ? TF_LOG_WARN : level <= 6 ? TF_LOG_INFO : TF_LOG_DEBUG;
+    char esc[1024];
+    int n = tf_json_escape(fac, strlen(fac), esc, sizeof(esc) - 1);
+    esc[n < 0 ? 0 : n] = '\0';
+    tf_log(l, "kafka", buf, "\"facility\":\"%s\"", esc);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kbus *b = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_store(&b->all_down, 1);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_fatal_error(rk, why, sizeof(why));
+        tf_error("bus", "kafka fatal error", "\"reason\":\"%s\"", why);
+        atomic_store(&b->fatal, 1);
+        return;
+    }
+    tf_warn("bus", "kafka error", "\"code\":\"%s\",\"reason\":\"%s\"", rd_kafka_err2name(err), reason);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    kbus *b = opaque;
+    kmsg_ctx *k = m->_private;
+    int err = 0;
+    if (m->err) {
+        err = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
+                  ? TF_BUS_ECLOSED
+                  : TF_BUS_ERR;
+        if (err == TF_BUS_ERR)
+            tf_error("bus", "kafka delivery failed", "\"error\":\"%s\"", rd_kafka_err2str(m->err));
+        if (b->failed)
+            tf_metric_add(b->failed, 1);
+    } else {
+        atomic_store(&b->all_down, 0);
+        if (b->delivered)
+            tf_metric_add(b->delivered, 1);
+    }
+    if (k) {
+        if (k->cb)
+            k->cb(k->ctx, k->opaque, err);
+        free(k);
+    }
+    atomic_fetch_sub(&b->outstanding, 1);
+}
+
+static void *poller_main(void *arg)
+{
+    kbus *b = arg;
+    while (!atomic_load(&b->closing))
+        rd_kafka_poll(b->rk, 100);
+    return NULL;
+}
+
+static int setc(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf, size_t errlen)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errlen, "kafka config %s=%s: %s", k, v, e);
+        return -1;
+    }
+    return 0;
+}
+
+static int k_produce(tf_bus *bb, const char *topic, const char *key, size_t key_len,
+                     const char *value, size_t value_len, uint64_t lsn, int64_t xid,
+                     tf_bus_delivery_cb cb, void *ctx, void *opaque, int timeout_ms)
+{
+    kbus *b = (kbus *)bb;
+    if (atomic_load(&b->closing))
+        return TF_BUS_ECLOSED;
+    if (atomic_load(&b->fatal))
+        return TF_BUS_ERR;
+    kmsg_ctx *k = malloc(sizeof(*k));
+    if (!k)
+        return TF_BUS_ERR;
+    k->cb = cb;
+    k->ctx = ctx;
+    k->opaque = opaque;
+    char lsn_s[24], xid_s[24];
+    int ln = snprintf(lsn_s, sizeof(lsn_s), "%" PRIu64, lsn);
+    int xn = snprintf(xid_s, sizeof(xid_s), "%" PRId64, xid);
+    int64_t deadline = tf_mono_us() + (int64_t)timeout_ms * 1000;
+    atomic_fetch_add(&b->outstanding, 1);
+    for (;;) {
+        rd_kafka_resp_err_t err;
+        if (lsn || xid)
+            err = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_HEADER("lsn", lsn_s, ln), RD_KAFKA_V_HEADER("xid", xid_s, xn),
+                                    RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (b->produced)
+                tf_metric_add(b->produced, 1);
+            return 0;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || timeout_ms == 0 ||
+            (timeout_ms > 0 && tf_mono_us() >= deadline) || atomic_load(&b->closing)) {
+            atomic_fetch_sub(&b->outstanding, 1);
+            free(k);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                return TF_BUS_ETIMEDOUT;
+            tf_error("bus", "kafka produce failed", "\"topic\":\"%s\",\"error\":\"%s\"", topic, rd_kafka_err2str(err));
+            return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? TF_BUS_EINVAL : TF_BUS_ERR;
+        }
+        usleep(1000); /* queue full: the poller drains delivery reports */
+    }
+}
+
+static int k_flush(tf_bus *bb, int timeout_ms)
+{
+    kbus *b = (kbus *)bb;
+    int64_t deadline = tf_mono_us() + (int64_t)timeout_ms * 1000;
+    while (atomic_load(&b->outstanding) > 0) {
+        if (timeout_ms >= 0 && tf_mono_us() >= deadline)
+            return TF_BUS_ETIMEDOUT;
+        usleep(1000);
+    }
+    return 0;
+}
+
+static int k_status(tf_bus *bb, char *msg, size_t msglen)
+{
+    kbus *b = (kbus *)bb;
+    if (atomic_load(&b->fatal)) {
+        snprintf(msg, msglen, "kafka producer hit a fatal error");
+        return TF_BUS_ERR;
+    }
+    pthread_mutex_lock(&b->mu);
+    int64_t now = tf_mono_us();
+    if (now - b->status_checked_us >= 1000000 || b->status_checked_us == 0) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(b->rk, 0, NULL, &md, 1000);
+        b->status_ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (b->status_ok)
+            b->status_msg[0] = '\0';
+        else
+            snprintf(b->status_msg, sizeof(b->status_msg), "Kafka brokers %s unreachable: %s", b->brokers,
+                     rd_kafka_err2str(err));
+        b->status_checked_us = tf_mono_us();
+    }
+    int ok = b->status_ok;
+    snprintf(msg, msglen, "%s", b->status_msg);
+    pthread_mutex_unlock(&b->mu);
+    return ok ? 0 : TF_BUS_ERR;
+}
+
+static void k_free(tf_bus *bb)
+{
+    kbus *b = (kbus *)bb;
+    atomic_store(&b->closing, 1);
+    pthread_join(b->poller, NULL);
+    rd_kafka_purge(b->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 100 && atomic_load(&b->outstanding) > 0; i++)
+        rd_kafka_poll(b->rk, 50);
+    rd_kafka_destroy(b->rk);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+/* ---- consumers ---- */
+
+static void free_cur(kconsumer *c)
+{
+    if (c->cur) {
+        rd_kafka_message_destroy(c->cur);
+        c->cur = NULL;
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    kconsumer *c = opaque;
+    int32_t ids[256];
+    int n = parts->cnt < 256 ? parts->cnt : 256;
+    for (int i = 0; i < n; i++)
+        ids[i] = parts->elems[i].partition;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        tf_info("bus", "partitions assigned", "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
+        if (c->rebalance)
+            c->rebalance(c->rebalance_ctx, 1, ids, n);
+        rd_kafka_assign(rk, parts);
+    } else {
+        tf_info("bus", "partitions revoked", "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
+        if (c->rebalance)
+            c->rebalance(c->rebalance_ctx, 0, ids, n);
+        rd_kafka_commit(rk, NULL, 0);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* No-group consumers: assign every partition once the topic is known. */
+static int assign_all(kconsumer *c)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, t, &md, 2000);
+    rd_kafka_topic_destroy(t);
+    if (err || !md || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        return -1;
+    }
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    int32_t ids[256];
+    for (int i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_add(l, c->topic, md->topics[0].partitions[i].id);
+        p->offset = c->from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+        if (i < 256)
+            ids[i] = md->topics[0].partitions[i].id;
+    }
+    rd_kafka_metadata_destroy(md);
+    err = rd_kafka_assign(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err)
+        return -1;
+    c->assigned = 1;
+    if (c->rebalance)
+        c->rebalance(c->rebalance_ctx, 1, ids, n < 256 ? n : 256);
+    return 0;
+}
+
+static int k_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
+{
+    kconsumer *c = (kconsumer *)cc;
+    free_cur(c);
+    int64_t deadline = tf_mono_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        if (atomic_exchange(&c->wake, 0))
+            return 0;
+        if (atomic_load(&c->bus->closing))
+            return TF_BUS_ECLOSED;
+        if (!c->grouped && !c->assigned && assign_all(c) < 0) {
+            if (timeout_ms >= 0 && tf_mono_us() >= deadline)
+                return 0;
+            usleep(100000);
+            continue;
+        }
+        int slice = 100;
+        if (timeout_ms >= 0) {
+            int64_t left = (deadline - tf_mono_us()) / 1000;
+            if (left < slice)
+                slice = left < 0 ? 0 : (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, slice);
+        if (m) {
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    tf_warn("bus", "kafka consumer error", "\"topic\":\"%s\",\"error\":\"%s\"", c->topic,
+                            rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return TF_BUS_ERR;
+            }
+            c->cur = m;
+            c->msg.topic = c->topic;
+            c->msg.key = m->key ? m->key : "";
+            c->msg.key_len = m->key_len;
+            c->msg.value = m->payload ? m->payload : "";
+            c->msg.value_len = m->len;
+            c->msg.partition = m->partition;
+            c->msg.offset = m->offset;
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(m, &tt);
+            c->msg.ts_us = ts > 0 ? ts * 1000 : 0;
+            c->msg.lsn = 0;
+            c->msg.xid = 0;
+            rd_kafka_headers_t *h = NULL;
+            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+                const void *v;
+                size_t vl;
+                char tmp[24];
+                if (rd_kafka_header_get_last(h, "lsn", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
+                    memcpy(tmp, v, vl);
+                    tmp[vl] = '\0';
+                    c->msg.lsn = strtoull(tmp, NULL, 10);
+                }
+                if (rd_kafka_header_get_last(h, "xid", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
+                    memcpy(tmp, v, vl);
+                    tmp[vl] = '\0';
+                    c->msg.xid = strtoll(tmp, NULL, 10);
+                }
+            }
+            *out = &c->msg;
+            return 1;
+        }
+        if (timeout_ms >= 0 && tf_mono_us() >= deadline)
+            return 0;
+    }
+}
+
+static int k_commit(tf_bus_consumer *cc, const tf_bus_msg *msg)
+{
+    kconsumer *c = (kconsumer *)cc;
+    if (!c->grouped)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->topic, msg->partition)->offset = msg->offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return err ? TF_BUS_ERR : 0;
+}
+
+static int64_t k_missed(tf_bus_consumer *cc)
+{
+    (void)cc;
+    return 0; /* Kafka retains: a slow reader lags, it is never skipped */
+}
+
+static void k_wake(tf_bus_consumer *cc)
+{
+    kconsumer *c = (kconsumer *)cc;
+    atomic_store(&c->wake, 1);
+}
+
+static int64_t k_lag(tf_bus_consumer *cc)
+{
+    kconsumer *c = (kconsumer *)cc;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(c->rk, &l) || !l)
+        return -1;
+    int64_t lag = 0;
+    if (rd_kafka_position(c->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(c->rk, c->topic, l->elems[i].partition, &lo, &hi) == 0 &&
+                hi >= 0 && l->elems[i].offset >= 0 && hi > l->elems[i].offset)
+                lag += hi - l->elems[i].offset;
+        }
+    } else {
+        lag = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return lag;
+}
+
+static void k_close(tf_bus_consumer *cc)
+{
+    kconsumer *c = (kconsumer *)cc;
+    free_cur(c);
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}
+
+static const struct tf_bus_consumer_ops kconsumer_ops = {
+    k_poll, k_commit, k_missed, k_wake, k_lag, k_close,
+};
+
+static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *group, int flags,
+                                    tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
+                                    char *errbuf, size_t errlen)
+{
+    kbus *b = (kbus *)bb;
+    kconsumer *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->base.ops = &kconsumer_ops;
+    c->bus = b;
+    snprintf(c->topic, sizeof(c->topic), "%s", topic);
+    c->grouped = group != NULL;
+    c->from_beginning = (flags & TF_BUS_FROM_BEGINNING) != 0;
+    c->rebalance = rebalance;
+    c->rebalance_ctx = rebalance_ctx;
+    atomic_init(&c->wake, 0);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (setc(conf, "bootstrap.servers", b->brokers, errbuf, errlen) ||
+        setc(conf, "client.id", "tickflow", errbuf, errlen) ||
+        setc(conf, "auto.offset.reset", c->from_beginning ? "earliest" : "latest", errbuf, errlen) ||
+        setc(conf, "enable.partition.eof", "false", errbuf, errlen) ||
+        setc(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
+        (group && (setc(conf, "group.id", group, errbuf, errlen) ||
+                   setc(conf, "enable.auto.commit", "true", errbuf, errlen) ||
+                   setc(conf, "auto.commit.interval.ms", "1000", errbuf, errlen) ||
+                   setc(conf, "enable.auto.offset.store", "false", errbuf, errlen)))) {
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    if (group)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    char e[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!c->rk) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    if (group) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+            snprintf(errbuf, errlen, "kafka subscribe %s: %s", topic, rd_kafka_err2str(err));
+            rd_kafka_destroy(c->rk);
+            free(c);
+            return NULL;
+        }
+    } else {
+        assign_all(c); /* retried in poll when the topic is not there yet */
+    }
+    return &c->base;
+}
+
+static const struct tf_bus_ops kbus_ops = {
+    "kafka", k_free, k_produce, k_flush, k_status, k_subscribe,
+};
+
+/* Creates our topics if missing (broker-default partitions/replication);
+ * best effort: a broker that is down now is reported by tf_bus_status. */
+static void ensure_topics(kbus *b)
+{
+    static const char *const names[] = {TF_TOPIC_TRADES, TF_TOPIC_ANOMALIES, TF_TOPIC_SIGNALS};
+    rd_kafka_NewTopic_t *nt[3];
+    for (int i = 0; i < 3; i++)
+        nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, NULL, 0);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(b->rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(b->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, 5000, NULL, 0);
+    rd_kafka_CreateTopics(b->rk, nt, 3, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 6000);
+    if (ev) {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t n = 0;
+        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                tf_warn("bus", "cannot create topic", "\"topic\":\"%s\",\"error\":\"%s\"",
+                        rd_kafka_topic_result_name(tr[i]), rd_kafka_err2str(e));
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    for (int i = 0; i < 3; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+}
+
+tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen)
+{
+    kbus *b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    b->base.ops = &kbus_ops;
+    snprintf(b->brokers, sizeof(b->brokers), "%s", cfg->kafka_brokers);
+    atomic_init(&b->closing, 0);
+    atomic_init(&b->outstanding, 0);
+    atomic_init(&b->fatal, 0);
+    atomic_init(&b->all_down, 0);
+    pthread_mutex_init(&b->mu, NULL);
+    char linger[16];
+    snprintf(linger, sizeof(linger), "%d", cfg->kafka_linger_ms >= 0 ? cfg->kafka_linger_ms : 5);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (setc(conf, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
+        setc(conf, "client.id", "tickflow", errbuf, errlen) ||
+        setc(conf, "enable.idempotence", "true", errbuf, errlen) ||
+        setc(conf, "acks", "all", errbuf, errlen) ||
+        setc(conf, "message.timeout.ms", "0", errbuf, errlen) ||
+        setc(conf, "linger.ms", linger, errbuf, errlen) ||
+        setc(conf, "batch.num.messages", "10000", errbuf, errlen) ||
+        setc(conf, "queue.buffering.max.messages", "200000", errbuf, errlen) ||
+        setc(conf, "reconnect.backoff.ms", "100", errbuf, errlen) ||
+        setc(conf, "reconnect.backoff.max.ms", "2000", errbuf, errlen) ||
+        (cfg->kafka_compression[0] &&
+         setc(conf, "compression.codec", cfg->kafka_compression, errbuf, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        goto err;
+    }
+    rd_kafka_conf_set_opaque(conf, b);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    char e[512];
+    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!b->rk) {
+        snprintf(errbuf, errlen, "kafka producer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        goto err;
+    }
+    if (m) {
+        b->produced = tf_counter(m, "tickflow_kafka_produced_total", "Messages produced to Kafka", NULL);
+        b->delivered = tf_counter(m, "tickflow_kafka_delivered_total", "Messages Kafka acknowledged", NULL);
+        b->failed = tf_counter(m, "tickflow_kafka_delivery_failed_total", "Messages Kafka failed to deliver",
+                               NULL);
+    }
+    ensure_topics(b);
+    if (pthread_create(&b->poller, NULL, poller_main, b) != 0) {
+        snprintf(errbuf, errlen, "cannot start the Kafka poller thread");
+        rd_kafka_destroy(b->rk);
+        goto err;
+    }
+    return &b->base;
+err:
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    return NULL;
+}

@@ -1,0 +1,978 @@
+/*
+ * cdc.c - the replication client behind cdc.h, on one dedicated thread
+ * (libpq's replication protocol is synchronous per connection; a thread keeps
+ * it off every event loop).
+ *
+ * Per transaction the thread keeps an entry {end LSN, outstanding events} in
+ * a commit-ordered queue. Bus delivery callbacks (any thread) only decrement
+ * the entry's atomic counter; the CDC thread pops fully delivered committed
+ * entries from the head and moves the confirmed flush position to their end
+ * LSN. With the queue empty it confirms the latest position the server has
+ * sent (keepalive walEnd), so an idle publication never pins WAL.
+ * On reconnect, the thread first waits for every outstanding event to be
+ * delivered, drops the queue, and restarts from the confirmed position: what
+ * was not confirmed is replayed (at-least-once; consumers de-duplicate by
+ * commit LSN/xid or trade id).
+ *
+ * Wire details: ../shared/PGOUTPUT.md and PostgreSQL's pg_recvlogical.c.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "cdc/cdc.h"
+#include "cdc/debezium.h"
+#include "cdc/pgoutput.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#ifndef TICKFLOW_VERSION
+#define TICKFLOW_VERSION "0.1.0"
+#endif
+
+#define ERR_FATAL (-2)
+#define ERR_RETRY (-1)
+#define TRADES_TABLE "stock_trades"
+#define SNAPSHOT_FETCH "5000"
+
+typedef struct entry {
+    struct entry *next;
+    uint64_t end_lsn;
+    int64_t commit_us;   /* unix us */
+    int committed;       /* Commit seen (CDC thread only) */
+    atomic_long outstanding;
+    atomic_int failed;
+} entry;
+
+typedef struct rel {
+    uint32_t oid;
+    char *nsp, *name;
+    int ncols;
+    tf_dbz_col *cols;
+    int is_trades;
+} rel;
+
+struct tf_cdc {
+    tf_config cfg;
+    tf_bus *bus;
+    pthread_t thread;
+    atomic_int stop;
+    int stop_timeout_ms;
+    pthread_mutex_t mu; /* guards st and the sleep cv */
+    pthread_cond_t cv;
+    tf_cdc_status st;
+
+    PGconn *conn;
+    char dbname[128];
+    char snapshot_name[128]; /* set when this run created the slot with a snapshot */
+    uint64_t consistent_point;
+    uint64_t received, flushed;
+    uint64_t sent_flush; /* last flush position sent */
+    int64_t last_status_us;
+    int64_t status_interval_us;
+
+    entry *head, *tail;
+    entry *cur;          /* transaction being received */
+    int64_t cur_xid;
+    uint64_t cur_final_lsn;
+    int64_t cur_commit_us;
+
+    rel *rels;
+    int nrels;
+    tf_dbz_buf buf;
+    atomic_long outstanding_total;
+    int64_t events;
+
+    tf_metric *m_events, *m_lag_bytes, *m_lag_ms, *m_outstanding, *m_confirmed, *m_received;
+};
+
+static const char *const state_names[] = {"connecting", "snapshot", "streaming", "backoff", "stopped"};
+
+const char *tf_lsn_fmt(uint64_t lsn, char *buf)
+{
+    snprintf(buf, 20, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    return buf;
+}
+
+static int parse_lsn(const char *s, uint64_t *out)
+{
+    unsigned hi, lo;
+    if (!s || sscanf(s, "%X/%X", &hi, &lo) != 2)
+        return -1;
+    *out = ((uint64_t)hi << 32) | lo;
+    return 0;
+}
+
+static void set_state(tf_cdc *c, int state, const char *err)
+{
+    pthread_mutex_lock(&c->mu);
+    c->st.state = state;
+    c->st.state_name = state_names[state];
+    if (err)
+        snprintf(c->st.last_error, sizeof(c->st.last_error), "%.*s", (int)sizeof(c->st.last_error) - 1, err);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Sleeps up to ms unless stop is requested. */
+static void nap(tf_cdc *c, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (!atomic_load(&c->stop))
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- relation cache ---- */
+
+static void rel_clear(rel *r)
+{
+    for (int i = 0; i < r->ncols; i++)
+        free((char *)r->cols[i].name);
+    free(r->cols);
+    free(r->nsp);
+    free(r->name);
+    memset(r, 0, sizeof(*r));
+}
+
+static rel *rel_find(tf_cdc *c, uint32_t oid)
+{
+    for (int i = 0; i < c->nrels; i++)
+        if (c->rels[i].oid == oid)
+            return &c->rels[i];
+    return NULL;
+}
+
+static int rel_update(tf_cdc *c, const tf_pg_msg *m)
+{
+    rel *r = rel_find(c, m->rel_oid);
+    if (!r) {
+        rel *nr = realloc(c->rels, sizeof(rel) * (size_t)(c->nrels + 1));
+        if (!nr)
+            return -1;
+        c->rels = nr;
+        r = &c->rels[c->nrels++];
+        memset(r, 0, sizeof(*r));
+    } else {
+        rel_clear(r);
+    }
+    r->oid = m->rel_oid;
+    r->nsp = strdup(m->nspname[0] ? m->nspname : "pg_catalog");
+    r->name = strdup(m->relname);
+    r->cols = calloc((size_t)(m->columns.ncols ? m->columns.ncols : 1), sizeof(tf_dbz_col));
+    if (!r->nsp || !r->name || !r->cols)
+        return -1;
+    size_t off = 0;
+    tf_pg_column col;
+    while (r->ncols < m->columns.ncols && tf_pg_columns_next(&m->columns, &off, &col) == 1) {
+        r->cols[r->ncols].name = strdup(col.name);
+        r->cols[r->ncols].type_oid = col.type_oid;
+        if (!r->cols[r->ncols].name)
+            return -1;
+        r->ncols++;
+    }
+    r->is_trades = strcmp(r->name, TRADES_TABLE) == 0;
+    tf_info("cdc", "relation", "\"oid\":%u,\"schema\":\"%s\",\"table\":\"%s\",\"columns\":%d", r->oid,
+            r->nsp, r->name, r->ncols);
+    return 0;
+}
+
+/* ---- commit queue ---- */
+
+static void on_delivered(void *ctx, void *opaque, int err)
+{
+    tf_cdc *c = ctx;
+    entry *e = opaque;
+    if (err)
+        atomic_store(&e->failed, 1);
+    atomic_fetch_sub(&e->outstanding, 1);
+    atomic_fetch_sub(&c->outstanding_total, 1);
+}
+
+static entry *entry_new(tf_cdc *c, int64_t commit_us)
+{
+    entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->commit_us = commit_us;
+    atomic_init(&e->outstanding, 0);
+    atomic_init(&e->failed, 0);
+    if (c->tail)
+        c->tail->next = e;
+    else
+        c->head = e;
+    c->tail = e;
+    return e;
+}
+
+/* Pops delivered transactions; returns -1 when a delivery failed. */
+static int reap(tf_cdc *c)
+{
+    while (c->head && c->head->committed && atomic_load(&c->head->outstanding) == 0) {
+        entry *e = c->head;
+        if (atomic_load(&e->failed))
+            return -1;
+        if (e->end_lsn > c->flushed)
+            c->flushed = e->end_lsn;
+        c->head = e->next;
+        if (!c->head)
+            c->tail = NULL;
+        free(e);
+    }
+    if (!c->head && c->received > c->flushed)
+        c->flushed = c->received; /* nothing outstanding: never pin WAL */
+    return 0;
+}
+
+/* Waits until every produced event had its callback, then drops the queue
+ * (used before reconnecting: the stream restarts at the confirmed LSN). */
+static void drop_queue(tf_cdc *c, int wait_ms)
+{
+    int64_t deadline = tf_mono_us() + (int64_t)wait_ms * 1000;
+    while (atomic_load(&c->outstanding_total) > 0) {
+        if (wait_ms >= 0 && tf_mono_us() > deadline)
+            break;
+        tf_bus_flush(c->bus, 100);
+        if (wait_ms < 0 && atomic_load(&c->stop))
+            wait_ms = 2000, deadline = tf_mono_us() + 2000000;
+    }
+    reap(c);
+    if (c->head)
+        c->received = c->flushed; /* undelivered work is dropped: never confirm past it */
+    if (atomic_load(&c->outstanding_total) > 0) {
+        /* Entries still referenced by the bus must not be freed: leak the
+         * remainder deliberately rather than risk a use-after-free (only on
+         * a stop whose deadline passed with the bus stuck). */
+        tf_warn("cdc", "events still undelivered at stop", "\"outstanding\":%ld",
+                (long)atomic_load(&c->outstanding_total));
+        c->head = c->tail = NULL;
+    }
+    while (c->head) {
+        entry *e = c->head;
+        c->head = e->next;
+        free(e);
+    }
+    c->tail = NULL;
+    c->cur = NULL;
+}
+
+static void update_status(tf_cdc *c)
+{
+    int64_t now = tf_now_us();
+    int64_t lag_ms = c->head ? (now - c->head->commit_us) / 1000 : 0;
+    if (lag_ms < 0)
+        lag_ms = 0;
+    int64_t lag_bytes = c->received > c->flushed ? (int64_t)(c->received - c->flushed) : 0;
+    long outstanding = atomic_load(&c->outstanding_total);
+    pthread_mutex_lock(&c->mu);
+    c->st.received_lsn = c->received;
+    c->st.confirmed_lsn = c->flushed;
+    c->st.lag_bytes = lag_bytes;
+    c->st.lag_ms = lag_ms;
+    c->st.events = c->events;
+    c->st.outstanding = outstanding;
+    pthread_mutex_unlock(&c->mu);
+    if (c->m_lag_bytes) {
+        tf_metric_set(c->m_lag_bytes, lag_bytes);
+        tf_metric_set(c->m_lag_ms, lag_ms);
+        tf_metric_set(c->m_outstanding, outstanding);
+        tf_metric_set(c->m_confirmed, (int64_t)c->flushed);
+        tf_metric_set(c->m_received, (int64_t)c->received);
+    }
+}
+
+/* Sends a standby status update when due (interval), when the confirmed
+ * position moved (at most every 10 ms), or when the server asked. */
+static int send_status(tf_cdc *c, int force)
+{
+    if (reap(c) < 0)
+        return -1;
+    int64_t now = tf_mono_us();
+    int moved = c->flushed != c->sent_flush;
+    if (!force && !(moved && now - c->last_status_us >= 10000) &&
+        now - c->last_status_us < c->status_interval_us)
+        return 0;
+    uint8_t msg[34];
+    tf_pg_encode_status(msg, c->received, c->flushed, c->flushed, tf_now_us() - TF_PG_EPOCH_OFFSET_US, 0);
+    if (PQputCopyData(c->conn, (const char *)msg, sizeof(msg)) <= 0 || PQflush(c->conn) < 0)
+        return -1;
+    c->last_status_us = now;
+    c->sent_flush = c->flushed;
+    update_status(c);
+    return 0;
+}
+
+/* ---- events ---- */
+
+static int produce(tf_cdc *c, const char *key, size_t key_len, entry *e, uint64_t commit_lsn, int64_t xid)
+{
+    atomic_fetch_add(&e->outstanding, 1);
+    atomic_fetch_add(&c->outstanding_total, 1);
+    for (;;) {
+        int rc = tf_bus_produce(c->bus, TF_TOPIC_TRADES, key, key_len, c->buf.p, c->buf.len, commit_lsn,
+                                xid, on_delivered, c, e, 100);
+        if (rc == 0)
+            break;
+        if (rc != TF_BUS_ETIMEDOUT || atomic_load(&c->stop)) {
+            atomic_fetch_sub(&e->outstanding, 1);
+            atomic_fetch_sub(&c->outstanding_total, 1);
+            return -1;
+        }
+        /* back-pressure: keep the server from timing us out meanwhile */
+        if (c->conn && PQstatus(c->conn) == CONNECTION_OK && send_status(c, 0) < 0)
+            return -1;
+    }
+    c->events++;
+    if (c->m_events)
+        tf_metric_add(c->m_events, 1);
+    return 0;
+}
+
+static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
+{
+    rel *r = rel_find(c, m->rel_oid);
+    if (!r) {
+        tf_error("cdc", "change for unknown relation", "\"oid\":%u", m->rel_oid);
+        return -1;
+    }
+    if (!r->is_trades)
+        return 0;
+    if (!c->cur) {
+        tf_error("cdc", "change outside a transaction", NULL);
+        return -1;
+    }
+    const tf_pg_tuple *before = NULL, *after = NULL;
+    char op;
+    switch (m->tag) {
+    case 'I': op = 'c'; after = &m->new_tuple; break;
+    case 'U': op = 'u'; after = &m->new_tuple; before = m->old_kind ? &m->old_tuple : NULL; break;
+    default: op = 'd'; before = &m->old_tuple; break;
+    }
+    tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
+                         c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
+    if (tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, tf_now_us() / 1000) < 0) {
+        tf_error("cdc", "cannot encode change (tuple does not match relation)", "\"table\":\"%s\"", r->name);
+        return -1;
+    }
+    const char *key = "";
+    size_t key_len = 0;
+    if (!tf_dbz_find_text(r->cols, r->ncols, after, "ticker", &key, &key_len))
+        tf_dbz_find_text(r->cols, r->ncols, before, "ticker", &key, &key_len);
+    return produce(c, key, key_len, c->cur, c->cur_final_lsn, c->cur_xid);
+}
+
+static int emit_truncate(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
+{
+    for (uint32_t i = 0; i < m->nrels; i++) {
+        rel *r = rel_find(c, tf_pg_truncate_oid(m, i));
+        if (!r || !r->is_trades || !c->cur)
+            continue;
+        tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
+                             c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
+        if (tf_dbz_envelope(&c->buf, 't', r->cols, r->ncols, NULL, NULL, &src, tf_now_us() / 1000) < 0 ||
+            produce(c, "", 0, c->cur, c->cur_final_lsn, c->cur_xid) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Handles one copy-data message from the server. */
+static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
+{
+    tf_pg_copy cp;
+    const char *err;
+    if (tf_pg_parse_copy(buf, len, &cp, &err) < 0) {
+        tf_error("cdc", "bad replication message", "\"reason\":\"%s\"", err);
+        return -1;
+    }
+    if (cp.kind == 'k') {
+        if (cp.wal_end > c->received)
+            c->received = cp.wal_end;
+        if (cp.reply_requested)
+            *reply = 1;
+        return 0;
+    }
+    if (cp.data_start > c->received)
+        c->received = cp.data_start;
+    tf_pg_msg m;
+    if (tf_pg_decode(cp.data, cp.len, &m, &err) < 0) {
+        tf_error("cdc", "bad pgoutput message", "\"reason\":\"%s\",\"tag\":%d", err, cp.data[0]);
+        return -1;
+    }
+    switch (m.tag) {
+    case 'B':
+        c->cur_xid = m.xid;
+        c->cur_final_lsn = m.final_lsn;
+        c->cur_commit_us = m.time + TF_PG_EPOCH_OFFSET_US;
+        c->cur = entry_new(c, c->cur_commit_us);
+        return c->cur ? 0 : -1;
+    case 'C':
+        if (!c->cur) {
+            tf_error("cdc", "commit without begin", NULL);
+            return -1;
+        }
+        c->cur->end_lsn = m.end_lsn;
+        c->cur->committed = 1;
+        c->cur = NULL;
+        if (m.end_lsn > c->received)
+            c->received = m.end_lsn;
+        return 0;
+    case 'R':
+        return rel_update(c, &m);
+    case 'I':
+    case 'U':
+    case 'D':
+        return emit_change(c, &m, cp.data_start);
+    case 'T':
+        return emit_truncate(c, &m, cp.data_start);
+    case 'Y':
+    case 'O':
+    case 'M':
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* ---- connection set-up ---- */
+
+static PGconn *connect_pg(const tf_config *cfg, int replication, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname", "replication", "options", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {cfg->pg_url, replication ? "database" : NULL,
+                          "-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3", "tickflow-cdc", "5",
+                          NULL};
+    if (!replication) {
+        keys[1] = "options";
+        vals[1] = vals[2];
+        keys[2] = "application_name";
+        vals[2] = vals[3];
+        keys[3] = "connect_timeout";
+        vals[3] = "5";
+        keys[4] = NULL;
+    }
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static void pg_err(char *err, size_t errlen, const char *what, PGconn *conn, PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    if (!msg || !*msg)
+        msg = PQerrorMessage(conn);
+    snprintf(err, errlen, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+}
+
+/* Connects and prepares the slot. Returns 0, ERR_RETRY or ERR_FATAL. */
+static int setup(tf_cdc *c, int first, char *err, size_t errlen)
+{
+    const tf_config *cfg = &c->cfg;
+    PGconn *conn = connect_pg(cfg, 1, err, errlen);
+    if (!conn)
+        return ERR_RETRY;
+    int rc = ERR_FATAL;
+    PGresult *res = PQexec(conn, "SHOW wal_level");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(err, errlen, "SHOW wal_level", conn, res);
+        rc = ERR_RETRY;
+        goto fail;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+        snprintf(err, errlen,
+                 "wal_level is \"%s\" but logical replication needs wal_level=logical "
+                 "(set it in postgresql.conf and restart PostgreSQL)",
+                 PQgetvalue(res, 0, 0));
+        goto fail;
+    }
+    PQclear(res);
+
+    char *pub = PQescapeLiteral(conn, cfg->cdc_publication, strlen(cfg->cdc_publication));
+    char *slot = PQescapeLiteral(conn, cfg->cdc_slot, strlen(cfg->cdc_slot));
+    char q[512];
+    snprintf(q, sizeof(q), "SELECT 1 FROM pg_publication WHERE pubname = %s", pub ? pub : "''");
+    res = PQexec(conn, q);
+    int have_pub = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    int query_ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    snprintf(q, sizeof(q),
+             "SELECT active_pid, confirmed_flush_lsn, plugin, slot_type, database FROM pg_replication_slots "
+             "WHERE slot_name = %s",
+             slot ? slot : "''");
+    PQfreemem(pub);
+    PQfreemem(slot);
+    res = NULL;
+    if (!query_ok) {
+        pg_err(err, errlen, "looking up the publication", conn, NULL);
+        rc = ERR_RETRY;
+        goto fail;
+    }
+    if (!have_pub) {
+        snprintf(err, errlen, "publication \"%s\" does not exist (run `tickflow migrate` to create it)",
+                 cfg->cdc_publication);
+        goto fail;
+    }
+    res = PQexec(conn, q);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pg_err(err, errlen, "looking up the replication slot", conn, res);
+        rc = ERR_RETRY;
+        goto fail;
+    }
+    if (PQntuples(res) == 1) {
+        if (strcmp(PQgetvalue(res, 0, 3), "logical") != 0 || strcmp(PQgetvalue(res, 0, 2), "pgoutput") != 0 ||
+            strcmp(PQgetvalue(res, 0, 4), PQdb(conn)) != 0) {
+            snprintf(err, errlen,
+                     "replication slot \"%s\" exists but is not a pgoutput logical slot of database \"%s\" "
+                     "(type %s, plugin %s, database %s)",
+                     cfg->cdc_slot, PQdb(conn), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2),
+                     PQgetvalue(res, 0, 4));
+            goto fail;
+        }
+        if (!PQgetisnull(res, 0, 0)) {
+            snprintf(err, errlen, "replication slot \"%s\" is in use by another process (PID %s)",
+                     cfg->cdc_slot, PQgetvalue(res, 0, 0));
+            rc = ERR_RETRY; /* a killed predecessor's walsender may still be exiting */
+            goto fail;
+        }
+        uint64_t confirmed = 0;
+        if (!PQgetisnull(res, 0, 1) && parse_lsn(PQgetvalue(res, 0, 1), &confirmed) == 0 &&
+            confirmed > c->flushed)
+            c->flushed = confirmed;
+        PQclear(res);
+        res = NULL;
+    } else {
+        PQclear(res);
+        int want_snapshot = first && strcmp(cfg->cdc_snapshot, "initial") == 0;
+        char *ident = PQescapeIdentifier(conn, cfg->cdc_slot, strlen(cfg->cdc_slot));
+        snprintf(q, sizeof(q), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", ident ? ident : "\"\"",
+                 want_snapshot ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT");
+        PQfreemem(ident);
+        res = PQexec(conn, q);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pg_err(err, errlen, "creating replication slot", conn, res);
+            rc = ERR_RETRY;
+            goto fail;
+        }
+        parse_lsn(PQgetvalue(res, 0, 1), &c->consistent_point);
+        if (c->consistent_point > c->flushed)
+            c->flushed = c->consistent_point;
+        if (want_snapshot && !PQgetisnull(res, 0, 2))
+            snprintf(c->snapshot_name, sizeof(c->snapshot_name), "%s", PQgetvalue(res, 0, 2));
+        char l[20];
+        tf_info("cdc", "replication slot created",
+                "\"slot\":\"%s\",\"consistent_point\":\"%s\",\"snapshot\":\"%s\"", cfg->cdc_slot,
+                tf_lsn_fmt(c->consistent_point, l), c->snapshot_name[0] ? c->snapshot_name : "none");
+        PQclear(res);
+        res = NULL;
+    }
+    snprintf(c->dbname, sizeof(c->dbname), "%s", PQdb(conn));
+    c->conn = conn;
+    return 0;
+fail:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+/* Encodes one result row as pgoutput TupleData so the snapshot shares the
+ * envelope code with the stream. */
+static int row_tuple(PGresult *res, int row, tf_dbz_buf *tb, tf_pg_tuple *t)
+{
+    int n = PQnfields(res);
+    tb->len = 0;
+    size_t need = 2;
+    for (int i = 0; i < n; i++)
+        need += 5 + (size_t)PQgetlength(res, row, i);
+    if (need + 1 > tb->cap) {
+        char *np = realloc(tb->p, need + 1);
+        if (!np)
+            return -1;
+        tb->p = np;
+        tb->cap = need + 1;
+    }
+    uint8_t *p = (uint8_t *)tb->p;
+    size_t o = 0;
+    p[o++] = (uint8_t)(n >> 8);
+    p[o++] = (uint8_t)n;
+    for (int i = 0; i < n; i++) {
+        if (PQgetisnull(res, row, i)) {
+            p[o++] = 'n';
+            continue;
+        }
+        uint32_t l = (uint32_t)PQgetlength(res, row, i);
+        p[o++] = 't';
+        p[o++] = (uint8_t)(l >> 24);
+        p[o++] = (uint8_t)(l >> 16);
+        p[o++] = (uint8_t)(l >> 8);
+        p[o++] = (uint8_t)l;
+        memcpy(p + o, PQgetvalue(res, row, i), l);
+        o += l;
+    }
+    t->ncols = n;
+    t->p = p + 2;
+    t->len = o - 2;
+    return 0;
+}
+
+/* Emits every existing row as op "r" from the snapshot exported at slot
+ * creation (consistent with where streaming starts). */
+static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
+{
+    set_state(c, TF_CDC_SNAPSHOT, NULL);
+    PGconn *s = connect_pg(&c->cfg, 0, err, errlen);
+    if (!s)
+        return -1;
+    char q[256];
+    int rc = -1;
+    tf_dbz_buf tb = {0};
+    tf_dbz_col *cols = NULL;
+    int ncols = 0;
+    int64_t rows = 0;
+    snprintf(q, sizeof(q), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+             c->snapshot_name);
+    PGresult *res = PQexec(s, q);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pg_err(err, errlen, "snapshot", s, res);
+        goto out;
+    }
+    PQclear(res);
+    res = PQexec(s, "DECLARE tf_snap NO SCROLL CURSOR FOR SELECT * FROM public." TRADES_TABLE " ORDER BY id");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pg_err(err, errlen, "snapshot", s, res);
+        goto out;
+    }
+    entry *e = entry_new(c, tf_now_us());
+    if (!e)
+        goto out;
+    e->end_lsn = c->consistent_point;
+    for (;;) {
+        PQclear(res);
+        res = PQexec(s, "FETCH " SNAPSHOT_FETCH " FROM tf_snap");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pg_err(err, errlen, "snapshot fetch", s, res);
+            e->committed = 1;
+            goto out;
+        }
+        if (!cols) {
+            ncols = PQnfields(res);
+            cols = calloc((size_t)ncols + 1, sizeof(*cols));
+            if (!cols)
+                goto out;
+            for (int i = 0; i < ncols; i++) {
+                cols[i].name = PQfname(res, i);
+                cols[i].type_oid = PQftype(res, i);
+            }
+        } else {
+            for (int i = 0; i < ncols; i++)
+                cols[i].name = PQfname(res, i); /* names live in the current result */
+        }
+        int n = PQntuples(res);
+        if (n == 0)
+            break;
+        for (int r = 0; r < n; r++) {
+            tf_pg_tuple t;
+            if (row_tuple(res, r, &tb, &t) < 0)
+                goto out;
+            tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, "public", TRADES_TABLE,
+                                 e->commit_us / 1000, 0, c->consistent_point, 1};
+            if (tf_dbz_envelope(&c->buf, 'r', cols, ncols, NULL, &t, &src, tf_now_us() / 1000) < 0)
+                goto out;
+            const char *key = "";
+            size_t klen = 0;
+            tf_dbz_find_text(cols, ncols, &t, "ticker", &key, &klen);
+            if (produce(c, key, klen, e, c->consistent_point, 0) < 0) {
+                snprintf(err, errlen, "snapshot: bus refused an event");
+                e->committed = 1;
+                goto out;
+            }
+            rows++;
+        }
+    }
+    e->committed = 1;
+    tf_info("cdc", "snapshot done", "\"rows\":%lld", (long long)rows);
+    rc = 0;
+out:
+    PQclear(res);
+    PQclear(PQexec(s, "COMMIT"));
+    PQfinish(s);
+    free(cols);
+    free(tb.p);
+    c->snapshot_name[0] = '\0';
+    return rc;
+}
+
+static int start_streaming(tf_cdc *c, char *err, size_t errlen)
+{
+    char q[512], l[20];
+    char *ident = PQescapeIdentifier(c->conn, c->cfg.cdc_slot, strlen(c->cfg.cdc_slot));
+    /* publication_names is a quoted identifier list inside a string literal */
+    char pubq[160];
+    snprintf(pubq, sizeof(pubq), "\"%s\"", c->cfg.cdc_publication);
+    char *publit = PQescapeLiteral(c->conn, pubq, strlen(pubq));
+    snprintf(q, sizeof(q), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names %s)",
+             ident ? ident : "\"\"", tf_lsn_fmt(c->flushed, l), publit ? publit : "''");
+    PQfreemem(ident);
+    PQfreemem(publit);
+    PGresult *res = PQexec(c->conn, q);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        pg_err(err, errlen, "START_REPLICATION", c->conn, res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    tf_info("cdc", "streaming", "\"slot\":\"%s\",\"publication\":\"%s\",\"from\":\"%s\"", c->cfg.cdc_slot,
+            c->cfg.cdc_publication, l);
+    return 0;
+}
+
+/* The receive loop. Returns 0 on stop, -1 on a lost connection or error. */
+static int stream(tf_cdc *c, char *err, size_t errlen)
+{
+    set_state(c, TF_CDC_STREAMING, NULL);
+    c->last_status_us = 0;
+    for (;;) {
+        if (atomic_load(&c->stop))
+            return 0;
+        int reply = 0, n = 0;
+        for (;;) {
+            char *buf = NULL;
+            int len = PQgetCopyData(c->conn, &buf, 1);
+            if (len > 0) {
+                int rc = handle(c, (const uint8_t *)buf, (size_t)len, &reply);
+                PQfreemem(buf);
+                if (rc < 0) {
+                    snprintf(err, errlen, "replication stream: cannot process message");
+                    return -1;
+                }
+                if (reply && send_status(c, 1) < 0)
+                    goto lost;
+                reply = 0;
+                if (++n % 1000 == 0 && (send_status(c, 0) < 0 || atomic_load(&c->stop)))
+                    goto check;
+                continue;
+            }
+            if (len == 0)
+                break;
+            if (len == -1) {
+                PGresult *res = PQgetResult(c->conn);
+                pg_err(err, errlen, "replication stream ended", c->conn, res);
+                PQclear(res);
+                return -1;
+            }
+            goto lost;
+        }
+    check:
+        if (send_status(c, 0) < 0) {
+            if (reap(c) < 0) {
+                snprintf(err, errlen, "bus could not deliver an event; restarting from the confirmed position");
+                return -1;
+            }
+            goto lost;
+        }
+        update_status(c);
+        struct pollfd pfd = {PQsocket(c->conn), POLLIN, 0};
+        int timeout = c->head ? 5 : 100;
+        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+            goto lost;
+        if (PQconsumeInput(c->conn) == 0)
+            goto lost;
+    }
+lost:
+    pg_err(err, errlen, "replication connection lost", c->conn, NULL);
+    return -1;
+}
+
+/* Final confirmation on a graceful stop. */
+static void finish(tf_cdc *c)
+{
+    if (!c->conn)
+        return;
+    drop_queue(c, c->stop_timeout_ms);
+    if (PQstatus(c->conn) == CONNECTION_OK) {
+        send_status(c, 1);
+        PQputCopyEnd(c->conn, NULL);
+        PQflush(c->conn);
+        char *buf;
+        int64_t deadline = tf_mono_us() + 2000000;
+        while (tf_mono_us() < deadline) {
+            int len = PQgetCopyData(c->conn, &buf, 1);
+            if (len > 0) {
+                PQfreemem(buf);
+                continue;
+            }
+            if (len == 0) {
+                struct pollfd pfd = {PQsocket(c->conn), POLLIN, 0};
+                poll(&pfd, 1, 50);
+                if (!PQconsumeInput(c->conn))
+                    break;
+                continue;
+            }
+            break;
+        }
+        PGresult *res;
+        while ((res = PQgetResult(c->conn)) != NULL)
+            PQclear(res);
+    }
+    char l[20];
+    tf_info("cdc", "stopped", "\"slot\":\"%s\",\"confirmed\":\"%s\"", c->cfg.cdc_slot, tf_lsn_fmt(c->flushed, l));
+    PQfinish(c->conn);
+    c->conn = NULL;
+}
+
+static void *cdc_thread(void *arg)
+{
+    tf_cdc *c = arg;
+    char err[512];
+    int backoff_ms = 100;
+    int first = 1;
+    while (!atomic_load(&c->stop)) {
+        if (!c->conn) {
+            set_state(c, TF_CDC_CONNECTING, NULL);
+            int rc = setup(c, 0, err, sizeof(err));
+            if (rc < 0) {
+                tf_warn("cdc", "cannot set up replication", "\"error\":\"%s\",\"retry_ms\":%d", err, backoff_ms);
+                set_state(c, TF_CDC_BACKOFF, err);
+                nap(c, backoff_ms);
+                backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+                continue;
+            }
+        }
+        if (first && c->snapshot_name[0] && run_snapshot(c, err, sizeof(err)) < 0)
+            tf_error("cdc", "initial snapshot failed; streaming continues", "\"error\":\"%s\"", err);
+        first = 0;
+        if (start_streaming(c, err, sizeof(err)) == 0) {
+            backoff_ms = 100;
+            if (stream(c, err, sizeof(err)) == 0)
+                break;
+        }
+        if (atomic_load(&c->stop))
+            break;
+        tf_warn("cdc", "replication interrupted; reconnecting", "\"error\":\"%s\",\"retry_ms\":%d", err,
+                backoff_ms);
+        set_state(c, TF_CDC_BACKOFF, err);
+        PQfinish(c->conn);
+        c->conn = NULL;
+        drop_queue(c, -1);
+        nap(c, backoff_ms);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+    finish(c);
+    drop_queue(c, c->stop_timeout_ms);
+    update_status(c);
+    set_state(c, TF_CDC_STOPPED, NULL);
+    return NULL;
+}
+
+tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *errbuf, size_t errlen)
+{
+    if (strcmp(cfg->cdc_snapshot, "initial") != 0 && strcmp(cfg->cdc_snapshot, "no_data") != 0) {
+        snprintf(errbuf, errlen, "cdc.snapshot must be \"initial\" or \"no_data\", not \"%s\"", cfg->cdc_snapshot);
+        return NULL;
+    }
+    if (!cfg->cdc_slot[0] || strspn(cfg->cdc_slot, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(cfg->cdc_slot)) {
+        snprintf(errbuf, errlen, "cdc.slot \"%s\" is not a valid slot name (lower-case letters, digits, _)",
+                 cfg->cdc_slot);
+        return NULL;
+    }
+    tf_cdc *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    c->bus = bus;
+    c->stop_timeout_ms = 10000;
+    c->status_interval_us = (int64_t)(cfg->cdc_status_interval_ms > 0 ? cfg->cdc_status_interval_ms : 1000) * 1000;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    atomic_init(&c->stop, 0);
+    atomic_init(&c->outstanding_total, 0);
+    c->st.state_name = state_names[0];
+    if (m) {
+        c->m_events = tf_counter(m, "tickflow_cdc_events_total", "Change events produced to the bus", NULL);
+        c->m_lag_bytes = tf_gauge(m, "tickflow_cdc_lag_bytes", "Server WAL position minus confirmed flush LSN", NULL);
+        c->m_lag_ms = tf_gauge(m, "tickflow_cdc_lag_ms", "Age of the oldest unconfirmed transaction (ms)", NULL);
+        c->m_outstanding = tf_gauge(m, "tickflow_cdc_bus_outstanding", "Events produced but not yet delivered by the bus", NULL);
+        c->m_confirmed = tf_gauge(m, "tickflow_cdc_confirmed_lsn", "Last flush LSN confirmed to PostgreSQL", NULL);
+        c->m_received = tf_gauge(m, "tickflow_cdc_received_lsn", "Latest WAL position received", NULL);
+    }
+    /* First set-up on the caller's thread so misconfiguration fails start-up
+     * with a clear message. A slot held by a just-killed predecessor is
+     * waited for a few seconds. */
+    int64_t deadline = tf_mono_us() + 10 * 1000000LL;
+    for (;;) {
+        int rc = setup(c, 1, errbuf, errlen);
+        if (rc == 0)
+            break;
+        if (rc == ERR_RETRY && strstr(errbuf, "in use by another process") && tf_mono_us() < deadline) {
+            usleep(200000);
+            continue;
+        }
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return NULL;
+    }
+    if (pthread_create(&c->thread, NULL, cdc_thread, c) != 0) {
+        snprintf(errbuf, errlen, "cannot start the CDC thread");
+        PQfinish(c->conn);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void tf_cdc_stop(tf_cdc *c, int timeout_ms)
+{
+    if (!c)
+        return;
+    c->stop_timeout_ms = timeout_ms;
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->stop, 1);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    if (atomic_load(&c->outstanding_total) > 0) {
+        /* The bus still holds events whose callbacks point at c: keep it
+         * (deliberate leak) rather than let a late callback touch freed memory. */
+        tf_warn("cdc", "bus still holds undelivered events; CDC state kept alive", NULL);
+        return;
+    }
+    for (int i = 0; i < c->nrels; i++)
+        rel_clear(&c->rels[i]);
+    free(c->rels);
+    tf_dbz_buf_free(&c->buf);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void tf_cdc_get_status(tf_cdc *c, tf_cdc_status *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->st;
+    pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,173 @@
+/*
+ * cmd_run.c - `tickflow run`: the whole pipeline in one process.
+ *
+ *   migrate -> embedded bus (or Kafka when kafka.brokers is set)
+ *   processor (durable consumer: CDC confirms WAL only after it has
+ *              processed and stored what it read)
+ *   HTTP server on the main thread's loop: REST history + generate,
+ *              WebSocket ticks (non-durable bus consumer), SSE anomalies,
+ *              health/ready/metrics, dashboard; rollup refresher
+ *   CDC thread: PostgreSQL logical replication -> bus
+ *   generator thread (generator.enabled): synthetic trades at generator.rate
+ *
+ * Start-up order matters: consumers subscribe before CDC produces, so a
+ * durable consumer never misses an event. Shutdown (SIGINT/SIGTERM) runs in
+ * reverse: stop writing new trades, stop the server (clients get close
+ * frames / end of stream), let CDC hand on what it read and confirm the last
+ * delivered LSN, let the processor finish and commit, then free the bus.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus/bus.h"
+#include "cdc/cdc.h"
+#include "cmd/cmd.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "ingest/genjob.h"
+#include "process/processor.h"
+#include "serve/api.h"
+#include "serve/http.h"
+#include "serve/rollup.h"
+#include "serve/sse.h"
+#include "serve/ws.h"
+#include "store/pg.h"
+#include "store/schema.h"
+
+static tf_server *volatile g_server; /* only for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    tf_server *s = g_server;
+    if (s) tf_server_stop(s);
+}
+
+static int cdc_ready(void *ud, char *detail, size_t cap)
+{
+    tf_cdc_status st;
+    tf_cdc_get_status(ud, &st);
+    char lsn[24];
+    snprintf(detail, cap, "%s, confirmed %s, lag %lld bytes%s%s", st.state_name, tf_lsn_fmt(st.confirmed_lsn, lsn),
+             (long long)st.lag_bytes, st.last_error[0] ? ", last error: " : "", st.last_error);
+    return st.state == TF_CDC_STREAMING || st.state == TF_CDC_SNAPSHOT; /* 1 = ready */
+}
+
+static int bus_ready(void *ud, char *detail, size_t cap)
+{
+    int rc = tf_bus_status(ud, detail, cap);
+    if (rc == 0 && !detail[0]) snprintf(detail, cap, "%s", tf_bus_kind(ud));
+    return rc == 0; /* 1 = ready */
+}
+
+static int fail(const char *what, const char *err)
+{
+    tf_error("run", what, "\"error\":\"%s\"", "see stderr");
+    fprintf(stderr, "tickflow run: %s: %s\n", what, err);
+    return 1;
+}
+
+int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
+{
+    if (npos > 0) {
+        fprintf(stderr, "tickflow run: unexpected argument '%s'\n", pos[0]);
+        return 2;
+    }
+    char err[512];
+    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    if (!conn) return fail("cannot connect to PostgreSQL", err);
+    int applied = 0;
+    int rc = tf_schema_migrate(conn, cfg, &applied, err, sizeof err);
+    PQfinish(conn);
+    if (rc != 0) return fail("migration failed", err);
+
+    int code = 1;
+    tf_metrics *m = tf_metrics_new();
+    tf_bus *bus = NULL;
+    tf_processor *proc = NULL;
+    tf_server *srv = NULL;
+    tf_rollup *ru = NULL;
+    tf_api *api = NULL;
+    tf_ws *ws = NULL;
+    tf_sse *sse = NULL;
+    tf_cdc *cdc = NULL;
+    tf_genjob *gen = NULL;
+
+    if (!(bus = tf_bus_new(cfg, m, err, sizeof err))) {
+        fail("cannot create the bus", err);
+        goto out;
+    }
+    if (cfg->process_enabled && !(proc = tf_processor_start(cfg, bus, m, err, sizeof err))) {
+        fail("cannot start the processor", err);
+        goto out;
+    }
+    if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, err, sizeof err)) ||
+        !(api = tf_api_register(srv, ru, err, sizeof err)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
+        !(sse = tf_sse_attach(srv, bus, cfg, m, err, sizeof err))) {
+        fail("cannot start the server", err);
+        goto out;
+    }
+    tf_server_add_ready_check(srv, "bus", bus_ready, bus);
+    if (cfg->cdc_enabled) {
+        if (!(cdc = tf_cdc_start(cfg, bus, m, err, sizeof err))) {
+            fail("cannot start CDC", err);
+            goto out;
+        }
+        tf_server_add_ready_check(srv, "cdc", cdc_ready, cdc);
+    }
+    if (tf_server_listen(srv, err, sizeof err) < 0) {
+        fail("cannot listen", err);
+        goto out;
+    }
+    if (cfg->gen_enabled) {
+        tf_genjob_opts go = tf_genjob_opts_from_config(cfg);
+        go.count = 0; /* paced, until stopped (or generator.duration_s) */
+        go.retry = 1;
+        go.metrics = m;
+        int gcode = 0;
+        if (!(gen = tf_genjob_start(&go, &gcode, err, sizeof err))) {
+            fail("cannot start the generator", err);
+            goto out;
+        }
+    }
+    g_server = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    const char *host = strcmp(cfg->http_bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http_bind;
+    int port = tf_server_port(srv);
+    printf("tickflow run: dashboard  http://%s:%d/\n"
+           "              live ticks ws://%s:%d/api/v1/stock/real-time?tickers=*&interval_ms=1000\n"
+           "              anomalies  http://%s:%d/api/v1/stock/anomaly\n"
+           "              history    http://%s:%d/api/v1/stock?duration=15m&interval=1m\n"
+           "              bus %s, generator %s (%g trades/s), %d migration(s) applied\n",
+           host, port, host, port, host, port, host, port, tf_bus_kind(bus), gen ? "on" : "off", cfg->gen_rate,
+           applied);
+    fflush(stdout);
+    tf_info("run", "started", "\"port\":%d,\"bus\":\"%s\"", port, tf_bus_kind(bus));
+
+    tf_server_run(srv);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    g_server = NULL;
+    code = 0;
+    tf_info("run", "stopping", NULL);
+out:
+    tf_genjob_free(gen);           /* no new trades */
+    tf_cdc_stop(cdc, 10000);       /* hand on what was read, confirm the last delivered LSN */
+    tf_processor_stop(proc);       /* process, store and commit what is buffered */
+    tf_sse_free(sse);
+    tf_ws_free(ws);
+    tf_api_free(api);
+    tf_server_free(srv);
+    tf_rollup_stop(ru);
+    tf_bus_free(bus);
+    tf_metrics_free(m);
+    if (code == 0) tf_info("run", "stopped", NULL);
+    return code;
+}

@@ -1,0 +1,615 @@
+/*
+ * processor.c - the stream processor thread (see processor.h): bus ->
+ * parse -> de-duplicate -> watermark -> rules -> store -> publish -> commit.
+ *
+ * The thread polls in bursts; after each burst (or at most every
+ * FLUSH_MAX_US when anomalies are waiting) it flushes the anomalies found so
+ * far: one multi-row INSERT ... ON CONFLICT DO NOTHING, then one produce per
+ * anomaly, then commits every partition up to just before the oldest trade
+ * still held by the watermark. If PostgreSQL is down the anomalies stay
+ * queued, nothing is committed and polling pauses (bounded memory); the
+ * connection is retried with backoff.
+ */
+#include "process/processor.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "process/dbz_trade.h"
+#include "process/window.h"
+#include "store/pg.h"
+
+#define MAX_PARTS 256
+#define POLL_BURST 4096
+#define FLUSH_MAX_US 2000      /* anomalies wait at most this long for a batch */
+#define COMMIT_EVERY_US 100000
+#define INSERT_ROWS 64
+#define MAX_PENDING 100000     /* anomalies queued while PostgreSQL is down */
+#define RELOAD_S 90            /* state rebuilt from this much recent history */
+#define RELOAD_MAX_ROWS 300000
+#define IDSET_CAP (1u << 20)
+
+typedef struct pend_anom {
+    tf_anomaly a;
+    int len;
+    char json[1024];
+} pend_anom;
+
+typedef struct part_pos {
+    int32_t part;
+    int64_t last;      /* last offset polled */
+    int64_t committed; /* last offset committed, -1 none */
+} part_pos;
+
+struct tf_processor {
+    const tf_config *cfg;
+    tf_bus *bus;
+    tf_processor_opts o;
+    tf_bus_consumer *cons;
+    pthread_t th;
+    int started;
+    atomic_int stop;
+
+    tf_rules *rules;
+    tf_reorder *ro;
+    tf_idset *ids;
+    int64_t idle_us;
+
+    PGconn *pg;
+    int64_t pg_retry_mono, pg_backoff_us;
+    int store;
+
+    pend_anom *pend;
+    size_t npend, cappend;
+    int64_t first_pend_mono;
+
+    part_pos parts[MAX_PARTS];
+    int nparts;
+    int64_t last_commit_mono, last_status_mono, last_msg_mono;
+    int64_t last_ts_ms;
+    int64_t last_bad_log, last_late_log;
+    char instance[160];
+    int need_reload;
+
+    tf_processor_stats cur; /* thread-private counters */
+    pthread_mutex_t lock;   /* guards st, a snapshot of cur for other threads */
+    tf_processor_stats st;
+
+    tf_metric *m_msgs, *m_trades, *m_dups, *m_bad, *m_late_acc, *m_late_drop, *m_pending, *m_wm_lag,
+        *m_lag, *m_stored, *m_store_err;
+    tf_metric *m_anom[TF_ANOM_NTYPES];
+};
+
+/* ---- store / publish ------------------------------------------------------- */
+
+static int pg_ready(tf_processor *p)
+{
+    if (!p->store) return 1;
+    if (p->pg && PQstatus(p->pg) == CONNECTION_OK) return 1;
+    int64_t now = tf_mono_us();
+    if (now < p->pg_retry_mono) return 0;
+    if (p->pg) PQfinish(p->pg);
+    char err[512];
+    p->pg = tf_pg_connect(p->cfg->pg_url, err, sizeof err);
+    if (!p->pg) {
+        p->pg_backoff_us = p->pg_backoff_us ? p->pg_backoff_us * 2 : 250000;
+        if (p->pg_backoff_us > 5000000) p->pg_backoff_us = 5000000;
+        p->pg_retry_mono = now + p->pg_backoff_us;
+        tf_warn("process", "PostgreSQL unavailable, anomalies wait", "\"error\":\"%s\",\"retry_ms\":%lld",
+                err, (long long)(p->pg_backoff_us / 1000));
+        return 0;
+    }
+    p->pg_backoff_us = 0;
+    tf_info("process", "connected to PostgreSQL", NULL);
+    return 1;
+}
+
+static void pg_failed(tf_processor *p, PGresult *r, const char *what)
+{
+    char err[512];
+    int code = tf_pg_classify(p->pg, r, what, err, sizeof err);
+    tf_warn("process", "PostgreSQL write failed", "\"error\":\"%s\",\"class\":\"%s\"", err, tf_pg_strerror(code));
+    tf_metric_add(p->m_store_err, 1);
+    if (code == TF_PG_ECONN || PQstatus(p->pg) != CONNECTION_OK) {
+        PQfinish(p->pg);
+        p->pg = NULL;
+    }
+    p->pg_retry_mono = tf_mono_us() + 500000;
+}
+
+/* Stores rows [from, from + n) of the pending list in one statement. */
+static int store_rows(tf_processor *p, size_t from, size_t n)
+{
+    char sql[INSERT_ROWS * 96 + 256];
+    size_t off = (size_t)snprintf(sql, sizeof sql,
+                                  "INSERT INTO stock_anomalies (id, type, ticker, market_code, event_time,"
+                                  " detected_at, severity, evidence, body) VALUES ");
+    const char *vals[INSERT_ROWS * 9];
+    char times[INSERT_ROWS][2][40];
+    char *evid[INSERT_ROWS];
+    for (size_t i = 0; i < n; i++) {
+        pend_anom *pa = &p->pend[from + i];
+        int b = (int)i * 9;
+        off += (size_t)snprintf(sql + off, sizeof sql - off,
+                                "%s($%d,$%d,$%d,$%d,$%d::timestamptz,$%d::timestamptz,$%d,$%d::jsonb,$%d)",
+                                i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
+        tf_fmt_iso_us(pa->a.event_us, times[i][0]);
+        tf_fmt_iso_us(pa->a.detected_us, times[i][1]);
+        /* evidence is the tail of the message: ...,"evidence":{...}} */
+        const char *e = strstr(pa->json, "\"evidence\":");
+        size_t elen = e ? (size_t)(pa->json + pa->len - 1 - (e + 11)) : 2;
+        evid[i] = malloc(elen + 1);
+        if (evid[i]) {
+            if (e) memcpy(evid[i], e + 11, elen);
+            else memcpy(evid[i], "{}", 2);
+            evid[i][elen] = 0;
+        }
+        vals[b + 0] = pa->a.id;
+        vals[b + 1] = tf_anomaly_name(pa->a.type);
+        vals[b + 2] = pa->a.ticker;
+        vals[b + 3] = pa->a.market;
+        vals[b + 4] = times[i][0];
+        vals[b + 5] = times[i][1];
+        vals[b + 6] = pa->a.severity;
+        vals[b + 7] = evid[i] ? evid[i] : "{}";
+        vals[b + 8] = pa->json;
+    }
+    snprintf(sql + off, sizeof sql - off, " ON CONFLICT (id) DO NOTHING");
+    PGresult *r = PQexecParams(p->pg, sql, (int)n * 9, NULL, vals, NULL, NULL, 0);
+    for (size_t i = 0; i < n; i++) free(evid[i]);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        pg_failed(p, r, "INSERT stock_anomalies");
+        PQclear(r);
+        return -1;
+    }
+    int64_t added = atoll(PQcmdTuples(r));
+    PQclear(r);
+    tf_metric_add(p->m_stored, added);
+    p->cur.stored += added;
+    return 0;
+}
+
+/* Stores then publishes every pending anomaly. Returns 0 when the list is
+ * empty afterwards, -1 when something must be retried later. */
+static int flush_anomalies(tf_processor *p)
+{
+    if (p->npend == 0) return 0;
+    if (p->store) {
+        if (!pg_ready(p)) return -1;
+        for (size_t i = 0; i < p->npend; i += INSERT_ROWS) {
+            size_t n = p->npend - i < INSERT_ROWS ? p->npend - i : INSERT_ROWS;
+            if (store_rows(p, i, n)) {
+                /* keep what is not stored yet (rows already stored are harmless to repeat) */
+                return -1;
+            }
+        }
+    }
+    size_t done = 0;
+    for (; done < p->npend; done++) {
+        pend_anom *pa = &p->pend[done];
+        int rc = tf_bus_produce(p->bus, TF_TOPIC_ANOMALIES, pa->a.ticker, strlen(pa->a.ticker), pa->json,
+                                (size_t)pa->len, 0, 0, NULL, NULL, NULL, 1000);
+        if (rc == TF_BUS_ETIMEDOUT) break;
+        if (rc == TF_BUS_ECLOSED) break;
+        if (rc != 0) {
+            tf_error("process", "cannot publish anomaly", "\"id\":\"%s\",\"rc\":%d", pa->a.id, rc);
+            continue; /* stored; SSE replays it from the table */
+        }
+        p->cur.published++;
+        if (p->o.on_anomaly) p->o.on_anomaly(p->o.ctx, &pa->a, pa->json, (size_t)pa->len);
+    }
+    if (done < p->npend) {
+        memmove(p->pend, p->pend + done, (p->npend - done) * sizeof *p->pend);
+        p->npend -= done;
+        return -1;
+    }
+    p->npend = 0;
+    return 0;
+}
+
+static void queue_anomaly(tf_processor *p, const tf_anomaly *a)
+{
+    if (p->npend == p->cappend) {
+        size_t nc = p->cappend ? p->cappend * 2 : 64;
+        pend_anom *np = realloc(p->pend, nc * sizeof *np);
+        if (!np) {
+            tf_error("process", "out of memory queueing an anomaly", "\"id\":\"%s\"", a->id);
+            return;
+        }
+        p->pend = np;
+        p->cappend = nc;
+    }
+    pend_anom *pa = &p->pend[p->npend];
+    pa->a = *a;
+    pa->len = tf_anomaly_json(a, pa->json, sizeof pa->json);
+    if (pa->len < 0) return;
+    if (p->npend++ == 0) p->first_pend_mono = tf_mono_us();
+    tf_metric_add(p->m_anom[a->type], 1);
+    p->cur.anomalies++;
+}
+
+/* ---- commits ------------------------------------------------------------------ */
+
+static part_pos *part_of(tf_processor *p, int32_t part)
+{
+    for (int i = 0; i < p->nparts; i++)
+        if (p->parts[i].part == part) return &p->parts[i];
+    if (p->nparts == MAX_PARTS) return NULL;
+    part_pos *pp = &p->parts[p->nparts++];
+    pp->part = part;
+    pp->last = -1;
+    pp->committed = -1;
+    return pp;
+}
+
+/* Commits each partition up to just before its oldest trade still held by
+ * the watermark; only call with no anomalies pending. */
+static void commit_all(tf_processor *p)
+{
+    for (int i = 0; i < p->nparts; i++) {
+        part_pos *pp = &p->parts[i];
+        int64_t held = tf_reorder_min_offset(p->ro, pp->part);
+        int64_t upto = held >= 0 ? held - 1 : pp->last;
+        if (upto > pp->committed) {
+            tf_bus_msg m = {0};
+            m.topic = TF_TOPIC_TRADES;
+            m.partition = pp->part;
+            m.offset = upto;
+            if (tf_bus_commit(p->cons, &m) == 0) pp->committed = upto;
+        }
+    }
+    p->last_commit_mono = tf_mono_us();
+}
+
+/* ---- trade path ------------------------------------------------------------- */
+
+static void run_rules(tf_processor *p, const tf_trade *t, int late)
+{
+    tf_anomaly out[8];
+    int n = tf_rules_on_trade(p->rules, t, late, tf_now_us(), out, 8);
+    for (int i = 0; i < n; i++) queue_anomaly(p, &out[i]);
+}
+
+static void drain(tf_processor *p)
+{
+    tf_ro_item it;
+    while (tf_reorder_pop(p->ro, &it)) run_rules(p, &it.tr, 0);
+}
+
+static void handle_msg(tf_processor *p, const tf_bus_msg *m)
+{
+    part_pos *pp = part_of(p, m->partition);
+    if (pp) pp->last = m->offset;
+    tf_metric_add(p->m_msgs, 1);
+    tf_dbz_trade d;
+    const char *why = NULL;
+    int rc = tf_dbz_parse_trade(m->value, m->value_len, &d, &why);
+    p->cur.messages++;
+    if (rc == TF_DBZ_BAD) {
+        tf_metric_add(p->m_bad, 1);
+        p->cur.bad++;
+        int64_t now = tf_mono_us();
+        if (now - p->last_bad_log > 1000000) {
+            p->last_bad_log = now;
+            tf_warn("process", "skipping malformed trade message",
+                    "\"error\":\"%s\",\"partition\":%d,\"offset\":%lld", why, m->partition, (long long)m->offset);
+        }
+        return;
+    }
+    if (rc == TF_DBZ_SKIP) {
+        p->cur.skipped_ops++;
+        return;
+    }
+    if (d.commit_ts_ms) p->last_ts_ms = d.commit_ts_ms;
+    if (tf_idset_check_add(p->ids, d.tr.id)) {
+        tf_metric_add(p->m_dups, 1);
+        p->cur.duplicates++;
+        return;
+    }
+    tf_metric_add(p->m_trades, 1);
+    p->cur.trades++;
+    int r = tf_reorder_push(p->ro, &d.tr, m->partition, m->offset);
+    if (r == TF_RO_LATE) {
+        tf_metric_add(p->m_late_acc, 1);
+        p->cur.late_accepted++;
+        run_rules(p, &d.tr, 1);
+    } else if (r == TF_RO_TOO_LATE || r == TF_RO_ENOMEM) {
+        tf_metric_add(p->m_late_drop, 1);
+        p->cur.late_dropped++;
+        int64_t now = tf_mono_us();
+        if (now - p->last_late_log > 1000000) {
+            p->last_late_log = now;
+            char et[40], wm[40];
+            tf_fmt_iso_us(d.tr.event_us, et);
+            tf_fmt_iso_us(tf_reorder_watermark(p->ro), wm);
+            tf_warn("process", "trade beyond allowed lateness, not evaluated",
+                    "\"trade_id\":%lld,\"ticker\":\"%s\",\"event_time\":\"%s\",\"watermark\":\"%s\"",
+                    (long long)d.tr.id, d.tr.ticker, et, wm);
+        }
+    }
+    drain(p);
+}
+
+/* ---- state rebuild ---------------------------------------------------------- */
+
+/* Rebuilds the rules' state from the last RELOAD_S seconds of stock_trades.
+ * Anomalies found on the way are queued like any other: the ones already
+ * stored by the previous owner conflict on their id and are dropped, the
+ * ones it never stored are stored now. Trade ids go into the replay set so
+ * the same trades arriving from the bus are not counted twice. */
+static void reload_state(tf_processor *p)
+{
+    tf_rules_reset(p->rules);
+    if (!p->store || !pg_ready(p)) return;
+    int64_t t0 = tf_mono_us();
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT id, ticker, market_code, trade_type, price::text,"
+             " quantity, (extract(epoch from event_time) * 1000000)::bigint"
+             " FROM stock_trades WHERE event_time >= (SELECT max(event_time) FROM stock_trades)"
+             " - interval '%d seconds' ORDER BY event_time, id LIMIT %d",
+             RELOAD_S, RELOAD_MAX_ROWS);
+    PGresult *r = PQexec(p->pg, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_failed(p, r, "reloading recent trades");
+        PQclear(r);
+        return;
+    }
+    int n = PQntuples(r), used = 0;
+    for (int i = 0; i < n; i++) {
+        tf_trade t;
+        memset(&t, 0, sizeof t);
+        const char *tk = PQgetvalue(r, i, 1), *mk = PQgetvalue(r, i, 2), *px = PQgetvalue(r, i, 4);
+        if (tf_parse_i64(PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)), &t.id) ||
+            !tf_ticker_valid(tk, strlen(tk)) || !tf_market_valid(mk, strlen(mk)) ||
+            tf_parse_fixed(px, strlen(px), 4, &t.price_e4) ||
+            tf_parse_i64(PQgetvalue(r, i, 5), strlen(PQgetvalue(r, i, 5)), &t.quantity) ||
+            tf_parse_i64(PQgetvalue(r, i, 6), strlen(PQgetvalue(r, i, 6)), &t.event_us))
+            continue;
+        snprintf(t.ticker, sizeof t.ticker, "%s", tk);
+        snprintf(t.market, sizeof t.market, "%s", mk);
+        t.side = PQgetvalue(r, i, 3)[0] == 'B' ? 'B' : 'S';
+        if (tf_idset_check_add(p->ids, t.id)) continue;
+        run_rules(p, &t, 0);
+        used++;
+    }
+    PQclear(r);
+    tf_info("process", "state rebuilt from recent trades", "\"trades\":%d,\"ms\":%lld", used,
+            (long long)((tf_mono_us() - t0) / 1000));
+}
+
+static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
+{
+    tf_processor *p = ctx;
+    if (!assigned) {
+        /* finish everything we hold before the partitions move */
+        tf_reorder_flush(p->ro);
+        drain(p);
+        for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
+        if (p->npend == 0) commit_all(p);
+        for (int i = 0; i < n; i++) tf_reorder_drop_partition(p->ro, parts[i]);
+        p->nparts = 0;
+        tf_info("process", "partitions revoked", "\"count\":%d", n);
+        return;
+    }
+    tf_info("process", "partitions assigned", "\"count\":%d", n);
+    p->need_reload = 1;
+}
+
+/* ---- status heartbeat ----------------------------------------------------- */
+
+static void write_status(tf_processor *p, const char *state)
+{
+    int64_t lag = tf_bus_consumer_lag(p->cons);
+    int64_t lag_ms = 0;
+    if (lag > 0 && p->last_ts_ms > 0) lag_ms = tf_now_us() / 1000 - p->last_ts_ms;
+    if (lag_ms < 0) lag_ms = 0;
+    int64_t wm = tf_reorder_watermark(p->ro);
+    tf_metric_set(p->m_lag, lag_ms);
+    tf_metric_set(p->m_pending, (int64_t)tf_reorder_pending(p->ro));
+    if (wm != INT64_MIN) tf_metric_set(p->m_wm_lag, (tf_now_us() - wm) / 1000);
+    p->cur.lag_ms = lag_ms;
+    tf_processor_stats s = p->cur;
+    p->last_status_mono = tf_mono_us();
+    if (!p->store || !pg_ready(p)) return;
+    char lag_s[32], trades[32], anoms[32], late[32], wms[40];
+    snprintf(lag_s, sizeof lag_s, "%lld", (long long)lag_ms);
+    snprintf(trades, sizeof trades, "%lld", (long long)s.trades);
+    snprintf(anoms, sizeof anoms, "%lld", (long long)s.anomalies);
+    snprintf(late, sizeof late, "%lld", (long long)(s.late_accepted + s.late_dropped));
+    if (wm != INT64_MIN) tf_fmt_iso_us(wm, wms);
+    const char *vals[7] = {p->instance, lag_s, trades, anoms, late, state, wm != INT64_MIN ? wms : NULL};
+    PGresult *r = PQexecParams(
+        p->pg,
+        "INSERT INTO tickflow_processor_status (instance, updated_at, lag_ms, trades, anomalies, late,"
+        " state, watermark) VALUES ($1, now(), $2, $3, $4, $5, $6, $7::timestamptz)"
+        " ON CONFLICT (instance) DO UPDATE SET updated_at = now(), lag_ms = EXCLUDED.lag_ms,"
+        " trades = EXCLUDED.trades, anomalies = EXCLUDED.anomalies, late = EXCLUDED.late,"
+        " state = EXCLUDED.state, watermark = EXCLUDED.watermark",
+        7, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) pg_failed(p, r, "processor status");
+    PQclear(r);
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void publish_stats(tf_processor *p)
+{
+    p->cur.watermark_us = tf_reorder_watermark(p->ro);
+    p->cur.pending = (int64_t)tf_reorder_pending(p->ro);
+    p->cur.store_ok = !p->store || (p->pg && PQstatus(p->pg) == CONNECTION_OK);
+    pthread_mutex_lock(&p->lock);
+    p->st = p->cur;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *run(void *arg)
+{
+    tf_processor *p = arg;
+    int64_t status_us = (int64_t)p->cfg->process_status_interval_ms * 1000;
+    p->last_msg_mono = tf_mono_us();
+    write_status(p, "running");
+    while (!atomic_load(&p->stop)) {
+        /* do not take more input while anomalies cannot be stored */
+        int blocked = p->npend >= MAX_PENDING || (p->npend > 0 && p->store && !pg_ready(p));
+        int polled = 0;
+        while (!blocked && polled < POLL_BURST && !atomic_load(&p->stop)) {
+            const tf_bus_msg *m = NULL;
+            int rc = tf_bus_poll(p->cons, polled ? 0 : 20, &m);
+            if (p->need_reload) {
+                p->need_reload = 0;
+                reload_state(p);
+            }
+            if (rc != 1) break;
+            handle_msg(p, m);
+            polled++;
+            if (p->npend && tf_mono_us() - p->first_pend_mono >= FLUSH_MAX_US) break;
+        }
+        int64_t now = tf_mono_us();
+        if (polled) p->last_msg_mono = now;
+        else if (tf_reorder_pending(p->ro) && now - p->last_msg_mono >= p->idle_us) {
+            tf_reorder_flush(p->ro); /* idle source: release everything */
+            drain(p);
+        }
+        if (p->npend && flush_anomalies(p) != 0) {
+            usleep(20000);
+            continue;
+        }
+        if (!p->npend && now - p->last_commit_mono >= COMMIT_EVERY_US) commit_all(p);
+        if (now - p->last_status_mono >= status_us) write_status(p, "running");
+        publish_stats(p);
+        if (blocked) usleep(20000);
+    }
+    /* graceful: everything held is processed, stored, published, committed */
+    tf_reorder_flush(p->ro);
+    drain(p);
+    for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
+    if (p->npend == 0) commit_all(p);
+    else tf_warn("process", "stopping with anomalies not stored (they are found again on replay)",
+                 "\"pending\":%zu", p->npend);
+    write_status(p, "stopped");
+    publish_stats(p);
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void proc_free(tf_processor *p)
+{
+    if (!p) return;
+    tf_bus_consumer_close(p->cons);
+    tf_rules_free(p->rules);
+    tf_reorder_free(p->ro);
+    tf_idset_free(p->ids);
+    if (p->pg) PQfinish(p->pg);
+    free(p->pend);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+tf_processor *tf_processor_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *errbuf,
+                                 size_t errlen)
+{
+    tf_processor_opts o = {.durable = 1, .from_beginning = 1};
+    return tf_processor_start_opts(cfg, bus, m, &o, errbuf, errlen);
+}
+
+tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metrics *m,
+                                      const tf_processor_opts *opts, char *errbuf, size_t errlen)
+{
+    tf_processor *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    p->cfg = cfg;
+    p->bus = bus;
+    if (opts) p->o = *opts;
+    else p->o.durable = p->o.from_beginning = 1;
+    p->store = cfg->process_store;
+    int64_t ooo = (int64_t)cfg->process_out_of_order_ms * 1000;
+    p->idle_us = p->o.idle_flush_ms > 0 ? (int64_t)p->o.idle_flush_ms * 1000 : (ooo > 200000 ? ooo : 200000);
+    p->st.watermark_us = p->cur.watermark_us = INT64_MIN;
+    tf_rules_cfg rc;
+    tf_rules_cfg_from_config(&rc, cfg);
+    p->rules = tf_rules_new(&rc);
+    p->ro = tf_reorder_new(ooo, (int64_t)cfg->process_allowed_lateness_ms * 1000);
+    p->ids = tf_idset_new(IDSET_CAP);
+    if (!p->rules || !p->ro || !p->ids) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(p->instance, sizeof p->instance, "%s:%d", host, (int)getpid());
+    p->m_msgs = tf_counter(m, "tickflow_process_messages_total", "Trade messages consumed by the processor", NULL);
+    p->m_trades = tf_counter(m, "tickflow_process_trades_total", "Trades processed by the rules", NULL);
+    p->m_dups = tf_counter(m, "tickflow_process_duplicates_total", "Replayed trades dropped by id", NULL);
+    p->m_bad = tf_counter(m, "tickflow_process_bad_messages_total", "Malformed trade messages skipped", NULL);
+    p->m_late_acc = tf_counter(m, "tickflow_process_late_trades_total", "Trades behind the watermark",
+                               "disposition=\"accepted\"");
+    p->m_late_drop = tf_counter(m, "tickflow_process_late_trades_total", "Trades behind the watermark",
+                                "disposition=\"beyond_lateness\"");
+    p->m_pending = tf_gauge(m, "tickflow_process_pending_trades", "Trades waiting for the watermark", NULL);
+    p->m_wm_lag = tf_gauge(m, "tickflow_process_watermark_lag_ms", "Wall clock minus the event-time watermark", NULL);
+    p->m_lag = tf_gauge(m, "tickflow_process_lag_ms", "Processor behind the bus head (commit time of the trade in hand)", NULL);
+    p->m_stored = tf_counter(m, "tickflow_process_anomalies_stored_total", "Anomaly rows inserted", NULL);
+    p->m_store_err = tf_counter(m, "tickflow_process_store_errors_total", "Failed anomaly inserts", NULL);
+    for (int k = 0; k < TF_ANOM_NTYPES; k++) {
+        char lab[64];
+        snprintf(lab, sizeof lab, "type=\"%s\"", tf_anomaly_name((tf_anomaly_type)k));
+        p->m_anom[k] = tf_counter(m, "tickflow_anomalies_total", "Anomalies detected by type", lab);
+    }
+    int flags = (p->o.durable ? TF_BUS_DURABLE : 0) | (p->o.from_beginning ? TF_BUS_FROM_BEGINNING : 0);
+    p->cons = tf_bus_subscribe(bus, TF_TOPIC_TRADES, cfg->kafka_group[0] ? cfg->kafka_group : "tickflow-process",
+                               flags, on_rebalance, p, errbuf, errlen);
+    if (!p->cons) goto err;
+    if (p->store) pg_ready(p); /* connect now when possible; retried in the loop otherwise */
+    if (pthread_create(&p->th, NULL, run, p) != 0) {
+        snprintf(errbuf, errlen, "cannot start the processor thread: %s", strerror(errno));
+        goto err;
+    }
+    p->started = 1;
+    tf_info("process", "processor started",
+            "\"instance\":\"%s\",\"bus\":\"%s\",\"store\":%s,\"out_of_order_ms\":%d,\"allowed_lateness_ms\":%d",
+            p->instance, tf_bus_kind(bus), p->store ? "true" : "false", cfg->process_out_of_order_ms,
+            cfg->process_allowed_lateness_ms);
+    return p;
+err:
+    proc_free(p);
+    return NULL;
+}
+
+void tf_processor_stop(tf_processor *p)
+{
+    if (!p) return;
+    if (p->started) {
+        atomic_store(&p->stop, 1);
+        tf_bus_consumer_wake(p->cons);
+        pthread_join(p->th, NULL);
+    }
+    tf_processor_stats s;
+    tf_processor_get_stats(p, &s);
+    tf_info("process", "processor stopped",
+            "\"trades\":%lld,\"anomalies\":%lld,\"duplicates\":%lld,\"late_accepted\":%lld,\"late_dropped\":%lld,\"bad\":%lld",
+            (long long)s.trades, (long long)s.anomalies, (long long)s.duplicates, (long long)s.late_accepted,
+            (long long)s.late_dropped, (long long)s.bad);
+    proc_free(p);
+}
+
+void tf_processor_get_stats(tf_processor *p, tf_processor_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->st;
+    pthread_mutex_unlock(&p->lock);
+}

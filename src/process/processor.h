@@ -1,0 +1,77 @@
+/*
+ * processor.h - the stream processor: consumes stock.stock_trades from the
+ * bus on its own thread, de-duplicates replayed trades by id, orders them by
+ * event time behind a watermark (process/window.h), runs the anomaly rules
+ * (process/rules.h) and hands each anomaly on, in this order:
+ *   1. stored in stock_anomalies (INSERT ... ON CONFLICT (id) DO NOTHING;
+ *      the id is deterministic, so a replay never duplicates a row),
+ *   2. published to stock.anomalies (key = ticker),
+ *   3. only then are the input offsets committed (embedded durable consumer:
+ *      CDC may confirm the WAL position; Kafka: the group offset).
+ * A crash anywhere replays uncommitted trades: anomalies are found again with
+ * the same ids, so nothing is lost and the table gets no duplicates (the SSE
+ * side drops re-published ids it has already sent).
+ *
+ * Liveness: every process.status_interval_ms the processor upserts its row
+ * in tickflow_processor_status (instance, updated_at, lag_ms, ...); SSE
+ * servers in any process read it to report "processor lagging / down".
+ *
+ * Kafka: several processors in one consumer group (cfg->kafka_group) split
+ * the partitions, i.e. the tickers. On revocation everything buffered is
+ * processed, stored and committed; on assignment the per-ticker state is
+ * rebuilt from the last minutes of stock_trades in PostgreSQL (when store is
+ * on), so rules are warm at once.
+ */
+#ifndef TF_PROCESS_PROCESSOR_H
+#define TF_PROCESS_PROCESSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus/bus.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "process/rules.h"
+
+typedef struct tf_processor tf_processor;
+
+typedef struct tf_processor_opts {
+    int durable;         /* embedded bus: the producer waits for our commits (tickflow run) */
+    int from_beginning;  /* start at the oldest retained message / group start */
+    int idle_flush_ms;   /* no input for this long: advance the watermark to the newest
+                            event (0 = max(out_of_order_ms, 200)) */
+    /* Optional: called on the processor thread for each anomaly after it was
+     * stored and published (benchmarks, tests). a is borrowed. */
+    void (*on_anomaly)(void *ctx, const tf_anomaly *a, const char *json, size_t len);
+    void *ctx;
+} tf_processor_opts;
+
+typedef struct tf_processor_stats {
+    int64_t messages, trades, duplicates, bad, skipped_ops;
+    int64_t late_accepted, late_dropped;
+    int64_t anomalies, stored, published;
+    int64_t pending;        /* trades waiting for the watermark */
+    int64_t watermark_us;   /* INT64_MIN before the first trade */
+    int64_t lag_ms;         /* behind the bus head: now - commit time of the trade being processed */
+    int store_ok;           /* 1 when PostgreSQL is reachable (or store is off) */
+} tf_processor_stats;
+
+/* Subscribes to stock.stock_trades (group cfg->kafka_group) and starts the
+ * thread. opts may be NULL (durable, from the beginning). bus, cfg and m
+ * are borrowed and must outlive the processor; m may be NULL. With
+ * cfg->process_store the processor connects to cfg->pg_url (and keeps
+ * retrying when it is down: nothing is committed meanwhile). Returns NULL
+ * with errbuf on failure. */
+tf_processor *tf_processor_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *errbuf,
+                                 size_t errlen);
+tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metrics *m,
+                                      const tf_processor_opts *opts, char *errbuf, size_t errlen);
+
+/* Graceful stop: processes what is buffered (watermark flushed), stores,
+ * publishes and commits it, marks the status row stopped, joins, frees.
+ * Accepts NULL. */
+void tf_processor_stop(tf_processor *p);
+
+void tf_processor_get_stats(tf_processor *p, tf_processor_stats *out);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * rules.h - the five anomaly rules over per-ticker state. Pure computation:
+ * trades in (event-time order, from the watermark), anomalies out; no I/O,
+ * no threads, no wall clock (the caller passes detected_at).
+ *
+ *   PRICE_SPIKE   return vs the previous trade beyond spike_k standard
+ *                 deviations of returns over a sliding window, and the next
+ *                 trade holds the new level (a jump).
+ *   OFF_VWAP      an isolated print: a trade whose return is an outlier as
+ *                 above, far from the rolling VWAP (beyond vwap_k sd of the
+ *                 price's usual distance from VWAP and vwap_pct percent), and
+ *                 whose next trade is back near the price before it. A print
+ *                 that reverts but is not far from VWAP is a PRICE_SPIKE.
+ *                 (So both wait for the ticker's next trade to decide.)
+ *   RAPID_MOVE    the price moved beyond rapid_pct percent within
+ *                 rapid_window_s through ordinary-sized steps (outlier returns
+ *                 are excluded, those are spikes), and the move is beyond
+ *                 rapid_z times what the return sd allows for that many
+ *                 trades (sd * sqrt(n)).
+ *   VOLUME_SPIKE  one trade's log quantity beyond volume_k sd above its
+ *                 rolling mean (sizes are heavy-tailed, log makes them
+ *                 near-normal).
+ *   TRADE_BURST   trades in the current tumbling window of burst_window_ms
+ *                 beyond mean + burst_k * max(sd, sqrt(mean), 1) of the
+ *                 previous windows' counts (empty windows included) and at
+ *                 least burst_min_trades; fires as soon as the count crosses.
+ *
+ * No rule fires before its baseline has `warmup` samples; after a ticker and
+ * type fired, the same (ticker, type) is quiet for cooldown_s of event time.
+ * Anomalous samples are kept out of the baselines. Severity is from
+ * value / threshold: >= 2 high, >= 1.4 medium, else low.
+ *
+ * Late trades (behind the watermark but within the allowed lateness) only
+ * feed the order-independent parts: volume baseline and VOLUME_SPIKE, and
+ * the burst count when their window is still the current one.
+ */
+#ifndef TF_PROCESS_RULES_H
+#define TF_PROCESS_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/trade.h"
+#include "ingest/gen.h"
+
+typedef struct tf_rules_cfg {
+    double spike_k;          /* return z-score */
+    double spike_window_s;
+    double rapid_pct;
+    double rapid_z;
+    double rapid_window_s;
+    double volume_k;
+    double volume_window_s;
+    double burst_k;
+    int burst_window_ms;
+    double burst_history_s;
+    int burst_min_trades;
+    double vwap_k;
+    double vwap_pct;
+    double vwap_window_s;
+    int vwap_trades;         /* the rolling VWAP covers at most this many trades */
+    int warmup;              /* samples before a rule may fire */
+    double cooldown_s;
+    int max_samples;         /* cap of each sliding window */
+} tf_rules_cfg;
+
+void tf_rules_cfg_defaults(tf_rules_cfg *c);
+/* Takes the [process] settings of a loaded configuration. */
+void tf_rules_cfg_from_config(tf_rules_cfg *c, const tf_config *cfg);
+
+#define TF_ANOMALY_MAX_IDS 16
+
+typedef struct tf_anomaly {
+    char id[32];                   /* "a-000000000123": deterministic */
+    tf_anomaly_type type;
+    char ticker[TF_TICKER_MAX];
+    char market[TF_MARKET_MAX];
+    int64_t event_us;              /* event time of the (first) anomalous trade */
+    int64_t detected_us;
+    const char *severity;          /* "low" | "medium" | "high" (static) */
+    const char *metric;            /* static */
+    double value, threshold;
+    double window_s;
+    double base_mean, base_sd;
+    int64_t base_n;
+    int ntrades;
+    int64_t trade_ids[TF_ANOMALY_MAX_IDS];
+} tf_anomaly;
+
+/* The deterministic anomaly id: from the triggering trade id and the type
+ * (a trade belongs to one ticker): "a-" + 12+ digits of id * 8 + type. */
+void tf_anomaly_make_id(char out[32], int64_t trade_id, tf_anomaly_type type);
+
+/* Encodes the stock.anomalies message (DESIGN.md section 3) into buf.
+ * Returns the length, or -1 if cap is too small (1024 is always enough). */
+int tf_anomaly_json(const tf_anomaly *a, char *buf, size_t cap);
+
+typedef struct tf_rules tf_rules;
+
+typedef struct tf_rules_stats {
+    int64_t trades, late, suppressed_cooldown, tickers;
+    int64_t by_type[TF_ANOM_NTYPES];
+} tf_rules_stats;
+
+tf_rules *tf_rules_new(const tf_rules_cfg *c);
+void tf_rules_free(tf_rules *r);
+
+/*
+ * Feeds one trade. late = 0 for trades released by the watermark (event
+ * order), 1 for late ones. Anomalies found are written to out (capacity
+ * max; 8 is always enough for one trade), with detected_us = now_us.
+ * Returns how many were written.
+ */
+int tf_rules_on_trade(tf_rules *r, const tf_trade *t, int late, int64_t now_us, tf_anomaly *out,
+                      int max);
+
+/* Forgets all per-ticker state (rebalance without state reload). */
+void tf_rules_reset(tf_rules *r);
+void tf_rules_get_stats(const tf_rules *r, tf_rules_stats *s);
+
+#endif

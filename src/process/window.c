@@ -1,0 +1,325 @@
+/*
+ * window.c - sliding windows, the watermark reorder buffer and the recent id
+ * set of the stream processor (see window.h).
+ */
+#include "process/window.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- sliding window ------------------------------------------------------ */
+
+int tf_win_init(tf_win *w, int cap, int64_t span_us)
+{
+    memset(w, 0, sizeof *w);
+    if (cap < 1) cap = 1;
+    int c = cap < 32 ? cap : 32;
+    w->ring = calloc((size_t)c, sizeof *w->ring);
+    if (!w->ring) return -1;
+    w->cap = c;
+    w->maxcap = cap;
+    w->span_us = span_us;
+    return 0;
+}
+
+void tf_win_free(tf_win *w)
+{
+    if (!w) return;
+    free(w->ring);
+    w->ring = NULL;
+    w->n = 0;
+}
+
+void tf_win_clear(tf_win *w)
+{
+    w->head = w->n = 0;
+    w->sx = w->sxx = w->sw = 0;
+    w->since_exact = 0;
+}
+
+static void drop_oldest(tf_win *w)
+{
+    tf_win_item *it = &w->ring[w->head];
+    w->sx -= it->x;
+    w->sxx -= it->x * it->x;
+    w->sw -= it->w;
+    w->head = (w->head + 1) % w->cap;
+    if (--w->n == 0) w->sx = w->sxx = w->sw = 0;
+}
+
+/* Running sums drift with floating-point cancellation; recompute them from
+ * the samples once per cap pushes (amortised O(1)). */
+static void recompute(tf_win *w)
+{
+    double sx = 0, sxx = 0, sw = 0;
+    for (int i = 0; i < w->n; i++) {
+        const tf_win_item *it = &w->ring[(w->head + i) % w->cap];
+        sx += it->x;
+        sxx += it->x * it->x;
+        sw += it->w;
+    }
+    w->sx = sx;
+    w->sxx = sxx;
+    w->sw = sw;
+    w->since_exact = 0;
+}
+
+void tf_win_expire(tf_win *w, int64_t t)
+{
+    if (w->span_us <= 0) return;
+    while (w->n > 0 && w->ring[w->head].t < t - w->span_us) drop_oldest(w);
+}
+
+void tf_win_push(tf_win *w, int64_t t, double x, double weight)
+{
+    tf_win_expire(w, t);
+    if (w->n == w->cap && w->cap < w->maxcap) {
+        int nc = w->cap * 2 < w->maxcap ? w->cap * 2 : w->maxcap;
+        tf_win_item *nr = malloc((size_t)nc * sizeof *nr);
+        if (nr) { /* unwrap the ring into the new buffer; on OOM keep the old size */
+            for (int i = 0; i < w->n; i++) nr[i] = w->ring[(w->head + i) % w->cap];
+            free(w->ring);
+            w->ring = nr;
+            w->cap = nc;
+            w->head = 0;
+        }
+    }
+    if (w->n == w->cap) drop_oldest(w);
+    tf_win_item *it = &w->ring[(w->head + w->n) % w->cap];
+    it->t = t;
+    it->x = x;
+    it->w = weight;
+    w->n++;
+    w->sx += x;
+    w->sxx += x * x;
+    w->sw += weight;
+    if (++w->since_exact >= w->cap) recompute(w);
+}
+
+double tf_win_mean(const tf_win *w) { return w->n ? w->sx / w->n : 0.0; }
+
+double tf_win_sd(const tf_win *w)
+{
+    if (w->n < 2) return 0.0;
+    double m = w->sx / w->n;
+    double v = w->sxx / w->n - m * m;
+    return v > 0 ? sqrt(v) : 0.0;
+}
+
+double tf_win_wmean(const tf_win *w) { return w->sw > 0 ? w->sx / w->sw : 0.0; }
+
+/* ---- watermark / reorder (binary min-heap on (event time, arrival)) ------ */
+
+struct tf_reorder {
+    tf_ro_item *heap;
+    size_t n, cap;
+    int64_t ooo_us, lateness_us;
+    int64_t max_us;      /* newest event time seen */
+    int64_t flushed_us;  /* watermark forced by tf_reorder_flush */
+    uint64_t seq;
+};
+
+tf_reorder *tf_reorder_new(int64_t ooo_us, int64_t lateness_us)
+{
+    tf_reorder *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->ooo_us = ooo_us < 0 ? 0 : ooo_us;
+    r->lateness_us = lateness_us < 0 ? 0 : lateness_us;
+    r->max_us = INT64_MIN;
+    r->flushed_us = INT64_MIN;
+    return r;
+}
+
+void tf_reorder_free(tf_reorder *r)
+{
+    if (!r) return;
+    free(r->heap);
+    free(r);
+}
+
+int64_t tf_reorder_watermark(const tf_reorder *r)
+{
+    if (r->max_us == INT64_MIN) return INT64_MIN;
+    int64_t wm = r->max_us - r->ooo_us;
+    return wm > r->flushed_us ? wm : r->flushed_us;
+}
+
+size_t tf_reorder_pending(const tf_reorder *r) { return r->n; }
+
+/* Event time, then trade id (ids follow commit order, so trades stamped
+ * with the same instant keep the order they were written in), then arrival. */
+static int ro_less(const tf_ro_item *a, const tf_ro_item *b)
+{
+    if (a->tr.event_us != b->tr.event_us) return a->tr.event_us < b->tr.event_us;
+    if (a->tr.id != b->tr.id) return a->tr.id < b->tr.id;
+    return a->seq < b->seq;
+}
+
+static void sift_up(tf_ro_item *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ro_less(&h[i], &h[p])) break;
+        tf_ro_item t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static void sift_down(tf_ro_item *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && ro_less(&h[l], &h[m])) m = l;
+        if (r < n && ro_less(&h[r], &h[m])) m = r;
+        if (m == i) break;
+        tf_ro_item t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t offset)
+{
+    int64_t wm = tf_reorder_watermark(r);
+    if (wm != INT64_MIN && t->event_us < wm) {
+        /* watermark - lateness, computed without overflow */
+        if (t->event_us >= wm - r->lateness_us) return TF_RO_LATE;
+        return TF_RO_TOO_LATE;
+    }
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 256;
+        tf_ro_item *nh = realloc(r->heap, nc * sizeof *nh);
+        if (!nh) return TF_RO_ENOMEM;
+        r->heap = nh;
+        r->cap = nc;
+    }
+    tf_ro_item *it = &r->heap[r->n];
+    it->tr = *t;
+    it->partition = partition;
+    it->offset = offset;
+    it->seq = r->seq++;
+    sift_up(r->heap, r->n++);
+    if (t->event_us > r->max_us) r->max_us = t->event_us;
+    return TF_RO_BUFFERED;
+}
+
+int tf_reorder_pop(tf_reorder *r, tf_ro_item *out)
+{
+    if (r->n == 0) return 0;
+    if (r->heap[0].tr.event_us > tf_reorder_watermark(r)) return 0;
+    *out = r->heap[0];
+    r->heap[0] = r->heap[--r->n];
+    sift_down(r->heap, r->n, 0);
+    return 1;
+}
+
+void tf_reorder_flush(tf_reorder *r)
+{
+    if (r->max_us > r->flushed_us) r->flushed_us = r->max_us;
+}
+
+int64_t tf_reorder_min_offset(const tf_reorder *r, int32_t partition)
+{
+    int64_t m = -1;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->heap[i].partition == partition && (m < 0 || r->heap[i].offset < m)) m = r->heap[i].offset;
+    return m;
+}
+
+void tf_reorder_drop_partition(tf_reorder *r, int32_t partition)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->heap[i].partition != partition) r->heap[k++] = r->heap[i];
+    r->n = k;
+    for (size_t i = r->n / 2 + 1; i-- > 0;) sift_down(r->heap, r->n, i);
+}
+
+/* ---- recent id set: linear probing + FIFO ring for eviction --------------- */
+
+struct tf_idset {
+    int64_t *slots;  /* 0 = empty; size 2 * cap */
+    size_t mask;
+    int64_t *fifo;   /* insertion order, size cap */
+    size_t cap, head, n;
+};
+
+tf_idset *tf_idset_new(size_t cap)
+{
+    size_t c = 16;
+    while (c < cap) c <<= 1;
+    tf_idset *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->slots = calloc(2 * c, sizeof *s->slots);
+    s->fifo = calloc(c, sizeof *s->fifo);
+    if (!s->slots || !s->fifo) {
+        tf_idset_free(s);
+        return NULL;
+    }
+    s->cap = c;
+    s->mask = 2 * c - 1;
+    return s;
+}
+
+void tf_idset_free(tf_idset *s)
+{
+    if (!s) return;
+    free(s->slots);
+    free(s->fifo);
+    free(s);
+}
+
+static inline size_t id_hash(int64_t id)
+{
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x ^ (x >> 29));
+}
+
+static void idset_remove(tf_idset *s, int64_t id)
+{
+    size_t i = id_hash(id) & s->mask;
+    while (s->slots[i] != id) {
+        if (s->slots[i] == 0) return;
+        i = (i + 1) & s->mask;
+    }
+    /* backward-shift deletion keeps probe chains intact without tombstones */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & s->mask;
+        if (s->slots[j] == 0) break;
+        size_t k = id_hash(s->slots[j]) & s->mask;
+        /* move slots[j] into the hole at i if its home k is not in (i, j] */
+        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    s->slots[i] = 0;
+}
+
+int tf_idset_check_add(tf_idset *s, int64_t id)
+{
+    if (id == 0) return 0;
+    size_t i = id_hash(id) & s->mask;
+    while (s->slots[i] != 0) {
+        if (s->slots[i] == id) return 1;
+        i = (i + 1) & s->mask;
+    }
+    if (s->n == s->cap) {
+        int64_t old = s->fifo[s->head];
+        s->head = (s->head + 1) % s->cap;
+        s->n--;
+        idset_remove(s, old);
+        /* the removal may have shifted the chain: find the free slot again */
+        i = id_hash(id) & s->mask;
+        while (s->slots[i] != 0) i = (i + 1) & s->mask;
+    }
+    s->slots[i] = id;
+    s->fifo[(s->head + s->n) % s->cap] = id;
+    s->n++;
+    return 0;
+}

@@ -1,0 +1,110 @@
+/*
+ * window.h - the windowing primitives of the stream processor, all pure data
+ * structures (no I/O, no threads, no clock):
+ *
+ *   tf_win      a sliding window of (event time, value[, weight]) samples
+ *               bounded by age and by count, with O(1) mean / stddev /
+ *               weighted mean. The rules keep their baselines in these.
+ *   tf_reorder  event-time ordering with a watermark: trades are held until
+ *               the watermark (max event time seen - out-of-orderness) passes
+ *               them and then released in event-time order (ties: by trade
+ *               id, then arrival). A trade that
+ *               arrives behind the watermark is LATE: within the allowed
+ *               lateness it is handed back at once for the order-independent
+ *               rules, beyond it it is refused; both are counted, so nothing
+ *               disappears silently.
+ *   tf_idset    a bounded set of recently seen trade ids (FIFO eviction) for
+ *               de-duplicating replayed messages.
+ */
+#ifndef TF_PROCESS_WINDOW_H
+#define TF_PROCESS_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/trade.h"
+
+/* ---- sliding window ------------------------------------------------------ */
+
+typedef struct tf_win_item {
+    int64_t t;  /* event time, us */
+    double x;   /* value */
+    double w;   /* weight (VWAP: quantity; value is then price * quantity) */
+} tf_win_item;
+
+typedef struct tf_win {
+    tf_win_item *ring;
+    int cap;           /* allocated slots (grows up to maxcap) */
+    int maxcap;        /* max samples kept */
+    int head, n;       /* oldest at head */
+    int64_t span_us;   /* max age relative to the newest push; <= 0: no age bound */
+    double sx, sxx, sw;
+    int since_exact;   /* pushes since the sums were recomputed */
+} tf_win;
+
+/* cap >= 1: max samples kept (memory grows with use up to cap).
+ * Returns 0 or -1 (out of memory). */
+int tf_win_init(tf_win *w, int cap, int64_t span_us);
+void tf_win_free(tf_win *w);
+void tf_win_clear(tf_win *w);
+/* Adds a sample at event time t (non-decreasing in normal use), first
+ * evicting samples older than t - span and the oldest when full. */
+void tf_win_push(tf_win *w, int64_t t, double x, double weight);
+/* Drops samples older than t - span without adding one. */
+void tf_win_expire(tf_win *w, int64_t t);
+static inline int tf_win_count(const tf_win *w) { return w->n; }
+double tf_win_mean(const tf_win *w);            /* 0 when empty */
+double tf_win_sd(const tf_win *w);              /* population sd, 0 when n < 2 */
+double tf_win_wmean(const tf_win *w);           /* sum(x) / sum(w), 0 when sum(w) == 0 */
+
+/* ---- watermark / reorder -------------------------------------------------- */
+
+typedef struct tf_reorder tf_reorder;
+
+/* A buffered trade plus the bus position it came from (for commits). */
+typedef struct tf_ro_item {
+    tf_trade tr;
+    int32_t partition;
+    int64_t offset;
+    uint64_t seq; /* arrival order, the last tie-breaker */
+} tf_ro_item;
+
+enum {
+    TF_RO_BUFFERED = 0,  /* held until the watermark passes it */
+    TF_RO_LATE = 1,      /* behind the watermark, within allowed lateness: process it now */
+    TF_RO_TOO_LATE = 2,  /* beyond allowed lateness: refused (counted) */
+    TF_RO_ENOMEM = -1,
+};
+
+/* ooo_us: bounded out-of-orderness; lateness_us: allowed lateness behind the
+ * watermark. Returns NULL when out of memory. */
+tf_reorder *tf_reorder_new(int64_t ooo_us, int64_t lateness_us);
+void tf_reorder_free(tf_reorder *r);
+/* Offers a trade (copied). Returns a TF_RO_* code. */
+int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t offset);
+/* Pops the next trade whose event time is <= the watermark into *out.
+ * Returns 1 or 0 when none is due. */
+int tf_reorder_pop(tf_reorder *r, tf_ro_item *out);
+/* Advances the watermark to the newest event time seen (idle source: no
+ * more out-of-order data is expected), so everything becomes due. */
+void tf_reorder_flush(tf_reorder *r);
+/* Current watermark (INT64_MIN before the first trade). */
+int64_t tf_reorder_watermark(const tf_reorder *r);
+size_t tf_reorder_pending(const tf_reorder *r);
+/* Smallest bus offset still buffered for a partition, or -1 if none. */
+int64_t tf_reorder_min_offset(const tf_reorder *r, int32_t partition);
+/* Forgets every buffered trade of the given partitions (rebalance). */
+void tf_reorder_drop_partition(tf_reorder *r, int32_t partition);
+
+/* ---- recent id set -------------------------------------------------------- */
+
+typedef struct tf_idset tf_idset;
+
+/* Remembers up to cap ids (rounded up to a power of two). NULL on OOM. */
+tf_idset *tf_idset_new(size_t cap);
+void tf_idset_free(tf_idset *s);
+/* Returns 1 when id was already present, else inserts it (evicting the
+ * oldest when full) and returns 0. id 0 is never de-duplicated. */
+int tf_idset_check_add(tf_idset *s, int64_t id);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * api.c - route registration and POST/GET/DELETE /api/v1/stock/generate.
+ *
+ * Request bodies are parsed with jansson (packaged, strict RFC 8259, rejects
+ * invalid UTF-8), validated field by field; errors name the field as param.
+ * Generation uses the background generator job (ingest/genjob.h), which owns
+ * its COPY writer and connection. Starting a job connects to PostgreSQL and
+ * a synchronous run blocks until done, so both happen on a database worker
+ * thread (tf_server_db), never on the loop; at most two synchronous runs at
+ * a time so history queries keep workers. Continuous jobs are kept in a list
+ * touched only on the loop thread; their status is read with the job's own
+ * thread-safe accessor.
+ */
+#include "serve/api.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/trade.h"
+#include "common/util.h"
+#include "ingest/genjob.h"
+#include "serve/history.h"
+#include "store/pg.h"
+
+#define MAX_JOBS 16
+#define MAX_SYNC 2
+#define SYNC_MAX_COUNT 5000000
+
+typedef struct gjob {
+    int id;
+    tf_genjob *job;
+    double rate, duration_s;
+    int64_t start_us;
+    struct gjob *next;
+} gjob;
+
+struct tf_api {
+    tf_server *srv;
+    tf_rollup *rollup;
+    gjob *jobs;
+    int njobs;
+    int next_id;
+    int sync_running;
+};
+
+/* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
+static int jesc(const char *s, size_t len, char *buf, size_t cap)
+{
+    int n = tf_json_escape(s, len, buf, cap - 1);
+    buf[n < 0 ? 0 : n] = '\0';
+    return n;
+}
+
+/* ---- body validation ----------------------------------------------------- */
+
+typedef struct gen_req {
+    tf_genjob_opts o;
+    char tickers[1024];
+    int continuous;
+    char err[256];
+    const char *bad;
+} gen_req;
+
+static int bad(gen_req *g, const char *param, const char *fmt, const char *arg)
+{
+    g->bad = param;
+    snprintf(g->err, sizeof g->err, fmt, arg);
+    return -1;
+}
+
+/* Fills g from the JSON body. Returns 0 or -1 with g->bad/g->err. */
+static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, gen_req *g)
+{
+    memset(g, 0, sizeof *g);
+    g->o = tf_genjob_opts_from_config(cfg);
+    g->o.count = 1000;
+    g->o.rate = 0;
+    g->o.duration_s = 0;
+    g->o.start_us = 0;
+    g->o.tickers = NULL;
+    g->o.anomalies = 0;
+    g->o.seed = (uint64_t)tf_now_us();
+    json_t *root = NULL;
+    if (len > 0) {
+        json_error_t je;
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        if (!root) {
+            g->bad = "body";
+            snprintf(g->err, sizeof g->err, "body is not valid JSON: %s (at byte %d)", je.text,
+                     je.position);
+            return -1;
+        }
+        if (!json_is_object(root)) {
+            json_decref(root);
+            return bad(g, "body", "body must be a JSON object%s", "");
+        }
+    }
+    int have_count = 0, have_rate = 0, have_dur = 0, rc = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "count") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > SYNC_MAX_COUNT) {
+                rc = bad(g, "count", "count must be an integer from 1 to 5000000%s", "");
+                break;
+            }
+            g->o.count = json_integer_value(v);
+            have_count = 1;
+        } else if (strcmp(key, "tickers") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
+                rc = bad(g, "tickers", "tickers must be an array of 1 to 64 ticker strings%s", "");
+                break;
+            }
+            size_t i;
+            json_t *t;
+            size_t off = 0;
+            json_array_foreach(v, i, t) {
+                const char *s = json_is_string(t) ? json_string_value(t) : NULL;
+                size_t sl = s ? json_string_length(t) : 0;
+                if (!s || !tf_ticker_valid(s, sl) || strlen(s) != sl) {
+                    rc = bad(g, "tickers", "tickers[%s] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)",
+                             "i");
+                    snprintf(g->err, sizeof g->err,
+                             "tickers[%zu] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)", i);
+                    break;
+                }
+                off += (size_t)snprintf(g->tickers + off, sizeof g->tickers - off, "%s%s",
+                                        off ? "," : "", s);
+            }
+            if (rc) break;
+            g->o.tickers = g->tickers;
+        } else if (strcmp(key, "start") == 0) {
+            int64_t us;
+            if (!json_is_string(v) ||
+                tf_parse_iso_us(json_string_value(v), json_string_length(v), &us) < 0) {
+                rc = bad(g, "start", "start must be an ISO-8601 time string%s", "");
+                break;
+            }
+            /* keep generated history inside a sane window */
+            if (us < 946684800LL * TF_US_PER_SEC || us > tf_now_us() + 366LL * 86400 * TF_US_PER_SEC) {
+                rc = bad(g, "start", "start must be between 2000-01-01 and one year from now%s", "");
+                break;
+            }
+            g->o.start_us = us;
+        } else if (strcmp(key, "seed") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                rc = bad(g, "seed", "seed must be a non-negative integer%s", "");
+                break;
+            }
+            g->o.seed = (uint64_t)json_integer_value(v);
+        } else if (strcmp(key, "anomalies") == 0) {
+            double a = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(a >= 0 && a <= 0.1)) {
+                rc = bad(g, "anomalies", "anomalies must be a probability from 0 to 0.1%s", "");
+                break;
+            }
+            g->o.anomalies = a;
+        } else if (strcmp(key, "rate") == 0) {
+            double r = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(r > 0 && r <= 1000000)) {
+                rc = bad(g, "rate", "rate must be a number of trades per second, > 0 and <= 1000000%s", "");
+                break;
+            }
+            g->o.rate = r;
+            have_rate = 1;
+        } else if (strcmp(key, "duration_s") == 0) {
+            double d = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(d >= 0 && d <= 31 * 86400.0)) {
+                rc = bad(g, "duration_s", "duration_s must be from 0 (until stopped) to 2678400%s", "");
+                break;
+            }
+            g->o.duration_s = d;
+            have_dur = 1;
+        } else {
+            char name[64];
+            size_t kl = strlen(key);
+            snprintf(name, sizeof name, "%s", kl < 60 && tf_utf8_valid((const unsigned char *)key, kl) ? key : "?");
+            g->bad = "body";
+            snprintf(g->err, sizeof g->err,
+                     "unknown field '%s' (known: count, tickers, start, seed, anomalies, rate, duration_s)",
+                     name);
+            rc = -1;
+            break;
+        }
+    }
+    json_decref(root);
+    if (rc) return -1;
+    if (have_rate && have_count) return bad(g, "count", "give either count (synchronous) or rate (continuous), not both%s", "");
+    if (have_dur && !have_rate) return bad(g, "duration_s", "duration_s needs rate (continuous mode)%s", "");
+    if (have_rate) {
+        g->continuous = 1;
+        g->o.count = 0;
+    }
+    return 0;
+}
+
+/* ---- job JSON ------------------------------------------------------------ */
+
+static void job_json(const gjob *j, char *out, size_t cap)
+{
+    tf_genjob_status st;
+    tf_genjob_status_get(j->job, &st);
+    char esc[600];
+    if (jesc(st.error, strnlen(st.error, sizeof st.error), esc, sizeof esc - 1) < 0)
+        esc[0] = '\0';
+    snprintf(out, cap,
+             "{\"id\":%d,\"status\":\"%s\",\"rate\":%.3f,\"duration_s\":%.3f,\"inserted\":%lld,"
+             "\"first_id\":%lld,\"last_id\":%lld,\"batches\":%lld,\"anomalies_injected\":%lld,"
+             "\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"error\":%s%s%s}",
+             j->id, st.running ? "running" : st.error_code ? "failed" : "finished", j->rate,
+             j->duration_s, (long long)st.inserted, (long long)st.first_id, (long long)st.last_id,
+             (long long)st.batches, (long long)st.labels, (long long)st.elapsed_ms, st.run_id,
+             st.error_code ? "\"" : "null", st.error_code ? esc : "", st.error_code ? "\"" : "");
+}
+
+/* ---- POST ---------------------------------------------------------------- */
+
+typedef struct gen_ctx {
+    tf_api *api;
+    tf_http_req *req;
+    gen_req g;
+    tf_genjob *job;
+    tf_genjob_status st;
+    int code;
+    char err[256];
+} gen_ctx;
+
+static void gen_work(PGconn *conn, void *arg)
+{
+    (void)conn;
+    gen_ctx *x = arg;
+    x->job = tf_genjob_start(&x->g.o, &x->code, x->err, sizeof x->err);
+    if (!x->job || x->g.continuous) return;
+    tf_genjob_wait(x->job, &x->st);
+    tf_genjob_free(x->job);
+    x->job = NULL;
+}
+
+static void gen_done(void *arg)
+{
+    gen_ctx *x = arg;
+    tf_api *a = x->api;
+    tf_http_req *r = x->req;
+    if (!x->g.continuous) a->sync_running--;
+    if (!x->job && (x->g.continuous || x->code != 0)) {
+        int st = x->code == TF_PG_EINVAL ? 400 : 503;
+        tf_http_error(r, st, st == 400 ? "invalid_parameter" : "unavailable", x->err,
+                      st == 400 ? "body" : NULL);
+    } else if (!x->g.continuous) {
+        if (x->st.error_code && x->st.inserted == 0) {
+            tf_http_error(r, 503, "unavailable", x->st.error, NULL);
+        } else {
+            char out[512];
+            snprintf(out, sizeof out,
+                     "{\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"elapsed_ms\":%lld,"
+                     "\"anomalies_injected\":%lld,\"run_id\":\"%s\"}",
+                     (long long)x->st.inserted, (long long)x->st.first_id,
+                     (long long)x->st.last_id, (long long)x->st.elapsed_ms,
+                     (long long)x->st.labels, x->st.run_id);
+            tf_http_json(r, 200, out);
+        }
+    } else {
+        gjob *j = calloc(1, sizeof *j);
+        if (!j) {
+            tf_genjob_free(x->job);
+            tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        } else {
+            j->id = ++a->next_id;
+            j->job = x->job;
+            j->rate = x->g.o.rate;
+            j->duration_s = x->g.o.duration_s;
+            j->next = a->jobs;
+            a->jobs = j;
+            a->njobs++;
+            char out[1024], loc[64];
+            job_json(j, out, sizeof out);
+            snprintf(loc, sizeof loc, "/api/v1/stock/generate/%d", j->id);
+            tf_http_add_header(r, "Location", loc);
+            tf_http_json(r, 202, out);
+        }
+    }
+    free(x);
+}
+
+/* Drops finished jobs beyond the newest few so the list stays bounded. */
+static void prune_jobs(tf_api *a)
+{
+    int kept = 0;
+    gjob **pp = &a->jobs;
+    while (*pp) {
+        gjob *j = *pp;
+        tf_genjob_status st;
+        tf_genjob_status_get(j->job, &st);
+        if (!st.running && ++kept > 4) {
+            *pp = j->next;
+            tf_genjob_free(j->job);
+            free(j);
+            a->njobs--;
+            continue;
+        }
+        pp = &j->next;
+    }
+}
+
+static void h_gen_post(tf_http_req *r, void *ud)
+{
+    tf_api *a = ud;
+    size_t len;
+    const char *body = tf_http_body(r, &len);
+    gen_ctx *x = calloc(1, sizeof *x);
+    if (!x) {
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    if (tf_http_query_count(r) > 0) {
+        const char *nm;
+        tf_http_query_at(r, 0, &nm, NULL, NULL);
+        free(x);
+        tf_http_error(r, 400, "unknown_parameter", "this endpoint takes a JSON body, not query parameters",
+                      tf_utf8_valid((const unsigned char *)nm, strlen(nm)) ? nm : "?");
+        return;
+    }
+    if (parse_gen_body(tf_server_config(a->srv), body, len, &x->g) < 0) {
+        tf_http_error(r, 400, "invalid_parameter", x->g.err, x->g.bad);
+        free(x);
+        return;
+    }
+    x->api = a;
+    x->req = r;
+    if (x->g.continuous) {
+        prune_jobs(a);
+        if (a->njobs >= MAX_JOBS) {
+            free(x);
+            tf_http_error(r, 429, "too_many_jobs", "too many generator jobs; stop one first", NULL);
+            return;
+        }
+    } else if (a->sync_running >= MAX_SYNC) {
+        free(x);
+        tf_http_error(r, 429, "busy", "too many synchronous generate requests in progress", NULL);
+        return;
+    }
+    if (tf_server_db(a->srv, gen_work, gen_done, x) < 0) {
+        free(x);
+        tf_http_error(r, 503, "unavailable", "server busy or stopping", NULL);
+        return;
+    }
+    if (!x->g.continuous) a->sync_running++;
+}
+
+/* ---- GET list / GET one / DELETE ------------------------------------------ */
+
+static void h_gen_list(tf_http_req *r, void *ud)
+{
+    tf_api *a = ud;
+    size_t cap = 64 + (size_t)a->njobs * 1024, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    n += (size_t)snprintf(out, cap, "{\"jobs\":[");
+    for (gjob *j = a->jobs; j; j = j->next) {
+        char one[1024];
+        job_json(j, one, sizeof one);
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 9 ? "," : "", one);
+    }
+    snprintf(out + n, cap - n, "]}");
+    tf_http_json(r, 200, out);
+    free(out);
+}
+
+static gjob *find_job(tf_api *a, tf_http_req *r)
+{
+    const char *rest = tf_http_path_rest(r);
+    int64_t id;
+    if (tf_parse_i64(rest, strlen(rest), &id) < 0 || id < 1) return NULL;
+    for (gjob *j = a->jobs; j; j = j->next)
+        if (j->id == id) return j;
+    return NULL;
+}
+
+static void h_gen_get(tf_http_req *r, void *ud)
+{
+    gjob *j = find_job(ud, r);
+    if (!j) {
+        tf_http_error(r, 404, "not_found", "no such generator job", "id");
+        return;
+    }
+    char out[1024];
+    job_json(j, out, sizeof out);
+    tf_http_json(r, 200, out);
+}
+
+static void h_gen_delete(tf_http_req *r, void *ud)
+{
+    gjob *j = find_job(ud, r);
+    if (!j) {
+        tf_http_error(r, 404, "not_found", "no such generator job", "id");
+        return;
+    }
+    tf_genjob_stop(j->job); /* returns at once; the job stops after its batch */
+    char out[1024];
+    job_json(j, out, sizeof out);
+    tf_http_json(r, 200, out);
+}
+
+static int rollup_ready(void *ud, char *detail, size_t cap)
+{
+    int64_t pending = 0;
+    char d[200];
+    int ok = tf_rollup_healthy(ud, &pending, d, sizeof d);
+    snprintf(detail, cap, "%s%slast round folded %lld marks", d, *d ? "; " : "", (long long)pending);
+    return ok;
+}
+
+tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t errlen)
+{
+    tf_api *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    a->srv = s;
+    a->rollup = rollup;
+    if (tf_server_route(s, "GET", "/api/v1/stock", tf_hist_handle, a) < 0 ||
+        tf_server_route(s, "POST", "/api/v1/stock/generate", h_gen_post, a) < 0 ||
+        tf_server_route(s, "GET", "/api/v1/stock/generate", h_gen_list, a) < 0 ||
+        tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
+        tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
+        (rollup && tf_server_add_ready_check(s, "rollup", rollup_ready, rollup) < 0)) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void tf_api_free(tf_api *a)
+{
+    if (!a) return;
+    gjob *j = a->jobs;
+    while (j) {
+        gjob *nx = j->next;
+        tf_genjob_stop(j->job);
+        tf_genjob_free(j->job);
+        free(j);
+        j = nx;
+    }
+    free(a);
+}

@@ -1,0 +1,1024 @@
+/*
+ * history.c - GET /api/v1/stock (see history.h).
+ *
+ * Raw rows are read in (event_time, id) order and paged by keyset on that
+ * pair; bars in (bucket, ticker, market_code) order, keyset on that triple.
+ * Both keysets only ever move forward in a total order, so pages neither skip
+ * nor repeat rows that existed when the walk started, while new trades keep
+ * arriving (they appear in later pages if they sort after the cursor).
+ *
+ * Bars stitch materialized rollup bars (rollup.h) with raw aggregation of
+ * the buckets that contain a dirty (not yet refreshed) minute, in one
+ * statement, so one snapshot gives an answer equal to aggregating raw trades.
+ * A page of bars queries a bounded time window ((limit + 1) buckets, walking
+ * on when the window was sparse) so a 10,000-bar page never aggregates the
+ * whole range.
+ *
+ * Results come back in binary format (int8, timestamptz as int8 microseconds
+ * since 2000, numerics cast to text) and are formatted here, on the worker
+ * thread. JSON pages (at most history.max_limit rows) are built in memory
+ * there; CSV/NDJSON streams go out in 64 KiB chunks posted to the loop, the
+ * worker waiting while more than 1 MiB is queued for the client - a slow
+ * reader holds one worker and bounded memory, never the loop.
+ */
+#include "serve/history.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+#define CHUNK (64 * 1024)
+#define HIGH_WATER (1024 * 1024)
+#define FETCH_ROWS 10000
+
+/* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
+static int jesc(const char *s, size_t len, char *buf, size_t cap)
+{
+    int n = tf_json_escape(s, len, buf, cap - 1);
+    buf[n < 0 ? 0 : n] = '\0';
+    return n;
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+static const char *const known[] = {"ticker", "market_code", "trade_type", "start", "end",
+                                    "duration", "interval", "limit", "cursor"};
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const char *accept,
+                  int64_t now_us, tf_hist_query *q, const char **bad, char *msg, size_t msglen)
+{
+    const tf_hist_param *v[9] = {0};
+    memset(q, 0, sizeof *q);
+    for (int i = 0; i < np; i++) {
+        int k = -1;
+        for (int j = 0; j < 9; j++)
+            if (strcmp(ps[i].name, known[j]) == 0) k = j;
+        if (k < 0) {
+            /* the caller names the parameter (it owns the name's storage) */
+            *bad = NULL;
+            snprintf(msg, msglen, "unknown parameter");
+            return -2 - i;
+        }
+        if (v[k]) {
+            *bad = known[k];
+            snprintf(msg, msglen, "parameter %s given more than once", known[k]);
+            return -1;
+        }
+        if (strlen(ps[i].value) != ps[i].vlen ||
+            !tf_utf8_valid((const unsigned char *)ps[i].value, ps[i].vlen)) {
+            *bad = known[k];
+            snprintf(msg, msglen, "%s is not valid UTF-8 text", known[k]);
+            return -1;
+        }
+        v[k] = &ps[i];
+    }
+    /* interval */
+    snprintf(q->interval, sizeof q->interval, "raw");
+    if (v[6]) {
+        const char *s = v[6]->value;
+        if (strcmp(s, "raw") == 0) q->width_us = 0;
+        else if (strcmp(s, "1m") == 0) q->width_us = 60 * TF_US_PER_SEC;
+        else if (strcmp(s, "1h") == 0) q->width_us = 3600 * TF_US_PER_SEC;
+        else if (strcmp(s, "1d") == 0) q->width_us = 86400 * TF_US_PER_SEC;
+        else {
+            *bad = "interval";
+            snprintf(msg, msglen, "interval must be one of raw, 1m, 1h, 1d");
+            return -1;
+        }
+        snprintf(q->interval, sizeof q->interval, "%s", s);
+    }
+    if (v[0]) {
+        if (!tf_ticker_valid(v[0]->value, v[0]->vlen)) {
+            *bad = "ticker";
+            snprintf(msg, msglen, "ticker must be 1-15 characters of A-Z, 0-9, '.', '-'");
+            return -1;
+        }
+        snprintf(q->ticker, sizeof q->ticker, "%s", v[0]->value);
+    }
+    if (v[1]) {
+        if (!tf_market_valid(v[1]->value, v[1]->vlen)) {
+            *bad = "market_code";
+            snprintf(msg, msglen, "market_code must be one of KOSPI, KOSDAQ, NASDAQ, NYSE");
+            return -1;
+        }
+        snprintf(q->market, sizeof q->market, "%s", v[1]->value);
+    }
+    if (v[2]) {
+        if (strcasecmp(v[2]->value, "BUY") == 0) snprintf(q->side, sizeof q->side, "BUY");
+        else if (strcasecmp(v[2]->value, "SELL") == 0) snprintf(q->side, sizeof q->side, "SELL");
+        else {
+            *bad = "trade_type";
+            snprintf(msg, msglen, "trade_type must be BUY or SELL");
+            return -1;
+        }
+    }
+    int64_t start = 0, end = 0, dur = 0;
+    if (v[3] && tf_parse_iso_us(v[3]->value, v[3]->vlen, &start) < 0) {
+        *bad = "start";
+        snprintf(msg, msglen, "start is not an ISO-8601 time (e.g. 2026-11-23T09:30:00Z)");
+        return -1;
+    }
+    if (v[4] && tf_parse_iso_us(v[4]->value, v[4]->vlen, &end) < 0) {
+        *bad = "end";
+        snprintf(msg, msglen, "end is not an ISO-8601 time (e.g. 2026-11-23T10:30:00Z)");
+        return -1;
+    }
+    if (v[5]) {
+        if (tf_parse_duration_us(v[5]->value, v[5]->vlen, &dur) < 0 || dur <= 0) {
+            *bad = "duration";
+            snprintf(msg, msglen, "duration must be a positive duration such as 15m, 6h, 30d");
+            return -1;
+        }
+        if (v[3] && v[4]) {
+            *bad = "duration";
+            snprintf(msg, msglen, "give at most two of start, end and duration");
+            return -1;
+        }
+    }
+    int64_t maxr = (int64_t)cfg->history_max_range_days * 86400 * TF_US_PER_SEC;
+    if (v[5] && dur > maxr) {
+        *bad = "duration";
+        snprintf(msg, msglen, "duration is over the maximum range of %d days",
+                 cfg->history_max_range_days);
+        return -1;
+    }
+    if (!v[4]) end = v[3] && v[5] ? start + dur : now_us;
+    if (!v[3]) start = end - (v[5] ? dur : 86400 * TF_US_PER_SEC);
+    if (start >= end) {
+        *bad = "start";
+        snprintf(msg, msglen, "start must be before end");
+        return -1;
+    }
+    if (end - start > maxr) {
+        *bad = v[3] ? "start" : "end";
+        snprintf(msg, msglen, "range is over the maximum of %d days", cfg->history_max_range_days);
+        return -1;
+    }
+    /* year 1..9999 only: keeps every later computation in range */
+    const int64_t lo = -62135596800LL * TF_US_PER_SEC, hi = 253402300799LL * TF_US_PER_SEC;
+    if (start < lo || end > hi) {
+        *bad = start < lo ? "start" : "end";
+        snprintf(msg, msglen, "%s is out of the supported range (years 1-9999)", *bad);
+        return -1;
+    }
+    if (q->width_us) {
+        start = floor_div(start, q->width_us) * q->width_us;
+        end = floor_div(end + q->width_us - 1, q->width_us) * q->width_us;
+    }
+    q->start_us = start;
+    q->end_us = end;
+    /* format */
+    q->format = TF_HIST_JSON;
+    if (accept) {
+        if (strcasestr(accept, "text/csv")) q->format = TF_HIST_CSV;
+        else if (strcasestr(accept, "application/x-ndjson")) q->format = TF_HIST_NDJSON;
+    }
+    q->limit = q->format == TF_HIST_JSON ? cfg->history_default_limit : 0;
+    if (v[7]) {
+        int64_t l;
+        int64_t maxl = q->format == TF_HIST_JSON ? cfg->history_max_limit : INT64_MAX / 2;
+        if (tf_parse_i64(v[7]->value, v[7]->vlen, &l) < 0 || l < 1 || l > maxl) {
+            *bad = "limit";
+            if (q->format == TF_HIST_JSON)
+                snprintf(msg, msglen, "limit must be an integer from 1 to %d", cfg->history_max_limit);
+            else
+                snprintf(msg, msglen, "limit must be a positive integer");
+            return -1;
+        }
+        q->limit = l;
+    }
+    if (v[8]) {
+        if (tf_hist_cursor_decode(q, v[8]->value, v[8]->vlen) < 0) {
+            *bad = "cursor";
+            snprintf(msg, msglen, "cursor is not valid for this interval (use next_cursor as given)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- cursors: base64url of a short text ---------------------------------- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static size_t b64_enc(const unsigned char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        if (i + 1 < n) out[o++] = b64[(v >> 6) & 63];
+        if (i + 2 < n) out[o++] = b64[v & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static long b64_dec(const char *in, size_t n, unsigned char *out, size_t cap)
+{
+    size_t o = 0;
+    unsigned v = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = in[i] ? strchr(b64, in[i]) : NULL;
+        if (!p) return -1;
+        v = (v << 6) | (unsigned)(p - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap) return -1;
+            out[o++] = (unsigned char)((v >> bits) & 0xff);
+        }
+    }
+    return (long)o;
+}
+
+size_t tf_hist_cursor_encode(const tf_hist_query *q, int64_t t, int64_t id, const char *ticker,
+                             const char *market, char *out, size_t cap)
+{
+    char raw[96];
+    int n;
+    if (q->width_us == 0)
+        n = snprintf(raw, sizeof raw, "r1|%lld|%lld", (long long)t, (long long)id);
+    else
+        n = snprintf(raw, sizeof raw, "b1|%lld|%lld|%s|%s", (long long)q->width_us, (long long)t,
+                     ticker, market);
+    if (n < 0 || (size_t)n >= sizeof raw || cap < 4 * ((size_t)n + 2) / 3 + 2) {
+        if (cap) out[0] = '\0';
+        return 0;
+    }
+    return b64_enc((const unsigned char *)raw, (size_t)n, out);
+}
+
+int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len)
+{
+    unsigned char raw[128];
+    if (len == 0 || len > 160) return -1;
+    long n = b64_dec(s, len, raw, sizeof raw - 1);
+    if (n < 4) return -1;
+    raw[n] = '\0';
+    char *f[6];
+    int nf = 0;
+    char *p = (char *)raw;
+    f[nf++] = p;
+    for (; *p; p++) {
+        if (*p == '|') {
+            *p = '\0';
+            if (nf == 6) return -1;
+            f[nf++] = p + 1;
+        }
+    }
+    if (strlen((char *)raw) != 2) return -1;
+    int64_t a, b;
+    if (q->width_us == 0) {
+        if (strcmp(f[0], "r1") != 0 || nf != 3) return -1;
+        if (tf_parse_i64(f[1], strlen(f[1]), &a) < 0 || tf_parse_i64(f[2], strlen(f[2]), &b) < 0)
+            return -1;
+        q->cur_time_us = a;
+        q->cur_id = b;
+    } else {
+        if (strcmp(f[0], "b1") != 0 || nf != 5) return -1;
+        if (tf_parse_i64(f[1], strlen(f[1]), &a) < 0 || a != q->width_us) return -1;
+        if (tf_parse_i64(f[2], strlen(f[2]), &b) < 0 || b % q->width_us != 0) return -1;
+        size_t tl = strlen(f[3]), ml = strlen(f[4]);
+        /* "~" sorts after every ticker: "resume after this bucket" */
+        if ((tl && strcmp(f[3], "~") != 0 && !tf_ticker_valid(f[3], tl)) ||
+            (ml && !tf_market_valid(f[4], ml)))
+            return -1;
+        q->cur_time_us = b;
+        snprintf(q->cur_ticker, sizeof q->cur_ticker, "%s", f[3]);
+        snprintf(q->cur_market, sizeof q->cur_market, "%s", f[4]);
+    }
+    if (q->cur_time_us < -62135596800LL * TF_US_PER_SEC ||
+        q->cur_time_us > 253402300799LL * TF_US_PER_SEC)
+        return -1;
+    q->has_cursor = 1;
+    return 0;
+}
+
+/* ---- output buffers ------------------------------------------------------ */
+
+typedef struct obuf {
+    char *b;
+    size_t len, cap;
+    int oom;
+} obuf;
+
+static void ob_put(obuf *o, const char *s, size_t n)
+{
+    if (o->oom) return;
+    if (o->len + n + 1 > o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 8192;
+        while (nc < o->len + n + 1) nc *= 2;
+        char *nb = realloc(o->b, nc);
+        if (!nb) {
+            o->oom = 1;
+            return;
+        }
+        o->b = nb;
+        o->cap = nc;
+    }
+    memcpy(o->b + o->len, s, n);
+    o->len += n;
+    o->b[o->len] = '\0';
+}
+
+static void ob_str(obuf *o, const char *s)
+{
+    ob_put(o, s, strlen(s));
+}
+
+static void ob_fmt(obuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ob_fmt(obuf *o, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) ob_put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* ---- the job ------------------------------------------------------------- */
+
+typedef struct hjob {
+    tf_http_req *req;
+    tf_server *srv;
+    tf_hist_query q;
+    const tf_config *cfg;
+    /* result */
+    int status;             /* 0 ok; else HTTP error status */
+    char errmsg[256];
+    obuf out;               /* JSON page, or the current stream chunk */
+    int started;            /* stream begun (a chunk was posted) */
+    int failed_midway;
+    /* streaming back-pressure */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t unseen;          /* bytes posted, not yet handed to the socket */
+    size_t queued;          /* bytes queued on the socket (loop's view) */
+    int gone;
+    /* aggregate over the page */
+    int64_t n, trades, volume;
+    int64_t open_e4, high_e4, low_e4, close_e4;
+    __int128 notional_e4;
+    int64_t last_time, last_id;
+    char last_ticker[TF_TICKER_MAX], last_market[TF_MARKET_MAX];
+} hjob;
+
+static int64_t rd_i64(const char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | (unsigned char)p[i];
+    return (int64_t)v;
+}
+
+static int64_t rd_ts(const char *p)
+{
+    return rd_i64(p) + TF_PG_EPOCH_OFFSET_US;
+}
+
+/* Parses a non-negative numeric text with up to 4 decimals as x10^4. */
+static __int128 parse_e4_128(const char *s, int len)
+{
+    __int128 v = 0;
+    int frac = -1, neg = 0, i = 0;
+    if (len > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    for (; i < len; i++) {
+        if (s[i] == '.') {
+            frac = 0;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9') break;
+        if (frac >= 4) break;
+        v = v * 10 + (s[i] - '0');
+        if (frac >= 0) frac++;
+    }
+    if (frac < 0) frac = 0;
+    while (frac++ < 4) v *= 10;
+    return neg ? -v : v;
+}
+
+/* Formats v (x10^4) as a decimal with 4 fraction digits. */
+static void fmt_e4_128(__int128 v, char *out)
+{
+    char tmp[64];
+    int n = 0, neg = v < 0;
+    if (neg) v = -v;
+    do {
+        tmp[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v > 0 || n < 5);
+    int o = 0;
+    if (neg) out[o++] = '-';
+    for (int i = n - 1; i >= 0; i--) {
+        out[o++] = tmp[i];
+        if (i == 4) out[o++] = '.';
+    }
+    out[o] = '\0';
+}
+
+static void agg_row(hjob *j, int64_t open, int64_t high, int64_t low, int64_t close, int64_t vol,
+                    int64_t trades, __int128 notional)
+{
+    if (j->n == 0) {
+        j->open_e4 = open;
+        j->high_e4 = high;
+        j->low_e4 = low;
+    }
+    if (high > j->high_e4) j->high_e4 = high;
+    if (low < j->low_e4) j->low_e4 = low;
+    j->close_e4 = close;
+    j->volume += vol;
+    j->trades += trades;
+    j->notional_e4 += notional;
+    j->n++;
+}
+
+/* Posts the current stream chunk to the loop, waiting first while too much
+ * is queued for the client. Returns -1 when the client is gone. */
+typedef struct chunk {
+    hjob *j;
+    size_t len;
+    int first;
+    char data[];
+} chunk;
+
+static void hj_on_writable(tf_http_req *r, void *ud)
+{
+    hjob *j = ud;
+    pthread_mutex_lock(&j->mu);
+    j->queued = tf_http_stream_queued(r);
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void hj_on_close(tf_http_req *r, void *ud)
+{
+    (void)r;
+    hjob *j = ud;
+    pthread_mutex_lock(&j->mu);
+    j->gone = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static const char *ctype_of(int fmt)
+{
+    return fmt == TF_HIST_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson";
+}
+
+static void chunk_on_loop(void *p)
+{
+    chunk *c = p;
+    hjob *j = c->j;
+    if (c->first) {
+        static const tf_http_stream_cbs cbs = {hj_on_writable, hj_on_close};
+        tf_http_stream_begin(j->req, 200, ctype_of(j->q.format), &cbs, j);
+    }
+    tf_http_stream_write(j->req, c->data, c->len);
+    pthread_mutex_lock(&j->mu);
+    j->unseen -= c->len;
+    j->queued = tf_http_stream_queued(j->req);
+    if (tf_http_req_gone(j->req)) j->gone = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    free(c);
+}
+
+static int flush_chunk(hjob *j, int force)
+{
+    if (j->out.len == 0 && !(force && !j->started)) return 0;
+    if (!force && j->out.len < CHUNK) return 0;
+    pthread_mutex_lock(&j->mu);
+    while (!j->gone && j->unseen + j->queued > HIGH_WATER) pthread_cond_wait(&j->cv, &j->mu);
+    int gone = j->gone;
+    if (!gone) j->unseen += j->out.len;
+    pthread_mutex_unlock(&j->mu);
+    if (gone) return -1;
+    chunk *c = malloc(sizeof *c + j->out.len);
+    if (!c) return -1;
+    c->j = j;
+    c->len = j->out.len;
+    c->first = !j->started;
+    memcpy(c->data, j->out.b, j->out.len);
+    j->started = 1;
+    j->out.len = 0;
+    if (tf_server_post(j->srv, chunk_on_loop, c) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- row formatting ------------------------------------------------------ */
+
+static void put_json_str(obuf *o, const char *s, int len)
+{
+    char esc[128];
+    ob_put(o, "\"", 1);
+    if (jesc(s, (size_t)len, esc, sizeof esc - 1) >= 0) ob_str(o, esc);
+    ob_put(o, "\"", 1);
+}
+
+/* Raw row columns: id, ticker, market_code, trade_type, price::text, quantity, event_time */
+static void emit_raw(hjob *j, const PGresult *res, int i)
+{
+    obuf *o = &j->out;
+    int64_t id = rd_i64(PQgetvalue(res, i, 0));
+    const char *tk = PQgetvalue(res, i, 1), *mk = PQgetvalue(res, i, 2), *sd = PQgetvalue(res, i, 3);
+    const char *px = PQgetvalue(res, i, 4);
+    int tkl = PQgetlength(res, i, 1), mkl = PQgetlength(res, i, 2), sdl = PQgetlength(res, i, 3);
+    int pxl = PQgetlength(res, i, 4);
+    int64_t qty = rd_i64(PQgetvalue(res, i, 5));
+    int64_t ts = rd_ts(PQgetvalue(res, i, 6));
+    char iso[40];
+    tf_fmt_iso_us(ts, iso);
+    char line[256];
+    int n;
+    if (j->q.format == TF_HIST_CSV) {
+        n = snprintf(line, sizeof line, "%lld,%.*s,%.*s,%.*s,%.*s,%lld,%s\n", (long long)id, tkl, tk,
+                     mkl, mk, sdl, sd, pxl, px, (long long)qty, iso);
+    } else {
+        n = snprintf(line, sizeof line,
+                     "%s{\"id\":%lld,\"ticker\":\"%.*s\",\"market_code\":\"%.*s\",\"trade_type\":"
+                     "\"%.*s\",\"price\":\"%.*s\",\"quantity\":%lld,\"event_time\":\"%s\"}%s",
+                     j->q.format == TF_HIST_JSON && j->n > 0 ? "," : "", (long long)id, tkl, tk,
+                     mkl, mk, sdl, sd, pxl, px, (long long)qty, iso,
+                     j->q.format == TF_HIST_NDJSON ? "\n" : "");
+    }
+    if (n > 0 && (size_t)n < sizeof line) ob_put(o, line, (size_t)n);
+    if (j->q.format == TF_HIST_JSON) {
+        int64_t p = (int64_t)parse_e4_128(px, pxl);
+        agg_row(j, p, p, p, p, qty, 1, (__int128)p * qty);
+    } else {
+        j->n++;
+    }
+    j->last_time = ts;
+    j->last_id = id;
+}
+
+/* Bar columns: bucket, ticker, market_code, open, high, low, close, volume,
+ * trades, vwap, buy_volume, sell_volume, notional */
+static void emit_bar(hjob *j, const PGresult *res, int i)
+{
+    obuf *o = &j->out;
+    int64_t b = rd_ts(PQgetvalue(res, i, 0));
+    const char *tk = PQgetvalue(res, i, 1), *mk = PQgetvalue(res, i, 2);
+    int tkl = PQgetlength(res, i, 1), mkl = PQgetlength(res, i, 2);
+    const char *f[4];
+    int fl[4];
+    for (int k = 0; k < 4; k++) {
+        f[k] = PQgetvalue(res, i, 3 + k);
+        fl[k] = PQgetlength(res, i, 3 + k);
+    }
+    int64_t vol = rd_i64(PQgetvalue(res, i, 7)), trades = rd_i64(PQgetvalue(res, i, 8));
+    const char *vw = PQgetvalue(res, i, 9);
+    int vwl = PQgetlength(res, i, 9);
+    int64_t buy = rd_i64(PQgetvalue(res, i, 10)), sell = rd_i64(PQgetvalue(res, i, 11));
+    char s1[40], s2[40];
+    tf_fmt_iso_us(b, s1);
+    tf_fmt_iso_us(b + j->q.width_us, s2);
+    char line[512];
+    int n;
+    if (j->q.format == TF_HIST_CSV) {
+        n = snprintf(line, sizeof line, "%.*s,%.*s,%s,%s,%.*s,%.*s,%.*s,%.*s,%lld,%lld,%.*s,%lld,%lld\n",
+                     tkl, tk, mkl, mk, s1, s2, fl[0], f[0], fl[1], f[1], fl[2], f[2], fl[3], f[3],
+                     (long long)vol, (long long)trades, vwl, vw, (long long)buy, (long long)sell);
+    } else {
+        n = snprintf(line, sizeof line,
+                     "%s{\"ticker\":\"%.*s\",\"market_code\":\"%.*s\",\"start\":\"%s\",\"end\":\"%s\","
+                     "\"open\":\"%.*s\",\"high\":\"%.*s\",\"low\":\"%.*s\",\"close\":\"%.*s\","
+                     "\"volume\":%lld,\"count\":%lld,\"vwap\":\"%.*s\",\"buy_volume\":%lld,"
+                     "\"sell_volume\":%lld}%s",
+                     j->q.format == TF_HIST_JSON && j->n > 0 ? "," : "", tkl, tk, mkl, mk, s1, s2,
+                     fl[0], f[0], fl[1], f[1], fl[2], f[2], fl[3], f[3], (long long)vol,
+                     (long long)trades, vwl, vw, (long long)buy, (long long)sell,
+                     j->q.format == TF_HIST_NDJSON ? "\n" : "");
+    }
+    if (n > 0 && (size_t)n < sizeof line) ob_put(o, line, (size_t)n);
+    if (j->q.format == TF_HIST_JSON) {
+        agg_row(j, (int64_t)parse_e4_128(f[0], fl[0]), (int64_t)parse_e4_128(f[1], fl[1]),
+                (int64_t)parse_e4_128(f[2], fl[2]), (int64_t)parse_e4_128(f[3], fl[3]), vol, trades,
+                parse_e4_128(PQgetvalue(res, i, 12), PQgetlength(res, i, 12)));
+    } else {
+        j->n++;
+    }
+    j->last_time = b;
+    snprintf(j->last_ticker, sizeof j->last_ticker, "%.*s", tkl, tk);
+    snprintf(j->last_market, sizeof j->last_market, "%.*s", mkl, mk);
+}
+
+/* ---- SQL ----------------------------------------------------------------- */
+
+typedef struct sqlp {
+    char sql[6144];
+    size_t len;
+    const char *vals[12];
+    char store[12][48];
+    int n;
+} sqlp;
+
+static void sp_cat(sqlp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sp_cat(sqlp *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->sql + s->len, sizeof s->sql - s->len, fmt, ap);
+    va_end(ap);
+    if (n > 0) s->len += (size_t)n;
+    if (s->len >= sizeof s->sql) s->len = sizeof s->sql - 1;
+}
+
+/* Adds a text parameter; returns its $number. */
+static int sp_param(sqlp *s, const char *v)
+{
+    snprintf(s->store[s->n], sizeof s->store[s->n], "%s", v);
+    s->vals[s->n] = s->store[s->n];
+    return ++s->n;
+}
+
+static int sp_time(sqlp *s, int64_t us)
+{
+    char iso[40];
+    tf_fmt_iso_us(us, iso);
+    return sp_param(s, iso);
+}
+
+static void filters(sqlp *s, const tf_hist_query *q, const char *alias, int ticker)
+{
+    if (ticker && q->ticker[0]) sp_cat(s, " AND %s.ticker = $%d", alias, sp_param(s, q->ticker));
+    if (q->market[0]) sp_cat(s, " AND %s.market_code = $%d", alias, sp_param(s, q->market));
+    if (q->side[0]) sp_cat(s, " AND %s.trade_type = $%d", alias, sp_param(s, q->side));
+}
+
+static void build_raw(sqlp *s, const tf_hist_query *q, int64_t limit)
+{
+    memset(s, 0, sizeof *s);
+    int ps = sp_time(s, q->start_us), pe = sp_time(s, q->end_us);
+    sp_cat(s,
+           "SELECT t.id, t.ticker, t.market_code, t.trade_type, t.price::text, t.quantity, t.event_time"
+           " FROM stock_trades t WHERE t.event_time >= $%d AND t.event_time < $%d", ps, pe);
+    filters(s, q, "t", 1);
+    if (q->has_cursor) {
+        int pt = sp_time(s, q->cur_time_us);
+        char idb[32];
+        snprintf(idb, sizeof idb, "%lld", (long long)q->cur_id);
+        int pi = sp_param(s, idb);
+        sp_cat(s, " AND t.event_time >= $%d AND (t.event_time, t.id) > ($%d, $%d::bigint)", pt, pt, pi);
+    }
+    sp_cat(s, " ORDER BY t.event_time, t.id");
+    if (limit > 0) sp_cat(s, " LIMIT %lld", (long long)limit);
+}
+
+static const char *width_sql(int64_t w)
+{
+    return w == 60 * TF_US_PER_SEC ? "1 minute" : w == 3600 * TF_US_PER_SEC ? "1 hour" : "1 day";
+}
+
+static const char *table_of(int64_t w)
+{
+    return w == 60 * TF_US_PER_SEC ? "stock_bars_1m" : w == 3600 * TF_US_PER_SEC ? "stock_bars_1h"
+                                                                               : "stock_bars_1d";
+}
+
+/* Bars for buckets in [ws, we) (aligned), after the cursor if any: the
+ * materialized row of each clean bucket (trade_type '*' = both sides, or the
+ * requested side) plus raw aggregation of buckets with a dirty minute. */
+static void build_bars(sqlp *s, const tf_hist_query *q, int64_t ws, int64_t we, int64_t limit)
+{
+    memset(s, 0, sizeof *s);
+    const char *w = width_sql(q->width_us);
+    int ps = sp_time(s, ws), pe = sp_time(s, we);
+    sp_cat(s,
+           "WITH d AS (SELECT DISTINCT date_bin('%s', x.bucket, timestamptz 'epoch') AS b, x.ticker"
+           " FROM stock_bars_dirty x WHERE x.bucket >= $%d AND x.bucket < $%d",
+           w, ps, pe);
+    if (q->ticker[0]) sp_cat(s, " AND x.ticker = $%d", sp_param(s, q->ticker));
+    sp_cat(s,
+           "), u AS (SELECT m.bucket, m.ticker, m.market_code, m.open, m.high, m.low, m.close,"
+           " m.volume, m.trades, m.notional, m.buy_volume, m.sell_volume"
+           " FROM %s m WHERE m.bucket >= $%d AND m.bucket < $%d AND m.trade_type = $%d",
+           table_of(q->width_us), ps, pe, sp_param(s, q->side[0] ? q->side : "*"));
+    if (q->ticker[0]) sp_cat(s, " AND m.ticker = $%d", sp_param(s, q->ticker));
+    if (q->market[0]) sp_cat(s, " AND m.market_code = $%d", sp_param(s, q->market));
+    sp_cat(s,
+           " AND NOT EXISTS (SELECT 1 FROM d WHERE d.b = m.bucket AND d.ticker = m.ticker)"
+           " UNION ALL SELECT d.b, t.ticker, t.market_code,"
+           " (array_agg(t.price ORDER BY t.event_time, t.id))[1], max(t.price), min(t.price),"
+           " (array_agg(t.price ORDER BY t.event_time DESC, t.id DESC))[1],"
+           " sum(t.quantity)::bigint, count(*), sum(t.price * t.quantity),"
+           " coalesce(sum(t.quantity) FILTER (WHERE t.trade_type = 'BUY'), 0)::bigint,"
+           " coalesce(sum(t.quantity) FILTER (WHERE t.trade_type = 'SELL'), 0)::bigint"
+           " FROM d JOIN stock_trades t ON t.ticker = d.ticker AND t.event_time >= d.b"
+           " AND t.event_time < d.b + interval '%s' AND t.event_time >= $%d AND t.event_time < $%d",
+           w, ps, pe);
+    filters(s, q, "t", 0);
+    sp_cat(s,
+           " GROUP BY 1, 2, 3)"
+           " SELECT bucket, ticker, market_code, open::text, high::text, low::text, close::text,"
+           " volume::int8, trades::int8, round(notional / volume, 4)::text, buy_volume::int8,"
+           " sell_volume::int8, notional::text FROM u");
+    if (q->has_cursor) {
+        int pt = sp_time(s, q->cur_time_us);
+        int pk = sp_param(s, q->cur_ticker);
+        int pm = sp_param(s, q->cur_market);
+        sp_cat(s, " WHERE (bucket, ticker, market_code) > ($%d::timestamptz, $%d::text, $%d::text)",
+               pt, pk, pm);
+    }
+    sp_cat(s, " ORDER BY bucket, ticker, market_code");
+    if (limit > 0) sp_cat(s, " LIMIT %lld", (long long)limit);
+}
+
+static int fail_db(hjob *j, PGconn *conn, const PGresult *res)
+{
+    j->status = 503;
+    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    snprintf(j->errmsg, sizeof j->errmsg, "database error: %s", m && *m ? m : "unknown");
+    size_t l = strlen(j->errmsg);
+    while (l && j->errmsg[l - 1] == '\n') j->errmsg[--l] = '\0';
+    return -1;
+}
+
+static PGresult *run_q(PGconn *conn, sqlp *s)
+{
+    return PQexecParams(conn, s->sql, s->n, NULL, s->vals, NULL, NULL, 1);
+}
+
+/* Raw rows: a JSON page with one LIMIT query; streams through a cursor. */
+static int work_raw(hjob *j, PGconn *conn)
+{
+    sqlp s;
+    if (j->q.format == TF_HIST_JSON) {
+        build_raw(&s, &j->q, j->q.limit + 1);
+        PGresult *res = run_q(conn, &s);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fail_db(j, conn, res);
+            PQclear(res);
+            return -1;
+        }
+        int n = PQntuples(res);
+        int more = n > j->q.limit;
+        if (more) n = (int)j->q.limit;
+        for (int i = 0; i < n; i++) emit_raw(j, res, i);
+        PQclear(res);
+        return more;
+    }
+    build_raw(&s, &j->q, j->q.limit);
+    char decl[6400];
+    snprintf(decl, sizeof decl, "DECLARE tf_hist NO SCROLL CURSOR FOR %s", s.sql);
+    PGresult *res = PQexecParams(conn, decl, s.n, NULL, s.vals, NULL, NULL, 1);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        fail_db(j, conn, res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    for (;;) {
+        res = PQexecParams(conn, "FETCH 10000 FROM tf_hist", 0, NULL, NULL, NULL, NULL, 1);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fail_db(j, conn, res);
+            PQclear(res);
+            return -1;
+        }
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            emit_raw(j, res, i);
+            if (j->out.len >= CHUNK && flush_chunk(j, 0) < 0) {
+                PQclear(res);
+                return -1;
+            }
+        }
+        PQclear(res);
+        if (n < FETCH_ROWS) break;
+    }
+    return 0;
+}
+
+/* Bars in windows of (limit + 1) buckets, walking on over sparse windows. */
+static int work_bars(hjob *j, PGconn *conn)
+{
+    int64_t want = j->q.limit; /* 0 = all */
+    int64_t got = 0;
+    int64_t ws = j->q.start_us;
+    if (j->q.has_cursor && j->q.cur_time_us > ws) ws = j->q.cur_time_us;
+    int64_t span = (j->q.format == TF_HIST_JSON ? j->q.limit + 1 : FETCH_ROWS) * j->q.width_us;
+    while (ws < j->q.end_us) {
+        int64_t we = j->q.end_us - ws > span ? ws + span : j->q.end_us;
+        int64_t lim = want ? want - got + (j->q.format == TF_HIST_JSON ? 1 : 0) : 0;
+        sqlp s;
+        build_bars(&s, &j->q, ws, we, lim);
+        PGresult *res = run_q(conn, &s);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fail_db(j, conn, res);
+            PQclear(res);
+            return -1;
+        }
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            if (want && got == want) { /* the extra row: there is more */
+                PQclear(res);
+                return 1;
+            }
+            emit_bar(j, res, i);
+            got++;
+            if (j->q.format != TF_HIST_JSON && j->out.len >= CHUNK && flush_chunk(j, 0) < 0) {
+                PQclear(res);
+                return -1;
+            }
+        }
+        PQclear(res);
+        if (want && got == want && j->q.format != TF_HIST_JSON) return 0;
+        ws = we;
+        j->q.has_cursor = 0; /* the cursor only matters inside its window */
+        if (j->q.format == TF_HIST_JSON && want && got == want) {
+            /* page full exactly at a window edge: more only if rows remain */
+            j->last_time = ws - j->q.width_us;
+            return ws < j->q.end_us ? 2 : 0;
+        }
+    }
+    return 0;
+}
+
+static void hist_work(PGconn *conn, void *arg)
+{
+    hjob *j = arg;
+    if (!conn) {
+        j->status = 503;
+        snprintf(j->errmsg, sizeof j->errmsg, "database unavailable");
+        return;
+    }
+    PGresult *res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        fail_db(j, conn, NULL);
+        return;
+    }
+    if (j->q.format != TF_HIST_JSON) {
+        const char *hdr = j->q.width_us == 0
+                              ? "id,ticker,market_code,trade_type,price,quantity,event_time\n"
+                              : "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,"
+                                "buy_volume,sell_volume\n";
+        if (j->q.format == TF_HIST_CSV) ob_str(&j->out, hdr);
+    }
+    int more = j->q.width_us == 0 ? work_raw(j, conn) : work_bars(j, conn);
+    res = PQexec(conn, more < 0 ? "ROLLBACK" : "COMMIT");
+    PQclear(res);
+    if (more < 0) {
+        if (j->started) j->failed_midway = 1;
+        return;
+    }
+    if (j->q.format != TF_HIST_JSON) {
+        if (flush_chunk(j, 1) < 0) j->failed_midway = 1;
+        return;
+    }
+    /* wrap the page */
+    obuf page = {0};
+    char cur[200] = "";
+    if (more) {
+        char c[160];
+        if (more == 2) /* exact page at a window edge: resume after the last bucket */
+            tf_hist_cursor_encode(&j->q, j->last_time, 0, "~", "", c, sizeof c);
+        else
+            tf_hist_cursor_encode(&j->q, j->last_time, j->last_id, j->last_ticker, j->last_market,
+                                  c, sizeof c);
+        snprintf(cur, sizeof cur, "\"%s\"", c);
+    }
+    char s1[40], s2[40];
+    tf_fmt_iso_us(j->q.start_us, s1);
+    tf_fmt_iso_us(j->q.end_us, s2);
+    ob_str(&page, "{\"data\":[");
+    if (j->out.b) ob_put(&page, j->out.b, j->out.len);
+    ob_fmt(&page, "],\"count\":%lld,\"next_cursor\":%s,\"filters\":{", (long long)j->n,
+           more ? cur : "null");
+    if (j->q.ticker[0]) {
+        ob_str(&page, "\"ticker\":");
+        put_json_str(&page, j->q.ticker, (int)strlen(j->q.ticker));
+        ob_str(&page, ",");
+    }
+    if (j->q.market[0]) ob_fmt(&page, "\"market_code\":\"%s\",", j->q.market);
+    if (j->q.side[0]) ob_fmt(&page, "\"trade_type\":\"%s\",", j->q.side);
+    ob_fmt(&page, "\"start\":\"%s\",\"end\":\"%s\",\"interval\":\"%s\",\"limit\":%lld},", s1, s2,
+           j->q.interval, (long long)j->q.limit);
+    ob_fmt(&page, "\"aggregate\":{\"interval\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
+           j->q.interval, (long long)j->n, (long long)j->trades, (long long)j->volume);
+    if (j->n > 0) {
+        char o[64], h[64], l[64], c[64], v[64];
+        fmt_e4_128(j->open_e4, o);
+        fmt_e4_128(j->high_e4, h);
+        fmt_e4_128(j->low_e4, l);
+        fmt_e4_128(j->close_e4, c);
+        __int128 vw = 0;
+        if (j->volume > 0) { /* round half away from zero, like numeric round() */
+            vw = (j->notional_e4 * 2 + j->volume) / (2 * (__int128)j->volume);
+        }
+        fmt_e4_128(vw, v);
+        ob_fmt(&page, ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
+               o, h, l, c, v);
+    } else {
+        ob_str(&page, ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null");
+    }
+    ob_str(&page, "}}");
+    free(j->out.b);
+    j->out = page;
+    if (page.oom) {
+        j->status = 503;
+        snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+    }
+}
+
+static void hjob_free(hjob *j)
+{
+    free(j->out.b);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static void hist_done(void *arg)
+{
+    hjob *j = arg;
+    tf_http_req *r = j->req;
+    if (j->q.format != TF_HIST_JSON && j->started) {
+        if (j->failed_midway) {
+            tf_warn("http", "history stream failed midway", "\"conn\":%llu",
+                    (unsigned long long)tf_http_conn_id_of(r));
+            tf_http_stream_abort(r);
+        } else {
+            tf_http_stream_end(r);
+        }
+    } else if (j->status) {
+        tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
+    } else {
+        tf_http_json(r, 200, j->out.b ? j->out.b : "{}");
+    }
+    hjob_free(j);
+}
+
+void tf_hist_handle(tf_http_req *r, void *ud)
+{
+    (void)ud;
+    tf_server *s = tf_http_server(r);
+    const tf_config *cfg = tf_server_config(s);
+    tf_hist_param ps[64];
+    int n = tf_http_query_count(r);
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) tf_http_query_at(r, i, &ps[i].name, &ps[i].value, &ps[i].vlen);
+    hjob *j = calloc(1, sizeof *j);
+    if (!j) {
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    const char *bad = NULL;
+    char msg[256];
+    int rc = tf_hist_parse(cfg, ps, n, tf_http_header(r, "Accept"), tf_now_us(), &j->q, &bad, msg,
+                           sizeof msg);
+    if (rc != 0) {
+        const char *param = bad;
+        char pname[64];
+        if (rc <= -2) { /* unknown parameter: name it (sanitized) */
+            const char *nm = ps[-2 - rc].name;
+            size_t nl = strlen(nm);
+            if (nl < sizeof pname && tf_utf8_valid((const unsigned char *)nm, nl))
+                snprintf(pname, sizeof pname, "%s", nm);
+            else
+                snprintf(pname, sizeof pname, "(invalid name)");
+            param = pname;
+            snprintf(msg, sizeof msg, "unknown parameter '%s'", pname);
+        }
+        free(j);
+        tf_http_error(r, 400, rc <= -2 ? "unknown_parameter" : "invalid_parameter", msg, param);
+        return;
+    }
+    j->req = r;
+    j->srv = s;
+    j->cfg = cfg;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    /* streams may last as long as the client reads slowly: own thread */
+    int rc2 = j->q.format == TF_HIST_JSON ? tf_server_db(s, hist_work, hist_done, j)
+                                         : tf_server_db_long(s, hist_work, hist_done, j);
+    if (rc2 < 0) {
+        hjob_free(j);
+        tf_http_error(r, 503, "unavailable", "too many queries in progress, retry later", NULL);
+    }
+}

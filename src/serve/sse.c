@@ -1,0 +1,1085 @@
+/*
+ * sse.c - anomalies over Server-Sent Events and as paged JSON (see sse.h).
+ *
+ * Events are built once, off the loop (feed thread), as the exact bytes of
+ * an SSE event, and shared by reference between clients; each client only
+ * queues bytes on its connection. The feed thread parses each
+ * stock.anomalies message with jansson (a few hundred per second at most;
+ * a packaged parser beats a hand-written one here) for the fields the
+ * filters need.
+ *
+ * Lifetime: the tf_sse is reference counted: one reference for the owner and
+ * one per posted batch / status change / database job in flight, so a
+ * callback that runs during tf_server_free after tf_sse_free finds the
+ * handle still allocated (marked released) and only frees its own data.
+ */
+#include "serve/sse.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/trade.h"
+#include "common/util.h"
+#include "ingest/gen.h"
+#include "process/window.h"
+#include "store/pg.h"
+
+#define SSE_MAX_QUEUE (1 << 20)     /* bytes queued per client before it is dropped */
+#define SSE_MAX_HELD 10000          /* live events held per client during a replay */
+#define REPLAY_MAX_ROWS 20000
+#define REPLAY_PAGE 2000
+#define MAX_FILTER 32
+#define FEED_BATCH 256
+#define SEEN_CAP 65536
+#define LIST_MAX_LIMIT 1000
+#define LIST_DEFAULT_LIMIT 100
+#define REPLAY_MEMORY_US (60 * 1000000LL)
+
+static const char *const sev_names[] = {"low", "medium", "high"};
+
+typedef struct sse_event {
+    int refs;                 /* loop thread only */
+    int64_t num;              /* numeric part of the id ("a-<num>") */
+    int type, sev;
+    char ticker[TF_TICKER_MAX];
+    size_t len;
+    char text[];              /* "id: ...\nevent: anomaly\ndata: ...\n\n" */
+} sse_event;
+
+typedef struct sse_filter {
+    int nt;
+    char tickers[MAX_FILTER][TF_TICKER_MAX];
+    unsigned types;           /* bit per tf_anomaly_type; 0 = all */
+    unsigned sevs;            /* bit per severity; 0 = all */
+} sse_filter;
+
+typedef struct replay_job replay_job;
+
+typedef struct sse_client {
+    struct sse_client *prev, *next;
+    struct tf_sse *x;
+    tf_http_req *req;
+    sse_filter f;
+    int live;                 /* 0 while replaying */
+    int gone;                 /* stream finished; freed when no job holds it */
+    replay_job *job;
+    sse_event **held;
+    int nheld, capheld;
+    /* ids the replay carried (sorted): a live copy arriving after the replay
+     * finished is not sent again; forgotten after REPLAY_MEMORY_US */
+    int64_t *rep;
+    size_t nrep;
+    int64_t rep_until;
+} sse_client;
+
+typedef struct hb_timer {
+    uv_timer_t t;
+    struct tf_sse *x;
+} hb_timer;
+
+struct tf_sse {
+    atomic_int refs;
+    atomic_int stopping;
+    int released;             /* tf_sse_free called (loop-side checks) */
+    tf_server *srv;
+    tf_bus *bus;
+    const tf_config *cfg;
+    tf_bus_consumer *cons;
+    pthread_t feed_th, status_th;
+    int feed_started, status_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+
+    /* loop thread only */
+    sse_client *clients;
+    int nclients;
+    hb_timer *hb;
+    int shut;
+    tf_idset *seen;
+    char status[16];
+    char status_json[384];
+
+    tf_metric *m_clients, *m_sent, *m_dropped, *m_replayed, *m_dups;
+};
+
+static void x_ref(tf_sse *x) { atomic_fetch_add(&x->refs, 1); }
+
+static void x_unref(tf_sse *x)
+{
+    if (atomic_fetch_sub(&x->refs, 1) != 1) return;
+    tf_idset_free(x->seen);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+    free(x);
+}
+
+static void ev_unref(sse_event *e)
+{
+    if (e && --e->refs == 0) free(e);
+}
+
+/* ---- filters ------------------------------------------------------------- */
+
+static int sev_index(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, sev_names[i]) == 0) return i;
+    return -1;
+}
+
+static int filter_match(const sse_filter *f, const sse_event *e)
+{
+    if (f->types && !(f->types & (1u << e->type))) return 0;
+    if (f->sevs && !(f->sevs & (1u << e->sev))) return 0;
+    if (f->nt == 0) return 1;
+    for (int i = 0; i < f->nt; i++)
+        if (strcmp(f->tickers[i], e->ticker) == 0) return 1;
+    return 0;
+}
+
+/* Parses one comma list parameter into f. Returns 0 or -1 with msg. */
+static int parse_list(const char *name, const char *v, sse_filter *f, char *msg, size_t cap)
+{
+    char buf[1024];
+    if (strlen(v) >= sizeof buf) {
+        snprintf(msg, cap, "%s is too long", name);
+        return -1;
+    }
+    snprintf(buf, sizeof buf, "%s", v);
+    char *save = NULL;
+    int any = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        size_t n = strlen(tok);
+        while (n && tok[n - 1] == ' ') tok[--n] = 0;
+        if (!n) continue;
+        any = 1;
+        if (strcmp(name, "ticker") == 0) {
+            for (size_t i = 0; i < n; i++) tok[i] = (char)toupper((unsigned char)tok[i]);
+            if (!tf_ticker_valid(tok, n)) {
+                snprintf(msg, cap, "ticker '%.40s' is not a valid ticker", tok);
+                return -1;
+            }
+            if (f->nt == MAX_FILTER) {
+                snprintf(msg, cap, "at most %d tickers", MAX_FILTER);
+                return -1;
+            }
+            snprintf(f->tickers[f->nt++], TF_TICKER_MAX, "%s", tok);
+        } else if (strcmp(name, "type") == 0) {
+            int t = tf_anomaly_from_name(tok);
+            if (t < 0) {
+                snprintf(msg, cap,
+                         "type '%.40s' is unknown (PRICE_SPIKE, RAPID_MOVE, VOLUME_SPIKE, TRADE_BURST, OFF_VWAP)", tok);
+                return -1;
+            }
+            f->types |= 1u << t;
+        } else {
+            int s = sev_index(tok);
+            if (s < 0) {
+                snprintf(msg, cap, "severity '%.40s' is unknown (low, medium, high)", tok);
+                return -1;
+            }
+            f->sevs |= 1u << s;
+        }
+    }
+    if (!any) {
+        snprintf(msg, cap, "%s is empty", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* "a-000000000123" -> 123; -1 when malformed. */
+static int64_t id_num(const char *id, size_t len)
+{
+    if (len < 3 || len > 40 || id[0] != 'a' || id[1] != '-') return -1;
+    int64_t v;
+    for (size_t i = 2; i < len; i++)
+        if (id[i] < '0' || id[i] > '9') return -1;
+    if (tf_parse_i64(id + 2, len - 2, &v) || v < 0) return -1;
+    return v;
+}
+
+/* PostgreSQL text[] literal of the filter's tickers / types / severities,
+ * or NULL (no filter). Values are from closed alphabets: no quoting needed. */
+static const char *arr_tickers(const sse_filter *f, char *buf, size_t cap)
+{
+    if (!f->nt) return NULL;
+    size_t n = (size_t)snprintf(buf, cap, "{");
+    for (int i = 0; i < f->nt && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", f->tickers[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "}");
+    return buf;
+}
+
+static const char *arr_mask(unsigned mask, int kind, char *buf, size_t cap)
+{
+    if (!mask) return NULL;
+    size_t n = (size_t)snprintf(buf, cap, "{");
+    int first = 1, lim = kind ? 3 : TF_ANOM_NTYPES;
+    for (int i = 0; i < lim; i++) {
+        if (!(mask & (1u << i))) continue;
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", first ? "" : ",",
+                              kind ? sev_names[i] : tf_anomaly_name((tf_anomaly_type)i));
+        first = 0;
+    }
+    snprintf(buf + n, cap - n, "}");
+    return buf;
+}
+
+/* ---- building events ----------------------------------------------------- */
+
+/* Builds an event from a stock.anomalies message; NULL when malformed. */
+static sse_event *event_from_json(const char *js, size_t len)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(js, len, 0, &jerr);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *ticker = json_string_value(json_object_get(o, "ticker"));
+    const char *sev = json_string_value(json_object_get(o, "severity"));
+    sse_event *e = NULL;
+    int t = type ? tf_anomaly_from_name(type) : -1;
+    int s = sev ? sev_index(sev) : -1;
+    int64_t num = id ? id_num(id, strlen(id)) : -1;
+    if (t < 0 || s < 0 || num < 0 || !ticker || !tf_ticker_valid(ticker, strlen(ticker))) goto out;
+    /* data must be one line: re-encode compactly if the producer used newlines */
+    char *compact = NULL;
+    const char *data = js;
+    size_t dlen = len;
+    if (memchr(js, '\n', len) || memchr(js, '\r', len)) {
+        compact = json_dumps(o, JSON_COMPACT);
+        if (!compact) goto out;
+        data = compact;
+        dlen = strlen(compact);
+    }
+    size_t cap = dlen + strlen(id) + 48;
+    e = malloc(sizeof *e + cap);
+    if (e) {
+        e->refs = 0;
+        e->num = num;
+        e->type = t;
+        e->sev = s;
+        snprintf(e->ticker, sizeof e->ticker, "%s", ticker);
+        e->len = (size_t)snprintf(e->text, cap, "id: %s\nevent: anomaly\ndata: %.*s\n\n", id, (int)dlen, data);
+    }
+    free(compact);
+out:
+    json_decref(o);
+    return e;
+}
+
+/* ---- clients (loop thread) ----------------------------------------------- */
+
+static void client_unlink(tf_sse *x, sse_client *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else if (x->clients == c) x->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    x->nclients--;
+    tf_metric_set(x->m_clients, x->nclients);
+}
+
+static void client_free(sse_client *c)
+{
+    for (int i = 0; i < c->nheld; i++) ev_unref(c->held[i]);
+    free(c->held);
+    free(c->rep);
+    free(c);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 1 when the replay already carried this event to the client */
+static int replayed(sse_client *c, int64_t num)
+{
+    if (!c->rep) return 0;
+    if (tf_mono_us() > c->rep_until) {
+        free(c->rep);
+        c->rep = NULL;
+        c->nrep = 0;
+        return 0;
+    }
+    return bsearch(&num, c->rep, c->nrep, sizeof *c->rep, cmp_i64) != NULL;
+}
+
+/* Finishes a client's stream now (abort = close without the final chunk,
+ * for a client that cannot keep up). */
+static void client_finish(tf_sse *x, sse_client *c, int abort)
+{
+    if (c->gone) return;
+    c->gone = 1;
+    client_unlink(x, c);
+    if (abort) tf_http_stream_abort(c->req);
+    else tf_http_stream_end(c->req);
+    c->req = NULL;
+    if (!c->job) client_free(c);
+}
+
+static void client_send(tf_sse *x, sse_client *c, const char *p, size_t n)
+{
+    if (c->gone) return;
+    tf_http_stream_write(c->req, p, n);
+    if (tf_http_stream_queued(c->req) > SSE_MAX_QUEUE) {
+        tf_metric_add(x->m_dropped, 1);
+        tf_warn("sse", "client too slow, disconnected (it resumes with Last-Event-ID)",
+                "\"conn\":%llu", (unsigned long long)tf_http_conn_id_of(c->req));
+        client_finish(x, c, 1);
+    }
+}
+
+/* The client went away (or the server forced connections closed). */
+static void on_stream_close(tf_http_req *r, void *ud)
+{
+    (void)r;
+    sse_client *c = ud;
+    client_finish(c->x, c, 0);
+}
+
+/* ---- live feed delivery (loop thread) ------------------------------------- */
+
+typedef struct feed_batch {
+    tf_sse *x;
+    int n;
+    sse_event *ev[FEED_BATCH];
+} feed_batch;
+
+static void deliver_batch(void *arg)
+{
+    feed_batch *b = arg;
+    tf_sse *x = b->x;
+    for (int i = 0; i < b->n; i++) {
+        sse_event *e = b->ev[i];
+        e->refs = 1; /* the batch's reference */
+        if (x->released || x->shut) {
+            ev_unref(e);
+            continue;
+        }
+        if (tf_idset_check_add(x->seen, e->num)) { /* re-published after a processor restart */
+            tf_metric_add(x->m_dups, 1);
+            ev_unref(e);
+            continue;
+        }
+        for (sse_client *c = x->clients, *nx; c; c = nx) {
+            nx = c->next;
+            if (!filter_match(&c->f, e)) continue;
+            if (c->live) {
+                if (replayed(c, e->num)) continue;
+                client_send(x, c, e->text, e->len);
+                tf_metric_add(x->m_sent, 1);
+            } else if (c->nheld >= SSE_MAX_HELD) {
+                tf_metric_add(x->m_dropped, 1);
+                client_finish(x, c, 1);
+            } else {
+                if (c->nheld == c->capheld) {
+                    int nc = c->capheld ? c->capheld * 2 : 16;
+                    sse_event **nh = realloc(c->held, (size_t)nc * sizeof *nh);
+                    if (!nh) {
+                        client_finish(x, c, 1);
+                        continue;
+                    }
+                    c->held = nh;
+                    c->capheld = nc;
+                }
+                e->refs++;
+                c->held[c->nheld++] = e;
+            }
+        }
+        ev_unref(e);
+    }
+    free(b);
+    x_unref(x);
+}
+
+static void *feed_main(void *arg)
+{
+    tf_sse *x = arg;
+    feed_batch *b = NULL;
+    while (!atomic_load(&x->stopping)) {
+        const tf_bus_msg *m = NULL;
+        int rc = tf_bus_poll(x->cons, b && b->n ? 0 : 200, &m);
+        if (rc == 1) {
+            sse_event *e = event_from_json(m->value, m->value_len);
+            if (!e) {
+                tf_warn("sse", "skipping malformed stock.anomalies message", "\"offset\":%lld", (long long)m->offset);
+                continue;
+            }
+            if (!b && !(b = calloc(1, sizeof *b))) {
+                free(e);
+                continue;
+            }
+            b->ev[b->n++] = e;
+            if (b->n < FEED_BATCH) continue;
+        } else if (rc == TF_BUS_ECLOSED) {
+            break;
+        }
+        int64_t missed = tf_bus_consumer_missed(x->cons);
+        if (missed > 0)
+            tf_warn("sse", "anomaly feed fell behind the bus; clients can recover with Last-Event-ID",
+                    "\"missed\":%lld", (long long)missed);
+        if (b && b->n) {
+            b->x = x;
+            x_ref(x);
+            if (tf_server_post(x->srv, deliver_batch, b) != 0) {
+                for (int i = 0; i < b->n; i++) free(b->ev[i]);
+                free(b);
+                x_unref(x);
+            }
+            b = NULL;
+        }
+    }
+    if (b) {
+        for (int i = 0; i < b->n; i++) free(b->ev[i]);
+        free(b);
+    }
+    return NULL;
+}
+
+/* ---- processor status (status thread -> loop) ----------------------------- */
+
+typedef struct status_msg {
+    tf_sse *x;
+    char status[16];
+    char json[384];
+} status_msg;
+
+static void deliver_status(void *arg)
+{
+    status_msg *s = arg;
+    tf_sse *x = s->x;
+    if (!x->released && !x->shut) {
+        snprintf(x->status, sizeof x->status, "%s", s->status);
+        snprintf(x->status_json, sizeof x->status_json, "%s", s->json);
+        char ev[512];
+        int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", s->json);
+        for (sse_client *c = x->clients, *nx; c; c = nx) {
+            nx = c->next;
+            client_send(x, c, ev, (size_t)n);
+        }
+        tf_info("sse", "pipeline status changed", "\"status\":\"%s\",\"clients\":%d", s->status, x->nclients);
+    }
+    free(s);
+    x_unref(x);
+}
+
+static void *status_main(void *arg)
+{
+    tf_sse *x = arg;
+    PGconn *pg = NULL;
+    char last[16] = "ok", err[512];
+    int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
+    if (stale_ms < 2000) stale_ms = 2000;
+    while (!atomic_load(&x->stopping)) {
+        pthread_mutex_lock(&x->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!atomic_load(&x->stopping)) pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+        pthread_mutex_unlock(&x->mu);
+        if (atomic_load(&x->stopping)) break;
+        if (!pg || PQstatus(pg) != CONNECTION_OK) {
+            if (pg) PQfinish(pg);
+            pg = tf_pg_connect(x->cfg->pg_url, err, sizeof err);
+            if (!pg) continue; /* unknown: keep the last state */
+        }
+        char stale[32];
+        snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+        const char *vals[1] = {stale};
+        PGresult *r = PQexecParams(
+            pg,
+            "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0), count(*)"
+            " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
+            " AS live FROM tickflow_processor_status) s",
+            1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            PQclear(r);
+            PQfinish(pg);
+            pg = NULL;
+            continue;
+        }
+        long long live = atoll(PQgetvalue(r, 0, 0)), lag = atoll(PQgetvalue(r, 0, 1));
+        PQclear(r);
+        const char *st = live == 0 ? "down" : lag > x->cfg->sse_lag_threshold_ms ? "lagging" : "ok";
+        if (strcmp(st, last) == 0) continue;
+        status_msg *m = calloc(1, sizeof *m);
+        if (!m) continue;
+        char now[40];
+        tf_fmt_iso_us(tf_now_us(), now);
+        snprintf(m->status, sizeof m->status, "%s", st);
+        snprintf(m->json, sizeof m->json,
+                 "{\"status\":\"%s\",\"component\":\"processor\",\"previous\":\"%s\",\"processors\":%lld,"
+                 "\"lag_ms\":%lld,\"lag_threshold_ms\":%d,\"at\":\"%s\"}",
+                 st, last, live, lag, x->cfg->sse_lag_threshold_ms, now);
+        snprintf(last, sizeof last, "%s", st);
+        m->x = x;
+        x_ref(x);
+        if (tf_server_post(x->srv, deliver_status, m) != 0) {
+            free(m);
+            x_unref(x);
+        }
+    }
+    if (pg) PQfinish(pg);
+    return NULL;
+}
+
+/* ---- replay (database worker -> loop) ------------------------------------- */
+
+struct replay_job {
+    tf_sse *x;
+    sse_client *c;
+    char last[48];
+    sse_filter f;
+    char *text;
+    size_t len, cap;
+    int64_t *nums;
+    size_t nnums, capnums;
+    int found, err, truncated;
+};
+
+static int buf_add(char **p, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = *cap ? *cap : 4096;
+        while (nc < *len + n + 1) nc *= 2;
+        char *np = realloc(*p, nc);
+        if (!np) return -1;
+        *p = np;
+        *cap = nc;
+    }
+    memcpy(*p + *len, s, n);
+    *len += n;
+    (*p)[*len] = 0;
+    return 0;
+}
+
+static void replay_work(struct pg_conn *conn_, void *arg)
+{
+    PGconn *conn = (PGconn *)conn_;
+    replay_job *j = arg;
+    if (!conn) {
+        j->err = 1;
+        return;
+    }
+    const char *v1[1] = {j->last};
+    PGresult *r = PQexecParams(conn, "SELECT seq FROM stock_anomalies WHERE id = $1", 1, NULL, v1, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        j->err = 1;
+        PQclear(r);
+        return;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return;
+    }
+    j->found = 1;
+    char seq[32];
+    snprintf(seq, sizeof seq, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    char tb[MAX_FILTER * TF_TICKER_MAX + 4], yb[128], sb[64], lim[16];
+    snprintf(lim, sizeof lim, "%d", REPLAY_PAGE);
+    size_t rows = 0;
+    for (;;) {
+        const char *v[5] = {seq, arr_tickers(&j->f, tb, sizeof tb), arr_mask(j->f.types, 0, yb, sizeof yb),
+                            arr_mask(j->f.sevs, 1, sb, sizeof sb), lim};
+        r = PQexecParams(conn,
+                         "SELECT seq, id, body FROM stock_anomalies WHERE seq > $1::bigint"
+                         " AND ($2::text[] IS NULL OR ticker = ANY($2::text[]))"
+                         " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
+                         " AND ($4::text[] IS NULL OR severity = ANY($4::text[]))"
+                         " ORDER BY seq LIMIT $5::int",
+                         5, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            j->err = 1;
+            PQclear(r);
+            return;
+        }
+        int n = PQntuples(r);
+        for (int i = 0; i < n; i++) {
+            const char *id = PQgetvalue(r, i, 1), *body = PQgetvalue(r, i, 2);
+            char head[96];
+            int hn = snprintf(head, sizeof head, "id: %s\nevent: anomaly\ndata: ", id);
+            if (buf_add(&j->text, &j->len, &j->cap, head, (size_t)hn) ||
+                buf_add(&j->text, &j->len, &j->cap, body, strlen(body)) ||
+                buf_add(&j->text, &j->len, &j->cap, "\n\n", 2)) {
+                j->err = 1;
+                PQclear(r);
+                return;
+            }
+            if (j->nnums == j->capnums) {
+                size_t nc = j->capnums ? j->capnums * 2 : 256;
+                int64_t *nn = realloc(j->nums, nc * sizeof *nn);
+                if (!nn) {
+                    j->err = 1;
+                    PQclear(r);
+                    return;
+                }
+                j->nums = nn;
+                j->capnums = nc;
+            }
+            j->nums[j->nnums++] = id_num(id, strlen(id));
+            snprintf(seq, sizeof seq, "%s", PQgetvalue(r, i, 0));
+        }
+        PQclear(r);
+        rows += (size_t)n;
+        if (n < REPLAY_PAGE) break;
+        if (rows >= REPLAY_MAX_ROWS) {
+            j->truncated = 1;
+            break;
+        }
+    }
+}
+
+static void replay_done(void *arg)
+{
+    replay_job *j = arg;
+    tf_sse *x = j->x;
+    sse_client *c = j->c;
+    c->job = NULL;
+    if (c->gone) {
+        client_free(c);
+    } else if (j->err) {
+        static const char msg[] = ": replay unavailable (database), reconnect later\n\n";
+        client_send(x, c, msg, sizeof msg - 1);
+        if (!c->gone) client_finish(x, c, 0); /* the client retries after `retry` */
+    } else {
+        if (!j->found) {
+            static const char msg[] = ": last event id not found; live events only\n\n";
+            client_send(x, c, msg, sizeof msg - 1);
+        }
+        if (j->len && !c->gone) {
+            client_send(x, c, j->text, j->len);
+            tf_metric_add(x->m_replayed, (int64_t)j->nnums);
+        }
+        if (!c->gone && j->truncated) {
+            client_finish(x, c, 0); /* reconnects with the last replayed id */
+        } else if (!c->gone) {
+            if (j->nnums) qsort(j->nums, j->nnums, sizeof *j->nums, cmp_i64);
+            for (int i = 0; i < c->nheld && !c->gone; i++) {
+                sse_event *e = c->held[i];
+                if (!j->nnums || !bsearch(&e->num, j->nums, j->nnums, sizeof *j->nums, cmp_i64)) {
+                    client_send(x, c, e->text, e->len);
+                    tf_metric_add(x->m_sent, 1);
+                }
+            }
+            if (!c->gone) {
+                for (int i = 0; i < c->nheld; i++) ev_unref(c->held[i]);
+                c->nheld = 0;
+                c->live = 1;
+                if (j->nnums) {
+                    c->rep = j->nums;
+                    c->nrep = j->nnums;
+                    c->rep_until = tf_mono_us() + REPLAY_MEMORY_US;
+                    j->nums = NULL;
+                }
+            }
+        }
+    }
+    free(j->text);
+    free(j->nums);
+    free(j);
+    x_unref(x);
+}
+
+/* ---- handlers -------------------------------------------------------------- */
+
+static int parse_filters(tf_http_req *r, sse_filter *f, const char *const *extra, int nextra,
+                         char *msg, size_t cap, const char **param)
+{
+    memset(f, 0, sizeof *f);
+    int nq = tf_http_query_count(r);
+    for (int i = 0; i < nq; i++) {
+        const char *name, *val;
+        size_t vlen;
+        tf_http_query_at(r, i, &name, &val, &vlen);
+        *param = name;
+        if (strlen(val) != vlen) {
+            snprintf(msg, cap, "%s contains a NUL byte", name);
+            return -1;
+        }
+        if (!strcmp(name, "ticker") || !strcmp(name, "type") || !strcmp(name, "severity")) {
+            if (parse_list(name, val, f, msg, cap)) return -1;
+            continue;
+        }
+        int known = 0;
+        for (int k = 0; k < nextra; k++)
+            if (!strcmp(name, extra[k])) known = 1;
+        if (!known) {
+            snprintf(msg, cap, "unknown parameter '%.40s'", name);
+            return -1;
+        }
+    }
+    *param = NULL;
+    return 0;
+}
+
+static void h_stream(tf_http_req *r, void *ud);
+static void h_list(tf_http_req *r, void *ud);
+
+static void h_stream(tf_http_req *r, void *ud)
+{
+    tf_sse *x = ud;
+    static const char *const extra[] = {"last_event_id"};
+    sse_filter f;
+    char msg[256];
+    const char *param = NULL;
+    if (x->shut) {
+        tf_http_error(r, 503, "unavailable", "server is shutting down", NULL);
+        return;
+    }
+    if (parse_filters(r, &f, extra, 1, msg, sizeof msg, &param)) {
+        tf_http_error(r, 400, "invalid_parameter", msg, param);
+        return;
+    }
+    const char *last = tf_http_header(r, "Last-Event-ID");
+    const char *lparam = "Last-Event-ID";
+    if (!last || !*last) {
+        last = tf_http_query(r, "last_event_id");
+        lparam = "last_event_id";
+    }
+    if (last && !*last) last = NULL;
+    if (last && (strlen(last) >= sizeof(((replay_job *)0)->last) || id_num(last, strlen(last)) < 0)) {
+        tf_http_error(r, 400, "invalid_parameter", "last event id must look like a-000000000123", lparam);
+        return;
+    }
+    sse_client *c = calloc(1, sizeof *c);
+    replay_job *j = last ? calloc(1, sizeof *j) : NULL;
+    if (!c || (last && !j)) {
+        free(c);
+        free(j);
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    c->x = x;
+    c->f = f;
+    c->req = r;
+    tf_http_add_header(r, "Cache-Control", "no-cache");
+    tf_http_add_header(r, "X-Accel-Buffering", "no");
+    static const tf_http_stream_cbs cbs = {NULL, on_stream_close};
+    if (tf_http_stream_begin(r, 200, "text/event-stream", &cbs, c) != 0) {
+        free(c);
+        free(j);
+        tf_http_error(r, 500, "internal", "cannot start the event stream", NULL);
+        return;
+    }
+    c->next = x->clients;
+    if (x->clients) x->clients->prev = c;
+    x->clients = c;
+    x->nclients++;
+    tf_metric_set(x->m_clients, x->nclients);
+    char head[128];
+    int n = snprintf(head, sizeof head, "retry: %d\n: tickflow anomalies\n\n", x->cfg->sse_retry_ms);
+    client_send(x, c, head, (size_t)n);
+    if (strcmp(x->status, "ok") != 0 && x->status_json[0]) {
+        char ev[512];
+        int k = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", x->status_json);
+        client_send(x, c, ev, (size_t)k);
+    }
+    if (!j) {
+        c->live = 1;
+        return;
+    }
+    j->x = x;
+    j->c = c;
+    snprintf(j->last, sizeof j->last, "%s", last);
+    j->f = f;
+    c->job = j;
+    x_ref(x);
+    if (tf_server_db(x->srv, replay_work, replay_done, j) != 0) {
+        c->job = NULL;
+        free(j);
+        x_unref(x);
+        static const char busy[] = ": replay unavailable (server busy), reconnect later\n\n";
+        client_send(x, c, busy, sizeof busy - 1);
+        client_finish(x, c, 0);
+    }
+}
+
+/* ---- GET /api/v1/stock/anomalies --------------------------------------------- */
+
+typedef struct list_job {
+    tf_sse *x;
+    tf_http_req *r;
+    sse_filter f;
+    char start[40], end[40], cursor[32], limit[16];
+    int has_start, has_end, has_cursor;
+    char *out;
+    size_t len, cap;
+    int status;
+} list_job;
+
+static void list_work(struct pg_conn *conn_, void *arg)
+{
+    PGconn *conn = (PGconn *)conn_;
+    list_job *j = arg;
+    if (!conn) {
+        j->status = 503;
+        return;
+    }
+    char tb[MAX_FILTER * TF_TICKER_MAX + 4], yb[128], sb[64];
+    const char *v[7] = {arr_tickers(&j->f, tb, sizeof tb), arr_mask(j->f.types, 0, yb, sizeof yb),
+                        arr_mask(j->f.sevs, 1, sb, sizeof sb), j->has_start ? j->start : NULL,
+                        j->has_end ? j->end : NULL, j->has_cursor ? j->cursor : NULL, j->limit};
+    PGresult *r = PQexecParams(conn,
+                               "SELECT seq, body FROM stock_anomalies WHERE"
+                               " ($1::text[] IS NULL OR ticker = ANY($1::text[]))"
+                               " AND ($2::text[] IS NULL OR type = ANY($2::text[]))"
+                               " AND ($3::text[] IS NULL OR severity = ANY($3::text[]))"
+                               " AND ($4::timestamptz IS NULL OR event_time >= $4::timestamptz)"
+                               " AND ($5::timestamptz IS NULL OR event_time < $5::timestamptz)"
+                               " AND ($6::bigint IS NULL OR seq < $6::bigint)"
+                               " ORDER BY seq DESC LIMIT $7::int + 1",
+                               7, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        j->status = 503;
+        PQclear(r);
+        return;
+    }
+    int limit = atoi(j->limit), n = PQntuples(r);
+    int shown = n > limit ? limit : n;
+    int fail = buf_add(&j->out, &j->len, &j->cap, "{\"data\":[", 9);
+    for (int i = 0; i < shown && !fail; i++) {
+        const char *b = PQgetvalue(r, i, 1);
+        fail |= (i && buf_add(&j->out, &j->len, &j->cap, ",", 1)) || buf_add(&j->out, &j->len, &j->cap, b, strlen(b));
+    }
+    char tail[128];
+    int tn;
+    if (n > limit)
+        tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":\"%s\"}", shown, PQgetvalue(r, shown - 1, 0));
+    else
+        tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":null}", shown);
+    fail |= buf_add(&j->out, &j->len, &j->cap, tail, (size_t)tn);
+    PQclear(r);
+    j->status = fail ? 500 : 200;
+}
+
+static void list_done(void *arg)
+{
+    list_job *j = arg;
+    if (j->status == 200) tf_http_json(j->r, 200, j->out);
+    else if (j->status == 503) tf_http_error(j->r, 503, "unavailable", "PostgreSQL is unavailable", NULL);
+    else tf_http_error(j->r, 500, "internal", "out of memory", NULL);
+    tf_sse *x = j->x;
+    free(j->out);
+    free(j);
+    x_unref(x);
+}
+
+static void h_list(tf_http_req *r, void *ud)
+{
+    tf_sse *x = ud;
+    static const char *const extra[] = {"start", "end", "limit", "cursor"};
+    char msg[256];
+    const char *param = NULL;
+    list_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    if (parse_filters(r, &j->f, extra, 4, msg, sizeof msg, &param)) {
+        free(j);
+        tf_http_error(r, 400, "invalid_parameter", msg, param);
+        return;
+    }
+    int64_t ts[2] = {0, 0};
+    const char *names[2] = {"start", "end"};
+    for (int k = 0; k < 2; k++) {
+        const char *v = tf_http_query(r, names[k]);
+        if (!v) continue;
+        if (tf_parse_iso_us(v, strlen(v), &ts[k])) {
+            free(j);
+            snprintf(msg, sizeof msg, "%s is not an ISO-8601 time", names[k]);
+            tf_http_error(r, 400, "invalid_parameter", msg, names[k]);
+            return;
+        }
+        tf_fmt_iso_us(ts[k], k ? j->end : j->start);
+        if (k) j->has_end = 1;
+        else j->has_start = 1;
+    }
+    if (j->has_start && j->has_end && ts[0] >= ts[1]) {
+        free(j);
+        tf_http_error(r, 400, "invalid_parameter", "start must be before end", "start");
+        return;
+    }
+    int64_t lim = LIST_DEFAULT_LIMIT;
+    const char *lv = tf_http_query(r, "limit");
+    if (lv && (tf_parse_i64(lv, strlen(lv), &lim) || lim < 1 || lim > LIST_MAX_LIMIT)) {
+        free(j);
+        snprintf(msg, sizeof msg, "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
+        tf_http_error(r, 400, "invalid_parameter", msg, "limit");
+        return;
+    }
+    snprintf(j->limit, sizeof j->limit, "%lld", (long long)lim);
+    const char *cv = tf_http_query(r, "cursor");
+    if (cv) {
+        int64_t cur;
+        if (tf_parse_i64(cv, strlen(cv), &cur) || cur < 1) {
+            free(j);
+            tf_http_error(r, 400, "invalid_parameter", "cursor is not one this server returned", "cursor");
+            return;
+        }
+        snprintf(j->cursor, sizeof j->cursor, "%lld", (long long)cur);
+        j->has_cursor = 1;
+    }
+    j->x = x;
+    j->r = r;
+    x_ref(x);
+    if (tf_server_db(x->srv, list_work, list_done, j) != 0) {
+        free(j);
+        x_unref(x);
+        tf_http_error(r, 503, "unavailable", "database queue full or server stopping", NULL);
+    }
+}
+
+/* ---- heartbeats and shutdown -------------------------------------------------- */
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    hb_timer *h = t->data;
+    tf_sse *x = h->x;
+    char buf[64];
+    char now[40];
+    tf_fmt_iso_us(tf_now_us(), now);
+    int n = snprintf(buf, sizeof buf, ": heartbeat %s\n\n", now);
+    for (sse_client *c = x->clients, *nx; c; c = nx) {
+        nx = c->next;
+        client_send(x, c, buf, (size_t)n);
+    }
+}
+
+static void on_hb_closed(uv_handle_t *h) { free(h->data); }
+
+static void close_timer(tf_sse *x)
+{
+    if (!x->hb) return;
+    uv_timer_stop(&x->hb->t);
+    x->hb->t.data = x->hb;
+    uv_close((uv_handle_t *)&x->hb->t, on_hb_closed);
+    x->hb = NULL;
+}
+
+static void on_shutdown(tf_server *s, void *ud)
+{
+    (void)s;
+    tf_sse *x = ud;
+    x->shut = 1;
+    close_timer(x);
+    while (x->clients) client_finish(x, x->clients, 0);
+    atomic_store(&x->stopping, 1);
+    if (x->cons) tf_bus_consumer_wake(x->cons);
+    pthread_mutex_lock(&x->mu);
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+int tf_sse_clients(const tf_sse *x) { return x ? x->nclients : 0; }
+
+tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m, char *errbuf,
+                      size_t errlen)
+{
+    tf_sse *x = calloc(1, sizeof *x);
+    if (!x) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&x->refs, 1);
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    x->srv = s;
+    x->bus = bus;
+    x->cfg = cfg;
+    snprintf(x->status, sizeof x->status, "ok");
+    x->seen = tf_idset_new(SEEN_CAP);
+    x->hb = calloc(1, sizeof *x->hb);
+    if (!x->seen || !x->hb) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(x->hb);
+        x->hb = NULL;
+        x_unref(x);
+        return NULL;
+    }
+    if (!m) m = tf_server_metrics(s);
+    x->m_clients = tf_gauge(m, "tickflow_sse_clients", "Connected SSE clients", NULL);
+    x->m_sent = tf_counter(m, "tickflow_sse_events_sent_total", "Anomaly events sent to SSE clients", NULL);
+    x->m_dropped = tf_counter(m, "tickflow_sse_clients_dropped_total", "SSE clients disconnected for falling behind", NULL);
+    x->m_replayed = tf_counter(m, "tickflow_sse_events_replayed_total", "Anomaly events replayed after Last-Event-ID", NULL);
+    x->m_dups = tf_counter(m, "tickflow_sse_duplicates_total", "Re-published anomalies not sent again", NULL);
+    if (tf_server_route(s, "GET", "/api/v1/stock/anomaly", h_stream, x) ||
+        tf_server_route(s, "GET", "/api/v1/stock/anomalies", h_list, x) ||
+        tf_server_on_shutdown(s, on_shutdown, x)) {
+        snprintf(errbuf, errlen, "cannot register the SSE routes");
+        free(x->hb);
+        x->hb = NULL;
+        x_unref(x);
+        return NULL;
+    }
+    x->hb->x = x;
+    uv_timer_init(tf_server_loop(s), &x->hb->t);
+    x->hb->t.data = x->hb;
+    uint64_t every = (uint64_t)cfg->sse_heartbeat_s * 1000;
+    uv_timer_start(&x->hb->t, on_heartbeat, every, every);
+    if (bus) {
+        x->cons = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, NULL, 0, NULL, NULL, errbuf, errlen);
+        if (!x->cons) goto err;
+        if (pthread_create(&x->feed_th, NULL, feed_main, x) != 0) {
+            snprintf(errbuf, errlen, "cannot start the SSE feed thread");
+            goto err;
+        }
+        x->feed_started = 1;
+    }
+    if (cfg->pg_url[0]) {
+        if (pthread_create(&x->status_th, NULL, status_main, x) != 0) {
+            snprintf(errbuf, errlen, "cannot start the SSE status thread");
+            goto err;
+        }
+        x->status_started = 1;
+    }
+    return x;
+err:
+    /* The routes are registered with x as their user data, so x must stay
+     * allocated: stop the threads, answer 503 from the handlers, and keep
+     * one reference (a deliberate, bounded leak on this start-up failure). */
+    x->shut = 1;
+    x_ref(x);
+    tf_sse_free(x);
+    return NULL;
+}
+
+void tf_sse_free(tf_sse *x)
+{
+    if (!x) return;
+    atomic_store(&x->stopping, 1);
+    if (x->cons) tf_bus_consumer_wake(x->cons);
+    pthread_mutex_lock(&x->mu);
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    if (x->feed_started) pthread_join(x->feed_th, NULL);
+    if (x->status_started) pthread_join(x->status_th, NULL);
+    tf_bus_consumer_close(x->cons);
+    x->cons = NULL;
+    close_timer(x); /* only when the server never ran its shutdown hooks */
+    while (x->clients) client_finish(x, x->clients, 0);
+    x->released = 1;
+    x_unref(x);
+}

@@ -1,0 +1,62 @@
+/*
+ * sse.h - anomalies over Server-Sent Events and as paged JSON (DESIGN.md
+ * section 4), on the one HTTP server (serve/http.h).
+ *
+ *   GET /api/v1/stock/anomaly    text/event-stream. Query: ticker, type,
+ *       severity (comma lists; all optional), last_event_id. Sends
+ *       `retry:`, then one `id:` / `event: anomaly` / `data:` event per
+ *       anomaly from the bus topic stock.anomalies, `: heartbeat` comments
+ *       every sse.heartbeat_s, and `event: status` (no id) when the
+ *       processor is lagging (lag_ms > sse.lag_threshold_ms) or down (its
+ *       heartbeat row in tickflow_processor_status is stale) and when it
+ *       recovers. Last-Event-ID (header, or last_event_id in the query)
+ *       replays the stored anomalies after that id (stock_anomalies, in
+ *       insertion order) before going live; live events that arrive during
+ *       the replay are held and sent after it, minus the ones the replay
+ *       already carried, so there is no gap and no duplicate. A replay
+ *       longer than 20,000 events ends the stream after them: the client
+ *       reconnects with the newer Last-Event-ID and continues.
+ *       Bounded buffers: a client more than 1 MiB behind is disconnected
+ *       (it reconnects with Last-Event-ID and catches up from the table);
+ *       disconnected clients are freed at once. Ids already sent are
+ *       remembered, so anomalies re-published by a restarted processor
+ *       are not sent twice.
+ *   GET /api/v1/stock/anomalies  stored anomalies, newest first:
+ *       {"data":[...], "count":n, "next_cursor":"..."|null}. Query: ticker,
+ *       type, severity, start, end (ISO-8601), limit (1..1000, default 100),
+ *       cursor.
+ *
+ * Threads: one reads stock.anomalies from the bus (every partition, no
+ * group, from the end) and posts batches to the loop; one polls the
+ * processor status rows once a second with its own PostgreSQL connection.
+ * Everything client-facing runs on the loop thread.
+ */
+#ifndef TF_SERVE_SSE_H
+#define TF_SERVE_SSE_H
+
+#include <stddef.h>
+
+#include "bus/bus.h"
+#include "common/config.h"
+#include "serve/http.h"
+
+typedef struct tf_sse tf_sse;
+
+/* Registers the two routes on s and starts the feed and status threads.
+ * Call on the loop thread (or before the loop runs). bus, cfg and m are
+ * borrowed and must outlive the tf_sse. bus may be NULL (no live feed:
+ * replay and JSON only); m may be NULL (the server's registry is used).
+ * Returns NULL with errbuf on failure. */
+tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m, char *errbuf,
+                      size_t errlen);
+
+/* Stops the threads and releases this handle. Call after tf_server_run()
+ * returned and BEFORE tf_server_free() (which may still run callbacks this
+ * module posted; they see the handle released and only free their data).
+ * Accepts NULL. */
+void tf_sse_free(tf_sse *x);
+
+/* Connected SSE clients (loop thread). */
+int tf_sse_clients(const tf_sse *x);
+
+#endif

@@ -1,0 +1,1115 @@
+/*
+ * ws.c - GET /api/v1/stock/real-time: the WebSocket endpoint of DESIGN.md
+ * section 4, on the libuv HTTP server (http.h connection takeover).
+ *
+ * Data flow (all on the loop thread except the feed):
+ *   ws_feed thread --tf_server_post(batch)--> on_batch
+ *     -> raw fan-out: each trade encoded once into a shared, refcounted frame,
+ *        queued (by reference) on every client watching that ticker raw;
+ *     -> candle aggregators (one per interval in use) -> at interval end +
+ *        grace (candle timer) each candle is encoded once and queued on its
+ *        watchers;
+ *     -> every client touched is flushed: queued frames are copied into one
+ *        socket write while the socket's own queue is below INFLIGHT_MAX.
+ *
+ * Back-pressure: a client's queue holds at most ws.max_queue_bytes of data
+ * frames. Over that, the oldest raw trades are dropped, and a new candle
+ * replaces (coalesces) an unsent older candle of the same ticker; the client
+ * is then told {"type":"lagged","dropped":N} before its next message. A
+ * client that keeps dropping for ws.slow_close_ms is closed with 1008;
+ * control replies past 4x the budget close it with 1008 at once. Every
+ * ws.ping_interval_ms a silent client is pinged; one that stays silent for
+ * another interval is dropped (dead peer).
+ *
+ * Lifetime: http.c may call on_close synchronously from inside a write or an
+ * abort, so on_close only marks the client gone; it is unlinked and freed at
+ * the end of the current top-level callback (reap()).
+ */
+#include "serve/ws.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "serve/ws_candle.h"
+#include "serve/ws_feed.h"
+#include "serve/ws_frame.h"
+#include "serve/ws_map.h"
+#include "serve/ws_msg.h"
+
+#define INFLIGHT_MAX (128 * 1024) /* bytes handed to the socket at once per client */
+#define SCRATCH (64 * 1024)
+#define CLOSE_WAIT_US (2 * TF_US_PER_SEC)
+
+enum { K_TRADE = 0, K_TICK, K_CTRL };
+
+/* One encoded server frame, shared by every client it is queued on. */
+typedef struct out_msg {
+    int refs;
+    uint8_t kind;
+    char ticker[TF_TICKER_MAX];
+    size_t len;
+    uint8_t data[];
+} out_msg;
+
+typedef struct client client;
+
+typedef struct cvec {
+    client **v;
+    size_t n, cap;
+} cvec;
+
+typedef struct group {
+    int64_t interval_ms;
+    int refs;
+    tf_candle_agg *agg;
+    struct tf_ws *ws;
+} group;
+
+struct client {
+    tf_ws *ws;
+    tf_http_conn *conn;
+    uint64_t id;
+    size_t idx;
+    /* input */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    tf_ws_rx rx;
+    /* subscription */
+    int64_t interval_ms;
+    int wildcard;
+    tf_ws_map *subs; /* ticker -> (void *)1 */
+    group *grp;
+    /* output queue (ring of references) */
+    out_msg **q;
+    size_t qhead, qn, qcap, qbytes, hwm;
+    int64_t dropped_pending, dropped_total, sent;
+    int64_t dropping_since_us;
+    /* liveness */
+    int64_t last_rx_us, ping_sent_us;
+    int ping_outstanding;
+    int closing, gone, dirty, dead_listed;
+    int64_t close_deadline_us;
+};
+
+struct tf_ws {
+    tf_server *srv;
+    uv_loop_t *loop;
+    const tf_config *cfg;
+    tf_ws_feed *feed;
+    cvec clients, dirty, dead, wild;
+    tf_ws_map *watch; /* ticker -> cvec* */
+    group *groups[TF_WS_MAX_INTERVALS];
+    int ngroups;
+    uv_timer_t candle_timer, maint_timer;
+    int timers_open;
+    int64_t candle_due;
+    uint64_t next_id;
+    uint8_t *scratch;
+    int stopping;
+    int64_t nsubs;
+    tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late,
+        *m_candles, *m_slow, *m_proto, *m_lag;
+};
+
+/* ---- small vectors ---- */
+
+static int cvec_push(cvec *v, client *c)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 8;
+        client **nv = realloc(v->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        v->v = nv;
+        v->cap = nc;
+    }
+    v->v[v->n++] = c;
+    return 0;
+}
+
+static void cvec_remove(cvec *v, client *c)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->v[i] == c) {
+            v->v[i] = v->v[--v->n];
+            return;
+        }
+    }
+}
+
+/* ---- messages ---- */
+
+static out_msg *msg_new(int kind, const char *ticker, const char *payload, size_t plen, int opcode)
+{
+    out_msg *m = malloc(sizeof *m + TF_WS_MAX_HEADER + plen);
+    if (!m) return NULL;
+    m->refs = 1;
+    m->kind = (uint8_t)kind;
+    snprintf(m->ticker, sizeof m->ticker, "%s", ticker ? ticker : "");
+    size_t hl = tf_ws_frame_header(m->data, opcode, 1, plen, NULL);
+    memcpy(m->data + hl, payload, plen);
+    m->len = hl + plen;
+    return m;
+}
+
+static void msg_unref(out_msg *m)
+{
+    if (m && --m->refs == 0) free(m);
+}
+
+/* ---- per-client queue ---- */
+
+static out_msg **qat(client *c, size_t i) { return &c->q[(c->qhead + i) % c->qcap]; }
+
+static void q_remove_at(client *c, size_t i)
+{
+    out_msg *m = *qat(c, i);
+    c->qbytes -= m->len;
+    msg_unref(m);
+    if (i == 0) {
+        c->qhead = (c->qhead + 1) % c->qcap;
+    } else {
+        for (size_t k = i; k + 1 < c->qn; k++) *qat(c, k) = *qat(c, k + 1);
+    }
+    c->qn--;
+}
+
+static void q_clear(client *c)
+{
+    while (c->qn) q_remove_at(c, 0);
+}
+
+static void mark_dirty(client *c)
+{
+    if (!c->dirty) {
+        if (cvec_push(&c->ws->dirty, c) == 0) c->dirty = 1;
+    }
+}
+
+static void close_client(client *c, int code, const char *reason);
+
+/* Queues m on c (takes a new reference). Applies the drop policy. */
+static void push(client *c, out_msg *m)
+{
+    tf_ws *ws = c->ws;
+    if (c->closing || c->gone) return;
+    size_t lim = (size_t)ws->cfg->ws_max_queue_bytes;
+    if (m->kind != K_CTRL) {
+        int64_t dropped = 0;
+        while (c->qbytes + m->len > lim && c->qn > 0) {
+            size_t victim = c->qn;
+            if (m->kind == K_TICK) { /* coalesce: the older candle of this ticker goes */
+                for (size_t i = 0; i < c->qn; i++) {
+                    out_msg *o = *qat(c, i);
+                    if (o->kind == K_TICK && strcmp(o->ticker, m->ticker) == 0) {
+                        victim = i;
+                        break;
+                    }
+                }
+            }
+            if (victim == c->qn) { /* else the oldest data frame */
+                for (size_t i = 0; i < c->qn; i++) {
+                    if ((*qat(c, i))->kind != K_CTRL) {
+                        victim = i;
+                        break;
+                    }
+                }
+            }
+            if (victim == c->qn) break;
+            q_remove_at(c, victim);
+            dropped++;
+        }
+        if (c->qbytes + m->len > lim) dropped++; /* the new one does not fit either */
+        if (dropped) {
+            c->dropped_pending += dropped;
+            c->dropped_total += dropped;
+            if (ws->m_dropped) tf_metric_add(ws->m_dropped, dropped);
+            if (!c->dropping_since_us) c->dropping_since_us = tf_now_us();
+            if (c->qbytes + m->len > lim) return;
+        }
+    } else if (c->qbytes + m->len > 4 * lim) {
+        close_client(c, TF_WS_CLOSE_POLICY, "client does not read its replies");
+        return;
+    }
+    if (c->qn == c->qcap) {
+        size_t nc = c->qcap ? c->qcap * 2 : 16;
+        out_msg **nq = malloc(nc * sizeof *nq);
+        if (!nq) return;
+        for (size_t i = 0; i < c->qn; i++) nq[i] = *qat(c, i);
+        free(c->q);
+        c->q = nq;
+        c->qcap = nc;
+        c->qhead = 0;
+    }
+    m->refs++;
+    *qat(c, c->qn) = m;
+    c->qn++;
+    c->qbytes += m->len;
+    if (c->qbytes > c->hwm) {
+        c->hwm = c->qbytes;
+        if (ws->m_hwm && (int64_t)c->hwm > tf_metric_get(ws->m_hwm)) tf_metric_set(ws->m_hwm, (int64_t)c->hwm);
+    }
+    mark_dirty(c);
+}
+
+/* Sends a control/ack text message (copied) to one client. */
+static void send_text(client *c, const char *json, size_t len)
+{
+    out_msg *m = msg_new(K_CTRL, NULL, json, len, TF_WS_OP_TEXT);
+    if (!m) return;
+    push(c, m);
+    msg_unref(m);
+}
+
+static void send_error(client *c, const char *code, const char *message, const char *param)
+{
+    char buf[800];
+    int n = tf_ws_enc_error(buf, sizeof buf, code, message, param);
+    if (n > 0) send_text(c, buf, (size_t)n);
+}
+
+/* Writes queued frames to the socket while it has room (one write per
+ * SCRATCH bytes). May trigger on_close synchronously (write failure). */
+static void flush(client *c)
+{
+    tf_ws *ws = c->ws;
+    while (!c->gone && !c->closing && (c->qn > 0 || c->dropped_pending > 0)) {
+        if (tf_http_conn_queued(c->conn) >= INFLIGHT_MAX) break;
+        size_t len = 0;
+        int64_t counts[3] = {0, 0, 0};
+        if (c->dropped_pending > 0) {
+            char js[64];
+            int n = tf_ws_enc_lagged(js, sizeof js, c->dropped_pending);
+            len += tf_ws_frame_header(ws->scratch, TF_WS_OP_TEXT, 1, (uint64_t)n, NULL);
+            memcpy(ws->scratch + len, js, (size_t)n);
+            len += (size_t)n;
+            counts[K_CTRL]++;
+            c->dropped_pending = 0;
+            if (ws->m_lag) tf_metric_add(ws->m_lag, 1);
+        }
+        if (c->qn > 0 && len == 0 && (*qat(c, 0))->len > SCRATCH) { /* big ack: write directly */
+            out_msg *m = *qat(c, 0);
+            counts[m->kind]++;
+            len = m->len;
+            int rc = tf_http_conn_write(c->conn, m->data, m->len);
+            q_remove_at(c, 0);
+            if (rc != 0) return;
+        } else {
+            while (c->qn > 0 && len + (*qat(c, 0))->len <= SCRATCH) {
+                out_msg *m = *qat(c, 0);
+                memcpy(ws->scratch + len, m->data, m->len);
+                len += m->len;
+                counts[m->kind]++;
+                q_remove_at(c, 0);
+            }
+            if (tf_http_conn_write(c->conn, ws->scratch, len) != 0) return;
+        }
+        c->sent += counts[0] + counts[1] + counts[2];
+        for (int k = 0; k < 3; k++)
+            if (counts[k] && ws->m_msgs[k]) tf_metric_add(ws->m_msgs[k], counts[k]);
+        if (ws->m_bytes) tf_metric_add(ws->m_bytes, (int64_t)len);
+    }
+    if (c->qn == 0 && c->dropped_pending == 0) c->dropping_since_us = 0;
+}
+
+static void flush_dirty(tf_ws *ws)
+{
+    /* flush may append nothing to dirty (pushes happen elsewhere), but on_close
+     * may mark clients gone meanwhile: they are skipped */
+    for (size_t i = 0; i < ws->dirty.n; i++) {
+        client *c = ws->dirty.v[i];
+        c->dirty = 0;
+        flush(c);
+    }
+    ws->dirty.n = 0;
+}
+
+/* ---- registry ---- */
+
+static void subs_gauge(tf_ws *ws, int64_t d)
+{
+    ws->nsubs += d;
+    if (ws->m_subs) tf_metric_add(ws->m_subs, d);
+}
+
+static int watch_add(tf_ws *ws, const char *ticker, client *c)
+{
+    cvec *v = tf_ws_map_get(ws->watch, ticker);
+    if (!v) {
+        v = calloc(1, sizeof *v);
+        if (!v) return -1;
+        if (tf_ws_map_put(ws->watch, ticker, v) != 0) {
+            free(v);
+            return -1;
+        }
+    }
+    return cvec_push(v, c);
+}
+
+static void watch_remove(tf_ws *ws, const char *ticker, client *c)
+{
+    cvec *v = tf_ws_map_get(ws->watch, ticker);
+    if (!v) return;
+    cvec_remove(v, c);
+    if (v->n == 0) {
+        tf_ws_map_del(ws->watch, ticker);
+        free(v->v);
+        free(v);
+    }
+}
+
+static void on_candle(void *ud, const char *ticker, const tf_candle *cd);
+
+static group *group_ref(tf_ws *ws, int64_t interval_ms)
+{
+    for (int i = 0; i < ws->ngroups; i++) {
+        if (ws->groups[i]->interval_ms == interval_ms) {
+            ws->groups[i]->refs++;
+            return ws->groups[i];
+        }
+    }
+    if (ws->ngroups == TF_WS_MAX_INTERVALS) return NULL;
+    group *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->interval_ms = interval_ms;
+    g->refs = 1;
+    g->ws = ws;
+    g->agg = tf_candle_agg_new(interval_ms, ws->cfg->ws_candle_grace_ms, tf_now_us(), on_candle, g);
+    if (!g->agg) {
+        free(g);
+        return NULL;
+    }
+    ws->groups[ws->ngroups++] = g;
+    return g;
+}
+
+static void group_unref(tf_ws *ws, group *g)
+{
+    if (!g || --g->refs > 0) return;
+    for (int i = 0; i < ws->ngroups; i++) {
+        if (ws->groups[i] == g) {
+            ws->groups[i] = ws->groups[--ws->ngroups];
+            break;
+        }
+    }
+    tf_candle_agg_free(g->agg);
+    free(g);
+}
+
+/* Returns 0, or -1 when no more distinct intervals can be aggregated. */
+static int set_interval(client *c, int64_t iv)
+{
+    if (iv == c->interval_ms) return 0;
+    group *ng = NULL;
+    if (iv > 0) {
+        ng = group_ref(c->ws, iv);
+        if (!ng) return -1;
+    }
+    group_unref(c->ws, c->grp);
+    c->grp = ng;
+    c->interval_ms = iv;
+    return 0;
+}
+
+static int client_sub(client *c, const char *ticker)
+{
+    if (tf_ws_map_get(c->subs, ticker)) return 0;
+    if (tf_ws_map_count(c->subs) >= TF_WS_MAX_SUBSCRIPTIONS) return -1;
+    if (tf_ws_map_put(c->subs, ticker, (void *)1) != 0) return -1;
+    if (watch_add(c->ws, ticker, c) != 0) {
+        tf_ws_map_del(c->subs, ticker);
+        return -1;
+    }
+    subs_gauge(c->ws, 1);
+    return 1;
+}
+
+static void client_unsub(client *c, const char *ticker)
+{
+    if (!tf_ws_map_del(c->subs, ticker)) return;
+    watch_remove(c->ws, ticker, c);
+    subs_gauge(c->ws, -1);
+}
+
+static void set_wildcard(client *c, int on)
+{
+    if (on == c->wildcard) return;
+    if (on) {
+        if (cvec_push(&c->ws->wild, c) != 0) return;
+    } else {
+        cvec_remove(&c->ws->wild, c);
+    }
+    c->wildcard = on;
+    subs_gauge(c->ws, on ? 1 : -1);
+}
+
+/* Unlinks a gone client from every registry and frees it. */
+static void client_free(client *c)
+{
+    tf_ws *ws = c->ws;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    /* collect first: unsubscribing changes the map being iterated */
+    size_t n = tf_ws_map_count(c->subs);
+    char (*names)[TF_TICKER_MAX] = n ? malloc(n * TF_TICKER_MAX) : NULL;
+    size_t got = 0;
+    while (names && tf_ws_map_next(c->subs, &it, &k, &v)) memcpy(names[got++], k, TF_TICKER_MAX);
+    for (size_t i = 0; i < got; i++) client_unsub(c, names[i]);
+    free(names);
+    set_wildcard(c, 0);
+    group_unref(ws, c->grp);
+    tf_ws_map_free(c->subs);
+    q_clear(c);
+    free(c->q);
+    free(c->in);
+    tf_ws_rx_free(&c->rx);
+    /* remove from clients (swap with last) */
+    client *last = ws->clients.v[--ws->clients.n];
+    ws->clients.v[c->idx] = last;
+    last->idx = c->idx;
+    if (c->dirty) cvec_remove(&ws->dirty, c);
+    if (ws->m_clients) tf_metric_add(ws->m_clients, -1);
+    tf_debug("ws", "client freed", "\"client\":%" PRIu64 ",\"sent\":%" PRId64 ",\"dropped\":%" PRId64
+             ",\"queue_hwm\":%zu", c->id, c->sent, c->dropped_total, c->hwm);
+    free(c);
+}
+
+static void reap(tf_ws *ws)
+{
+    for (size_t i = 0; i < ws->dead.n; i++) client_free(ws->dead.v[i]);
+    ws->dead.n = 0;
+}
+
+/* ---- closing ---- */
+
+static void write_close(client *c, int code, const char *reason)
+{
+    uint8_t fr[TF_WS_MAX_HEADER + 125];
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > 123) rl = 123;
+    size_t plen = code == TF_WS_CLOSE_NO_STATUS ? 0 : 2 + rl;
+    size_t hl = tf_ws_frame_header(fr, TF_WS_OP_CLOSE, 1, plen, NULL);
+    if (plen) {
+        fr[hl] = (uint8_t)(code >> 8);
+        fr[hl + 1] = (uint8_t)code;
+        if (rl) memcpy(fr + hl + 2, reason, rl);
+    }
+    tf_http_conn_write(c->conn, fr, hl + plen);
+}
+
+/* Starts the closing handshake from our side: close frame now (ahead of
+ * anything still queued, which is dropped), then close after the flush;
+ * the maintenance timer aborts it if the peer does not take the bytes. */
+static void close_client(client *c, int code, const char *reason)
+{
+    if (c->closing || c->gone) return;
+    c->closing = 1;
+    c->close_deadline_us = tf_now_us() + CLOSE_WAIT_US;
+    q_clear(c);
+    if (code == TF_WS_CLOSE_POLICY && c->ws->m_slow) tf_metric_add(c->ws->m_slow, 1);
+    tf_info("ws", "closing client", "\"client\":%" PRIu64 ",\"code\":%d,\"reason\":\"%s\"", c->id, code,
+            reason ? reason : "");
+    write_close(c, code, reason);
+    if (!c->gone) tf_http_conn_close(c->conn);
+}
+
+/* ---- commands ---- */
+
+/* Appends `"ticker",` entries into a malloc'd JSON array text. */
+static char *tickers_json(const char (*t)[TF_TICKER_MAX], size_t n, int wildcard, size_t *outlen)
+{
+    size_t cap = 4 + (n + 1) * (TF_TICKER_MAX + 3);
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t o = 0;
+    s[o++] = '[';
+    if (wildcard) o += (size_t)snprintf(s + o, cap - o, "\"*\"%s", n ? "," : "");
+    for (size_t i = 0; i < n; i++) o += (size_t)snprintf(s + o, cap - o, "\"%s\"%s", t[i], i + 1 < n ? "," : "");
+    s[o++] = ']';
+    s[o] = '\0';
+    *outlen = o;
+    return s;
+}
+
+static void send_ack(client *c, const char *type, const char (*t)[TF_TICKER_MAX], size_t n, int wildcard)
+{
+    size_t tl = 0;
+    char *arr = tickers_json(t, n, wildcard, &tl);
+    if (!arr) return;
+    size_t cap = tl + 200;
+    char *js = malloc(cap);
+    if (js) {
+        int len = snprintf(js, cap, "{\"type\":\"%s\",\"tickers\":%s,\"interval_ms\":%" PRId64 ",\"count\":%zu}",
+                           type, arr, c->interval_ms, tf_ws_map_count(c->subs) + (size_t)c->wildcard);
+        send_text(c, js, (size_t)len);
+        free(js);
+    }
+    free(arr);
+}
+
+static void send_list(client *c)
+{
+    size_t n = tf_ws_map_count(c->subs), got = 0, it = 0;
+    const char *k;
+    void *v;
+    char (*names)[TF_TICKER_MAX] = malloc((n ? n : 1) * TF_TICKER_MAX);
+    if (!names) return;
+    while (tf_ws_map_next(c->subs, &it, &k, &v)) memcpy(names[got++], k, TF_TICKER_MAX);
+    send_ack(c, "subscriptions", (const char(*)[TF_TICKER_MAX])names, got, c->wildcard);
+    free(names);
+}
+
+/* Applies a subscribe (tickers + optional interval). Sends the ack or an
+ * error. Shared by the query string and the subscribe action. */
+static void do_subscribe(client *c, const tf_ws_cmd *cmd)
+{
+    if (cmd->has_interval && set_interval(c, cmd->interval_ms) != 0) {
+        send_error(c, "too_many_intervals", "too many distinct candle intervals in use on this server", "interval_ms");
+        return;
+    }
+    for (size_t i = 0; i < cmd->ntickers; i++) {
+        if (client_sub(c, cmd->tickers[i]) < 0) {
+            send_error(c, "too_many_subscriptions", "subscription limit per connection reached", "tickers");
+            return;
+        }
+    }
+    if (cmd->wildcard) set_wildcard(c, 1);
+    send_ack(c, "subscribed", (const char(*)[TF_TICKER_MAX])cmd->tickers, cmd->ntickers, cmd->wildcard);
+}
+
+static void handle_text(client *c, const uint8_t *data, size_t len)
+{
+    tf_ws_cmd cmd;
+    tf_ws_err err;
+    if (tf_ws_cmd_parse((const char *)data, len, TF_WS_MAX_SUBSCRIPTIONS, &cmd, &err) != 0) {
+        send_error(c, err.code, err.message, err.param);
+        return;
+    }
+    switch (cmd.action) {
+    case TF_WS_ACT_SUBSCRIBE: do_subscribe(c, &cmd); break;
+    case TF_WS_ACT_UNSUBSCRIBE:
+        for (size_t i = 0; i < cmd.ntickers; i++) client_unsub(c, cmd.tickers[i]);
+        if (cmd.wildcard) set_wildcard(c, 0);
+        send_ack(c, "unsubscribed", (const char(*)[TF_TICKER_MAX])cmd.tickers, cmd.ntickers, cmd.wildcard);
+        break;
+    case TF_WS_ACT_SET_INTERVAL:
+        if (set_interval(c, cmd.interval_ms) != 0) {
+            send_error(c, "too_many_intervals", "too many distinct candle intervals in use on this server", "interval_ms");
+            break;
+        }
+        send_ack(c, "interval_set", NULL, 0, 0);
+        break;
+    case TF_WS_ACT_LIST: send_list(c); break;
+    }
+    tf_ws_cmd_clear(&cmd);
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_conn_read(tf_http_conn *conn, const char *data, size_t len, void *ud)
+{
+    (void)conn;
+    client *c = ud;
+    tf_ws *ws = c->ws;
+    if (c->gone || c->closing) return;
+    size_t max_in = (size_t)ws->cfg->ws_max_message_bytes + TF_WS_MAX_HEADER + 65536;
+    if (c->in_len + len > c->in_cap) {
+        size_t nc = c->in_cap ? c->in_cap : 4096;
+        while (nc < c->in_len + len) nc *= 2;
+        if (nc > max_in + len) nc = max_in + len;
+        uint8_t *nb = realloc(c->in, nc);
+        if (!nb) {
+            close_client(c, TF_WS_CLOSE_INTERNAL, "out of memory");
+            goto out;
+        }
+        c->in = nb;
+        c->in_cap = nc;
+    }
+    memcpy(c->in + c->in_len, data, len);
+    c->in_len += len;
+    size_t off = 0;
+    while (!c->closing && !c->gone) {
+        tf_ws_event ev;
+        long n = tf_ws_rx_next(&c->rx, c->in + off, c->in_len - off, &ev);
+        if (n == 0) break;
+        if (n < 0) {
+            if (ws->m_proto) tf_metric_add(ws->m_proto, 1);
+            close_client(c, c->rx.close_code, c->rx.error);
+            break;
+        }
+        off += (size_t)n;
+        c->last_rx_us = tf_now_us();
+        c->ping_outstanding = 0;
+        switch (ev.type) {
+        case TF_WS_EV_TEXT: handle_text(c, ev.data, ev.len); break;
+        case TF_WS_EV_BINARY:
+            send_error(c, "binary_not_supported", "send JSON text messages", NULL);
+            break;
+        case TF_WS_EV_PING: {
+            uint8_t fr[TF_WS_MAX_HEADER + 125];
+            size_t hl = tf_ws_frame_header(fr, TF_WS_OP_PONG, 1, ev.len, NULL);
+            memcpy(fr + hl, ev.data, ev.len);
+            tf_http_conn_write(c->conn, fr, hl + ev.len);
+            break;
+        }
+        case TF_WS_EV_CLOSE:
+            /* echo the code (RFC 6455 5.5.1), then close after the flush */
+            c->closing = 1;
+            c->close_deadline_us = tf_now_us() + CLOSE_WAIT_US;
+            q_clear(c);
+            write_close(c, ev.close_code == TF_WS_CLOSE_NO_STATUS ? TF_WS_CLOSE_NORMAL : ev.close_code, NULL);
+            if (!c->gone) tf_http_conn_close(c->conn);
+            break;
+        default: break;
+        }
+    }
+    if (!c->gone && !c->closing) {
+        if (off < c->in_len) memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+        if (c->in_len > max_in) close_client(c, TF_WS_CLOSE_TOO_BIG, "input too large");
+        else if (c->in_cap > 65536 && c->in_len < 4096) { /* give back a big buffer */
+            uint8_t *nb = realloc(c->in, 4096);
+            if (nb) {
+                c->in = nb;
+                c->in_cap = 4096;
+            }
+        }
+        flush(c);
+    }
+out:
+    flush_dirty(ws);
+    reap(ws);
+}
+
+static void on_conn_writable(tf_http_conn *conn, void *ud)
+{
+    (void)conn;
+    client *c = ud;
+    tf_ws *ws = c->ws;
+    flush(c);
+    reap(ws);
+}
+
+static void on_conn_close(tf_http_conn *conn, void *ud)
+{
+    (void)conn;
+    client *c = ud;
+    if (c->gone) return;
+    c->gone = 1;
+    c->conn = NULL;
+    if (cvec_push(&c->ws->dead, c) != 0) {
+        /* cannot defer: leak rather than free under a caller's feet */
+        tf_error("ws", "out of memory reaping a client", "\"client\":%" PRIu64, c->id);
+    }
+}
+
+/* ---- fan-out ---- */
+
+/* Builds the shared frame on the first watcher found, so a trade or candle
+ * nobody watches costs one scan and no encoding. */
+typedef out_msg *(*make_msg_fn)(const void *arg);
+
+static void fanout(tf_ws *ws, const char *ticker, int64_t interval_ms, make_msg_fn make, const void *arg)
+{
+    out_msg *m = NULL;
+    cvec *v = tf_ws_map_get(ws->watch, ticker);
+    size_t nv = v ? v->n : 0;
+    for (size_t i = 0; i < nv + ws->wild.n; i++) {
+        client *c = i < nv ? v->v[i] : ws->wild.v[i - nv];
+        if (c->interval_ms != interval_ms || (i < nv && c->wildcard)) continue;
+        if (!m && !(m = make(arg))) return;
+        push(c, m);
+    }
+    msg_unref(m);
+}
+
+typedef struct candle_arg {
+    const char *ticker;
+    const tf_candle *cd;
+} candle_arg;
+
+static out_msg *make_tick(const void *arg)
+{
+    const candle_arg *a = arg;
+    char js[TF_WS_TICK_JSON_MAX];
+    int n = tf_ws_enc_tick(js, sizeof js, a->ticker, a->cd);
+    return n < 0 ? NULL : msg_new(K_TICK, a->ticker, js, (size_t)n, TF_WS_OP_TEXT);
+}
+
+typedef struct trade_arg {
+    const tf_trade *t;
+    int64_t commit_ts_ms;
+} trade_arg;
+
+static out_msg *make_trade(const void *arg)
+{
+    const trade_arg *a = arg;
+    char js[TF_WS_TRADE_JSON_MAX];
+    int n = tf_ws_enc_trade(js, sizeof js, a->t, a->commit_ts_ms);
+    return n < 0 ? NULL : msg_new(K_TRADE, a->t->ticker, js, (size_t)n, TF_WS_OP_TEXT);
+}
+
+static void on_candle(void *ud, const char *ticker, const tf_candle *cd)
+{
+    group *g = ud;
+    tf_ws *ws = g->ws;
+    if (ws->m_candles) tf_metric_add(ws->m_candles, 1);
+    candle_arg a = {ticker, cd};
+    fanout(ws, ticker, g->interval_ms, make_tick, &a);
+}
+
+static void schedule_candles(tf_ws *ws);
+
+static void on_candle_timer(uv_timer_t *t)
+{
+    tf_ws *ws = t->data;
+    int64_t now = tf_now_us();
+    for (int i = 0; i < ws->ngroups; i++) tf_candle_agg_flush(ws->groups[i]->agg, now);
+    ws->candle_due = INT64_MAX;
+    flush_dirty(ws);
+    reap(ws);
+    schedule_candles(ws);
+}
+
+static void schedule_candles(tf_ws *ws)
+{
+    if (!ws->timers_open || ws->stopping) return;
+    int64_t due = INT64_MAX;
+    for (int i = 0; i < ws->ngroups; i++) {
+        int64_t d = tf_candle_agg_next_due(ws->groups[i]->agg);
+        if (d < due) due = d;
+    }
+    if (due == ws->candle_due) return;
+    ws->candle_due = due;
+    if (due == INT64_MAX) {
+        uv_timer_stop(&ws->candle_timer);
+        return;
+    }
+    int64_t wait_us = due - tf_now_us();
+    uint64_t ms = wait_us <= 0 ? 0 : (uint64_t)((wait_us + 999) / 1000);
+    uv_update_time(ws->loop);
+    uv_timer_start(&ws->candle_timer, on_candle_timer, ms, 0);
+}
+
+static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
+{
+    trade_arg a = {t, commit_ts_ms};
+    fanout(ws, t->ticker, 0, make_trade, &a);
+    for (int i = 0; i < ws->ngroups; i++) {
+        if (tf_candle_agg_add(ws->groups[i]->agg, t) == 1 && ws->m_late) tf_metric_add(ws->m_late, 1);
+    }
+}
+
+void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
+{
+    if (ws->stopping) return;
+    ingest(ws, t, commit_ts_ms);
+    flush_dirty(ws);
+    reap(ws);
+    schedule_candles(ws);
+}
+
+static void on_batch(void *ud, tf_ws_batch *b)
+{
+    tf_ws *ws = ud;
+    if (!ws->stopping) {
+        if (b->missed > 0) {
+            tf_warn("ws", "feed fell behind the bus; trades skipped", "\"missed\":%" PRId64, b->missed);
+        }
+        for (size_t i = 0; i < b->n; i++) ingest(ws, &b->items[i].t, b->items[i].commit_ts_ms);
+        flush_dirty(ws);
+        reap(ws);
+        schedule_candles(ws);
+    }
+    free(b);
+}
+
+static int post_to_loop(void *post_ud, void (*fn)(void *arg), void *arg)
+{
+    return tf_server_post(post_ud, fn, arg);
+}
+
+/* ---- maintenance: pings, dead peers, hopeless clients ---- */
+
+static void on_maint_timer(uv_timer_t *t)
+{
+    tf_ws *ws = t->data;
+    int64_t now = tf_now_us();
+    int64_t ping_us = (int64_t)ws->cfg->ws_ping_interval_ms * 1000;
+    int64_t slow_us = (int64_t)ws->cfg->ws_slow_close_ms * 1000;
+    for (size_t i = 0; i < ws->clients.n; i++) {
+        client *c = ws->clients.v[i];
+        if (c->gone) continue;
+        if (c->closing) {
+            if (now >= c->close_deadline_us) tf_http_conn_abort(c->conn);
+            continue;
+        }
+        if (c->dropping_since_us && now - c->dropping_since_us >= slow_us) {
+            close_client(c, TF_WS_CLOSE_POLICY, "client too slow: skipped ahead for too long");
+            continue;
+        }
+        if (now - c->last_rx_us >= ping_us) {
+            if (c->ping_outstanding && now - c->ping_sent_us >= ping_us) {
+                tf_info("ws", "no pong: dropping dead client", "\"client\":%" PRIu64, c->id);
+                tf_http_conn_abort(c->conn);
+                continue;
+            }
+            if (!c->ping_outstanding) {
+                uint8_t fr[TF_WS_MAX_HEADER + 8];
+                size_t hl = tf_ws_frame_header(fr, TF_WS_OP_PING, 1, 8, NULL);
+                for (int k = 0; k < 8; k++) fr[hl + k] = (uint8_t)(now >> (8 * k));
+                c->ping_outstanding = 1;
+                c->ping_sent_us = now;
+                tf_http_conn_write(c->conn, fr, hl + 8);
+            }
+        }
+    }
+    flush_dirty(ws);
+    reap(ws);
+}
+
+/* ---- handshake ---- */
+
+static void upgrade_error(tf_http_req *r, int status, const char *code, const char *msg, const char *param)
+{
+    if (status == 426) {
+        tf_http_add_header(r, "Sec-WebSocket-Version", "13");
+        tf_http_add_header(r, "Upgrade", "websocket");
+    }
+    tf_http_error(r, status, code, msg, param);
+}
+
+/* Parses ?tickers=A,B&interval_ms=N into cmd. Returns 0 or -1 (answered). */
+static int parse_query(tf_http_req *r, tf_ws_cmd *cmd)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->action = TF_WS_ACT_SUBSCRIBE;
+    int nq = tf_http_query_count(r);
+    for (int i = 0; i < nq; i++) {
+        const char *name, *val;
+        size_t vlen;
+        tf_http_query_at(r, i, &name, &val, &vlen);
+        if (strcmp(name, "interval_ms") == 0) {
+            int64_t x;
+            if (tf_parse_i64(val, vlen, &x) != 0 ||
+                (x != 0 && (x < TF_WS_MIN_INTERVAL_MS || x > TF_WS_MAX_INTERVAL_MS))) {
+                upgrade_error(r, 400, "invalid_parameter", "interval_ms must be 0 or 10..86400000", "interval_ms");
+                return -1;
+            }
+            cmd->has_interval = 1;
+            cmd->interval_ms = x;
+        } else if (strcmp(name, "tickers") == 0) {
+            size_t cnt = 1;
+            for (size_t k = 0; k < vlen; k++) cnt += val[k] == ',';
+            if (cnt > TF_WS_MAX_SUBSCRIPTIONS) {
+                upgrade_error(r, 400, "invalid_parameter", "too many tickers", "tickers");
+                return -1;
+            }
+            free(cmd->tickers);
+            cmd->tickers = calloc(cnt, TF_TICKER_MAX);
+            cmd->ntickers = 0;
+            if (!cmd->tickers) {
+                upgrade_error(r, 503, "unavailable", "out of memory", NULL);
+                return -1;
+            }
+            size_t s = 0;
+            for (size_t k = 0; k <= vlen; k++) {
+                if (k < vlen && val[k] != ',') continue;
+                if (k - s == 1 && val[s] == '*') cmd->wildcard = 1;
+                else if (k > s) {
+                    if (tf_ws_ticker_norm(val + s, k - s, cmd->tickers[cmd->ntickers]) != 0) {
+                        upgrade_error(r, 400, "invalid_parameter", "invalid ticker (1-15 characters of A-Z 0-9 . -)", "tickers");
+                        return -1;
+                    }
+                    cmd->ntickers++;
+                }
+                s = k + 1;
+            }
+        } else {
+            upgrade_error(r, 400, "invalid_parameter", "unknown query parameter (tickers, interval_ms)", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_upgrade(tf_http_req *r, void *ud)
+{
+    tf_ws *ws = ud;
+    if (ws->stopping || tf_server_stopping(ws->srv)) {
+        tf_http_error(r, 503, "unavailable", "server is shutting down", NULL);
+        return;
+    }
+    const char *why = NULL;
+    int st = tf_ws_check_upgrade(tf_http_method(r), tf_http_version_minor(r), tf_http_header(r, "Upgrade"),
+                                 tf_http_header(r, "Connection"), tf_http_header(r, "Sec-WebSocket-Version"),
+                                 tf_http_header(r, "Sec-WebSocket-Key"), &why);
+    if (st != 0) {
+        upgrade_error(r, st, st == 426 ? "upgrade_required" : "bad_upgrade", why, NULL);
+        return;
+    }
+    char accept[29];
+    tf_ws_accept_key(tf_http_header(r, "Sec-WebSocket-Key"), accept);
+    tf_ws_cmd cmd;
+    if (parse_query(r, &cmd) != 0) {
+        tf_ws_cmd_clear(&cmd);
+        return;
+    }
+    client *c = calloc(1, sizeof *c);
+    if (c) c->subs = tf_ws_map_new();
+    if (!c || !c->subs || cvec_push(&ws->clients, c) != 0) {
+        if (c) tf_ws_map_free(c->subs);
+        free(c);
+        tf_ws_cmd_clear(&cmd);
+        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    c->ws = ws;
+    c->idx = ws->clients.n - 1;
+    c->id = ++ws->next_id;
+    c->last_rx_us = tf_now_us();
+    tf_ws_rx_init(&c->rx, 1, (uint64_t)ws->cfg->ws_max_message_bytes);
+    char peer[64];
+    snprintf(peer, sizeof peer, "%s", tf_http_peer(r));
+    static const tf_http_conn_cbs cbs = {on_conn_read, on_conn_writable, on_conn_close};
+    tf_http_conn *conn = tf_http_takeover(r, &cbs, c);
+    if (!conn) {
+        ws->clients.n--;
+        tf_ws_map_free(c->subs);
+        free(c);
+        tf_ws_cmd_clear(&cmd);
+        tf_http_error(r, 503, "unavailable", "cannot take over the connection", NULL);
+        return;
+    }
+    c->conn = conn;
+    if (ws->m_clients) tf_metric_add(ws->m_clients, 1);
+    char resp[200];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    tf_http_conn_write(conn, resp, (size_t)n);
+    tf_debug("ws", "client connected", "\"client\":%" PRIu64 ",\"peer\":\"%s\"", c->id, peer);
+    if (cmd.ntickers || cmd.wildcard || cmd.has_interval) do_subscribe(c, &cmd);
+    tf_ws_cmd_clear(&cmd);
+    flush(c);
+    reap(ws);
+}
+
+/* ---- lifecycle ---- */
+
+static void on_shutdown(tf_server *s, void *ud)
+{
+    (void)s;
+    tf_ws *ws = ud;
+    ws->stopping = 1;
+    for (size_t i = 0; i < ws->clients.n; i++)
+        close_client(ws->clients.v[i], TF_WS_CLOSE_GOING_AWAY, "server shutting down");
+    if (ws->timers_open) uv_timer_stop(&ws->candle_timer);
+    reap(ws);
+}
+
+tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m,
+                    char *errbuf, size_t errlen)
+{
+    tf_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    ws->srv = s;
+    ws->loop = tf_server_loop(s);
+    ws->cfg = cfg;
+    ws->candle_due = INT64_MAX;
+    ws->watch = tf_ws_map_new();
+    ws->scratch = malloc(SCRATCH);
+    if (!ws->watch || !ws->scratch) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    if (m) {
+        ws->m_clients = tf_gauge(m, "tickflow_ws_clients", "Connected WebSocket clients", NULL);
+        ws->m_subs = tf_gauge(m, "tickflow_ws_subscriptions", "WebSocket ticker subscriptions (a wildcard counts one)", NULL);
+        ws->m_msgs[K_TRADE] = tf_counter(m, "tickflow_ws_messages_sent_total", "WebSocket messages sent", "type=\"trade\"");
+        ws->m_msgs[K_TICK] = tf_counter(m, "tickflow_ws_messages_sent_total", "WebSocket messages sent", "type=\"tick\"");
+        ws->m_msgs[K_CTRL] = tf_counter(m, "tickflow_ws_messages_sent_total", "WebSocket messages sent", "type=\"control\"");
+        ws->m_bytes = tf_counter(m, "tickflow_ws_bytes_sent_total", "WebSocket bytes handed to sockets", NULL);
+        ws->m_dropped = tf_counter(m, "tickflow_ws_dropped_total", "WebSocket messages dropped or coalesced for slow clients", NULL);
+        ws->m_lag = tf_counter(m, "tickflow_ws_lagged_total", "lagged notices sent to slow WebSocket clients", NULL);
+        ws->m_hwm = tf_gauge(m, "tickflow_ws_queue_high_water_bytes", "Largest per-client WebSocket output queue seen", NULL);
+        ws->m_late = tf_counter(m, "tickflow_ws_late_trades_total", "Trades that arrived after their candle was sent", NULL);
+        ws->m_candles = tf_counter(m, "tickflow_ws_candles_total", "Candles completed (per ticker and interval)", NULL);
+        ws->m_slow = tf_counter(m, "tickflow_ws_slow_closed_total", "WebSocket clients closed for being too slow (1008)", NULL);
+        ws->m_proto = tf_counter(m, "tickflow_ws_protocol_errors_total", "WebSocket connections closed for protocol errors", NULL);
+    }
+    uv_timer_init(ws->loop, &ws->candle_timer);
+    uv_timer_init(ws->loop, &ws->maint_timer);
+    ws->candle_timer.data = ws->maint_timer.data = ws;
+    ws->timers_open = 2;
+    uint64_t every = (uint64_t)(cfg->ws_ping_interval_ms < 1000 ? cfg->ws_ping_interval_ms / 2 : 500);
+    if (every < 50) every = 50;
+    uv_timer_start(&ws->maint_timer, on_maint_timer, every, every);
+    uv_unref((uv_handle_t *)&ws->candle_timer);
+    uv_unref((uv_handle_t *)&ws->maint_timer);
+    if (tf_server_route(s, "GET", TF_WS_PATH, on_upgrade, ws) != 0 ||
+        tf_server_on_shutdown(s, on_shutdown, ws) != 0) {
+        snprintf(errbuf, errlen, "cannot register %s", TF_WS_PATH);
+        goto err;
+    }
+    if (bus) {
+        ws->feed = tf_ws_feed_start(bus, m, post_to_loop, s, on_batch, ws, errbuf, errlen);
+        if (!ws->feed) goto err;
+    }
+    return ws;
+err:
+    tf_ws_free(ws);
+    return NULL;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    tf_ws *ws = h->data;
+    ws->timers_open--;
+}
+
+size_t tf_ws_client_count(const tf_ws *ws) { return ws->clients.n; }
+
+void tf_ws_free(tf_ws *ws)
+{
+    if (!ws) return;
+    tf_ws_feed_stop(ws->feed); /* batches not yet run are dropped */
+    ws->feed = NULL;
+    ws->stopping = 1;
+    for (size_t i = 0; i < ws->clients.n; i++) {
+        client *c = ws->clients.v[i];
+        if (!c->gone) tf_http_conn_abort(c->conn);
+    }
+    reap(ws);
+    if (ws->timers_open == 2) {
+        uv_close((uv_handle_t *)&ws->candle_timer, on_timer_closed);
+        uv_close((uv_handle_t *)&ws->maint_timer, on_timer_closed);
+        for (int i = 0; i < 1000 && ws->timers_open > 0; i++) uv_run(ws->loop, UV_RUN_NOWAIT);
+    }
+    for (int i = 0; i < ws->ngroups; i++) {
+        tf_candle_agg_free(ws->groups[i]->agg);
+        free(ws->groups[i]);
+    }
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (ws->watch && tf_ws_map_next(ws->watch, &it, &k, &v)) {
+        cvec *cv = v;
+        free(cv->v);
+        free(cv);
+    }
+    tf_ws_map_free(ws->watch);
+    free(ws->clients.v);
+    free(ws->dirty.v);
+    free(ws->dead.v);
+    free(ws->wild.v);
+    free(ws->scratch);
+    free(ws);
+}

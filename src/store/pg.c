@@ -1,0 +1,101 @@
+/*
+ * pg.c - libpq connection set-up and the one place PostgreSQL errors are
+ * classified (SQLSTATE classes plus the connection status).
+ */
+#include "store/pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *tf_pg_strerror(int code)
+{
+    switch (code) {
+    case TF_PG_OK: return "ok";
+    case TF_PG_ECONN: return "connection";
+    case TF_PG_ECONSTRAINT: return "constraint";
+    case TF_PG_ENOPART: return "missing_partition";
+    case TF_PG_EDATA: return "bad_data";
+    case TF_PG_EINVAL: return "invalid_argument";
+    case TF_PG_EUNKNOWN: return "outcome_unknown";
+    default: return "database";
+    }
+}
+
+/* Copies a libpq message without its trailing newline(s). */
+static void trim_copy(char *dst, size_t cap, const char *what, const char *msg)
+{
+    if (!msg || !*msg)
+        msg = "unknown error";
+    int n = snprintf(dst, cap, "%s%s%s", what ? what : "", what ? ": " : "", msg);
+    if (n < 0 || cap == 0)
+        return;
+    size_t len = strlen(dst);
+    while (len > 0 && (dst[len - 1] == '\n' || dst[len - 1] == ' '))
+        dst[--len] = '\0';
+}
+
+PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
+{
+    if (!url || !*url) {
+        snprintf(errbuf, errlen, "no PostgreSQL URL given (set --pg-url or TICKFLOW_POSTGRES_URL)");
+        return NULL;
+    }
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    if (!opts) {
+        trim_copy(errbuf, errlen, "bad PostgreSQL URL", perr ? perr : "cannot parse");
+        PQfreemem(perr);
+        return NULL;
+    }
+    PQconninfoFree(opts);
+    /* earlier keywords are overridden by what the URL (dbname) sets */
+    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+    const char *vals[] = {"5", "tickflow", "-c TimeZone=UTC", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c) {
+        snprintf(errbuf, errlen, "cannot connect to PostgreSQL: out of memory");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        trim_copy(errbuf, errlen, "cannot connect to PostgreSQL", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
+                   size_t errlen)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = conn ? PQerrorMessage(conn) : NULL;
+    trim_copy(errbuf, errlen, what, msg);
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return TF_PG_ECONN;
+    if (!state)
+        return TF_PG_ECONN; /* libpq-side failure: treat the link as broken */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+        return TF_PG_ECONN; /* connection exception, admin shutdown/crash */
+    if (strncmp(state, "23", 2) == 0) {
+        /* 23514 is also used for "no partition of relation ... found for row" */
+        if (msg && strstr(msg, "no partition of relation"))
+            return TF_PG_ENOPART;
+        return TF_PG_ECONSTRAINT;
+    }
+    if (strncmp(state, "22", 2) == 0)
+        return TF_PG_EDATA;
+    return TF_PG_EOTHER;
+}
+
+int tf_pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    int rc = TF_PG_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = tf_pg_classify(conn, r, NULL, errbuf, errlen);
+    PQclear(r);
+    return rc;
+}

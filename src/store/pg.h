@@ -1,0 +1,61 @@
+/*
+ * pg.h - connecting to PostgreSQL and classifying its failures, once, for
+ * every component that talks to it through libpq.
+ *
+ * Error codes (all negative, 0 = ok) tell the caller what to do:
+ *   TF_PG_ECONN        connection refused / lost: reconnect and retry later
+ *   TF_PG_ECONSTRAINT  a row broke a constraint (CHECK, NOT NULL, unique, ...):
+ *                      the data is bad, retrying will not help
+ *   TF_PG_ENOPART      no partition of stock_trades covers a row's event_time
+ *   TF_PG_EDATA        a value PostgreSQL could not accept (overflow, bad
+ *                      encoding): bad data, do not retry
+ *   TF_PG_EINVAL       bad arguments from our caller (bad URL, bad rows)
+ *   TF_PG_EUNKNOWN     connection lost during COMMIT and the outcome could not
+ *                      be determined
+ *   TF_PG_EOTHER       anything else (missing table, permissions, ...): fatal
+ */
+#ifndef TF_STORE_PG_H
+#define TF_STORE_PG_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+enum {
+    TF_PG_OK = 0,
+    TF_PG_ECONN = -1,
+    TF_PG_ECONSTRAINT = -2,
+    TF_PG_ENOPART = -3,
+    TF_PG_EDATA = -4,
+    TF_PG_EINVAL = -5,
+    TF_PG_EUNKNOWN = -6,
+    TF_PG_EOTHER = -7,
+};
+
+/* "connection", "constraint", ... for logs and JSON errors. */
+const char *tf_pg_strerror(int code);
+
+/*
+ * Connects to url (a postgresql:// URI or a libpq key=value string) with a
+ * 5 s connect timeout (the URL may override it) and application_name
+ * "tickflow", session TimeZone UTC. Returns the connection (caller frees with
+ * PQfinish) or NULL with errbuf saying why ("bad PostgreSQL URL: ..." or
+ * "cannot connect to PostgreSQL: ...").
+ */
+PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen);
+
+/*
+ * Classifies a failed result (res may be NULL when the call itself failed)
+ * into a TF_PG_E* code and writes "what: message" into errbuf (what = the
+ * caller's context, e.g. "COPY stock_trades").
+ */
+int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
+                   size_t errlen);
+
+/*
+ * Runs one or more SQL commands without parameters and discards the results.
+ * Returns 0 or a classified TF_PG_E* code with errbuf filled.
+ */
+int tf_pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,61 @@
+/* fuzz_ws_msg.c - libFuzzer target for the WebSocket client-message parser
+ * (serve/ws_msg.c) and the Debezium trade decoder the feed uses
+ * (serve/ws_feed.c): any bytes must give a command or an error, never a
+ * crash or a leak. jansson is not instrumented, so the fuzzer cannot find
+ * valid JSON by itself: the first byte picks a template the rest of the
+ * input is spliced into (raw, inside a ticker list, as the interval, inside
+ * an envelope's "after" object). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/ws_feed.h"
+#include "serve/ws_msg.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const pre[] = {
+    "",
+    "{\"action\":\"subscribe\",\"tickers\":[",
+    "{\"action\":\"subscribe\",\"tickers\":[\"AAPL\"],\"interval_ms\":",
+    "{\"action\":\"",
+    "{\"op\":\"c\",\"source\":{\"ts_ms\":1},\"after\":{\"id\":1,\"ticker\":\"AAPL\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\",",
+};
+static const char *const post[] = {"", "]}", "}", "\"}", "}}"};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) return 0;
+    int t = data[0] % 5;
+    data++;
+    size--;
+    size_t pl = strlen(pre[t]), ql = strlen(post[t]);
+    char *msg = malloc(pl + size + ql + 1);
+    if (!msg) return 0;
+    memcpy(msg, pre[t], pl);
+    memcpy(msg + pl, data, size);
+    memcpy(msg + pl + size, post[t], ql);
+    size_t len = pl + size + ql;
+    msg[len] = '\0';
+
+    tf_ws_cmd cmd;
+    tf_ws_err err;
+    if (tf_ws_cmd_parse(msg, len, 1000, &cmd, &err) == 0) {
+        for (size_t i = 0; i < cmd.ntickers; i++)
+            if (strlen(cmd.tickers[i]) >= TF_TICKER_MAX) __builtin_trap();
+        tf_ws_cmd_clear(&cmd);
+    } else {
+        if (!err.code) __builtin_trap();
+        char out[1024];
+        if (tf_ws_enc_error(out, sizeof out, err.code, err.message, err.param) < 0) __builtin_trap();
+    }
+    tf_ws_item it;
+    const char *why;
+    if (tf_ws_decode_trade(msg, len, &it, &why) == 1) {
+        char buf[TF_WS_TRADE_JSON_MAX];
+        if (tf_ws_enc_trade(buf, sizeof buf, &it.t, it.commit_ts_ms) < 0) __builtin_trap();
+    }
+    free(msg);
+    return 0;
+}

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Robustness of the HTTP server with real sockets: malformed request lines,
+oversize request line/headers/bodies, invalid UTF-8 and absurd numbers in
+parameters, half-closed and slow-loris connections, a client that never
+reads a large stream, a slow database that must not stall the loop, and
+10,000 idle keep-alive connections. After each, the server must be alive and
+other clients unaffected; at the end it must exit cleanly (sanitizers)."""
+import os
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tfharness as h  # noqa: E402
+
+PG = None
+PORT = None
+BASE = None
+SRV = None
+
+
+def setup():
+    global PG, PORT, BASE, SRV
+    PG = h.Postgres()
+    PORT = h.free_port()
+    BASE = "http://127.0.0.1:%d" % PORT
+    SRV = h.Proc(["serve", "--pg-url", PG.url, "--port", str(PORT), "--http.header_timeout_ms", "1000",
+                  "--http.max_body_bytes", "65536"], name="serve",
+                 env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=16"})
+    h.wait_for(lambda: h.http("GET", BASE + "/health")[0] == 200, 60, "server up")
+
+
+def health_ok(c, what, max_s=2.0):
+    t0 = time.monotonic()
+    st, _, _ = h.http("GET", BASE + "/health", timeout=10)
+    dt = time.monotonic() - t0
+    c.check(st == 200 and dt < max_s and SRV.alive(), "server healthy after " + what, "st=%s dt=%.3f" % (st, dt))
+
+
+def exchange(data, shut=True, timeout=10):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    if shut:
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    out = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+def test_malformed(c):
+    cases = [
+        b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET / FTP/1.1\r\n\r\n",
+        b"\x00\x01\x02\x03\r\n\r\n", b"GET /\x00 HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", b"GET http://[::1 HTTP/1.1\r\n\r\n",
+        b"\xff\xfe\xfd / HTTP/1.1\r\n\r\n", b"GET /%zz HTTP/1.1\r\n\r\n", b"GET * HTTP/1.1\r\n\r\n",
+        b" " * 100 + b"\r\n\r\n",
+    ]
+    for data in cases:
+        out = exchange(data)
+        c.check(out.startswith(b"HTTP/1.1 400") or out.startswith(b"HTTP/1.1 404"),
+                "malformed %r answered 400" % data[:40], out[:120])
+        if out.startswith(b"HTTP/1.1 400"):
+            c.check(b'"code":"bad_request"' in out, "malformed: JSON error body", out[-200:])
+    health_ok(c, "malformed requests")
+
+
+def test_oversize(c):
+    out = exchange(b"GET /" + b"a" * 40000 + b" HTTP/1.1\r\n\r\n")
+    c.check(out.startswith(b"HTTP/1.1 414"), "long request line -> 414", out[:100])
+    out = exchange(b"GET / HTTP/1.1\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n")
+    c.check(out.startswith(b"HTTP/1.1 431"), "huge header -> 431", out[:100])
+    out = exchange(b"GET / HTTP/1.1\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(200)) + b"\r\n")
+    c.check(out.startswith(b"HTTP/1.1 431"), "too many headers -> 431", out[:100])
+    # a declared huge body is refused before it is sent
+    out = exchange(b"POST /api/v1/stock/generate HTTP/1.1\r\nContent-Length: 10000000000\r\n\r\n", shut=False)
+    c.check(out.startswith(b"HTTP/1.1 413") and b"payload_too_large" in out, "huge Content-Length -> 413", out[:200])
+    # a chunked body that grows past the limit
+    chunk = b"%x\r\n%s\r\n" % (30000, b"x" * 30000)
+    out = exchange(b"POST /api/v1/stock/generate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 4)
+    c.check(out.startswith(b"HTTP/1.1 413"), "chunked body over the limit -> 413", out[:100])
+    health_ok(c, "oversize requests")
+
+
+def test_params(c):
+    cases = [
+        (b"ticker=\xff\xfe", None), (b"ticker=%ff%fe", "ticker"), (b"start=%e2%82", "start"),
+        (b"limit=1e999", "limit"), (b"limit=18446744073709551616", "limit"), (b"limit=-0", "limit"),
+        (b"start=99999-01-01T00:00:00Z", "start"), (b"duration=9223372036854775807ms", "duration"),
+        (b"duration=9999999999999d", "duration"), (b"end=9999-12-31T23:59:59Z&duration=1d", None),
+        (b"cursor=" + b"A" * 10000, "cursor"), (b"interval=" + b"%00" * 10, "interval"),
+        (b"a" * 3000 + b"=1", "a" * 3000), (b"&".join(b"p%d=1" % i for i in range(100)), None),
+    ]
+    for qs, param in cases:
+        out = exchange(b"GET /api/v1/stock?" + qs + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        ok = out.startswith(b"HTTP/1.1 400") or (param is None and out.startswith(b"HTTP/1.1 200"))
+        c.check(ok, "absurd param %r answered" % qs[:40], out[:200])
+        if param and len(param) < 100:
+            c.check(('"param":"%s"' % param).encode() in out, "param named for %r" % qs[:40], out[-300:])
+    health_ok(c, "absurd parameters")
+
+
+def test_half_close(c):
+    out = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n", shut=True)
+    c.eq(out.count(b"HTTP/1.1 200"), 2, "half-closed client gets both answers")
+    # a half-closed client with an incomplete request is closed, not leaked
+    out = exchange(b"GET /health HTTP/1.1\r\nHost:", shut=True)
+    c.eq(out, b"", "incomplete request + half-close: closed without answer")
+    health_ok(c, "half-closed connections")
+
+
+def test_slow_loris(c):
+    socks = []
+    for i in range(50):
+        s = socket.create_connection(("127.0.0.1", PORT))
+        s.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")
+        socks.append(s)
+    t0 = time.monotonic()
+    closed = set()
+    lat = []
+    while time.monotonic() - t0 < 6 and len(closed) < len(socks):
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                s.sendall(b"a")  # one byte at a time keeps it "active"
+            except OSError:
+                closed.add(i)
+        t1 = time.monotonic()
+        st, _, _ = h.http("GET", BASE + "/health")
+        lat.append(time.monotonic() - t1)
+        time.sleep(0.2)
+    for i, s in enumerate(socks):
+        if i in closed:
+            continue
+        s.settimeout(3)
+        try:
+            data = s.recv(4096)
+            if data.startswith(b"HTTP/1.1 408") or data == b"":
+                closed.add(i)
+        except OSError:
+            closed.add(i)
+    for s in socks:
+        s.close()
+    c.eq(len(closed), 50, "every slow-loris connection timed out (408 + close)")
+    c.check(time.monotonic() - t0 < 8, "within the header timeout plus slack")
+    c.check(max(lat) < 1.0, "other clients unaffected meanwhile", "max latency %.3f" % max(lat))
+    health_ok(c, "slow loris")
+
+
+def server_rss_kb():
+    with open("/proc/%d/status" % SRV.p.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_reader(c):
+    PG.sql("SELECT tickflow_ensure_partitions('2026-11-20', '2026-11-22')")
+    PG.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time)"
+           " SELECT 'AAPL', 'NASDAQ', 'BUY', 100 + (g % 50), 1, timestamptz '2026-11-21' + g * interval '100 ms'"
+           " FROM generate_series(1, 400000) g")
+    rss0 = server_rss_kb()
+    readers = []
+    for i in range(4):
+        s = socket.create_connection(("127.0.0.1", PORT))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&end=2026-11-22T00:00:00Z HTTP/1.1\r\n"
+                  b"Host: x\r\nAccept: text/csv\r\n\r\n")
+        s.recv(1024)  # the stream started; now stop reading
+        readers.append(s)
+    time.sleep(1.5)
+    lat = []
+    for i in range(10):
+        t1 = time.monotonic()
+        st, _, body = h.http("GET", BASE + "/api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5")
+        lat.append(time.monotonic() - t1)
+        c.eq(st, 200, "history works while streams are stalled")
+    rss1 = server_rss_kb()
+    c.check(rss1 - rss0 < 100 * 1024, "stalled streams do not grow server memory",
+            "rss %d -> %d kB" % (rss0, rss1))
+    st, _, body = h.http("GET", BASE + "/metrics")
+    q = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_write_queue_bytes ")]
+    queued = float(q[0].split()[1]) if q else -1
+    c.check(0 < queued < 4 * 2.5 * 1024 * 1024, "queued bytes bounded by back-pressure (~1 MiB per stream)",
+            "queued %r" % queued)
+    c.check(max(lat) < 2.0, "other clients fast while 4 streams are stalled", "max %.3f" % max(lat))
+    for s in readers:
+        s.close()  # gone mid-stream: workers must notice and stop
+    time.sleep(0.5)
+    health_ok(c, "stalled stream readers")
+    # the workers were released: all 4 can serve again
+    for i in range(8):
+        st, _, _ = h.http("GET", BASE + "/api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5", timeout=10)
+        c.eq(st, 200, "workers free after readers left")
+
+
+def test_slow_db(c):
+    locker = subprocess.Popen([h.PG_LOCAL, "psql", "-X", "-q", "-c",
+                               "BEGIN; LOCK TABLE stock_trades IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"],
+                              env=PG.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h.on_exit(lambda: locker.kill())
+    time.sleep(0.5)
+    results = []
+
+    def one():
+        st, _, _ = h.http("GET", BASE + "/api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5", timeout=30)
+        results.append(st)
+
+    ths = [threading.Thread(target=one) for _ in range(8)]
+    for t in ths:
+        t.start()
+    time.sleep(0.3)
+    lat = []
+    for i in range(10):
+        t1 = time.monotonic()
+        st, _, body = h.http("GET", BASE + "/metrics", timeout=5)
+        lat.append(time.monotonic() - t1)
+    c.check(max(lat) < 0.5, "loop not blocked by slow queries", "max %.3f" % max(lat))
+    for t in ths:
+        t.join()
+    locker.wait()
+    c.eq(results, [200] * 8, "slow queries completed")
+
+
+def test_idle_keepalive(c):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 10000
+    if soft < want + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want + 500), hard))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = min(want, soft - 200)
+    socks = []
+    t0 = time.monotonic()
+    try:
+        for i in range(n):
+            s = socket.socket()
+            s.connect(("127.0.0.1", PORT))
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        got = 0
+        for s in socks:
+            s.settimeout(10)
+            if s.recv(4096).startswith(b"HTTP/1.1 200"):
+                got += 1
+        c.eq(got, n, "%d keep-alive connections answered" % n)
+        c.check(n >= 10000, "10,000 connections", "only %d (fd limit %d)" % (n, soft))
+        st, _, body = h.http("GET", BASE + "/metrics")
+        line = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_connections ")]
+        c.check(line and float(line[0].split()[1]) >= n, "open connections gauge", line)
+        health_ok(c, "%d idle connections" % n, max_s=1.0)
+        # the idle ones still work
+        for s in socks[:: max(1, n // 50)]:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.check(s.recv(4096).startswith(b"HTTP/1.1 200"), "idle connection reused")
+    finally:
+        for s in socks:
+            s.close()
+    print("  %d connections in %.1fs" % (n, time.monotonic() - t0))
+    h.wait_for(lambda: SRV.alive() and h.http("GET", BASE + "/health")[0] == 200, 10, "healthy")
+
+
+def test_shutdown(c):
+    # one request in flight while stopping still gets its answer
+    c.eq(SRV.stop(), 0, "server exits 0 on SIGTERM")
+    out = SRV.output()
+    c.check("AddressSanitizer" not in out and "LeakSanitizer" not in out and "runtime error" not in out,
+            "sanitizer clean", out[-3000:])
+
+
+if __name__ == "__main__":
+    setup()
+    h.main([test_malformed, test_oversize, test_params, test_half_close, test_slow_loris, test_slow_reader,
+            test_slow_db, test_idle_keepalive, test_shutdown])

@@ -1,0 +1,328 @@
+/*
+ * test_copy.c - the binary COPY writer.
+ *
+ * Without arguments: row validation and the exact COPY encoding of a row.
+ * With a PostgreSQL URL as argv[1] (tests/integration/test_store.py): the
+ * writer against a real, migrated database: values read back as text, ids,
+ * partitions created on demand for back-dated rows, retention, and every
+ * failure class leaving nothing behind (constraint, missing partition, bad
+ * row, connection killed, in-transaction hook failing), two writers at once.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <libpq-fe.h>
+
+#include "common/config.h"
+#include "common/util.h"
+#include "store/copy.h"
+#include "store/pg.h"
+#include "store/schema.h"
+#include "tf_test.h"
+
+static tf_trade mk(const char *ticker, const char *market, char side, int64_t price_e4, int64_t qty,
+                   int64_t us)
+{
+    tf_trade t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.ticker, sizeof t.ticker, "%s", ticker);
+    snprintf(t.market, sizeof t.market, "%s", market);
+    t.side = side;
+    t.price_e4 = price_e4;
+    t.quantity = qty;
+    t.event_us = us;
+    return t;
+}
+
+static void test_encode(void)
+{
+    tf_trade t = mk("AAPL", "NASDAQ", 'B', 1892500, 100, 946684800000001LL);
+    uint8_t buf[256];
+    size_t n = tf_copy_encode(&t, 1, 7, 1, 1, buf, sizeof buf);
+    static const uint8_t want[] = {
+        'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 7,                                           /* 7 fields */
+        0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7,             /* id 7 */
+        0, 0, 0, 4, 'A', 'A', 'P', 'L',                 /* ticker */
+        0, 0, 0, 6, 'N', 'A', 'S', 'D', 'A', 'Q',       /* market_code */
+        0, 0, 0, 3, 'B', 'U', 'Y',                      /* trade_type */
+        0, 0, 0, 12, 0, 2, 0, 0, 0, 0, 0, 4, 0, 189, 0x09, 0xc4, /* 189.2500 */
+        0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 100,           /* quantity */
+        0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1,             /* 2000-01-01 00:00:00.000001 */
+        0xff, 0xff};
+    TF_EQ_INT(n, sizeof want);
+    TF_CHECK(n == sizeof want && memcmp(buf, want, n) == 0);
+    /* without ids: 6 fields */
+    n = tf_copy_encode(&t, 1, 0, 0, 0, buf, sizeof buf);
+    TF_EQ_INT(n, sizeof want - 19 - 2 - 12);
+    TF_EQ_INT(buf[1], 6);
+    TF_EQ_INT(tf_copy_encode(&t, 1, 7, 1, 1, buf, 40), 0); /* too small */
+}
+
+static void test_check_row(void)
+{
+    char err[128];
+    tf_trade ok = mk("005930", "KOSPI", 'S', 1, 1, 0);
+    TF_EQ_INT(tf_copy_check_row(&ok, err, sizeof err), 0);
+    tf_trade t = ok;
+    snprintf(t.ticker, sizeof t.ticker, "aapl");
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_CHECK(strstr(err, "ticker") != NULL);
+    t = ok;
+    t.ticker[0] = '\0';
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    t = ok;
+    snprintf(t.market, sizeof t.market, "LSE");
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_CHECK(strstr(err, "market_code") != NULL);
+    t = ok;
+    t.side = 'X';
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_CHECK(strstr(err, "trade_type") != NULL);
+    t = ok;
+    t.event_us = -2208988800000001LL; /* 1899 */
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_CHECK(strstr(err, "event_time") != NULL);
+    t = ok;
+    t.price_e4 = 1000000000000000000LL; /* 10^14 */
+    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_CHECK(strstr(err, "price") != NULL);
+}
+
+/* ---- against a real PostgreSQL ---- */
+
+static const char *url;
+
+static int64_t q_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int64_t v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "query failed: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return v;
+}
+
+static int64_t count_ids(PGconn *c, int64_t lo, int64_t hi)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM stock_trades WHERE id BETWEEN %lld AND %lld",
+             (long long)lo, (long long)hi);
+    return q_int(c, sql);
+}
+
+static int fail_hook(PGconn *conn, int64_t first, void *arg, char *errbuf, size_t errlen)
+{
+    (void)conn;
+    (void)arg;
+    (void)first;
+    snprintf(errbuf, errlen, "hook says no");
+    return TF_PG_EOTHER;
+}
+
+struct writer_arg {
+    int64_t first[20], last[20];
+    int rc;
+};
+
+static void *writer_thread(void *p)
+{
+    struct writer_arg *a = p;
+    char err[256];
+    tf_copy *w = tf_copy_new(url, NULL, err, sizeof err);
+    if (!w) {
+        a->rc = -100;
+        return NULL;
+    }
+    tf_trade rows[500];
+    for (int i = 0; i < 500; i++)
+        rows[i] = mk("MSFT", "NASDAQ", 'B', 4000000 + i, 1 + i, tf_now_us() - 1000 + i);
+    for (int b = 0; b < 20 && a->rc == 0; b++)
+        a->rc = tf_copy_write(w, rows, 500, NULL, NULL, &a->first[b], &a->last[b], err, sizeof err);
+    tf_copy_free(w);
+    return NULL;
+}
+
+static void test_db(void)
+{
+    char err[512];
+    /* bad URL, unreachable server */
+    tf_copy *bad = tf_copy_new("this is not a url", NULL, err, sizeof err);
+    TF_CHECK(bad == NULL);
+    TF_CHECK(strstr(err, "bad PostgreSQL URL") != NULL);
+    bad = tf_copy_new("postgresql://tickflow@127.0.0.1:1/tickflow", NULL, err, sizeof err);
+    TF_CHECK(bad == NULL);
+    TF_CHECK(strstr(err, "cannot connect") != NULL);
+
+    PGconn *c = tf_pg_connect(url, err, sizeof err);
+    TF_CHECK(c != NULL);
+    if (!c)
+        return;
+    tf_config cfg;
+    tf_config_defaults(&cfg);
+    int mrc = tf_schema_migrate(c, &cfg, NULL, err, sizeof err);
+    TF_EQ_INT(mrc, 0);
+    if (mrc) {
+        fprintf(stderr, "migrate: %s\n", err);
+        PQfinish(c);
+        return;
+    }
+
+    tf_metrics *m = tf_metrics_new();
+    tf_copy *w = tf_copy_new(url, m, err, sizeof err);
+    TF_CHECK(w != NULL);
+    if (!w) {
+        PQfinish(c);
+        return;
+    }
+    int64_t first = 0, last = 0;
+
+    /* values come back exactly; ids are first + i */
+    tf_trade rows[4] = {
+        mk("AAPL", "NASDAQ", 'B', 1892500, 100, 1795426200123456LL),
+        mk("005930", "KOSPI", 'S', 999999999999999999LL, 9223372036854775807LL, 1795426200123457LL),
+        mk("BRK.A", "NYSE", 'S', 1, 1, 1795426200123458LL),
+        mk("A-B", "KOSDAQ", 'B', 123456789, 42, 1795426200123459LL),
+    };
+    TF_EQ_INT(tf_copy_write(w, rows, 4, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(last - first, 3);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(concat_ws('|', id - %lld, ticker, market_code, trade_type, price,"
+             " quantity, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')),"
+             " ';' ORDER BY id) FROM stock_trades WHERE id BETWEEN %lld AND %lld",
+             (long long)first, (long long)first, (long long)last);
+    PGresult *r = PQexec(c, sql);
+    TF_EQ_STR(PQgetvalue(r, 0, 0),
+              "0|AAPL|NASDAQ|BUY|189.2500|100|2026-11-23T09:30:00.123456;"
+              "1|005930|KOSPI|SELL|99999999999999.9999|9223372036854775807|2026-11-23T09:30:00.123457;"
+              "2|BRK.A|NYSE|SELL|0.0001|1|2026-11-23T09:30:00.123458;"
+              "3|A-B|KOSDAQ|BUY|12345.6789|42|2026-11-23T09:30:00.123459");
+    PQclear(r);
+
+    /* back-dated rows: partitions made on demand, including before 1970 */
+    tf_trade old[2] = {mk("IBM", "NYSE", 'B', 1234500, 10, -616850703210988LL),
+                       mk("IBM", "NYSE", 'S', 1234600, 10, -616850703210988LL + 86400000000LL)};
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'stock_trades_p19500615'"), 0);
+    TF_EQ_INT(tf_copy_write(w, old, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM pg_class WHERE relname IN"
+                       " ('stock_trades_p19500615', 'stock_trades_p19500616')"), 2);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE event_time < '1951-01-01'"), 2);
+
+    /* constraint: the whole batch is refused and named */
+    int64_t seq_before = q_int(c, "SELECT last_value FROM stock_trades_id_seq");
+    tf_trade five[5];
+    for (int i = 0; i < 5; i++)
+        five[i] = mk("NVDA", "NASDAQ", 'B', 1000000, 5, tf_now_us() + i);
+    five[3].quantity = 0;
+    int rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err);
+    TF_EQ_INT(rc, TF_PG_ECONSTRAINT);
+    TF_CHECK(strstr(err, "stock_trades_quantity_positive") != NULL);
+    TF_EQ_INT(count_ids(c, seq_before + 1, seq_before + 5), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 0);
+    five[3].quantity = 5;
+    five[1].price_e4 = -5;
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), TF_PG_ECONSTRAINT);
+    TF_CHECK(strstr(err, "stock_trades_price_positive") != NULL);
+    five[1].price_e4 = 5;
+
+    /* a big batch failing early: the server stops reading mid-stream */
+    tf_trade *big = calloc(50000, sizeof *big);
+    for (int i = 0; i < 50000; i++)
+        big[i] = mk("NVDA", "NASDAQ", 'S', 1000000 + i, 1 + i, tf_now_us() + i);
+    big[5].quantity = -1;
+    TF_EQ_INT(tf_copy_write(w, big, 50000, NULL, NULL, &first, &last, err, sizeof err), TF_PG_ECONSTRAINT);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 0);
+    free(big);
+
+    /* a row we refuse to send */
+    snprintf(five[2].ticker, sizeof five[2].ticker, "bad ticker");
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), TF_PG_EINVAL);
+    TF_CHECK(strstr(err, "row 2") != NULL && strstr(err, "ticker") != NULL);
+    snprintf(five[2].ticker, sizeof five[2].ticker, "NVDA");
+    TF_EQ_INT(tf_copy_write(w, five, 0, NULL, NULL, &first, &last, err, sizeof err), TF_PG_EINVAL);
+
+    /* missing partition (automatic creation off): named, nothing written */
+    tf_copy_set_auto_partition(w, 0);
+    tf_trade future = mk("NVDA", "NASDAQ", 'B', 1000000, 5, 4102444800000000LL + 3600000000LL); /* 2100 */
+    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, err, sizeof err), TF_PG_ENOPART);
+    TF_CHECK(strstr(err, "no partition") != NULL);
+    tf_copy_set_auto_partition(w, 1);
+    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+
+    /* the in-transaction hook fails: the rows roll back with it */
+    TF_EQ_INT(tf_copy_write(w, five, 5, fail_hook, NULL, &first, &last, err, sizeof err), TF_PG_EOTHER);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 1);
+
+    /* connection killed under the writer: classified, nothing half-written,
+     * and the next write reconnects */
+    int64_t pid = q_int(c, "SELECT pid FROM pg_stat_activity WHERE application_name = 'tickflow'"
+                           " AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1");
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", (long long)pid);
+    TF_EQ_INT(q_int(c, sql), 1);
+    seq_before = q_int(c, "SELECT last_value FROM stock_trades_id_seq");
+    rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err);
+    TF_EQ_INT(rc, TF_PG_ECONN);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 1);
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 6);
+
+    /* retention drops whole old days only; a later write to a dropped day
+     * recreates its partition even though the writer had it cached */
+    int64_t now = tf_now_us();
+    tf_trade past[2] = {mk("OLD", "NYSE", 'B', 10000, 1, now - 10 * 86400000000LL),
+                        mk("OLD", "NYSE", 'B', 10000, 1, now - 2 * 86400000000LL)};
+    TF_EQ_INT(tf_copy_write(w, past, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
+    int dropped = -1;
+    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
+    TF_CHECK(dropped >= 2); /* 10 days ago and the 1950s */
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'OLD'"), 1);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE event_time < '1951-01-01'"), 0);
+    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
+    TF_EQ_INT(dropped, 0);
+    TF_EQ_INT(tf_copy_write(w, past, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'OLD'"), 2);
+
+    /* metrics counted */
+    size_t mlen;
+    char *text = tf_metrics_render(m, &mlen);
+    TF_CHECK(text && strstr(text, "tickflow_ingest_rows_total") != NULL);
+    TF_CHECK(text && strstr(text, "kind=\"constraint\"") != NULL);
+    free(text);
+    tf_copy_free(w);
+
+    /* two writers at once: disjoint, contiguous id blocks */
+    struct writer_arg a1, a2;
+    memset(&a1, 0, sizeof a1);
+    memset(&a2, 0, sizeof a2);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, writer_thread, &a1);
+    pthread_create(&t2, NULL, writer_thread, &a2);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    TF_EQ_INT(a1.rc, 0);
+    TF_EQ_INT(a2.rc, 0);
+    int overlap = 0;
+    for (int i = 0; i < 20; i++) {
+        overlap += a1.last[i] - a1.first[i] != 499;
+        for (int k = 0; k < 20; k++)
+            overlap += !(a1.last[i] < a2.first[k] || a2.last[k] < a1.first[i]);
+    }
+    TF_EQ_INT(overlap, 0);
+    TF_EQ_INT(q_int(c, "SELECT count(DISTINCT id) FROM stock_trades WHERE ticker = 'MSFT'"), 20000);
+    PQfinish(c);
+    tf_metrics_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    test_encode();
+    test_check_row();
+    if (argc > 1) {
+        url = argv[1];
+        test_db();
+    }
+    TF_TEST_MAIN_END();
+}

@@ -1,0 +1,326 @@
+/*
+ * test_http.c - unit tests of the server's pure parts: percent-decoding,
+ * query strings, request parsing with limits (every truncated prefix of a
+ * valid request is "need more", never an error), history parameter
+ * validation and cursors; plus a real server on an ephemeral port driven
+ * from a client thread (routing, 404/405, pipelining, tf_server_post,
+ * graceful stop from another thread).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/util.h"
+#include "serve/history.h"
+#include "serve/http.h"
+#include "tf_test.h"
+
+static tf_config cfg;
+
+static void test_urldecode(void)
+{
+    char out[64];
+    TF_EQ_INT(tf_http_urldecode("a%20b+c", 7, out, sizeof out, 1), 5);
+    TF_EQ_STR(out, "a b c");
+    TF_EQ_INT(tf_http_urldecode("a+b", 3, out, sizeof out, 0), 3);
+    TF_EQ_STR(out, "a+b");
+    TF_EQ_INT(tf_http_urldecode("%4", 2, out, sizeof out, 1), -1);
+    TF_EQ_INT(tf_http_urldecode("%", 1, out, sizeof out, 1), -1);
+    TF_EQ_INT(tf_http_urldecode("%zz", 3, out, sizeof out, 1), -1);
+    TF_EQ_INT(tf_http_urldecode("%00x", 4, out, sizeof out, 1), 2);
+    TF_EQ_INT(tf_http_urldecode("abc", 3, out, 3, 1), -1); /* no room for NUL */
+}
+
+static void test_query(void)
+{
+    const char *qs = "ticker=AAPL&limit=5&&flag&e=&x=a%3Db";
+    char buf[256];
+    const char *n[8], *v[8];
+    size_t vl[8];
+    int k = tf_http_parse_query(qs, strlen(qs), buf, sizeof buf, n, v, vl, 8);
+    TF_EQ_INT(k, 5);
+    TF_EQ_STR(n[0], "ticker");
+    TF_EQ_STR(v[0], "AAPL");
+    TF_EQ_STR(n[2], "flag");
+    TF_EQ_STR(v[2], "");
+    TF_EQ_STR(n[3], "e");
+    TF_EQ_STR(v[4], "a=b");
+    TF_EQ_INT(tf_http_parse_query("a=%G1", 5, buf, sizeof buf, n, v, vl, 8), -1);
+    TF_EQ_INT(tf_http_parse_query("a&b&c", 5, buf, sizeof buf, n, v, vl, 2), -1);
+}
+
+static void test_parse_prefixes(void)
+{
+    const char *req = "GET /api/v1/stock?ticker=AAPL&limit=5 HTTP/1.1\r\nHost: x\r\n"
+                      "Accept: text/csv\r\nX-Empty:\r\n\r\n"
+                      "POST /api/v1/stock/generate HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}  ";
+    size_t len = strlen(req);
+    int nreq, partial;
+    TF_EQ_INT(tf_http_parse_check(&cfg, req, len, &nreq, &partial), 0);
+    TF_EQ_INT(nreq, 2);
+    TF_EQ_INT(partial, 0);
+    int bad = 0;
+    size_t len1 = (size_t)(strstr(req, "POST") - req); /* end of the first request */
+    for (size_t i = 1; i < len; i++) {
+        int st = tf_http_parse_check(&cfg, req, i, &nreq, &partial);
+        if (st != 0 || nreq != (i >= len1) || (!partial && i != len1)) bad++;
+    }
+    /* every proper prefix parses without error and is incomplete */
+    TF_EQ_INT(bad, 0);
+}
+
+static void test_parse_errors(void)
+{
+    int nreq, partial;
+    TF_EQ_INT(tf_http_parse_check(&cfg, "GARBAGE\r\n\r\n", 11, &nreq, &partial), 400);
+    TF_EQ_INT(tf_http_parse_check(&cfg, "GET / HTTP/1.1\r\nBad Header\r\n\r\n", 30, &nreq, &partial),
+              400);
+    const char *pct = "GET /a%zz HTTP/1.1\r\n\r\n";
+    TF_EQ_INT(tf_http_parse_check(&cfg, pct, strlen(pct), &nreq, &partial), 400);
+    const char *rel = "GET * HTTP/1.1\r\n\r\n";
+    TF_EQ_INT(tf_http_parse_check(&cfg, rel, strlen(rel), &nreq, &partial), 400);
+    size_t big = 40000;
+    char *b = malloc(big + 64);
+    strcpy(b, "GET /");
+    memset(b + 5, 'a', big);
+    strcpy(b + 5 + big, " HTTP/1.1\r\n\r\n");
+    TF_EQ_INT(tf_http_parse_check(&cfg, b, strlen(b), &nreq, &partial), 414);
+    strcpy(b, "GET / HTTP/1.1\r\nX-Big: ");
+    size_t o = strlen(b);
+    memset(b + o, 'b', big);
+    strcpy(b + o + big, "\r\n\r\n");
+    TF_EQ_INT(tf_http_parse_check(&cfg, b, strlen(b), &nreq, &partial), 431);
+    o = 0;
+    o += (size_t)sprintf(b, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < 100; i++) o += (size_t)sprintf(b + o, "H%d: v\r\n", i);
+    sprintf(b + o, "\r\n");
+    TF_EQ_INT(tf_http_parse_check(&cfg, b, strlen(b), &nreq, &partial), 431);
+    free(b);
+    const char *cl = "POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n";
+    TF_EQ_INT(tf_http_parse_check(&cfg, cl, strlen(cl), &nreq, &partial), 413);
+    const char *ch = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFF\r\n";
+    char chunk[600000];
+    size_t cl2 = strlen(ch);
+    memcpy(chunk, ch, cl2);
+    memset(chunk + cl2, 'x', sizeof chunk - cl2);
+    TF_EQ_INT(tf_http_parse_check(&cfg, chunk, sizeof chunk, &nreq, &partial), 0);
+    cfg.http_max_body_bytes = 1000;
+    TF_EQ_INT(tf_http_parse_check(&cfg, chunk, sizeof chunk, &nreq, &partial), 413);
+    tf_config_defaults(&cfg);
+}
+
+static int hist(const char *qs, const char *accept, tf_hist_query *q, const char **bad)
+{
+    char buf[1024];
+    const char *n[16], *v[16];
+    size_t vl[16];
+    int k = tf_http_parse_query(qs, strlen(qs), buf, sizeof buf, n, v, vl, 16);
+    if (k < 0) return -100;
+    tf_hist_param ps[16];
+    for (int i = 0; i < k; i++) {
+        ps[i].name = n[i];
+        ps[i].value = v[i];
+        ps[i].vlen = vl[i];
+    }
+    char msg[256];
+    *bad = NULL;
+    /* now = 2026-11-27T00:00:00Z */
+    return tf_hist_parse(&cfg, ps, k, accept, 1795737600LL * TF_US_PER_SEC, q, bad, msg, sizeof msg);
+}
+
+static void test_hist_parse(void)
+{
+    tf_hist_query q;
+    const char *bad;
+    TF_EQ_INT(hist("", NULL, &q, &bad), 0);
+    TF_EQ_INT(q.end_us - q.start_us, 86400 * TF_US_PER_SEC);
+    TF_EQ_INT(q.limit, 1000);
+    TF_EQ_INT(hist("interval=1h&start=2026-11-20T09:30:00Z&end=2026-11-20T10:10:00Z", NULL, &q, &bad),
+              0);
+    char iso[40];
+    tf_fmt_iso_us(q.start_us, iso);
+    TF_EQ_STR(iso, "2026-11-20T09:00:00.000000Z");
+    tf_fmt_iso_us(q.end_us, iso);
+    TF_EQ_STR(iso, "2026-11-20T11:00:00.000000Z");
+    TF_EQ_INT(hist("duration=15m", "text/csv", &q, &bad), 0);
+    TF_EQ_INT(q.format, TF_HIST_CSV);
+    TF_EQ_INT(q.limit, 0);
+    TF_EQ_INT(hist("limit=20000", "application/x-ndjson", &q, &bad), 0);
+    TF_EQ_INT(q.format, TF_HIST_NDJSON);
+    struct {
+        const char *qs, *param;
+    } errs[] = {
+        {"limit=0", "limit"}, {"limit=10001", "limit"}, {"limit=1x", "limit"},
+        {"ticker=a", "ticker"}, {"market_code=X", "market_code"}, {"trade_type=B", "trade_type"},
+        {"start=x", "start"}, {"end=2026-02-30", "end"}, {"duration=0s", "duration"},
+        {"duration=367d", "duration"}, {"start=2026-11-20&end=2026-11-19", "start"},
+        {"start=2026-11-20&end=2026-11-21&duration=1h", "duration"}, {"interval=2m", "interval"},
+        {"cursor=abc", "cursor"}, {"ticker=A&ticker=B", "ticker"}, {"ticker=%FF", "ticker"},
+        {"ticker=A%00B", "ticker"}, {"start=2020-01-01&end=2026-01-01", "start"},
+    };
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        int rc = hist(errs[i].qs, NULL, &q, &bad);
+        TF_CHECK(rc == -1);
+        if (rc == -1 && strcmp(bad, errs[i].param) != 0)
+            fprintf(stderr, "  %s: param %s, want %s\n", errs[i].qs, bad, errs[i].param);
+        TF_CHECK(rc == -1 && strcmp(bad, errs[i].param) == 0);
+    }
+    TF_EQ_INT(hist("a=1&ticker=AAPL", NULL, &q, &bad), -2);
+    TF_EQ_INT(hist("ticker=AAPL&zz=1", NULL, &q, &bad), -3);
+}
+
+static void test_cursor(void)
+{
+    tf_hist_query q = {0}, d = {0};
+    char c[160];
+    TF_CHECK(tf_hist_cursor_encode(&q, 123456789, 42, "", "", c, sizeof c) > 0);
+    TF_EQ_INT(tf_hist_cursor_decode(&d, c, strlen(c)), 0);
+    TF_EQ_INT(d.cur_time_us, 123456789);
+    TF_EQ_INT(d.cur_id, 42);
+    q.width_us = d.width_us = 60 * TF_US_PER_SEC;
+    TF_CHECK(tf_hist_cursor_encode(&q, 600 * TF_US_PER_SEC, 0, "005930", "KOSPI", c, sizeof c) > 0);
+    TF_EQ_INT(tf_hist_cursor_decode(&d, c, strlen(c)), 0);
+    TF_EQ_STR(d.cur_ticker, "005930");
+    TF_EQ_STR(d.cur_market, "KOSPI");
+    tf_hist_query raw = {0};
+    TF_EQ_INT(tf_hist_cursor_decode(&raw, c, strlen(c)), -1); /* bar cursor on raw */
+    d.width_us = 3600 * TF_US_PER_SEC;
+    TF_EQ_INT(tf_hist_cursor_decode(&d, c, strlen(c)), -1); /* other width */
+    TF_EQ_INT(tf_hist_cursor_decode(&d, "!!!", 3), -1);
+    TF_EQ_INT(tf_hist_cursor_decode(&d, "", 0), -1);
+}
+
+/* ---- a live server ------------------------------------------------------- */
+
+static void h_echo(tf_http_req *r, void *ud)
+{
+    (void)ud;
+    char out[256];
+    const char *v = tf_http_query(r, "v");
+    snprintf(out, sizeof out, "{\"v\":\"%s\",\"rest\":\"%s\"}", v ? v : "", tf_http_path_rest(r));
+    tf_http_json(r, 200, out);
+}
+
+typedef struct later {
+    tf_http_req *r;
+} later;
+
+static void posted(void *p)
+{
+    later *l = p;
+    tf_http_json(l->r, 200, "{\"async\":true}");
+    free(l);
+}
+
+static void *poster(void *p)
+{
+    usleep(20000);
+    tf_server_post(tf_http_server(((later *)p)->r), posted, p);
+    return NULL;
+}
+
+static void h_async(tf_http_req *r, void *ud)
+{
+    (void)ud;
+    later *l = malloc(sizeof *l);
+    l->r = r;
+    pthread_t t;
+    pthread_create(&t, NULL, poster, l);
+    pthread_detach(t);
+}
+
+static int g_port;
+static tf_server *g_srv;
+
+static char *exchange(const char *req, size_t *outlen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)g_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return NULL;
+    }
+    if (write(fd, req, strlen(req)) < 0) {
+        close(fd);
+        return NULL;
+    }
+    shutdown(fd, SHUT_WR); /* half-close: the server still answers */
+    size_t cap = 65536, len = 0;
+    char *out = malloc(cap);
+    ssize_t n;
+    while ((n = read(fd, out + len, cap - len - 1)) > 0) len += (size_t)n;
+    out[len] = '\0';
+    close(fd);
+    *outlen = len;
+    return out;
+}
+
+static char *g_out[4];
+
+static void *client(void *p)
+{
+    (void)p;
+    size_t n;
+    g_out[0] = exchange("GET /echo?v=a%20b HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /async HTTP/1.1\r\n\r\nGET /echo?v=2 HTTP/1.1\r\n\r\n",
+                        &n);
+    g_out[1] = exchange("GET /nothing HTTP/1.1\r\n\r\n", &n);
+    g_out[2] = exchange("POST /echo HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &n);
+    g_out[3] = exchange("GET /pre/fix/7 HTTP/1.1\r\n\r\n", &n);
+    tf_server_stop(g_srv);
+    return NULL;
+}
+
+static void test_live(void)
+{
+    tf_config c;
+    tf_config_defaults(&c);
+    c.http_port = 0;
+    snprintf(c.http_bind, sizeof c.http_bind, "127.0.0.1");
+    snprintf(c.pg_url, sizeof c.pg_url, "postgresql://nobody@127.0.0.1:1/none");
+    char err[256];
+    tf_server *s = tf_server_new(NULL, &c, NULL, err, sizeof err);
+    TF_CHECK(s != NULL);
+    if (!s) return;
+    g_srv = s;
+    tf_server_route(s, "GET", "/echo", h_echo, NULL);
+    tf_server_route(s, "GET", "/async", h_async, NULL);
+    tf_server_route(s, "GET", "/pre/*", h_echo, NULL);
+    TF_EQ_INT(tf_server_listen(s, err, sizeof err), 0);
+    g_port = tf_server_port(s);
+    pthread_t t;
+    pthread_create(&t, NULL, client, NULL);
+    tf_server_run(s);
+    pthread_join(t, NULL);
+    tf_server_free(s);
+    TF_CHECK(g_out[0] && strstr(g_out[0], "{\"v\":\"a b\""));
+    const char *a = g_out[0] ? strstr(g_out[0], "async") : NULL;
+    const char *b = g_out[0] ? strstr(g_out[0], "{\"v\":\"2\"") : NULL;
+    if (!(a && b && a < b)) fprintf(stderr, "got: %s\n", g_out[0] ? g_out[0] : "(null)");
+    TF_CHECK(a && b && a < b); /* pipelined answers in order despite the async one */
+    TF_CHECK(g_out[1] && strncmp(g_out[1], "HTTP/1.1 404", 12) == 0);
+    TF_CHECK(g_out[2] && strncmp(g_out[2], "HTTP/1.1 405", 12) == 0 && strstr(g_out[2], "Allow: GET"));
+    TF_CHECK(g_out[3] && strstr(g_out[3], "\"rest\":\"fix/7\""));
+    for (int i = 0; i < 4; i++) free(g_out[i]);
+}
+
+int main(void)
+{
+    tf_config_defaults(&cfg);
+    test_urldecode();
+    test_query();
+    test_parse_prefixes();
+    test_parse_errors();
+    test_hist_parse();
+    test_cursor();
+    test_live();
+    TF_TEST_MAIN_END();
+}

@@ -1,0 +1,197 @@
+/* test_ws_candle.c - candle arithmetic and the per-interval aggregator
+ * (serve/ws_candle.c), plus the ticker map (serve/ws_map.c). */
+#include "serve/ws_candle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/ws_map.h"
+#include "tf_test.h"
+
+static tf_trade mk(int64_t id, const char *tk, int64_t price_e4, int64_t qty, int64_t ev_us, char side)
+{
+    tf_trade t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    snprintf(t.ticker, sizeof t.ticker, "%s", tk);
+    snprintf(t.market, sizeof t.market, "NASDAQ");
+    t.price_e4 = price_e4;
+    t.quantity = qty;
+    t.event_us = ev_us;
+    t.side = side;
+    return t;
+}
+
+static void bucket(void)
+{
+    TF_EQ_INT(tf_candle_bucket(1000, 0), 0);
+    TF_EQ_INT(tf_candle_bucket(1000, 999999), 0);
+    TF_EQ_INT(tf_candle_bucket(1000, 1000000), 1000000);
+    TF_EQ_INT(tf_candle_bucket(1000, -1), -1000000);
+    TF_EQ_INT(tf_candle_bucket(250, 1763890200123456LL), 1763890200000000LL);
+    TF_EQ_INT(tf_candle_bucket(60000, 1763890219999999LL), 1763890200000000LL);
+}
+
+static void candle_math(void)
+{
+    tf_candle c;
+    int64_t t0 = 1763890200000000LL;
+    tf_candle_init(&c, 1000, t0 + 5);
+    TF_EQ_INT(c.start_us, t0);
+    /* added out of event order: open/close follow (event_time, id) */
+    tf_trade a = mk(3, "AAPL", 1892500, 100, t0 + 300, 'B');
+    tf_trade b = mk(1, "AAPL", 1894000, 50, t0 + 100, 'S');
+    tf_trade d = mk(2, "AAPL", 1891000, 30, t0 + 900, 'B');
+    tf_trade e = mk(4, "AAPL", 1893000, 20, t0 + 900, 'S'); /* same time, higher id: close */
+    tf_candle_add(&c, &a);
+    tf_candle_add(&c, &b);
+    tf_candle_add(&c, &d);
+    tf_candle_add(&c, &e);
+    TF_EQ_INT(c.open_e4, 1894000);
+    TF_EQ_INT(c.close_e4, 1893000);
+    TF_EQ_INT(c.high_e4, 1894000);
+    TF_EQ_INT(c.low_e4, 1891000);
+    TF_EQ_INT(c.volume, 200);
+    TF_EQ_INT(c.count, 4);
+    TF_EQ_INT(c.buy_volume, 130);
+    TF_EQ_INT(c.sell_volume, 70);
+    /* vwap = (189.25*100 + 189.40*50 + 189.10*30 + 189.30*20) / 200 = 37854 / 200 = 189.2700 */
+    TF_EQ_INT(tf_candle_vwap_e4(&c), 1892700);
+
+    /* rounding half up: (1.0000*1 + 1.0001*1)/2 = 1.00005 -> 1.0001 */
+    tf_candle_init(&c, 1000, 0);
+    tf_trade x = mk(1, "X", 10000, 1, 0, 'B'), y = mk(2, "X", 10001, 1, 0, 'B');
+    tf_candle_add(&c, &x);
+    tf_candle_add(&c, &y);
+    TF_EQ_INT(tf_candle_vwap_e4(&c), 10001);
+    /* 1/3 rounding down: (1*2 + 2*1)/3 = 1.3333.. */
+    tf_candle_init(&c, 1000, 0);
+    tf_trade p = mk(1, "X", 10000, 2, 0, 'B'), q = mk(2, "X", 20000, 1, 0, 'S');
+    tf_candle_add(&c, &p);
+    tf_candle_add(&c, &q);
+    TF_EQ_INT(tf_candle_vwap_e4(&c), 13333);
+    /* no 64-bit overflow: price 10^13 x qty 10^9 */
+    tf_candle_init(&c, 1000, 0);
+    tf_trade h = mk(1, "X", 100000000000000000LL, 1000000000LL, 0, 'B');
+    tf_candle_add(&c, &h);
+    tf_candle_add(&c, &h);
+    TF_EQ_INT(tf_candle_vwap_e4(&c), 100000000000000000LL);
+}
+
+typedef struct got {
+    int n;
+    char ticker[8][16];
+    tf_candle c[8];
+} got;
+
+static void emit(void *ud, const char *ticker, const tf_candle *c)
+{
+    got *g = ud;
+    if (g->n < 8) {
+        snprintf(g->ticker[g->n], 16, "%s", ticker);
+        g->c[g->n] = *c;
+    }
+    g->n++;
+}
+
+static void aggregator(void)
+{
+    got g;
+    memset(&g, 0, sizeof g);
+    int64_t t0 = 1763890200000000LL; /* a whole second */
+    tf_candle_agg *a = tf_candle_agg_new(1000, 20, t0 - 1, emit, &g);
+    TF_EQ_INT(tf_candle_agg_next_due(a), INT64_MAX);
+    tf_trade t1 = mk(1, "AAPL", 1000000, 10, t0 + 1000, 'B');
+    tf_trade t2 = mk(2, "MSFT", 2000000, 5, t0 + 2000, 'S');
+    tf_trade t3 = mk(3, "AAPL", 1010000, 10, t0 + 999999, 'S');
+    TF_EQ_INT(tf_candle_agg_add(a, &t1), 0);
+    TF_EQ_INT(tf_candle_agg_add(a, &t2), 0);
+    TF_EQ_INT(tf_candle_agg_add(a, &t3), 0);
+    TF_EQ_INT(tf_candle_agg_next_due(a), t0 + 1000000 + 20000);
+    /* next bucket opens while the first still waits for its grace */
+    tf_trade t4 = mk(4, "AAPL", 1020000, 1, t0 + 1000000, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t4), 0);
+    TF_EQ_INT(tf_candle_agg_flush(a, t0 + 1000000 + 19999), 0);
+    TF_EQ_INT(g.n, 0);
+    /* a late arrival inside the grace still counts */
+    tf_trade t5 = mk(5, "AAPL", 990000, 1, t0 + 500000, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t5), 0);
+    TF_EQ_INT(tf_candle_agg_flush(a, t0 + 1000000 + 20000), 2);
+    TF_EQ_INT(g.n, 2);
+    int ia = strcmp(g.ticker[0], "AAPL") == 0 ? 0 : 1;
+    TF_EQ_STR(g.ticker[ia], "AAPL");
+    TF_EQ_INT(g.c[ia].count, 3);
+    TF_EQ_INT(g.c[ia].open_e4, 1000000);
+    TF_EQ_INT(g.c[ia].close_e4, 1010000);
+    TF_EQ_INT(g.c[ia].low_e4, 990000);
+    TF_EQ_INT(g.c[ia].volume, 21);
+    TF_EQ_INT(g.c[ia].partial, 0);
+    TF_EQ_INT(g.c[1 - ia].count, 1);
+    /* after emission, a trade for that bucket is late */
+    tf_trade t6 = mk(6, "AAPL", 990000, 1, t0 + 600000, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t6), 1);
+    /* a third bucket pushes out the oldest open one at once */
+    tf_trade t7 = mk(7, "AAPL", 1000000, 1, t0 + 3000000, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t7), 0);
+    TF_EQ_INT(tf_candle_agg_add(a, &(tf_trade){.id = 8, .ticker = "AAPL", .price_e4 = 1, .quantity = 1,
+                                               .event_us = t0 + 5000000, .side = 'B'}), 0);
+    TF_EQ_INT(g.n, 3);
+    TF_EQ_INT(g.c[2].start_us, t0 + 1000000);
+    TF_EQ_INT(tf_candle_agg_flush_all(a), 2);
+    TF_EQ_INT(g.n, 5);
+    tf_candle_agg_free(a);
+
+    /* partial: the aggregator started inside the bucket */
+    memset(&g, 0, sizeof g);
+    a = tf_candle_agg_new(1000, 20, t0 + 500000, emit, &g);
+    tf_trade p = mk(1, "AAPL", 1, 1, t0 + 600000, 'B');
+    tf_candle_agg_add(a, &p);
+    tf_candle_agg_flush_all(a);
+    TF_EQ_INT(g.n, 1);
+    TF_EQ_INT(g.c[0].partial, 1);
+    tf_candle_agg_free(a);
+    /* grace is capped at half the interval */
+    a = tf_candle_agg_new(100, 1000, 0, emit, &g);
+    tf_candle_agg_add(a, &p);
+    TF_EQ_INT(tf_candle_agg_next_due(a), tf_candle_bucket(100, p.event_us) + 100000 + 50000);
+    tf_candle_agg_free(a);
+}
+
+static void map(void)
+{
+    tf_ws_map *m = tf_ws_map_new();
+    char k[16];
+    int bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "T%d", i);
+        if (tf_ws_map_put(m, k, (void *)(intptr_t)(i + 1)) != 0) bad++;
+    }
+    TF_EQ_INT(tf_ws_map_count(m), 5000);
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(k, sizeof k, "T%d", i);
+        if ((intptr_t)tf_ws_map_del(m, k) != i + 1) bad++;
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "T%d", i);
+        intptr_t v = (intptr_t)tf_ws_map_get(m, k);
+        if (v != (i % 2 ? i + 1 : 0)) bad++;
+    }
+    TF_EQ_INT(bad, 0);
+    size_t it = 0, n = 0;
+    const char *key;
+    void *val;
+    while (tf_ws_map_next(m, &it, &key, &val)) n++;
+    TF_EQ_INT(n, 2500);
+    TF_EQ_INT(tf_ws_map_put(m, "0123456789ABCDEF", NULL), -1); /* too long */
+    tf_ws_map_free(m);
+}
+
+int main(void)
+{
+    bucket();
+    candle_math();
+    aggregator();
+    map();
+    TF_TEST_MAIN_END();
+}
