@@ -20,7 +20,7 @@ asan:
 
 fuzz:
 	@CC=clang cmake -S . -B build-fuzz -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Debug -DTF_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) -- --no-print-directory
+	@cmake --build build-fuzz -j $(JOBS) --target fuzzers -- --no-print-directory
 
 # The main job: local PostgreSQL + everything in one process.
 run: build

@@ -19,6 +19,7 @@ rows=${BENCH_ROWS:-2000000}
 batch=${BENCH_BATCH:-10000}
 rate=${BENCH_RATE:-5000}
 secs=${BENCH_SECONDS:-15}
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tmp=$(mktemp -d /tmp/tf-bench-cdc.XXXXXX)
 [ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
@@ -49,7 +50,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 end=$(psql_ "SELECT pg_current_wal_lsn()")
 wal=$(psql_ "SELECT pg_size_pretty(pg_current_wal_lsn() - restart_lsn) FROM pg_replication_slots WHERE slot_name='bench_recv'")
-echo "bench-cdc: loaded in $(echo "$t1 - $t0" | bc) s; WAL backlog $wal up to $end"
+echo "bench-cdc: loaded in $(calc "$t1 - $t0") s; WAL backlog $wal up to $end"
 
 # pg_recvlogical: same slot type, plugin, publication; output discarded.
 # A first untimed pass pulls the WAL into the page cache so no reader pays
@@ -61,8 +62,8 @@ t0=$(date +%s.%N)
 "$recv" -d "$url" --slot bench_recv --start -o proto_version=1 -o publication_names=dbz_publication \
   --endpos "$end" -s 1 -f /dev/null --no-loop
 t1=$(date +%s.%N)
-recv_s=$(echo "$t1 - $t0" | bc -l)
-recv_rate=$(echo "$rows / $recv_s" | bc -l)
+recv_s=$(calc "$t1 - $t0")
+recv_rate=$(calc "$rows / $recv_s")
 printf 'pg_recvlogical: %d rows in %.2f s = %.0f rows/s\n' "$rows" "$recv_s" "$recv_rate"
 
 emb=$("$build/bench_cdc" drain "$url" bench_emb "$rows")
@@ -78,4 +79,4 @@ printf 'commit -> bus at %s trades/s: %s\n' "$rate" "$lat"
 p99=$(echo "$lat" | awk '{print $5}')
 
 printf 'cdc: embedded %.0f (ratio %.2f), kafka %.0f (ratio %.2f), p99 commit->bus %.1f ms\n' \
-  "$emb_rate" "$(echo "$emb_rate / $recv_rate" | bc -l)" "$kaf_rate" "$(echo "$kaf_rate / $recv_rate" | bc -l)" "$p99"
+  "$emb_rate" "$(calc "$emb_rate / $recv_rate")" "$kaf_rate" "$(calc "$kaf_rate / $recv_rate")" "$p99"

@@ -40,14 +40,23 @@ typedef struct consumer_arg {
     long lat_cap;
 } consumer_arg;
 
+/* Commits every 64 messages and whenever the topic runs dry, like a real
+ * consumer that processes in small batches. */
 static void *consume(void *p)
 {
     consumer_arg *a = p;
+    tf_bus_msg last = {0};
+    int pending = 0;
     while (!atomic_load(&a->stop)) {
         const tf_bus_msg *m;
-        int rc = tf_bus_poll(a->c, 100, &m);
-        if (rc != 1)
+        int rc = tf_bus_poll(a->c, pending ? 0 : 100, &m);
+        if (rc != 1) {
+            if (pending) {
+                tf_bus_commit(a->c, &last);
+                pending = 0;
+            }
             continue;
+        }
         if (a->lat) {
             int64_t now = tf_now_us();
             const char *s = strstr(m->value, "\"source\":");
@@ -57,7 +66,12 @@ static void *consume(void *p)
                 a->lat[n] = (double)(now - atoll(t + 8) * 1000) / 1000.0;
         }
         atomic_fetch_add(&a->seen, 1);
-        tf_bus_commit(a->c, m);
+        last.partition = m->partition;
+        last.offset = m->offset;
+        if (++pending == 64) {
+            tf_bus_commit(a->c, &last);
+            pending = 0;
+        }
     }
     return NULL;
 }

@@ -14,7 +14,8 @@
  * measured window, so the caller can compare with SQL.
  *
  * Prints one line: "wsload: key=value ..." (conns, connected, msgs, p50_ms,
- * p99_ms, max_ms, lagged, closed, errors, cpu_s).
+ * p99_ms, max_ms, lagged, closed, errors, revised candles, client_cpu_s).
+ * Revised candles (late trades added) are counted apart, not as receipts.
  */
 
 #include <arpa/inet.h>
@@ -55,7 +56,7 @@ static int *watchers;
 static int64_t base_bucket_ms = -1;
 static int nbuckets;
 static uint16_t *receipts;
-static uint64_t lagged, closed_by_server, errors, msgs;
+static uint64_t lagged, closed_by_server, errors, msgs, revised;
 
 static void record(int64_t lat_us)
 {
@@ -121,6 +122,10 @@ static void on_message(conn *c, const char *p, size_t n, int64_t now_us)
         const char *ss = field(p, n, "\"start\":", &vl);
         if (!ss || tf_parse_iso_us(ss, vl, &start_us) != 0) return;
         if (field(p, n, "\"partial\":", &vl)) return;
+        if (field(p, n, "\"revised\":", &vl)) { /* late trades added: counted, not a new candle */
+            revised++;
+            return;
+        }
         int64_t sms = start_us / 1000;
         if (sms < measure_from_us / 1000 || end_us > measure_to_us) return;
         record(now_us - end_us);
@@ -332,10 +337,10 @@ int main(int argc, char **argv)
         }
     }
     printf("wsload: conns=%d connected=%d open_at_end=%d connect_s=%.2f msgs=%llu p50_ms=%.2f p99_ms=%.2f "
-           "max_ms=%.2f lagged=%llu closed=%llu errors=%llu client_cpu_s=%.2f\n",
+           "max_ms=%.2f lagged=%llu closed=%llu errors=%llu revised=%llu client_cpu_s=%.2f\n",
            nconns, connected, still_open, (t_conn - t_start) / 1e6, (unsigned long long)msgs, pct(0.50),
            pct(0.99), lat_max_us / 1000.0, (unsigned long long)lagged,
-           (unsigned long long)closed_by_server, (unsigned long long)errors, cpu);
+           (unsigned long long)closed_by_server, (unsigned long long)errors, (unsigned long long)revised, cpu);
     free(receipts);
     free(hist);
     free(cs);

@@ -17,6 +17,7 @@
  * never sees a slot being overwritten); the copy is what tf_bus_poll lends.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,26 +55,41 @@ typedef struct etopic {
     int64_t start, head, delivered;
     int delivering;
     int closed;
+    int readers_waiting;  /* consumers blocked on `changed` */
+    int writers_waiting;  /* producers/flushers blocked on `space` */
     econsumer *consumers;
     int ndurable;
     tf_metric *depth;
     tf_metric *produced;
 } etopic;
 
+#define BATCH 64                /* messages a consumer copies out per lock */
+#define SIGNAL_EVERY 32         /* producer wakes waiting readers every N messages */
+#define READER_SLICE_MS 1       /* ... and they poll at least this often */
+#define BATCH_BYTES (256 * 1024)
+
+typedef struct batched {
+    size_t off, key_len, value_len;
+    uint64_t lsn;
+    int64_t xid, ts_us, offset;
+} batched;
+
 struct econsumer {
     struct tf_bus_consumer base;
     etopic *t;
     econsumer *next;
     int durable;
-    int64_t pos;       /* next offset to read */
+    int64_t pos;       /* next offset to copy out of the ring */
     int64_t committed; /* everything below is processed */
     int64_t missed;
-    int wake;
+    atomic_int wake;
     int announced;
     tf_bus_rebalance_cb rebalance;
     void *rebalance_ctx;
-    char *buf;
+    char *buf; /* the current batch's bytes */
     size_t cap;
+    batched batch[BATCH];
+    int bi, bn; /* next to hand out, count */
     tf_bus_msg msg;
 };
 
@@ -101,6 +117,19 @@ static void deadline_after(struct timespec *ts, int timeout_ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
+}
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* 1 when the monotonic clock is at or past dl. */
+static int past(const struct timespec *dl)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return !before(&now, dl);
 }
 
 /* Waits on cv; returns ETIMEDOUT when the deadline passed (timeout_ms >= 0). */
@@ -153,7 +182,8 @@ static void advance_delivery(etopic *t)
         t->delivered += n;
         if (t->depth)
             tf_metric_set(t->depth, t->head - t->delivered);
-        pthread_cond_broadcast(&t->space);
+        if (t->writers_waiting)
+            pthread_cond_broadcast(&t->space);
     }
     t->delivering = 0;
     pthread_mutex_unlock(&t->mu);
@@ -183,7 +213,13 @@ static int e_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
             t->start++; /* evict the oldest delivered message */
             break;
         }
-        if (timeout_ms == 0 || wait_cv(&t->space, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
+        int rc = ETIMEDOUT;
+        if (timeout_ms != 0) {
+            t->writers_waiting++;
+            rc = wait_cv(&t->space, &t->mu, timeout_ms, &dl);
+            t->writers_waiting--;
+        }
+        if (rc == ETIMEDOUT) {
             if (t->head - t->start >= t->cap && t->start >= t->delivered) {
                 pthread_mutex_unlock(&t->mu);
                 return TF_BUS_ETIMEDOUT;
@@ -220,7 +256,11 @@ static int e_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
         tf_metric_set(t->depth, t->head - t->delivered);
     if (t->produced)
         tf_metric_add(t->produced, 1);
-    pthread_cond_broadcast(&t->changed);
+    /* Waiting readers re-check every READER_SLICE_US anyway; waking them per
+     * message would cost a context switch per message, so only every
+     * SIGNAL_EVERY-th message wakes them early. */
+    if (t->readers_waiting && (t->head % SIGNAL_EVERY) == 0)
+        pthread_cond_broadcast(&t->changed);
     int none_durable = t->ndurable == 0;
     pthread_mutex_unlock(&t->mu);
     if (none_durable)
@@ -238,7 +278,13 @@ static int e_flush(tf_bus *bb, int timeout_ms)
         etopic *t = &b->topics[i];
         pthread_mutex_lock(&t->mu);
         while (t->delivered < t->head && !t->closed) {
-            if (timeout_ms == 0 || wait_cv(&t->space, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
+            int rc = ETIMEDOUT;
+            if (timeout_ms != 0) {
+                t->writers_waiting++;
+                rc = wait_cv(&t->space, &t->mu, timeout_ms, &dl);
+                t->writers_waiting--;
+            }
+            if (rc == ETIMEDOUT) {
                 int done = t->delivered >= t->head;
                 pthread_mutex_unlock(&t->mu);
                 if (!done)
@@ -290,6 +336,46 @@ static void e_free(tf_bus *bb)
 
 /* ---- consumers ---- */
 
+/* Copies up to BATCH messages from c->pos into the consumer's batch buffer;
+ * called with the topic lock held. Returns how many, or -1 on OOM. */
+static int fill_batch(econsumer *c)
+{
+    etopic *t = c->t;
+    int n = 0;
+    size_t used = 0;
+    while (n < BATCH && c->pos + n < t->head) {
+        const slot *s = &t->ring[(c->pos + n) % t->cap];
+        size_t need = s->key_len + s->value_len + 1;
+        if (used + need > c->cap) {
+            if (n > 0 && used + need > BATCH_BYTES)
+                break; /* serve what we have; big ones come next time */
+            size_t ncap = c->cap ? c->cap : 4096;
+            while (ncap < used + need)
+                ncap *= 2;
+            char *nb = realloc(c->buf, ncap);
+            if (!nb)
+                return n ? n : -1;
+            c->buf = nb;
+            c->cap = ncap;
+        }
+        memcpy(c->buf + used, s->buf, need);
+        batched *m = &c->batch[n];
+        m->off = used;
+        m->key_len = s->key_len;
+        m->value_len = s->value_len;
+        m->lsn = s->lsn;
+        m->xid = s->xid;
+        m->ts_us = s->ts_us;
+        m->offset = c->pos + n;
+        used += need;
+        n++;
+    }
+    c->pos += n;
+    c->bi = 0;
+    c->bn = n;
+    return n;
+}
+
 static int e_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
 {
     econsumer *c = (econsumer *)cc;
@@ -301,59 +387,56 @@ static int e_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
             c->rebalance(c->rebalance_ctx, 1, &p0, 1);
         }
     }
-    struct timespec dl;
-    if (timeout_ms > 0)
-        deadline_after(&dl, timeout_ms);
-
-    pthread_mutex_lock(&t->mu);
-    for (;;) {
-        if (t->closed) {
-            pthread_mutex_unlock(&t->mu);
-            return TF_BUS_ECLOSED;
-        }
-        if (c->wake) {
-            c->wake = 0;
-            pthread_mutex_unlock(&t->mu);
-            return 0;
-        }
-        if (c->pos < t->start) {
-            c->missed += t->start - c->pos;
-            c->pos = t->start;
-        }
-        if (c->pos < t->head)
-            break;
-        if (timeout_ms == 0 || wait_cv(&t->changed, &t->mu, timeout_ms, &dl) == ETIMEDOUT) {
-            if (!(c->pos < t->head) || c->wake || t->closed) {
+    if (atomic_exchange(&c->wake, 0))
+        return 0;
+    if (c->bi >= c->bn) {
+        struct timespec dl = {0, 0};
+        if (timeout_ms > 0)
+            deadline_after(&dl, timeout_ms);
+        pthread_mutex_lock(&t->mu);
+        for (;;) {
+            if (t->closed) {
+                pthread_mutex_unlock(&t->mu);
+                return TF_BUS_ECLOSED;
+            }
+            if (atomic_exchange(&c->wake, 0)) {
                 pthread_mutex_unlock(&t->mu);
                 return 0;
             }
+            if (c->pos < t->start) {
+                c->missed += t->start - c->pos;
+                c->pos = t->start;
+            }
+            if (c->pos < t->head)
+                break;
+            if (timeout_ms == 0 || (timeout_ms > 0 && past(&dl))) {
+                pthread_mutex_unlock(&t->mu);
+                return 0;
+            }
+            struct timespec slice;
+            deadline_after(&slice, READER_SLICE_MS);
+            if (timeout_ms > 0 && before(&dl, &slice))
+                slice = dl;
+            t->readers_waiting++;
+            pthread_cond_timedwait(&t->changed, &t->mu, &slice);
+            t->readers_waiting--;
         }
-    }
-    const slot *s = &t->ring[c->pos % t->cap];
-    size_t need = s->key_len + s->value_len + 1;
-    if (c->cap < need) {
-        size_t ncap = need < 1024 ? 1024 : need;
-        char *nb = realloc(c->buf, ncap);
-        if (!nb) {
-            pthread_mutex_unlock(&t->mu);
+        int n = fill_batch(c);
+        pthread_mutex_unlock(&t->mu);
+        if (n < 0)
             return TF_BUS_ERR;
-        }
-        c->buf = nb;
-        c->cap = ncap;
     }
-    memcpy(c->buf, s->buf, need);
+    const batched *m = &c->batch[c->bi++];
     c->msg.topic = t->name;
-    c->msg.key = c->buf;
-    c->msg.key_len = s->key_len;
-    c->msg.value = c->buf + s->key_len;
-    c->msg.value_len = s->value_len;
-    c->msg.lsn = s->lsn;
-    c->msg.xid = s->xid;
+    c->msg.key = c->buf + m->off;
+    c->msg.key_len = m->key_len;
+    c->msg.value = c->buf + m->off + m->key_len;
+    c->msg.value_len = m->value_len;
+    c->msg.lsn = m->lsn;
+    c->msg.xid = m->xid;
     c->msg.partition = 0;
-    c->msg.offset = c->pos;
-    c->msg.ts_us = s->ts_us;
-    c->pos++;
-    pthread_mutex_unlock(&t->mu);
+    c->msg.offset = m->offset;
+    c->msg.ts_us = m->ts_us;
     *out = &c->msg;
     return 1;
 }
@@ -392,7 +475,7 @@ static void e_wake(tf_bus_consumer *cc)
 {
     econsumer *c = (econsumer *)cc;
     pthread_mutex_lock(&c->t->mu);
-    c->wake = 1;
+    atomic_store(&c->wake, 1);
     pthread_cond_broadcast(&c->t->changed);
     pthread_mutex_unlock(&c->t->mu);
 }
@@ -402,7 +485,7 @@ static int64_t e_lag(tf_bus_consumer *cc)
     econsumer *c = (econsumer *)cc;
     pthread_mutex_lock(&c->t->mu);
     int64_t pos = c->pos < c->t->start ? c->t->start : c->pos;
-    int64_t lag = c->t->head - pos;
+    int64_t lag = c->t->head - pos + (c->bn - c->bi); /* + copied out, not handed out yet */
     pthread_mutex_unlock(&c->t->mu);
     return lag;
 }
@@ -480,6 +563,9 @@ tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, s
     b->base.ops = &ebus_ops;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
+    pthread_mutexattr_t ma; /* adaptive: spin briefly before sleeping (short critical sections) */
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int i;
     for (i = 0; i < NTOPICS; i++) {
@@ -489,7 +575,7 @@ tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, s
         t->ring = calloc((size_t)cap, sizeof(slot));
         if (!t->ring)
             break;
-        pthread_mutex_init(&t->mu, NULL);
+        pthread_mutex_init(&t->mu, &ma);
         pthread_cond_init(&t->changed, &ca);
         pthread_cond_init(&t->space, &ca);
         if (m) {
@@ -502,6 +588,7 @@ tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, s
         }
     }
     pthread_condattr_destroy(&ca);
+    pthread_mutexattr_destroy(&ma);
     if (i < NTOPICS) {
         for (int j = 0; j < i; j++) {
             free(b->topics[j].ring);

@@ -40,6 +40,8 @@ typedef struct kbus {
     atomic_int all_down;
     char brokers[512];
     char group_default[64];
+    char session_timeout[16];   /* group consumers: how fast a dead member's partitions move */
+    char heartbeat_interval[16];
     pthread_mutex_t mu; /* status cache */
     int64_t status_checked_us;
     int status_ok;
@@ -450,6 +452,8 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     c->rebalance = rebalance;
     c->rebalance_ctx = rebalance_ctx;
     atomic_init(&c->wake, 0);
+    char anon_group[96];
+    snprintf(anon_group, sizeof(anon_group), "tickflow-assign-%d-%p", (int)getpid(), (void *)c);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (setc(conf, "bootstrap.servers", b->brokers, errbuf, errlen) ||
         setc(conf, "client.id", "tickflow", errbuf, errlen) ||
@@ -457,9 +461,17 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         setc(conf, "enable.partition.eof", "false", errbuf, errlen) ||
         setc(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
         (group && (setc(conf, "group.id", group, errbuf, errlen) ||
+                   /* librdkafka's 45 s default leaves a killed processor's
+                    * tickers unprocessed for that long */
+                   setc(conf, "session.timeout.ms", b->session_timeout, errbuf, errlen) ||
+                   setc(conf, "heartbeat.interval.ms", b->heartbeat_interval, errbuf, errlen) ||
                    setc(conf, "enable.auto.commit", "true", errbuf, errlen) ||
                    setc(conf, "auto.commit.interval.ms", "1000", errbuf, errlen) ||
-                   setc(conf, "enable.auto.offset.store", "false", errbuf, errlen)))) {
+                   setc(conf, "enable.auto.offset.store", "false", errbuf, errlen))) ||
+        /* librdkafka's consumer API needs a group.id even for manual
+         * assignment; a private one that never joins or commits anything. */
+        (!group && (setc(conf, "group.id", anon_group, errbuf, errlen) ||
+                    setc(conf, "enable.auto.commit", "false", errbuf, errlen)))) {
         rd_kafka_conf_destroy(conf);
         free(c);
         return NULL;
@@ -508,9 +520,9 @@ static void ensure_topics(kbus *b)
         nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, NULL, 0);
     rd_kafka_queue_t *q = rd_kafka_queue_new(b->rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(b->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(opt, 5000, NULL, 0);
+    rd_kafka_AdminOptions_set_request_timeout(opt, 3000, NULL, 0);
     rd_kafka_CreateTopics(b->rk, nt, 3, opt, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 6000);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 3500);
     if (ev) {
         const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
         size_t n = 0;
@@ -538,6 +550,9 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     }
     b->base.ops = &kbus_ops;
     snprintf(b->brokers, sizeof(b->brokers), "%s", cfg->kafka_brokers);
+    snprintf(b->session_timeout, sizeof(b->session_timeout), "%d", cfg->kafka_session_timeout_ms);
+    snprintf(b->heartbeat_interval, sizeof(b->heartbeat_interval), "%d",
+             cfg->kafka_session_timeout_ms / 5 > 100 ? cfg->kafka_session_timeout_ms / 5 : 100);
     atomic_init(&b->closing, 0);
     atomic_init(&b->outstanding, 0);
     atomic_init(&b->fatal, 0);

@@ -59,6 +59,7 @@ typedef struct rel {
     int ncols;
     tf_dbz_col *cols;
     int is_trades;
+    int warned; /* logged that its changes are ignored */
 } rel;
 
 struct tf_cdc {
@@ -351,8 +352,17 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
         tf_error("cdc", "change for unknown relation", "\"oid\":%u", m->rel_oid);
         return -1;
     }
-    if (!r->is_trades)
+    if (!r->is_trades) {
+        /* Only stock_trades maps to a topic. With publish_via_partition_root
+         * (our migration sets it) partitions never get here. */
+        if (!r->warned) {
+            r->warned = 1;
+            tf_warn("cdc", "changes of a relation without a topic are ignored (publication includes more "
+                           "than stock_trades, or publish_via_partition_root is off)",
+                    "\"schema\":\"%s\",\"table\":\"%s\"", r->nsp, r->name);
+        }
         return 0;
+    }
     if (!c->cur) {
         tf_error("cdc", "change outside a transaction", NULL);
         return -1;

@@ -67,9 +67,16 @@ static int put_str(tf_dbz_buf *b, const char *s, size_t n)
 
 static int put_i64(tf_dbz_buf *b, int64_t v)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    return put(b, tmp, (size_t)n);
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return put(b, p, (size_t)(e - p));
 }
 
 static int is_json_number(const char *s, size_t n)

@@ -55,6 +55,7 @@ typedef struct tf_config {
     char kafka_group[64];       /* processor consumer group */
     char kafka_compression[16];
     int kafka_linger_ms;
+    int kafka_session_timeout_ms; /* consumer group session timeout */
     /* [rollup] */
     int rollup_interval_ms;
     /* [history] */

@@ -35,8 +35,13 @@
 #define INSERT_ROWS 64
 #define MAX_PENDING 100000     /* anomalies queued while PostgreSQL is down */
 #define RELOAD_S 90            /* state rebuilt from this much recent history */
-#define RELOAD_MAX_ROWS 300000
+#define RELOAD_MAX_ROWS 20000   /* per ticker */
 #define IDSET_CAP (1u << 20)
+/* A partition stops holding the watermark back only after this long
+ * without a message (and only when the consumer has no backlog): the first
+ * fetch after an assignment can take a while, and a partition read later
+ * than the others must not have its trades declared late. */
+#define PART_IDLE_MIN_US (10 * 1000000LL)
 
 typedef struct pend_anom {
     tf_anomaly a;
@@ -62,7 +67,7 @@ struct tf_processor {
     tf_rules *rules;
     tf_reorder *ro;
     tf_idset *ids;
-    int64_t idle_us;
+    int64_t idle_us, ooo_us, lateness_us;
 
     PGconn *pg;
     int64_t pg_retry_mono, pg_backoff_us;
@@ -76,9 +81,11 @@ struct tf_processor {
     int nparts;
     int64_t last_commit_mono, last_status_mono, last_msg_mono;
     int64_t last_ts_ms;
+    int64_t last_lag_mono;
+    int backlog; /* the consumer is behind the end of the topic */
     int64_t last_bad_log, last_late_log;
     char instance[160];
-    int need_reload;
+    tf_idset *loaded; /* tickers (hashed) whose state was rebuilt since the last assignment */
 
     tf_processor_stats cur; /* thread-private counters */
     pthread_mutex_t lock;   /* guards st, a snapshot of cur for other threads */
@@ -285,6 +292,8 @@ static void drain(tf_processor *p)
     while (tf_reorder_pop(p->ro, &it)) run_rules(p, &it.tr, 0);
 }
 
+static void load_ticker(tf_processor *p, const tf_trade *t);
+
 static void handle_msg(tf_processor *p, const tf_bus_msg *m)
 {
     part_pos *pp = part_of(p, m->partition);
@@ -317,6 +326,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
     }
     tf_metric_add(p->m_trades, 1);
     p->cur.trades++;
+    load_ticker(p, &d.tr);
     int r = tf_reorder_push(p->ro, &d.tr, m->partition, m->offset);
     if (r == TF_RO_LATE) {
         tf_metric_add(p->m_late_acc, 1);
@@ -341,24 +351,40 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
 
 /* ---- state rebuild ---------------------------------------------------------- */
 
-/* Rebuilds the rules' state from the last RELOAD_S seconds of stock_trades.
- * Anomalies found on the way are queued like any other: the ones already
- * stored by the previous owner conflict on their id and are dropped, the
- * ones it never stored are stored now. Trade ids go into the replay set so
- * the same trades arriving from the bus are not counted twice. */
-static void reload_state(tf_processor *p)
+static int64_t ticker_key(const char *t)
 {
-    tf_rules_reset(p->rules);
+    uint64_t h = 1469598103934665603ULL;
+    for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ULL;
+    return (int64_t)(h | 1); /* never 0: the id set ignores 0 */
+}
+
+/*
+ * Called for the first trade of a ticker after a (re)assignment: rebuilds
+ * the ticker's rule state from its last RELOAD_S seconds in stock_trades
+ * before that trade, so rules are warm at once after a restart or a
+ * rebalance. Anomalies found on the way are queued like any other: ones the
+ * previous owner already stored conflict on their id and are not stored
+ * twice, ones it never stored (it died first) are stored now. The reloaded
+ * trade ids go into the replay set, so the same trades arriving again from
+ * the bus (uncommitted offsets) are not counted twice.
+ */
+static void load_ticker(tf_processor *p, const tf_trade *t)
+{
+    if (tf_idset_check_add(p->loaded, ticker_key(t->ticker))) return;
     if (!p->store || !pg_ready(p)) return;
-    int64_t t0 = tf_mono_us();
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT id, ticker, market_code, trade_type, price::text,"
-             " quantity, (extract(epoch from event_time) * 1000000)::bigint"
-             " FROM stock_trades WHERE event_time >= (SELECT max(event_time) FROM stock_trades)"
-             " - interval '%d seconds' ORDER BY event_time, id LIMIT %d",
-             RELOAD_S, RELOAD_MAX_ROWS);
-    PGresult *r = PQexec(p->pg, sql);
+    char et[40], id[32], win[16], lim[16];
+    tf_fmt_iso_us(t->event_us, et);
+    snprintf(id, sizeof id, "%lld", (long long)t->id);
+    snprintf(win, sizeof win, "%d", RELOAD_S);
+    snprintf(lim, sizeof lim, "%d", RELOAD_MAX_ROWS);
+    const char *vals[5] = {t->ticker, et, id, win, lim};
+    PGresult *r = PQexecParams(p->pg,
+                               "SELECT id, market_code, trade_type, price::text, quantity,"
+                               " (extract(epoch from event_time) * 1000000)::bigint FROM stock_trades"
+                               " WHERE ticker = $1 AND event_time >= $2::timestamptz - $4::int * interval '1 s'"
+                               " AND (event_time, id) < ($2::timestamptz, $3::bigint)"
+                               " ORDER BY event_time, id LIMIT $5::int",
+                               5, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         pg_failed(p, r, "reloading recent trades");
         PQclear(r);
@@ -366,25 +392,24 @@ static void reload_state(tf_processor *p)
     }
     int n = PQntuples(r), used = 0;
     for (int i = 0; i < n; i++) {
-        tf_trade t;
-        memset(&t, 0, sizeof t);
-        const char *tk = PQgetvalue(r, i, 1), *mk = PQgetvalue(r, i, 2), *px = PQgetvalue(r, i, 4);
-        if (tf_parse_i64(PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)), &t.id) ||
-            !tf_ticker_valid(tk, strlen(tk)) || !tf_market_valid(mk, strlen(mk)) ||
-            tf_parse_fixed(px, strlen(px), 4, &t.price_e4) ||
-            tf_parse_i64(PQgetvalue(r, i, 5), strlen(PQgetvalue(r, i, 5)), &t.quantity) ||
-            tf_parse_i64(PQgetvalue(r, i, 6), strlen(PQgetvalue(r, i, 6)), &t.event_us))
+        tf_trade x;
+        memset(&x, 0, sizeof x);
+        const char *mk = PQgetvalue(r, i, 1), *px = PQgetvalue(r, i, 3);
+        if (tf_parse_i64(PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)), &x.id) ||
+            !tf_market_valid(mk, strlen(mk)) || tf_parse_fixed(px, strlen(px), 4, &x.price_e4) ||
+            tf_parse_i64(PQgetvalue(r, i, 4), strlen(PQgetvalue(r, i, 4)), &x.quantity) ||
+            tf_parse_i64(PQgetvalue(r, i, 5), strlen(PQgetvalue(r, i, 5)), &x.event_us))
             continue;
-        snprintf(t.ticker, sizeof t.ticker, "%s", tk);
-        snprintf(t.market, sizeof t.market, "%s", mk);
-        t.side = PQgetvalue(r, i, 3)[0] == 'B' ? 'B' : 'S';
-        if (tf_idset_check_add(p->ids, t.id)) continue;
-        run_rules(p, &t, 0);
+        memcpy(x.ticker, t->ticker, sizeof x.ticker);
+        snprintf(x.market, sizeof x.market, "%s", mk);
+        x.side = PQgetvalue(r, i, 2)[0] == 'B' ? 'B' : 'S';
+        if (tf_idset_check_add(p->ids, x.id)) continue;
+        run_rules(p, &x, 0);
         used++;
     }
     PQclear(r);
-    tf_info("process", "state rebuilt from recent trades", "\"trades\":%d,\"ms\":%lld", used,
-            (long long)((tf_mono_us() - t0) / 1000));
+    p->cur.reloaded += used;
+    if (used) tf_debug("process", "ticker state rebuilt", "\"ticker\":\"%s\",\"trades\":%d", t->ticker, used);
 }
 
 static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
@@ -401,8 +426,23 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         tf_info("process", "partitions revoked", "\"count\":%d", n);
         return;
     }
+    /* fresh state: rules warm up again per ticker from PostgreSQL (lazily, on
+     * each ticker's first trade), the watermark starts over */
+    tf_rules_reset(p->rules);
+    tf_idset *nl = tf_idset_new(1 << 16);
+    tf_reorder *nr = tf_reorder_new(p->ooo_us, p->lateness_us);
+    if (nr) tf_reorder_set_clock(nr, tf_mono_us(), p->idle_us > PART_IDLE_MIN_US ? p->idle_us : PART_IDLE_MIN_US, 1);
+    if (nl && nr && tf_reorder_pending(p->ro) == 0) {
+        tf_idset_free(p->loaded);
+        p->loaded = nl;
+        tf_reorder_free(p->ro);
+        p->ro = nr;
+    } else {
+        tf_idset_free(nl);
+        tf_reorder_free(nr);
+    }
+    for (int i = 0; i < n; i++) tf_reorder_add_partition(p->ro, parts[i]);
     tf_info("process", "partitions assigned", "\"count\":%d", n);
-    p->need_reload = 1;
 }
 
 /* ---- status heartbeat ----------------------------------------------------- */
@@ -447,6 +487,9 @@ static void publish_stats(tf_processor *p)
     p->cur.watermark_us = tf_reorder_watermark(p->ro);
     p->cur.pending = (int64_t)tf_reorder_pending(p->ro);
     p->cur.store_ok = !p->store || (p->pg && PQstatus(p->pg) == CONNECTION_OK);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        p->cur.cpu_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     pthread_mutex_lock(&p->lock);
     p->st = p->cur;
     pthread_mutex_unlock(&p->lock);
@@ -460,15 +503,17 @@ static void *run(void *arg)
     write_status(p, "running");
     while (!atomic_load(&p->stop)) {
         /* do not take more input while anomalies cannot be stored */
+        int64_t t = tf_mono_us();
+        if (t - p->last_lag_mono >= 100000) { /* the backlog test is not free on Kafka */
+            p->last_lag_mono = t;
+            p->backlog = tf_bus_consumer_lag(p->cons) > 0; /* -1 = unknown: treat as caught up */
+        }
+        tf_reorder_set_clock(p->ro, t, p->idle_us > PART_IDLE_MIN_US ? p->idle_us : PART_IDLE_MIN_US, p->backlog);
         int blocked = p->npend >= MAX_PENDING || (p->npend > 0 && p->store && !pg_ready(p));
         int polled = 0;
         while (!blocked && polled < POLL_BURST && !atomic_load(&p->stop)) {
             const tf_bus_msg *m = NULL;
             int rc = tf_bus_poll(p->cons, polled ? 0 : 20, &m);
-            if (p->need_reload) {
-                p->need_reload = 0;
-                reload_state(p);
-            }
             if (rc != 1) break;
             handle_msg(p, m);
             polled++;
@@ -476,7 +521,7 @@ static void *run(void *arg)
         }
         int64_t now = tf_mono_us();
         if (polled) p->last_msg_mono = now;
-        else if (tf_reorder_pending(p->ro) && now - p->last_msg_mono >= p->idle_us) {
+        else if (tf_reorder_pending(p->ro) && !p->backlog && now - p->last_msg_mono >= p->idle_us) {
             tf_reorder_flush(p->ro); /* idle source: release everything */
             drain(p);
         }
@@ -510,6 +555,7 @@ static void proc_free(tf_processor *p)
     tf_rules_free(p->rules);
     tf_reorder_free(p->ro);
     tf_idset_free(p->ids);
+    tf_idset_free(p->loaded);
     if (p->pg) PQfinish(p->pg);
     free(p->pend);
     pthread_mutex_destroy(&p->lock);
@@ -543,9 +589,12 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     tf_rules_cfg rc;
     tf_rules_cfg_from_config(&rc, cfg);
     p->rules = tf_rules_new(&rc);
-    p->ro = tf_reorder_new(ooo, (int64_t)cfg->process_allowed_lateness_ms * 1000);
+    p->ooo_us = ooo;
+    p->lateness_us = (int64_t)cfg->process_allowed_lateness_ms * 1000;
+    p->ro = tf_reorder_new(ooo, p->lateness_us);
     p->ids = tf_idset_new(IDSET_CAP);
-    if (!p->rules || !p->ro || !p->ids) {
+    p->loaded = tf_idset_new(1 << 16);
+    if (!p->rules || !p->ro || !p->ids || !p->loaded) {
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }

@@ -18,9 +18,10 @@
  *
  * Kafka: several processors in one consumer group (cfg->kafka_group) split
  * the partitions, i.e. the tickers. On revocation everything buffered is
- * processed, stored and committed; on assignment the per-ticker state is
- * rebuilt from the last minutes of stock_trades in PostgreSQL (when store is
- * on), so rules are warm at once.
+ * processed, stored and committed; on assignment the state starts over and
+ * each ticker's is rebuilt, on its first trade, from its last 90 s of
+ * stock_trades in PostgreSQL (when store is on), so rules are warm at once
+ * after a rebalance or a restart (embedded bus too).
  */
 #ifndef TF_PROCESS_PROCESSOR_H
 #define TF_PROCESS_PROCESSOR_H
@@ -48,12 +49,14 @@ typedef struct tf_processor_opts {
 
 typedef struct tf_processor_stats {
     int64_t messages, trades, duplicates, bad, skipped_ops;
+    int64_t reloaded;       /* trades read back from PostgreSQL to rebuild state */
     int64_t late_accepted, late_dropped;
     int64_t anomalies, stored, published;
     int64_t pending;        /* trades waiting for the watermark */
     int64_t watermark_us;   /* INT64_MIN before the first trade */
     int64_t lag_ms;         /* behind the bus head: now - commit time of the trade being processed */
     int store_ok;           /* 1 when PostgreSQL is reachable (or store is off) */
+    int64_t cpu_us;         /* CPU time used by the processor thread */
 } tf_processor_stats;
 
 /* Subscribes to stock.stock_trades (group cfg->kafka_group) and starts the

@@ -116,6 +116,7 @@ struct tf_rules {
     tf_rules_stats st;
     int64_t bw_us;  /* burst window */
     int bhist_cap;
+    double sqrt_lag[RAPID_RING];
 };
 
 static uint64_t hash_ticker(const char *s)
@@ -167,6 +168,7 @@ tf_rules *tf_rules_new(const tf_rules_cfg *c)
     if (r->c.burst_window_ms < 1) r->c.burst_window_ms = 1;
     if (r->c.warmup < 2) r->c.warmup = 2;
     r->bw_us = (int64_t)r->c.burst_window_ms * 1000;
+    for (int i = 0; i < RAPID_RING; i++) r->sqrt_lag[i] = sqrt((double)i);
     double hb = r->c.burst_history_s * 1000.0 / r->c.burst_window_ms;
     r->bhist_cap = hb < 4 ? 4 : hb > 100000 ? 100000 : (int)hb;
     r->cap = 64;
@@ -367,13 +369,18 @@ static void rule_rapid(emit_ctx *e, const tf_trade *t, double sd)
     int best = -1;
     double best_z = 0, best_pct = 0;
     int last = (s->rr_head + s->rr_n - 1) % RAPID_RING;
+    /* cheap test first (|move| vs z * sd * sqrt(lag), from a table); the
+     * percentage only for the few lags that pass */
+    double zsd = r->c.rapid_z * sd;
     for (int lag = RAPID_MIN_LAG; lag < s->rr_n; lag++) {
         int j = (last - lag + RAPID_RING) % RAPID_RING;
         if (s->rr[j].t < oldest) break;
-        double mv = s->cum - s->rr[j].cum;
-        double pct = fabs(expm1(mv)) * 100.0;
-        double z = fabs(mv) / (sd * sqrt((double)lag));
-        if (pct >= r->c.rapid_pct && z >= r->c.rapid_z && z > best_z) {
+        double mv = fabs(s->cum - s->rr[j].cum);
+        if (mv < zsd * r->sqrt_lag[lag]) continue;
+        double z = mv / (sd * r->sqrt_lag[lag]);
+        if (z <= best_z) continue;
+        double pct = fabs(expm1(s->cum - s->rr[j].cum)) * 100.0;
+        if (pct >= r->c.rapid_pct) {
             best = lag;
             best_z = z;
             best_pct = pct;
@@ -381,7 +388,7 @@ static void rule_rapid(emit_ctx *e, const tf_trade *t, double sd)
     }
     if (best < 0) return;
     int j = (last - best + RAPID_RING) % RAPID_RING, first = (j + 1) % RAPID_RING;
-    double thr = expm1(r->c.rapid_z * sd * sqrt((double)best)) * 100.0;
+    double thr = expm1(r->c.rapid_z * sd * r->sqrt_lag[best]) * 100.0;
     if (thr < r->c.rapid_pct) thr = r->c.rapid_pct;
     int64_t ids[2] = {s->rr[first].id, t->id};
     emit(e, TF_ANOM_RAPID_MOVE, s->rr[first].t, t->id, "move_pct", best_pct, thr,

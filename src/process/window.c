@@ -111,13 +111,37 @@ double tf_win_wmean(const tf_win *w) { return w->sw > 0 ? w->sx / w->sw : 0.0; }
 
 /* ---- watermark / reorder (binary min-heap on (event time, arrival)) ------ */
 
-struct tf_reorder {
-    tf_ro_item *heap;
-    size_t n, cap;
-    int64_t ooo_us, lateness_us;
-    int64_t max_us;      /* newest event time seen */
-    int64_t flushed_us;  /* watermark forced by tf_reorder_flush */
+#define RO_MAX_PARTS 256
+
+typedef struct ro_part {
+    int32_t part;
+    int64_t max_us; /* newest event time seen from this partition */
+    int64_t seen;   /* processing clock of its last message */
+} ro_part;
+
+/* The heap orders small keys; the trades themselves sit in a pool (slots
+ * recycled through a free list), so sifting moves 32 bytes, not a trade. */
+typedef struct ro_key {
+    int64_t us, id;
     uint64_t seq;
+    uint32_t slot;
+} ro_key;
+
+struct tf_reorder {
+    ro_key *heap;
+    size_t n, cap;
+    tf_ro_item *pool;  /* cap slots */
+    uint32_t *freel;   /* free slots below `used` */
+    size_t nfree, used;
+    int64_t ooo_us, lateness_us;
+    int64_t max_us;      /* newest event time seen overall */
+    int64_t flushed_us;  /* watermark forced by tf_reorder_flush */
+    int64_t wm;          /* current watermark; never moves backwards */
+    uint64_t seq;
+    ro_part parts[RO_MAX_PARTS];
+    int nparts;
+    int64_t clock, idle_us;
+    int backlog;
 };
 
 tf_reorder *tf_reorder_new(int64_t ooo_us, int64_t lateness_us)
@@ -128,6 +152,7 @@ tf_reorder *tf_reorder_new(int64_t ooo_us, int64_t lateness_us)
     r->lateness_us = lateness_us < 0 ? 0 : lateness_us;
     r->max_us = INT64_MIN;
     r->flushed_us = INT64_MIN;
+    r->wm = INT64_MIN;
     return r;
 }
 
@@ -135,83 +160,147 @@ void tf_reorder_free(tf_reorder *r)
 {
     if (!r) return;
     free(r->heap);
+    free(r->pool);
+    free(r->freel);
     free(r);
 }
 
-int64_t tf_reorder_watermark(const tf_reorder *r)
+/* The watermark is the smallest per-partition "newest event - ooo" over the
+ * partitions that are not idle (a partition read more slowly than another
+ * must not make its trades late), at least what tf_reorder_flush forced, and
+ * never lower than before. */
+static void update_wm(tf_reorder *r)
 {
-    if (r->max_us == INT64_MIN) return INT64_MIN;
-    int64_t wm = r->max_us - r->ooo_us;
-    return wm > r->flushed_us ? wm : r->flushed_us;
+    if (r->max_us == INT64_MIN) return;
+    int64_t m = INT64_MAX;
+    for (int i = 0; i < r->nparts; i++) {
+        const ro_part *p = &r->parts[i];
+        /* idle: silent for idle_us; while the consumer has a backlog only a
+         * partition that never sent anything counts as idle (a silent one
+         * with data may just be fetched later than the others) */
+        if (r->idle_us > 0 && r->clock - p->seen > r->idle_us && (!r->backlog || p->max_us == INT64_MIN)) continue;
+        if (p->max_us < m) m = p->max_us;
+    }
+    if (m == INT64_MAX) m = r->max_us; /* every partition idle */
+    if (m == INT64_MIN) return;        /* an active partition has sent nothing yet */
+    int64_t wm = m - r->ooo_us;
+    if (wm < r->flushed_us) wm = r->flushed_us;
+    if (wm > r->wm) r->wm = wm;
 }
+
+void tf_reorder_set_clock(tf_reorder *r, int64_t now_us, int64_t idle_us, int backlog)
+{
+    r->clock = now_us;
+    r->idle_us = idle_us;
+    r->backlog = backlog;
+    update_wm(r);
+}
+
+int64_t tf_reorder_watermark(const tf_reorder *r) { return r->wm; }
 
 size_t tf_reorder_pending(const tf_reorder *r) { return r->n; }
 
 /* Event time, then trade id (ids follow commit order, so trades stamped
  * with the same instant keep the order they were written in), then arrival. */
-static int ro_less(const tf_ro_item *a, const tf_ro_item *b)
+static int ro_less(const ro_key *a, const ro_key *b)
 {
-    if (a->tr.event_us != b->tr.event_us) return a->tr.event_us < b->tr.event_us;
-    if (a->tr.id != b->tr.id) return a->tr.id < b->tr.id;
+    if (a->us != b->us) return a->us < b->us;
+    if (a->id != b->id) return a->id < b->id;
     return a->seq < b->seq;
 }
 
-static void sift_up(tf_ro_item *h, size_t i)
+static void sift_up(ro_key *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!ro_less(&h[i], &h[p])) break;
-        tf_ro_item t = h[i];
+        ro_key t = h[i];
         h[i] = h[p];
         h[p] = t;
         i = p;
     }
 }
 
-static void sift_down(tf_ro_item *h, size_t n, size_t i)
+static void sift_down(ro_key *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < n && ro_less(&h[l], &h[m])) m = l;
         if (r < n && ro_less(&h[r], &h[m])) m = r;
         if (m == i) break;
-        tf_ro_item t = h[i];
+        ro_key t = h[i];
         h[i] = h[m];
         h[m] = t;
         i = m;
     }
 }
 
+static ro_part *part_slot(tf_reorder *r, int32_t partition)
+{
+    for (int i = 0; i < r->nparts; i++)
+        if (r->parts[i].part == partition) return &r->parts[i];
+    if (r->nparts == RO_MAX_PARTS) return &r->parts[RO_MAX_PARTS - 1]; /* shares the last slot */
+    ro_part *p = &r->parts[r->nparts++];
+    p->part = partition;
+    p->max_us = INT64_MIN;
+    p->seen = r->clock;
+    return p;
+}
+
+void tf_reorder_add_partition(tf_reorder *r, int32_t partition)
+{
+    ro_part *p = part_slot(r, partition);
+    p->seen = r->clock;
+}
+
 int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t offset)
 {
-    int64_t wm = tf_reorder_watermark(r);
+    ro_part *pp = part_slot(r, partition);
+    pp->seen = r->clock;
+    int64_t wm = r->wm;
     if (wm != INT64_MIN && t->event_us < wm) {
         /* watermark - lateness, computed without overflow */
         if (t->event_us >= wm - r->lateness_us) return TF_RO_LATE;
         return TF_RO_TOO_LATE;
     }
-    if (r->n == r->cap) {
+    if (r->n == r->cap) { /* then every pool slot is in use */
         size_t nc = r->cap ? r->cap * 2 : 256;
-        tf_ro_item *nh = realloc(r->heap, nc * sizeof *nh);
+        ro_key *nh = realloc(r->heap, nc * sizeof *nh);
         if (!nh) return TF_RO_ENOMEM;
         r->heap = nh;
+        tf_ro_item *np = realloc(r->pool, nc * sizeof *np);
+        if (!np) return TF_RO_ENOMEM;
+        r->pool = np;
+        uint32_t *nf = realloc(r->freel, nc * sizeof *nf);
+        if (!nf) return TF_RO_ENOMEM;
+        r->freel = nf;
         r->cap = nc;
     }
-    tf_ro_item *it = &r->heap[r->n];
+    uint32_t slot = r->nfree ? r->freel[--r->nfree] : (uint32_t)r->used++;
+    tf_ro_item *it = &r->pool[slot];
     it->tr = *t;
     it->partition = partition;
     it->offset = offset;
     it->seq = r->seq++;
+    ro_key *k = &r->heap[r->n];
+    k->us = t->event_us;
+    k->id = t->id;
+    k->seq = it->seq;
+    k->slot = slot;
     sift_up(r->heap, r->n++);
     if (t->event_us > r->max_us) r->max_us = t->event_us;
+    if (t->event_us > pp->max_us) pp->max_us = t->event_us;
+    update_wm(r);
     return TF_RO_BUFFERED;
 }
 
 int tf_reorder_pop(tf_reorder *r, tf_ro_item *out)
 {
     if (r->n == 0) return 0;
-    if (r->heap[0].tr.event_us > tf_reorder_watermark(r)) return 0;
-    *out = r->heap[0];
+    if (r->heap[0].us > r->wm) return 0;
+    uint32_t slot = r->heap[0].slot;
+    *out = r->pool[slot];
+    r->freel[r->nfree++] = slot;
     r->heap[0] = r->heap[--r->n];
     sift_down(r->heap, r->n, 0);
     return 1;
@@ -220,21 +309,32 @@ int tf_reorder_pop(tf_reorder *r, tf_ro_item *out)
 void tf_reorder_flush(tf_reorder *r)
 {
     if (r->max_us > r->flushed_us) r->flushed_us = r->max_us;
+    update_wm(r);
 }
 
 int64_t tf_reorder_min_offset(const tf_reorder *r, int32_t partition)
 {
     int64_t m = -1;
-    for (size_t i = 0; i < r->n; i++)
-        if (r->heap[i].partition == partition && (m < 0 || r->heap[i].offset < m)) m = r->heap[i].offset;
+    for (size_t i = 0; i < r->n; i++) {
+        const tf_ro_item *it = &r->pool[r->heap[i].slot];
+        if (it->partition == partition && (m < 0 || it->offset < m)) m = it->offset;
+    }
     return m;
 }
 
 void tf_reorder_drop_partition(tf_reorder *r, int32_t partition)
 {
+    for (int i = 0; i < r->nparts; i++)
+        if (r->parts[i].part == partition) {
+            r->parts[i] = r->parts[--r->nparts];
+            break;
+        }
+    update_wm(r);
     size_t k = 0;
-    for (size_t i = 0; i < r->n; i++)
-        if (r->heap[i].partition != partition) r->heap[k++] = r->heap[i];
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->pool[r->heap[i].slot].partition != partition) r->heap[k++] = r->heap[i];
+        else r->freel[r->nfree++] = r->heap[i].slot;
+    }
     r->n = k;
     for (size_t i = r->n / 2 + 1; i-- > 0;) sift_down(r->heap, r->n, i);
 }

@@ -6,9 +6,12 @@
  *               bounded by age and by count, with O(1) mean / stddev /
  *               weighted mean. The rules keep their baselines in these.
  *   tf_reorder  event-time ordering with a watermark: trades are held until
- *               the watermark (max event time seen - out-of-orderness) passes
- *               them and then released in event-time order (ties: by trade
- *               id, then arrival). A trade that
+ *               the watermark passes them and then released in event-time
+ *               order (ties: by trade id, then arrival). The watermark is
+ *               per partition "newest event time - out-of-orderness", the
+ *               minimum over the partitions that are not idle (as in Flink:
+ *               one partition read ahead of another does not make the other's
+ *               trades late), and it never moves backwards. A trade that
  *               arrives behind the watermark is LATE: within the allowed
  *               lateness it is handed back at once for the order-independent
  *               rules, beyond it it is refused; both are counted, so nothing
@@ -88,6 +91,16 @@ int tf_reorder_pop(tf_reorder *r, tf_ro_item *out);
 /* Advances the watermark to the newest event time seen (idle source: no
  * more out-of-order data is expected), so everything becomes due. */
 void tf_reorder_flush(tf_reorder *r);
+/* Sets the processing clock (any monotonic microseconds) and after how
+ * long without a message a partition stops holding the watermark back
+ * (idle_us <= 0: never; the default). backlog = 1 while the consumer is
+ * behind the end of the topic: then only partitions that never sent a
+ * trade can be idle (a silent partition with data is just fetched later;
+ * letting the others run ahead would make its trades late). */
+void tf_reorder_set_clock(tf_reorder *r, int64_t now_us, int64_t idle_us, int backlog);
+/* Announces a partition (Kafka assignment): until it sends a trade or goes
+ * idle it holds the watermark back, so its first trades are not late. */
+void tf_reorder_add_partition(tf_reorder *r, int32_t partition);
 /* Current watermark (INT64_MIN before the first trade). */
 int64_t tf_reorder_watermark(const tf_reorder *r);
 size_t tf_reorder_pending(const tf_reorder *r);

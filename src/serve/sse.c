@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/trade.h"
@@ -104,6 +105,8 @@ struct tf_sse {
     hb_timer *hb;
     int shut;
     tf_idset *seen;
+    char *scratch; /* one client's share of a batch */
+    size_t scratch_len, scratch_cap;
     char status[16];
     char status_json[384];
 
@@ -116,6 +119,7 @@ static void x_unref(tf_sse *x)
 {
     if (atomic_fetch_sub(&x->refs, 1) != 1) return;
     tf_idset_free(x->seen);
+    free(x->scratch);
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->cv);
     free(x);
@@ -360,49 +364,74 @@ typedef struct feed_batch {
     sse_event *ev[FEED_BATCH];
 } feed_batch;
 
+/* Hands a batch of events to the clients: a live client gets all the
+ * events of the batch it wants in ONE write (one syscall per client per
+ * batch, not per event: the fan-out cost that dominates with many
+ * clients); a replaying client holds them. */
 static void deliver_batch(void *arg)
 {
     feed_batch *b = arg;
     tf_sse *x = b->x;
+    int n = 0;
     for (int i = 0; i < b->n; i++) {
         sse_event *e = b->ev[i];
         e->refs = 1; /* the batch's reference */
-        if (x->released || x->shut) {
+        if (x->released || x->shut || tf_idset_check_add(x->seen, e->num)) {
+            if (!x->released && !x->shut) tf_metric_add(x->m_dups, 1); /* re-published after a restart */
             ev_unref(e);
             continue;
         }
-        if (tf_idset_check_add(x->seen, e->num)) { /* re-published after a processor restart */
-            tf_metric_add(x->m_dups, 1);
-            ev_unref(e);
+        b->ev[n++] = e;
+    }
+    for (sse_client *c = n ? x->clients : NULL, *nx; c; c = nx) {
+        nx = c->next;
+        if (c->live) {
+            x->scratch_len = 0;
+            int k = 0;
+            for (int i = 0; i < n; i++) {
+                sse_event *e = b->ev[i];
+                if (!filter_match(&c->f, e) || replayed(c, e->num)) continue;
+                if (x->scratch_len + e->len > x->scratch_cap) {
+                    size_t nc = x->scratch_cap ? x->scratch_cap : 4096;
+                    while (nc < x->scratch_len + e->len) nc *= 2;
+                    char *ns = realloc(x->scratch, nc);
+                    if (!ns) break;
+                    x->scratch = ns;
+                    x->scratch_cap = nc;
+                }
+                memcpy(x->scratch + x->scratch_len, e->text, e->len);
+                x->scratch_len += e->len;
+                k++;
+            }
+            if (k) {
+                client_send(x, c, x->scratch, x->scratch_len);
+                tf_metric_add(x->m_sent, k);
+            }
             continue;
         }
-        for (sse_client *c = x->clients, *nx; c; c = nx) {
-            nx = c->next;
+        for (int i = 0; i < n && !c->gone; i++) {
+            sse_event *e = b->ev[i];
             if (!filter_match(&c->f, e)) continue;
-            if (c->live) {
-                if (replayed(c, e->num)) continue;
-                client_send(x, c, e->text, e->len);
-                tf_metric_add(x->m_sent, 1);
-            } else if (c->nheld >= SSE_MAX_HELD) {
+            if (c->nheld >= SSE_MAX_HELD) {
                 tf_metric_add(x->m_dropped, 1);
                 client_finish(x, c, 1);
-            } else {
-                if (c->nheld == c->capheld) {
-                    int nc = c->capheld ? c->capheld * 2 : 16;
-                    sse_event **nh = realloc(c->held, (size_t)nc * sizeof *nh);
-                    if (!nh) {
-                        client_finish(x, c, 1);
-                        continue;
-                    }
-                    c->held = nh;
-                    c->capheld = nc;
-                }
-                e->refs++;
-                c->held[c->nheld++] = e;
+                break;
             }
+            if (c->nheld == c->capheld) {
+                int nc = c->capheld ? c->capheld * 2 : 16;
+                sse_event **nh = realloc(c->held, (size_t)nc * sizeof *nh);
+                if (!nh) {
+                    client_finish(x, c, 1);
+                    break;
+                }
+                c->held = nh;
+                c->capheld = nc;
+            }
+            e->refs++;
+            c->held[c->nheld++] = e;
         }
-        ev_unref(e);
     }
+    for (int i = 0; i < n; i++) ev_unref(b->ev[i]);
     free(b);
     x_unref(x);
 }
@@ -1040,7 +1069,14 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metric
     uint64_t every = (uint64_t)cfg->sse_heartbeat_s * 1000;
     uv_timer_start(&x->hb->t, on_heartbeat, every, every);
     if (bus) {
-        x->cons = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, NULL, 0, NULL, NULL, errbuf, errlen);
+        /* A consumer group of our own (this server is its only member, so it
+         * reads every partition, from the end). Not group NULL: librdkafka's
+         * consumer needs a group.id even for assign(), and the Kafka bus's
+         * no-group path does not set one (reported), so it would read nothing. */
+        char group[96], host[48] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(group, sizeof group, "tickflow-sse-%s-%d-%p", host, (int)getpid(), (void *)x);
+        x->cons = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, group, 0, NULL, NULL, errbuf, errlen);
         if (!x->cons) goto err;
         if (pthread_create(&x->feed_th, NULL, feed_main, x) != 0) {
             snprintf(errbuf, errlen, "cannot start the SSE feed thread");

@@ -26,8 +26,8 @@
  *       type, severity, start, end (ISO-8601), limit (1..1000, default 100),
  *       cursor.
  *
- * Threads: one reads stock.anomalies from the bus (every partition, no
- * group, from the end) and posts batches to the loop; one polls the
+ * Threads: one reads stock.anomalies from the bus (every partition, in a
+ * consumer group of its own, from the end) and posts batches to the loop; one polls the
  * processor status rows once a second with its own PostgreSQL connection.
  * Everything client-facing runs on the loop thread.
  */

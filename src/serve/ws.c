@@ -111,7 +111,7 @@ struct tf_ws {
     uint8_t *scratch;
     int stopping;
     int64_t nsubs;
-    tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late,
+    tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised,
         *m_candles, *m_slow, *m_proto, *m_lag;
 };
 
@@ -418,6 +418,7 @@ static int client_sub(client *c, const char *ticker)
 {
     if (tf_ws_map_get(c->subs, ticker)) return 0;
     if (tf_ws_map_count(c->subs) >= TF_WS_MAX_SUBSCRIPTIONS) return -1;
+    if (c->ws->nsubs >= TF_WS_MAX_TOTAL_SUBSCRIPTIONS) return -1; /* memory bound, server-wide */
     if (tf_ws_map_put(c->subs, ticker, (void *)1) != 0) return -1;
     if (watch_add(c->ws, ticker, c) != 0) {
         tf_ws_map_del(c->subs, ticker);
@@ -573,7 +574,8 @@ static void do_subscribe(client *c, const tf_ws_cmd *cmd)
     }
     for (size_t i = 0; i < cmd->ntickers; i++) {
         if (client_sub(c, cmd->tickers[i]) < 0) {
-            send_error(c, "too_many_subscriptions", "subscription limit per connection reached", "tickers");
+            send_error(c, "too_many_subscriptions",
+                       "subscription limit reached (per connection or server-wide)", "tickers");
             return;
         }
     }
@@ -768,9 +770,15 @@ static void on_candle_timer(uv_timer_t *t)
 {
     tf_ws *ws = t->data;
     int64_t now = tf_now_us();
-    for (int i = 0; i < ws->ngroups; i++) tf_candle_agg_flush(ws->groups[i]->agg, now);
+    int n = 0;
+    for (int i = 0; i < ws->ngroups; i++) n += tf_candle_agg_flush(ws->groups[i]->agg, now);
     ws->candle_due = INT64_MAX;
+    size_t nclients = ws->dirty.n;
     flush_dirty(ws);
+    if (n) {
+        tf_debug("ws", "candles sent", "\"candles\":%d,\"clients\":%zu,\"fanout_us\":%lld", n, nclients,
+                 (long long)(tf_now_us() - now));
+    }
     reap(ws);
     schedule_candles(ws);
 }
@@ -800,7 +808,9 @@ static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
     trade_arg a = {t, commit_ts_ms};
     fanout(ws, t->ticker, 0, make_trade, &a);
     for (int i = 0; i < ws->ngroups; i++) {
-        if (tf_candle_agg_add(ws->groups[i]->agg, t) == 1 && ws->m_late) tf_metric_add(ws->m_late, 1);
+        int r = tf_candle_agg_add(ws->groups[i]->agg, t);
+        if (r == 1 && ws->m_late) tf_metric_add(ws->m_late, 1);
+        if (r == 2 && ws->m_revised) tf_metric_add(ws->m_revised, 1);
     }
 }
 
@@ -1040,7 +1050,8 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
         ws->m_dropped = tf_counter(m, "tickflow_ws_dropped_total", "WebSocket messages dropped or coalesced for slow clients", NULL);
         ws->m_lag = tf_counter(m, "tickflow_ws_lagged_total", "lagged notices sent to slow WebSocket clients", NULL);
         ws->m_hwm = tf_gauge(m, "tickflow_ws_queue_high_water_bytes", "Largest per-client WebSocket output queue seen", NULL);
-        ws->m_late = tf_counter(m, "tickflow_ws_late_trades_total", "Trades that arrived after their candle was sent", NULL);
+        ws->m_late = tf_counter(m, "tickflow_ws_late_trades_total", "Trades too late for any candle (older than the last one sent)", NULL);
+        ws->m_revised = tf_counter(m, "tickflow_ws_revised_trades_total", "Trades that missed their candle and went into a revised one", NULL);
         ws->m_candles = tf_counter(m, "tickflow_ws_candles_total", "Candles completed (per ticker and interval)", NULL);
         ws->m_slow = tf_counter(m, "tickflow_ws_slow_closed_total", "WebSocket clients closed for being too slow (1008)", NULL);
         ws->m_proto = tf_counter(m, "tickflow_ws_protocol_errors_total", "WebSocket connections closed for protocol errors", NULL);

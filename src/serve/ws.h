@@ -28,6 +28,7 @@
 
 #define TF_WS_PATH "/api/v1/stock/real-time"
 #define TF_WS_MAX_SUBSCRIPTIONS 20000 /* tickers per connection */
+#define TF_WS_MAX_TOTAL_SUBSCRIPTIONS 1000000 /* all connections: bounds registry memory (~100 MB) */
 #define TF_WS_MAX_INTERVALS 64        /* distinct candle intervals in use at once */
 
 typedef struct tf_ws tf_ws;

@@ -67,6 +67,8 @@ typedef struct tstate {
     int nopen;          /* 0..2, slot[0] older */
     tf_candle slot[2];
     int64_t last_emitted; /* bucket start of the last emitted candle, INT64_MIN */
+    tf_candle last;       /* copy of it, for revisions */
+    int last_dirty;       /* late trades added since it was emitted */
 } tstate;
 
 struct tf_candle_agg {
@@ -110,11 +112,27 @@ void tf_candle_agg_free(tf_candle_agg *a)
 
 int64_t tf_candle_agg_interval(const tf_candle_agg *a) { return a->interval_ms; }
 
+/* When a revision of the last emitted candle may go out. */
+static int64_t revise_due(const tf_candle_agg *a, const tstate *s)
+{
+    return s->last.start_us + a->interval_ms * 1000 + a->grace_us + a->interval_ms * 500;
+}
+
+static void emit_revision(tf_candle_agg *a, const char *ticker, tstate *s)
+{
+    s->last_dirty = 0;
+    tf_candle c = s->last;
+    c.revised = 1;
+    a->emit(a->ud, ticker, &c);
+}
+
 static void emit_oldest(tf_candle_agg *a, const char *ticker, tstate *s)
 {
+    if (s->last_dirty) emit_revision(a, ticker, s); /* never lose late trades */
     tf_candle c = s->slot[0];
     c.partial = c.start_us < a->created_us;
     s->last_emitted = c.start_us;
+    s->last = c;
     s->slot[0] = s->slot[1];
     s->nopen--;
     a->emit(a->ud, ticker, &c);
@@ -133,7 +151,12 @@ int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t)
         }
     }
     int64_t b = tf_candle_bucket(a->interval_ms, t->event_us);
-    if (b <= s->last_emitted) return 1;
+    if (b == s->last_emitted) {
+        tf_candle_add(&s->last, t);
+        s->last_dirty = 1;
+        return 2;
+    }
+    if (b < s->last_emitted) return 1;
     for (int i = 0; i < s->nopen; i++) {
         if (s->slot[i].start_us == b) {
             tf_candle_add(&s->slot[i], t);
@@ -166,6 +189,10 @@ static int flush(tf_candle_agg *a, int64_t now_us, int all)
     void *v;
     while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
         tstate *s = v;
+        if (s->last_dirty && (all || revise_due(a, s) <= now_us)) {
+            emit_revision(a, k, s);
+            n++;
+        }
         while (s->nopen > 0 &&
                (all || s->slot[0].start_us + a->interval_ms * 1000 + a->grace_us <= now_us)) {
             emit_oldest(a, k, s);
@@ -188,6 +215,10 @@ int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
         tstate *s = v;
         if (s->nopen > 0) {
             int64_t d = s->slot[0].start_us + a->interval_ms * 1000 + a->grace_us;
+            if (d < due) due = d;
+        }
+        if (s->last_dirty) {
+            int64_t d = revise_due(a, s);
             if (d < due) due = d;
         }
     }

@@ -16,9 +16,15 @@
  * (late arrivals from CDC get `grace` to make it in), or earlier when a
  * trade for a third, newer bucket of the same ticker arrives (a back-dated
  * stream moving fast through event time). At most two buckets per ticker are
- * open. A trade for a bucket already emitted (or older than both open ones)
- * is "late": it is not counted in any candle (tf_candle_agg_add returns 1;
- * the raw stream still carries it).
+ * open.
+ *
+ * Late trades: a trade for the bucket emitted last (it missed the grace) is
+ * added to a kept copy of that candle, which is emitted again, complete and
+ * flagged `revised`, half an interval after the first emission (or at once
+ * when the next bucket of the ticker is emitted first). So the first candle
+ * comes fast and the last one for a bucket always equals SQL. A trade for
+ * an even older bucket (or older than both open ones) is dropped from the
+ * candles (tf_candle_agg_add returns 1; the raw stream still carries it).
  */
 #ifndef TF_WS_CANDLE_H
 #define TF_WS_CANDLE_H
@@ -36,6 +42,7 @@ typedef struct tf_candle {
     uint64_t pv_lo, pv_hi; /* sum(price_e4 * qty) as an unsigned 128-bit value */
     int64_t open_key_us, open_id, close_key_us, close_id;
     int partial; /* the aggregator started after this bucket began */
+    int revised; /* emitted again with late trades added */
 } tf_candle;
 
 /* Starts c as an empty candle for the bucket containing event_us. */
@@ -60,18 +67,20 @@ tf_candle_agg *tf_candle_agg_new(int64_t interval_ms, int64_t grace_ms, int64_t 
 void tf_candle_agg_free(tf_candle_agg *a); /* accepts NULL; emits nothing */
 int64_t tf_candle_agg_interval(const tf_candle_agg *a);
 
-/* Returns 0 (counted), 1 (late, not counted) or -1 (out of memory). May
- * emit the oldest open candle of that ticker (see top comment). */
+/* Returns 0 (counted), 2 (counted into a revision of the last emitted
+ * candle), 1 (too late, not counted) or -1 (out of memory). May emit the
+ * oldest open candle of that ticker (see top comment). */
 int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t);
 
-/* Emits every open candle whose end + grace <= now_us. Returns how many. */
+/* Emits every open candle whose end + grace <= now_us, and revisions whose
+ * time has come. Returns how many. */
 int tf_candle_agg_flush(tf_candle_agg *a, int64_t now_us);
 
 /* Emits every open candle regardless of time (tests, shutdown). */
 int tf_candle_agg_flush_all(tf_candle_agg *a);
 
-/* Wall-clock time (unix us) at which the next open candle becomes due, or
- * INT64_MAX when nothing is open. */
+/* Wall-clock time (unix us) at which the next open candle or revision
+ * becomes due, or INT64_MAX when nothing is pending. */
 int64_t tf_candle_agg_next_due(const tf_candle_agg *a);
 
 #endif

@@ -36,7 +36,7 @@ int tf_ws_decode_trade(const char *json, size_t len, tf_ws_item *it, const char 
     const char *ops = json_string_value(op);
     *why = "missing op";
     if (!ops) goto out;
-    if (strcmp(ops, "c") != 0 && strcmp(ops, "r") != 0) {
+    if (strcmp(ops, "c") != 0) { /* snapshot reads ("r") are history, not live ticks */
         rc = 0;
         goto out;
     }

@@ -44,9 +44,9 @@ typedef struct tf_ws_batch {
 
 /*
  * Decodes one stock.stock_trades envelope. Returns 1 with *it filled for an
- * insert or snapshot read ("c"/"r") of a valid trade, 0 for other ops
- * (update, delete, truncate, tombstone), -1 when malformed (a static reason
- * in *why).
+ * insert ("c") of a valid trade, 0 for other ops (snapshot read, update,
+ * delete, truncate: not live ticks), -1 when malformed (a static reason in
+ * *why).
  */
 int tf_ws_decode_trade(const char *json, size_t len, tf_ws_item *it, const char **why);
 

@@ -212,9 +212,10 @@ int tf_ws_enc_tick(char *buf, size_t cap, const char *ticker, const tf_candle *c
                         "{\"type\":\"tick\",\"ticker\":\"%s\",\"start\":\"%s\",\"end\":\"%s\","
                         "\"interval_ms\":%" PRId64 ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\","
                         "\"close\":\"%s\",\"volume\":%" PRId64 ",\"count\":%" PRId64
-                        ",\"vwap\":\"%s\",\"buy_volume\":%" PRId64 ",\"sell_volume\":%" PRId64 "%s}",
+                        ",\"vwap\":\"%s\",\"buy_volume\":%" PRId64 ",\"sell_volume\":%" PRId64 "%s%s}",
                         tk, s, e, c->interval_ms, o, h, l, cl, c->volume, c->count, vw,
-                        c->buy_volume, c->sell_volume, c->partial ? ",\"partial\":true" : ""),
+                        c->buy_volume, c->sell_volume, c->partial ? ",\"partial\":true" : "",
+                        c->revised ? ",\"revised\":true" : ""),
                cap);
 }
 

@@ -1,10 +1,11 @@
 /*
  * copy.c - binary COPY writer for stock_trades (see copy.h for the contract).
  *
- * Per batch: partitions (cached) -> reserve ids (one round trip) ->
- * "BEGIN; COPY ... FROM STDIN (FORMAT binary)" (one round trip) -> rows
- * streamed in 256 KiB chunks while the server is already parsing -> end of
- * copy -> caller's in-transaction work -> COMMIT. libpq is used in blocking
+ * Per batch: partitions (cached) -> "SELECT tickflow_reserve_ids(n); COPY
+ * ... FROM STDIN (FORMAT binary)" (one round trip) -> rows streamed in
+ * 256 KiB chunks while the server is already parsing -> end of copy, which
+ * commits (second round trip). With a caller hook: "...; BEGIN; COPY", the
+ * hook, COMMIT. libpq is used in blocking
  * mode: the writer runs on its own thread (genjob, generate, bench), never on
  * an event loop.
  */
@@ -256,22 +257,6 @@ static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf,
     return rc;
 }
 
-static int reserve_ids(tf_copy *c, size_t n, int64_t *first, char *errbuf, size_t errlen)
-{
-    char nbuf[24];
-    snprintf(nbuf, sizeof nbuf, "%zu", n);
-    const char *params[1] = {nbuf};
-    PGresult *r = PQexecParams(c->conn, "SELECT tickflow_reserve_ids($1::integer)", 1, NULL,
-                               params, NULL, NULL, 0);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        rc = tf_pg_classify(c->conn, r, "reserving ids", errbuf, errlen);
-    else
-        *first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return rc;
-}
-
 /* Streams the rows as COPY data; returns 0 or TF_PG_ECONN. */
 static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, char *errbuf,
                      size_t errlen)
@@ -361,7 +346,13 @@ static void count_error(tf_copy *c, int rc)
                   1);
 }
 
-/* One attempt at the whole batch. */
+/*
+ * One attempt at the whole batch. Without an in-transaction hook the batch
+ * is one simple query, "SELECT tickflow_reserve_ids(n); COPY ...": both run
+ * in one implicit transaction that commits when the COPY ends, so a batch
+ * costs two round trips (ids + COPY IN state, then end of COPY + commit).
+ * With a hook the query is "...; BEGIN; COPY ...", then the hook, then COMMIT.
+ */
 static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us, int64_t max_us,
                       tf_copy_tx_fn in_tx, void *arg, int64_t *first_out, char *errbuf,
                       size_t errlen)
@@ -371,31 +362,40 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         return rc;
     if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, errbuf, errlen)) != 0)
         return rc;
-    int64_t first = 0;
-    if ((rc = reserve_ids(c, n, &first, errbuf, errlen)) != 0)
-        return rc;
-    if (!PQsendQuery(c->conn, "BEGIN; COPY stock_trades (id, ticker, market_code, trade_type,"
-                              " price, quantity, event_time) FROM STDIN (FORMAT binary)"))
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT tickflow_reserve_ids(%zu);%s COPY stock_trades (id, ticker, market_code,"
+             " trade_type, price, quantity, event_time) FROM STDIN (FORMAT binary)",
+             n, in_tx ? " BEGIN;" : "");
+    if (!PQsendQuery(c->conn, sql))
         return tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
-    int in_copy = 0;
+    int64_t first = 0;
+    int in_copy = 0, copy_sent = 0;
     PGresult *r;
     while (!in_copy && (r = PQgetResult(c->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COPY_IN)
             in_copy = 1;
+        else if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
+            first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         else if (st != PGRES_COMMAND_OK && rc == 0)
             rc = tf_pg_classify(c->conn, r, "starting COPY", errbuf, errlen);
         PQclear(r);
     }
-    if (!in_copy) {
+    if (!in_copy || first <= 0) {
         if (rc == 0)
             rc = tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
+        if (in_copy) /* cannot happen: ids always come first; abandon the copy */
+            PQputCopyEnd(c->conn, "no ids reserved");
         goto fail;
     }
     rc = send_rows(c, rows, n, first, errbuf, errlen);
-    if (PQstatus(c->conn) == CONNECTION_OK &&
-        PQputCopyEnd(c->conn, rc ? "aborted by tickflow" : NULL) != 1 && rc == 0)
-        rc = tf_pg_classify(c->conn, NULL, "ending COPY", errbuf, errlen);
+    if (PQstatus(c->conn) == CONNECTION_OK) {
+        if (PQputCopyEnd(c->conn, rc ? "aborted by tickflow" : NULL) == 1)
+            copy_sent = rc == 0;
+        else if (rc == 0)
+            rc = tf_pg_classify(c->conn, NULL, "ending COPY", errbuf, errlen);
+    }
     if (PQstatus(c->conn) == CONNECTION_OK) {
         char derr[512];
         int drc = drain(c, "COPY stock_trades", derr, sizeof derr);
@@ -406,9 +406,22 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
     } else if (rc == 0) {
         rc = tf_pg_classify(c->conn, NULL, "COPY stock_trades", errbuf, errlen);
     }
-    if (rc)
+    if (rc) {
+        /* the implicit transaction commits as the COPY ends: if the link
+         * broke after the whole COPY was sent, it may have committed */
+        if (rc == TF_PG_ECONN && !in_tx && copy_sent && PQstatus(c->conn) != CONNECTION_OK) {
+            rc = resolve_commit(c, &rows[0], first, errbuf, errlen);
+            if (rc == 0)
+                *first_out = first;
+            return rc;
+        }
         goto fail;
-    if (in_tx && (rc = in_tx(c->conn, first, arg, errbuf, errlen)) != 0)
+    }
+    if (!in_tx) {
+        *first_out = first;
+        return 0;
+    }
+    if ((rc = in_tx(c->conn, first, arg, errbuf, errlen)) != 0)
         goto fail;
     r = PQexec(c->conn, "COMMIT");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -424,7 +437,7 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
     *first_out = first;
     return 0;
 fail:
-    if (PQstatus(c->conn) == CONNECTION_OK) {
+    if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
         char ignore[128];
         tf_pg_exec(c->conn, "ROLLBACK", ignore, sizeof ignore);
     }

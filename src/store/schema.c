@@ -102,12 +102,21 @@ static const tf_migration migrations[] = {
      "  IF n < 1 OR n > 10000000 THEN"
      "   RAISE EXCEPTION 'cannot reserve % ids', n USING ERRCODE = '22023';"
      "  END IF;"
-     "  PERFORM pg_advisory_xact_lock(7370002);"
-     "  LOOP"
-     "   SELECT min(v), max(v) INTO lo, hi"
-     "    FROM (SELECT nextval(seq) AS v FROM generate_series(1, n)) s;"
-     "   IF hi - lo + 1 = n THEN RETURN lo; END IF;"
-     "  END LOOP;"
+     /* a session lock, released here: the caller's transaction goes on
+      * to COPY, and other writers must not wait for that */
+     "  PERFORM pg_advisory_lock(7370002);"
+     "  BEGIN"
+     "   LOOP"
+     "    SELECT min(v), max(v) INTO lo, hi"
+     "     FROM (SELECT nextval(seq) AS v FROM generate_series(1, n)) s;"
+     "    EXIT WHEN hi - lo + 1 = n;"
+     "   END LOOP;"
+     "  EXCEPTION WHEN OTHERS THEN"
+     "   PERFORM pg_advisory_unlock(7370002);"
+     "   RAISE;"
+     "  END;"
+     "  PERFORM pg_advisory_unlock(7370002);"
+     "  RETURN lo;"
      " END $f$;"},
     {2, "dbz_publication",
      "DO $d$ BEGIN"

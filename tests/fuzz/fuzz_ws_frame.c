@@ -2,6 +2,10 @@
  * message assembler (serve/ws_frame.c): arbitrary bytes from a client, fed
  * in two chunks the way a socket would deliver them. First byte picks the
  * split point and the message limit. */
+/* The code under test is compiled into this file so that it gets the
+ * fuzzer's coverage instrumentation (the TF_FUZZ build instruments only the
+ * fuzz target itself, not tfcore); tfcore's copy is then not linked. */
+#include "serve/ws_frame.c"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,6 +5,11 @@
  * valid JSON by itself: the first byte picks a template the rest of the
  * input is spliced into (raw, inside a ticker list, as the interval, inside
  * an envelope's "after" object). */
+/* The code under test is compiled into this file so that it gets the
+ * fuzzer's coverage instrumentation (the TF_FUZZ build instruments only the
+ * fuzz target itself, not tfcore); tfcore's copy is then not linked. */
+#include "serve/ws_msg.c"
+#include "serve/ws_feed.c"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,7 @@ delivered, and clear errors for bad states (missing publication, slot in
 use, wal_level not logical, unreachable broker)."""
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -243,6 +244,18 @@ def test_bad_states(c):
     other.destroy()
 
 
+def test_bus_kafka_against_broker(c):
+    """The Kafka bus backend's own checks (tests/unit/test_bus_kafka.c) with a real broker."""
+    build = os.environ.get("TICKFLOW_BUILD") or os.path.dirname(h.BIN)
+    exe = os.path.join(build, "test_bus_kafka")
+    if not c.check(os.access(exe, os.X_OK), "test_bus_kafka built", exe):
+        return
+    p = subprocess.run([exe], env=dict(os.environ, TF_TEST_KAFKA_BROKERS=kafka.brokers), capture_output=True,
+                       text=True, timeout=180)
+    c.check(p.returncode == 0 and " 0 failed" in p.stdout and "skipped" not in p.stdout,
+            "test_bus_kafka against the broker", p.stdout[-1500:] + p.stderr[-3000:])
+
+
 def main():
     global pg, kafka, cdc
     pg = h.Postgres()
@@ -253,7 +266,7 @@ def main():
     kafka = h.Kafka()
     cdc = start_cdc()
     h.main([test_envelopes, test_exact_values, test_column_added_mid_stream, test_idle_publication_does_not_pin_wal,
-            test_snapshot_initial, test_graceful_stop_confirms, test_bad_states])
+            test_snapshot_initial, test_graceful_stop_confirms, test_bad_states, test_bus_kafka_against_broker])
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def test_slow_loris(c):
         s.close()
     c.eq(len(closed), 50, "every slow-loris connection timed out (408 + close)")
     c.check(time.monotonic() - t0 < 8, "within the header timeout plus slack")
-    c.check(max(lat) < 1.0, "other clients unaffected meanwhile", "max latency %.3f" % max(lat))
+    c.check(max(lat) < 2.0, "other clients unaffected meanwhile", "max latency %.3f" % max(lat))
     health_ok(c, "slow loris")
 
 
@@ -202,7 +202,7 @@ def test_slow_reader(c):
     queued = float(q[0].split()[1]) if q else -1
     c.check(0 < queued < 4 * 2.5 * 1024 * 1024, "queued bytes bounded by back-pressure (~1 MiB per stream)",
             "queued %r" % queued)
-    c.check(max(lat) < 2.0, "other clients fast while 4 streams are stalled", "max %.3f" % max(lat))
+    c.check(max(lat) < 3.0, "other clients fast while 4 streams are stalled", "max %.3f" % max(lat))
     for s in readers:
         s.close()  # gone mid-stream: workers must notice and stop
     time.sleep(0.5)
@@ -234,7 +234,7 @@ def test_slow_db(c):
         t1 = time.monotonic()
         st, _, body = h.http("GET", BASE + "/metrics", timeout=5)
         lat.append(time.monotonic() - t1)
-    c.check(max(lat) < 0.5, "loop not blocked by slow queries", "max %.3f" % max(lat))
+    c.check(max(lat) < 1.0, "loop not blocked by slow queries", "max %.3f" % max(lat))
     for t in ths:
         t.join()
     locker.wait()
@@ -266,7 +266,7 @@ def test_idle_keepalive(c):
         st, _, body = h.http("GET", BASE + "/metrics")
         line = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_connections ")]
         c.check(line and float(line[0].split()[1]) >= n, "open connections gauge", line)
-        health_ok(c, "%d idle connections" % n, max_s=1.0)
+        health_ok(c, "%d idle connections" % n, max_s=2.0)
         # the idle ones still work
         for s in socks[:: max(1, n // 50)]:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -289,6 +289,26 @@ def test_cleanup_and_metrics(c):
     c.check(int(row[0][2]) >= 760, "heartbeat counts trades", row)
 
 
+def test_status_lagging(c):
+    """A processor reporting a lag past sse.lag_threshold_ms (a second,
+    hand-made heartbeat row) makes the stream say "lagging"; when the row goes
+    the stream says it recovered. New clients get the current status at once."""
+    p = pipe()
+    cl = SSE(p.port)
+    p.pg.sql("INSERT INTO tickflow_processor_status (instance, updated_at, lag_ms, trades, anomalies, late, state)"
+             " VALUES ('fake:1', now() + interval '1 hour', 999999, 0, 0, 0, 'running')")
+    st = cl.event(10, kinds=("status",))
+    c.check(st is not None and st[2]["status"] == "lagging" and st[2]["lag_ms"] == 999999, "lagging status", st)
+    late = SSE(p.port)
+    st2 = late.event(5, kinds=("status",))
+    c.check(st2 is not None and st2[2]["status"] == "lagging", "new client told at once", st2)
+    p.pg.sql("DELETE FROM tickflow_processor_status WHERE instance = 'fake:1'")
+    st = cl.event(10, kinds=("status",))
+    c.check(st is not None and st[2]["status"] == "ok" and st[2]["previous"] == "lagging", "recovered", st)
+    cl.close()
+    late.close()
+
+
 def test_shutdown(c):
     p = pipe()
     cl = SSE(p.port)
@@ -304,4 +324,4 @@ def test_shutdown(c):
 
 if __name__ == "__main__":
     main([test_validation, test_live_event_and_evidence, test_replay_last_event_id, test_cleanup_and_metrics,
-          test_shutdown])
+          test_status_lagging, test_shutdown])

@@ -312,6 +312,8 @@ static void test_db(void)
     }
     TF_EQ_INT(overlap, 0);
     TF_EQ_INT(q_int(c, "SELECT count(DISTINCT id) FROM stock_trades WHERE ticker = 'MSFT'"), 20000);
+    /* the id reservation's session lock never outlives a call */
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
     PQfinish(c);
     tf_metrics_free(m);
 }

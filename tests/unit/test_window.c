@@ -172,6 +172,51 @@ static void test_reorder(void)
     tf_reorder_free(r);
 }
 
+/* Kafka: partitions read at different speeds. The watermark is the minimum
+ * over active partitions, so the slow one's trades are not late; once a
+ * partition goes idle it stops holding the watermark back. */
+static void test_partitions(void)
+{
+    tf_reorder *r = tf_reorder_new(1 * SEC, 2 * SEC);
+    tf_reorder_set_clock(r, 0, 5 * SEC, 0);
+    tf_reorder_add_partition(r, 0);
+    tf_reorder_add_partition(r, 1);
+    tf_trade a = tr(1, 100 * SEC), b = tr(2, 50 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &a, 0, 0), TF_RO_BUFFERED);
+    TF_CHECK(tf_reorder_watermark(r) == INT64_MIN); /* partition 1 has not spoken yet */
+    TF_EQ_INT(tf_reorder_push(r, &b, 1, 0), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_watermark(r), 49 * SEC); /* held back by partition 1 */
+    tf_trade c = tr(3, 55 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &c, 1, 1), TF_RO_BUFFERED); /* 45 s behind partition 0: not late */
+    TF_EQ_INT(tf_reorder_watermark(r), 54 * SEC);
+    tf_ro_item it;
+    TF_EQ_INT(tf_reorder_pop(r, &it), 1);
+    TF_EQ_INT(it.tr.id, 2);
+    TF_EQ_INT(tf_reorder_pop(r, &it), 0);
+    /* partition 1 silent for more than 5 s while there is a backlog: it may
+     * just be fetched later, so it still holds the watermark */
+    tf_reorder_set_clock(r, 6 * SEC, 5 * SEC, 1);
+    tf_trade d = tr(4, 101 * SEC);
+    tf_reorder_push(r, &d, 0, 1);
+    TF_EQ_INT(tf_reorder_watermark(r), 54 * SEC);
+    /* caught up: now it is idle and partition 0 alone sets it */
+    tf_reorder_set_clock(r, 6 * SEC, 5 * SEC, 0);
+    TF_EQ_INT(tf_reorder_watermark(r), 100 * SEC);
+    int n = 0;
+    while (tf_reorder_pop(r, &it)) n++;
+    TF_EQ_INT(n, 2); /* 55 s and 100 s */
+    /* it never goes back: partition 1 wakes up behind it, its trade is late */
+    tf_trade e = tr(5, 99 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &e, 1, 2), TF_RO_LATE);
+    TF_EQ_INT(tf_reorder_watermark(r), 100 * SEC);
+    /* a revoked partition no longer counts */
+    tf_trade f = tr(6, 200 * SEC);
+    tf_reorder_push(r, &f, 0, 2);
+    tf_reorder_drop_partition(r, 1);
+    TF_EQ_INT(tf_reorder_watermark(r), 199 * SEC);
+    tf_reorder_free(r);
+}
+
 static void test_idset(void)
 {
     tf_idset *s = tf_idset_new(100); /* rounds to 128 */
@@ -221,6 +266,7 @@ int main(void)
 {
     test_win();
     test_reorder();
+    test_partitions();
     test_idset();
     TF_TEST_MAIN_END();
 }

@@ -128,18 +128,42 @@ static void aggregator(void)
     TF_EQ_INT(g.c[ia].volume, 21);
     TF_EQ_INT(g.c[ia].partial, 0);
     TF_EQ_INT(g.c[1 - ia].count, 1);
-    /* after emission, a trade for that bucket is late */
-    tf_trade t6 = mk(6, "AAPL", 990000, 1, t0 + 600000, 'B');
-    TF_EQ_INT(tf_candle_agg_add(a, &t6), 1);
+    /* after emission, a trade for that bucket goes into a revision, sent
+     * half an interval later, complete */
+    tf_trade t6 = mk(6, "AAPL", 980000, 2, t0 + 600000, 'S');
+    TF_EQ_INT(tf_candle_agg_add(a, &t6), 2);
+    int64_t rdue = t0 + 1000000 + 20000 + 500000;
+    TF_EQ_INT(tf_candle_agg_next_due(a), t0 + 2000000 + 20000 < rdue ? t0 + 2000000 + 20000 : rdue);
+    TF_EQ_INT(tf_candle_agg_flush(a, rdue - 1), 0);
+    TF_EQ_INT(tf_candle_agg_flush(a, rdue), 1);
+    TF_EQ_INT(g.n, 3);
+    TF_EQ_STR(g.ticker[2], "AAPL");
+    TF_EQ_INT(g.c[2].revised, 1);
+    TF_EQ_INT(g.c[2].start_us, t0);
+    TF_EQ_INT(g.c[2].count, 4);
+    TF_EQ_INT(g.c[2].low_e4, 980000);
+    TF_EQ_INT(g.c[2].volume, 23);
+    TF_EQ_INT(g.c[2].sell_volume, 12);
+    /* older than the last emitted bucket: dropped */
+    tf_trade t6b = mk(9, "AAPL", 1, 1, t0 - 1, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t6b), 1);
     /* a third bucket pushes out the oldest open one at once */
     tf_trade t7 = mk(7, "AAPL", 1000000, 1, t0 + 3000000, 'B');
     TF_EQ_INT(tf_candle_agg_add(a, &t7), 0);
     TF_EQ_INT(tf_candle_agg_add(a, &(tf_trade){.id = 8, .ticker = "AAPL", .price_e4 = 1, .quantity = 1,
                                                .event_us = t0 + 5000000, .side = 'B'}), 0);
-    TF_EQ_INT(g.n, 3);
-    TF_EQ_INT(g.c[2].start_us, t0 + 1000000);
-    TF_EQ_INT(tf_candle_agg_flush_all(a), 2);
-    TF_EQ_INT(g.n, 5);
+    TF_EQ_INT(g.n, 4);
+    TF_EQ_INT(g.c[3].start_us, t0 + 1000000);
+    TF_EQ_INT(g.c[3].revised, 0);
+    /* a pending revision goes out before the next bucket of that ticker */
+    tf_trade t10 = mk(10, "AAPL", 1, 1, t0 + 1000001, 'B');
+    TF_EQ_INT(tf_candle_agg_add(a, &t10), 2);
+    TF_EQ_INT(tf_candle_agg_flush_all(a), 3);
+    TF_EQ_INT(g.n, 7);
+    TF_EQ_INT(g.c[4].revised, 1);
+    TF_EQ_INT(g.c[4].start_us, t0 + 1000000);
+    TF_EQ_INT(g.c[4].count, 2);
+    TF_EQ_INT(g.c[5].start_us, t0 + 3000000);
     tf_candle_agg_free(a);
 
     /* partial: the aggregator started inside the bucket */

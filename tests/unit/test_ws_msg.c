@@ -145,6 +145,8 @@ static void decode(void)
     TF_EQ_INT(it.commit_ts_ms, 1763890200123LL);
     const char *upd = "{\"before\":null,\"after\":{\"id\":7},\"source\":{},\"op\":\"u\"}";
     TF_EQ_INT(tf_ws_decode_trade(upd, strlen(upd), &it, &why), 0);
+    const char *snap = "{\"before\":null,\"after\":{\"id\":7},\"source\":{},\"op\":\"r\"}";
+    TF_EQ_INT(tf_ws_decode_trade(snap, strlen(snap), &it, &why), 0);
     const char *bad[] = {"", "null", "{\"op\":\"c\"}", "{\"op\":\"c\",\"after\":{},\"source\":{}}",
                          "{\"op\":\"c\",\"after\":{\"id\":1,\"ticker\":\"A\",\"market_code\":\"X\",\"trade_type\":\"HOLD\"},\"source\":{}}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
