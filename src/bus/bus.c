@@ -98,3 +98,11 @@ void tf_bus_consumer_close(tf_bus_consumer *c)
     if (c)
         c->ops->close(c);
 }
+
+int tf_bus_ready(void *bus, char *detail, size_t cap)
+{
+    detail[0] = 0;
+    int rc = tf_bus_status(bus, detail, cap);
+    if (rc == 0 && !detail[0]) snprintf(detail, cap, "%s", tf_bus_kind(bus));
+    return rc == 0;
+}

@@ -54,13 +54,6 @@ static int cdc_ready(void *ud, char *detail, size_t cap)
     return st.state == TF_CDC_STREAMING || st.state == TF_CDC_SNAPSHOT; /* 1 = ready */
 }
 
-static int bus_ready(void *ud, char *detail, size_t cap)
-{
-    int rc = tf_bus_status(ud, detail, cap);
-    if (rc == 0 && !detail[0]) snprintf(detail, cap, "%s", tf_bus_kind(ud));
-    return rc == 0; /* 1 = ready */
-}
-
 static int fail(const char *what, const char *err)
 {
     tf_error("run", what, "\"error\":\"%s\"", "see stderr");
@@ -108,7 +101,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         fail("cannot start the server", err);
         goto out;
     }
-    tf_server_add_ready_check(srv, "bus", bus_ready, bus);
+    tf_server_add_ready_check(srv, "bus", tf_bus_ready, bus);
     if (cfg->cdc_enabled) {
         if (!(cdc = tf_cdc_start(cfg, bus, m, err, sizeof err))) {
             fail("cannot start CDC", err);

@@ -1,9 +1,12 @@
 /*
  * cmd_serve.c - `tickflow serve`: the HTTP server alone (history REST API,
  * the generate endpoint, health/ready/metrics, dashboard) plus the rollup
- * refresher that keeps the continuous aggregates current. WebSocket and SSE
- * endpoints are registered by their modules through serve/http.h when the
- * process also has a bus (tickflow run).
+ * refresher that keeps the continuous aggregates current, WebSocket live
+ * ticks and SSE anomalies. With kafka.brokers set, the server reads
+ * stock.stock_trades and stock.anomalies from Kafka (every partition: each
+ * server instance sees everything); without a broker there is no bus to read
+ * from, so WebSocket clients get no trades and SSE serves stored anomalies
+ * (replay, paging, status) only - use `tickflow run` on one machine.
  *
  * Applies migrations first (idempotent), so a fresh database works.
  * SIGINT/SIGTERM stop the server gracefully (tf_server_stop is
@@ -16,9 +19,12 @@
 #include "cmd/cmd.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "bus/bus.h"
 #include "serve/api.h"
 #include "serve/http.h"
 #include "serve/rollup.h"
+#include "serve/sse.h"
+#include "serve/ws.h"
 #include "store/pg.h"
 #include "store/schema.h"
 
@@ -54,6 +60,9 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     tf_server *s = tf_server_new(NULL, cfg, m, err, sizeof err);
     tf_api *api = NULL;
     tf_rollup *ru = NULL;
+    tf_bus *bus = NULL;
+    tf_ws *ws = NULL;
+    tf_sse *sse = NULL;
     int code = 1;
     if (!s) {
         fprintf(stderr, "tickflow serve: %s\n", err);
@@ -66,6 +75,15 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     }
     api = tf_api_register(s, ru, err, sizeof err);
     if (!api) {
+        fprintf(stderr, "tickflow serve: %s\n", err);
+        goto out;
+    }
+    if (cfg->kafka_brokers[0] && !(bus = tf_bus_new(cfg, m, err, sizeof err))) {
+        fprintf(stderr, "tickflow serve: %s\n", err);
+        goto out;
+    }
+    if (bus) tf_server_add_ready_check(s, "bus", tf_bus_ready, bus);
+    if (!(ws = tf_ws_attach(s, bus, cfg, m, err, sizeof err)) || !(sse = tf_sse_attach(s, bus, cfg, m, err, sizeof err))) {
         fprintf(stderr, "tickflow serve: %s\n", err);
         goto out;
     }
@@ -91,9 +109,12 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     code = 0;
     tf_info("serve", "stopped", NULL);
 out:
+    tf_sse_free(sse);
+    tf_ws_free(ws);
     tf_api_free(api);
     tf_server_free(s);
     tf_rollup_stop(ru);
+    tf_bus_free(bus);
     tf_metrics_free(m);
     return code;
 }
