@@ -56,6 +56,7 @@ typedef struct etopic {
     int delivering;
     int closed;
     int readers_waiting;  /* consumers blocked on `changed` */
+    int64_t last_produce_mono; /* when the last message was appended (tf_mono_us) */
     int writers_waiting;  /* producers/flushers blocked on `space` */
     econsumer *consumers;
     int ndurable;
@@ -65,7 +66,9 @@ typedef struct etopic {
 
 #define BATCH 64                /* messages a consumer copies out per lock */
 #define SIGNAL_EVERY 32         /* producer wakes waiting readers every N messages */
-#define READER_SLICE_MS 1       /* ... and they poll at least this often */
+#define READER_SLICE_MS 1       /* ... and they poll at least this often while messages flow */
+#define QUIET_US 5000           /* no message for this long: the next one wakes readers at once,
+                                   so they sleep until then instead of polling */
 #define BATCH_BYTES (256 * 1024)
 
 typedef struct batched {
@@ -256,10 +259,15 @@ static int e_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
         tf_metric_set(t->depth, t->head - t->delivered);
     if (t->produced)
         tf_metric_add(t->produced, 1);
-    /* Waiting readers re-check every READER_SLICE_US anyway; waking them per
-     * message would cost a context switch per message, so only every
-     * SIGNAL_EVERY-th message wakes them early. */
-    if (t->readers_waiting && (t->head % SIGNAL_EVERY) == 0)
+    /* While messages flow, waiting readers re-check every READER_SLICE_MS
+     * anyway; waking them per message would cost a context switch per
+     * message, so only every SIGNAL_EVERY-th message wakes them early. The
+     * first message after a quiet spell always wakes them: readers that saw
+     * the topic quiet sleep without polling (see poll below). */
+    int64_t now = tf_mono_us();
+    int after_quiet = now - t->last_produce_mono > QUIET_US;
+    t->last_produce_mono = now;
+    if (t->readers_waiting && (after_quiet || (t->head % SIGNAL_EVERY) == 0))
         pthread_cond_broadcast(&t->changed);
     int none_durable = t->ndurable == 0;
     pthread_mutex_unlock(&t->mu);
@@ -413,12 +421,18 @@ static int e_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
                 pthread_mutex_unlock(&t->mu);
                 return 0;
             }
+            /* quiet topic: the next message broadcasts (produce), so sleep
+             * until it or the deadline; otherwise poll in short slices */
+            int quiet = tf_mono_us() - t->last_produce_mono > QUIET_US;
             struct timespec slice;
             deadline_after(&slice, READER_SLICE_MS);
-            if (timeout_ms > 0 && before(&dl, &slice))
+            if (timeout_ms > 0 && (quiet || before(&dl, &slice)))
                 slice = dl;
             t->readers_waiting++;
-            pthread_cond_timedwait(&t->changed, &t->mu, &slice);
+            if (quiet && timeout_ms < 0)
+                pthread_cond_wait(&t->changed, &t->mu);
+            else
+                pthread_cond_timedwait(&t->changed, &t->mu, &slice);
             t->readers_waiting--;
         }
         int n = fill_batch(c);

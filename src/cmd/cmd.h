@@ -16,4 +16,15 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos);  /* cmd_process.
 int tf_cmd_serve(tf_config *cfg, int npos, const char **pos);    /* cmd_serve.c    */
 int tf_cmd_run(tf_config *cfg, int npos, const char **pos);      /* cmd_run.c      */
 
+/* cmd_common.c. tf_cmd_catch_stop installs SIGINT/SIGTERM handlers that set
+ * the flag tf_cmd_stop_requested() reads and, when s is not NULL, stop that
+ * server gracefully; tf_cmd_release_stop restores the defaults (a second
+ * signal then kills). */
+struct tf_server;
+void tf_cmd_catch_stop(struct tf_server *s);
+void tf_cmd_release_stop(void);
+int tf_cmd_stop_requested(void);
+/* 0 when cfg names Kafka brokers; else prints why `tickflow <name>` needs them, -1. */
+int tf_cmd_require_kafka(const tf_config *cfg, const char *name);
+
 #endif

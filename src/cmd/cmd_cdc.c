@@ -21,31 +21,15 @@
 #include "common/metrics.h"
 #include "common/util.h"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
 {
     if (npos > 0) {
         fprintf(stderr, "tickflow cdc: unexpected argument '%s'\n", pos[0]);
         return 2;
     }
-    if (!cfg->kafka_brokers[0]) {
-        fprintf(stderr, "tickflow cdc: needs a Kafka cluster: set --kafka-brokers HOST:PORT "
-                        "(TICKFLOW_KAFKA_BROKERS); the embedded bus only exists inside `tickflow run`\n");
+    if (tf_cmd_require_kafka(cfg, "cdc") != 0)
         return 2;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    tf_cmd_catch_stop(NULL);
 
     char err[1024];
     tf_metrics *m = tf_metrics_new();
@@ -58,7 +42,7 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     }
     /* Fail fast on a broker that cannot be reached at all. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
-    while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !stop_requested)
+    while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_stop_requested())
         usleep(100000);
     if (tf_bus_status(bus, err, sizeof(err)) != 0) {
         tf_error("cdc", "Kafka unreachable", "\"brokers\":\"%s\"", cfg->kafka_brokers);
@@ -78,7 +62,7 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     tf_info("cdc", "started", "\"slot\":\"%s\",\"publication\":\"%s\",\"brokers\":\"%s\"", cfg->cdc_slot,
             cfg->cdc_publication, cfg->kafka_brokers);
     int64_t last_report = tf_mono_us();
-    while (!stop_requested) {
+    while (!tf_cmd_stop_requested()) {
         usleep(50000);
         if (tf_mono_us() - last_report >= 10 * 1000000LL) {
             last_report = tf_mono_us();

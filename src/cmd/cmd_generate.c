@@ -23,14 +23,6 @@
 #include "store/pg.h"
 #include "store/schema.h"
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 static int fail(int code, const char *err)
 {
     tf_error("generate", err, NULL);
@@ -67,26 +59,20 @@ int tf_cmd_generate(tf_config *cfg, int npos, const char **pos)
     if (!job)
         return fail(code == TF_PG_EINVAL ? 2 : 1, err);
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    tf_cmd_catch_stop(NULL);
     tf_genjob_status st;
     for (;;) {
         tf_genjob_status_get(job, &st);
         if (!st.running)
             break;
-        if (stop_requested)
+        if (tf_cmd_stop_requested())
             tf_genjob_stop(job);
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     tf_genjob_wait(job, &st);
     tf_genjob_free(job);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    tf_cmd_release_stop();
 
     printf("{\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"elapsed_ms\":%lld,"
            "\"labels\":%lld,\"run_id\":\"%s\"}\n",

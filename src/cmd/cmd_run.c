@@ -35,15 +35,6 @@
 #include "store/pg.h"
 #include "store/schema.h"
 
-static tf_server *volatile g_server; /* only for the signal handler */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    tf_server *s = g_server;
-    if (s) tf_server_stop(s);
-}
-
 static int cdc_ready(void *ud, char *detail, size_t cap)
 {
     tf_cdc_status st;
@@ -124,13 +115,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
             goto out;
         }
     }
-    g_server = srv;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    tf_cmd_catch_stop(srv);
 
     const char *host = strcmp(cfg->http_bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http_bind;
     int port = tf_server_port(srv);
@@ -145,9 +130,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_info("run", "started", "\"port\":%d,\"bus\":\"%s\"", port, tf_bus_kind(bus));
 
     tf_server_run(srv);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    g_server = NULL;
+    tf_cmd_release_stop();
     code = 0;
     tf_info("run", "stopping", NULL);
 out:

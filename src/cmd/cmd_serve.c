@@ -28,15 +28,6 @@
 #include "store/pg.h"
 #include "store/schema.h"
 
-static tf_server *volatile g_server; /* only for the signal handler */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    tf_server *s = g_server;
-    if (s) tf_server_stop(s);
-}
-
 int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
 {
     if (npos > 0) {
@@ -91,21 +82,13 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         fprintf(stderr, "tickflow serve: %s\n", err);
         goto out;
     }
-    g_server = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    tf_cmd_catch_stop(s);
     printf("tickflow serve: listening on http://%s:%d/\n",
            strcmp(cfg->http_bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http_bind,
            tf_server_port(s));
     fflush(stdout);
     tf_server_run(s);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    g_server = NULL;
+    tf_cmd_release_stop();
     code = 0;
     tf_info("serve", "stopped", NULL);
 out:

@@ -3,16 +3,18 @@ PostgreSQL -> `tickflow run --process.enabled false` (CDC to Kafka + the HTTP
 server with SSE reading stock.anomalies from Kafka) -> two `tickflow process`
 instances in one consumer group -> stock_anomalies + stock.anomalies -> SSE.
 
-Scenario (one consumer-group session timeout, ~45 s, is the long part):
+Scenario (consumer-group session timeouts, kafka.session_timeout_ms, are the long part):
   1. two processors share the partitions (both report trades in their
      heartbeat rows); round 1 of injected anomalies (one per ticker) is
      found, stored once and streamed over SSE with the right evidence;
-  2. both processors are killed with SIGKILL: SSE clients get
-     `event: status` "down";
-  3. round 2 is written while no processor runs;
+  2. one processor is killed with SIGKILL: after the group session timeout
+     the survivor owns every partition and finds round 2 (written right
+     after the kill), each anomaly exactly once;
+  3. the survivor is killed too: SSE clients get `event: status` "down";
+     round 3 is written while no processor runs;
   4. a new processor starts: SSE reports the recovery; after the group
      rebalance it rebuilds state from PostgreSQL, replays what the dead ones
-     had not committed, and finds round 2; every anomaly is in the table
+     had not committed, and finds round 3; every anomaly is in the table
      exactly once and no SSE client sees one twice.
 """
 import os
@@ -81,30 +83,38 @@ def test_group_kill_restart(c):
             "round 1 evidence", [g[2] for g in got])
     c.eq(sorted(assigned(p) for p in procs), [1, 2], "3 partitions split between the two processors")
 
-    # ---- kill both: status down
-    for p in procs:
-        p.kill()
+    # ---- kill one: the survivor takes over its partitions
+    procs[0].kill()
+    insert_round(pg, 40, n=150, spike_at=100)
+    h.wait_for(lambda: pg.scalar("SELECT count(*) FROM stock_anomalies") == str(2 * len(TICKERS)), 90,
+               "round 2 anomalies stored by the surviving processor")
+    h.wait_for(lambda: assigned(procs[1]) == 3, 30, "the survivor owns all 3 partitions")
+    got1b = sse.anomalies(len(TICKERS), 30)
+    c.eq(sorted(g[2]["ticker"] for g in got1b), sorted(t for t, _ in TICKERS), "round 2 on SSE")
+
+    # ---- kill the survivor too: status down
+    procs[1].kill()
     st = sse.event(30, kinds=("status",))
     c.check(st is not None and st[2]["status"] == "down", "status down after the kill", st)
 
-    # ---- round 2 while nothing processes, then a new processor
-    insert_round(pg, 40, n=150, spike_at=100)
+    # ---- round 3 while nothing processes, then a new processor
+    insert_round(pg, 70, n=150, spike_at=100)
     time.sleep(1)
     new = h.Proc(["process"] + common, env=env, name="proc-new")
     st = sse.event(30, kinds=("status",))
     c.check(st is not None and st[2]["status"] == "ok" and st[2]["previous"] == "down", "status recovered", st)
-    h.wait_for(lambda: pg.scalar("SELECT count(*) FROM stock_anomalies") == str(2 * len(TICKERS)), 110,
-               "round 2 anomalies stored after the rebalance")
+    h.wait_for(lambda: pg.scalar("SELECT count(*) FROM stock_anomalies") == str(3 * len(TICKERS)), 110,
+               "round 3 anomalies stored after the rebalance")
     got2 = sse.anomalies(len(TICKERS), 30)
-    c.eq(sorted(g[2]["ticker"] for g in got2), sorted(t for t, _ in TICKERS), "round 2 on SSE")
+    c.eq(sorted(g[2]["ticker"] for g in got2), sorted(t for t, _ in TICKERS), "round 3 on SSE")
     # exactly once: in the table and on the stream
     c.eq(pg.scalar("SELECT count(*) - count(DISTINCT id) FROM stock_anomalies"), "0", "no duplicate rows")
     c.eq(pg.scalar("SELECT count(*) FROM stock_anomalies a JOIN stock_trades t ON t.id = "
-                   "(a.evidence->'trade_ids'->>0)::bigint WHERE t.quantity = 5000000"), str(2 * len(TICKERS)),
+                   "(a.evidence->'trade_ids'->>0)::bigint WHERE t.quantity = 5000000"), str(3 * len(TICKERS)),
          "every anomaly is an injected trade")
     time.sleep(2)
     extra = sse.event(1.0, kinds=("anomaly",))
-    ids = [g[1] for g in got + got2]
+    ids = [g[1] for g in got + got1b + got2]
     c.check(extra is None and len(set(ids)) == len(ids), "no anomaly sent twice over SSE", extra)
     c.eq(new.stop(), 0, "processor exits cleanly on SIGTERM")
     out = new.output()
