@@ -68,6 +68,7 @@ struct tf_cdc {
     pthread_t thread;
     atomic_int stop;
     int stop_timeout_ms;
+    int streaming;      /* COPY BOTH is running on conn: status updates may be sent */
     pthread_mutex_t mu; /* guards st and the sleep cv */
     pthread_cond_t cv;
     tf_cdc_status st;
@@ -335,9 +336,13 @@ static int produce(tf_cdc *c, const char *key, size_t key_len, entry *e, uint64_
             atomic_fetch_sub(&c->outstanding_total, 1);
             return -1;
         }
-        /* back-pressure: keep the server from timing us out meanwhile */
-        if (c->conn && PQstatus(c->conn) == CONNECTION_OK && send_status(c, 0) < 0)
+        /* back-pressure: keep the server from timing us out meanwhile (only
+         * while streaming: during the snapshot no COPY is running yet) */
+        if (c->streaming && c->conn && PQstatus(c->conn) == CONNECTION_OK && send_status(c, 0) < 0) {
+            atomic_fetch_sub(&e->outstanding, 1);
+            atomic_fetch_sub(&c->outstanding_total, 1);
             return -1;
+        }
     }
     c->events++;
     if (c->m_events)
@@ -657,6 +662,7 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
     int rc = -1;
     tf_dbz_buf tb = {0};
     tf_dbz_col *cols = NULL;
+    entry *e = NULL; /* marked committed on every way out, or it pins the flush position */
     int ncols = 0;
     int64_t rows = 0;
     snprintf(q, sizeof(q), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
@@ -672,7 +678,7 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
         pg_err(err, errlen, "snapshot", s, res);
         goto out;
     }
-    entry *e = entry_new(c, tf_now_us());
+    e = entry_new(c, tf_now_us());
     if (!e)
         goto out;
     e->end_lsn = c->consistent_point;
@@ -719,10 +725,11 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
             rows++;
         }
     }
-    e->committed = 1;
     tf_info("cdc", "snapshot done", "\"rows\":%lld", (long long)rows);
     rc = 0;
 out:
+    if (e)
+        e->committed = 1;
     PQclear(res);
     PQclear(PQexec(s, "COMMIT"));
     PQfinish(s);
@@ -873,7 +880,10 @@ static void *cdc_thread(void *arg)
         first = 0;
         if (start_streaming(c, err, sizeof(err)) == 0) {
             backoff_ms = 100;
-            if (stream(c, err, sizeof(err)) == 0)
+            c->streaming = 1;
+            int done = stream(c, err, sizeof(err)) == 0;
+            c->streaming = 0;
+            if (done)
                 break;
         }
         if (atomic_load(&c->stop))

@@ -23,11 +23,8 @@ SRV = None
 def setup():
     global PG, BASE, PORT, SRV
     PG = h.Postgres()
-    PORT = h.free_port()
-    BASE = "http://127.0.0.1:%d" % PORT
-    SRV = h.Proc(["serve", "--pg-url", PG.url, "--port", str(PORT), "--http.max_body_bytes", "4096",
-                  "--rollup.interval_ms", "200"], name="serve")
-    h.wait_for(lambda: h.http("GET", BASE + "/health")[0] == 200, 60, "server up")
+    SRV = h.Server(PG.url, ["--http.max_body_bytes", "4096", "--rollup.interval_ms", "200"])
+    PORT, BASE = SRV.port, SRV.base
 
 
 def hist(raw_qs, headers=None):

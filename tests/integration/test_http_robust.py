@@ -25,12 +25,9 @@ SRV = None
 def setup():
     global PG, PORT, BASE, SRV
     PG = h.Postgres()
-    PORT = h.free_port()
-    BASE = "http://127.0.0.1:%d" % PORT
-    SRV = h.Proc(["serve", "--pg-url", PG.url, "--port", str(PORT), "--http.header_timeout_ms", "1000",
-                  "--http.max_body_bytes", "65536"], name="serve",
-                 env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=16"})
-    h.wait_for(lambda: h.http("GET", BASE + "/health")[0] == 200, 60, "server up")
+    SRV = h.Server(PG.url, ["--http.header_timeout_ms", "1000", "--http.max_body_bytes", "65536"],
+                   env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=16"})
+    PORT, BASE = SRV.port, SRV.base
 
 
 def health_ok(c, what, max_s=2.0):

@@ -20,8 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tfharness import (BIN, PG_LOCAL, Kafka, Postgres, Proc, free_port, http, main, on_exit, run,  # noqa: E402
-                       wait_for)
+from tfharness import (BIN, PG_LOCAL, Kafka, Postgres, Proc, Server, free_port, http, main, on_exit,  # noqa: E402
+                       run, wait_for)
 
 BUILD = os.environ.get("TICKFLOW_BUILD") or os.path.dirname(BIN)
 WSPIPE = os.path.join(BUILD, "wspipe")
@@ -668,30 +668,6 @@ def test_graceful_shutdown(c):
 
 # Not run by default yet: the Kafka bus's group-less consumer (every partition,
 # what an API server uses) receives nothing in bus_kafka.c as of this writing
-KAFKA_TESTS = [None]
-
-
-class Serve:
-    """`tickflow serve` reading every partition of stock.stock_trades from Kafka."""
-
-    def __init__(self, brokers):
-        self.port = free_port()
-        self.p = Proc(["serve", "--pg-url", PG.url, "--port", str(self.port), "--http.bind", "127.0.0.1",
-                       "--kafka-brokers", brokers], name="serve")
-        try:
-            wait_for(lambda: http("GET", "http://127.0.0.1:%d%s" % (self.port, PATH), timeout=5)[0] == 426,
-                     timeout=60, what="tickflow serve WebSocket route")
-        except AssertionError:
-            print(self.p.output()[-3000:], flush=True)
-            raise
-
-    def ws(self, path=PATH, **kw):
-        return WS(self.port, path, **kw)
-
-    def metric(self, name):
-        return metric(self.port, name)
-
-
 def test_kafka_bus_and_cdc_kill(c):
     """The separate-process layout: `tickflow cdc` -> Kafka (3 partitions) ->
     `tickflow serve` reading every partition. kill -9 of the CDC process in the middle of a
@@ -701,7 +677,9 @@ def test_kafka_bus_and_cdc_kill(c):
     k = Kafka()
     cdc_args = ["cdc", "--pg-url", PG.url, "--kafka-brokers", k.brokers, "--cdc.slot", "ws_kafka"]
     cdc = Proc(cdc_args, name="cdc")
-    srv = Serve(k.brokers)
+    srv = Server(PG.url, ["--kafka-brokers", k.brokers], health_path=PATH)  # 426: the WebSocket route is up
+    srv.ws = lambda path=PATH, **kw: WS(srv.port, path, **kw)
+    srv.metric = lambda name: metric(srv.port, name)
     x = srv.ws(PATH + "?tickers=*")
     x.recv()
     probes = []
@@ -745,13 +723,12 @@ def test_kafka_bus_and_cdc_kill(c):
     print("  kafka: %d trade events in the topic for %d trades (replays), ws dropped %d duplicates"
           % (in_kafka, len(want), srv.metric("tickflow_ws_duplicates_total")), flush=True)
     x.close()
-    srv.p.stop()
+    srv.stop()
     cdc.stop()
     k.destroy()
     P = Pipe()
 
 
-KAFKA_TESTS[0] = test_kafka_bus_and_cdc_kill
 
 
 def setup():
@@ -771,4 +748,4 @@ def test_setup(c):
 if __name__ == "__main__":
     main([test_setup, test_raw_subscribe_and_wildcard, test_change_subscription_and_interval, test_candles_equal_sql,
           test_protocol_robustness, test_no_duplicates_after_cdc_restart, test_no_duplicates_after_process_restart,
-          test_slow_consumer, test_graceful_shutdown] + KAFKA_TESTS)
+          test_slow_consumer, test_graceful_shutdown, test_kafka_bus_and_cdc_kill])

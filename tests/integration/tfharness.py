@@ -290,3 +290,20 @@ class Kafka:
             out.append({"partition": int(parts[0]), "offset": int(parts[1]), "key": parts[2],
                         "headers": hdrs, "value": parts[4]})
         return out
+
+
+class Server(Proc):
+    """`tickflow serve` on a free loopback port, up once /health answers 200.
+    .port, .base ("http://127.0.0.1:PORT"); extra args and env as for Proc."""
+
+    def __init__(self, pg_url, args=(), env=None, name="serve", health_path="/health"):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        Proc.__init__(self, ["serve", "--pg-url", pg_url, "--port", str(self.port), "--http.bind", "127.0.0.1"]
+                      + list(args), env=env, name=name)
+        try:
+            wait_for(lambda: self.alive() and http("GET", self.base + health_path, timeout=5)[0] in (200, 426),
+                     60, "tickflow serve on %s" % self.base)
+        except AssertionError:
+            print(self.output()[-3000:], flush=True)
+            raise
