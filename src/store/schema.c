@@ -234,6 +234,30 @@ static const tf_migration migrations[] = {
      "  state text NOT NULL,"
      "  watermark timestamptz"
      ");"},
+    {6, "retention_drops_bars",
+     /* Retention drops whole UTC days of trades; their rollup bars and dirty
+      * marks go with them in the same transaction, so bars keep equalling
+      * the raw trades they summarise. */
+     "CREATE OR REPLACE FUNCTION tickflow_drop_partitions_before(cutoff date)"
+     " RETURNS integer LANGUAGE plpgsql AS $f$"
+     " DECLARE r record; n integer := 0;"
+     "  cut timestamptz := cutoff::timestamp AT TIME ZONE 'UTC';"
+     " BEGIN"
+     "  PERFORM pg_advisory_xact_lock(7370001);"
+     "  FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+     "   WHERE i.inhparent = 'stock_trades'::regclass"
+     "    AND c.relname ~ '^stock_trades_p[0-9]{8}$'"
+     "    AND to_date(substr(c.relname, 15), 'YYYYMMDD') < cutoff"
+     "   ORDER BY c.relname LOOP"
+     "   EXECUTE format('DROP TABLE %I', r.relname);"
+     "   n := n + 1;"
+     "  END LOOP;"
+     "  DELETE FROM stock_bars_1m WHERE bucket < cut;"
+     "  DELETE FROM stock_bars_1h WHERE bucket < cut;"
+     "  DELETE FROM stock_bars_1d WHERE bucket < cut;"
+     "  DELETE FROM stock_bars_dirty WHERE bucket < cut;"
+     "  RETURN n;"
+     " END $f$;"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

@@ -183,6 +183,13 @@ def test_retention(c):
     s = summary(gen("--count", 100, "--start", old, "--rate", 1))
     name = "stock_trades_p" + old[:10].replace("-", "")
     c.eq(pg.scalar("SELECT count(*) FROM pg_class WHERE relname = '%s'" % name), "1", "old partition exists")
+    # rollup bars of the old day and of today (the old ones must go with the partition)
+    for table in ("stock_bars_1m", "stock_bars_1h", "stock_bars_1d"):
+        for day in (old[:10], time.strftime("%Y-%m-%d", time.gmtime())):
+            pg.sql("INSERT INTO %s VALUES ('%s 00:00:00+00', 'RETN', 'NYSE', '*', 1, 1, 1, 1, 1, 1, 1, 1, 0,"
+                   " '%s 00:00:00+00', 1, '%s 00:00:00+00', 1)" % (table, day, day, day))
+    c.check(int(pg.scalar("SELECT count(*) FROM stock_bars_dirty WHERE bucket < now() - interval '10 days'")) > 0,
+            "dirty marks of the old trades exist")
     p = h.run(["migrate", "--pg-url", pg.url], env={"TICKFLOW_STORAGE_RETENTION_DAYS": "7"})
     c.eq(p.returncode, 0, "migrate with retention")
     c.eq(pg.scalar("SELECT count(*) FROM pg_class WHERE relname = '%s'" % name), "0", "old partition dropped")
@@ -190,6 +197,11 @@ def test_retention(c):
          "0", "old rows gone")
     today = "stock_trades_p" + time.strftime("%Y%m%d", time.gmtime())
     c.eq(pg.scalar("SELECT count(*) FROM pg_class WHERE relname = '%s'" % today), "1", "recent partitions kept")
+    for table in ("stock_bars_1m", "stock_bars_1h", "stock_bars_1d"):
+        c.eq(pg.scalar("SELECT string_agg(bucket::date::text, ',') FROM %s WHERE ticker = 'RETN'" % table),
+             time.strftime("%Y-%m-%d", time.gmtime()), "old bars dropped, today's kept in " + table)
+    c.eq(pg.scalar("SELECT count(*) FROM stock_bars_dirty WHERE bucket < now() - interval '10 days'"), "0",
+         "old dirty marks dropped")
 
 
 def test_bad_input(c):
