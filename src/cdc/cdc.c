@@ -500,6 +500,24 @@ static void pg_err(char *err, size_t errlen, const char *what, PGconn *conn, PGr
     snprintf(err, errlen, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
 }
 
+/* 1 when tickflow_cdc_snapshots records a completed initial snapshot for
+ * slot (a missing table counts as "no"). conn may be a replication
+ * connection: plain queries are allowed on a logical walsender. */
+static int snapshot_done(PGconn *conn, const char *slot)
+{
+    /* a walsender speaks the simple query protocol only: no PQexecParams */
+    char *lit = PQescapeLiteral(conn, slot, strlen(slot));
+    if (!lit)
+        return 0;
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT 1 FROM tickflow_cdc_snapshots WHERE slot = %s", lit);
+    PQfreemem(lit);
+    PGresult *r = PQexec(conn, q);
+    int done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    PQclear(r);
+    return done;
+}
+
 /* Connects and prepares the slot. Returns 0, ERR_RETRY or ERR_FATAL. */
 static int setup(tf_cdc *c, int first, char *err, size_t errlen)
 {
@@ -554,7 +572,8 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
         rc = ERR_RETRY;
         goto fail;
     }
-    if (PQntuples(res) == 1) {
+    int exists = PQntuples(res) == 1;
+    if (exists) {
         if (strcmp(PQgetvalue(res, 0, 3), "logical") != 0 || strcmp(PQgetvalue(res, 0, 2), "pgoutput") != 0 ||
             strcmp(PQgetvalue(res, 0, 4), PQdb(conn)) != 0) {
             snprintf(err, errlen,
@@ -576,7 +595,29 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
             c->flushed = confirmed;
         PQclear(res);
         res = NULL;
-    } else {
+        if (first && strcmp(cfg->cdc_snapshot, "initial") == 0 && !snapshot_done(conn, cfg->cdc_slot)) {
+            /* an initial snapshot was cut short (or never taken): the rows
+             * it had not emitted are in no WAL the slot will send, so start
+             * over with a new slot and a new snapshot */
+            tf_warn("cdc", "slot has no completed initial snapshot; recreating it", "\"slot\":\"%s\"",
+                    cfg->cdc_slot);
+            char *ident = PQescapeIdentifier(conn, cfg->cdc_slot, strlen(cfg->cdc_slot));
+            snprintf(q, sizeof(q), "DROP_REPLICATION_SLOT %s", ident ? ident : "\"\"");
+            PQfreemem(ident);
+            res = PQexec(conn, q);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                pg_err(err, errlen, "dropping the replication slot", conn, res);
+                rc = ERR_RETRY;
+                goto fail;
+            }
+            PQclear(res);
+            res = NULL;
+            c->flushed = 0;
+            c->sent_flush = 0;
+            exists = 0;
+        }
+    }
+    if (!exists) {
         PQclear(res);
         int want_snapshot = first && strcmp(cfg->cdc_snapshot, "initial") == 0;
         char *ident = PQescapeIdentifier(conn, cfg->cdc_slot, strlen(cfg->cdc_slot));
@@ -725,13 +766,38 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
             rows++;
         }
     }
-    tf_info("cdc", "snapshot done", "\"rows\":%lld", (long long)rows);
     rc = 0;
 out:
     if (e)
         e->committed = 1;
     PQclear(res);
     PQclear(PQexec(s, "COMMIT"));
+    if (rc == 0) {
+        /* "done" only once the bus has durably taken every snapshot row */
+        int flushed = -1;
+        for (int waited = 0; waited < 600000 && !atomic_load(&c->stop); waited += 200)
+            if ((flushed = tf_bus_flush(c->bus, 200)) == 0)
+                break;
+        if (flushed != 0) {
+            snprintf(err, errlen, "snapshot: the bus did not deliver the snapshot rows in time");
+            rc = -1;
+        } else {
+            char slot_rows[24];
+            snprintf(slot_rows, sizeof(slot_rows), "%lld", (long long)rows);
+            const char *params[2] = {c->cfg.cdc_slot, slot_rows};
+            res = PQexecParams(s,
+                               "INSERT INTO tickflow_cdc_snapshots (slot, done_at, rows) VALUES ($1, now(), $2)"
+                               " ON CONFLICT (slot) DO UPDATE SET done_at = now(), rows = EXCLUDED.rows",
+                               2, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                pg_err(err, errlen, "recording the completed snapshot", s, res);
+                rc = -1;
+            } else {
+                tf_info("cdc", "snapshot done", "\"rows\":%lld", (long long)rows);
+            }
+            PQclear(res);
+        }
+    }
     PQfinish(s);
     free(cols);
     free(tb.p);
@@ -866,7 +932,7 @@ static void *cdc_thread(void *arg)
     while (!atomic_load(&c->stop)) {
         if (!c->conn) {
             set_state(c, TF_CDC_CONNECTING, NULL);
-            int rc = setup(c, 0, err, sizeof(err));
+            int rc = setup(c, first, err, sizeof(err));
             if (rc < 0) {
                 tf_warn("cdc", "cannot set up replication", "\"error\":\"%s\",\"retry_ms\":%d", err, backoff_ms);
                 set_state(c, TF_CDC_BACKOFF, err);
@@ -875,8 +941,19 @@ static void *cdc_thread(void *arg)
                 continue;
             }
         }
-        if (first && c->snapshot_name[0] && run_snapshot(c, err, sizeof(err)) < 0)
-            tf_error("cdc", "initial snapshot failed; streaming continues", "\"error\":\"%s\"", err);
+        if (first && c->snapshot_name[0] && run_snapshot(c, err, sizeof(err)) < 0) {
+            /* no completion mark: the next setup drops the slot and takes a
+             * new snapshot (rows already emitted are re-sent: at-least-once) */
+            tf_error("cdc", "initial snapshot failed; starting over", "\"error\":\"%s\",\"retry_ms\":%d", err,
+                     backoff_ms);
+            set_state(c, TF_CDC_BACKOFF, err);
+            PQfinish(c->conn);
+            c->conn = NULL;
+            drop_queue(c, -1);
+            nap(c, backoff_ms);
+            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+            continue;
+        }
         first = 0;
         if (start_streaming(c, err, sizeof(err)) == 0) {
             backoff_ms = 100;

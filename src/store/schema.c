@@ -258,6 +258,16 @@ static const tf_migration migrations[] = {
      "  DELETE FROM stock_bars_dirty WHERE bucket < cut;"
      "  RETURN n;"
      " END $f$;"},
+    {7, "cdc_snapshots",
+     /* owner: cdc/cdc.c. A row per slot whose initial snapshot was emitted
+      * completely and delivered by the bus. A slot found without its row
+      * when cdc.snapshot=initial had its snapshot cut short (crash, error):
+      * CDC drops and recreates it and snapshots again (at-least-once). */
+     "CREATE TABLE tickflow_cdc_snapshots ("
+     "  slot text PRIMARY KEY,"
+     "  done_at timestamptz NOT NULL,"
+     "  rows bigint NOT NULL"
+     ");"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

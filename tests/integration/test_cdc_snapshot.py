@@ -33,8 +33,8 @@ def test_snapshot_under_backpressure(c):
                   "--generator.enabled", "false", "--cdc.snapshot", "initial", "--bus.capacity", "16",
                   "--process.out_of_order_ms", "300"], name="run-snapshot")
     h.wait_for(lambda: processed(port) == ROWS, 120, "all %d snapshot rows processed" % ROWS, interval=0.2)
-    out = run.output()
-    c.check("snapshot done" in out and "snapshot failed" not in out, "snapshot completed", out[-3000:])
+    h.wait_for(lambda: "snapshot done" in run.output(), 30, "snapshot recorded as done")
+    c.check("snapshot failed" not in run.output(), "snapshot never failed", run.output()[-3000:])
     h.run(["generate", "--pg-url", pg.url, "--count", "20", "--rate", "1000", "--start", "2026-11-23T10:00:00Z",
            "--anomalies", "0"])
     h.wait_for(lambda: processed(port) == ROWS + 20, 60, "streamed rows after the snapshot", interval=0.2)
@@ -43,5 +43,39 @@ def test_snapshot_under_backpressure(c):
             run.output()[-2000:])
 
 
+def test_snapshot_redone_after_crash(c):
+    """kill -9 in the middle of the initial snapshot: the slot exists but no
+    completed snapshot is recorded, so the next start drops it and snapshots
+    again; every pre-existing row reaches the processor."""
+    pg = h.Postgres()
+    r = h.run(["generate", "--pg-url", pg.url, "--count", str(ROWS), "--rate", "1000",
+               "--start", "2026-11-23T09:00:00Z", "--anomalies", "0"])
+    c.eq(r.returncode, 0, "rows written before CDC starts: " + r.stderr[-500:])
+    args = ["--generator.enabled", "false", "--cdc.snapshot", "initial", "--bus.capacity", "16",
+            "--process.out_of_order_ms", "300", "--http.bind", "127.0.0.1", "--pg-url", pg.url]
+    port = h.free_port()
+    first = h.Proc(["run", "--port", str(port)] + args, name="run-snap-1")
+    h.wait_for(lambda: (processed(port) or 0) >= 40, 60, "snapshot under way", interval=0.05)
+    first.kill()
+    c.check((processed(port) if first.alive() else 0) == 0 and "snapshot done" not in first.output(),
+            "killed before the snapshot completed", first.output()[-1500:])
+    c.eq(pg.scalar("SELECT count(*) FROM tickflow_cdc_snapshots"), "0", "no completed snapshot recorded")
+    port = h.free_port()
+    second = h.Proc(["run", "--port", str(port)] + args, name="run-snap-2")
+    h.wait_for(lambda: processed(port) == ROWS, 120, "all %d rows processed after the restart" % ROWS,
+               interval=0.2)
+    c.check("recreating" in second.output(), "the cut-short slot was recreated", second.output()[-2000:])
+    h.wait_for(lambda: pg.scalar("SELECT rows FROM tickflow_cdc_snapshots") == str(ROWS), 30,
+               "completed snapshot recorded")
+    c.eq(second.stop(), 0, "clean exit")
+    # a third start with the same slot takes no new snapshot
+    port = h.free_port()
+    third = h.Proc(["run", "--port", str(port)] + args, name="run-snap-3")
+    h.wait_for(lambda: '"msg":"streaming"' in third.output(), 60, "third start streaming")
+    c.check(processed(port) in (0, None) and "recreating" not in third.output()
+            and "snapshot done" not in third.output(), "completed snapshot not taken again", third.output()[-1500:])
+    c.eq(third.stop(), 0, "clean exit")
+
+
 if __name__ == "__main__":
-    h.main([test_snapshot_under_backpressure])
+    h.main([test_snapshot_under_backpressure, test_snapshot_redone_after_crash])
