@@ -36,7 +36,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 url=$("$here/scripts/pg-local" start)
 export BENCH_PG_URL=$url
 TICKFLOW_LOG_LEVEL=warn "$TF_BUILD/tickflow" migrate --pg-url "$url" >/dev/null
-exec python3 - <<'PY'
+python3 - <<'PY'  # not exec: the EXIT trap must stop PostgreSQL
 import os, signal, socket, subprocess, sys, time, urllib.request
 
 B = os.environ["TF_BUILD"]; TMP = os.environ["BENCH_TMP"]; URL = os.environ["BENCH_PG_URL"]
