@@ -74,6 +74,23 @@ static int token(cur *c, const char **s, size_t *n)
     return 0;
 }
 
+/* After a member or element: 1 on ',' (another follows), 0 on `close`
+ * (consumed), -1 on anything else. */
+static int next_member(cur *c, char close)
+{
+    ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return 0;
+    }
+    return -1;
+}
+
 static int skip_value(cur *c, int depth)
 {
     ws(c);
@@ -95,17 +112,8 @@ static int skip_value(cur *c, int depth)
                 if (str(c, &s, &n, NULL) || expect(c, ':')) return -1;
             }
             if (skip_value(c, depth + 1)) return -1;
-            ws(c);
-            if (c->p >= c->end) return -1;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == close) {
-                c->p++;
-                return 0;
-            }
-            return -1;
+            int more = next_member(c, close);
+            if (more <= 0) return more;
         }
     }
     if (token(c, &s, &n)) return -1;
@@ -201,17 +209,9 @@ static int parse_after(cur *c, tf_trade *t)
         } else if (skip_value(c, 2)) {
             return -1;
         }
-        ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            break;
-        }
-        return -1;
+        int more = next_member(c, '}');
+        if (more < 0) return -1;
+        if (more == 0) break;
     }
     if (have != F_ALL) {
         c->why = "after: missing trade columns";
@@ -243,17 +243,8 @@ static int parse_source(cur *c, tf_dbz_trade *o)
         } else if (skip_value(c, 2)) {
             return -1;
         }
-        ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return 0;
-        }
-        return -1;
+        int more = next_member(c, '}');
+        if (more <= 0) return more;
     }
 }
 

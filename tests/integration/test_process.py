@@ -71,7 +71,9 @@ def test_group_kill_restart(c):
     h.wait_for(lambda: all((assigned(p) or 0) >= 1 for p in procs), 60, "both processors own partitions")
     sse = SSE(port)
     c.eq(sse.status, 200, "SSE connected")
-    time.sleep(3)  # the SSE feed consumer has its partitions (it reads from the end)
+    # the server's SSE feed reads stock.anomalies from the end: wait until it has its partitions
+    h.wait_for(lambda: '"msg":"partitions assigned","topic":"stock.anomalies"' in run.output(), 30,
+               "SSE feed assigned to stock.anomalies")
 
     # ---- round 1: both processors working
     insert_round(pg, 0)
