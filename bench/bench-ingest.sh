@@ -4,7 +4,8 @@
 # interleaved segment by segment into two databases with the same schema on
 # one throw-away PostgreSQL (own TF_PG_DIR and port, stopped on exit).
 # Env: BENCH_ROWS, BENCH_BATCH, BENCH_SEGMENTS, TF_BUILD (default build/),
-# TF_PG_FSYNC (default on: commits are real).
+# TF_PG_FSYNC (default on: commits are real), BENCH_DUMP=1 (each batch's
+# latency on stderr, in order: periodic stalls show up there).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${TF_BUILD:-$here/build}

@@ -168,6 +168,8 @@ int main(int argc, char **argv)
                         return 1;
                     }
                     lat[nlat++] = (double)(tf_mono_us() - b0) / 1000.0;
+                    if (getenv("BENCH_DUMP"))
+                        fprintf(stderr, "batch %zu %.1f\n", nlat, lat[nlat - 1]);
                 }
                 t_ours += (double)(tf_mono_us() - t0) / 1e6;
             }

@@ -8,12 +8,25 @@
  * hook, COMMIT. libpq is used in blocking
  * mode: the writer runs on its own thread (genjob, generate, bench), never on
  * an event loop.
+ *
+ * A batch that falls within one UTC day (nearly all of them) is copied
+ * straight into that day's partition, and the writer marks the (minute,
+ * ticker) buckets it touches in stock_bars_dirty itself, in the same
+ * statement list. Copying into the parent would fire the parent's
+ * statement trigger, which captures every row into a transition table and
+ * runs a DISTINCT over it: ~9 ms of a ~44 ms 10,000-row batch (measured,
+ * bench-ingest); the writer already knows the distinct buckets for a few
+ * microseconds. Statement triggers on a partitioned table do not fire for
+ * writes aimed at a partition, so nothing is marked twice; other writers
+ * (psql, UPDATE, DELETE) still go through the trigger. Batches that span
+ * days, or touch more than MARK_MAX buckets, go to the parent.
  */
 #include "store/copy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "store/pg.h"
@@ -22,6 +35,7 @@
 
 #define CHUNK (256 * 1024)
 #define MAX_ROWS 10000000
+#define MARK_MAX 4096 /* distinct (minute, ticker) marks sent by the writer */
 /* supported event times: [1900-01-01, 10000-01-01) UTC */
 #define MIN_EVENT_US (-2208988800LL * TF_US_PER_SEC)
 #define MAX_EVENT_US (253402300800LL * TF_US_PER_SEC)
@@ -257,6 +271,94 @@ static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf,
     return rc;
 }
 
+/* A growable string for the batch's statement list. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 1024;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+/*
+ * Appends "INSERT INTO stock_bars_dirty ... ;" for the distinct (minute,
+ * ticker) pairs of rows, as two array literals (tickers are [A-Z0-9.-],
+ * double-quoted so that a ticker named NULL stays a string). The set is an
+ * open-addressing table of row indexes. Returns 0, or -1 when there are more
+ * than MARK_MAX pairs (or no memory): the caller copies into the parent
+ * instead and lets the trigger mark.
+ */
+static int add_marks(sbuf *b, const tf_trade *rows, size_t n)
+{
+    enum { SLOTS = MARK_MAX * 2 };
+    static _Thread_local uint32_t slot[SLOTS]; /* row index + 1; 0 = empty */
+    uint32_t used[MARK_MAX];
+    size_t k = 0;
+    memset(slot, 0, sizeof slot);
+    for (size_t i = 0; i < n; i++) {
+        int64_t m = floor_div(rows[i].event_us, 60 * TF_US_PER_SEC);
+        uint64_t h = (uint64_t)m * 0x9E3779B97F4A7C15ULL;
+        for (const char *t = rows[i].ticker; *t; t++)
+            h = (h ^ (uint8_t)*t) * 0x100000001B3ULL;
+        size_t at = (size_t)(h >> 40) & (SLOTS - 1);
+        for (;;) {
+            uint32_t j = slot[at];
+            if (j == 0) {
+                if (k == MARK_MAX)
+                    return -1;
+                slot[at] = (uint32_t)i + 1;
+                used[k++] = (uint32_t)i;
+                break;
+            }
+            const tf_trade *o = &rows[j - 1];
+            if (floor_div(o->event_us, 60 * TF_US_PER_SEC) == m && strcmp(o->ticker, rows[i].ticker) == 0)
+                break;
+            at = (at + 1) & (SLOTS - 1);
+        }
+        if (i + 1 >= (size_t)UINT32_MAX)
+            return -1;
+    }
+    sb_str(b, " INSERT INTO stock_bars_dirty (bucket, ticker) SELECT to_timestamp(m * 60), t"
+              " FROM unnest('{");
+    char num[24];
+    for (size_t i = 0; i < k; i++) {
+        int len = snprintf(num, sizeof num, "%s%lld", i ? "," : "",
+                           (long long)floor_div(rows[used[i]].event_us, 60 * TF_US_PER_SEC));
+        sb_add(b, num, (size_t)len);
+    }
+    sb_str(b, "}'::bigint[], '{");
+    for (size_t i = 0; i < k; i++) {
+        sb_str(b, i ? ",\"" : "\"");
+        sb_str(b, rows[used[i]].ticker);
+        sb_str(b, "\"");
+    }
+    sb_str(b, "}'::text[]) AS u(m, t);");
+    return b->oom ? -1 : 0;
+}
+
 /* Streams the rows as COPY data; returns 0 or TF_PG_ECONN. */
 static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, char *errbuf,
                      size_t errlen)
@@ -362,12 +464,34 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         return rc;
     if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, errbuf, errlen)) != 0)
         return rc;
-    char sql[320];
-    snprintf(sql, sizeof sql,
-             "SELECT tickflow_reserve_ids(%zu);%s COPY stock_trades (id, ticker, market_code,"
-             " trade_type, price, quantity, event_time) FROM STDIN (FORMAT binary)",
-             n, in_tx ? " BEGIN;" : "");
-    if (!PQsendQuery(c->conn, sql))
+    sbuf q = {0};
+    char head[64];
+    snprintf(head, sizeof head, "SELECT tickflow_reserve_ids(%zu);%s", n, in_tx ? " BEGIN;" : "");
+    sb_str(&q, head);
+    int64_t day = tf_unix_day(min_us);
+    char target[40] = "stock_trades";
+    if (c->auto_partition && day == tf_unix_day(max_us) && day_known(c, day) && add_marks(&q, rows, n) == 0) {
+        time_t secs = (time_t)(day * 86400);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(target, sizeof target, "stock_trades_p%Y%m%d", &tm);
+    } else {
+        q.len = strlen(head); /* drop partial marks: the parent's trigger marks */
+        if (q.p)
+            q.p[q.len] = '\0';
+    }
+    sb_str(&q, " COPY ");
+    sb_str(&q, target);
+    sb_str(&q, " (id, ticker, market_code, trade_type, price, quantity, event_time)"
+               " FROM STDIN (FORMAT binary)");
+    if (q.oom) {
+        free(q.p);
+        snprintf(errbuf, errlen, "out of memory");
+        return TF_PG_EOTHER;
+    }
+    int sent = PQsendQuery(c->conn, q.p);
+    free(q.p);
+    if (!sent)
         return tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
     int64_t first = 0;
     int in_copy = 0, copy_sent = 0;

@@ -202,6 +202,35 @@ static void test_db(void)
               "3|A-B|KOSDAQ|BUY|12345.6789|42|2026-11-23T09:30:00.123459");
     PQclear(r);
 
+    /* a one-day batch goes straight into its partition, and the writer marks
+     * its (minute, ticker) buckets for the rollup itself, once each */
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty"), 4);
+    r = PQexec(c, "SELECT string_agg(ticker || '@' || to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+                  " ',' ORDER BY ticker) FROM stock_bars_dirty");
+    TF_EQ_STR(PQgetvalue(r, 0, 0), "005930@2026-11-23 09:30:00,A-B@2026-11-23 09:30:00,"
+                                   "AAPL@2026-11-23 09:30:00,BRK.A@2026-11-23 09:30:00");
+    PQclear(r);
+    /* a ticker spelled NULL stays a string; minutes before 1970 round down */
+    tf_trade odd[3] = {mk("NULL", "NYSE", 'B', 10000, 1, 1795426260000000LL),
+                       mk("NULL", "NYSE", 'B', 10000, 1, 1795426319999999LL),
+                       mk("PRE", "NYSE", 'B', 10000, 1, -310389903210988LL)};
+    TF_EQ_INT(tf_copy_write(w, odd, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, odd + 2, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker = 'NULL'"
+                       " AND bucket = '2026-11-23 09:31:00+00'"), 1);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker = 'PRE'"
+                       " AND bucket = date_bin('1 minute', timestamptz '1960-03-01 12:34:56.789012+00',"
+                       " timestamptz 'epoch')"), 1);
+    /* more buckets than the writer marks itself (4,320 > 4,096): the batch
+     * goes to the parent table and its trigger marks them */
+    tf_trade *wide = calloc(4320, sizeof *wide);
+    for (int i = 0; i < 4320; i++)
+        wide[i] = mk(i % 3 == 0 ? "W1" : i % 3 == 1 ? "W2" : "W3", "NYSE", 'B', 10000, 1,
+                     1795392000000000LL + (int64_t)(i / 3) * 60000000LL + 7);
+    TF_EQ_INT(tf_copy_write(w, wide, 4320, NULL, NULL, &first, &last, err, sizeof err), 0);
+    free(wide);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker LIKE 'W_'"), 4320);
+
     /* back-dated rows: partitions made on demand, including before 1970 */
     tf_trade old[2] = {mk("IBM", "NYSE", 'B', 1234500, 10, -616850703210988LL),
                        mk("IBM", "NYSE", 'S', 1234600, 10, -616850703210988LL + 86400000000LL)};
@@ -269,6 +298,14 @@ static void test_db(void)
     TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 6);
 
+    /* every committed trade's bucket is marked, and nothing a failed batch
+     * wrote survived: the marks are exactly the trades' buckets */
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM (SELECT date_bin('1 minute', event_time, timestamptz 'epoch'),"
+                       " ticker FROM stock_trades EXCEPT SELECT bucket, ticker FROM stock_bars_dirty) x"), 0);
+    TF_EQ_INT(q_int(c, "SELECT count(*) FROM (SELECT bucket, ticker FROM stock_bars_dirty EXCEPT"
+                       " SELECT date_bin('1 minute', event_time, timestamptz 'epoch'), ticker FROM stock_trades) x"),
+              0);
+
     /* retention drops whole old days only; a later write to a dropped day
      * recreates its partition even though the writer had it cached */
     int64_t now = tf_now_us();
@@ -277,7 +314,7 @@ static void test_db(void)
     TF_EQ_INT(tf_copy_write(w, past, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
     int dropped = -1;
     TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
-    TF_CHECK(dropped >= 2); /* 10 days ago and the 1950s */
+    TF_CHECK(dropped >= 3); /* 10 days ago, the 1950s and 1960 */
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'OLD'"), 1);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE event_time < '1951-01-01'"), 0);
     TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
