@@ -194,6 +194,13 @@ try:
           "clients vs ~%.0f MB/s if the same clients took raw trades" % (
               rss, C_CONNS * 380 / 1e6, raw_bytes / 1e6))
     stop(srv)
+    if os.environ.get("BENCH_FANOUT"):  # development: run with BENCH_PIPE_ARGS="--log.level debug"
+        import json
+        fo = sorted(json.loads(l)["fanout_us"] / 1000.0 for l in open(os.path.join(TMP, "run.log"))
+                    if '"candles sent"' in l)
+        if fo:
+            print("bench-ws: (b) candle flushes %d, duration p50 %.1f ms, max %.1f ms; all: %s"
+                  % (len(fo), fo[len(fo) // 2], fo[-1], " ".join("%.0f" % x for x in fo[-30:])))
     print("ws: 1k raw p99 %.1f ms, 10k candles p99 %.1f ms, rss %.0f MB, missing %d" % (
         float(raw["p99_ms"]), float(cand["p99_ms"]), rss, missing))
 finally:

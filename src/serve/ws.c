@@ -111,6 +111,7 @@ struct tf_ws {
     uint8_t *scratch;
     int stopping;
     int64_t nsubs;
+    size_t nraw; /* clients on interval 0 (raw trades) */
     tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised,
         *m_candles, *m_slow, *m_proto, *m_lag;
 };
@@ -410,6 +411,8 @@ static int set_interval(client *c, int64_t iv)
     }
     group_unref(c->ws, c->grp);
     c->grp = ng;
+    if (c->interval_ms == 0) c->ws->nraw--;
+    if (iv == 0) c->ws->nraw++;
     c->interval_ms = iv;
     return 0;
 }
@@ -463,6 +466,7 @@ static void client_free(client *c)
     free(names);
     set_wildcard(c, 0);
     group_unref(ws, c->grp);
+    if (c->interval_ms == 0) ws->nraw--;
     tf_ws_map_free(c->subs);
     q_clear(c);
     free(c->q);
@@ -717,6 +721,7 @@ typedef out_msg *(*make_msg_fn)(const void *arg);
 
 static void fanout(tf_ws *ws, const char *ticker, int64_t interval_ms, make_msg_fn make, const void *arg)
 {
+    if (interval_ms == 0 && ws->nraw == 0) return; /* only candle watchers: no scan per trade */
     out_msg *m = NULL;
     cvec *v = tf_ws_map_get(ws->watch, ticker);
     size_t nv = v ? v->n : 0;
@@ -996,6 +1001,7 @@ static void on_upgrade(tf_http_req *r, void *ud)
         return;
     }
     c->conn = conn;
+    ws->nraw++; /* interval 0 until the query or a message sets one */
     if (ws->m_clients) tf_metric_add(ws->m_clients, 1);
     char resp[200];
     int n = snprintf(resp, sizeof resp,
