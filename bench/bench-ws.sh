@@ -9,10 +9,12 @@
 #      side: the same load watched by ONE client (the pipeline floor without
 #      fan-out); the ratio is the cost of fanning out to 1000.
 #  (b) BENCH_CANDLE_CONNS (10000) clients on 1 s candles while BENCH_CANDLE_RATE
-#      (10000; the issue asks 50000, see below) trades/s are committed: every expected candle received (checked
+#      (50000) trades/s are committed: every expected candle received (checked
 #      against SQL: each (ticker, second) that traded -> one candle per
 #      watcher), interval end -> receipt p99, server peak RSS (VmHWM). Side
-#      by side: bytes a raw subscription would have needed vs candles.
+#      by side: the server's candle round (from its debug log) against the
+#      floor, build/wsfloor: one plain write() to each of as many loopback
+#      sockets, drained by a reader like wsload, on the idle machine first.
 #
 # The pipeline is `tickflow run --generator.enabled false` when it serves
 # /api/v1/stock/real-time, else build/wspipe (same CDC -> bus -> ws path).
@@ -44,11 +46,7 @@ HERE = os.environ["HERE"]
 RAW_CONNS = int(os.environ.get("BENCH_RAW_CONNS", "1000"))
 RAW_RATE = int(os.environ.get("BENCH_RAW_RATE", "5000"))
 C_CONNS = int(os.environ.get("BENCH_CANDLE_CONNS", "10000"))
-# (b) is scaled down from the issue's 50,000 trades/s: on this shared 2-core
-# machine the CDC (pgoutput decoding + envelopes) fell ~2 s behind at 50,000/s
-# (measured: candles p50 1.9 s after interval end, all of them "late"), which
-# measures CDC, not WebSocket. BENCH_CANDLE_RATE=50000 runs the full rate.
-C_RATE = int(os.environ.get("BENCH_CANDLE_RATE", "10000"))
+C_RATE = int(os.environ.get("BENCH_CANDLE_RATE", "50000"))
 DUR = float(os.environ.get("BENCH_SECONDS", "10"))
 TICKERS = ["W%02d" % i for i in range(50)]
 procs = []
@@ -152,7 +150,12 @@ try:
         sys.exit(0)
 
     # ---- (b) candles
-    srv, port, kind = pipeline()
+    fl = subprocess.run([os.path.join(B, "wsfloor"), str(C_CONNS), "10", "300"], capture_output=True, text=True,
+                        timeout=300)
+    floor = dict(kv.split("=") for kv in fl.stdout.split()[1:]) if fl.returncode == 0 else {}
+    if not floor:
+        print("bench-ws: (b) wsfloor failed: %s" % fl.stderr.strip())
+    srv, port, kind = pipeline(["--log.level", "debug"])  # debug: the "candles sent" lines time each round
     gen = generate(C_RATE, 3 * DUR + 60)
     rc = os.path.join(TMP, "receipts.txt")
     t0 = time.monotonic()
@@ -178,9 +181,6 @@ try:
         missing += max(0, want - cnt); extra += max(0, cnt - want)
     secs = (w1 - w0) / 1000.0
     raw_bytes = int(ins) / max(1.0, time.monotonic() - t0) * 300 * C_CONNS / len(TICKERS)
-    if C_RATE < 50000:
-        print("bench-ws: (b) SCALED DOWN to %d trades/s (issue: 50000): at 50000/s the CDC on this 2-core machine "
-              "falls ~2 s behind, so candles would measure CDC lag; BENCH_CANDLE_RATE=50000 to try" % C_RATE)
     print("bench-ws: (b) %d clients on 1 s candles, %d trades/s asked (%s rows in the table), window %.0f s: "
           "candles expected %d, received %d, missing %d, unexpected %d, lagged %s" % (
               C_CONNS, C_RATE, ins, secs, expected, got, missing, extra, cand["lagged"]))
@@ -194,13 +194,16 @@ try:
           "clients vs ~%.0f MB/s if the same clients took raw trades" % (
               rss, C_CONNS * 380 / 1e6, raw_bytes / 1e6))
     stop(srv)
-    if os.environ.get("BENCH_FANOUT"):  # development: run with BENCH_PIPE_ARGS="--log.level debug"
-        import json
-        fo = sorted(json.loads(l)["fanout_us"] / 1000.0 for l in open(os.path.join(TMP, "run.log"))
-                    if '"candles sent"' in l)
-        if fo:
-            print("bench-ws: (b) candle flushes %d, duration p50 %.1f ms, max %.1f ms; all: %s"
-                  % (len(fo), fo[len(fo) // 2], fo[-1], " ".join("%.0f" % x for x in fo[-30:])))
+    import json
+    fo = sorted((json.loads(l)["fanout_us"] / 1000.0, json.loads(l)["clients"]) for l in
+                open(os.path.join(TMP, "run.log")) if '"candles sent"' in l)
+    full = [ms for ms, n in fo if n >= 0.9 * C_CONNS]  # rounds that reached (nearly) every client
+    if full and floor:
+        f50 = float(floor["p50_ms"])
+        print("bench-ws: (b) one candle round to ~%d clients takes the server p50 %.1f ms (max %.1f, %d rounds) "
+              "under the load; floor: %s plain write()s on the idle machine p50 %.1f ms (%s us each); ratio %.2f"
+              % (C_CONNS, full[len(full) // 2], full[-1], len(full), floor["conns"], f50, floor["us_per_write"],
+                 full[len(full) // 2] / max(0.01, f50)))
     print("ws: 1k raw p99 %.1f ms, 10k candles p99 %.1f ms, rss %.0f MB, missing %d" % (
         float(raw["p99_ms"]), float(cand["p99_ms"]), rss, missing))
 finally:
