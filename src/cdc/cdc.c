@@ -327,7 +327,7 @@ static int produce(tf_cdc *c, const char *key, size_t key_len, entry *e, uint64_
     atomic_fetch_add(&e->outstanding, 1);
     atomic_fetch_add(&c->outstanding_total, 1);
     for (;;) {
-        int rc = tf_bus_produce(c->bus, TF_TOPIC_TRADES, key, key_len, c->buf.p, c->buf.len, commit_lsn,
+        int rc = tf_bus_produce(c->bus, TF_TOPIC_TRADES, key, key_len, c->buf.b, c->buf.len, commit_lsn,
                                 xid, on_delivered, c, e, 100);
         if (rc == 0)
             break;
@@ -660,14 +660,9 @@ static int row_tuple(PGresult *res, int row, tf_dbz_buf *tb, tf_pg_tuple *t)
     size_t need = 2;
     for (int i = 0; i < n; i++)
         need += 5 + (size_t)PQgetlength(res, row, i);
-    if (need + 1 > tb->cap) {
-        char *np = realloc(tb->p, need + 1);
-        if (!np)
-            return -1;
-        tb->p = np;
-        tb->cap = need + 1;
-    }
-    uint8_t *p = (uint8_t *)tb->p;
+    if (tf_sbuf_reserve(tb, need) != 0)
+        return -1;
+    uint8_t *p = (uint8_t *)tb->b;
     size_t o = 0;
     p[o++] = (uint8_t)(n >> 8);
     p[o++] = (uint8_t)n;
@@ -800,7 +795,7 @@ out:
     }
     PQfinish(s);
     free(cols);
-    free(tb.p);
+    free(tb.b);
     c->snapshot_name[0] = '\0';
     return rc;
 }

@@ -21,29 +21,10 @@
 #define OID_TIMESTAMPTZ 1184
 #define OID_NUMERIC 1700
 
-static int reserve(tf_dbz_buf *b, size_t n)
-{
-    if (b->len + n + 1 <= b->cap)
-        return 0;
-    size_t ncap = b->cap ? b->cap : 1024;
-    while (ncap < b->len + n + 1)
-        ncap *= 2;
-    char *np = realloc(b->p, ncap);
-    if (!np)
-        return -1;
-    b->p = np;
-    b->cap = ncap;
-    return 0;
-}
-
 static int put(tf_dbz_buf *b, const char *s, size_t n)
 {
-    if (reserve(b, n) < 0)
-        return -1;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
+    tf_sbuf_add(b, s, n);
+    return b->oom ? -1 : 0;
 }
 
 static int puts_(tf_dbz_buf *b, const char *s)
@@ -53,15 +34,15 @@ static int puts_(tf_dbz_buf *b, const char *s)
 
 static int put_str(tf_dbz_buf *b, const char *s, size_t n)
 {
-    if (reserve(b, n * 6 + 2) < 0)
+    if (tf_sbuf_reserve(b, n * 6 + 2) < 0)
         return -1;
-    b->p[b->len++] = '"';
-    int w = tf_json_escape(s, n, b->p + b->len, b->cap - b->len);
+    b->b[b->len++] = '"';
+    int w = tf_json_escape(s, n, b->b + b->len, b->cap - b->len);
     if (w < 0)
         return -1;
     b->len += (size_t)w;
-    b->p[b->len++] = '"';
-    b->p[b->len] = '\0';
+    b->b[b->len++] = '"';
+    b->b[b->len] = '\0';
     return 0;
 }
 
@@ -178,6 +159,7 @@ int tf_dbz_envelope(tf_dbz_buf *out, char op, const tf_dbz_col *cols, int ncols,
     static const char *const snap[] = {"false", "true", "last"};
     char opstr[2] = {op, 0};
     out->len = 0;
+    out->oom = 0; /* a failed envelope before does not fail this one */
     if (puts_(out, "{\"before\":") < 0 || put_tuple(out, cols, ncols, before) < 0 ||
         puts_(out, ",\"after\":") < 0 || put_tuple(out, cols, ncols, after) < 0 ||
         puts_(out, ",\"source\":{\"version\":") < 0 ||
@@ -219,7 +201,7 @@ int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_pg_tuple *t, co
 
 void tf_dbz_buf_free(tf_dbz_buf *b)
 {
-    free(b->p);
-    b->p = NULL;
+    free(b->b);
+    b->b = NULL;
     b->len = b->cap = 0;
 }

@@ -15,12 +15,10 @@
 #include <stdint.h>
 
 #include "cdc/pgoutput.h"
+#include "common/util.h"
 
 /* A growable output buffer owned by the caller (free p when done). */
-typedef struct tf_dbz_buf {
-    char *p;
-    size_t len, cap;
-} tf_dbz_buf;
+typedef tf_sbuf tf_dbz_buf; /* .b is the NUL-terminated text, .len its length */
 
 typedef struct tf_dbz_col {
     const char *name;

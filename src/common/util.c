@@ -7,6 +7,7 @@
 #include "common/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -313,3 +314,33 @@ int tf_json_escape(const char *s, size_t len, char *buf, size_t cap)
     }
     return (int)o;
 }
+
+int tf_sbuf_reserve(tf_sbuf *s, size_t n)
+{
+    if (s->oom)
+        return -1;
+    if (s->len + n + 1 <= s->cap)
+        return 0;
+    size_t nc = s->cap ? s->cap : 4096;
+    while (nc < s->len + n + 1)
+        nc *= 2;
+    char *nb = realloc(s->b, nc);
+    if (!nb) {
+        s->oom = 1;
+        return -1;
+    }
+    s->b = nb;
+    s->cap = nc;
+    return 0;
+}
+
+void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n)
+{
+    if (tf_sbuf_reserve(s, n) != 0)
+        return;
+    memcpy(s->b + s->len, p, n);
+    s->len += n;
+    s->b[s->len] = '\0';
+}
+
+void tf_sbuf_str(tf_sbuf *s, const char *str) { tf_sbuf_add(s, str, strlen(str)); }

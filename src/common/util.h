@@ -45,4 +45,17 @@ int tf_json_escape(const char *s, size_t len, char *buf, size_t cap);
 /* Returns 1 if the buffer is valid UTF-8 (no overlongs, no surrogates). */
 int tf_utf8_valid(const unsigned char *s, size_t len);
 
+/* A growable NUL-terminated string; {0} is empty, free(b) releases it. Out
+ * of memory stops it growing and sets oom, so callers check once at the end. */
+typedef struct tf_sbuf {
+    char *b;
+    size_t len, cap;
+    int oom;
+} tf_sbuf;
+
+/* Room for n more bytes and the NUL; 0, or -1 (oom set). */
+int tf_sbuf_reserve(tf_sbuf *s, size_t n);
+void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n);
+void tf_sbuf_str(tf_sbuf *s, const char *str);
+
 #endif

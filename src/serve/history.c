@@ -313,45 +313,15 @@ int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len)
 
 /* ---- output buffers ------------------------------------------------------ */
 
-typedef struct obuf {
-    char *b;
-    size_t len, cap;
-    int oom;
-} obuf;
-
-static void ob_put(obuf *o, const char *s, size_t n)
-{
-    if (o->oom) return;
-    if (o->len + n + 1 > o->cap) {
-        size_t nc = o->cap ? o->cap * 2 : 8192;
-        while (nc < o->len + n + 1) nc *= 2;
-        char *nb = realloc(o->b, nc);
-        if (!nb) {
-            o->oom = 1;
-            return;
-        }
-        o->b = nb;
-        o->cap = nc;
-    }
-    memcpy(o->b + o->len, s, n);
-    o->len += n;
-    o->b[o->len] = '\0';
-}
-
-static void ob_str(obuf *o, const char *s)
-{
-    ob_put(o, s, strlen(s));
-}
-
-static void ob_fmt(obuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ob_fmt(obuf *o, const char *fmt, ...)
+static void ob_fmt(tf_sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ob_fmt(tf_sbuf *o, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) ob_put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n > 0) tf_sbuf_add(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* ---- the job ------------------------------------------------------------- */
@@ -364,7 +334,7 @@ typedef struct hjob {
     /* result */
     int status;             /* 0 ok; else HTTP error status */
     char errmsg[256];
-    obuf out;               /* JSON page, or the current stream chunk */
+    tf_sbuf out;               /* JSON page, or the current stream chunk */
     int started;            /* stream begun (a chunk was posted) */
     int failed_midway;
     /* streaming back-pressure */
@@ -535,12 +505,12 @@ static int flush_chunk(hjob *j, int force)
 
 /* ---- row formatting ------------------------------------------------------ */
 
-static void put_json_str(obuf *o, const char *s, int len)
+static void put_json_str(tf_sbuf *o, const char *s, int len)
 {
     char esc[128];
-    ob_put(o, "\"", 1);
-    if (jesc(s, (size_t)len, esc, sizeof esc - 1) >= 0) ob_str(o, esc);
-    ob_put(o, "\"", 1);
+    tf_sbuf_add(o, "\"", 1);
+    if (jesc(s, (size_t)len, esc, sizeof esc - 1) >= 0) tf_sbuf_str(o, esc);
+    tf_sbuf_add(o, "\"", 1);
 }
 
 /* Fast formatting for the raw-row hot path (a 30-day CSV is 1.3M rows):
@@ -595,26 +565,12 @@ static char *put_ts(hjob *j, char *o, int64_t us)
 static void emit_raw_fields(hjob *j, int64_t id, const char *tk, int tkl, const char *mk, int mkl,
                             const char *sd, int sdl, const char *px, int pxl, int64_t qty, int64_t ts)
 {
-    obuf *o = &j->out;
+    tf_sbuf *o = &j->out;
     if (tkl > 32) tkl = 32;
     if (mkl > 16) mkl = 16;
     if (sdl > 8) sdl = 8;
     if (pxl > 40) pxl = 40;
-    if (o->len + 320 > o->cap) { /* reserve room for one row */
-        ob_put(o, "", 0);
-        size_t nc = o->cap ? o->cap : 8192;
-        while (o->len + 320 > nc) nc *= 2;
-        if (nc != o->cap) {
-            char *nb = realloc(o->b, nc);
-            if (!nb) {
-                o->oom = 1;
-                return;
-            }
-            o->b = nb;
-            o->cap = nc;
-        }
-    }
-    if (o->oom) return;
+    if (tf_sbuf_reserve(o, 320) != 0) return; /* room for one row */
     char *w = o->b + o->len;
     if (j->q.format == TF_HIST_CSV) {
         w = put_i64(w, id);
@@ -711,7 +667,7 @@ static int copy_tuple(hjob *j, const char *p, int len)
  * trades, vwap, buy_volume, sell_volume, notional */
 static void emit_bar(hjob *j, const PGresult *res, int i)
 {
-    obuf *o = &j->out;
+    tf_sbuf *o = &j->out;
     int64_t b = rd_ts(PQgetvalue(res, i, 0));
     const char *tk = PQgetvalue(res, i, 1), *mk = PQgetvalue(res, i, 2);
     int tkl = PQgetlength(res, i, 1), mkl = PQgetlength(res, i, 2);
@@ -745,7 +701,7 @@ static void emit_bar(hjob *j, const PGresult *res, int i)
                      (long long)trades, vwl, vw, (long long)buy, (long long)sell,
                      j->q.format == TF_HIST_NDJSON ? "\n" : "");
     }
-    if (n > 0 && (size_t)n < sizeof line) ob_put(o, line, (size_t)n);
+    if (n > 0 && (size_t)n < sizeof line) tf_sbuf_add(o, line, (size_t)n);
     if (j->q.format == TF_HIST_JSON) {
         agg_row(j, (int64_t)parse_e4_128(f[0], fl[0]), (int64_t)parse_e4_128(f[1], fl[1]),
                 (int64_t)parse_e4_128(f[2], fl[2]), (int64_t)parse_e4_128(f[3], fl[3]), vol, trades,
@@ -1057,7 +1013,7 @@ static void hist_work(PGconn *conn, void *arg)
                               ? "id,ticker,market_code,trade_type,price,quantity,event_time\n"
                               : "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,"
                                 "buy_volume,sell_volume\n";
-        if (j->q.format == TF_HIST_CSV) ob_str(&j->out, hdr);
+        if (j->q.format == TF_HIST_CSV) tf_sbuf_str(&j->out, hdr);
     }
     int more = j->q.width_us == 0 ? work_raw(j, conn) : work_bars(j, conn);
     res = PQexec(conn, more < 0 ? "ROLLBACK" : "COMMIT");
@@ -1071,7 +1027,7 @@ static void hist_work(PGconn *conn, void *arg)
         return;
     }
     /* wrap the page */
-    obuf page = {0};
+    tf_sbuf page = {0};
     char cur[200] = "";
     if (more) {
         char c[160];
@@ -1085,14 +1041,14 @@ static void hist_work(PGconn *conn, void *arg)
     char s1[40], s2[40];
     tf_fmt_iso_us(j->q.start_us, s1);
     tf_fmt_iso_us(j->q.end_us, s2);
-    ob_str(&page, "{\"data\":[");
-    if (j->out.b) ob_put(&page, j->out.b, j->out.len);
+    tf_sbuf_str(&page, "{\"data\":[");
+    if (j->out.b) tf_sbuf_add(&page, j->out.b, j->out.len);
     ob_fmt(&page, "],\"count\":%lld,\"next_cursor\":%s,\"filters\":{", (long long)j->n,
            more ? cur : "null");
     if (j->q.ticker[0]) {
-        ob_str(&page, "\"ticker\":");
+        tf_sbuf_str(&page, "\"ticker\":");
         put_json_str(&page, j->q.ticker, (int)strlen(j->q.ticker));
-        ob_str(&page, ",");
+        tf_sbuf_str(&page, ",");
     }
     if (j->q.market[0]) ob_fmt(&page, "\"market_code\":\"%s\",", j->q.market);
     if (j->q.side[0]) ob_fmt(&page, "\"trade_type\":\"%s\",", j->q.side);
@@ -1114,9 +1070,9 @@ static void hist_work(PGconn *conn, void *arg)
         ob_fmt(&page, ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
                o, h, l, c, v);
     } else {
-        ob_str(&page, ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null");
+        tf_sbuf_str(&page, ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null");
     }
-    ob_str(&page, "}}");
+    tf_sbuf_str(&page, "}}");
     free(j->out.b);
     j->out = page;
     if (page.oom) {

@@ -271,36 +271,6 @@ static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf,
     return rc;
 }
 
-/* A growable string for the batch's statement list. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
 /*
@@ -311,7 +281,7 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (
  * than MARK_MAX pairs (or no memory): the caller copies into the parent
  * instead and lets the trigger mark.
  */
-static int add_marks(sbuf *b, const tf_trade *rows, size_t n)
+static int add_marks(tf_sbuf *b, const tf_trade *rows, size_t n)
 {
     enum { SLOTS = MARK_MAX * 2 };
     static _Thread_local uint32_t slot[SLOTS]; /* row index + 1; 0 = empty */
@@ -341,21 +311,21 @@ static int add_marks(sbuf *b, const tf_trade *rows, size_t n)
         if (i + 1 >= (size_t)UINT32_MAX)
             return -1;
     }
-    sb_str(b, " INSERT INTO stock_bars_dirty (bucket, ticker) SELECT to_timestamp(m * 60), t"
+    tf_sbuf_str(b, " INSERT INTO stock_bars_dirty (bucket, ticker) SELECT to_timestamp(m * 60), t"
               " FROM unnest('{");
     char num[24];
     for (size_t i = 0; i < k; i++) {
         int len = snprintf(num, sizeof num, "%s%lld", i ? "," : "",
                            (long long)floor_div(rows[used[i]].event_us, 60 * TF_US_PER_SEC));
-        sb_add(b, num, (size_t)len);
+        tf_sbuf_add(b, num, (size_t)len);
     }
-    sb_str(b, "}'::bigint[], '{");
+    tf_sbuf_str(b, "}'::bigint[], '{");
     for (size_t i = 0; i < k; i++) {
-        sb_str(b, i ? ",\"" : "\"");
-        sb_str(b, rows[used[i]].ticker);
-        sb_str(b, "\"");
+        tf_sbuf_str(b, i ? ",\"" : "\"");
+        tf_sbuf_str(b, rows[used[i]].ticker);
+        tf_sbuf_str(b, "\"");
     }
-    sb_str(b, "}'::text[]) AS u(m, t);");
+    tf_sbuf_str(b, "}'::text[]) AS u(m, t);");
     return b->oom ? -1 : 0;
 }
 
@@ -464,10 +434,10 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         return rc;
     if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, errbuf, errlen)) != 0)
         return rc;
-    sbuf q = {0};
+    tf_sbuf q = {0};
     char head[64];
     snprintf(head, sizeof head, "SELECT tickflow_reserve_ids(%zu);%s", n, in_tx ? " BEGIN;" : "");
-    sb_str(&q, head);
+    tf_sbuf_str(&q, head);
     int64_t day = tf_unix_day(min_us);
     char target[40] = "stock_trades";
     if (c->auto_partition && day == tf_unix_day(max_us) && day_known(c, day) && add_marks(&q, rows, n) == 0) {
@@ -477,20 +447,20 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         strftime(target, sizeof target, "stock_trades_p%Y%m%d", &tm);
     } else {
         q.len = strlen(head); /* drop partial marks: the parent's trigger marks */
-        if (q.p)
-            q.p[q.len] = '\0';
+        if (q.b)
+            q.b[q.len] = '\0';
     }
-    sb_str(&q, " COPY ");
-    sb_str(&q, target);
-    sb_str(&q, " (id, ticker, market_code, trade_type, price, quantity, event_time)"
+    tf_sbuf_str(&q, " COPY ");
+    tf_sbuf_str(&q, target);
+    tf_sbuf_str(&q, " (id, ticker, market_code, trade_type, price, quantity, event_time)"
                " FROM STDIN (FORMAT binary)");
     if (q.oom) {
-        free(q.p);
+        free(q.b);
         snprintf(errbuf, errlen, "out of memory");
         return TF_PG_EOTHER;
     }
-    int sent = PQsendQuery(c->conn, q.p);
-    free(q.p);
+    int sent = PQsendQuery(c->conn, q.b);
+    free(q.b);
     if (!sent)
         return tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
     int64_t first = 0;

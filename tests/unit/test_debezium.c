@@ -54,7 +54,7 @@ static void test_insert_envelope(void)
                          24023128, 0};
     tf_dbz_buf b = {0};
     TF_EQ_INT(tf_dbz_envelope(&b, 'c', cols, 8, NULL, &t, &src, 1763890200130), 0);
-    TF_EQ_STR(b.p, "{\"before\":null,\"after\":{\"id\":1,\"ticker\":\"AAPL\",\"price\":\"189.2500\","
+    TF_EQ_STR(b.b, "{\"before\":null,\"after\":{\"id\":1,\"ticker\":\"AAPL\",\"price\":\"189.2500\","
                    "\"quantity\":100,\"event_time\":\"2026-11-23T09:30:00.123456Z\",\"ok\":true,\"f\":\"NaN\","
                    "\"note\":\"a\\\"b\\\\c\\n\\u0001\"},"
                    "\"source\":{\"version\":\"tickflow-0.1.0\",\"connector\":\"postgresql\",\"name\":\"stock\","
@@ -79,18 +79,18 @@ static void test_insert_envelope(void)
     tf_pg_tuple td = tuple_of(&d, 7);
     src.snapshot = 1;
     TF_EQ_INT(tf_dbz_envelope(&b, 'd', cols, 8, &td, NULL, &src, 5), 0);
-    TF_CHECK(strstr(b.p, "{\"before\":{\"id\":2,\"ticker\":null,\"price\":\"__debezium_unavailable_value\","
+    TF_CHECK(strstr(b.b, "{\"before\":{\"id\":2,\"ticker\":null,\"price\":\"__debezium_unavailable_value\","
                          "\"quantity\":-5,\"event_time\":\"infinity\",\"ok\":false,\"f\":1.5e-07},\"after\":null")
-             == b.p);
-    TF_CHECK(strstr(b.p, "\"snapshot\":\"true\"") != NULL);
-    TF_CHECK(strstr(b.p, "\"op\":\"d\",\"ts_ms\":5}") != NULL);
+             == b.b);
+    TF_CHECK(strstr(b.b, "\"snapshot\":\"true\"") != NULL);
+    TF_CHECK(strstr(b.b, "\"op\":\"d\",\"ts_ms\":5}") != NULL);
     TF_EQ_INT(tf_dbz_find_text(cols, 8, &td, "ticker", &k, &kl), 0); /* null */
 
     /* a tuple wider than the relation is refused */
     TF_EQ_INT(tf_dbz_envelope(&b, 'c', cols, 3, NULL, &t, &src, 5), -1);
     /* truncate: no rows */
     TF_EQ_INT(tf_dbz_envelope(&b, 't', cols, 8, NULL, NULL, &src, 5), 0);
-    TF_CHECK(strncmp(b.p, "{\"before\":null,\"after\":null,\"source\":", 37) == 0);
+    TF_CHECK(strncmp(b.b, "{\"before\":null,\"after\":null,\"source\":", 37) == 0);
     tf_dbz_buf_free(&b);
 }
 

@@ -1,4 +1,5 @@
 /* test_util.c - time, decimal, duration, JSON escape and UTF-8 helpers. */
+#include <stdlib.h>
 #include "common/util.h"
 
 #include "tf_test.h"
@@ -114,8 +115,24 @@ static void json_utf8(void)
     TF_CHECK(!tf_utf8_valid((const unsigned char *)"\xF4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
+static void sbuf(void)
+{
+    tf_sbuf s = {0};
+    tf_sbuf_str(&s, "");
+    TF_EQ_STR(s.b, "");
+    for (int i = 0; i < 2000; i++)
+        tf_sbuf_add(&s, "abc", 3); /* grows past the first 4 KiB */
+    TF_EQ_INT(s.len, 6000);
+    TF_CHECK(s.cap > 6000 && s.b[6000] == '\0' && memcmp(s.b + 5997, "abc", 3) == 0);
+    TF_EQ_INT(tf_sbuf_reserve(&s, 10000), 0);
+    TF_CHECK(s.cap >= 16001);
+    TF_EQ_INT(s.oom, 0);
+    free(s.b);
+}
+
 int main(void)
 {
+    sbuf();
     iso();
     fixed();
     durations();
