@@ -204,6 +204,7 @@ static http_parser_settings g_settings; /* immutable after first init */
 static pthread_once_t g_settings_once = PTHREAD_ONCE_INIT;
 
 static void conn_close(tf_http_conn *c);
+static void conn_close_graceful(tf_http_conn *c);
 static void conn_process(tf_http_conn *c);
 static void req_finish(tf_http_req *r);
 static void maybe_done(tf_server *s);
@@ -425,11 +426,15 @@ static void on_write(uv_write_t *w, int status)
  *
  * The socket is tried first (uv_try_write, which refuses while earlier
  * writes are queued, so order holds): a WebSocket candle burst is ~10,000
- * small writes in one loop turn, and a queued uv_write costs a malloc, a
- * copy, a POLLOUT watcher change (an epoll_ctl on the next poll) and a
- * completion callback for each. Only the rest of a partial write is queued.
- * Nothing waits for on_write of a write that went out at once: producers
- * read tf_http_conn_queued() / tf_http_stream_queued() after writing. */
+ * small writes in one loop turn, and a uv_write request costs a malloc, a
+ * copy and a completion callback for each. Only the rest of a partial write
+ * is queued. Nothing waits for on_write of a write that went out at once:
+ * producers read tf_http_conn_queued() / tf_http_stream_queued() after
+ * writing.
+ *
+ * Never closes the connection from inside a write: callers (SSE, streams)
+ * are in the middle of their own bookkeeping and on_close may free them. A
+ * socket error goes the uv_write way and is reported through on_write. */
 static int conn_write2(tf_http_conn *c, const void *a, size_t alen, const void *b, size_t blen,
                        const void *d, size_t dlen)
 {
@@ -445,15 +450,12 @@ static int conn_write2(tf_http_conn *c, const void *a, size_t alen, const void *
         if (dlen) bufs[nb++] = uv_buf_init((char *)d, (unsigned)dlen);
         int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
         if (n == (int)len) return 0;
-        if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
-            return -1;
-        }
         if (n > 0) done = (size_t)n;
     }
     wreq *wr = malloc(sizeof *wr + len - done);
     if (!wr) {
-        if (done) conn_close(c); /* part of the message is on the wire: the stream is broken */
+        /* part of a message may be on the wire: the stream is broken */
+        if (done) conn_close_graceful(c);
         return -1;
     }
     /* the rest: a|b|d without the first `done` bytes */

@@ -201,8 +201,10 @@ void tf_http_error(tf_http_req *r, int status, const char *code, const char *mes
  * Back-pressure: tf_http_stream_queued() is the number of bytes accepted but
  * not yet written to the socket. A producer should stop writing above a
  * limit of its choosing (e.g. 256 KiB) and continue when on_writable is
- * called; on_writable is called on the loop thread after each completed
- * socket write that leaves the queue at or below TF_HTTP_LOW_WATER.
+ * called; on_writable is called on the loop thread when a queued write
+ * completes and leaves the queue at or below TF_HTTP_LOW_WATER (bytes the
+ * socket took at once were never queued: read tf_http_stream_queued()
+ * after writing). Writes never call on_close from inside themselves.
  *
  * on_close is called once if the client goes away (or the server is shutting
  * down and forcing connections closed) before tf_http_stream_end(); the
@@ -239,8 +241,9 @@ void tf_http_stream_abort(tf_http_req *r);
  * request is then still open and the handler must answer it).
  *
  *   on_read:     raw bytes from the client, borrowed for the call.
- *   on_writable: after a completed socket write that leaves the queue at or
- *                below TF_HTTP_LOW_WATER.
+ *   on_writable: when a queued write completes and leaves the queue at or
+ *                below TF_HTTP_LOW_WATER (tf_http_conn_queued() tells
+ *                whether anything is queued at all).
  *   on_close:    once, when the connection is closed (by either side or by
  *                server shutdown). c is freed after on_close returns.
  */

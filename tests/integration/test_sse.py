@@ -12,6 +12,7 @@ row, disconnected clients being cleaned up, and a clean shutdown.
 import json
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -289,6 +290,42 @@ def test_cleanup_and_metrics(c):
     c.check(int(row[0][2]) >= 760, "heartbeat counts trades", row)
 
 
+def sse_clients(p):
+    st, hd, body = http("GET", p.url("/metrics"))
+    for line in body.decode().splitlines():
+        if line.startswith("tickflow_sse_clients "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def test_reset_clients(c):
+    """Clients that reset their connection while the server is not reading
+    them (they sent more than it keeps pending) are only found dead by the
+    next heartbeat write. That write must not tear the client down under the
+    SSE code's feet: the server stays up (ASan) and forgets them."""
+    p = pipe()
+    check_alive(c, p)
+    base = sse_clients(p)
+    dead = []
+    for _ in range(10):
+        s = SSE(p.port)
+        try:
+            s.sock.sendall(b"x" * (256 * 1024))  # over the pending limit: the server stops reading
+        except OSError:
+            pass
+        dead.append(s)
+    wait_for(lambda: sse_clients(p) == base + 10, 10, "10 more SSE clients counted")
+    for s in dead:
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sock.close()  # RST
+    wait_for(lambda: sse_clients(p) == base, 15, "reset clients dropped at their next write")
+    check_alive(c, p)
+    live = SSE(p.port)
+    live.event(3.0)
+    c.check(any(x.startswith(": heartbeat") for x in live.comments), "a new client gets heartbeats", live.comments)
+    live.close()
+
+
 def test_status_lagging(c):
     """A processor reporting a lag past sse.lag_threshold_ms (a second,
     hand-made heartbeat row) makes the stream say "lagging"; when the row goes
@@ -324,4 +361,5 @@ def test_shutdown(c):
 
 if __name__ == "__main__":
     main([test_validation, test_live_event_and_evidence, test_replay_last_event_id, test_cleanup_and_metrics,
+          test_reset_clients,
           test_status_lagging, test_shutdown])
