@@ -13,28 +13,18 @@
 # Env: BENCH_ROWS (2000000), BENCH_BATCH (10000), BENCH_RATE (5000),
 #      BENCH_SECONDS (15), TF_BUILD (build/), TF_PG_FSYNC (on).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 build=${TF_BUILD:-$here/build}
 rows=${BENCH_ROWS:-2000000}
 batch=${BENCH_BATCH:-10000}
 rate=${BENCH_RATE:-5000}
 secs=${BENCH_SECONDS:-15}
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tmp=$(mktemp -d /tmp/tf-bench-cdc.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
-export TF_PG_DIR=$tmp/pg TF_PG_PORT=${TF_PG_PORT:-$(freeport)} TF_PG_FSYNC=${TF_PG_FSYNC:-on}
-export KAFKA_DIR=$tmp/kafka KAFKA_PORT=$(freeport) KAFKA_CONTROLLER_PORT=$(freeport)
+bench_setup cdc on kafka
 # the broker gets the full JIT and a parallel GC here (tests favour start-up)
 export KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:--XX:+UseParallelGC} KAFKA_HEAP=${KAFKA_HEAP:-1g}
-cleanup() {
-  "$here/scripts/kafka-local" stop >/dev/null 2>&1 || true
-  "$here/scripts/pg-local" stop >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 export TICKFLOW_LOG_LEVEL=warn
-url=$("$here/scripts/pg-local" start)
+url=$(bench_pg_start)
 psql_() { "$here/scripts/pg-local" psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 "$build/tickflow" migrate --pg-url "$url" >/dev/null
 "$here/scripts/kafka-local" start >/dev/null 2>&1

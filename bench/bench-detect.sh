@@ -16,24 +16,12 @@
 # Final line: detect: <trades/s> trades/s, precision <x.xx>, recall <x.xx>,
 #             false alarms per 100k <x.x>, sse p99 <ms> ms
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 build=${TF_BUILD:-$here/build}
-tmp=$(mktemp -d /tmp/tf-bench-detect.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
-export TF_PG_DIR=$tmp/pg
-export TF_PG_PORT=${TF_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
-export TF_PG_FSYNC=${TF_PG_FSYNC:-off}
-export KAFKA_DIR=$tmp/kafka KAFKA_HEAP=${KAFKA_HEAP:-512m}
-export KAFKA_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export KAFKA_CONTROLLER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() {
-  "$here/scripts/kafka-local" stop >/dev/null 2>&1 || true
-  "$here/scripts/pg-local" stop >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_setup detect off kafka
+export KAFKA_HEAP=${KAFKA_HEAP:-512m}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-url=$("$here/scripts/pg-local" start)
+url=$(bench_pg_start)
 TICKFLOW_LOG_LEVEL=warn "$build/tickflow" migrate --pg-url "$url" >/dev/null
 kafka=()
 if [ "${BENCH_KAFKA:-1}" = 1 ] && command -v java >/dev/null && command -v mvn >/dev/null; then

@@ -17,23 +17,15 @@
 #    rollup would do), and the ratio. Then wrk throughput on a small query.
 # Env: BENCH_SCALE (1.0), BENCH_RUNS (40), TF_BUILD (build/).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 build=${TF_BUILD:-$here/build}
 scale=${BENCH_SCALE:-1.0}
 runs=${BENCH_RUNS:-40}
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tmp=$(mktemp -d /tmp/tf-bench-history.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
-export TF_PG_DIR=$tmp/pg TF_PG_PORT=$(freeport) TF_PG_FSYNC=off
+bench_setup history off
 srv_pid=
-cleanup() {
-  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null || true
-  "$here/scripts/pg-local" stop >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_on_exit() { [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null; }
 export TICKFLOW_LOG_LEVEL=warn
-url=$("$here/scripts/pg-local" start)
+url=$(bench_pg_start)
 psql_() { "$here/scripts/pg-local" psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 "$build/tickflow" migrate --pg-url "$url" >/dev/null
 

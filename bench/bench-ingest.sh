@@ -7,19 +7,13 @@
 # TF_PG_FSYNC (default on: commits are real), BENCH_DUMP=1 (each batch's
 # latency on stderr, in order: periodic stalls show up there).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 build=${TF_BUILD:-$here/build}
 rows=${BENCH_ROWS:-2000000}
 batch=${BENCH_BATCH:-10000}
 segments=${BENCH_SEGMENTS:-8}
-tmp=$(mktemp -d /tmp/tf-bench-ingest.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
-export TF_PG_DIR=$tmp/pg
-export TF_PG_PORT=${TF_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
-export TF_PG_FSYNC=${TF_PG_FSYNC:-on}
-cleanup() { "$here/scripts/pg-local" stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-url=$("$here/scripts/pg-local" start)
+bench_setup ingest on
+url=$(bench_pg_start)
 "$here/scripts/pg-local" psql -X -q -c "CREATE DATABASE tickflow_psql" >/dev/null
 purl=${url%/*}/tickflow_psql
 psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql

@@ -16,26 +16,19 @@
 #      floor, build/wsfloor: one plain write() to each of as many loopback
 #      sockets, drained by a reader like wsload, on the idle machine first.
 #
-# The pipeline is `tickflow run --generator.enabled false` when it serves
-# /api/v1/stock/real-time, else build/wspipe (same CDC -> bus -> ws path).
+# The pipeline is `tickflow run --generator.enabled false`.
 # PostgreSQL is a throw-away cluster (own dir and port) with fsync off by
 # default (TF_PG_FSYNC): source.ts_ms is stamped before the commit's WAL
 # flush, so with fsync on the disk's flush time (shared by everyone on this
 # machine) would be counted as WebSocket latency.
 # Final line: ws: 1k raw p99 <ms> ms, 10k candles p99 <ms> ms, rss <MB> MB, missing <n>
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 export TF_BUILD=${TF_BUILD:-$here/build}
-tmp=$(mktemp -d /tmp/tf-bench-ws.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chmod 755 "$tmp"
-export TF_PG_DIR=$tmp/pg
-export TF_PG_PORT=${TF_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
-export TF_PG_FSYNC=${TF_PG_FSYNC:-off}
+bench_setup ws off
 export BENCH_TMP=$tmp HERE=$here
-cleanup() { "$here/scripts/pg-local" stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-url=$("$here/scripts/pg-local" start)
+url=$(bench_pg_start)
 export BENCH_PG_URL=$url
 TICKFLOW_LOG_LEVEL=warn "$TF_BUILD/tickflow" migrate --pg-url "$url" >/dev/null
 python3 - <<'PY'  # not exec: the EXIT trap must stop PostgreSQL
@@ -83,16 +76,10 @@ def pipeline(extra=()):
     port = free_port()
     args = ["--pg-url", URL, "--port", str(port), "--http.bind", "127.0.0.1"] + list(extra) + EXTRA
     p = start([os.path.join(B, "tickflow"), "run", "--generator.enabled", "false"] + args, "run.log")
-    try:
-        wait(lambda: p.poll() is not None or get(port, "/health") == 200, 30, "tickflow run")
-        if p.poll() is None and get(port, "/api/v1/stock/real-time") == 426:
-            return p, port, "tickflow run"
-    except SystemExit:
-        pass
-    stop(p)
-    p = start([os.path.join(B, "wspipe")] + args, "wspipe.log")
-    wait(lambda: get(port, "/api/v1/stock/real-time") == 426, 30, "wspipe")
-    return p, port, "build/wspipe (tickflow run does not serve WebSocket yet)"
+    wait(lambda: p.poll() is not None or get(port, "/api/v1/stock/real-time") == 426, 30, "tickflow run")
+    if p.poll() is not None:
+        raise SystemExit("bench-ws: tickflow run exited: %s" % open(os.path.join(TMP, "run.log")).read()[-2000:])
+    return p, port, "tickflow run"
 
 def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f: x = f.read().rsplit(")", 1)[1].split()
@@ -150,11 +137,15 @@ try:
         sys.exit(0)
 
     # ---- (b) candles
-    fl = subprocess.run([os.path.join(B, "wsfloor"), str(C_CONNS), "10", "300"], capture_output=True, text=True,
-                        timeout=300)
-    floor = dict(kv.split("=") for kv in fl.stdout.split()[1:]) if fl.returncode == 0 else {}
+    try:
+        fl = subprocess.run([os.path.join(B, "wsfloor"), str(C_CONNS), "10", "300"], capture_output=True, text=True,
+                            timeout=300)
+        floor = dict(kv.split("=") for kv in fl.stdout.split()[1:]) if fl.returncode == 0 else {}
+        why = fl.stderr.strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        floor, why = {}, str(e)
     if not floor:
-        print("bench-ws: (b) wsfloor failed: %s" % fl.stderr.strip())
+        print("bench-ws: (b) wsfloor failed: %s" % why)
     srv, port, kind = pipeline(["--log.level", "debug"])  # debug: the "candles sent" lines time each round
     gen = generate(C_RATE, 3 * DUR + 60)
     rc = os.path.join(TMP, "receipts.txt")

@@ -76,27 +76,11 @@ static void generate(dataset *d, uint64_t seed, size_t n, int ntickers, double s
 {
     char err[256];
     tf_gen_opts o = {.seed = seed, .ntickers = ntickers, .anomaly_rate = rate};
-    tf_gen *g = tf_gen_new(&o, err, sizeof err);
-    if (!g) {
+    d->n = n;
+    if (tf_gen_run(&o, n, 10000, T0, span_s, &d->tr, &d->labels, &d->nl, err, sizeof err) != 0) {
         fprintf(stderr, "generator: %s\n", err);
         exit(1);
     }
-    d->n = n;
-    d->tr = calloc(n, sizeof *d->tr);
-    size_t cap = n / 100 + 64;
-    d->labels = calloc(cap, sizeof *d->labels);
-    d->nl = 0;
-    const size_t batch = 10000;
-    for (size_t i = 0; i < n; i += batch) {
-        size_t nb = n - i < batch ? n - i : batch, nl0 = d->nl;
-        int64_t s = T0 + (int64_t)(span_s * 1e6 * (double)i / (double)n);
-        int64_t e = T0 + (int64_t)(span_s * 1e6 * (double)(i + nb) / (double)n);
-        tf_gen_fill(g, d->tr + i, nb, s, e, d->labels, cap, &d->nl);
-        for (size_t k = nl0; k < d->nl; k++)
-            for (int j = 0; j < d->labels[k].ntrades; j++) d->labels[k].trade_idx[j] += (int64_t)i + 1;
-    }
-    for (size_t i = 0; i < n; i++) d->tr[i].id = (int64_t)i + 1;
-    tf_gen_free(g);
 }
 
 static void dataset_free(dataset *d)

@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
     rlim_t need = (rlim_t)n + 16;
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl); /* what we got */
     if (rl.rlim_cur < need) {
         fprintf(stderr, "wsfloor: %d connections need %lu descriptors, the limit is %lu\n", n,
                 (unsigned long)need, (unsigned long)rl.rlim_cur);
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
         perror("wsfloor: listen");
         return 1;
     }
+    struct timeval tmo = {30, 0}; /* accept gives up if the reader dies before connecting */
+    setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
     int *srv = malloc((size_t)n * sizeof *srv);
     char *msg = malloc((size_t)bytes);
     double *ms = malloc((size_t)rounds * sizeof *ms);

@@ -1,6 +1,6 @@
 /*
- * wspipe.c - the live-ticks pipeline alone, for the WebSocket benchmark and
- * tests: PostgreSQL -> CDC (cdc/cdc.h) -> bus (embedded, or Kafka with
+ * wspipe.c - the live-ticks pipeline alone, for the WebSocket tests:
+ * PostgreSQL -> CDC (cdc/cdc.h) -> bus (embedded, or Kafka with
  * --kafka-brokers) -> HTTP server with the WebSocket endpoint (serve/ws.h).
  * No processor, no generator, no REST API: it isolates the path under test
  * and is what `tickflow run` does for this part (see tf_ws_attach).
@@ -22,20 +22,12 @@
 
 #include "bus/bus.h"
 #include "cdc/cdc.h"
+#include "cmd/cmd.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "serve/http.h"
 #include "serve/ws.h"
-
-static tf_server *volatile g_server;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    tf_server *s = g_server;
-    if (s) tf_server_stop(s);
-}
 
 int main(int argc, char **argv)
 {
@@ -73,17 +65,11 @@ int main(int argc, char **argv)
         if (!cdc) goto fail;
     }
     if (tf_server_listen(s, err, sizeof err) < 0) goto fail;
-    g_server = s;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    tf_cmd_catch_stop(s);
     printf("wspipe: listening on %d\n", tf_server_port(s));
     fflush(stdout);
     tf_server_run(s);
-    g_server = NULL;
+    tf_cmd_release_stop();
     code = 0;
     goto out;
 fail:

@@ -90,7 +90,7 @@ struct tf_cdc {
 
     rel *rels;
     int nrels;
-    tf_dbz_buf buf;
+    tf_sbuf buf;
     atomic_long outstanding_total;
     int64_t events;
 
@@ -653,7 +653,7 @@ fail:
 
 /* Encodes one result row as pgoutput TupleData so the snapshot shares the
  * envelope code with the stream. */
-static int row_tuple(PGresult *res, int row, tf_dbz_buf *tb, tf_pg_tuple *t)
+static int row_tuple(PGresult *res, int row, tf_sbuf *tb, tf_pg_tuple *t)
 {
     int n = PQnfields(res);
     tb->len = 0;
@@ -696,7 +696,7 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
         return -1;
     char q[256];
     int rc = -1;
-    tf_dbz_buf tb = {0};
+    tf_sbuf tb = {0};
     tf_dbz_col *cols = NULL;
     entry *e = NULL; /* marked committed on every way out, or it pins the flush position */
     int ncols = 0;
@@ -918,6 +918,21 @@ static void finish(tf_cdc *c)
     c->conn = NULL;
 }
 
+/* After a failure: state BACKOFF, drop the connection (and with it what the
+ * bus had not taken yet: it is replayed from the slot), wait, double the wait
+ * up to 5 s. */
+static void back_off(tf_cdc *c, const char *err, int *backoff_ms)
+{
+    set_state(c, TF_CDC_BACKOFF, err);
+    if (c->conn) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+        drop_queue(c, -1);
+    }
+    nap(c, *backoff_ms);
+    *backoff_ms = *backoff_ms * 2 > 5000 ? 5000 : *backoff_ms * 2;
+}
+
 static void *cdc_thread(void *arg)
 {
     tf_cdc *c = arg;
@@ -930,9 +945,7 @@ static void *cdc_thread(void *arg)
             int rc = setup(c, first, err, sizeof(err));
             if (rc < 0) {
                 tf_warn("cdc", "cannot set up replication", "\"error\":\"%s\",\"retry_ms\":%d", err, backoff_ms);
-                set_state(c, TF_CDC_BACKOFF, err);
-                nap(c, backoff_ms);
-                backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+                back_off(c, err, &backoff_ms);
                 continue;
             }
         }
@@ -941,12 +954,7 @@ static void *cdc_thread(void *arg)
              * new snapshot (rows already emitted are re-sent: at-least-once) */
             tf_error("cdc", "initial snapshot failed; starting over", "\"error\":\"%s\",\"retry_ms\":%d", err,
                      backoff_ms);
-            set_state(c, TF_CDC_BACKOFF, err);
-            PQfinish(c->conn);
-            c->conn = NULL;
-            drop_queue(c, -1);
-            nap(c, backoff_ms);
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+            back_off(c, err, &backoff_ms);
             continue;
         }
         first = 0;
@@ -962,12 +970,7 @@ static void *cdc_thread(void *arg)
             break;
         tf_warn("cdc", "replication interrupted; reconnecting", "\"error\":\"%s\",\"retry_ms\":%d", err,
                 backoff_ms);
-        set_state(c, TF_CDC_BACKOFF, err);
-        PQfinish(c->conn);
-        c->conn = NULL;
-        drop_queue(c, -1);
-        nap(c, backoff_ms);
-        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        back_off(c, err, &backoff_ms);
     }
     finish(c);
     drop_queue(c, c->stop_timeout_ms);
@@ -1056,7 +1059,7 @@ void tf_cdc_stop(tf_cdc *c, int timeout_ms)
     for (int i = 0; i < c->nrels; i++)
         rel_clear(&c->rels[i]);
     free(c->rels);
-    tf_dbz_buf_free(&c->buf);
+    free(c->buf.b);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -21,18 +21,18 @@
 #define OID_TIMESTAMPTZ 1184
 #define OID_NUMERIC 1700
 
-static int put(tf_dbz_buf *b, const char *s, size_t n)
+static int put(tf_sbuf *b, const char *s, size_t n)
 {
     tf_sbuf_add(b, s, n);
     return b->oom ? -1 : 0;
 }
 
-static int puts_(tf_dbz_buf *b, const char *s)
+static int puts_(tf_sbuf *b, const char *s)
 {
     return put(b, s, strlen(s));
 }
 
-static int put_str(tf_dbz_buf *b, const char *s, size_t n)
+static int put_str(tf_sbuf *b, const char *s, size_t n)
 {
     if (tf_sbuf_reserve(b, n * 6 + 2) < 0)
         return -1;
@@ -46,7 +46,7 @@ static int put_str(tf_dbz_buf *b, const char *s, size_t n)
     return 0;
 }
 
-static int put_i64(tf_dbz_buf *b, int64_t v)
+static int put_i64(tf_sbuf *b, int64_t v)
 {
     char tmp[24];
     char *e = tmp + sizeof(tmp), *p = e;
@@ -91,7 +91,7 @@ static int is_json_number(const char *s, size_t n)
     return i == n;
 }
 
-static int put_value(tf_dbz_buf *b, uint32_t type, const tf_pg_value *v)
+static int put_value(tf_sbuf *b, uint32_t type, const tf_pg_value *v)
 {
     if (v->kind == 'n')
         return puts_(b, "null");
@@ -132,7 +132,7 @@ static int put_value(tf_dbz_buf *b, uint32_t type, const tf_pg_value *v)
     return put_str(b, s, n);
 }
 
-static int put_tuple(tf_dbz_buf *b, const tf_dbz_col *cols, int ncols, const tf_pg_tuple *t)
+static int put_tuple(tf_sbuf *b, const tf_dbz_col *cols, int ncols, const tf_pg_tuple *t)
 {
     if (!t)
         return puts_(b, "null");
@@ -152,7 +152,7 @@ static int put_tuple(tf_dbz_buf *b, const tf_dbz_col *cols, int ncols, const tf_
     return puts_(b, "}");
 }
 
-int tf_dbz_envelope(tf_dbz_buf *out, char op, const tf_dbz_col *cols, int ncols,
+int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols,
                     const tf_pg_tuple *before, const tf_pg_tuple *after, const tf_dbz_source *src,
                     int64_t now_ms)
 {
@@ -199,9 +199,3 @@ int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_pg_tuple *t, co
     return 0;
 }
 
-void tf_dbz_buf_free(tf_dbz_buf *b)
-{
-    free(b->b);
-    b->b = NULL;
-    b->len = b->cap = 0;
-}

@@ -17,8 +17,6 @@
 #include "cdc/pgoutput.h"
 #include "common/util.h"
 
-/* A growable output buffer owned by the caller (free p when done). */
-typedef tf_sbuf tf_dbz_buf; /* .b is the NUL-terminated text, .len its length */
 
 typedef struct tf_dbz_col {
     const char *name;
@@ -41,7 +39,7 @@ typedef struct tf_dbz_source {
  * before/after may be NULL (-> null); cols describes the relation's columns
  * in order (a tuple with more columns than cols is an error). Returns 0, or
  * -1 on out-of-memory / tuple-column mismatch. */
-int tf_dbz_envelope(tf_dbz_buf *out, char op, const tf_dbz_col *cols, int ncols,
+int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols,
                     const tf_pg_tuple *before, const tf_pg_tuple *after, const tf_dbz_source *src,
                     int64_t now_ms);
 
@@ -49,7 +47,5 @@ int tf_dbz_envelope(tf_dbz_buf *out, char op, const tf_dbz_col *cols, int ncols,
  * (borrowed from the tuple) or 0 when absent or null. */
 int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_pg_tuple *t, const char *name,
                      const char **val, size_t *len);
-
-void tf_dbz_buf_free(tf_dbz_buf *b);
 
 #endif

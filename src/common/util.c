@@ -6,6 +6,7 @@
  */
 #include "common/util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,3 +345,17 @@ void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n)
 }
 
 void tf_sbuf_str(tf_sbuf *s, const char *str) { tf_sbuf_add(s, str, strlen(str)); }
+
+void tf_sbuf_fmt(tf_sbuf *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || tf_sbuf_reserve(s, (size_t)n) != 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(s->b + s->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    s->len += (size_t)n;
+}

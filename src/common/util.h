@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #define TF_US_PER_SEC 1000000LL
+
+/* a / b rounded towards minus infinity (b > 0): buckets of times before 1970. */
+static inline int64_t tf_floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 /* microseconds between 1970-01-01 and 2000-01-01 (PostgreSQL's epoch) */
 #define TF_PG_EPOCH_OFFSET_US 946684800000000LL
 
@@ -57,5 +60,6 @@ typedef struct tf_sbuf {
 int tf_sbuf_reserve(tf_sbuf *s, size_t n);
 void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n);
 void tf_sbuf_str(tf_sbuf *s, const char *str);
+void tf_sbuf_fmt(tf_sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

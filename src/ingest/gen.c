@@ -583,3 +583,45 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
     }
     return n;
 }
+
+int tf_gen_run(const tf_gen_opts *o, size_t n, size_t batch, int64_t t0_us, double span_s,
+               tf_trade **trades, tf_gen_label **labels, size_t *nlabels, char *errbuf, size_t errlen)
+{
+    *trades = NULL;
+    *labels = NULL;
+    *nlabels = 0;
+    if (n == 0 || batch == 0) {
+        snprintf(errbuf, errlen, "tf_gen_run: n and batch must be positive");
+        return -1;
+    }
+    tf_gen *g = tf_gen_new(o, errbuf, errlen);
+    if (!g)
+        return -1;
+    size_t cap = n / 100 + 64;
+    tf_trade *tr = calloc(n, sizeof *tr);
+    tf_gen_label *lb = calloc(cap, sizeof *lb);
+    if (!tr || !lb) {
+        free(tr);
+        free(lb);
+        tf_gen_free(g);
+        snprintf(errbuf, errlen, "tf_gen_run: out of memory for %zu trades", n);
+        return -1;
+    }
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i += batch) {
+        size_t nb = n - i < batch ? n - i : batch, nl0 = nl;
+        int64_t s = t0_us + (int64_t)(span_s * 1e6 * (double)i / (double)n);
+        int64_t e = t0_us + (int64_t)(span_s * 1e6 * (double)(i + nb) / (double)n);
+        tf_gen_fill(g, tr + i, nb, s, e, lb, cap, &nl);
+        for (size_t k = nl0; k < nl; k++) /* index in the batch -> trade id */
+            for (int j = 0; j < lb[k].ntrades; j++)
+                lb[k].trade_idx[j] += (int64_t)i + 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        tr[i].id = (int64_t)i + 1;
+    tf_gen_free(g);
+    *trades = tr;
+    *labels = lb;
+    *nlabels = nl;
+    return 0;
+}

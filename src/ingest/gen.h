@@ -70,6 +70,16 @@ void tf_gen_free(tf_gen *g);
 size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t end_us,
                    tf_gen_label *labels, size_t maxlabels, size_t *nlabels);
 
+/*
+ * A whole labelled run in memory (detection tests and benchmarks): n trades
+ * with event times spread over [t0_us, t0_us + span_s), generated `batch` at
+ * a time as the writer would, ids 1..n, and the labels of every injected
+ * anomaly with trade_idx[] turned into those ids. *trades and *labels are
+ * malloc'd (free both). Returns 0, or -1 with errbuf set.
+ */
+int tf_gen_run(const tf_gen_opts *o, size_t n, size_t batch, int64_t t0_us, double span_s,
+               tf_trade **trades, tf_gen_label **labels, size_t *nlabels, char *errbuf, size_t errlen);
+
 /* The default universe, for listings and validation. */
 int tf_gen_default_count(void);
 const char *tf_gen_default_ticker(int i, const char **market);

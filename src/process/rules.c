@@ -282,7 +282,6 @@ static void emit(emit_ctx *e, tf_anomaly_type type, int64_t event_us, int64_t id
 
 /* ---- the rules ------------------------------------------------------------------ */
 
-static int64_t floordiv(int64_t a, int64_t b) { return a / b - (a % b != 0 && ((a < 0) != (b < 0))); }
 
 static void burst_close(tf_rules *r, tstate *s, int64_t b)
 {
@@ -298,7 +297,7 @@ static void rule_burst(emit_ctx *e, const tf_trade *t, int late)
 {
     tf_rules *r = e->r;
     tstate *s = e->s;
-    int64_t b = floordiv(t->event_us, r->bw_us);
+    int64_t b = tf_floor_div(t->event_us, r->bw_us);
     if (!s->bvalid) {
         s->bvalid = 1;
         s->bucket = b;

@@ -51,11 +51,6 @@ static int jesc(const char *s, size_t len, char *buf, size_t cap)
 static const char *const known[] = {"ticker", "market_code", "trade_type", "start", "end",
                                     "duration", "interval", "limit", "cursor"};
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
 int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const char *accept,
                   int64_t now_us, tf_hist_query *q, const char **bad, char *msg, size_t msglen)
 {
@@ -174,8 +169,8 @@ int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const c
         return -1;
     }
     if (q->width_us) {
-        start = floor_div(start, q->width_us) * q->width_us;
-        end = floor_div(end + q->width_us - 1, q->width_us) * q->width_us;
+        start = tf_floor_div(start, q->width_us) * q->width_us;
+        end = tf_floor_div(end + q->width_us - 1, q->width_us) * q->width_us;
     }
     q->start_us = start;
     q->end_us = end;
@@ -313,16 +308,6 @@ int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len)
 
 /* ---- output buffers ------------------------------------------------------ */
 
-static void ob_fmt(tf_sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ob_fmt(tf_sbuf *o, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) tf_sbuf_add(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 /* ---- the job ------------------------------------------------------------- */
 
@@ -480,6 +465,7 @@ static void chunk_on_loop(void *p)
 
 static int flush_chunk(hjob *j, int force)
 {
+    if (j->out.oom) return -1; /* rows were lost: cut the stream rather than send a gap */
     if (j->out.len == 0 && !(force && !j->started)) return 0;
     if (!force && j->out.len < CHUNK) return 0;
     pthread_mutex_lock(&j->mu);
@@ -540,7 +526,7 @@ static char *put_mem(char *o, const char *s, size_t n)
 
 static char *put_ts(hjob *j, char *o, int64_t us)
 {
-    int64_t sec = floor_div(us, TF_US_PER_SEC);
+    int64_t sec = tf_floor_div(us, TF_US_PER_SEC);
     int64_t frac = us - sec * TF_US_PER_SEC;
     if (!j->ts_valid || sec != j->ts_sec) {
         char iso[40];
@@ -1043,18 +1029,18 @@ static void hist_work(PGconn *conn, void *arg)
     tf_fmt_iso_us(j->q.end_us, s2);
     tf_sbuf_str(&page, "{\"data\":[");
     if (j->out.b) tf_sbuf_add(&page, j->out.b, j->out.len);
-    ob_fmt(&page, "],\"count\":%lld,\"next_cursor\":%s,\"filters\":{", (long long)j->n,
+    tf_sbuf_fmt(&page, "],\"count\":%lld,\"next_cursor\":%s,\"filters\":{", (long long)j->n,
            more ? cur : "null");
     if (j->q.ticker[0]) {
         tf_sbuf_str(&page, "\"ticker\":");
         put_json_str(&page, j->q.ticker, (int)strlen(j->q.ticker));
         tf_sbuf_str(&page, ",");
     }
-    if (j->q.market[0]) ob_fmt(&page, "\"market_code\":\"%s\",", j->q.market);
-    if (j->q.side[0]) ob_fmt(&page, "\"trade_type\":\"%s\",", j->q.side);
-    ob_fmt(&page, "\"start\":\"%s\",\"end\":\"%s\",\"interval\":\"%s\",\"limit\":%lld},", s1, s2,
+    if (j->q.market[0]) tf_sbuf_fmt(&page, "\"market_code\":\"%s\",", j->q.market);
+    if (j->q.side[0]) tf_sbuf_fmt(&page, "\"trade_type\":\"%s\",", j->q.side);
+    tf_sbuf_fmt(&page, "\"start\":\"%s\",\"end\":\"%s\",\"interval\":\"%s\",\"limit\":%lld},", s1, s2,
            j->q.interval, (long long)j->q.limit);
-    ob_fmt(&page, "\"aggregate\":{\"interval\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
+    tf_sbuf_fmt(&page, "\"aggregate\":{\"interval\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
            j->q.interval, (long long)j->n, (long long)j->trades, (long long)j->volume);
     if (j->n > 0) {
         char o[64], h[64], l[64], c[64], v[64];
@@ -1067,15 +1053,16 @@ static void hist_work(PGconn *conn, void *arg)
             vw = (j->notional_e4 * 2 + j->volume) / (2 * (__int128)j->volume);
         }
         fmt_e4_128(vw, v);
-        ob_fmt(&page, ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
+        tf_sbuf_fmt(&page, ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
                o, h, l, c, v);
     } else {
         tf_sbuf_str(&page, ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null");
     }
     tf_sbuf_str(&page, "}}");
+    int oom = page.oom || j->out.oom; /* a row that did not fit is not dropped silently */
     free(j->out.b);
     j->out = page;
-    if (page.oom) {
+    if (oom) {
         j->status = 503;
         snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
     }

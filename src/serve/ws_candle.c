@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "serve/ws_map.h"
 
 __extension__ typedef unsigned __int128 u128;
@@ -11,9 +12,7 @@ __extension__ typedef unsigned __int128 u128;
 int64_t tf_candle_bucket(int64_t interval_ms, int64_t event_us)
 {
     int64_t iv = interval_ms * 1000;
-    int64_t q = event_us / iv;
-    if (event_us % iv < 0) q--;
-    return q * iv;
+    return tf_floor_div(event_us, iv) * iv;
 }
 
 void tf_candle_init(tf_candle *c, int64_t interval_ms, int64_t event_us)

@@ -271,58 +271,49 @@ static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf,
     return rc;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
 /*
  * Appends "INSERT INTO stock_bars_dirty ... ;" for the distinct (minute,
  * ticker) pairs of rows, as two array literals (tickers are [A-Z0-9.-],
  * double-quoted so that a ticker named NULL stays a string). The set is an
- * open-addressing table of row indexes. Returns 0, or -1 when there are more
- * than MARK_MAX pairs (or no memory): the caller copies into the parent
- * instead and lets the trigger mark.
+ * open-addressing table over the marks found so far. Returns 0; or -1 when
+ * there are more than MARK_MAX pairs, having written nothing (the caller
+ * copies into the parent and lets the trigger mark); or -1 with b->oom.
  */
 static int add_marks(tf_sbuf *b, const tf_trade *rows, size_t n)
 {
     enum { SLOTS = MARK_MAX * 2 };
-    static _Thread_local uint32_t slot[SLOTS]; /* row index + 1; 0 = empty */
-    uint32_t used[MARK_MAX];
+    static _Thread_local uint16_t slot[SLOTS]; /* mark index + 1; 0 = empty */
+    int64_t minute[MARK_MAX];
+    const char *ticker[MARK_MAX];
     size_t k = 0;
     memset(slot, 0, sizeof slot);
     for (size_t i = 0; i < n; i++) {
-        int64_t m = floor_div(rows[i].event_us, 60 * TF_US_PER_SEC);
+        int64_t m = tf_floor_div(rows[i].event_us, 60 * TF_US_PER_SEC);
         uint64_t h = (uint64_t)m * 0x9E3779B97F4A7C15ULL;
         for (const char *t = rows[i].ticker; *t; t++)
             h = (h ^ (uint8_t)*t) * 0x100000001B3ULL;
         size_t at = (size_t)(h >> 40) & (SLOTS - 1);
-        for (;;) {
-            uint32_t j = slot[at];
-            if (j == 0) {
-                if (k == MARK_MAX)
-                    return -1;
-                slot[at] = (uint32_t)i + 1;
-                used[k++] = (uint32_t)i;
-                break;
-            }
-            const tf_trade *o = &rows[j - 1];
-            if (floor_div(o->event_us, 60 * TF_US_PER_SEC) == m && strcmp(o->ticker, rows[i].ticker) == 0)
-                break;
+        while (slot[at] && !(minute[slot[at] - 1] == m && strcmp(ticker[slot[at] - 1], rows[i].ticker) == 0))
             at = (at + 1) & (SLOTS - 1);
-        }
-        if (i + 1 >= (size_t)UINT32_MAX)
-            return -1;
+        if (slot[at])
+            continue; /* seen */
+        if (k == MARK_MAX)
+            return -1; /* nothing written yet */
+        minute[k] = m;
+        ticker[k] = rows[i].ticker;
+        slot[at] = (uint16_t)++k;
     }
     tf_sbuf_str(b, " INSERT INTO stock_bars_dirty (bucket, ticker) SELECT to_timestamp(m * 60), t"
               " FROM unnest('{");
     char num[24];
     for (size_t i = 0; i < k; i++) {
-        int len = snprintf(num, sizeof num, "%s%lld", i ? "," : "",
-                           (long long)floor_div(rows[used[i]].event_us, 60 * TF_US_PER_SEC));
+        int len = snprintf(num, sizeof num, "%s%lld", i ? "," : "", (long long)minute[i]);
         tf_sbuf_add(b, num, (size_t)len);
     }
     tf_sbuf_str(b, "}'::bigint[], '{");
     for (size_t i = 0; i < k; i++) {
         tf_sbuf_str(b, i ? ",\"" : "\"");
-        tf_sbuf_str(b, rows[used[i]].ticker);
+        tf_sbuf_str(b, ticker[i]);
         tf_sbuf_str(b, "\"");
     }
     tf_sbuf_str(b, "}'::text[]) AS u(m, t);");
@@ -435,9 +426,7 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
     if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, errbuf, errlen)) != 0)
         return rc;
     tf_sbuf q = {0};
-    char head[64];
-    snprintf(head, sizeof head, "SELECT tickflow_reserve_ids(%zu);%s", n, in_tx ? " BEGIN;" : "");
-    tf_sbuf_str(&q, head);
+    tf_sbuf_fmt(&q, "SELECT tickflow_reserve_ids(%zu);%s", n, in_tx ? " BEGIN;" : "");
     int64_t day = tf_unix_day(min_us);
     char target[40] = "stock_trades";
     if (c->auto_partition && day == tf_unix_day(max_us) && day_known(c, day) && add_marks(&q, rows, n) == 0) {
@@ -445,11 +434,7 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         struct tm tm;
         gmtime_r(&secs, &tm);
         strftime(target, sizeof target, "stock_trades_p%Y%m%d", &tm);
-    } else {
-        q.len = strlen(head); /* drop partial marks: the parent's trigger marks */
-        if (q.b)
-            q.b[q.len] = '\0';
-    }
+    } /* else the parent's trigger marks (add_marks wrote nothing) */
     tf_sbuf_str(&q, " COPY ");
     tf_sbuf_str(&q, target);
     tf_sbuf_str(&q, " (id, ticker, market_code, trade_type, price, quantity, event_time)"

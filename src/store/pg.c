@@ -85,7 +85,8 @@ int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *er
         return TF_PG_ECONSTRAINT;
     }
     /* the writer copies into a day's partition by name: retention dropped it */
-    if (strcmp(state, "42P01") == 0 && msg && strstr(msg, "stock_trades_p"))
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (strcmp(state, "42P01") == 0 && primary && strstr(primary, "\"stock_trades_p"))
         return TF_PG_ENOPART;
     if (strncmp(state, "22", 2) == 0)
         return TF_PG_EDATA;

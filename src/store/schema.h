@@ -25,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "common/config.h"
+#include "common/util.h"
 
 #define TF_US_PER_DAY 86400000000LL
 
@@ -49,7 +50,7 @@ int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *er
 /* Unix day number (floor(us / 1 day)) of a timestamp, correct before 1970. */
 static inline int64_t tf_unix_day(int64_t us)
 {
-    return us >= 0 ? us / TF_US_PER_DAY : -((-us + TF_US_PER_DAY - 1) / TF_US_PER_DAY);
+    return tf_floor_div(us, TF_US_PER_DAY);
 }
 
 /*

@@ -215,7 +215,8 @@ def test_slow_db(c):
                                "BEGIN; LOCK TABLE stock_trades IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"],
                               env=PG.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     h.on_exit(lambda: locker.kill())
-    time.sleep(0.5)
+    h.wait_for(lambda: PG.scalar("SELECT count(*) FROM pg_locks WHERE relation = 'stock_trades'::regclass"
+                                 " AND mode = 'AccessExclusiveLock' AND granted") == "1", 10, "the table locked")
     results = []
 
     def one():
@@ -225,7 +226,8 @@ def test_slow_db(c):
     ths = [threading.Thread(target=one) for _ in range(8)]
     for t in ths:
         t.start()
-    time.sleep(0.3)
+    h.wait_for(lambda: int(PG.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 1,
+               10, "history queries waiting on the lock")
     lat = []
     for i in range(10):
         t1 = time.monotonic()

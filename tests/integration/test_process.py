@@ -101,7 +101,10 @@ def test_group_kill_restart(c):
 
     # ---- round 3 while nothing processes, then a new processor
     insert_round(pg, 70, n=150, spike_at=100)
-    time.sleep(1)
+    # on the topic before any processor runs: CDC confirms only what Kafka acknowledged
+    lsn = pg.scalar("SELECT pg_current_wal_lsn()")
+    h.wait_for(lambda: pg.scalar("SELECT bool_and(confirmed_flush_lsn >= '%s') FROM pg_replication_slots" % lsn)
+               == "t", 30, "round 3 delivered to Kafka")
     new = h.Proc(["process"] + common, env=env, name="proc-new")
     st = sse.event(30, kinds=("status",))
     c.check(st is not None and st[2]["status"] == "ok" and st[2]["previous"] == "down", "status recovered", st)

@@ -1,9 +1,9 @@
 """Live ticks over WebSocket (issue 5), against the running pipeline:
 PostgreSQL -> CDC -> embedded bus -> server -> real WebSocket clients.
 
-The pipeline is `tickflow run` (generator disabled) when it serves
-/api/v1/stock/real-time, else build/wspipe (the same CDC -> bus -> ws path
-without processor/REST). Trades are written by this test with SQL (exact
+The pipeline is `tickflow run` (generator disabled); one restart test uses
+build/wspipe (the same CDC -> bus -> ws path, with a knob that stalls CDC's
+confirmation). Trades are written by this test with SQL (exact
 values and event times) or `tickflow generate` (load). The WebSocket client is
 a minimal RFC 6455 client written here on the stdlib socket module.
 """
@@ -197,7 +197,6 @@ class WS:
 # ---------------------------------------------------------------- pipeline
 
 PG = None
-_kind = []  # "run" or "wspipe", decided once
 
 
 def metric(port, name):
@@ -216,28 +215,10 @@ class Pipe:
         self.port = free_port()
         args = ["--pg-url", PG.url, "--port", str(self.port), "--http.bind", "127.0.0.1",
                 "--ws.candle_grace_ms", "400"] + list(extra)
-        if not _kind:
-            p = Proc(["run", "--generator.enabled", "false"] + args, env=env, name="run")
-            ok = False
-            try:
-                wait_for(lambda: not p.alive() or http("GET", "http://127.0.0.1:%d/health" % self.port)[0] == 200,
-                         timeout=30, what="tickflow run /health")
-                ok = p.alive() and http("GET", "http://127.0.0.1:%d%s" % (self.port, PATH))[0] == 426
-            except Exception:
-                ok = False
-            if ok:
-                _kind.append("run")
-                self.p = p
-            else:
-                p.kill()
-                _kind.append("wspipe")
-                print("note: `tickflow run` does not serve %s yet; using %s (CDC -> bus -> ws)" % (PATH, WSPIPE),
-                      flush=True)
-        if getattr(self, "p", None) is None:
-            if _kind[0] == "run" and not force_wspipe:
-                self.p = Proc(["run", "--generator.enabled", "false"] + args, env=env, name="run")
-            else:
-                self.p = PipeProc([WSPIPE] + args, env=env)
+        if force_wspipe:
+            self.p = PipeProc([WSPIPE] + args, env=env)
+        else:
+            self.p = Proc(["run", "--generator.enabled", "false"] + args, env=env, name="run")
         wait_for(lambda: http("GET", "http://127.0.0.1:%d%s" % (self.port, PATH))[0] == 426,
                  timeout=60, what="WebSocket route")
         # CDC must be streaming before trades are written (slot created at start)
@@ -742,7 +723,7 @@ def setup():
 
 def test_setup(c):
     setup()
-    c.check(P.p.alive(), "pipeline up (%s)" % _kind[0])
+    c.check(P.p.alive(), "pipeline up")
 
 
 if __name__ == "__main__":

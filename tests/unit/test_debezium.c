@@ -52,7 +52,7 @@ static void test_insert_envelope(void)
     tf_pg_tuple t = tuple_of(&w, 8);
     tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", 1763890200123, 771,
                          24023128, 0};
-    tf_dbz_buf b = {0};
+    tf_sbuf b = {0};
     TF_EQ_INT(tf_dbz_envelope(&b, 'c', cols, 8, NULL, &t, &src, 1763890200130), 0);
     TF_EQ_STR(b.b, "{\"before\":null,\"after\":{\"id\":1,\"ticker\":\"AAPL\",\"price\":\"189.2500\","
                    "\"quantity\":100,\"event_time\":\"2026-11-23T09:30:00.123456Z\",\"ok\":true,\"f\":\"NaN\","
@@ -91,7 +91,7 @@ static void test_insert_envelope(void)
     /* truncate: no rows */
     TF_EQ_INT(tf_dbz_envelope(&b, 't', cols, 8, NULL, NULL, &src, 5), 0);
     TF_CHECK(strncmp(b.b, "{\"before\":null,\"after\":null,\"source\":", 37) == 0);
-    tf_dbz_buf_free(&b);
+    free(b.b);
 }
 
 int main(void)

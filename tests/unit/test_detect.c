@@ -30,24 +30,8 @@ static void generate(run *r, uint64_t seed, size_t n, double span_s, double rate
 {
     char err[256];
     tf_gen_opts o = {.seed = seed, .ntickers = 50, .anomaly_rate = rate};
-    tf_gen *g = tf_gen_new(&o, err, sizeof err);
-    TF_CHECK(g != NULL);
     r->n = n;
-    r->tr = calloc(n, sizeof *r->tr);
-    size_t cap = n / 200 + 64;
-    r->labels = calloc(cap, sizeof *r->labels);
-    r->nl = 0;
-    const size_t batch = 5000;
-    for (size_t i = 0; i < n; i += batch) {
-        size_t nb = n - i < batch ? n - i : batch, nl0 = r->nl;
-        int64_t s = T0 + (int64_t)(span_s * 1e6 * (double)i / (double)n);
-        int64_t e = T0 + (int64_t)(span_s * 1e6 * (double)(i + nb) / (double)n);
-        tf_gen_fill(g, r->tr + i, nb, s, e, r->labels, cap, &r->nl);
-        for (size_t k = nl0; k < r->nl; k++) /* batch index -> trade id */
-            for (int j = 0; j < r->labels[k].ntrades; j++) r->labels[k].trade_idx[j] += (int64_t)i + 1;
-    }
-    for (size_t i = 0; i < n; i++) r->tr[i].id = (int64_t)i + 1;
-    tf_gen_free(g);
+    TF_EQ_INT(tf_gen_run(&o, n, 5000, T0, span_s, &r->tr, &r->labels, &r->nl, err, sizeof err), 0);
 }
 
 /* Delivers the trades with bounded disorder (each swapped with a neighbour

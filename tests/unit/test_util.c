@@ -127,11 +127,27 @@ static void sbuf(void)
     TF_EQ_INT(tf_sbuf_reserve(&s, 10000), 0);
     TF_CHECK(s.cap >= 16001);
     TF_EQ_INT(s.oom, 0);
+    s.len = 0;
+    tf_sbuf_fmt(&s, "%s-%d", "x", 42);
+    tf_sbuf_fmt(&s, "%0600d", 7); /* longer than any fixed scratch */
+    TF_EQ_INT(s.len, 4 + 600);
+    TF_CHECK(strncmp(s.b, "x-420000", 8) == 0 && s.b[603] == '7' && s.b[604] == '\0');
     free(s.b);
+}
+
+static void floor_div(void)
+{
+    TF_EQ_INT(tf_floor_div(59, 60), 0);
+    TF_EQ_INT(tf_floor_div(60, 60), 1);
+    TF_EQ_INT(tf_floor_div(0, 60), 0);
+    TF_EQ_INT(tf_floor_div(-1, 60), -1);
+    TF_EQ_INT(tf_floor_div(-60, 60), -1);
+    TF_EQ_INT(tf_floor_div(-61, 60), -2);
 }
 
 int main(void)
 {
+    floor_div();
     sbuf();
     iso();
     fixed();
