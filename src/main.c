@@ -74,8 +74,7 @@ int main(int argc, char **argv)
         int npos = 0;
         char err[512];
         if (tf_config_load(&cfg, argc - 2, argv + 2, pos, 16, &npos, err, sizeof err) != 0) {
-            tf_error("config", err, NULL);
-            fprintf(stderr, "tickflow %s: %s\n", argv[1], err);
+            tf_error("config", "invalid configuration", TF_STR("command", argv[1]), TF_STR("error", err));
             return 2;
         }
         return commands[i].fn(&cfg, npos, pos);

@@ -331,7 +331,7 @@ static void e_free(tf_bus *bb)
                 s->cb(s->ctx, s->opaque, TF_BUS_ECLOSED);
         }
         if (t->consumers)
-            tf_warn("bus", "bus freed with open consumers", "\"topic\":\"%s\"", t->name);
+            tf_warn("bus", "bus freed with open consumers", TF_STR("topic", t->name));
         for (int64_t j = 0; j < t->cap; j++)
             free(t->ring[j].buf);
         free(t->ring);

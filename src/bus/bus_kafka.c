@@ -76,10 +76,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     (void)rk;
     int l = level <= 3 ? TF_LOG_ERROR : level <= 4 ? TF_LOG_WARN : level <= 6 ? TF_LOG_INFO : TF_LOG_DEBUG;
-    char esc[1024];
-    int n = tf_json_escape(fac, strlen(fac), esc, sizeof(esc) - 1);
-    esc[n < 0 ? 0 : n] = '\0';
-    tf_log(l, "kafka", buf, "\"facility\":\"%s\"", esc);
+    tf_log(l, "kafka", buf, TF_STR("facility", fac));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -90,11 +87,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[256];
         rd_kafka_fatal_error(rk, why, sizeof(why));
-        tf_error("bus", "kafka fatal error", "\"reason\":\"%s\"", why);
+        tf_error("bus", "kafka fatal error", TF_STR("reason", why));
         atomic_store(&b->fatal, 1);
         return;
     }
-    tf_warn("bus", "kafka error", "\"code\":\"%s\",\"reason\":\"%s\"", rd_kafka_err2name(err), reason);
+    tf_warn("bus", "kafka error", TF_STR("code", rd_kafka_err2name(err)), TF_STR("reason", reason));
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -108,7 +105,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                   ? TF_BUS_ECLOSED
                   : TF_BUS_ERR;
         if (err == TF_BUS_ERR)
-            tf_error("bus", "kafka delivery failed", "\"error\":\"%s\"", rd_kafka_err2str(m->err));
+            tf_error("bus", "kafka delivery failed", TF_STR("error", rd_kafka_err2str(m->err)));
         if (b->failed)
             tf_metric_add(b->failed, 1);
     } else {
@@ -184,7 +181,8 @@ static int k_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
             free(k);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return TF_BUS_ETIMEDOUT;
-            tf_error("bus", "kafka produce failed", "\"topic\":\"%s\",\"error\":\"%s\"", topic, rd_kafka_err2str(err));
+            tf_error("bus", "kafka produce failed", TF_STR("topic", topic),
+                    TF_STR("error", rd_kafka_err2str(err)));
             return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? TF_BUS_EINVAL : TF_BUS_ERR;
         }
         usleep(1000); /* queue full: the poller drains delivery reports */
@@ -263,12 +261,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     for (int i = 0; i < n; i++)
         ids[i] = parts->elems[i].partition;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        tf_info("bus", "partitions assigned", "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
+        tf_info("bus", "partitions assigned", TF_STR("topic", c->topic), TF_INT("count", parts->cnt));
         if (c->rebalance)
             c->rebalance(c->rebalance_ctx, 1, ids, n);
         rd_kafka_assign(rk, parts);
     } else {
-        tf_info("bus", "partitions revoked", "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
+        tf_info("bus", "partitions revoked", TF_STR("topic", c->topic), TF_INT("count", parts->cnt));
         if (c->rebalance)
             c->rebalance(c->rebalance_ctx, 0, ids, n);
         rd_kafka_commit(rk, NULL, 0);
@@ -334,8 +332,8 @@ static int k_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
         if (m) {
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    tf_warn("bus", "kafka consumer error", "\"topic\":\"%s\",\"error\":\"%s\"", c->topic,
-                            rd_kafka_message_errstr(m));
+                    tf_warn("bus", "kafka consumer error", TF_STR("topic", c->topic),
+                            TF_STR("error", rd_kafka_message_errstr(m)));
                 rd_kafka_message_destroy(m);
                 return TF_BUS_ERR;
             }
@@ -530,8 +528,8 @@ static void ensure_topics(kbus *b)
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
             if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                tf_warn("bus", "cannot create topic", "\"topic\":\"%s\",\"error\":\"%s\"",
-                        rd_kafka_topic_result_name(tr[i]), rd_kafka_err2str(e));
+                tf_warn("bus", "cannot create topic", TF_STR("topic", rd_kafka_topic_result_name(tr[i])),
+                        TF_STR("error", rd_kafka_err2str(e)));
         }
         rd_kafka_event_destroy(ev);
     }

@@ -190,8 +190,8 @@ static int rel_update(tf_cdc *c, const tf_pg_msg *m)
         r->ncols++;
     }
     r->is_trades = strcmp(r->name, TRADES_TABLE) == 0;
-    tf_info("cdc", "relation", "\"oid\":%u,\"schema\":\"%s\",\"table\":\"%s\",\"columns\":%d", r->oid,
-            r->nsp, r->name, r->ncols);
+    tf_info("cdc", "relation", TF_UINT("oid", r->oid), TF_STR("schema", r->nsp), TF_STR("table", r->name),
+            TF_INT("columns", r->ncols));
     return 0;
 }
 
@@ -261,8 +261,8 @@ static void drop_queue(tf_cdc *c, int wait_ms)
         /* Entries still referenced by the bus must not be freed: leak the
          * remainder deliberately rather than risk a use-after-free (only on
          * a stop whose deadline passed with the bus stuck). */
-        tf_warn("cdc", "events still undelivered at stop", "\"outstanding\":%ld",
-                (long)atomic_load(&c->outstanding_total));
+        tf_warn("cdc", "events still undelivered at stop",
+                TF_INT("outstanding", (long)atomic_load(&c->outstanding_total)));
         c->head = c->tail = NULL;
     }
     while (c->head) {
@@ -354,7 +354,7 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
 {
     rel *r = rel_find(c, m->rel_oid);
     if (!r) {
-        tf_error("cdc", "change for unknown relation", "\"oid\":%u", m->rel_oid);
+        tf_error("cdc", "change for unknown relation", TF_UINT("oid", m->rel_oid));
         return -1;
     }
     if (!r->is_trades) {
@@ -363,13 +363,12 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
         if (!r->warned) {
             r->warned = 1;
             tf_warn("cdc", "changes of a relation without a topic are ignored (publication includes more "
-                           "than stock_trades, or publish_via_partition_root is off)",
-                    "\"schema\":\"%s\",\"table\":\"%s\"", r->nsp, r->name);
+                           "than stock_trades, or publish_via_partition_root is off)", TF_STR("schema", r->nsp), TF_STR("table", r->name));
         }
         return 0;
     }
     if (!c->cur) {
-        tf_error("cdc", "change outside a transaction", NULL);
+        tf_error("cdc", "change outside a transaction");
         return -1;
     }
     const tf_pg_tuple *before = NULL, *after = NULL;
@@ -382,7 +381,7 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
     tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
                          c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
     if (tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, tf_now_us() / 1000) < 0) {
-        tf_error("cdc", "cannot encode change (tuple does not match relation)", "\"table\":\"%s\"", r->name);
+        tf_error("cdc", "cannot encode change (tuple does not match relation)", TF_STR("table", r->name));
         return -1;
     }
     const char *key = "";
@@ -413,7 +412,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
     tf_pg_copy cp;
     const char *err;
     if (tf_pg_parse_copy(buf, len, &cp, &err) < 0) {
-        tf_error("cdc", "bad replication message", "\"reason\":\"%s\"", err);
+        tf_error("cdc", "bad replication message", TF_STR("reason", err));
         return -1;
     }
     if (cp.kind == 'k') {
@@ -427,7 +426,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
         c->received = cp.data_start;
     tf_pg_msg m;
     if (tf_pg_decode(cp.data, cp.len, &m, &err) < 0) {
-        tf_error("cdc", "bad pgoutput message", "\"reason\":\"%s\",\"tag\":%d", err, cp.data[0]);
+        tf_error("cdc", "bad pgoutput message", TF_STR("reason", err), TF_INT("tag", cp.data[0]));
         return -1;
     }
     switch (m.tag) {
@@ -439,7 +438,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
         return c->cur ? 0 : -1;
     case 'C':
         if (!c->cur) {
-            tf_error("cdc", "commit without begin", NULL);
+            tf_error("cdc", "commit without begin");
             return -1;
         }
         c->cur->end_lsn = m.end_lsn;
@@ -599,8 +598,8 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
             /* an initial snapshot was cut short (or never taken): the rows
              * it had not emitted are in no WAL the slot will send, so start
              * over with a new slot and a new snapshot */
-            tf_warn("cdc", "slot has no completed initial snapshot; recreating it", "\"slot\":\"%s\"",
-                    cfg->cdc_slot);
+            tf_warn("cdc", "slot has no completed initial snapshot; recreating it",
+                    TF_STR("slot", cfg->cdc_slot));
             char *ident = PQescapeIdentifier(conn, cfg->cdc_slot, strlen(cfg->cdc_slot));
             snprintf(q, sizeof(q), "DROP_REPLICATION_SLOT %s", ident ? ident : "\"\"");
             PQfreemem(ident);
@@ -635,10 +634,9 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
             c->flushed = c->consistent_point;
         if (want_snapshot && !PQgetisnull(res, 0, 2))
             snprintf(c->snapshot_name, sizeof(c->snapshot_name), "%s", PQgetvalue(res, 0, 2));
-        char l[20];
-        tf_info("cdc", "replication slot created",
-                "\"slot\":\"%s\",\"consistent_point\":\"%s\",\"snapshot\":\"%s\"", cfg->cdc_slot,
-                tf_lsn_fmt(c->consistent_point, l), c->snapshot_name[0] ? c->snapshot_name : "none");
+        tf_info("cdc", "replication slot created", TF_STR("slot", cfg->cdc_slot),
+                TF_LSN("consistent_point", c->consistent_point),
+                TF_STR("snapshot", c->snapshot_name[0] ? c->snapshot_name : "none"));
         PQclear(res);
         res = NULL;
     }
@@ -788,7 +786,7 @@ out:
                 pg_err(err, errlen, "recording the completed snapshot", s, res);
                 rc = -1;
             } else {
-                tf_info("cdc", "snapshot done", "\"rows\":%lld", (long long)rows);
+                tf_info("cdc", "snapshot done", TF_INT("rows", (long long)rows));
             }
             PQclear(res);
         }
@@ -819,8 +817,8 @@ static int start_streaming(tf_cdc *c, char *err, size_t errlen)
         return -1;
     }
     PQclear(res);
-    tf_info("cdc", "streaming", "\"slot\":\"%s\",\"publication\":\"%s\",\"from\":\"%s\"", c->cfg.cdc_slot,
-            c->cfg.cdc_publication, l);
+    tf_info("cdc", "streaming", TF_STR("slot", c->cfg.cdc_slot), TF_STR("publication", c->cfg.cdc_publication),
+            TF_STR("from", l));
     return 0;
 }
 
@@ -912,8 +910,7 @@ static void finish(tf_cdc *c)
         while ((res = PQgetResult(c->conn)) != NULL)
             PQclear(res);
     }
-    char l[20];
-    tf_info("cdc", "stopped", "\"slot\":\"%s\",\"confirmed\":\"%s\"", c->cfg.cdc_slot, tf_lsn_fmt(c->flushed, l));
+    tf_info("cdc", "stopped", TF_STR("slot", c->cfg.cdc_slot), TF_LSN("confirmed", c->flushed));
     PQfinish(c->conn);
     c->conn = NULL;
 }
@@ -944,7 +941,8 @@ static void *cdc_thread(void *arg)
             set_state(c, TF_CDC_CONNECTING, NULL);
             int rc = setup(c, first, err, sizeof(err));
             if (rc < 0) {
-                tf_warn("cdc", "cannot set up replication", "\"error\":\"%s\",\"retry_ms\":%d", err, backoff_ms);
+                tf_warn("cdc", "cannot set up replication", TF_STR("error", err),
+                        TF_INT("retry_ms", backoff_ms));
                 back_off(c, err, &backoff_ms);
                 continue;
             }
@@ -952,8 +950,8 @@ static void *cdc_thread(void *arg)
         if (first && c->snapshot_name[0] && run_snapshot(c, err, sizeof(err)) < 0) {
             /* no completion mark: the next setup drops the slot and takes a
              * new snapshot (rows already emitted are re-sent: at-least-once) */
-            tf_error("cdc", "initial snapshot failed; starting over", "\"error\":\"%s\",\"retry_ms\":%d", err,
-                     backoff_ms);
+            tf_error("cdc", "initial snapshot failed; starting over", TF_STR("error", err),
+                    TF_INT("retry_ms", backoff_ms));
             back_off(c, err, &backoff_ms);
             continue;
         }
@@ -968,8 +966,8 @@ static void *cdc_thread(void *arg)
         }
         if (atomic_load(&c->stop))
             break;
-        tf_warn("cdc", "replication interrupted; reconnecting", "\"error\":\"%s\",\"retry_ms\":%d", err,
-                backoff_ms);
+        tf_warn("cdc", "replication interrupted; reconnecting", TF_STR("error", err),
+                TF_INT("retry_ms", backoff_ms));
         back_off(c, err, &backoff_ms);
     }
     finish(c);
@@ -1053,7 +1051,7 @@ void tf_cdc_stop(tf_cdc *c, int timeout_ms)
     if (atomic_load(&c->outstanding_total) > 0) {
         /* The bus still holds events whose callbacks point at c: keep it
          * (deliberate leak) rather than let a late callback touch freed memory. */
-        tf_warn("cdc", "bus still holds undelivered events; CDC state kept alive", NULL);
+        tf_warn("cdc", "bus still holds undelivered events; CDC state kept alive");
         return;
     }
     for (int i = 0; i < c->nrels; i++)

@@ -35,7 +35,7 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     tf_metrics *m = tf_metrics_new();
     tf_bus *bus = tf_bus_new(cfg, m, err, sizeof(err));
     if (!bus) {
-        tf_error("cdc", err, NULL);
+        tf_error("cdc", err);
         fprintf(stderr, "tickflow cdc: %s\n", err);
         tf_metrics_free(m);
         return 1;
@@ -45,7 +45,7 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_stop_requested())
         usleep(100000);
     if (tf_bus_status(bus, err, sizeof(err)) != 0) {
-        tf_error("cdc", "Kafka unreachable", "\"brokers\":\"%s\"", cfg->kafka_brokers);
+        tf_error("cdc", "Kafka unreachable", TF_STR("brokers", cfg->kafka_brokers));
         fprintf(stderr, "tickflow cdc: %s\n", err);
         tf_bus_free(bus);
         tf_metrics_free(m);
@@ -53,14 +53,14 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     }
     tf_cdc *cdc = tf_cdc_start(cfg, bus, m, err, sizeof(err));
     if (!cdc) {
-        tf_error("cdc", err, NULL);
+        tf_error("cdc", err);
         fprintf(stderr, "tickflow cdc: %s\n", err);
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
     }
-    tf_info("cdc", "started", "\"slot\":\"%s\",\"publication\":\"%s\",\"brokers\":\"%s\"", cfg->cdc_slot,
-            cfg->cdc_publication, cfg->kafka_brokers);
+    tf_info("cdc", "started", TF_STR("slot", cfg->cdc_slot), TF_STR("publication", cfg->cdc_publication),
+            TF_STR("brokers", cfg->kafka_brokers));
     int64_t last_report = tf_mono_us();
     while (!tf_cmd_stop_requested()) {
         usleep(50000);
@@ -68,14 +68,12 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
             last_report = tf_mono_us();
             tf_cdc_status st;
             tf_cdc_get_status(cdc, &st);
-            char l[20];
-            tf_info("cdc", "status",
-                    "\"state\":\"%s\",\"events\":%lld,\"confirmed\":\"%s\",\"lag_bytes\":%lld,\"lag_ms\":%lld",
-                    st.state_name, (long long)st.events, tf_lsn_fmt(st.confirmed_lsn, l),
-                    (long long)st.lag_bytes, (long long)st.lag_ms);
+            tf_info("cdc", "status", TF_STR("state", st.state_name), TF_INT("events", (long long)st.events),
+                    TF_LSN("confirmed", st.confirmed_lsn), TF_INT("lag_bytes", (long long)st.lag_bytes),
+                    TF_INT("lag_ms", (long long)st.lag_ms));
         }
     }
-    tf_info("cdc", "stopping", NULL);
+    tf_info("cdc", "stopping");
     tf_cdc_stop(cdc, 10000);
     tf_bus_flush(bus, 5000);
     tf_bus_free(bus);

@@ -25,7 +25,7 @@
 
 static int fail(int code, const char *err)
 {
-    tf_error("generate", err, NULL);
+    tf_error("generate", err);
     fprintf(stderr, "tickflow generate: %s\n", err);
     return code;
 }

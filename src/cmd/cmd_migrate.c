@@ -20,7 +20,7 @@ int tf_cmd_migrate(tf_config *cfg, int npos, const char **pos)
     char err[1024];
     PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
     if (!conn) {
-        tf_error("migrate", err, NULL);
+        tf_error("migrate", err);
         fprintf(stderr, "tickflow migrate: %s\n", err);
         return 1;
     }
@@ -28,7 +28,7 @@ int tf_cmd_migrate(tf_config *cfg, int npos, const char **pos)
     int rc = tf_schema_migrate(conn, cfg, &applied, err, sizeof err);
     PQfinish(conn);
     if (rc) {
-        tf_error("migrate", err, "\"kind\":\"%s\"", tf_pg_strerror(rc));
+        tf_error("migrate", err, TF_STR("kind", tf_pg_strerror(rc)));
         fprintf(stderr, "tickflow migrate: %s\n", err);
         return 1;
     }

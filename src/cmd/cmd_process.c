@@ -35,7 +35,7 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
     tf_metrics *m = tf_metrics_new();
     tf_bus *bus = tf_bus_new(cfg, m, err, sizeof err);
     if (!bus) {
-        tf_error("process", err, NULL);
+        tf_error("process", err);
         fprintf(stderr, "tickflow process: %s\n", err);
         tf_metrics_free(m);
         return 1;
@@ -43,7 +43,7 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
     tf_processor_opts o = {.durable = 0, .from_beginning = 1};
     tf_processor *p = tf_processor_start_opts(cfg, bus, m, &o, err, sizeof err);
     if (!p) {
-        tf_error("process", err, NULL);
+        tf_error("process", err);
         fprintf(stderr, "tickflow process: %s\n", err);
         tf_bus_free(bus);
         tf_metrics_free(m);
@@ -56,15 +56,12 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
             last_report = tf_mono_us();
             tf_processor_stats s;
             tf_processor_get_stats(p, &s);
-            tf_info("process", "status",
-                    "\"trades\":%lld,\"anomalies\":%lld,\"duplicates\":%lld,\"late\":%lld,\"pending\":%lld,"
-                    "\"lag_ms\":%lld,\"store_ok\":%s",
-                    (long long)s.trades, (long long)s.anomalies, (long long)s.duplicates,
-                    (long long)(s.late_accepted + s.late_dropped), (long long)s.pending, (long long)s.lag_ms,
-                    s.store_ok ? "true" : "false");
+            tf_info("process", "status", TF_INT("trades", s.trades), TF_INT("anomalies", s.anomalies),
+                    TF_INT("duplicates", s.duplicates), TF_INT("late", s.late_accepted + s.late_dropped),
+                    TF_INT("pending", s.pending), TF_INT("lag_ms", s.lag_ms), TF_BOOL("store_ok", s.store_ok));
         }
     }
-    tf_info("process", "stopping", NULL);
+    tf_info("process", "stopping");
     tf_processor_stop(p);
     tf_bus_flush(bus, 5000);
     tf_bus_free(bus);

@@ -47,8 +47,7 @@ static int cdc_ready(void *ud, char *detail, size_t cap)
 
 static int fail(const char *what, const char *err)
 {
-    tf_error("run", what, "\"error\":\"%s\"", "see stderr");
-    fprintf(stderr, "tickflow run: %s: %s\n", what, err);
+    tf_error("run", what, TF_STR("error", err));
     return 1;
 }
 
@@ -127,12 +126,12 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
            host, port, host, port, host, port, host, port, tf_bus_kind(bus), gen ? "on" : "off", cfg->gen_rate,
            applied);
     fflush(stdout);
-    tf_info("run", "started", "\"port\":%d,\"bus\":\"%s\"", port, tf_bus_kind(bus));
+    tf_info("run", "started", TF_INT("port", port), TF_STR("bus", tf_bus_kind(bus)));
 
     tf_server_run(srv);
     tf_cmd_release_stop();
     code = 0;
-    tf_info("run", "stopping", NULL);
+    tf_info("run", "stopping");
 out:
     tf_genjob_free(gen);           /* no new trades */
     tf_cdc_stop(cdc, 10000);       /* hand on what was read, confirm the last delivered LSN */
@@ -144,6 +143,6 @@ out:
     tf_rollup_stop(ru);
     tf_bus_free(bus);
     tf_metrics_free(m);
-    if (code == 0) tf_info("run", "stopped", NULL);
+    if (code == 0) tf_info("run", "stopped");
     return code;
 }

@@ -37,8 +37,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     char err[512];
     PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
     if (!conn) {
-        tf_error("serve", "cannot connect to PostgreSQL", "\"error\":\"%s\"", "see stderr");
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_error("serve", "cannot connect to PostgreSQL", TF_STR("error", err));
         return 1;
     }
     int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
@@ -90,7 +89,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     tf_server_run(s);
     tf_cmd_release_stop();
     code = 0;
-    tf_info("serve", "stopped", NULL);
+    tf_info("serve", "stopped");
 out:
     tf_sse_free(sse);
     tf_ws_free(ws);

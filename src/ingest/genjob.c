@@ -290,17 +290,17 @@ static int write_batch(tf_genjob *j, int64_t k0, size_t n, int64_t base_us, doub
             /* COMMIT went unanswered and could not be checked: rewriting
              * could duplicate the batch, stopping would end `tickflow run`;
              * skip it (it may or may not be stored) and carry on */
-            tf_warn("genjob", "batch outcome unknown, skipped", "\"run_id\":\"%s\",\"rows\":%zu",
-                    j->st.run_id, n);
+            tf_warn("genjob", "batch outcome unknown, skipped", TF_STR("run_id", j->st.run_id),
+                    TF_UINT("rows", n));
             return 0;
         }
         if (rc == TF_PG_ECONN && j->o.retry && !stopping(j)) {
             char detail[512];
             int dl = tf_json_escape(err, strlen(err), detail, sizeof detail - 1);
             detail[dl < 0 ? 0 : dl] = '\0'; /* tf_json_escape does not terminate */
-            tf_warn("genjob", "write failed, retrying",
-                    "\"run_id\":\"%s\",\"error\":\"%s\",\"detail\":\"%s\",\"backoff_ms\":%lld",
-                    j->st.run_id, tf_pg_strerror(rc), detail, (long long)(backoff / 1000));
+            tf_warn("genjob", "write failed, retrying", TF_STR("run_id", j->st.run_id),
+                    TF_STR("error", tf_pg_strerror(rc)), TF_STR("detail", detail),
+                    TF_INT("backoff_ms", (long long)(backoff / 1000)));
             if (nap(j, backoff))
                 rc = TF_PG_ECONN; /* stopped while disconnected: report it */
             else {
@@ -332,7 +332,7 @@ static void maintain_if_new_day(tf_genjob *j, int64_t *last_day)
     c.storage_retention_days = j->o.retention_days;
     char err[256];
     if (tf_partitions_maintain(conn, &c, now, err, sizeof err) != 0)
-        tf_warn("genjob", "partition maintenance failed", "\"run_id\":\"%s\"", j->st.run_id);
+        tf_warn("genjob", "partition maintenance failed", TF_STR("run_id", j->st.run_id));
     tf_copy_forget_partitions(j->copy);
 }
 
@@ -380,10 +380,9 @@ static void *job_main(void *arg)
     pthread_mutex_lock(&j->mu);
     j->st.running = 0;
     j->st.elapsed_ms = (tf_mono_us() - j->t0_mono) / 1000;
-    tf_info("genjob", rc ? "generator job failed" : "generator job finished",
-            "\"run_id\":\"%s\",\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"labels\":%lld",
-            j->st.run_id, (long long)j->st.inserted, (long long)j->st.first_id,
-            (long long)j->st.last_id, (long long)j->st.labels);
+    tf_info("genjob", rc ? "generator job failed" : "generator job finished", TF_STR("run_id", j->st.run_id),
+            TF_INT("inserted", (long long)j->st.inserted), TF_INT("first_id", (long long)j->st.first_id),
+            TF_INT("last_id", (long long)j->st.last_id), TF_INT("labels", (long long)j->st.labels));
     pthread_mutex_unlock(&j->mu);
     return NULL;
 }
@@ -449,9 +448,9 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
         goto err;
     }
     j->thread_started = 1;
-    tf_info("genjob", "generator job started",
-            "\"run_id\":\"%s\",\"count\":%lld,\"rate\":%.3f,\"duration_s\":%.3f,\"seed\":%llu",
-            j->st.run_id, (long long)o->count, o->rate, o->duration_s, (unsigned long long)o->seed);
+    tf_info("genjob", "generator job started", TF_STR("run_id", j->st.run_id),
+            TF_INT("count", (long long)o->count), TF_DBL("rate", o->rate), TF_DBL("duration_s", o->duration_s),
+            TF_UINT("seed", (unsigned long long)o->seed));
     return j;
 err:
     tf_genjob_free(j);

@@ -111,12 +111,12 @@ static int pg_ready(tf_processor *p)
         p->pg_backoff_us = p->pg_backoff_us ? p->pg_backoff_us * 2 : 250000;
         if (p->pg_backoff_us > 5000000) p->pg_backoff_us = 5000000;
         p->pg_retry_mono = now + p->pg_backoff_us;
-        tf_warn("process", "PostgreSQL unavailable, anomalies wait", "\"error\":\"%s\",\"retry_ms\":%lld",
-                err, (long long)(p->pg_backoff_us / 1000));
+        tf_warn("process", "PostgreSQL unavailable, anomalies wait", TF_STR("error", err),
+                TF_INT("retry_ms", (long long)(p->pg_backoff_us / 1000)));
         return 0;
     }
     p->pg_backoff_us = 0;
-    tf_info("process", "connected to PostgreSQL", NULL);
+    tf_info("process", "connected to PostgreSQL");
     return 1;
 }
 
@@ -124,7 +124,8 @@ static void pg_failed(tf_processor *p, PGresult *r, const char *what)
 {
     char err[512];
     int code = tf_pg_classify(p->pg, r, what, err, sizeof err);
-    tf_warn("process", "PostgreSQL write failed", "\"error\":\"%s\",\"class\":\"%s\"", err, tf_pg_strerror(code));
+    tf_warn("process", "PostgreSQL write failed", TF_STR("error", err),
+            TF_STR("class", tf_pg_strerror(code)));
     tf_metric_add(p->m_store_err, 1);
     if (code == TF_PG_ECONN || PQstatus(p->pg) != CONNECTION_OK) {
         PQfinish(p->pg);
@@ -208,7 +209,7 @@ static int flush_anomalies(tf_processor *p)
         if (rc == TF_BUS_ETIMEDOUT) break;
         if (rc == TF_BUS_ECLOSED) break;
         if (rc != 0) {
-            tf_error("process", "cannot publish anomaly", "\"id\":\"%s\",\"rc\":%d", pa->a.id, rc);
+            tf_error("process", "cannot publish anomaly", TF_STR("id", pa->a.id), TF_INT("rc", rc));
             continue; /* stored; SSE replays it from the table */
         }
         p->cur.published++;
@@ -229,7 +230,7 @@ static void queue_anomaly(tf_processor *p, const tf_anomaly *a)
         size_t nc = p->cappend ? p->cappend * 2 : 64;
         pend_anom *np = realloc(p->pend, nc * sizeof *np);
         if (!np) {
-            tf_error("process", "out of memory queueing an anomaly", "\"id\":\"%s\"", a->id);
+            tf_error("process", "out of memory queueing an anomaly", TF_STR("id", a->id));
             return;
         }
         p->pend = np;
@@ -309,8 +310,8 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
         int64_t now = tf_mono_us();
         if (now - p->last_bad_log > 1000000) {
             p->last_bad_log = now;
-            tf_warn("process", "skipping malformed trade message",
-                    "\"error\":\"%s\",\"partition\":%d,\"offset\":%lld", why, m->partition, (long long)m->offset);
+            tf_warn("process", "skipping malformed trade message", TF_STR("error", why),
+                    TF_INT("partition", m->partition), TF_INT("offset", (long long)m->offset));
         }
         return;
     }
@@ -342,8 +343,8 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
             tf_fmt_iso_us(d.tr.event_us, et);
             tf_fmt_iso_us(tf_reorder_watermark(p->ro), wm);
             tf_warn("process", "trade beyond allowed lateness, not evaluated",
-                    "\"trade_id\":%lld,\"ticker\":\"%s\",\"event_time\":\"%s\",\"watermark\":\"%s\"",
-                    (long long)d.tr.id, d.tr.ticker, et, wm);
+                    TF_INT("trade_id", (long long)d.tr.id), TF_STR("ticker", d.tr.ticker),
+                    TF_STR("event_time", et), TF_STR("watermark", wm));
         }
     }
     drain(p);
@@ -409,7 +410,8 @@ static void load_ticker(tf_processor *p, const tf_trade *t)
     }
     PQclear(r);
     p->cur.reloaded += used;
-    if (used) tf_debug("process", "ticker state rebuilt", "\"ticker\":\"%s\",\"trades\":%d", t->ticker, used);
+    if (used) tf_debug("process", "ticker state rebuilt", TF_STR("ticker", t->ticker),
+            TF_INT("trades", used));
 }
 
 static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
@@ -423,7 +425,7 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         if (p->npend == 0) commit_all(p);
         for (int i = 0; i < n; i++) tf_reorder_drop_partition(p->ro, parts[i]);
         p->nparts = 0;
-        tf_info("process", "partitions revoked", "\"count\":%d", n);
+        tf_info("process", "partitions revoked", TF_INT("count", n));
         return;
     }
     /* fresh state: rules warm up again per ticker from PostgreSQL (lazily, on
@@ -442,7 +444,7 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         tf_reorder_free(nr);
     }
     for (int i = 0; i < n; i++) tf_reorder_add_partition(p->ro, parts[i]);
-    tf_info("process", "partitions assigned", "\"count\":%d", n);
+    tf_info("process", "partitions assigned", TF_INT("count", n));
 }
 
 /* ---- status heartbeat ----------------------------------------------------- */
@@ -540,7 +542,7 @@ static void *run(void *arg)
     for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
     if (p->npend == 0) commit_all(p);
     else tf_warn("process", "stopping with anomalies not stored (they are found again on replay)",
-                 "\"pending\":%zu", p->npend);
+            TF_UINT("pending", p->npend));
     write_status(p, "stopped");
     publish_stats(p);
     return NULL;
@@ -629,10 +631,9 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
         goto err;
     }
     p->started = 1;
-    tf_info("process", "processor started",
-            "\"instance\":\"%s\",\"bus\":\"%s\",\"store\":%s,\"out_of_order_ms\":%d,\"allowed_lateness_ms\":%d",
-            p->instance, tf_bus_kind(bus), p->store ? "true" : "false", cfg->process_out_of_order_ms,
-            cfg->process_allowed_lateness_ms);
+    tf_info("process", "processor started", TF_STR("instance", p->instance), TF_STR("bus", tf_bus_kind(bus)),
+            TF_BOOL("store", p->store), TF_INT("out_of_order_ms", cfg->process_out_of_order_ms),
+            TF_INT("allowed_lateness_ms", cfg->process_allowed_lateness_ms));
     return p;
 err:
     proc_free(p);
@@ -649,10 +650,10 @@ void tf_processor_stop(tf_processor *p)
     }
     tf_processor_stats s;
     tf_processor_get_stats(p, &s);
-    tf_info("process", "processor stopped",
-            "\"trades\":%lld,\"anomalies\":%lld,\"duplicates\":%lld,\"late_accepted\":%lld,\"late_dropped\":%lld,\"bad\":%lld",
-            (long long)s.trades, (long long)s.anomalies, (long long)s.duplicates, (long long)s.late_accepted,
-            (long long)s.late_dropped, (long long)s.bad);
+    tf_info("process", "processor stopped", TF_INT("trades", (long long)s.trades),
+            TF_INT("anomalies", (long long)s.anomalies), TF_INT("duplicates", (long long)s.duplicates),
+            TF_INT("late_accepted", (long long)s.late_accepted),
+            TF_INT("late_dropped", (long long)s.late_dropped), TF_INT("bad", (long long)s.bad));
     proc_free(p);
 }
 

@@ -1082,8 +1082,8 @@ static void hist_done(void *arg)
     tf_http_req *r = j->req;
     if (j->q.format != TF_HIST_JSON && j->started) {
         if (j->failed_midway) {
-            tf_warn("http", "history stream failed midway", "\"conn\":%llu",
-                    (unsigned long long)tf_http_conn_id_of(r));
+            tf_warn("http", "history stream failed midway",
+                    TF_UINT("conn", (unsigned long long)tf_http_conn_id_of(r)));
             tf_http_stream_abort(r);
         } else {
             tf_http_stream_end(r);

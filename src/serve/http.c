@@ -1434,7 +1434,7 @@ static void *db_worker(void *p)
             conn = db_connect(s);
             if (!conn) {
                 last_fail = tf_mono_us();
-                tf_warn("http", "database connection failed", NULL);
+                tf_warn("http", "database connection failed");
             }
         }
         j->work(conn, j->arg);
@@ -1505,7 +1505,7 @@ static void *long_main(void *p)
     if (tf_server_post(lj->s, long_done_on_loop, lj) < 0) {
         /* out of memory: nothing else can finish this job; leak it rather
          * than touch freed state (never expected in practice) */
-        tf_error("http", "cannot post long job completion", NULL);
+        tf_error("http", "cannot post long job completion");
     }
     return NULL;
 }
@@ -1733,7 +1733,7 @@ static void on_grace(uv_timer_t *t)
         }
         c = nx;
     }
-    if (n) tf_warn("http", "grace period over, closed connections", "\"connections\":%d", n);
+    if (n) tf_warn("http", "grace period over, closed connections", TF_INT("connections", n));
     maybe_done(s);
 }
 
@@ -1741,7 +1741,7 @@ static void begin_stop(tf_server *s)
 {
     if (s->stopping) return;
     s->stopping = 1;
-    tf_info("http", "stopping", "\"connections\":%d", s->nconns);
+    tf_info("http", "stopping", TF_INT("connections", s->nconns));
     if (s->listening == 1) {
         s->listening = 2;
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
@@ -1886,7 +1886,7 @@ int tf_server_listen(tf_server *s, char *errbuf, size_t errlen)
     if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&got, &gl) == 0)
         s->port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
                                                   : ((struct sockaddr_in *)&got)->sin_port);
-    tf_info("http", "listening", "\"bind\":\"%s\",\"port\":%d", bind, s->port);
+    tf_info("http", "listening", TF_STR("bind", bind), TF_INT("port", s->port));
     return 0;
 }
 
@@ -1931,7 +1931,7 @@ void tf_server_free(tf_server *s)
             uv_run(s->loop, UV_RUN_NOWAIT);
             drain_posts(s);
         }
-        if (tries >= 1000) tf_warn("http", "event loop still has open handles at free", NULL);
+        if (tries >= 1000) tf_warn("http", "event loop still has open handles at free");
     }
     pthread_mutex_destroy(&s->post_mu);
     pthread_mutex_destroy(&s->db_mu);

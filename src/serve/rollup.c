@@ -42,14 +42,6 @@ struct tf_rollup {
     tf_metric *m_rounds, *m_marks, *m_errors, *m_seconds;
 };
 
-/* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
-static int jesc(const char *s, size_t len, char *buf, size_t cap)
-{
-    int n = tf_json_escape(s, len, buf, cap - 1);
-    buf[n < 0 ? 0 : n] = '\0';
-    return n;
-}
-
 /* Combining bars (minute -> hour -> day, per trade_type incl. '*'): the
  * open of the earliest part, the close of the latest. */
 #define COMBINE_COLS                                                               \
@@ -239,7 +231,7 @@ static void *refresher(void *p)
                 char verr[256];
                 if (exec_ok(conn, "VACUUM (ANALYZE) stock_bars_dirty, stock_bars_1m, stock_bars_1h,"
                                   " stock_bars_1d", verr, sizeof verr, NULL) < 0)
-                    tf_warn("rollup", "vacuum after refresh failed", NULL);
+                    tf_warn("rollup", "vacuum after refresh failed");
             }
         } else {
             n = -1;
@@ -256,9 +248,7 @@ static void *refresher(void *p)
         if (n < 0) {
             if (ru->m_errors) tf_metric_add(ru->m_errors, 1);
             if (tf_mono_us() - last_log > 10 * TF_US_PER_SEC) {
-                char esc[600];
-                if (jesc(err, strlen(err), esc, sizeof esc - 1) < 0) esc[0] = '\0';
-                tf_warn("rollup", "refresh failed", "\"error\":\"%s\"", esc);
+                tf_warn("rollup", "refresh failed", TF_STR("error", err));
                 last_log = tf_mono_us();
             }
         }

@@ -343,7 +343,7 @@ static void client_send(tf_sse *x, sse_client *c, const char *p, size_t n)
     if (tf_http_stream_queued(c->req) > SSE_MAX_QUEUE) {
         tf_metric_add(x->m_dropped, 1);
         tf_warn("sse", "client too slow, disconnected (it resumes with Last-Event-ID)",
-                "\"conn\":%llu", (unsigned long long)tf_http_conn_id_of(c->req));
+                TF_UINT("conn", (unsigned long long)tf_http_conn_id_of(c->req)));
         client_finish(x, c, 1);
     }
 }
@@ -446,7 +446,8 @@ static void *feed_main(void *arg)
         if (rc == 1) {
             sse_event *e = event_from_json(m->value, m->value_len);
             if (!e) {
-                tf_warn("sse", "skipping malformed stock.anomalies message", "\"offset\":%lld", (long long)m->offset);
+                tf_warn("sse", "skipping malformed stock.anomalies message",
+                        TF_INT("offset", (long long)m->offset));
                 continue;
             }
             if (!b && !(b = calloc(1, sizeof *b))) {
@@ -461,7 +462,7 @@ static void *feed_main(void *arg)
         int64_t missed = tf_bus_consumer_missed(x->cons);
         if (missed > 0)
             tf_warn("sse", "anomaly feed fell behind the bus; clients can recover with Last-Event-ID",
-                    "\"missed\":%lld", (long long)missed);
+                    TF_INT("missed", (long long)missed));
         if (b && b->n) {
             b->x = x;
             x_ref(x);
@@ -501,7 +502,8 @@ static void deliver_status(void *arg)
             nx = c->next;
             client_send(x, c, ev, (size_t)n);
         }
-        tf_info("sse", "pipeline status changed", "\"status\":\"%s\",\"clients\":%d", s->status, x->nclients);
+        tf_info("sse", "pipeline status changed", TF_STR("status", s->status),
+                TF_INT("clients", x->nclients));
     }
     free(s);
     x_unref(x);

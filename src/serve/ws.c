@@ -478,8 +478,8 @@ static void client_free(client *c)
     last->idx = c->idx;
     if (c->dirty) cvec_remove(&ws->dirty, c);
     if (ws->m_clients) tf_metric_add(ws->m_clients, -1);
-    tf_debug("ws", "client freed", "\"client\":%" PRIu64 ",\"sent\":%" PRId64 ",\"dropped\":%" PRId64
-             ",\"queue_hwm\":%zu", c->id, c->sent, c->dropped_total, c->hwm);
+    tf_debug("ws", "client freed", TF_UINT("client", c->id), TF_INT("sent", c->sent),
+            TF_INT("dropped", c->dropped_total), TF_UINT("queue_hwm", c->hwm));
     free(c);
 }
 
@@ -516,8 +516,8 @@ static void close_client(client *c, int code, const char *reason)
     c->close_deadline_us = tf_now_us() + CLOSE_WAIT_US;
     q_clear(c);
     if (code == TF_WS_CLOSE_POLICY && c->ws->m_slow) tf_metric_add(c->ws->m_slow, 1);
-    tf_info("ws", "closing client", "\"client\":%" PRIu64 ",\"code\":%d,\"reason\":\"%s\"", c->id, code,
-            reason ? reason : "");
+    tf_info("ws", "closing client", TF_UINT("client", c->id), TF_INT("code", code),
+            TF_STR("reason", reason ? reason : ""));
     write_close(c, code, reason);
     if (!c->gone) tf_http_conn_close(c->conn);
 }
@@ -709,7 +709,7 @@ static void on_conn_close(tf_http_conn *conn, void *ud)
     c->conn = NULL;
     if (cvec_push(&c->ws->dead, c) != 0) {
         /* cannot defer: leak rather than free under a caller's feet */
-        tf_error("ws", "out of memory reaping a client", "\"client\":%" PRIu64, c->id);
+        tf_error("ws", "out of memory reaping a client", TF_UINT("client", c->id));
     }
 }
 
@@ -781,8 +781,8 @@ static void on_candle_timer(uv_timer_t *t)
     size_t nclients = ws->dirty.n;
     flush_dirty(ws);
     if (n) {
-        tf_debug("ws", "candles sent", "\"candles\":%d,\"clients\":%zu,\"fanout_us\":%lld", n, nclients,
-                 (long long)(tf_now_us() - now));
+        tf_debug("ws", "candles sent", TF_INT("candles", n), TF_UINT("clients", nclients),
+                TF_INT("fanout_us", (long long)(tf_now_us() - now)));
     }
     reap(ws);
     schedule_candles(ws);
@@ -833,7 +833,7 @@ static void on_batch(void *ud, tf_ws_batch *b)
     tf_ws *ws = ud;
     if (!ws->stopping) {
         if (b->missed > 0) {
-            tf_warn("ws", "feed fell behind the bus; trades skipped", "\"missed\":%" PRId64, b->missed);
+            tf_warn("ws", "feed fell behind the bus; trades skipped", TF_INT("missed", b->missed));
         }
         for (size_t i = 0; i < b->n; i++) ingest(ws, &b->items[i].t, b->items[i].commit_ts_ms);
         flush_dirty(ws);
@@ -869,7 +869,7 @@ static void on_maint_timer(uv_timer_t *t)
         }
         if (now - c->last_rx_us >= ping_us) {
             if (c->ping_outstanding && now - c->ping_sent_us >= ping_us) {
-                tf_info("ws", "no pong: dropping dead client", "\"client\":%" PRIu64, c->id);
+                tf_info("ws", "no pong: dropping dead client", TF_UINT("client", c->id));
                 tf_http_conn_abort(c->conn);
                 continue;
             }
@@ -1008,7 +1008,7 @@ static void on_upgrade(tf_http_req *r, void *ud)
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
     tf_http_conn_write(conn, resp, (size_t)n);
-    tf_debug("ws", "client connected", "\"client\":%" PRIu64 ",\"peer\":\"%s\"", c->id, peer);
+    tf_debug("ws", "client connected", TF_UINT("client", c->id), TF_STR("peer", peer));
     if (cmd.ntickers || cmd.wildcard || cmd.has_interval) do_subscribe(c, &cmd);
     tf_ws_cmd_clear(&cmd);
     flush(c);

@@ -289,9 +289,8 @@ static void *feed_main(void *arg)
             int d = tf_ws_decode_trade(m->value, m->value_len, &it, &why);
             if (d < 0) {
                 if (f->m_bad) tf_metric_add(f->m_bad, 1);
-                tf_warn("ws", "undecodable trade event skipped",
-                        "\"reason\":\"%s\",\"partition\":%d,\"offset\":%lld", why, (int)m->partition,
-                        (long long)m->offset);
+                tf_warn("ws", "undecodable trade event skipped", TF_STR("reason", why),
+                        TF_INT("partition", (int)m->partition), TF_INT("offset", (long long)m->offset));
                 continue;
             }
             if (d == 0) continue;

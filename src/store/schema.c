@@ -348,8 +348,8 @@ int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *er
         rc = apply_one(conn, &ms[i], errbuf, errlen);
         if (rc == 0) {
             nappl++;
-            tf_info("store", "migration applied", "\"version\":%d,\"name\":\"%s\"", ms[i].version,
-                    ms[i].name);
+            tf_info("store", "migration applied", TF_INT("version", ms[i].version),
+                    TF_STR("name", ms[i].name));
         }
     }
     PQclear(r);
@@ -404,8 +404,8 @@ int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *err
     int rc = call_int(conn, "SELECT tickflow_ensure_partitions($1::date, $2::date)", 2, params,
                       &created, "creating partitions", errbuf, errlen);
     if (rc == 0 && created > 0)
-        tf_info("store", "partitions created",
-                "\"from\":\"%s\",\"to\":\"%s\",\"created\":%lld", a, b, (long long)created);
+        tf_info("store", "partitions created", TF_STR("from", a), TF_STR("to", b),
+                TF_INT("created", (long long)created));
     return rc;
 }
 
@@ -423,8 +423,8 @@ int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, c
     int rc = call_int(conn, "SELECT tickflow_drop_partitions_before($1::date)", 1, params, &n,
                       "dropping old partitions", errbuf, errlen);
     if (rc == 0 && n > 0)
-        tf_info("store", "old partitions dropped",
-                "\"before\":\"%s\",\"dropped\":%lld,\"retention_days\":%d", cut, (long long)n, days);
+        tf_info("store", "old partitions dropped", TF_STR("before", cut), TF_INT("dropped", (long long)n),
+                TF_INT("retention_days", days));
     if (dropped)
         *dropped = (int)n;
     return rc;
