@@ -80,6 +80,7 @@ out:
     tf_bus_consumer_close(stalled);
     tf_server_free(s);
     tf_bus_free(bus);
+    tf_cdc_free(cdc);
     tf_metrics_free(m);
     return code;
 }

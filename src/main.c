@@ -44,6 +44,51 @@ static const struct {
     {"config", cmd_config, "print the effective configuration as INI"},
 };
 
+/* Per-command usage for `tickflow <command> --help` (stdout, exit 0). A
+ * command without a row here prints its one-line help and the common flags. */
+static const struct {
+    const char *name, *text;
+} usages[] = {
+    {"run", "usage: tickflow run [--config FILE] [--pg-url URL] [--port N] [--kafka-brokers LIST]\n"
+            "                    [--generator.enabled true|false] [--generator.rate R] [--section.key VALUE ...]\n"
+            "Runs everything in one process: migrations, CDC, the processor, the HTTP server\n"
+            "(REST, WebSocket, SSE, dashboard) and, unless disabled, the generator.\n"},
+    {"migrate", "usage: tickflow migrate [--pg-url URL]\n"
+                "Applies the schema migrations that are missing (idempotent); prints {\"applied\", \"version\"}.\n"},
+    {"generate", "usage: tickflow generate (--count N | --rate R --duration S) [--start ISO] [--tickers A,B]\n"
+                 "                         [--seed N] [--anomalies P] [--pg-url URL]\n"
+                 "Writes synthetic trades by binary COPY; prints {\"inserted\", \"first_id\", \"last_id\", ...}.\n"},
+    {"cdc", "usage: tickflow cdc --kafka-brokers LIST [--pg-url URL] [--cdc.slot NAME] [--cdc.snapshot no_data|initial]\n"
+            "Streams committed changes of stock_trades from logical replication onto Kafka.\n"},
+    {"process", "usage: tickflow process --kafka-brokers LIST [--pg-url URL] [--kafka.group NAME]\n"
+                "Anomaly detection from the bus, as one member of a Kafka consumer group.\n"},
+    {"serve", "usage: tickflow serve [--pg-url URL] [--port N] [--kafka-brokers LIST]\n"
+              "The HTTP server alone: REST history, WebSocket ticks, SSE anomalies, dashboard.\n"},
+    {"config", "usage: tickflow config [--config FILE] [--section.key VALUE ...]\n"
+               "Prints the effective configuration (defaults < file < environment < flags) as INI.\n"},
+};
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+static void command_usage(const char *name, const char *help)
+{
+    for (size_t i = 0; i < sizeof usages / sizeof *usages; i++)
+        if (!strcmp(usages[i].name, name)) {
+            fputs(usages[i].text, stdout);
+            goto common;
+        }
+    printf("usage: tickflow %s [flags]\n%s\n", name, help);
+common:
+    printf("\ncommon flags: --config FILE, --pg-url URL (TICKFLOW_POSTGRES_URL), --port N (TICKFLOW_HTTP_PORT),\n"
+           "  --kafka-brokers LIST (TICKFLOW_KAFKA_BROKERS). Every config key is also\n"
+           "  TICKFLOW_<SECTION>_<KEY> and --section.key VALUE; `tickflow config` lists them.\n");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tickflow <command> [--config FILE] [--section.key VALUE ...]\n\ncommands:\n");
@@ -67,6 +112,10 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (wants_help(argc, argv)) {
+            command_usage(commands[i].name, commands[i].help);
+            return 0;
+        }
         /* A peer closing a socket must never kill the process. */
         signal(SIGPIPE, SIG_IGN);
         static tf_config cfg;
@@ -79,7 +128,7 @@ int main(int argc, char **argv)
         }
         return commands[i].fn(&cfg, npos, pos);
     }
-    fprintf(stderr, "tickflow: unknown command '%s'\n\n", argv[1]);
+    tf_error("cli", "unknown command", TF_STR("command", argv[1]));
     usage(stderr);
     return 2;
 }

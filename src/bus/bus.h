@@ -46,6 +46,8 @@
 #define TF_BUS_ETIMEDOUT (-2) /* produce: queue full until the timeout (back-pressure) */
 #define TF_BUS_ECLOSED (-3)   /* bus or consumer is shutting down */
 #define TF_BUS_EINVAL (-4)    /* bad argument: unknown topic, too large, NULL */
+#define TF_BUS_EFATAL (-5)    /* the bus can never deliver again (Kafka: fatal producer error,
+                                 e.g. the idempotent producer lost its sequence): stop */
 
 #define TF_BUS_MAX_MESSAGE (1024 * 1024) /* value bytes */
 

@@ -42,7 +42,8 @@ typedef struct kbus {
     char group_default[64];
     char session_timeout[16];   /* group consumers: how fast a dead member's partitions move */
     char heartbeat_interval[16];
-    pthread_mutex_t mu; /* status cache */
+    pthread_mutex_t mu; /* status cache; with room_cv: producers waiting for queue room */
+    pthread_cond_t room_cv; /* signalled by every delivery report */
     int64_t status_checked_us;
     int status_ok;
     char status_msg[1024];
@@ -113,12 +114,31 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (b->delivered)
             tf_metric_add(b->delivered, 1);
     }
+    if (err == TF_BUS_ERR && atomic_load(&b->fatal))
+        err = TF_BUS_EFATAL;
     if (k) {
         if (k->cb)
             k->cb(k->ctx, k->opaque, err);
         free(k);
     }
     atomic_fetch_sub(&b->outstanding, 1);
+    pthread_mutex_lock(&b->mu);
+    pthread_cond_broadcast(&b->room_cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Waits (at most until deadline_us, monotonic; -1 = 100 ms) for the next
+ * delivery report, which frees room in librdkafka's queue. */
+static void wait_room(kbus *b, int64_t deadline_us)
+{
+    int64_t now = tf_mono_us();
+    int64_t until = deadline_us < 0 || deadline_us - now > 100000 ? now + 100000 : deadline_us;
+    struct timespec ts;
+    tf_mono_timespec(until, &ts);
+    pthread_mutex_lock(&b->mu);
+    if (!atomic_load(&b->closing))
+        pthread_cond_timedwait(&b->room_cv, &b->mu, &ts);
+    pthread_mutex_unlock(&b->mu);
 }
 
 static void *poller_main(void *arg)
@@ -147,7 +167,7 @@ static int k_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
     if (atomic_load(&b->closing))
         return TF_BUS_ECLOSED;
     if (atomic_load(&b->fatal))
-        return TF_BUS_ERR;
+        return TF_BUS_EFATAL;
     kmsg_ctx *k = malloc(sizeof(*k));
     if (!k)
         return TF_BUS_ERR;
@@ -185,7 +205,7 @@ static int k_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
                     TF_STR("error", rd_kafka_err2str(err)));
             return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? TF_BUS_EINVAL : TF_BUS_ERR;
         }
-        usleep(1000); /* queue full: the poller drains delivery reports */
+        wait_room(b, timeout_ms < 0 ? -1 : deadline); /* queue full: the poller drains reports */
     }
 }
 
@@ -196,7 +216,7 @@ static int k_flush(tf_bus *bb, int timeout_ms)
     while (atomic_load(&b->outstanding) > 0) {
         if (timeout_ms >= 0 && tf_mono_us() >= deadline)
             return TF_BUS_ETIMEDOUT;
-        usleep(1000);
+        wait_room(b, timeout_ms < 0 ? -1 : deadline);
     }
     return 0;
 }
@@ -238,6 +258,7 @@ static void k_free(tf_bus *bb)
     for (int i = 0; i < 100 && atomic_load(&b->outstanding) > 0; i++)
         rd_kafka_poll(b->rk, 50);
     rd_kafka_destroy(b->rk);
+    pthread_cond_destroy(&b->room_cv);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -556,6 +577,11 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     atomic_init(&b->fatal, 0);
     atomic_init(&b->all_down, 0);
     pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* wait_room deadlines are monotonic */
+    pthread_cond_init(&b->room_cv, &ca);
+    pthread_condattr_destroy(&ca);
     char linger[16];
     snprintf(linger, sizeof(linger), "%d", cfg->kafka_linger_ms >= 0 ? cfg->kafka_linger_ms : 5);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -599,6 +625,7 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     }
     return &b->base;
 err:
+    pthread_cond_destroy(&b->room_cv);
     pthread_mutex_destroy(&b->mu);
     free(b);
     return NULL;

@@ -32,15 +32,16 @@
 #include "cdc/cdc.h"
 #include "cdc/debezium.h"
 #include "cdc/pgoutput.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "store/pg.h"
 
 #ifndef TICKFLOW_VERSION
 #define TICKFLOW_VERSION "0.1.0"
 #endif
 
-#define ERR_FATAL (-2)
-#define ERR_RETRY (-1)
+#define CDC_ESLOT_BUSY 1 /* tf_err.code: the slot is held by another walsender */
 #define TRADES_TABLE "stock_trades"
 #define SNAPSHOT_FETCH "5000"
 
@@ -83,6 +84,8 @@ struct tf_cdc {
     int64_t status_interval_us;
 
     entry *head, *tail;
+    entry *stale;        /* dropped on reconnect with deliveries still due: freed once
+                            the bus has called back for them (reap_stale, tf_cdc_free) */
     entry *cur;          /* transaction being received */
     int64_t cur_xid;
     uint64_t cur_final_lsn;
@@ -92,12 +95,13 @@ struct tf_cdc {
     int nrels;
     tf_sbuf buf;
     atomic_long outstanding_total;
+    atomic_int bus_fatal; /* the bus reported TF_BUS_EFATAL: replication cannot go on */
     int64_t events;
 
     tf_metric *m_events, *m_lag_bytes, *m_lag_ms, *m_outstanding, *m_confirmed, *m_received;
 };
 
-static const char *const state_names[] = {"connecting", "snapshot", "streaming", "backoff", "stopped"};
+static const char *const state_names[] = {"connecting", "snapshot", "streaming", "backoff", "stopped", "failed"};
 
 const char *tf_lsn_fmt(uint64_t lsn, char *buf)
 {
@@ -203,6 +207,8 @@ static void on_delivered(void *ctx, void *opaque, int err)
     entry *e = opaque;
     if (err)
         atomic_store(&e->failed, 1);
+    if (err == TF_BUS_EFATAL)
+        atomic_store(&c->bus_fatal, 1);
     atomic_fetch_sub(&e->outstanding, 1);
     atomic_fetch_sub(&c->outstanding_total, 1);
 }
@@ -242,6 +248,20 @@ static int reap(tf_cdc *c)
     return 0;
 }
 
+/* Frees stale entries whose deliveries have all been reported. */
+static void reap_stale(tf_cdc *c)
+{
+    for (entry **pp = &c->stale; *pp;) {
+        entry *e = *pp;
+        if (atomic_load(&e->outstanding) == 0) {
+            *pp = e->next;
+            free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
 /* Waits until every produced event had its callback, then drops the queue
  * (used before reconnecting: the stream restarts at the confirmed LSN). */
 static void drop_queue(tf_cdc *c, int wait_ms)
@@ -257,19 +277,19 @@ static void drop_queue(tf_cdc *c, int wait_ms)
     reap(c);
     if (c->head)
         c->received = c->flushed; /* undelivered work is dropped: never confirm past it */
-    if (atomic_load(&c->outstanding_total) > 0) {
-        /* Entries still referenced by the bus must not be freed: leak the
-         * remainder deliberately rather than risk a use-after-free (only on
-         * a stop whose deadline passed with the bus stuck). */
-        tf_warn("cdc", "events still undelivered at stop",
-                TF_INT("outstanding", (long)atomic_load(&c->outstanding_total)));
-        c->head = c->tail = NULL;
-    }
+    /* Entries the bus still holds callbacks for move to the stale list (the
+     * callback touches them); the rest are freed now. */
     while (c->head) {
         entry *e = c->head;
         c->head = e->next;
-        free(e);
+        if (atomic_load(&e->outstanding) > 0) {
+            e->next = c->stale;
+            c->stale = e;
+        } else {
+            free(e);
+        }
     }
+    reap_stale(c);
     c->tail = NULL;
     c->cur = NULL;
 }
@@ -332,6 +352,8 @@ static int produce(tf_cdc *c, const char *key, size_t key_len, entry *e, uint64_
         if (rc == 0)
             break;
         if (rc != TF_BUS_ETIMEDOUT || atomic_load(&c->stop)) {
+            if (rc == TF_BUS_EFATAL)
+                atomic_store(&c->bus_fatal, 1);
             atomic_fetch_sub(&e->outstanding, 1);
             atomic_fetch_sub(&c->outstanding_total, 1);
             return -1;
@@ -466,7 +488,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
 
 /* ---- connection set-up ---- */
 
-static PGconn *connect_pg(const tf_config *cfg, int replication, char *err, size_t errlen)
+static PGconn *connect_pg(const tf_config *cfg, int replication, tf_err *e)
 {
     const char *keys[] = {"dbname", "replication", "options", "application_name", "connect_timeout", NULL};
     const char *vals[] = {cfg->pg_url, replication ? "database" : NULL,
@@ -484,19 +506,18 @@ static PGconn *connect_pg(const tf_config *cfg, int replication, char *err, size
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+        /* libpq gives no SQLSTATE for a failed connect: reconnect later */
+        tf_err_set(e, TF_ERECONNECT, NULL, "cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
         PQfinish(conn);
         return NULL;
     }
     return conn;
 }
 
-static void pg_err(char *err, size_t errlen, const char *what, PGconn *conn, PGresult *res)
+/* Classifies a libpq failure once (store/pg.c) into e. */
+static void pg_err(tf_err *e, const char *what, PGconn *conn, PGresult *res)
 {
-    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    snprintf(err, errlen, "%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+    tf_pg_error(conn, res, what, e);
 }
 
 /* 1 when tickflow_cdc_snapshots records a completed initial snapshot for
@@ -517,22 +538,23 @@ static int snapshot_done(PGconn *conn, const char *slot)
     return done;
 }
 
-/* Connects and prepares the slot. Returns 0, ERR_RETRY or ERR_FATAL. */
-static int setup(tf_cdc *c, int first, char *err, size_t errlen)
+/* Connects and prepares the slot. Returns 0, or -1 with e classified:
+ * misconfiguration (wal_level, a missing publication, a foreign slot) is
+ * fatal; a slot still held by another walsender retries (e->code =
+ * CDC_ESLOT_BUSY); libpq failures as store/pg.c classifies them. */
+static int setup(tf_cdc *c, int first, tf_err *e)
 {
     const tf_config *cfg = &c->cfg;
-    PGconn *conn = connect_pg(cfg, 1, err, errlen);
+    PGconn *conn = connect_pg(cfg, 1, e);
     if (!conn)
-        return ERR_RETRY;
-    int rc = ERR_FATAL;
+        return -1;
     PGresult *res = PQexec(conn, "SHOW wal_level");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pg_err(err, errlen, "SHOW wal_level", conn, res);
-        rc = ERR_RETRY;
+        pg_err(e, "SHOW wal_level", conn, res);
         goto fail;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        snprintf(err, errlen,
+        tf_err_set(e, TF_EFATAL, NULL,
                  "wal_level is \"%s\" but logical replication needs wal_level=logical "
                  "(set it in postgresql.conf and restart PostgreSQL)",
                  PQgetvalue(res, 0, 0));
@@ -556,26 +578,24 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
     PQfreemem(slot);
     res = NULL;
     if (!query_ok) {
-        pg_err(err, errlen, "looking up the publication", conn, NULL);
-        rc = ERR_RETRY;
+        pg_err(e, "looking up the publication", conn, NULL);
         goto fail;
     }
     if (!have_pub) {
-        snprintf(err, errlen, "publication \"%s\" does not exist (run `tickflow migrate` to create it)",
+        tf_err_set(e, TF_EFATAL, NULL, "publication \"%s\" does not exist (run `tickflow migrate` to create it)",
                  cfg->cdc_publication);
         goto fail;
     }
     res = PQexec(conn, q);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pg_err(err, errlen, "looking up the replication slot", conn, res);
-        rc = ERR_RETRY;
+        pg_err(e, "looking up the replication slot", conn, res);
         goto fail;
     }
     int exists = PQntuples(res) == 1;
     if (exists) {
         if (strcmp(PQgetvalue(res, 0, 3), "logical") != 0 || strcmp(PQgetvalue(res, 0, 2), "pgoutput") != 0 ||
             strcmp(PQgetvalue(res, 0, 4), PQdb(conn)) != 0) {
-            snprintf(err, errlen,
+            tf_err_set(e, TF_EFATAL, NULL,
                      "replication slot \"%s\" exists but is not a pgoutput logical slot of database \"%s\" "
                      "(type %s, plugin %s, database %s)",
                      cfg->cdc_slot, PQdb(conn), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2),
@@ -583,9 +603,11 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
             goto fail;
         }
         if (!PQgetisnull(res, 0, 0)) {
-            snprintf(err, errlen, "replication slot \"%s\" is in use by another process (PID %s)",
-                     cfg->cdc_slot, PQgetvalue(res, 0, 0));
-            rc = ERR_RETRY; /* a killed predecessor's walsender may still be exiting */
+            /* a killed predecessor's walsender may still be exiting; 55006
+             * is what PostgreSQL itself answers for an active slot */
+            tf_err_set(e, TF_ERETRY, "55006", "replication slot \"%s\" is in use by another process (PID %s)",
+                       cfg->cdc_slot, PQgetvalue(res, 0, 0));
+            e->code = CDC_ESLOT_BUSY;
             goto fail;
         }
         uint64_t confirmed = 0;
@@ -605,8 +627,7 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
             PQfreemem(ident);
             res = PQexec(conn, q);
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                pg_err(err, errlen, "dropping the replication slot", conn, res);
-                rc = ERR_RETRY;
+                pg_err(e, "dropping the replication slot", conn, res);
                 goto fail;
             }
             PQclear(res);
@@ -625,8 +646,7 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
         PQfreemem(ident);
         res = PQexec(conn, q);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pg_err(err, errlen, "creating replication slot", conn, res);
-            rc = ERR_RETRY;
+            pg_err(e, "creating replication slot", conn, res);
             goto fail;
         }
         parse_lsn(PQgetvalue(res, 0, 1), &c->consistent_point);
@@ -646,7 +666,7 @@ static int setup(tf_cdc *c, int first, char *err, size_t errlen)
 fail:
     PQclear(res);
     PQfinish(conn);
-    return rc;
+    return -1;
 }
 
 /* Encodes one result row as pgoutput TupleData so the snapshot shares the
@@ -686,10 +706,10 @@ static int row_tuple(PGresult *res, int row, tf_sbuf *tb, tf_pg_tuple *t)
 
 /* Emits every existing row as op "r" from the snapshot exported at slot
  * creation (consistent with where streaming starts). */
-static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
+static int run_snapshot(tf_cdc *c, tf_err *err)
 {
     set_state(c, TF_CDC_SNAPSHOT, NULL);
-    PGconn *s = connect_pg(&c->cfg, 0, err, errlen);
+    PGconn *s = connect_pg(&c->cfg, 0, err);
     if (!s)
         return -1;
     char q[256];
@@ -703,13 +723,13 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
              c->snapshot_name);
     PGresult *res = PQexec(s, q);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pg_err(err, errlen, "snapshot", s, res);
+        pg_err(err, "snapshot", s, res);
         goto out;
     }
     PQclear(res);
     res = PQexec(s, "DECLARE tf_snap NO SCROLL CURSOR FOR SELECT * FROM public." TRADES_TABLE " ORDER BY id");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pg_err(err, errlen, "snapshot", s, res);
+        pg_err(err, "snapshot", s, res);
         goto out;
     }
     e = entry_new(c, tf_now_us());
@@ -720,7 +740,7 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
         PQclear(res);
         res = PQexec(s, "FETCH " SNAPSHOT_FETCH " FROM tf_snap");
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pg_err(err, errlen, "snapshot fetch", s, res);
+            pg_err(err, "snapshot fetch", s, res);
             e->committed = 1;
             goto out;
         }
@@ -752,7 +772,7 @@ static int run_snapshot(tf_cdc *c, char *err, size_t errlen)
             size_t klen = 0;
             tf_dbz_find_text(cols, ncols, &t, "ticker", &key, &klen);
             if (produce(c, key, klen, e, c->consistent_point, 0) < 0) {
-                snprintf(err, errlen, "snapshot: bus refused an event");
+                tf_err_set(err, TF_ERETRY, NULL, "snapshot: bus refused an event");
                 e->committed = 1;
                 goto out;
             }
@@ -772,7 +792,7 @@ out:
             if ((flushed = tf_bus_flush(c->bus, 200)) == 0)
                 break;
         if (flushed != 0) {
-            snprintf(err, errlen, "snapshot: the bus did not deliver the snapshot rows in time");
+            tf_err_set(err, TF_ERETRY, NULL, "snapshot: the bus did not deliver the snapshot rows in time");
             rc = -1;
         } else {
             char slot_rows[24];
@@ -783,7 +803,7 @@ out:
                                " ON CONFLICT (slot) DO UPDATE SET done_at = now(), rows = EXCLUDED.rows",
                                2, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                pg_err(err, errlen, "recording the completed snapshot", s, res);
+                pg_err(err, "recording the completed snapshot", s, res);
                 rc = -1;
             } else {
                 tf_info("cdc", "snapshot done", TF_INT("rows", (long long)rows));
@@ -798,7 +818,7 @@ out:
     return rc;
 }
 
-static int start_streaming(tf_cdc *c, char *err, size_t errlen)
+static int start_streaming(tf_cdc *c, tf_err *e)
 {
     char q[512], l[20];
     char *ident = PQescapeIdentifier(c->conn, c->cfg.cdc_slot, strlen(c->cfg.cdc_slot));
@@ -812,7 +832,7 @@ static int start_streaming(tf_cdc *c, char *err, size_t errlen)
     PQfreemem(publit);
     PGresult *res = PQexec(c->conn, q);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        pg_err(err, errlen, "START_REPLICATION", c->conn, res);
+        pg_err(e, "START_REPLICATION", c->conn, res);
         PQclear(res);
         return -1;
     }
@@ -823,7 +843,7 @@ static int start_streaming(tf_cdc *c, char *err, size_t errlen)
 }
 
 /* The receive loop. Returns 0 on stop, -1 on a lost connection or error. */
-static int stream(tf_cdc *c, char *err, size_t errlen)
+static int stream(tf_cdc *c, tf_err *e)
 {
     set_state(c, TF_CDC_STREAMING, NULL);
     c->last_status_us = 0;
@@ -838,7 +858,10 @@ static int stream(tf_cdc *c, char *err, size_t errlen)
                 int rc = handle(c, (const uint8_t *)buf, (size_t)len, &reply);
                 PQfreemem(buf);
                 if (rc < 0) {
-                    snprintf(err, errlen, "replication stream: cannot process message");
+                    if (atomic_load(&c->bus_fatal))
+                        tf_err_set(e, TF_EFATAL, NULL, "the bus hit a fatal error and cannot take events");
+                    else
+                        tf_err_set(e, TF_ERECONNECT, NULL, "replication stream: cannot process message");
                     return -1;
                 }
                 if (reply && send_status(c, 1) < 0)
@@ -852,7 +875,7 @@ static int stream(tf_cdc *c, char *err, size_t errlen)
                 break;
             if (len == -1) {
                 PGresult *res = PQgetResult(c->conn);
-                pg_err(err, errlen, "replication stream ended", c->conn, res);
+                pg_err(e, "replication stream ended", c->conn, res);
                 PQclear(res);
                 return -1;
             }
@@ -861,7 +884,11 @@ static int stream(tf_cdc *c, char *err, size_t errlen)
     check:
         if (send_status(c, 0) < 0) {
             if (reap(c) < 0) {
-                snprintf(err, errlen, "bus could not deliver an event; restarting from the confirmed position");
+                if (atomic_load(&c->bus_fatal))
+                    tf_err_set(e, TF_EFATAL, NULL, "the bus hit a fatal error and cannot deliver events");
+                else
+                    tf_err_set(e, TF_ERECONNECT, NULL,
+                               "bus could not deliver an event; restarting from the confirmed position");
                 return -1;
             }
             goto lost;
@@ -875,7 +902,7 @@ static int stream(tf_cdc *c, char *err, size_t errlen)
             goto lost;
     }
 lost:
-    pg_err(err, errlen, "replication connection lost", c->conn, NULL);
+    pg_err(e, "replication connection lost", c->conn, NULL);
     return -1;
 }
 
@@ -930,50 +957,68 @@ static void back_off(tf_cdc *c, const char *err, int *backoff_ms)
     *backoff_ms = *backoff_ms * 2 > 5000 ? 5000 : *backoff_ms * 2;
 }
 
+/* The replication loop. Every failure carries its class (common/err.h):
+ * fatal ones (misconfiguration) end the loop in state FAILED with the
+ * message, everything else backs off and reconnects. */
 static void *cdc_thread(void *arg)
 {
     tf_cdc *c = arg;
-    char err[512];
+    tf_err e = {0};
     int backoff_ms = 100;
     int first = 1;
+    int failed = 0;
     while (!atomic_load(&c->stop)) {
+        tf_err_clear(&e);
         if (!c->conn) {
             set_state(c, TF_CDC_CONNECTING, NULL);
-            int rc = setup(c, first, err, sizeof(err));
-            if (rc < 0) {
-                tf_warn("cdc", "cannot set up replication", TF_STR("error", err),
-                        TF_INT("retry_ms", backoff_ms));
-                back_off(c, err, &backoff_ms);
+            if (setup(c, first, &e) < 0) {
+                if (e.cls == TF_EFATAL) {
+                    failed = 1;
+                    break;
+                }
+                tf_warn("cdc", "cannot set up replication", TF_ERR_FIELDS(&e), TF_INT("retry_ms", backoff_ms));
+                back_off(c, e.msg, &backoff_ms);
                 continue;
             }
         }
-        if (first && c->snapshot_name[0] && run_snapshot(c, err, sizeof(err)) < 0) {
+        if (first && c->snapshot_name[0] && run_snapshot(c, &e) < 0) {
             /* no completion mark: the next setup drops the slot and takes a
              * new snapshot (rows already emitted are re-sent: at-least-once) */
-            tf_error("cdc", "initial snapshot failed; starting over", TF_STR("error", err),
-                    TF_INT("retry_ms", backoff_ms));
-            back_off(c, err, &backoff_ms);
+            if (e.cls == TF_EFATAL) {
+                failed = 1;
+                break;
+            }
+            tf_error("cdc", "initial snapshot failed; starting over", TF_ERR_FIELDS(&e),
+                     TF_INT("retry_ms", backoff_ms));
+            back_off(c, e.msg, &backoff_ms);
             continue;
         }
         first = 0;
-        if (start_streaming(c, err, sizeof(err)) == 0) {
+        if (start_streaming(c, &e) == 0) {
             backoff_ms = 100;
             c->streaming = 1;
-            int done = stream(c, err, sizeof(err)) == 0;
+            int done = stream(c, &e) == 0;
             c->streaming = 0;
             if (done)
                 break;
         }
         if (atomic_load(&c->stop))
             break;
-        tf_warn("cdc", "replication interrupted; reconnecting", TF_STR("error", err),
-                TF_INT("retry_ms", backoff_ms));
-        back_off(c, err, &backoff_ms);
+        if (e.cls == TF_EFATAL) {
+            failed = 1;
+            break;
+        }
+        tf_warn("cdc", "replication interrupted; reconnecting", TF_ERR_FIELDS(&e), TF_INT("retry_ms", backoff_ms));
+        back_off(c, e.msg, &backoff_ms);
+    }
+    if (failed) {
+        tf_error("cdc", "replication cannot continue", TF_STR("slot", c->cfg.cdc_slot), TF_ERR_FIELDS(&e));
+        set_state(c, TF_CDC_FAILED, e.msg);
     }
     finish(c);
     drop_queue(c, c->stop_timeout_ms);
     update_status(c);
-    set_state(c, TF_CDC_STOPPED, NULL);
+    set_state(c, failed ? TF_CDC_FAILED : TF_CDC_STOPPED, failed ? e.msg : NULL);
     return NULL;
 }
 
@@ -1001,6 +1046,7 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
     pthread_cond_init(&c->cv, NULL);
     atomic_init(&c->stop, 0);
     atomic_init(&c->outstanding_total, 0);
+    atomic_init(&c->bus_fatal, 0);
     c->st.state_name = state_names[0];
     if (m) {
         c->m_events = tf_counter(m, "tickflow_cdc_events_total", "Change events produced to the bus", NULL);
@@ -1015,13 +1061,14 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
      * waited for a few seconds. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
     for (;;) {
-        int rc = setup(c, 1, errbuf, errlen);
-        if (rc == 0)
+        tf_err e = {0};
+        if (setup(c, 1, &e) == 0)
             break;
-        if (rc == ERR_RETRY && strstr(errbuf, "in use by another process") && tf_mono_us() < deadline) {
-            usleep(200000);
+        if (e.code == CDC_ESLOT_BUSY && tf_mono_us() < deadline) {
+            nap(c, 200); /* deliberate back-off: the old walsender is exiting */
             continue;
         }
+        snprintf(errbuf, errlen, "%s", e.msg);
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
         free(c);
@@ -1048,12 +1095,23 @@ void tf_cdc_stop(tf_cdc *c, int timeout_ms)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
-    if (atomic_load(&c->outstanding_total) > 0) {
-        /* The bus still holds events whose callbacks point at c: keep it
-         * (deliberate leak) rather than let a late callback touch freed memory. */
-        tf_warn("cdc", "bus still holds undelivered events; CDC state kept alive");
+    if (atomic_load(&c->outstanding_total) > 0)
+        tf_warn("cdc", "events still undelivered at stop (they are replayed from the slot)",
+                TF_INT("outstanding", (long)atomic_load(&c->outstanding_total)));
+}
+
+void tf_cdc_free(tf_cdc *c)
+{
+    if (!c)
         return;
+    /* The bus has called back for every event by now (it was flushed or
+     * freed, see cdc.h), so nothing can touch the entries any more. */
+    for (entry *e = c->stale; e;) {
+        entry *n = e->next;
+        free(e);
+        e = n;
     }
+    c->stale = NULL;
     for (int i = 0; i < c->nrels; i++)
         rel_clear(&c->rels[i]);
     free(c->rels);

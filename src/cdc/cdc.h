@@ -30,11 +30,12 @@ enum {
     TF_CDC_STREAMING,
     TF_CDC_BACKOFF,        /* lost PostgreSQL or the bus: waiting to retry */
     TF_CDC_STOPPED,
+    TF_CDC_FAILED,         /* a fatal error (last_error says which) ended replication */
 };
 
 typedef struct tf_cdc_status {
     int state;
-    const char *state_name;   /* "connecting", "snapshot", "streaming", "backoff", "stopped" */
+    const char *state_name;   /* "connecting", "snapshot", "streaming", "backoff", "stopped", "failed" */
     uint64_t received_lsn;    /* latest WAL position seen from the server */
     uint64_t confirmed_lsn;   /* last flush position sent to the server */
     int64_t lag_bytes;        /* server WAL end - confirmed */
@@ -53,8 +54,17 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
 
 /* Graceful stop: stops reading, waits (up to timeout_ms) for the bus to
  * deliver what was produced, confirms the last delivered position, closes
- * the replication connection, joins the thread and frees. Accepts NULL. */
+ * the replication connection and joins the thread. Status stays readable.
+ * Accepts NULL.
+ *
+ * Shutdown order: tf_cdc_stop, then tf_bus_free (it reports every delivery
+ * still due, with TF_BUS_ECLOSED), then tf_cdc_free. Events the bus had not
+ * delivered were never confirmed: the slot sends them again. */
 void tf_cdc_stop(tf_cdc *c, int timeout_ms);
+
+/* Frees c after tf_cdc_stop, once the bus can call back no more (it was
+ * freed, or tf_bus_flush returned 0). Accepts NULL. */
+void tf_cdc_free(tf_cdc *c);
 
 void tf_cdc_get_status(tf_cdc *c, tf_cdc_status *out);
 

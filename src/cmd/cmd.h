@@ -24,6 +24,14 @@ struct tf_server;
 void tf_cmd_catch_stop(struct tf_server *s);
 void tf_cmd_release_stop(void);
 int tf_cmd_stop_requested(void);
+/* Blocks until a stop signal arrives or timeout_ms pass (a self-pipe the
+ * handler writes, not a sleep). Returns 1 when a stop was requested. */
+int tf_cmd_wait_stop(int timeout_ms);
+/* Logs one error line (what, with err as its "error" field) and returns
+ * code: errors are reported once, as JSON, on stderr. */
+int tf_cmd_fail(const char *cmd, int code, const char *what, const char *err);
+/* 0 when there are no positional arguments; else logs the first, -1. */
+int tf_cmd_no_args(const char *cmd, int npos, const char **pos);
 /* 0 when cfg names Kafka brokers; else prints why `tickflow <name>` needs them, -1. */
 int tf_cmd_require_kafka(const tf_config *cfg, const char *name);
 

@@ -23,10 +23,8 @@
 
 int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
 {
-    if (npos > 0) {
-        fprintf(stderr, "tickflow cdc: unexpected argument '%s'\n", pos[0]);
+    if (tf_cmd_no_args("cdc", npos, pos) != 0)
         return 2;
-    }
     if (tf_cmd_require_kafka(cfg, "cdc") != 0)
         return 2;
     tf_cmd_catch_stop(NULL);
@@ -35,26 +33,23 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     tf_metrics *m = tf_metrics_new();
     tf_bus *bus = tf_bus_new(cfg, m, err, sizeof(err));
     if (!bus) {
-        tf_error("cdc", err);
-        fprintf(stderr, "tickflow cdc: %s\n", err);
+        tf_error("cdc", "cannot create the bus", TF_STR("error", err));
         tf_metrics_free(m);
         return 1;
     }
     /* Fail fast on a broker that cannot be reached at all. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
-    while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_stop_requested())
-        usleep(100000);
+    while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_wait_stop(100))
+        ;
     if (tf_bus_status(bus, err, sizeof(err)) != 0) {
-        tf_error("cdc", "Kafka unreachable", TF_STR("brokers", cfg->kafka_brokers));
-        fprintf(stderr, "tickflow cdc: %s\n", err);
+        tf_error("cdc", "Kafka unreachable", TF_STR("brokers", cfg->kafka_brokers), TF_STR("error", err));
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
     }
     tf_cdc *cdc = tf_cdc_start(cfg, bus, m, err, sizeof(err));
     if (!cdc) {
-        tf_error("cdc", err);
-        fprintf(stderr, "tickflow cdc: %s\n", err);
+        tf_error("cdc", "cannot start replication", TF_STR("error", err));
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
@@ -62,8 +57,14 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     tf_info("cdc", "started", TF_STR("slot", cfg->cdc_slot), TF_STR("publication", cfg->cdc_publication),
             TF_STR("brokers", cfg->kafka_brokers));
     int64_t last_report = tf_mono_us();
-    while (!tf_cmd_stop_requested()) {
-        usleep(50000);
+    int code = 0;
+    while (!tf_cmd_wait_stop(1000)) {
+        tf_cdc_status now;
+        tf_cdc_get_status(cdc, &now);
+        if (now.state == TF_CDC_FAILED) { /* fatal: logged by the CDC thread */
+            code = 1;
+            break;
+        }
         if (tf_mono_us() - last_report >= 10 * 1000000LL) {
             last_report = tf_mono_us();
             tf_cdc_status st;
@@ -77,6 +78,7 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     tf_cdc_stop(cdc, 10000);
     tf_bus_flush(bus, 5000);
     tf_bus_free(bus);
+    tf_cdc_free(cdc);
     tf_metrics_free(m);
-    return 0;
+    return code;
 }

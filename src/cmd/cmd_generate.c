@@ -25,8 +25,7 @@
 
 static int fail(int code, const char *err)
 {
-    tf_error("generate", err);
-    fprintf(stderr, "tickflow generate: %s\n", err);
+    tf_error("generate", code == 2 ? "invalid arguments" : "generate failed", TF_STR("error", err));
     return code;
 }
 
@@ -61,15 +60,10 @@ int tf_cmd_generate(tf_config *cfg, int npos, const char **pos)
 
     tf_cmd_catch_stop(NULL);
     tf_genjob_status st;
-    for (;;) {
-        tf_genjob_status_get(job, &st);
-        if (!st.running)
-            break;
+    /* the job's end wakes us at once; a stop signal is noticed within 100 ms */
+    while (!tf_genjob_wait_for(job, 100))
         if (tf_cmd_stop_requested())
             tf_genjob_stop(job);
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
     tf_genjob_wait(job, &st);
     tf_genjob_free(job);
     tf_cmd_release_stop();

@@ -13,23 +13,18 @@
 
 int tf_cmd_migrate(tf_config *cfg, int npos, const char **pos)
 {
-    if (npos > 0) {
-        fprintf(stderr, "tickflow migrate: unexpected argument '%s'\n", pos[0]);
+    if (tf_cmd_no_args("migrate", npos, pos) != 0)
         return 2;
-    }
     char err[1024];
     PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
     if (!conn) {
-        tf_error("migrate", err);
-        fprintf(stderr, "tickflow migrate: %s\n", err);
-        return 1;
+        return tf_cmd_fail("migrate", 1, "cannot connect to PostgreSQL", err);
     }
     int applied = 0;
     int rc = tf_schema_migrate(conn, cfg, &applied, err, sizeof err);
     PQfinish(conn);
     if (rc) {
-        tf_error("migrate", err, TF_STR("kind", tf_pg_strerror(rc)));
-        fprintf(stderr, "tickflow migrate: %s\n", err);
+        tf_error("migrate", "migration failed", TF_STR("error", err), TF_STR("kind", tf_pg_strerror(rc)));
         return 1;
     }
     size_t n;

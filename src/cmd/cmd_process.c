@@ -23,10 +23,8 @@
 
 int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
 {
-    if (npos > 0) {
-        fprintf(stderr, "tickflow process: unexpected argument '%s'\n", pos[0]);
+    if (tf_cmd_no_args("process", npos, pos) != 0)
         return 2;
-    }
     if (tf_cmd_require_kafka(cfg, "process") != 0)
         return 2;
     tf_cmd_catch_stop(NULL);
@@ -35,23 +33,20 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
     tf_metrics *m = tf_metrics_new();
     tf_bus *bus = tf_bus_new(cfg, m, err, sizeof err);
     if (!bus) {
-        tf_error("process", err);
-        fprintf(stderr, "tickflow process: %s\n", err);
+        tf_error("process", "cannot create the bus", TF_STR("error", err));
         tf_metrics_free(m);
         return 1;
     }
     tf_processor_opts o = {.durable = 0, .from_beginning = 1};
     tf_processor *p = tf_processor_start_opts(cfg, bus, m, &o, err, sizeof err);
     if (!p) {
-        tf_error("process", err);
-        fprintf(stderr, "tickflow process: %s\n", err);
+        tf_error("process", "cannot start the processor", TF_STR("error", err));
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
     }
     int64_t last_report = tf_mono_us();
-    while (!tf_cmd_stop_requested()) {
-        usleep(50000);
+    while (!tf_cmd_wait_stop(1000)) {
         if (tf_mono_us() - last_report >= 10 * 1000000LL) {
             last_report = tf_mono_us();
             tf_processor_stats s;

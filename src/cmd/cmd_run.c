@@ -53,10 +53,8 @@ static int fail(const char *what, const char *err)
 
 int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
 {
-    if (npos > 0) {
-        fprintf(stderr, "tickflow run: unexpected argument '%s'\n", pos[0]);
+    if (tf_cmd_no_args("run", npos, pos) != 0)
         return 2;
-    }
     char err[512];
     PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
     if (!conn) return fail("cannot connect to PostgreSQL", err);
@@ -142,6 +140,7 @@ out:
     tf_server_free(srv);
     tf_rollup_stop(ru);
     tf_bus_free(bus);
+    tf_cdc_free(cdc);
     tf_metrics_free(m);
     if (code == 0) tf_info("run", "stopped");
     return code;

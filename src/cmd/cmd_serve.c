@@ -30,10 +30,8 @@
 
 int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
 {
-    if (npos > 0) {
-        fprintf(stderr, "tickflow serve: unexpected argument '%s'\n", pos[0]);
+    if (tf_cmd_no_args("serve", npos, pos) != 0)
         return 2;
-    }
     char err[512];
     PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
     if (!conn) {
@@ -43,8 +41,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
     PQfinish(conn);
     if (rc != 0) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
-        return 1;
+        return tf_cmd_fail("serve", 1, "cannot migrate the schema", err);
     }
     tf_metrics *m = tf_metrics_new();
     tf_server *s = tf_server_new(NULL, cfg, m, err, sizeof err);
@@ -55,30 +52,30 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     tf_sse *sse = NULL;
     int code = 1;
     if (!s) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     ru = tf_rollup_start(cfg, m, err, sizeof err);
     if (!ru) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     api = tf_api_register(s, ru, err, sizeof err);
     if (!api) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     if (cfg->kafka_brokers[0] && !(bus = tf_bus_new(cfg, m, err, sizeof err))) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     if (bus) tf_server_add_ready_check(s, "bus", tf_bus_ready, bus);
     if (!(ws = tf_ws_attach(s, bus, cfg, m, err, sizeof err)) || !(sse = tf_sse_attach(s, bus, cfg, m, err, sizeof err))) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     if (tf_server_listen(s, err, sizeof err) < 0) {
-        fprintf(stderr, "tickflow serve: %s\n", err);
+        tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
     tf_cmd_catch_stop(s);

@@ -26,6 +26,13 @@ int64_t tf_mono_us(void)
     return (int64_t)ts.tv_sec * TF_US_PER_SEC + ts.tv_nsec / 1000;
 }
 
+void tf_mono_timespec(int64_t mono_us, struct timespec *ts)
+{
+    if (mono_us < 0) mono_us = 0;
+    ts->tv_sec = (time_t)(mono_us / TF_US_PER_SEC);
+    ts->tv_nsec = (long)(mono_us % TF_US_PER_SEC) * 1000;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic, valid
  * for any int year). */
 static int64_t days_from_civil(int64_t y, int m, int d)

@@ -19,6 +19,10 @@ static inline int64_t tf_floor_div(int64_t a, int64_t b) { return a / b - (a % b
 int64_t tf_now_us(void);
 /* Monotonic clock in microseconds (for intervals, never for timestamps). */
 int64_t tf_mono_us(void);
+/* A tf_mono_us() instant as a timespec for pthread_cond_timedwait on a
+ * condition variable whose clock is CLOCK_MONOTONIC. */
+struct timespec;
+void tf_mono_timespec(int64_t mono_us, struct timespec *ts);
 
 /* Formats "2026-11-23T09:30:00.123456Z" into buf (>= 28 bytes). Returns length. */
 size_t tf_fmt_iso_us(int64_t unix_us, char *buf);

@@ -383,6 +383,7 @@ static void *job_main(void *arg)
     tf_info("genjob", rc ? "generator job failed" : "generator job finished", TF_STR("run_id", j->st.run_id),
             TF_INT("inserted", (long long)j->st.inserted), TF_INT("first_id", (long long)j->st.first_id),
             TF_INT("last_id", (long long)j->st.last_id), TF_INT("labels", (long long)j->st.labels));
+    pthread_cond_broadcast(&j->cv); /* tf_genjob_wait_for */
     pthread_mutex_unlock(&j->mu);
     return NULL;
 }
@@ -472,6 +473,18 @@ void tf_genjob_stop(tf_genjob *j)
     j->stop = 1;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+}
+
+int tf_genjob_wait_for(tf_genjob *j, int timeout_ms)
+{
+    struct timespec ts;
+    tf_mono_timespec(tf_mono_us() + (int64_t)timeout_ms * 1000, &ts);
+    pthread_mutex_lock(&j->mu);
+    while (j->st.running && pthread_cond_timedwait(&j->cv, &j->mu, &ts) == 0)
+        ;
+    int done = !j->st.running;
+    pthread_mutex_unlock(&j->mu);
+    return done;
 }
 
 void tf_genjob_wait(tf_genjob *j, tf_genjob_status *out)

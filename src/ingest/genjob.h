@@ -95,6 +95,10 @@ void tf_genjob_stop(tf_genjob *j);
 /* Waits for the thread to finish; out (may be NULL) gets the final status. */
 void tf_genjob_wait(tf_genjob *j, tf_genjob_status *out);
 
+/* Blocks until the job has finished or timeout_ms passed (on the job's
+ * condition variable). Returns 1 when it has finished. */
+int tf_genjob_wait_for(tf_genjob *j, int timeout_ms);
+
 /* Stops, joins and frees; accepts NULL. */
 void tf_genjob_free(tf_genjob *j);
 

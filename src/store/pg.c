@@ -93,6 +93,33 @@ int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *er
     return TF_PG_EOTHER;
 }
 
+/* SQLSTATEs that are worth the same statement again after a pause. */
+static int transient_state(const char *st)
+{
+    static const char *const retry[] = {"40001", "40P01", "55P03", "55006", "57014", "53", NULL};
+    for (int i = 0; retry[i]; i++)
+        if (strncmp(st, retry[i], strlen(retry[i])) == 0) return 1;
+    return 0;
+}
+
+int tf_pg_error(PGconn *conn, const PGresult *res, const char *what, tf_err *e)
+{
+    char msg[sizeof e->msg];
+    int code = tf_pg_classify(conn, res, what, msg, sizeof msg);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    tf_err_class cls;
+    switch (code) {
+    case TF_PG_ECONN:
+    case TF_PG_EUNKNOWN: cls = TF_ERECONNECT; break;
+    case TF_PG_ENOPART: cls = TF_ERETRY; break;
+    case TF_PG_EOTHER: cls = state && transient_state(state) ? TF_ERETRY : TF_EFATAL; break;
+    default: cls = TF_EFATAL; break;
+    }
+    tf_err_set(e, cls, state, "%s", msg);
+    if (e) e->code = code;
+    return code;
+}
+
 int tf_pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
 {
     PGresult *r = PQexec(conn, sql);

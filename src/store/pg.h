@@ -21,6 +21,8 @@
 
 #include <libpq-fe.h>
 
+#include "common/err.h"
+
 enum {
     TF_PG_OK = 0,
     TF_PG_ECONN = -1,
@@ -51,6 +53,14 @@ PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen);
  */
 int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
                    size_t errlen);
+
+/*
+ * The same classification as a tf_err (common/err.h): class (ECONN and
+ * EUNKNOWN reconnect; ENOPART, serialization failures, deadlocks, lock and
+ * resource shortages, cancels and "object in use" retry; the rest is fatal),
+ * the SQLSTATE, and "what: message". Returns the TF_PG_E* code (negative).
+ */
+int tf_pg_error(PGconn *conn, const PGresult *res, const char *what, tf_err *e);
 
 /*
  * Runs one or more SQL commands without parameters and discards the results.

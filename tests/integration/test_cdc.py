@@ -214,21 +214,31 @@ def test_graceful_stop_confirms(c):
     c.eq(evs[0]["json"]["after"]["ticker"], "DOWN", "row written while CDC was down arrives")
 
 
+def errors_of(stderr):
+    """The error texts of the JSON log lines on stderr (each line must parse)."""
+    out = []
+    for ln in stderr.splitlines():
+        j = json.loads(ln)
+        if j.get("level") == "error":
+            out.append("%s: %s" % (j.get("msg"), j.get("error") or ""))
+    return "\n".join(out)
+
+
 def test_bad_states(c):
-    """Clear errors, non-zero exit."""
+    """Clear errors (one JSON line each), non-zero exit."""
     p = h.run(["cdc"], env=cdc_env(TICKFLOW_CDC_PUBLICATION="nope", TICKFLOW_CDC_SLOT="tfbad"), timeout=60)
-    c.check(p.returncode == 1 and 'publication "nope" does not exist' in p.stderr, "missing publication",
+    c.check(p.returncode == 1 and 'publication "nope" does not exist' in errors_of(p.stderr), "missing publication",
             p.stderr[-2000:])
     t0 = time.monotonic()
     p = h.run(["cdc"], env=cdc_env(), timeout=60)  # the main cdc holds slot "tickflow"
-    c.check(p.returncode == 1 and "in use by another process" in p.stderr, "slot in use", p.stderr[-2000:])
+    c.check(p.returncode == 1 and "in use by another process" in errors_of(p.stderr), "slot in use", p.stderr[-2000:])
     c.check(time.monotonic() - t0 < 30, "slot-in-use error within 30 s")
     c.check(cdc.alive(), "the running cdc is unaffected")
     p = h.run(["cdc"], env=cdc_env(TICKFLOW_KAFKA_BROKERS="127.0.0.1:%d" % h.free_port(),
                                   TICKFLOW_CDC_SLOT="tfbad"), timeout=60)
-    c.check(p.returncode == 1 and "unreachable" in p.stderr, "unreachable broker", p.stderr[-2000:])
+    c.check(p.returncode == 1 and "unreachable" in errors_of(p.stderr), "unreachable broker", p.stderr[-2000:])
     p = h.run(["cdc"], env={"TICKFLOW_POSTGRES_URL": pg.url}, timeout=60)
-    c.check(p.returncode == 2 and "kafka-brokers" in p.stderr, "cdc without brokers explains", p.stderr[-2000:])
+    c.check(p.returncode == 2 and "kafka-brokers" in errors_of(p.stderr), "cdc without brokers explains", p.stderr[-2000:])
     c.eq(pg.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tfbad'"), "0",
          "failed starts leave no slot behind")
 
@@ -239,7 +249,7 @@ def test_bad_states(c):
     other.sql("ALTER SYSTEM SET wal_level = 'replica'")
     other.restart()
     p = h.run(["cdc"], env={"TICKFLOW_POSTGRES_URL": other.url, "TICKFLOW_KAFKA_BROKERS": kafka.brokers}, timeout=60)
-    c.check(p.returncode == 1 and "wal_level" in p.stderr and "logical" in p.stderr, "wal_level not logical",
+    c.check(p.returncode == 1 and "wal_level" in errors_of(p.stderr) and "logical" in errors_of(p.stderr), "wal_level not logical",
             p.stderr[-2000:])
     other.destroy()
 
