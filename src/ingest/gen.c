@@ -474,6 +474,19 @@ static int burst_size(const tf_gen *g)
     return n < GEN_BURST_MIN ? GEN_BURST_MIN : n > GEN_BURST_MAX ? GEN_BURST_MAX : n;
 }
 
+int tf_gen_ticker_count(const tf_gen *g) { return g->nt; }
+
+const char *tf_gen_ticker_name(const tf_gen *g, int i)
+{
+    return i >= 0 && i < g->nt ? g->t[i].ticker : NULL;
+}
+
+void tf_gen_continue_from(tf_gen *g, int i, double price)
+{
+    if (i < 0 || i >= g->nt || !(price > 0) || !isfinite(price)) return;
+    g->t[i].x = log(price);
+}
+
 size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t end_us,
                    tf_gen_label *labels, size_t maxlabels, size_t *nlabels)
 {

@@ -81,6 +81,17 @@ int tf_gen_run(const tf_gen_opts *o, size_t n, size_t batch, int64_t t0_us, doub
                tf_trade **trades, tf_gen_label **labels, size_t *nlabels, char *errbuf, size_t errlen);
 
 /* The default universe, for listings and validation. */
+/* Number of tickers the generator trades and the i-th one (borrowed). */
+int tf_gen_ticker_count(const tf_gen *g);
+const char *tf_gen_ticker_name(const tf_gen *g, int i);
+
+/* Continues ticker i's path from price (its last stored trade) instead of
+ * its reference price, so a restarted generator does not jump (which would
+ * look like a price spike). The reference the path reverts to is kept; the
+ * reversion is slow (hours of trades), so there is no jump back either.
+ * Ignored when price is not > 0. */
+void tf_gen_continue_from(tf_gen *g, int i, double price);
+
 int tf_gen_default_count(void);
 const char *tf_gen_default_ticker(int i, const char **market);
 

@@ -336,6 +336,31 @@ static void maintain_if_new_day(tf_genjob *j, int64_t *last_day)
     tf_copy_forget_partitions(j->copy);
 }
 
+/* A live (not back-dated) run continues each ticker from its last stored
+ * trade of the last week, so a restart does not jump back to the reference
+ * prices (which fired dozens of PRICE_SPIKEs at every restart). One indexed
+ * query per ticker ((ticker, event_time) index); failures just keep the
+ * reference price. */
+static void continue_prices(tf_genjob *j)
+{
+    PGconn *conn = tf_copy_conn(j->copy);
+    if (!conn) return;
+    int n = tf_gen_ticker_count(j->gen), found = 0;
+    for (int i = 0; i < n; i++) {
+        const char *params[1] = {tf_gen_ticker_name(j->gen, i)};
+        PGresult *r = PQexecParams(conn,
+                                   "SELECT price::float8 FROM stock_trades WHERE ticker = $1 "
+                                   "AND event_time > now() - interval '7 days' ORDER BY event_time DESC LIMIT 1",
+                                   1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            tf_gen_continue_from(j->gen, i, strtod(PQgetvalue(r, 0, 0), NULL));
+            found++;
+        }
+        PQclear(r);
+    }
+    if (found) tf_info("genjob", "continuing from the last stored prices", TF_INT("tickers", found));
+}
+
 static void *job_main(void *arg)
 {
     tf_genjob *j = arg;
@@ -344,6 +369,7 @@ static void *job_main(void *arg)
     double spacing_us = 1e6 / rate;
     int64_t k = 0;
     int rc = 0;
+    if (!o->start_us) continue_prices(j); /* on this thread: the caller may be an event loop */
     if (o->count > 0) {
         /* without a start, the trades end now: history at `rate` spacing */
         int64_t base = o->start_us ? o->start_us
