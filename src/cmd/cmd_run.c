@@ -120,9 +120,13 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
            "              live ticks ws://%s:%d/api/v1/stock/real-time?tickers=*&interval_ms=1000\n"
            "              anomalies  http://%s:%d/api/v1/stock/anomaly\n"
            "              history    http://%s:%d/api/v1/stock?duration=15m&interval=1m\n"
-           "              bus %s, generator %s (%g trades/s), %d migration(s) applied\n",
+           "              bus %s, generator %s (%g trades/s), %d migration(s) applied\n%s",
            host, port, host, port, host, port, host, port, tf_bus_kind(bus), gen ? "on" : "off", cfg->gen_rate,
-           applied);
+           applied,
+           strncmp(cfg->http_bind, "127.", 4) == 0 || strcmp(cfg->http_bind, "::1") == 0 || !strcmp(cfg->http_bind, "localhost")
+               ? "              listening on loopback only; --http.bind 0.0.0.0 (TICKFLOW_HTTP_BIND) opens it to the "
+                 "network\n"
+               : "");
     fflush(stdout);
     tf_info("run", "started", TF_INT("port", port), TF_STR("bus", tf_bus_kind(bus)));
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -34,7 +35,7 @@ typedef struct key {
 static const key keys[] = {
     {"postgres", "url", T_STR, F(pg_url), 0, 0, "postgresql://tickflow@127.0.0.1:54329/tickflow", "pg-url", NULL},
     {"log", "level", T_STR, F(log_level), 0, 0, "info", NULL, "|debug|info|warn|error|"},
-    {"http", "bind", T_STR, F(http_bind), 0, 0, "0.0.0.0", NULL, NULL},
+    {"http", "bind", T_STR, F(http_bind), 0, 0, "127.0.0.1", NULL, NULL},
     {"http", "port", T_INT, F(http_port), 0, 65535, "8080", "port", NULL},
     {"http", "max_connections", T_INT, F(http_max_connections), 1, 1000000, "20000", NULL, NULL},
     {"http", "max_header_bytes", T_INT, F(http_max_header_bytes), 256, 1 << 20, "16384", NULL, NULL},
@@ -287,6 +288,27 @@ int tf_config_load(tf_config *c, int argc, char **argv, const char **positional,
         if (v && set_value(c, &keys[i], v, err, errlen) != 0) {
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, " (from environment %s)", name);
+            return -1;
+        }
+    }
+    /* 2b. a TICKFLOW_* variable that names no key is a typo: say so, as
+     * for an unknown INI key. A few names are not settings: the config
+     * file, and what the test and benchmark scripts pass to every process. */
+    static const char *const not_keys[] = {"TICKFLOW_CONFIG", "TICKFLOW_BIN", "TICKFLOW_BUILD", "TICKFLOW_SRC",
+                                           NULL};
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "TICKFLOW_", 9) != 0) continue;
+        size_t nl = strcspn(*e, "=");
+        int ok = 0;
+        for (int j = 0; not_keys[j] && !ok; j++) ok = strlen(not_keys[j]) == nl && !strncmp(*e, not_keys[j], nl);
+        for (size_t i = 0; i < NKEYS && !ok; i++) {
+            char name[96];
+            env_name(&keys[i], name, sizeof name);
+            ok = strlen(name) == nl && !strncmp(*e, name, nl);
+        }
+        if (!ok) {
+            snprintf(err, errlen, "unknown environment variable '%.*s' (TICKFLOW_<SECTION>_<KEY> of a key in "
+                     "`tickflow config`)", (int)(nl > 80 ? 80 : nl), *e);
             return -1;
         }
     }

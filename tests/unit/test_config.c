@@ -94,5 +94,19 @@ int main(void)
     TF_CHECK(once && !strstr(once + 1, "# TYPE t_total"));
     free(txt);
     tf_metrics_free(m);
+    /* a first run listens on loopback only */
+    tf_config_defaults(&c);
+    TF_EQ_STR(c.http_bind, "127.0.0.1");
+    /* an environment variable naming no key is rejected, naming it */
+    setenv("TICKFLOW_HTPP_PORT", "9002", 1);
+    char *argv5[] = {NULL};
+    TF_EQ_INT(load(&c, err, 0, argv5), -1);
+    TF_CHECK(strstr(err, "TICKFLOW_HTPP_PORT") != NULL);
+    unsetenv("TICKFLOW_HTPP_PORT");
+    setenv("TICKFLOW_HTTP_NOPE", "1", 1);
+    TF_EQ_INT(load(&c, err, 0, argv5), -1);
+    TF_CHECK(strstr(err, "TICKFLOW_HTTP_NOPE") != NULL);
+    unsetenv("TICKFLOW_HTTP_NOPE");
+    TF_EQ_INT(load(&c, err, 0, argv5), 0);
     TF_TEST_MAIN_END();
 }
