@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -918,6 +919,10 @@ static int hp_on_message_complete(http_parser *p)
 
 static void settings_init(void)
 {
+    /* libuv writes sockets with write(2): a peer that closed first would
+     * raise SIGPIPE and kill whatever program embeds the server (a bench
+     * tool did). Ignore it here, once, not in main only. */
+    signal(SIGPIPE, SIG_IGN);
     http_parser_settings_init(&g_settings);
     g_settings.on_message_begin = hp_on_message_begin;
     g_settings.on_url = hp_on_url;
