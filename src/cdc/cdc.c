@@ -98,6 +98,7 @@ struct tf_cdc {
     atomic_int bus_fatal; /* the bus reported TF_BUS_EFATAL: replication cannot go on */
     int64_t events;
 
+    tf_metric *m_lag_exceeded;
     tf_metric *m_events, *m_lag_bytes, *m_lag_ms, *m_outstanding, *m_confirmed, *m_received;
 };
 
@@ -306,12 +307,14 @@ static void update_status(tf_cdc *c)
     c->st.received_lsn = c->received;
     c->st.confirmed_lsn = c->flushed;
     c->st.lag_bytes = lag_bytes;
+    c->st.lag_exceeded = lag_bytes > c->cfg.cdc_max_lag_bytes;
     c->st.lag_ms = lag_ms;
     c->st.events = c->events;
     c->st.outstanding = outstanding;
     pthread_mutex_unlock(&c->mu);
     if (c->m_lag_bytes) {
         tf_metric_set(c->m_lag_bytes, lag_bytes);
+        tf_metric_set(c->m_lag_exceeded, lag_bytes > c->cfg.cdc_max_lag_bytes);
         tf_metric_set(c->m_lag_ms, lag_ms);
         tf_metric_set(c->m_outstanding, outstanding);
         tf_metric_set(c->m_confirmed, (int64_t)c->flushed);
@@ -1051,6 +1054,8 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
     if (m) {
         c->m_events = tf_counter(m, "tickflow_cdc_events_total", "Change events produced to the bus", NULL);
         c->m_lag_bytes = tf_gauge(m, "tickflow_cdc_lag_bytes", "Server WAL position minus confirmed flush LSN", NULL);
+        c->m_lag_exceeded = tf_gauge(m, "tickflow_cdc_lag_exceeded",
+                                     "1 when the slot lag is over cdc.max_lag_bytes (WAL is piling up)", NULL);
         c->m_lag_ms = tf_gauge(m, "tickflow_cdc_lag_ms", "Age of the oldest unconfirmed transaction (ms)", NULL);
         c->m_outstanding = tf_gauge(m, "tickflow_cdc_bus_outstanding", "Events produced but not yet delivered by the bus", NULL);
         c->m_confirmed = tf_gauge(m, "tickflow_cdc_confirmed_lsn", "Last flush LSN confirmed to PostgreSQL", NULL);

@@ -39,6 +39,7 @@ typedef struct tf_cdc_status {
     uint64_t received_lsn;    /* latest WAL position seen from the server */
     uint64_t confirmed_lsn;   /* last flush position sent to the server */
     int64_t lag_bytes;        /* server WAL end - confirmed */
+    int lag_exceeded;         /* lag_bytes > cdc.max_lag_bytes: PostgreSQL keeps that much WAL */
     int64_t lag_ms;           /* now - commit time of the oldest unconfirmed transaction */
     int64_t events;           /* events produced since start */
     int64_t outstanding;      /* events produced, not yet delivered */

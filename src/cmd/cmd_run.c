@@ -40,9 +40,11 @@ static int cdc_ready(void *ud, char *detail, size_t cap)
     tf_cdc_status st;
     tf_cdc_get_status(ud, &st);
     char lsn[24];
-    snprintf(detail, cap, "%s, confirmed %s, lag %lld bytes%s%s", st.state_name, tf_lsn_fmt(st.confirmed_lsn, lsn),
-             (long long)st.lag_bytes, st.last_error[0] ? ", last error: " : "", st.last_error);
-    return st.state == TF_CDC_STREAMING || st.state == TF_CDC_SNAPSHOT; /* 1 = ready */
+    snprintf(detail, cap, "%s, confirmed %s, lag %lld bytes%s%s%s", st.state_name, tf_lsn_fmt(st.confirmed_lsn, lsn),
+             (long long)st.lag_bytes, st.lag_exceeded ? " (over cdc.max_lag_bytes: WAL is piling up)" : "",
+             st.last_error[0] ? ", last error: " : "", st.last_error);
+    /* 1 = ready */
+    return (st.state == TF_CDC_STREAMING || st.state == TF_CDC_SNAPSHOT) && !st.lag_exceeded;
 }
 
 static int fail(const char *what, const char *err)

@@ -48,6 +48,7 @@ typedef struct tf_config {
     char cdc_publication[64];
     char cdc_snapshot[16];      /* no_data | initial */
     int cdc_status_interval_ms;
+    int64_t cdc_max_lag_bytes;  /* /ready and a metric flag slot lag past this */
     /* [bus] */
     int bus_capacity;           /* embedded: messages kept per topic */
     /* [kafka] */

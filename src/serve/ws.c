@@ -40,6 +40,7 @@
 #include "serve/ws_map.h"
 #include "serve/ws_msg.h"
 
+#define TF_WS_CLIENT_INTERVALS 8 /* distinct intervals one connection watches at once */
 #define INFLIGHT_MAX (128 * 1024) /* bytes handed to the socket at once per client */
 #define SCRATCH (64 * 1024)
 #define CLOSE_WAIT_US (2 * TF_US_PER_SEC)
@@ -56,6 +57,17 @@ typedef struct out_msg {
 } out_msg;
 
 typedef struct client client;
+
+/* One interval a client watches: its explicit tickers are the ones whose
+ * bitmask in client.subs has this slot's bit; with the wildcard on, every
+ * ticker except those in `excluded` (unsubscribed one by one under "*"). */
+typedef struct slot {
+    int64_t interval_ms; /* -1: unused */
+    struct group *grp;   /* candle aggregation for interval > 0 */
+    int wildcard;
+    tf_ws_map *excluded; /* NULL when empty */
+    size_t nsubs;        /* explicit tickers */
+} slot;
 
 typedef struct cvec {
     client **v;
@@ -78,11 +90,11 @@ struct client {
     uint8_t *in;
     size_t in_len, in_cap;
     tf_ws_rx rx;
-    /* subscription */
-    int64_t interval_ms;
-    int wildcard;
-    tf_ws_map *subs; /* ticker -> (void *)1 */
-    group *grp;
+    /* subscriptions: (ticker, interval) pairs; one slot per interval in use */
+    slot slots[TF_WS_CLIENT_INTERVALS];
+    int nwild;          /* slots with the wildcard on (in ws->wild while > 0) */
+    int64_t default_iv; /* interval of a subscribe that names none: the last one given */
+    tf_ws_map *subs;    /* ticker -> bitmask of slots (as a pointer, never 0) */
     /* output queue (ring of references) */
     out_msg **q;
     size_t qhead, qn, qcap, qbytes, hwm;
@@ -400,73 +412,162 @@ static void group_unref(tf_ws *ws, group *g)
     free(g);
 }
 
-/* Returns 0, or -1 when no more distinct intervals can be aggregated. */
-static int set_interval(client *c, int64_t iv)
+static uintptr_t sub_mask(const client *c, const char *ticker)
 {
-    if (iv == c->interval_ms) return 0;
-    group *ng = NULL;
-    if (iv > 0) {
-        ng = group_ref(c->ws, iv);
-        if (!ng) return -1;
-    }
-    group_unref(c->ws, c->grp);
-    c->grp = ng;
-    if (c->interval_ms == 0) c->ws->nraw--;
-    if (iv == 0) c->ws->nraw++;
-    c->interval_ms = iv;
-    return 0;
+    return (uintptr_t)tf_ws_map_get(c->subs, ticker);
 }
 
-static int client_sub(client *c, const char *ticker)
+static int slot_find(const client *c, int64_t iv)
 {
-    if (tf_ws_map_get(c->subs, ticker)) return 0;
-    if (tf_ws_map_count(c->subs) >= TF_WS_MAX_SUBSCRIPTIONS) return -1;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++)
+        if (c->slots[i].interval_ms == iv) return i;
+    return -1;
+}
+
+/* The slot for iv, taken when missing. -1: the connection watches
+ * TF_WS_CLIENT_INTERVALS intervals already, or the server has no room for
+ * another candle interval. */
+static int slot_get(client *c, int64_t iv)
+{
+    int i = slot_find(c, iv);
+    if (i >= 0) return i;
+    for (i = 0; i < TF_WS_CLIENT_INTERVALS && c->slots[i].interval_ms >= 0; i++)
+        ;
+    if (i == TF_WS_CLIENT_INTERVALS) return -1;
+    group *g = NULL;
+    if (iv > 0 && !(g = group_ref(c->ws, iv))) return -1;
+    c->slots[i] = (slot){.interval_ms = iv, .grp = g};
+    if (iv == 0) c->ws->nraw++;
+    return i;
+}
+
+/* Gives a slot back once nothing is watched on it. */
+static void slot_release_if_idle(client *c, int i)
+{
+    slot *sl = &c->slots[i];
+    if (sl->interval_ms < 0 || sl->wildcard || sl->nsubs) return;
+    if (sl->interval_ms == 0) c->ws->nraw--;
+    group_unref(c->ws, sl->grp);
+    tf_ws_map_free(sl->excluded);
+    *sl = (slot){.interval_ms = -1};
+}
+
+static int excluded(const slot *sl, const char *ticker)
+{
+    return sl->excluded && tf_ws_map_get(sl->excluded, ticker);
+}
+
+static void exclude(slot *sl, const char *ticker, int on)
+{
+    if (on) {
+        if (!sl->excluded && !(sl->excluded = tf_ws_map_new())) return;
+        tf_ws_map_put(sl->excluded, ticker, (void *)1);
+    } else if (sl->excluded) {
+        tf_ws_map_del(sl->excluded, ticker);
+    }
+}
+
+/* Subscribes ticker on slot i. Returns 1 (added), 0 (already there) or -1
+ * (a limit). */
+static int client_sub(client *c, const char *ticker, int i)
+{
+    slot *sl = &c->slots[i];
+    uintptr_t mask = sub_mask(c, ticker), bit = (uintptr_t)1 << i;
+    exclude(sl, ticker, 0);
+    if (mask & bit) return 0;
     if (c->ws->nsubs >= TF_WS_MAX_TOTAL_SUBSCRIPTIONS) return -1; /* memory bound, server-wide */
-    if (tf_ws_map_put(c->subs, ticker, (void *)1) != 0) return -1;
-    if (watch_add(c->ws, ticker, c) != 0) {
-        tf_ws_map_del(c->subs, ticker);
+    if (!mask) {
+        if (tf_ws_map_count(c->subs) >= TF_WS_MAX_SUBSCRIPTIONS) return -1;
+        if (tf_ws_map_put(c->subs, ticker, (void *)bit) != 0) return -1;
+        if (watch_add(c->ws, ticker, c) != 0) {
+            tf_ws_map_del(c->subs, ticker);
+            return -1;
+        }
+    } else if (tf_ws_map_put(c->subs, ticker, (void *)(mask | bit)) != 0) {
         return -1;
     }
+    sl->nsubs++;
     subs_gauge(c->ws, 1);
     return 1;
 }
 
-static void client_unsub(client *c, const char *ticker)
+/* Takes ticker off slot i; under the slot's wildcard it is excluded
+ * instead of (or as well as) removed. Returns 1 when that changed what the
+ * client receives, 0 when it was not subscribed there. */
+static int client_unsub(client *c, const char *ticker, int i, int under_wildcard)
 {
-    if (!tf_ws_map_del(c->subs, ticker)) return;
-    watch_remove(c->ws, ticker, c);
-    subs_gauge(c->ws, -1);
+    slot *sl = &c->slots[i];
+    uintptr_t mask = sub_mask(c, ticker), bit = (uintptr_t)1 << i;
+    int did = 0;
+    if (mask & bit) {
+        mask &= ~bit;
+        if (mask) {
+            tf_ws_map_put(c->subs, ticker, (void *)mask); /* replaces: no allocation */
+        } else {
+            tf_ws_map_del(c->subs, ticker);
+            watch_remove(c->ws, ticker, c);
+        }
+        sl->nsubs--;
+        subs_gauge(c->ws, -1);
+        did = 1;
+    }
+    if (under_wildcard && sl->wildcard && !excluded(sl, ticker)) {
+        exclude(sl, ticker, 1);
+        did = 1;
+    }
+    return did;
 }
 
-static void set_wildcard(client *c, int on)
+static void set_wildcard(client *c, int i, int on)
 {
-    if (on == c->wildcard) return;
-    if (on) {
-        if (cvec_push(&c->ws->wild, c) != 0) return;
-    } else {
-        cvec_remove(&c->ws->wild, c);
+    slot *sl = &c->slots[i];
+    if (on == sl->wildcard) return;
+    if (on && c->nwild == 0 && cvec_push(&c->ws->wild, c) != 0) return;
+    sl->wildcard = on;
+    c->nwild += on ? 1 : -1;
+    if (!on) {
+        tf_ws_map_free(sl->excluded);
+        sl->excluded = NULL;
+        if (c->nwild == 0) cvec_remove(&c->ws->wild, c);
     }
-    c->wildcard = on;
     subs_gauge(c->ws, on ? 1 : -1);
+}
+
+/* Every explicit ticker of a client (malloc'd copy: the map may change
+ * while the caller walks it). *n gets the count. */
+static char (*client_tickers(const client *c, size_t *n))[TF_TICKER_MAX]
+{
+    size_t cnt = tf_ws_map_count(c->subs), got = 0, it = 0;
+    const char *k;
+    void *v;
+    char (*names)[TF_TICKER_MAX] = malloc((cnt ? cnt : 1) * TF_TICKER_MAX);
+    while (names && tf_ws_map_next(c->subs, &it, &k, &v)) memcpy(names[got++], k, TF_TICKER_MAX);
+    *n = got;
+    return names;
+}
+
+static size_t client_sub_count(const client *c)
+{
+    size_t n = (size_t)c->nwild;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++)
+        if (c->slots[i].interval_ms >= 0) n += c->slots[i].nsubs;
+    return n;
 }
 
 /* Unlinks a gone client from every registry and frees it. */
 static void client_free(client *c)
 {
     tf_ws *ws = c->ws;
-    size_t it = 0;
-    const char *k;
-    void *v;
     /* collect first: unsubscribing changes the map being iterated */
-    size_t n = tf_ws_map_count(c->subs);
-    char (*names)[TF_TICKER_MAX] = n ? malloc(n * TF_TICKER_MAX) : NULL;
     size_t got = 0;
-    while (names && tf_ws_map_next(c->subs, &it, &k, &v)) memcpy(names[got++], k, TF_TICKER_MAX);
-    for (size_t i = 0; i < got; i++) client_unsub(c, names[i]);
+    char (*names)[TF_TICKER_MAX] = client_tickers(c, &got);
+    for (int s = 0; s < TF_WS_CLIENT_INTERVALS; s++) {
+        if (c->slots[s].interval_ms < 0) continue;
+        for (size_t i = 0; i < got; i++) client_unsub(c, names[i], s, 0);
+        set_wildcard(c, s, 0);
+        slot_release_if_idle(c, s);
+    }
     free(names);
-    set_wildcard(c, 0);
-    group_unref(ws, c->grp);
-    if (c->interval_ms == 0) ws->nraw--;
     tf_ws_map_free(c->subs);
     q_clear(c);
     free(c->q);
@@ -524,7 +625,7 @@ static void close_client(client *c, int code, const char *reason)
 
 /* ---- commands ---- */
 
-/* Appends `"ticker",` entries into a malloc'd JSON array text. */
+/* A JSON array of tickers ("*" first when wildcard) into a malloc'd text. */
 static char *tickers_json(const char (*t)[TF_TICKER_MAX], size_t n, int wildcard, size_t *outlen)
 {
     size_t cap = 4 + (n + 1) * (TF_TICKER_MAX + 3);
@@ -540,51 +641,191 @@ static char *tickers_json(const char (*t)[TF_TICKER_MAX], size_t n, int wildcard
     return s;
 }
 
-static void send_ack(client *c, const char *type, const char (*t)[TF_TICKER_MAX], size_t n, int wildcard)
+/* {"type":T,"tickers":[...],"interval_ms":iv,"count":N[,extra]} - what a
+ * command did (tickers = the ones it changed), and the connection's total
+ * of subscriptions afterwards (a wildcard counts one). */
+static void send_ack(client *c, const char *type, const char (*t)[TF_TICKER_MAX], size_t n, int wildcard,
+                     int64_t iv, const char *extra)
 {
     size_t tl = 0;
     char *arr = tickers_json(t, n, wildcard, &tl);
     if (!arr) return;
-    size_t cap = tl + 200;
+    size_t cap = tl + 200 + (extra ? strlen(extra) : 0);
     char *js = malloc(cap);
     if (js) {
-        int len = snprintf(js, cap, "{\"type\":\"%s\",\"tickers\":%s,\"interval_ms\":%" PRId64 ",\"count\":%zu}",
-                           type, arr, c->interval_ms, tf_ws_map_count(c->subs) + (size_t)c->wildcard);
+        int len = snprintf(js, cap, "{\"type\":\"%s\",\"tickers\":%s,\"interval_ms\":%" PRId64 ",\"count\":%zu%s%s}",
+                           type, arr, iv, client_sub_count(c), extra ? "," : "", extra ? extra : "");
         send_text(c, js, (size_t)len);
         free(js);
     }
     free(arr);
 }
 
+/* {"type":"subscriptions","subscriptions":[{"interval_ms":..,"tickers":[..],
+ * "excluded":[..]},...],"tickers":[every ticker],"interval_ms":default,"count":N} */
 static void send_list(client *c)
 {
-    size_t n = tf_ws_map_count(c->subs), got = 0, it = 0;
-    const char *k;
-    void *v;
-    char (*names)[TF_TICKER_MAX] = malloc((n ? n : 1) * TF_TICKER_MAX);
+    size_t got = 0;
+    char (*names)[TF_TICKER_MAX] = client_tickers(c, &got);
     if (!names) return;
-    while (tf_ws_map_next(c->subs, &it, &k, &v)) memcpy(names[got++], k, TF_TICKER_MAX);
-    send_ack(c, "subscriptions", (const char(*)[TF_TICKER_MAX])names, got, c->wildcard);
+    tf_sbuf b = {0};
+    tf_sbuf_str(&b, "\"subscriptions\":[");
+    int first = 1;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) {
+        const slot *sl = &c->slots[i];
+        if (sl->interval_ms < 0) continue;
+        tf_sbuf_fmt(&b, "%s{\"interval_ms\":%" PRId64 ",\"tickers\":[", first ? "" : ",", sl->interval_ms);
+        first = 0;
+        int f2 = 1;
+        if (sl->wildcard) {
+            tf_sbuf_str(&b, "\"*\"");
+            f2 = 0;
+        }
+        for (size_t k = 0; k < got; k++) {
+            if (!(sub_mask(c, names[k]) & ((uintptr_t)1 << i))) continue;
+            tf_sbuf_fmt(&b, "%s\"%s\"", f2 ? "" : ",", names[k]);
+            f2 = 0;
+        }
+        tf_sbuf_str(&b, "],\"excluded\":[");
+        size_t it = 0;
+        const char *k;
+        void *v;
+        f2 = 1;
+        while (sl->excluded && tf_ws_map_next(sl->excluded, &it, &k, &v)) {
+            tf_sbuf_fmt(&b, "%s\"%s\"", f2 ? "" : ",", k);
+            f2 = 0;
+        }
+        tf_sbuf_str(&b, "]}");
+    }
+    tf_sbuf_str(&b, "]");
+    if (b.b) send_ack(c, "subscriptions", (const char(*)[TF_TICKER_MAX])names, got, c->nwild > 0, c->default_iv, b.b);
+    free(b.b);
     free(names);
 }
 
-/* Applies a subscribe (tickers + optional interval). Sends the ack or an
- * error. Shared by the query string and the subscribe action. */
+static void too_many_intervals(client *c)
+{
+    send_error(c, "too_many_intervals",
+               "too many distinct intervals: at most 8 per connection, 64 on this server", "interval_ms");
+}
+
+/* Applies a subscribe (tickers + optional interval; none = the last one
+ * given, initially 0). Sends the ack or an error. Shared by the query
+ * string and the subscribe action. */
 static void do_subscribe(client *c, const tf_ws_cmd *cmd)
 {
-    if (cmd->has_interval && set_interval(c, cmd->interval_ms) != 0) {
-        send_error(c, "too_many_intervals", "too many distinct candle intervals in use on this server", "interval_ms");
+    int64_t iv = cmd->has_interval ? cmd->interval_ms : c->default_iv;
+    int i = slot_get(c, iv);
+    if (i < 0) {
+        too_many_intervals(c);
         return;
     }
-    for (size_t i = 0; i < cmd->ntickers; i++) {
-        if (client_sub(c, cmd->tickers[i]) < 0) {
+    c->default_iv = iv;
+    for (size_t k = 0; k < cmd->ntickers; k++) {
+        if (client_sub(c, cmd->tickers[k], i) < 0) {
+            slot_release_if_idle(c, i);
             send_error(c, "too_many_subscriptions",
                        "subscription limit reached (per connection or server-wide)", "tickers");
             return;
         }
     }
-    if (cmd->wildcard) set_wildcard(c, 1);
-    send_ack(c, "subscribed", (const char(*)[TF_TICKER_MAX])cmd->tickers, cmd->ntickers, cmd->wildcard);
+    if (cmd->wildcard) set_wildcard(c, i, 1);
+    send_ack(c, "subscribed", (const char(*)[TF_TICKER_MAX])cmd->tickers, cmd->ntickers, cmd->wildcard, iv, NULL);
+}
+
+/* Unsubscribe: the named tickers (and "*") on the named interval, or on
+ * every interval. A ticker under a wildcard is excluded from it. The ack
+ * lists what changed; tickers that were not subscribed are named in
+ * "not_subscribed" (nothing is acknowledged that did not happen). */
+static void do_unsubscribe(client *c, const tf_ws_cmd *cmd)
+{
+    size_t n = cmd->ntickers, nd = 0, nn = 0;
+    char (*done)[TF_TICKER_MAX] = malloc((n ? n : 1) * TF_TICKER_MAX);
+    char (*none)[TF_TICKER_MAX] = malloc((n ? n : 1) * TF_TICKER_MAX);
+    if (!done || !none) {
+        free(done);
+        free(none);
+        send_error(c, "internal", "out of memory", NULL);
+        return;
+    }
+    int only = cmd->has_interval ? slot_find(c, cmd->interval_ms) : -2; /* -1: not watched, -2: all */
+    int wild_done = 0;
+    for (size_t k = 0; k < n; k++) {
+        int did = 0;
+        for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) {
+            if (c->slots[i].interval_ms < 0 || (only != -2 && i != only)) continue;
+            did |= client_unsub(c, cmd->tickers[k], i, 1);
+        }
+        memcpy(did ? done[nd++] : none[nn++], cmd->tickers[k], TF_TICKER_MAX);
+    }
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) {
+        if (c->slots[i].interval_ms < 0 || (only != -2 && i != only)) continue;
+        if (cmd->wildcard && c->slots[i].wildcard) {
+            set_wildcard(c, i, 0);
+            wild_done = 1;
+        }
+        slot_release_if_idle(c, i);
+    }
+    char *extra = NULL;
+    size_t el = 0;
+    if (nn || (cmd->wildcard && !wild_done)) {
+        char *arr = tickers_json((const char(*)[TF_TICKER_MAX])none, nn, cmd->wildcard && !wild_done, &el);
+        if (arr && (extra = malloc(el + 32))) snprintf(extra, el + 32, "\"not_subscribed\":%s", arr);
+        free(arr);
+    }
+    send_ack(c, "unsubscribed", (const char(*)[TF_TICKER_MAX])done, nd, wild_done,
+             cmd->has_interval ? cmd->interval_ms : -1, extra);
+    free(extra);
+    free(done);
+    free(none);
+}
+
+/* Moves subscriptions to another interval: the named tickers (all when
+ * none) from the named interval (every other interval when none). */
+static void do_set_interval(client *c, const tf_ws_cmd *cmd)
+{
+    int to = slot_get(c, cmd->interval_ms);
+    if (to < 0) {
+        too_many_intervals(c);
+        return;
+    }
+    size_t got = 0;
+    char (*names)[TF_TICKER_MAX] = cmd->ntickers ? NULL : client_tickers(c, &got);
+    const char (*list)[TF_TICKER_MAX] = cmd->ntickers ? (const char(*)[TF_TICKER_MAX])cmd->tickers
+                                                      : (const char(*)[TF_TICKER_MAX])names;
+    size_t n = cmd->ntickers ? cmd->ntickers : got;
+    size_t moved = 0;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) {
+        slot *sl = &c->slots[i];
+        if (i == to || sl->interval_ms < 0 || (cmd->has_from && sl->interval_ms != cmd->from_ms)) continue;
+        for (size_t k = 0; k < n && list; k++) {
+            int watched = (sub_mask(c, list[k]) & ((uintptr_t)1 << i)) ||
+                          (cmd->ntickers && sl->wildcard && !excluded(sl, list[k]));
+            if (!watched) continue;
+            client_unsub(c, list[k], i, cmd->ntickers > 0); /* a named ticker leaves the wildcard too */
+            if (client_sub(c, list[k], to) >= 0) moved++;
+        }
+        if (!cmd->ntickers && sl->wildcard) { /* the whole interval moves, "*" with it */
+            tf_ws_map *ex = sl->excluded;
+            sl->excluded = NULL;
+            set_wildcard(c, i, 0);
+            if (!c->slots[to].wildcard) {
+                set_wildcard(c, to, 1);
+                c->slots[to].excluded = ex;
+            } else {
+                tf_ws_map_free(ex);
+            }
+            moved++;
+        }
+        slot_release_if_idle(c, i);
+    }
+    free(names);
+    c->default_iv = cmd->interval_ms;
+    slot_release_if_idle(c, to);
+    char extra[48];
+    snprintf(extra, sizeof extra, "\"moved\":%zu", moved);
+    send_ack(c, "interval_set", cmd->ntickers ? (const char(*)[TF_TICKER_MAX])cmd->tickers : NULL, cmd->ntickers, 0,
+             cmd->interval_ms, extra);
 }
 
 static void handle_text(client *c, const uint8_t *data, size_t len)
@@ -597,18 +838,8 @@ static void handle_text(client *c, const uint8_t *data, size_t len)
     }
     switch (cmd.action) {
     case TF_WS_ACT_SUBSCRIBE: do_subscribe(c, &cmd); break;
-    case TF_WS_ACT_UNSUBSCRIBE:
-        for (size_t i = 0; i < cmd.ntickers; i++) client_unsub(c, cmd.tickers[i]);
-        if (cmd.wildcard) set_wildcard(c, 0);
-        send_ack(c, "unsubscribed", (const char(*)[TF_TICKER_MAX])cmd.tickers, cmd.ntickers, cmd.wildcard);
-        break;
-    case TF_WS_ACT_SET_INTERVAL:
-        if (set_interval(c, cmd.interval_ms) != 0) {
-            send_error(c, "too_many_intervals", "too many distinct candle intervals in use on this server", "interval_ms");
-            break;
-        }
-        send_ack(c, "interval_set", NULL, 0, 0);
-        break;
+    case TF_WS_ACT_UNSUBSCRIBE: do_unsubscribe(c, &cmd); break;
+    case TF_WS_ACT_SET_INTERVAL: do_set_interval(c, &cmd); break;
     case TF_WS_ACT_LIST: send_list(c); break;
     }
     tf_ws_cmd_clear(&cmd);
@@ -725,9 +956,16 @@ static void fanout(tf_ws *ws, const char *ticker, int64_t interval_ms, make_msg_
     out_msg *m = NULL;
     cvec *v = tf_ws_map_get(ws->watch, ticker);
     size_t nv = v ? v->n : 0;
+    /* explicit watchers of the ticker first, then wildcard watchers that
+     * have no explicit subscription of it (those were seen in the first pass) */
     for (size_t i = 0; i < nv + ws->wild.n; i++) {
         client *c = i < nv ? v->v[i] : ws->wild.v[i - nv];
-        if (c->interval_ms != interval_ms || (i < nv && c->wildcard)) continue;
+        int s = slot_find(c, interval_ms);
+        if (s < 0) continue;
+        const slot *sl = &c->slots[s];
+        uintptr_t mask = sub_mask(c, ticker);
+        if (i >= nv && mask) continue;
+        if (!(mask & ((uintptr_t)1 << s)) && !(sl->wildcard && !excluded(sl, ticker))) continue;
         if (!m && !(m = make(arg))) return;
         push(c, m);
     }
@@ -984,6 +1222,7 @@ static void on_upgrade(tf_http_req *r, void *ud)
         return;
     }
     c->ws = ws;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) c->slots[i].interval_ms = -1;
     c->idx = ws->clients.n - 1;
     c->id = ++ws->next_id;
     c->last_rx_us = tf_now_us();
@@ -1001,7 +1240,6 @@ static void on_upgrade(tf_http_req *r, void *ud)
         return;
     }
     c->conn = conn;
-    ws->nraw++; /* interval 0 until the query or a message sets one */
     if (ws->m_clients) tf_metric_add(ws->m_clients, 1);
     char resp[200];
     int n = snprintf(resp, sizeof resp,

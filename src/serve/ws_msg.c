@@ -75,6 +75,17 @@ static int parse_tickers(json_t *arr, size_t max, tf_ws_cmd *cmd, tf_ws_err *err
     return 0;
 }
 
+/* An interval value: 0 (every trade) or MIN..MAX milliseconds. */
+static int parse_interval(json_t *v, const char *name, int64_t *out, tf_ws_err *err)
+{
+    if (!json_is_integer(v)) return fail(err, "invalid_parameter", name, "%s must be an integer", name);
+    json_int_t x = json_integer_value(v);
+    if (x != 0 && (x < TF_WS_MIN_INTERVAL_MS || x > TF_WS_MAX_INTERVAL_MS))
+        return fail(err, "invalid_parameter", name, "%s must be 0 (every trade) or 10..86400000", name);
+    *out = x;
+    return 0;
+}
+
 int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd *cmd,
                     tf_ws_err *err)
 {
@@ -84,7 +95,7 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) return fail(err, "bad_json", "", "message is not valid JSON: %s", je.text);
     int rc = -1;
-    json_t *act = NULL, *tick = NULL, *iv = NULL;
+    json_t *act = NULL, *tick = NULL, *iv = NULL, *from = NULL;
     const char *key;
     json_t *val;
     if (!json_is_object(root)) {
@@ -95,6 +106,7 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
         if (strcmp(key, "action") == 0) act = val;
         else if (strcmp(key, "tickers") == 0) tick = val;
         else if (strcmp(key, "interval_ms") == 0) iv = val;
+        else if (strcmp(key, "from_ms") == 0) from = val;
         else {
             char shown[40];
             int w = tf_json_escape(key, strlen(key) > 24 ? 24 : strlen(key), shown, sizeof shown - 1);
@@ -121,22 +133,20 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
         goto out;
     }
     if (iv) {
-        if (cmd->action == TF_WS_ACT_UNSUBSCRIBE || cmd->action == TF_WS_ACT_LIST) {
+        if (cmd->action == TF_WS_ACT_LIST) {
             fail(err, "invalid_parameter", "interval_ms", "interval_ms is not allowed with this action%s", "");
             goto out;
         }
-        if (!json_is_integer(iv)) {
-            fail(err, "invalid_parameter", "interval_ms", "interval_ms must be an integer%s", "");
-            goto out;
-        }
-        json_int_t x = json_integer_value(iv);
-        if (x != 0 && (x < TF_WS_MIN_INTERVAL_MS || x > TF_WS_MAX_INTERVAL_MS)) {
-            fail(err, "invalid_parameter", "interval_ms",
-                 "interval_ms must be 0 (every trade) or 10..86400000%s", "");
-            goto out;
-        }
+        if (parse_interval(iv, "interval_ms", &cmd->interval_ms, err) != 0) goto out;
         cmd->has_interval = 1;
-        cmd->interval_ms = x;
+    }
+    if (from) {
+        if (cmd->action != TF_WS_ACT_SET_INTERVAL) {
+            fail(err, "invalid_parameter", "from_ms", "from_ms goes with set_interval only%s", "");
+            goto out;
+        }
+        if (parse_interval(from, "from_ms", &cmd->from_ms, err) != 0) goto out;
+        cmd->has_from = 1;
     }
     switch (cmd->action) {
     case TF_WS_ACT_SUBSCRIBE:
@@ -148,10 +158,7 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
         if (parse_tickers(tick, max_tickers, cmd, err) != 0) goto out;
         break;
     case TF_WS_ACT_SET_INTERVAL:
-        if (tick) {
-            fail(err, "invalid_parameter", "tickers", "tickers is not allowed with set_interval%s", "");
-            goto out;
-        }
+        if (tick && parse_tickers(tick, max_tickers, cmd, err) != 0) goto out;
         if (!iv) {
             fail(err, "invalid_parameter", "interval_ms", "missing \"interval_ms\"%s", "");
             goto out;

@@ -3,10 +3,11 @@
  * section 4): the client command parser (jansson) and the encoders of
  * every server message, side by side.
  *
- * Client messages:
+ * Client messages (a subscription is a (ticker, interval) pair):
  *   {"action":"subscribe","tickers":["AAPL"|"*",...],"interval_ms":1000}
- *   {"action":"unsubscribe","tickers":[...]}
- *   {"action":"set_interval","interval_ms":250}
+ *   {"action":"unsubscribe","tickers":[...],"interval_ms":1000}   (interval: optional filter)
+ *   {"action":"set_interval","tickers":[...],"from_ms":1000,"interval_ms":250}
+ *       (tickers and from_ms optional: every subscription / every interval)
  *   {"action":"list"}
  * Tickers are upper-cased, then must match [A-Z0-9.-]{1,15} or be "*".
  * interval_ms is 0 (every trade) or TF_WS_MIN_INTERVAL_MS..TF_WS_MAX_INTERVAL_MS.
@@ -35,6 +36,8 @@ typedef struct tf_ws_cmd {
     int action;
     int has_interval;
     int64_t interval_ms;
+    int has_from;        /* set_interval: from_ms given */
+    int64_t from_ms;
     int wildcard;        /* "*" was among the tickers */
     size_t ntickers;     /* not counting "*" */
     char (*tickers)[TF_TICKER_MAX]; /* owned; free with tf_ws_cmd_clear */

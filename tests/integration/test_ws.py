@@ -330,6 +330,71 @@ def test_change_subscription_and_interval(c):
     x.close()
 
 
+def test_subscriptions_per_interval(c):
+    """Each subscription is a (ticker, interval) pair (issue 10, items 8 and 9):
+    AAPL at 250 ms and raw on one connection, MSFT raw; unsubscribing one
+    ticker under "*" excludes it; an unsubscribe of something not watched is
+    not acknowledged as done."""
+    x = P.ws()
+    x.send({"action": "subscribe", "tickers": ["AAPL"], "interval_ms": 250})
+    c.eq(x.recv()["interval_ms"], 250, "AAPL at 250 ms")
+    x.send({"action": "subscribe", "tickers": ["MSFT", "AAPL"], "interval_ms": 0})
+    ack = x.recv()
+    c.eq((ack["interval_ms"], ack["count"]), (0, 3), "MSFT and AAPL raw too: three subscriptions")
+    ids = insert([("AAPL", "BUY", "190", 1), ("MSFT", "BUY", "401", 2)])
+    got, seen = x.recv_until(lambda m: m["type"] == "tick", timeout=10)
+    trades = sorted(m["id"] for m in seen + [got] if m["type"] == "trade")
+    more = x.drain(0.6)
+    trades = sorted(trades + [m["id"] for m in more if m["type"] == "trade"])
+    c.eq(trades, sorted(ids), "raw trades of both tickers")
+    ticks = [(m["ticker"], m["interval_ms"]) for m in [got] + more if m["type"] == "tick"]
+    c.eq(sorted(set(ticks)), [("AAPL", 250)], "candles for AAPL only, at 250 ms (MSFT raw only)")
+    x.send({"action": "list"})
+    ls = x.recv()
+    subs = {s["interval_ms"]: sorted(s["tickers"]) for s in ls["subscriptions"]}
+    c.eq(subs, {0: ["AAPL", "MSFT"], 250: ["AAPL"]}, "list shows each interval's tickers")
+    # unsubscribe on one interval leaves the other
+    x.send({"action": "unsubscribe", "tickers": ["AAPL"], "interval_ms": 0})
+    ack = x.recv()
+    c.eq((ack["type"], ack["tickers"], ack["count"]), ("unsubscribed", ["AAPL"], 2), "AAPL raw gone")
+    ids = insert([("AAPL", "BUY", "191", 3)])
+    got, seen = x.recv_until(lambda m: m["type"] == "tick", timeout=10)
+    c.eq([m for m in seen if m["type"] == "trade"], [], "no raw AAPL trade any more")
+    c.eq((got["ticker"], got["interval_ms"]), ("AAPL", 250), "AAPL candles still come")
+    # nothing acknowledged that did not happen
+    x.send({"action": "unsubscribe", "tickers": ["NVDA"]})
+    ack = x.recv_until(lambda m: m["type"] == "unsubscribed", 5)[0]
+    c.eq((ack["tickers"], ack.get("not_subscribed")), ([], ["NVDA"]), "unsubscribing an unwatched ticker says so")
+    x.close()
+    # "*" minus one ticker
+    w = P.ws(PATH + "?tickers=*&interval_ms=0")
+    c.eq(w.recv()["type"], "subscribed", "wildcard")
+    w.send({"action": "unsubscribe", "tickers": ["AAPL"]})
+    ack = w.recv()
+    c.eq((ack["tickers"], ack.get("not_subscribed")), (["AAPL"], None), "AAPL excluded from *")
+    ids = insert([("AAPL", "BUY", "192", 4), ("MSFT", "SELL", "402", 5)])
+    m = w.recv()
+    c.eq((m["type"], m["id"]), ("trade", ids[1]), "MSFT arrives under *")
+    c.eq([x for x in w.drain(0.5) if x.get("type") == "trade"], [], "AAPL does not")
+    w.send({"action": "list"})
+    ls = w.recv()
+    c.eq([(s["interval_ms"], s["tickers"], s["excluded"]) for s in ls["subscriptions"]], [(0, ["*"], ["AAPL"])],
+         "list shows the exclusion")
+    w.send({"action": "subscribe", "tickers": ["AAPL"], "interval_ms": 0})
+    w.recv()
+    ids = insert([("AAPL", "BUY", "193", 6)])
+    c.eq(w.recv()["id"], ids[0], "subscribing again lifts the exclusion")
+    # moving one ticker to another interval
+    w.send({"action": "set_interval", "tickers": ["AAPL"], "from_ms": 0, "interval_ms": 250})
+    ack = w.recv()
+    c.eq((ack["type"], ack["interval_ms"], ack["moved"]), ("interval_set", 250, 1), "AAPL moved to 250 ms")
+    ids = insert([("AAPL", "BUY", "194", 7), ("MSFT", "BUY", "403", 8)])
+    got, seen = w.recv_until(lambda m: m["type"] == "tick", timeout=10)
+    c.eq([m["id"] for m in seen if m["type"] == "trade"], [ids[1]], "MSFT still raw under *, AAPL not raw")
+    c.eq(got["ticker"], "AAPL", "AAPL as candles")
+    w.close()
+
+
 def candle_sql(ticker, start, end):
     q = ("select count(*), sum(quantity), min(price), max(price), "
          "(array_agg(price order by event_time, id))[1], (array_agg(price order by event_time desc, id desc))[1], "
@@ -727,6 +792,7 @@ def test_setup(c):
 
 
 if __name__ == "__main__":
-    main([test_setup, test_raw_subscribe_and_wildcard, test_change_subscription_and_interval, test_candles_equal_sql,
+    main([test_setup, test_raw_subscribe_and_wildcard, test_change_subscription_and_interval,
+          test_subscriptions_per_interval, test_candles_equal_sql,
           test_protocol_robustness, test_no_duplicates_after_cdc_restart, test_no_duplicates_after_process_restart,
           test_slow_consumer, test_graceful_shutdown, test_kafka_bus_and_cdc_kill])

@@ -36,6 +36,17 @@ static void commands(void)
     TF_EQ_INT(c.action, TF_WS_ACT_SET_INTERVAL);
     TF_EQ_INT(c.interval_ms, 0);
     tf_ws_cmd_clear(&c);
+    TF_EQ_INT(parse("{\"action\":\"set_interval\",\"tickers\":[\"aapl\"],\"from_ms\":1000,\"interval_ms\":250}", &c,
+                    &e), 0);
+    TF_EQ_INT(c.has_from, 1);
+    TF_EQ_INT(c.from_ms, 1000);
+    TF_EQ_INT(c.interval_ms, 250);
+    TF_EQ_STR(c.tickers[0], "AAPL");
+    tf_ws_cmd_clear(&c);
+    TF_EQ_INT(parse("{\"action\":\"unsubscribe\",\"tickers\":[\"*\"],\"interval_ms\":0}", &c, &e), 0);
+    TF_EQ_INT(c.has_interval, 1);
+    TF_EQ_INT(c.wildcard, 1);
+    tf_ws_cmd_clear(&c);
     TF_EQ_INT(parse("{\"action\":\"list\"}", &c, &e), 0);
     TF_EQ_INT(c.action, TF_WS_ACT_LIST);
     tf_ws_cmd_clear(&c);
@@ -62,8 +73,11 @@ static void commands(void)
         {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"interval_ms\":86400001}", "invalid_parameter", "interval_ms"},
         {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"extra\":1}", "invalid_parameter", "extra"},
         {"{\"action\":\"set_interval\"}", "invalid_parameter", "interval_ms"},
-        {"{\"action\":\"set_interval\",\"interval_ms\":100,\"tickers\":[\"A\"]}", "invalid_parameter", "tickers"},
-        {"{\"action\":\"unsubscribe\",\"tickers\":[\"A\"],\"interval_ms\":100}", "invalid_parameter", "interval_ms"},
+        {"{\"action\":\"set_interval\",\"interval_ms\":100,\"tickers\":[\"A B\"]}", "invalid_parameter", "tickers"},
+        {"{\"action\":\"set_interval\",\"interval_ms\":100,\"from_ms\":5}", "invalid_parameter", "from_ms"},
+        {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"from_ms\":1000}", "invalid_parameter", "from_ms"},
+        {"{\"action\":\"unsubscribe\",\"tickers\":[\"A\"],\"interval_ms\":5}", "invalid_parameter", "interval_ms"},
+        {"{\"action\":\"list\",\"interval_ms\":1000}", "invalid_parameter", "interval_ms"},
         {"{\"action\":\"list\",\"tickers\":[\"A\"]}", "invalid_parameter", "tickers"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
