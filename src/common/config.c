@@ -63,7 +63,7 @@ static const key keys[] = {
     {"bus", "capacity", T_INT, F(bus_capacity), 16, 100000000, "262144", NULL, NULL},
     {"kafka", "brokers", T_STR, F(kafka_brokers), 0, 0, "", "kafka-brokers", NULL},
     {"kafka", "group", T_STR, F(kafka_group), 0, 0, "tickflow-process", NULL, NULL},
-    {"kafka", "compression", T_STR, F(kafka_compression), 0, 0, "lz4", NULL, "|none|gzip|snappy|lz4|zstd|"},
+    {"kafka", "compression", T_STR, F(kafka_compression), 0, 0, "none", NULL, "|none|gzip|snappy|lz4|zstd|"},
     {"kafka", "session_timeout_ms", T_INT, F(kafka_session_timeout_ms), 6000, 300000, "10000", NULL, NULL},
     {"kafka", "linger_ms", T_INT, F(kafka_linger_ms), 0, 10000, "2", NULL, NULL},
     {"rollup", "interval_ms", T_INT, F(rollup_interval_ms), 50, 3600000, "1000", NULL, NULL},

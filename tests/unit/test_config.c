@@ -97,6 +97,8 @@ int main(void)
     /* a first run listens on loopback only */
     tf_config_defaults(&c);
     TF_EQ_STR(c.http_bind, "127.0.0.1");
+    /* Kafka's and Debezium's producers default to no compression: any consumer can read the topic */
+    TF_EQ_STR(c.kafka_compression, "none");
     /* an environment variable naming no key is rejected, naming it */
     setenv("TICKFLOW_HTPP_PORT", "9002", 1);
     char *argv5[] = {NULL};
