@@ -41,6 +41,10 @@
 #define TICKFLOW_VERSION "0.1.0"
 #endif
 
+/* A transaction that starts with a transactional logical message of this
+ * prefix is store maintenance (moving rows between partitions, migration
+ * 12): its row changes are not events. */
+#define TF_MAINTENANCE_PREFIX "tickflow.maintenance"
 #define CDC_ESLOT_BUSY 1 /* tf_err.code: the slot is held by another walsender */
 #define TRADES_TABLE "stock_trades"
 #define SNAPSHOT_FETCH "5000"
@@ -88,6 +92,7 @@ struct tf_cdc {
                             the bus has called back for them (reap_stale, tf_cdc_free) */
     entry *cur;          /* transaction being received */
     int64_t cur_xid;
+    int cur_skip;        /* the transaction being received is maintenance */
     uint64_t cur_final_lsn;
     int64_t cur_commit_us;
 
@@ -396,6 +401,8 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
         tf_error("cdc", "change outside a transaction");
         return -1;
     }
+    if (c->cur_skip)
+        return 0;
     const tf_pg_tuple *before = NULL, *after = NULL;
     char op;
     switch (m->tag) {
@@ -459,6 +466,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
         c->cur_xid = m.xid;
         c->cur_final_lsn = m.final_lsn;
         c->cur_commit_us = m.time + TF_PG_EPOCH_OFFSET_US;
+        c->cur_skip = 0;
         c->cur = entry_new(c, c->cur_commit_us);
         return c->cur ? 0 : -1;
     case 'C':
@@ -480,9 +488,12 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
         return emit_change(c, &m, cp.data_start);
     case 'T':
         return emit_truncate(c, &m, cp.data_start);
+    case 'M':
+        if ((m.flags & 1) && c->cur && m.name && strcmp(m.name, TF_MAINTENANCE_PREFIX) == 0)
+            c->cur_skip = 1;
+        return 0;
     case 'Y':
     case 'O':
-    case 'M':
         return 0;
     default:
         return -1;
@@ -829,7 +840,7 @@ static int start_streaming(tf_cdc *c, tf_err *e)
     char pubq[160];
     snprintf(pubq, sizeof(pubq), "\"%s\"", c->cfg.cdc_publication);
     char *publit = PQescapeLiteral(c->conn, pubq, strlen(pubq));
-    snprintf(q, sizeof(q), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names %s)",
+    snprintf(q, sizeof(q), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', publication_names %s, messages 'true')",
              ident ? ident : "\"\"", tf_lsn_fmt(c->flushed, l), publit ? publit : "''");
     PQfreemem(ident);
     PQfreemem(publit);

@@ -268,6 +268,62 @@ static const tf_migration migrations[] = {
      "  done_at timestamptz NOT NULL,"
      "  rows bigint NOT NULL"
      ");"},
+    {12, "default_partition",
+     /* Any writer can write any day: a row whose day has no partition lands
+      * in stock_trades_default (before, a plain INSERT failed with "no
+      * partition of relation found"). Creating that day's partition later
+      * moves its rows out of the default in the same transaction: they go
+      * into the new table before it is attached (a table outside the
+      * publication: no change event), and the DELETE from the default is
+      * marked by a transactional logical message that CDC recognises
+      * (TF_MAINTENANCE_PREFIX in cdc.c): its row changes are not events. */
+     "CREATE TABLE IF NOT EXISTS stock_trades_default PARTITION OF stock_trades DEFAULT;"
+     "ALTER TABLE stock_trades_default REPLICA IDENTITY FULL;"
+     "CREATE OR REPLACE FUNCTION tickflow_ensure_partitions(from_day date, to_day date)"
+     " RETURNS integer LANGUAGE plpgsql AS $f$"
+     " DECLARE d date := from_day; n integer := 0; part text; lo timestamptz; hi timestamptz;"
+     " BEGIN"
+     "  IF to_day - from_day > 3660 THEN"
+     "   RAISE EXCEPTION 'partition range too large: % to %', from_day, to_day"
+     "    USING ERRCODE = '22023';"
+     "  END IF;"
+     "  PERFORM pg_advisory_xact_lock(7370001);"
+     "  WHILE d <= to_day LOOP"
+     "   part := 'stock_trades_p' || to_char(d, 'YYYYMMDD');"
+     "   lo := d::timestamp AT TIME ZONE 'UTC';"
+     "   hi := (d + 1)::timestamp AT TIME ZONE 'UTC';"
+     "   IF to_regclass(quote_ident(part)) IS NULL THEN"
+     "    IF EXISTS (SELECT 1 FROM stock_trades_default WHERE event_time >= lo AND event_time < hi) THEN"
+     "     PERFORM pg_logical_emit_message(true, 'tickflow.maintenance', 'move ' || part);"
+     "     EXECUTE format('CREATE TABLE %I (LIKE stock_trades INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);"
+     "     EXECUTE format('INSERT INTO %I SELECT * FROM stock_trades_default"
+     "       WHERE event_time >= %L AND event_time < %L', part, lo, hi);"
+     "     DELETE FROM stock_trades_default WHERE event_time >= lo AND event_time < hi;"
+     "     EXECUTE format('ALTER TABLE stock_trades ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',"
+     "      part, lo, hi);"
+     "    ELSE"
+     "     EXECUTE format('CREATE TABLE %I PARTITION OF stock_trades FOR VALUES FROM (%L) TO (%L)',"
+     "      part, lo, hi);"
+     "    END IF;"
+     "    EXECUTE format('ALTER TABLE %I REPLICA IDENTITY FULL', part);"
+     "    n := n + 1;"
+     "   END IF;"
+     "   d := d + 1;"
+     "  END LOOP;"
+     "  RETURN n;"
+     " END $f$;"
+     /* Gives every day found in the default partition its own partition
+      * (the partition job runs it); returns the number of days moved. */
+     "CREATE OR REPLACE FUNCTION tickflow_move_default_rows()"
+     " RETURNS integer LANGUAGE plpgsql AS $f$"
+     " DECLARE r record; n integer := 0;"
+     " BEGIN"
+     "  FOR r IN SELECT DISTINCT (event_time AT TIME ZONE 'UTC')::date AS d FROM stock_trades_default"
+     "   ORDER BY 1 LOOP"
+     "   n := n + tickflow_ensure_partitions(r.d, r.d);"
+     "  END LOOP;"
+     "  RETURN n;"
+     " END $f$;"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)
@@ -409,6 +465,18 @@ int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *err
     return rc;
 }
 
+int tf_partitions_move_default(PGconn *conn, int *moved, char *errbuf, size_t errlen)
+{
+    int64_t n = 0;
+    int rc = call_int(conn, "SELECT tickflow_move_default_rows()", 0, NULL, &n,
+                      "moving rows out of the default partition", errbuf, errlen);
+    if (rc == 0 && n > 0)
+        tf_info("store", "rows of days without a partition moved into new partitions", TF_INT("days", n));
+    if (moved)
+        *moved = (int)n;
+    return rc;
+}
+
 int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, char *errbuf,
                          size_t errlen)
 {
@@ -441,6 +509,8 @@ int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, c
     int ahead = cfg->storage_partitions_ahead < 0 ? 0 : cfg->storage_partitions_ahead;
     int rc = tf_partitions_ensure(conn, now_us, now_us + (int64_t)ahead * TF_US_PER_DAY, errbuf,
                                   errlen);
+    if (rc == 0)
+        rc = tf_partitions_move_default(conn, NULL, errbuf, errlen);
     if (rc == 0)
         rc = tf_partitions_retain(conn, cfg->storage_retention_days, now_us, NULL, errbuf, errlen);
     return rc;

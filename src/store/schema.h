@@ -65,6 +65,11 @@ int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *err
  * of now_us (days <= 0: keeps everything). *dropped (may be NULL) gets the
  * count. Returns 0 or TF_PG_E*.
  */
+/* Gives each day that has rows in stock_trades_default (written by any
+ * writer for a day without a partition) its own partition, moving the rows
+ * without change events (migration 12). *moved (may be NULL) = days. */
+int tf_partitions_move_default(PGconn *conn, int *moved, char *errbuf, size_t errlen);
+
 int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, char *errbuf,
                          size_t errlen);
 
