@@ -496,6 +496,7 @@ void tf_genjob_status_get(tf_genjob *j, tf_genjob_status *out)
 void tf_genjob_stop(tf_genjob *j)
 {
     pthread_mutex_lock(&j->mu);
+    if (j->st.running) j->st.cancelled = 1;
     j->stop = 1;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);

@@ -60,6 +60,7 @@ typedef struct tf_genjob_opts {
 
 typedef struct tf_genjob_status {
     int running;              /* 1 until the thread has finished */
+    int cancelled;            /* tf_genjob_stop ended it before its count or duration */
     int64_t inserted;         /* trades committed */
     int64_t first_id;         /* id of the first committed trade, 0 if none */
     int64_t last_id;          /* id of the last committed trade, 0 if none */

@@ -212,7 +212,7 @@ static void job_json(const gjob *j, char *out, size_t cap)
              "{\"id\":%d,\"status\":\"%s\",\"rate\":%.3f,\"duration_s\":%.3f,\"inserted\":%lld,"
              "\"first_id\":%lld,\"last_id\":%lld,\"batches\":%lld,\"anomalies_injected\":%lld,"
              "\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"error\":%s%s%s}",
-             j->id, st.running ? "running" : st.error_code ? "failed" : "finished", j->rate,
+             j->id, st.running ? "running" : st.error_code ? "failed" : st.cancelled ? "cancelled" : "finished", j->rate,
              j->duration_s, (long long)st.inserted, (long long)st.first_id, (long long)st.last_id,
              (long long)st.batches, (long long)st.labels, (long long)st.elapsed_ms, st.run_id,
              st.error_code ? "\"" : "null", st.error_code ? esc : "", st.error_code ? "\"" : "");

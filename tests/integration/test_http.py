@@ -106,8 +106,8 @@ def test_generate_continuous(c):
                30, "job inserts")
     st, b = h.http_json("DELETE", BASE + "/api/v1/stock/generate/%d" % jid)
     c.eq(st, 200, "delete job")
-    h.wait_for(lambda: h.http_json("GET", BASE + "/api/v1/stock/generate/%d" % jid)[1]["status"] == "finished",
-               30, "job finished after DELETE")
+    h.wait_for(lambda: h.http_json("GET", BASE + "/api/v1/stock/generate/%d" % jid)[1]["status"] == "cancelled",
+               30, "a stopped job says cancelled")
     st, b = h.http_json("GET", BASE + "/api/v1/stock/generate/9999")
     expect_error(c, st, b, 404, "not_found", "id", "unknown job")
     st, b = h.http_json("DELETE", BASE + "/api/v1/stock/generate/abc")
