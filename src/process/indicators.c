@@ -305,17 +305,19 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
         if (i >= n - 1) {
             double mid = s->bb_sum / n;
             s->bb_sum -= *ring_at(&s->close, i - n + 1);
-            /* incremental mean: exactly x on a flat window, so sigma is
-             * exactly 0 there, as TA-Lib's is */
             double m = 0;
-            int k = 1;
-            for (int64_t j = i - n + 1; j <= i; j++, k++) m += (*ring_at(&s->close, j) - m) / k;
-            double var = 0;
+            for (int64_t j = i - n + 1; j <= i; j++) m += *ring_at(&s->close, j);
+            m /= n;
+            /* a flat window is exactly sigma 0, as in TA-Lib (sum / n can be
+             * an ulp off the value itself) */
+            double var = 0, x0 = *ring_at(&s->close, i);
+            int flat = 1;
             for (int64_t j = i - n + 1; j <= i; j++) {
-                double d = *ring_at(&s->close, j) - m;
+                double x = *ring_at(&s->close, j), d = x - m;
                 var += d * d;
+                flat &= x == x0;
             }
-            var /= n;
+            var = flat ? 0 : var / n;
             double sd = var > 0 ? sqrt(var) : 0.0;
             double w = p->bb_k * sd;
             o->bb_mid = mid;
