@@ -47,7 +47,7 @@ static void usage(FILE *f)
 
 static int fail(int code, const char *err)
 {
-    tf_error("signals", err, NULL);
+    tf_error("signals", "backtest failed", TF_STR("error", err));
     fprintf(stderr, "tickflow signals: %s\n", err);
     return code;
 }
@@ -456,10 +456,6 @@ out:
 
 int tf_cmd_signals(tf_config *cfg, int npos, const char **pos)
 {
-    if (cfg->cli_help) {
-        usage(stdout);
-        return 0;
-    }
     if (npos == 0 || !strcmp(pos[0], "help")) {
         usage(npos ? stdout : stderr);
         return npos ? 0 : 2;

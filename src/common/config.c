@@ -115,7 +115,6 @@ static const key keys[] = {
     {"backtest", "interval", T_STR, F(backtest_interval), 0, 0, "1d", NULL, "|1d|1m|"},
     /* alias: --store means this one; tickflow process says --process.store */
     {"backtest", "store", T_BOOL, F(backtest_store), 0, 1, "false", "store", NULL},
-    {"cli", "help", T_BOOL, F(cli_help), 0, 1, "false", "help", NULL},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 

@@ -109,8 +109,6 @@ typedef struct tf_config {
     char backtest_from[40], backtest_to[40];
     char backtest_interval[8];
     int backtest_store;
-    /* --help: a command prints its usage (any command may read it) */
-    int cli_help;
 } tf_config;
 
 /* Fills defaults. */
