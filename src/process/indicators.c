@@ -79,6 +79,48 @@ static inline double mdeque_push(mdeque *d, int64_t i, double x, int n, int sign
     return d->val[d->head & d->mask];
 }
 
+/* Sums over a window of n values in any order, with four independent
+ * accumulators: the dependency chain of one running add is what made the
+ * O(n) passes (Bollinger's sigma, CCI's mean deviation) slow; the order
+ * changes the result only in the last bits. */
+static inline double win_sum(const double *v, int n)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) a0 += v[j], a1 += v[j + 1], a2 += v[j + 2], a3 += v[j + 3];
+    for (; j < n; j++) a0 += v[j];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static inline double win_sqdev(const double *v, int n, double m)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        double d0 = v[j] - m, d1 = v[j + 1] - m, d2 = v[j + 2] - m, d3 = v[j + 3] - m;
+        a0 += d0 * d0, a1 += d1 * d1, a2 += d2 * d2, a3 += d3 * d3;
+    }
+    for (; j < n; j++) a0 += (v[j] - m) * (v[j] - m);
+    return (a0 + a1) + (a2 + a3);
+}
+
+static inline double win_absdev(const double *v, int n, double m)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4)
+        a0 += fabs(v[j] - m), a1 += fabs(v[j + 1] - m), a2 += fabs(v[j + 2] - m), a3 += fabs(v[j + 3] - m);
+    for (; j < n; j++) a0 += fabs(v[j] - m);
+    return (a0 + a1) + (a2 + a3);
+}
+
+static inline int win_flat(const double *v, int n)
+{
+    int flat = 1;
+    for (int j = 1; j < n; j++) flat &= v[j] == v[0];
+    return flat;
+}
+
 typedef struct ema {
     int n;
     double k, sum, v; /* sum of the seeding values, then the EMA */
@@ -87,7 +129,13 @@ typedef struct ema {
 struct tf_ind_state {
     tf_ind_params p;
     int64_t n;           /* bars seen */
-    ring close, tp, vol, fastk, slowk;
+    ring close, tp, vol, fastk, slowk, bbw; /* tp, bbw: exactly n slots, pos below */
+    int tp_pos, bb_pos;
+    double tp_sum;
+    double bb_k0, bb_s1, bb_s2, bb_s2max; /* Bollinger shifted sums */
+    /* 1/n of the windows: a multiply instead of a divide on the hot path
+     * (an ulp of difference from TA-Lib's divides) */
+    double inv_sma[TF_IND_MAX_MA], inv_rsi, inv_bb, inv_atr, inv_cci, inv_sk, inv_sd, inv_vol;
     double sma_sum[TF_IND_MAX_MA];
     ema ema[TF_IND_MAX_MA];
     double prev_close;
@@ -182,6 +230,7 @@ void tf_ind_free(tf_ind_state *s)
     if (!s) return;
     free(s->close.v);
     free(s->tp.v);
+    free(s->bbw.v);
     free(s->vol.v);
     free(s->fastk.v);
     free(s->slowk.v);
@@ -193,11 +242,11 @@ void tf_ind_free(tf_ind_state *s)
 void tf_ind_reset(tf_ind_state *s)
 {
     tf_ind_params p = s->p;
-    ring close = s->close, tp = s->tp, vol = s->vol, fk = s->fastk, sk = s->slowk;
+    ring close = s->close, tp = s->tp, vol = s->vol, fk = s->fastk, sk = s->slowk, bbw = s->bbw;
     mdeque hi = s->hi, lo = s->lo;
     memset(s, 0, sizeof *s);
     s->p = p;
-    s->close = close, s->tp = tp, s->vol = vol, s->fastk = fk, s->slowk = sk;
+    s->close = close, s->tp = tp, s->vol = vol, s->fastk = fk, s->slowk = sk, s->bbw = bbw;
     s->hi = hi, s->lo = lo;
     s->hi.head = s->hi.tail = s->lo.head = s->lo.tail = 0;
     for (int i = 0; i < p.nema; i++) {
@@ -207,6 +256,14 @@ void tf_ind_reset(tf_ind_state *s)
     s->macd_kf = 2.0 / (double)(p.macd_fast + 1);
     s->macd_ks = 2.0 / (double)(p.macd_slow + 1);
     s->macd_kg = 2.0 / (double)(p.macd_signal + 1);
+    for (int i = 0; i < p.nsma; i++) s->inv_sma[i] = 1.0 / p.sma_n[i];
+    s->inv_rsi = 1.0 / p.rsi_n;
+    s->inv_bb = 1.0 / p.bb_n;
+    s->inv_atr = 1.0 / p.atr_n;
+    s->inv_cci = 1.0 / p.cci_n;
+    s->inv_sk = 1.0 / p.stoch_slowk;
+    s->inv_sd = 1.0 / p.stoch_slowd;
+    s->inv_vol = 1.0 / p.vol_n;
 }
 
 tf_ind_state *tf_ind_new(const tf_ind_params *p, char *err, size_t errlen)
@@ -218,7 +275,7 @@ tf_ind_state *tf_ind_new(const tf_ind_params *p, char *err, size_t errlen)
     int cmax = p->bb_n > p->macd_fast ? p->bb_n : p->macd_fast;
     for (int i = 0; i < p->nsma; i++)
         if (p->sma_n[i] > cmax) cmax = p->sma_n[i];
-    if (ring_init(&s->close, cmax + 1) || ring_init(&s->tp, p->cci_n) || ring_init(&s->vol, p->vol_n + 1) ||
+    if (ring_init(&s->close, cmax + 1) || ring_init(&s->tp, p->cci_n) || ring_init(&s->bbw, p->bb_n) || ring_init(&s->vol, p->vol_n + 1) ||
         ring_init(&s->fastk, p->stoch_slowk + 1) || ring_init(&s->slowk, p->stoch_slowd + 1) ||
         mdeque_init(&s->hi, p->stoch_k) || mdeque_init(&s->lo, p->stoch_k))
         goto oom;
@@ -246,7 +303,7 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
         int n = p->sma_n[j];
         s->sma_sum[j] += c;
         if (i >= n - 1) {
-            o->sma[j] = s->sma_sum[j] / n;
+            o->sma[j] = s->sma_sum[j] * s->inv_sma[j];
             s->sma_sum[j] -= *ring_at(&s->close, i - n + 1);
         } else {
             o->sma[j] = nan;
@@ -286,8 +343,8 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
             s->rsi_gain *= (n - 1);
             if (d < 0) s->rsi_loss -= d;
             else s->rsi_gain += d;
-            s->rsi_loss /= n;
-            s->rsi_gain /= n;
+            s->rsi_loss *= s->inv_rsi;
+            s->rsi_gain *= s->inv_rsi;
         }
         if (i >= n) {
             double t = s->rsi_gain + s->rsi_loss;
@@ -295,34 +352,50 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
         }
     }
 
-    /* Bollinger(n, k): SMA middle (running sum); population sigma by two
-     * passes over the window, as TA-Lib's VAR does: O(n) like CCI, and
-     * what keeps sigma exact on near-flat windows, where a running sum of
-     * squares would cancel catastrophically at price magnitudes. */
+    /* Bollinger(n, k): SMA middle (running sum) and population sigma.
+     * Sigma comes from running sums of (x - K) and (x - K)^2 with a shift K
+     * re-based to the newest value every n bars (the sums are then taken
+     * afresh), so O(1) amortised without the cancellation a plain sum of
+     * squares has at price magnitudes (that missed TA-Lib by ~1e-8). When
+     * the variance is small against what the sums held since the re-base
+     * (a quiet window after a move, a flat one), rounding could show, and
+     * sigma is taken in two passes over the window instead, as TA-Lib's VAR
+     * gives it. Either way it is within ~1e-11 relative of the exact value. */
     {
         int n = p->bb_n;
+        double *w = s->bbw.v;
         s->bb_sum += c;
+        if (i >= n) {
+            double d = w[s->bb_pos] - s->bb_k0;
+            s->bb_s1 -= d;
+            s->bb_s2 -= d * d;
+        }
+        w[s->bb_pos] = c;
+        double d = c - s->bb_k0;
+        s->bb_s1 += d;
+        s->bb_s2 += d * d;
+        if (s->bb_s2 > s->bb_s2max) s->bb_s2max = s->bb_s2;
+        if (++s->bb_pos == n) {
+            s->bb_pos = 0;
+            s->bb_k0 = c;
+            s->bb_s1 = win_sum(w, n) - n * c;
+            s->bb_s2 = s->bb_s2max = win_sqdev(w, n, c);
+        }
         if (i >= n - 1) {
-            double mid = s->bb_sum / n;
+            double mid = s->bb_sum * s->inv_bb;
             s->bb_sum -= *ring_at(&s->close, i - n + 1);
-            double m = 0;
-            for (int64_t j = i - n + 1; j <= i; j++) m += *ring_at(&s->close, j);
-            m /= n;
-            /* a flat window is exactly sigma 0, as in TA-Lib (sum / n can be
-             * an ulp off the value itself) */
-            double var = 0, x0 = *ring_at(&s->close, i);
-            int flat = 1;
-            for (int64_t j = i - n + 1; j <= i; j++) {
-                double x = *ring_at(&s->close, j), d = x - m;
-                var += d * d;
-                flat &= x == x0;
+            double md = s->bb_s1 * s->inv_bb;
+            double var = s->bb_s2 * s->inv_bb - md * md;
+            if (!(var * 1e4 > s->bb_s2max * s->inv_bb)) {
+                /* a flat window is sigma 0 exactly, as in TA-Lib (the mean
+                 * can be an ulp off the value itself) */
+                var = win_flat(w, n) ? 0 : win_sqdev(w, n, mid) * s->inv_bb;
             }
-            var = flat ? 0 : var / n;
             double sd = var > 0 ? sqrt(var) : 0.0;
-            double w = p->bb_k * sd;
+            double bw = p->bb_k * sd;
             o->bb_mid = mid;
-            o->bb_upper = mid + w;
-            o->bb_lower = mid - w;
+            o->bb_upper = mid + bw;
+            o->bb_lower = mid - bw;
             o->bb_pctb = o->bb_upper > o->bb_lower ? (c - o->bb_lower) / (o->bb_upper - o->bb_lower) : nan;
         } else {
             o->bb_mid = o->bb_upper = o->bb_lower = o->bb_pctb = nan;
@@ -384,7 +457,7 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
         } else {
             s->atr *= n - 1;
             s->atr += tr;
-            s->atr /= n;
+            s->atr *= s->inv_atr;
             o->atr = s->atr;
         }
     }
@@ -398,19 +471,20 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
         o->stoch_k = o->stoch_d = nan;
         int64_t fi = i - (kn - 1); /* index in the fast %K series */
         if (fi >= 0) {
-            double diff = (hh - ll) / 100.0;
-            double fk = diff != 0.0 ? (c - ll) / diff : 0.0;
+            /* TA-Lib: (c - ll) / ((hh - ll) / 100); one divide here */
+            double range = hh - ll;
+            double fk = range != 0.0 ? 100.0 * (c - ll) / range : 0.0;
             *ring_at(&s->fastk, fi) = fk;
             s->fastk_sum += fk;
             int64_t si = fi - (skn - 1); /* index in the slow %K series */
             if (si >= 0) {
-                double sk = s->fastk_sum / skn;
+                double sk = s->fastk_sum * s->inv_sk;
                 s->fastk_sum -= *ring_at(&s->fastk, fi - skn + 1);
                 *ring_at(&s->slowk, si) = sk;
                 s->slowk_sum += sk;
                 if (si >= sdn - 1) {
                     o->stoch_k = sk;
-                    o->stoch_d = s->slowk_sum / sdn;
+                    o->stoch_d = s->slowk_sum * s->inv_sd;
                     s->slowk_sum -= *ring_at(&s->slowk, si - sdn + 1);
                 }
             }
@@ -423,28 +497,34 @@ void tf_ind_update(tf_ind_state *s, const tf_ind_bar *b, tf_ind_values *o)
     else if (c < s->prev_close) s->obv -= b->volume;
     o->obv = s->obv;
 
-    /* CCI(n): the ring is summed in storage order, as TA-Lib's circular
-     * buffer is, so the mean agrees to the last bit. O(n). */
+    /* CCI(n): mean of the typical prices (a running sum, re-summed from
+     * the window every n bars so rounding cannot build up) and their mean
+     * deviation, O(n). */
     {
         int n = p->cci_n;
-        double tp = (b->high + b->low + c) / 3;
-        s->tp.v[i % n] = tp;
+        double tp = (b->high + b->low + c) * (1.0 / 3);
+        if (i >= n) s->tp_sum -= s->tp.v[s->tp_pos];
+        s->tp.v[s->tp_pos] = tp;
+        s->tp_sum += tp;
+        if (++s->tp_pos == n) {
+            s->tp_pos = 0;
+            s->tp_sum = win_sum(s->tp.v, n);
+        }
         o->cci = nan;
         if (i >= n - 1) {
-            double avg = 0;
-            for (int j = 0; j < n; j++) avg += s->tp.v[j];
-            avg /= n;
-            double md = 0;
-            for (int j = 0; j < n; j++) md += fabs(s->tp.v[j] - avg);
+            double avg = s->tp_sum * s->inv_cci;
+            double md = win_absdev(s->tp.v, n, avg);
             double t = tp - avg;
-            o->cci = (t != 0.0 && md != 0.0) ? t / (0.015 * (md / n)) : 0.0;
+            /* a flat window is CCI 0 (TA-Lib's exact mean makes t 0 there) */
+            if (md < 1e-12 * fabs(avg) && win_flat(s->tp.v, n)) t = 0;
+            o->cci = (t != 0.0 && md != 0.0) ? t / (0.015 * (md * s->inv_cci)) : 0.0;
         }
     }
 
     /* Mean volume of the vol_n bars before this one. */
     {
         int n = p->vol_n;
-        o->vol_mean = i >= n ? s->vol_sum / n : nan;
+        o->vol_mean = i >= n ? s->vol_sum * s->inv_vol : nan;
         if (i >= n) s->vol_sum -= *ring_at(&s->vol, i - n);
         *ring_at(&s->vol, i) = b->volume;
         s->vol_sum += b->volume;
