@@ -188,5 +188,36 @@ def test_track_record(c):
     c.check(p.returncode == 2 and "--to" in p.stderr, "missing --to is refused", p.stderr)
 
 
+def test_imported_bars(c):
+    """market_bars (imported) fill buckets without trade bars; trade bars win."""
+    pg = h.Postgres()
+    p = h.run(["migrate", "--pg-url", pg.url])
+    c.check(p.returncode == 0, "migrate", p.stderr)
+    # the shape of DESIGN §6 (migration 8 creates it in the full tree)
+    pg.sql("CREATE TABLE IF NOT EXISTS market_bars (ticker text NOT NULL, market_code text NOT NULL,"
+           " interval text NOT NULL, bucket timestamptz NOT NULL, open numeric NOT NULL, high numeric NOT NULL,"
+           " low numeric NOT NULL, close numeric NOT NULL, volume bigint NOT NULL, source text,"
+           " PRIMARY KEY (ticker, interval, bucket))")
+    rows = random_rows(5, 300)
+    for i in range(0, len(rows), 100):
+        pg.sql("INSERT INTO market_bars (ticker, market_code, interval, bucket, open, high, low, close, volume,"
+               " source) VALUES " + ",".join("('IMP','NYSE','1d','%sT00:00:00Z',%r,%r,%r,%r,%d,'csv')"
+                                            % (d, o, hi, lo, cl, v) for d, o, hi, lo, cl, v in rows[i:i + 100]))
+    # trade bars for the last 50 days at 1.5x: they must replace the imported ones
+    tail = [(d, round(o * 1.5, 4), round(hi * 1.5, 4), round(lo * 1.5, 4), round(cl * 1.5, 4), v)
+            for d, o, hi, lo, cl, v in rows[-50:]]
+    load(pg, "IMP", tail)
+    pg.sql("INSERT INTO market_bars (ticker, market_code, interval, bucket, open, high, low, close, volume)"
+           " VALUES ('IMP','NYSE','1m','2010-01-04T15:00:00Z',1,1,1,1,1)")  # another interval: ignored
+    out = backtest(pg, "--from", rows[0][0], "--to", "2030-01-01")
+    c.eq(out["bars"], 300, "one bar per bucket: imported, or trade bars where both exist")
+    sigs = out["signals"]
+    c.check(len(sigs) > 0, "signals from imported bars", len(sigs))
+    closes = {d: cl for d, o, hi, lo, cl, v in rows[:-50] + tail}
+    c.check(all(abs(float(s["price"]) - closes[s["bar_start"][:10]]) < 1e-9 for s in sigs),
+            "each signal's price is the close of the bar that won its bucket")
+    c.check(any(s["bar_start"][:10] >= tail[0][0] for s in sigs), "signals on trade bars after the imported ones")
+
+
 if __name__ == "__main__":
-    h.main([test_track_record])
+    h.main([test_track_record, test_imported_bars])
