@@ -11,7 +11,7 @@
  *   SMA(n)        lookback n-1, running sum
  *   EMA(n)        seeded with the SMA of the first n values, k = 2/(n+1)
  *   RSI(n)        Wilder smoothing, lookback n
- *   BBANDS(n, k)  SMA middle, population sigma (two-pass), %B
+ *   BBANDS(n, k)  SMA middle, population sigma, %B = (close - lower) / (upper - lower)
  *   MACD(f,s,g)   TA-Lib's MACD: both EMAs seeded so they start on bar s-1
  *                 (the fast one from the SMA of bars s-f..s-1, not of the
  *                 first f bars), signal = EMA(g) of MACD, lookback s+g-2
@@ -21,15 +21,14 @@
  *   OBV           starts at the first bar's volume
  *   CCI(n)        typical price, mean deviation, 0.015
  *
- * Cost per bar: O(1) for all but CCI and Bollinger's sigma, which are O(n)
- * (n = 20 by default): CCI's sum of |tp - mean| cannot be updated
- * incrementally because the mean moves, and sigma is taken in two passes
- * over the window as TA-Lib does (a running sum of squares cancels at price
- * magnitudes and misses TA-Lib by ~1e-8 on quiet windows). Stochastic's window min/max use
- * monotonic deques (amortised O(1)). No allocation after tf_ind_new.
- * SMA uses a running sum like TA-Lib; over a very long live run
- * they accumulate rounding of order n * 1e-16 relative per bar, which is
- * harmless at these magnitudes.
+ * Cost per bar: O(1) (amortised) for all but CCI, whose mean deviation is
+ * O(n) (n = 20 by default: a sum of |tp - mean| cannot be updated
+ * incrementally because the mean moves; TA-Lib's is O(n) too). Bollinger's
+ * sigma comes from shifted running sums re-based every n bars, with two
+ * passes over the window only where those would be ill-conditioned;
+ * Stochastic's window high/low use monotonic deques. No allocation after
+ * tf_ind_new. Running sums (SMA, CCI's mean) round like TA-Lib's do;
+ * CCI's is re-summed every n bars so a long live run cannot drift.
  *
  * Thread use: a state is owned by one thread at a time.
  */
