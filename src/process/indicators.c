@@ -6,9 +6,11 @@
  * a ring of recent values (SMA, Bollinger, volume mean, Stochastic's
  * smoothing), one previous value (EMA, RSI, ATR, OBV), monotonic deques
  * (Stochastic's window high/low) and CCI's ring of typical prices. The
- * floating-point operations are done in the order TA-Lib does them, so
- * batch results agree with TA-Lib to rounding (the oracle test asks 1e-9
- * relative; in practice they agree to ~1e-14).
+ * recursions (EMA, RSI, ATR, MACD) follow TA-Lib's operation order; the
+ * window sums do not (four accumulators, multiplies by 1/n), which costs
+ * only last bits: the oracle test asks 1e-9 relative and sees at worst
+ * ~2e-10 (CCI near zero) and ~8e-10 (%B on 2-bar windows, where TA-Lib's
+ * own sigma is the less exact one).
  */
 #include "process/indicators.h"
 
