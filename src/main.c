@@ -42,6 +42,7 @@ static const struct {
     {"process", tf_cmd_process, "stream processor: anomalies and signals from the bus"},
     {"serve", tf_cmd_serve, "HTTP server: REST history, WebSocket ticks, SSE anomalies, dashboard"},
     {"config", cmd_config, "print the effective configuration as INI"},
+    {"signals", tf_cmd_signals, "signals backtest --from T1 --to T2 [--tickers A,B] [--interval 1d|1m] [--store]: signal engine over stored bars"},
 };
 
 /* Per-command usage for `tickflow <command> --help` (stdout, exit 0). A

@@ -100,6 +100,21 @@ static const key keys[] = {
     {"process", "cooldown_s", T_DBL, F(process_cooldown_s), 0, 86400, "10", NULL, NULL},
     {"process", "status_interval_ms", T_INT, F(process_status_interval_ms), 100, 600000, "1000", NULL, NULL},
     {"process", "store", T_BOOL, F(process_store), 0, 1, "true", NULL, NULL},
+    {"signals", "rules", T_STR, F(signals_rules), 0, 0, "all", NULL, NULL},
+    {"signals", "cooldown_bars", T_INT, F(signals_cooldown_bars), 0, 1000000, "5", NULL, NULL},
+    {"signals", "horizons", T_STR, F(signals_horizons), 0, 0, "1m,5m,15m,1h,1d", NULL, NULL},
+    {"signals", "rsi_low", T_DBL, F(signals_rsi_low), 0, 100, "30", NULL, NULL},
+    {"signals", "rsi_high", T_DBL, F(signals_rsi_high), 0, 100, "70", NULL, NULL},
+    {"signals", "bb_low", T_DBL, F(signals_bb_low), -10, 10, "0.05", NULL, NULL},
+    {"signals", "bb_high", T_DBL, F(signals_bb_high), -10, 10, "0.95", NULL, NULL},
+    {"signals", "volume_mult", T_DBL, F(signals_volume_mult), 0.01, 1e6, "3", NULL, NULL},
+    {"signals", "sma_fast", T_INT, F(signals_sma_fast), 1, 1024, "20", NULL, NULL},
+    {"signals", "sma_slow", T_INT, F(signals_sma_slow), 1, 1024, "60", NULL, NULL},
+    {"backtest", "from", T_STR, F(backtest_from), 0, 0, "", NULL, NULL},
+    {"backtest", "to", T_STR, F(backtest_to), 0, 0, "", NULL, NULL},
+    {"backtest", "interval", T_STR, F(backtest_interval), 0, 0, "1d", NULL, "|1d|1m|"},
+    /* alias: --store means this one; tickflow process says --process.store */
+    {"backtest", "store", T_BOOL, F(backtest_store), 0, 1, "false", "store", NULL},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 

@@ -96,6 +96,19 @@ typedef struct tf_config {
     double process_cooldown_s;     /* per (ticker, type), event time */
     int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */
     int process_store;             /* write anomalies to PostgreSQL */
+    /* [signals] (process/signals.h) */
+    char signals_rules[256];       /* enabled rules: "all" or a comma list */
+    int signals_cooldown_bars;     /* per (ticker, rule) */
+    char signals_horizons[128];    /* track-record horizons, e.g. 1m,5m,15m,1h,1d */
+    double signals_rsi_low, signals_rsi_high;
+    double signals_bb_low, signals_bb_high;
+    double signals_volume_mult;
+    int signals_sma_fast, signals_sma_slow;
+    /* [backtest] options of `tickflow signals backtest` (--from, --to,
+     * --interval, --store; --tickers is generator.tickers' flag) */
+    char backtest_from[40], backtest_to[40];
+    char backtest_interval[8];
+    int backtest_store;
 } tf_config;
 
 /* Fills defaults. */
