@@ -361,11 +361,11 @@ int tf_job_execute(const tf_config *cfg, const tf_jobspec *spec, const tf_calend
                              4, pf, NULL, "recording a job result", err, errlen);
         if (res == ATT_OK)
             tf_info("jobs", "run succeeded", TF_STR("job", job), TF_STR("scheduled_for", when), TF_INT("attempt", a),
-                    TF_INT("rows", at->ctx.rows), TF_DBL("seconds", secs));
+                    TF_INT("rows", at->ctx.rows), TF_INT("ms", (int64_t)(secs * 1000)));
         else
             tf_warn("jobs", res == ATT_STOPPED ? "run interrupted by shutdown" : "run failed", TF_STR("job", job),
                     TF_STR("scheduled_for", when), TF_INT("attempt", a), TF_INT("of", last),
-                    TF_STR("error", at->ctx.detail), TF_DBL("seconds", secs));
+                    TF_STR("error", at->ctx.detail), TF_INT("ms", (int64_t)(secs * 1000)));
         free(at);
         if (frc != 0) goto fail_locked;
         if (res == ATT_OK) {
