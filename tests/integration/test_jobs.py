@@ -151,7 +151,7 @@ def test_two_schedulers_never_overlap(c):
     c.eq(b.stop(), 0, "scheduler b exits cleanly")
     r = sorted(runs("scheduled_for > to_timestamp(%d)" % t0), key=lambda x: x[3])
     overlaps = [(x, y) for x, y in zip(r, r[1:]) if x[4] is None or x[4] > y[3]]
-    c.eq(overlaps, [], "no two runs of the job overlap in time")
+    c.eq(overlaps[:3], [], "no two runs of the job overlap in time")
     per_time = {}
     for x in r:
         per_time[x[0]] = per_time.get(x[0], 0) + (x[2] == "succeeded")
