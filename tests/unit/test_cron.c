@@ -72,6 +72,28 @@ static void test_parse(void)
     }
 }
 
+/* Every prefix of valid expressions parses or fails with a message, never
+ * reading past the end (ASan); the ones that parse are the 5-field ones. */
+static void test_prefixes(void)
+{
+    static const char *const full[] = {"*/15 9-17 1,15 JAN-MAR mon-fri", "1-30/2,59 0 ? * 7", "@annually"};
+    for (size_t k = 0; k < sizeof full / sizeof *full; k++) {
+        size_t len = strlen(full[k]);
+        int parsed = 0, messages = 0;
+        for (size_t n = 0; n <= len; n++) {
+            char buf[64];
+            memcpy(buf, full[k], n);
+            buf[n] = 0;
+            tf_cron c;
+            char err[256] = "";
+            if (tf_cron_parse(&c, buf, err, sizeof err) == 0) parsed++;
+            else messages += err[0] != 0;
+        }
+        TF_EQ_INT(parsed + messages, (int)len + 1);
+        TF_CHECK(parsed >= 1);
+    }
+}
+
 static void test_next_utc(void)
 {
     int64_t t = U(2026, 12, 1, 10, 0);
@@ -122,6 +144,7 @@ int main(void)
         return 1;
     }
     test_parse();
+    test_prefixes();
     test_next_utc();
     test_next_dst();
     tf_tz_free(utc);
