@@ -80,9 +80,11 @@ static int run_daily_bars(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t
         fmt_date(day, date, sizeof date);
         snprintf(codes, sizeof codes, "%s", tf_calendar_market_codes(mkt));
         const char *p1[1] = {date};
-        /* Fold in every dirty mark of that day; refresh takes them in
-         * batches (oldest first), so a bounded number of rounds suffices. */
-        for (int round = 0; round < 10000; round++) {
+        /* Fold in every dirty mark of that day. Refresh takes marks in
+         * batches and returns 0 while another refresher (the rollup thread
+         * of a tickflow run) holds its lock: then wait for that one. */
+        int round;
+        for (round = 0; round < 20000; round++) {
             char dirty[8];
             if (query1(ctx->conn,
                        "SELECT EXISTS (SELECT 1 FROM stock_bars_dirty WHERE bucket >= $1::date::timestamptz"
@@ -96,7 +98,15 @@ static int run_daily_bars(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t
             }
             long n = tf_rollup_refresh(ctx->conn, 100000, err, errlen);
             if (n < 0) return -1;
-            if (n == 0) break;
+            if (n == 0) {
+                struct timespec ts = {0, 20 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (round == 20000) {
+            snprintf(err, errlen, "%s session %s: trades still not folded into bars", tf_calendar_market_name(mkt),
+                     date);
+            return -1;
         }
         const char *p2[2] = {date, codes};
         char rows[32];
