@@ -177,6 +177,20 @@ def test_kill9_abandoned_and_retried(c):
     c.check(r[0][5] != r[1][5], "retried by the other process", repr([x[5] for x in r]))
 
 
+def test_sigterm_during_run(c):
+    reset()
+    t0 = minute_now() - 5 * 60
+    seed(t0)
+    a = scheduler("sched-term", catchup="latest", sleep_ms=60000)
+    running = h.wait_for(lambda: [x for x in runs("status = 'running'")], timeout=30, what="a running run")
+    t = time.monotonic()
+    c.eq(a.stop(), 0, "SIGTERM mid-run: clean exit")
+    c.check(time.monotonic() - t < 10, "the run is cut short, not waited for")
+    r = runs("scheduled_for = to_timestamp(%d)" % running[0][0])
+    c.check(len(r) == 1 and r[0][2] == "abandoned" and "stopped during the run" in r[0][6],
+            "recorded abandoned (retried at the next start)", repr(r))
+
+
 def test_partitions_and_daily_bars(c):
     # partitions for a logical date: created ahead of that date
     p = h.run(["job", "run", "partitions", "--for", "2030-01-10"], env={"TICKFLOW_POSTGRES_URL": pg.url,
@@ -238,7 +252,7 @@ def main():
     assert p.returncode == 0, p.stderr
     h.main([test_retries_with_growing_delays, test_timeout, test_backfill_idempotent, test_catchup_latest,
             test_catchup_all, test_two_schedulers_never_overlap, test_kill9_abandoned_and_retried,
-            test_partitions_and_daily_bars, test_cli])
+            test_sigterm_during_run, test_partitions_and_daily_bars, test_cli])
 
 
 if __name__ == "__main__":
