@@ -268,6 +268,39 @@ static const tf_migration migrations[] = {
      "  done_at timestamptz NOT NULL,"
      "  rows bigint NOT NULL"
      ");"},
+    {9, "stock_signals",
+     /* owner: process/signals.c, process/track.c (cmd/cmd_signals.c writes
+      * them today). The id is derived from (ticker, rule, interval, bar
+      * start), so a replay, a restart or a second backtest upserts the same
+      * row instead of adding one. One row per (signal, horizon) of its track
+      * record, pending until the horizon has passed, then final. */
+     "CREATE TABLE stock_signals ("
+     "  id text PRIMARY KEY,"
+     "  rule text NOT NULL,"
+     "  direction text NOT NULL CHECK (direction IN ('long', 'short')),"
+     "  ticker text NOT NULL,"
+     "  market_code text NOT NULL,"
+     "  interval text NOT NULL,"
+     "  bar_start timestamptz NOT NULL,"
+     "  price numeric NOT NULL,"
+     "  detected_at timestamptz NOT NULL,"
+     "  score integer NOT NULL,"
+     "  indicators jsonb NOT NULL,"
+     "  watchlists text[] NOT NULL DEFAULT '{}'"
+     ");"
+     "CREATE INDEX stock_signals_ticker_time ON stock_signals (ticker, bar_start);"
+     "CREATE INDEX stock_signals_time ON stock_signals (bar_start);"
+     "CREATE INDEX stock_signals_rule_time ON stock_signals (rule, bar_start);"
+     "CREATE TABLE stock_signal_returns ("
+     "  signal_id text NOT NULL REFERENCES stock_signals (id) ON DELETE CASCADE,"
+     "  horizon text NOT NULL,"
+     "  status text NOT NULL CHECK (status IN ('pending', 'final')),"
+     "  return_pct double precision,"
+     "  mfe_pct double precision,"
+     "  mae_pct double precision,"
+     "  PRIMARY KEY (signal_id, horizon)"
+     ");"
+     "CREATE INDEX stock_signal_returns_pending ON stock_signal_returns (status) WHERE status = 'pending';"},
     {10, "job_runs",
      /* owner: jobs/scheduler.c. One row per attempt of a scheduled time of
       * a job; scheduled_for is the run's logical time. owner is host:pid
