@@ -6,7 +6,7 @@ what=${1:-build}
 
 pkgs=(build-essential cmake pkg-config libpq-dev libuv1-dev librdkafka-dev
       libinih-dev libwslay-dev libhttp-parser-dev libjansson-dev libssl-dev
-      postgresql postgresql-contrib python3)
+      postgresql postgresql-contrib python3 tzdata)
 case $what in
   test|bench) pkgs+=(kcat clang libclang-rt-14-dev wrk procps psmisc) ;;
 esac

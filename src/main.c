@@ -43,7 +43,42 @@ static const struct {
     {"serve", tf_cmd_serve, "HTTP server: REST history, WebSocket ticks, SSE anomalies, dashboard"},
     {"config", cmd_config, "print the effective configuration as INI"},
     {"signals", tf_cmd_signals, "signals backtest --from T1 --to T2 [--tickers A,B] [--interval 1d|1m] [--store]: signal engine over stored bars"},
+    {"scheduler", tf_cmd_scheduler, "the job scheduler alone: [job.NAME] cron jobs, catch-up, retries"},
+    {"job", tf_cmd_job, "scheduled jobs: list | run NAME [--for DATE] | history NAME | backfill NAME ..."},
 };
+
+/* Flags a command parses itself (they are not config keys and go to it in
+ * pos[], after its positional arguments); "=" marks one that takes a value. */
+static const struct {
+    const char *name, *flags;
+} own_flags[] = {
+    {"job", "|--json|--for=|--from=|--to=|--limit=|"},
+};
+
+/* Moves the command's own flags (with their values) out of argv into own[]. */
+static int split_own_flags(const char *cmd, int *argc, char **argv, const char **own, int maxown)
+{
+    const char *flags = NULL;
+    for (size_t i = 0; i < sizeof own_flags / sizeof *own_flags; i++)
+        if (!strcmp(own_flags[i].name, cmd)) flags = own_flags[i].flags;
+    int n = 0, kept = 0;
+    for (int i = 0; i < *argc; i++) {
+        char pat[48];
+        size_t len = strcspn(argv[i], "=");
+        snprintf(pat, sizeof pat, "|%.*s|", (int)len, argv[i]);
+        char patv[48];
+        snprintf(patv, sizeof patv, "|%.*s=|", (int)len, argv[i]);
+        int plain = flags && len < 40 && strstr(flags, pat), valued = flags && len < 40 && strstr(flags, patv);
+        if ((plain || valued) && n + 2 <= maxown) {
+            own[n++] = argv[i];
+            if (valued && !argv[i][len] && i + 1 < *argc) own[n++] = argv[++i];
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    *argc = kept;
+    return n;
+}
 
 /* Per-command usage for `tickflow <command> --help` (stdout, exit 0). A
  * command without a row here prints its one-line help and the common flags. */
@@ -67,6 +102,17 @@ static const struct {
               "The HTTP server alone: REST history, WebSocket ticks, SSE anomalies, dashboard.\n"},
     {"config", "usage: tickflow config [--config FILE] [--section.key VALUE ...]\n"
                "Prints the effective configuration (defaults < file < environment < flags) as INI.\n"},
+    {"scheduler", "usage: tickflow scheduler [--pg-url URL] [--job.NAME.key VALUE ...]\n"
+                  "Runs the enabled [job.NAME] jobs on their cron schedules until SIGINT/SIGTERM\n"
+                  "(tickflow run starts the same scheduler unless --scheduler.enabled false).\n"},
+    {"job", "usage: tickflow job list [--json]\n"
+            "       tickflow job run NAME [--for DATE|TIME] [--json]\n"
+            "       tickflow job history NAME [--limit N] [--json]\n"
+            "       tickflow job backfill NAME --from DATE --to DATE [--json]\n"
+            "DATE is YYYY-MM-DD in the job's zone (run: its first scheduled time that day;\n"
+            "backfill: every scheduled time from the first day through the last); TIME is ISO-8601.\n"
+            "run without --for runs the latest scheduled time; backfill runs each time once and\n"
+            "skips times that already succeeded.\n"},
 };
 
 static int wants_help(int argc, char **argv)
@@ -120,13 +166,15 @@ int main(int argc, char **argv)
         /* A peer closing a socket must never kill the process. */
         signal(SIGPIPE, SIG_IGN);
         static tf_config cfg;
-        const char *pos[16];
-        int npos = 0;
+        const char *pos[32], *own[16];
+        int npos = 0, nargs = argc - 2;
+        int nown = split_own_flags(argv[1], &nargs, argv + 2, own, 16);
         char err[512];
-        if (tf_config_load(&cfg, argc - 2, argv + 2, pos, 16, &npos, err, sizeof err) != 0) {
+        if (tf_config_load(&cfg, nargs, argv + 2, pos, 16, &npos, err, sizeof err) != 0) {
             tf_error("config", "invalid configuration", TF_STR("command", argv[1]), TF_STR("error", err));
             return 2;
         }
+        for (int k = 0; k < nown; k++) pos[npos++] = own[k];
         return commands[i].fn(&cfg, npos, pos);
     }
     tf_error("cli", "unknown command", TF_STR("command", argv[1]));

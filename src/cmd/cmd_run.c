@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "ingest/genjob.h"
+#include "jobs/scheduler.h"
 #include "process/processor.h"
 #include "serve/api.h"
 #include "serve/http.h"
@@ -76,6 +77,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_sse *sse = NULL;
     tf_cdc *cdc = NULL;
     tf_genjob *gen = NULL;
+    tf_scheduler *sched = NULL; /* jobs hook */
 
     if (!(bus = tf_bus_new(cfg, m, err, sizeof err))) {
         fail("cannot create the bus", err);
@@ -114,6 +116,11 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
             goto out;
         }
     }
+    /* jobs hook: the [job.NAME] scheduler (src/jobs), unless scheduler.enabled = false */
+    if (cfg->scheduler_enabled && !(sched = tf_scheduler_start(cfg, err, sizeof err))) {
+        fail("cannot start the scheduler", err);
+        goto out;
+    }
     tf_cmd_catch_stop(srv);
 
     const char *host = strcmp(cfg->http_bind, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->http_bind;
@@ -137,6 +144,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     code = 0;
     tf_info("run", "stopping");
 out:
+    tf_scheduler_stop(sched);      /* jobs hook: no new runs; a running one is recorded abandoned */
     tf_genjob_free(gen);           /* no new trades */
     tf_cdc_stop(cdc, 10000);       /* hand on what was read, confirm the last delivered LSN */
     tf_processor_stop(proc);       /* process, store and commit what is buffered */

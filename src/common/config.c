@@ -115,6 +115,29 @@ static const key keys[] = {
     {"backtest", "interval", T_STR, F(backtest_interval), 0, 0, "1d", NULL, "|1d|1m|"},
     /* alias: --store means this one; tickflow process says --process.store */
     {"backtest", "store", T_BOOL, F(backtest_store), 0, 1, "false", "store", NULL},
+    /* scheduled jobs (src/jobs): cron and tz are checked when the scheduler loads them */
+    {"scheduler", "enabled", T_BOOL, F(scheduler_enabled), 0, 1, "true", NULL, NULL},
+    {"calendar", "holidays_krx", T_STR, F(calendar_holidays_krx), 0, 0, "", NULL, NULL},
+    {"calendar", "holidays_nyse", T_STR, F(calendar_holidays_nyse), 0, 0, "", NULL, NULL},
+#define JOB_ROWS(i, name, cron_, tz_, enabled_)                                                                   \
+    {"job." name, "cron", T_STR, F(job[i].cron), 0, 0, cron_, NULL, NULL},                                     \
+    {"job." name, "tz", T_STR, F(job[i].tz), 0, 0, tz_, NULL, NULL},                                           \
+    {"job." name, "catchup", T_STR, F(job[i].catchup), 0, 0, "latest", NULL, "|none|latest|all|"},            \
+    {"job." name, "retries", T_INT, F(job[i].retries), 0, 100, "2", NULL, NULL},                              \
+    {"job." name, "retry_backoff_s", T_DBL, F(job[i].retry_backoff_s), 0, 86400, "30", NULL, NULL},           \
+    {"job." name, "timeout_s", T_DBL, F(job[i].timeout_s), 0.01, 604800, "3600", NULL, NULL},                \
+    {"job." name, "enabled", T_BOOL, F(job[i].enabled), 0, 1, enabled_, NULL, NULL}
+    JOB_ROWS(TF_JOB_PARTITIONS, "partitions", "5 0 * * *", "UTC", "true"),
+    JOB_ROWS(TF_JOB_DAILY_BARS, "daily_bars", "30 16 * * 1-5", "America/New_York", "true"),
+    JOB_ROWS(TF_JOB_DAILY_INDICATORS, "daily_indicators", "45 16 * * 1-5", "America/New_York", "true"),
+    JOB_ROWS(TF_JOB_WATCHLIST_SCAN, "watchlist_scan", "0 17 * * 1-5", "America/New_York", "true"),
+    JOB_ROWS(TF_JOB_SIGNAL_PERFORMANCE, "signal_performance", "15 17 * * 1-5", "America/New_York", "true"),
+    JOB_ROWS(TF_JOB_SYMBOLS, "symbols", "0 6 * * *", "UTC", "true"),
+    JOB_ROWS(TF_JOB_COMPRESS, "compress", "30 1 * * *", "UTC", "true"),
+    JOB_ROWS(TF_JOB_SELFTEST, "selftest", "* * * * *", "UTC", "false"),
+    {"job.selftest", "fail_times", T_INT, F(job[TF_JOB_SELFTEST].fail_times), 0, 100, "0", NULL, NULL},
+    {"job.selftest", "sleep_ms", T_INT, F(job[TF_JOB_SELFTEST].sleep_ms), 0, 3600000, "0", NULL, NULL},
+#undef JOB_ROWS
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 
@@ -245,8 +268,10 @@ static int load_file(tf_config *c, const char *path, char *err, size_t errlen)
 static void env_name(const key *k, char *buf, size_t n)
 {
     snprintf(buf, n, "TICKFLOW_%s_%s", k->section, k->key);
-    for (char *p = buf; *p; p++)
+    for (char *p = buf; *p; p++) {
         if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+        if (*p == '.') *p = '_'; /* [job.NAME] -> TICKFLOW_JOB_NAME_KEY */
+    }
 }
 
 /* Finds the key a command-line flag names: "section.key", an alias, or a
@@ -257,7 +282,7 @@ static const key *flag_key(const char *flag, char *err, size_t errlen)
     snprintf(f, sizeof f, "%s", flag);
     for (char *p = f; *p; p++)
         if (*p == '-') *p = '_';
-    const char *dot = strchr(f, '.');
+    const char *dot = strrchr(f, '.'); /* --job.NAME.key: the section has a dot */
     if (dot) {
         char sec[48];
         snprintf(sec, sizeof sec, "%.*s", (int)(dot - f), f);

@@ -15,6 +15,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* [job.NAME]: the built-in jobs (jobs/jobs.c registers one per index). */
+enum {
+    TF_JOB_PARTITIONS,
+    TF_JOB_DAILY_BARS,
+    TF_JOB_DAILY_INDICATORS,
+    TF_JOB_WATCHLIST_SCAN,
+    TF_JOB_SIGNAL_PERFORMANCE,
+    TF_JOB_SYMBOLS,
+    TF_JOB_COMPRESS,
+    TF_JOB_SELFTEST, /* test-only: fails/sleeps as configured */
+    TF_JOB_COUNT
+};
+typedef struct tf_job_config {
+    char cron[128];
+    char tz[64];
+    char catchup[16];      /* none | latest | all */
+    int retries;           /* attempts after the first */
+    double retry_backoff_s; /* delay before retry n is this * 2^(n-1) */
+    double timeout_s;      /* per attempt */
+    int enabled;
+    int fail_times;        /* selftest: attempts 1..N fail */
+    int sleep_ms;          /* selftest: how long an attempt takes */
+} tf_job_config;
+
 typedef struct tf_config {
     /* [postgres] */
     char pg_url[512];
@@ -109,6 +133,11 @@ typedef struct tf_config {
     char backtest_from[40], backtest_to[40];
     char backtest_interval[8];
     int backtest_store;
+    /* [scheduler], [calendar], [job.NAME] (owner: src/jobs) */
+    int scheduler_enabled;         /* tickflow run starts the scheduler */
+    char calendar_holidays_krx[4096];  /* YYYY-MM-DD,... */
+    char calendar_holidays_nyse[4096];
+    tf_job_config job[TF_JOB_COUNT];
 } tf_config;
 
 /* Fills defaults. */

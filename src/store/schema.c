@@ -301,6 +301,25 @@ static const tf_migration migrations[] = {
      "  PRIMARY KEY (signal_id, horizon)"
      ");"
      "CREATE INDEX stock_signal_returns_pending ON stock_signal_returns (status) WHERE status = 'pending';"},
+    {10, "job_runs",
+     /* owner: jobs/scheduler.c. One row per attempt of a scheduled time of
+      * a job; scheduled_for is the run's logical time. owner is host:pid
+      * of the process that ran it (a 'running' row whose job lock is free
+      * is abandoned). */
+     "CREATE TABLE tickflow_job_runs ("
+     "  id bigserial PRIMARY KEY,"
+     "  job text NOT NULL,"
+     "  scheduled_for timestamptz NOT NULL,"
+     "  started_at timestamptz,"
+     "  finished_at timestamptz,"
+     "  attempt int NOT NULL CHECK (attempt >= 1),"
+     "  status text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'abandoned')),"
+     "  detail text NOT NULL DEFAULT '',"
+     "  rows bigint NOT NULL DEFAULT 0,"
+     "  owner text NOT NULL DEFAULT '',"
+     "  UNIQUE (job, scheduled_for, attempt)"
+     ");"
+     "CREATE INDEX tickflow_job_runs_status ON tickflow_job_runs (job, status);"},
     {12, "default_partition",
      /* Any writer can write any day: a row whose day has no partition lands
       * in stock_trades_default (before, a plain INSERT failed with "no
