@@ -30,7 +30,7 @@
 #include <libpq-fe.h>
 
 #include "cdc/cdc.h"
-#include "cdc/debezium.h"
+#include "event/dbz.h"
 #include "cdc/pgoutput.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -63,6 +63,7 @@ typedef struct rel {
     char *nsp, *name;
     int ncols;
     tf_dbz_col *cols;
+    tf_dbz_val *vals; /* 2 * ncols: scratch for a change's before and after rows */
     int is_trades;
     int warned; /* logged that its changes are ignored */
 } rel;
@@ -158,6 +159,7 @@ static void rel_clear(rel *r)
     for (int i = 0; i < r->ncols; i++)
         free((char *)r->cols[i].name);
     free(r->cols);
+    free(r->vals);
     free(r->nsp);
     free(r->name);
     memset(r, 0, sizeof(*r));
@@ -188,7 +190,8 @@ static int rel_update(tf_cdc *c, const tf_pg_msg *m)
     r->nsp = strdup(m->nspname[0] ? m->nspname : "pg_catalog");
     r->name = strdup(m->relname);
     r->cols = calloc((size_t)(m->columns.ncols ? m->columns.ncols : 1), sizeof(tf_dbz_col));
-    if (!r->nsp || !r->name || !r->cols)
+    r->vals = calloc((size_t)(m->columns.ncols ? m->columns.ncols : 1) * 2, sizeof(tf_dbz_val));
+    if (!r->nsp || !r->name || !r->cols || !r->vals)
         return -1;
     size_t off = 0;
     tf_pg_column col;
@@ -380,6 +383,28 @@ static int produce(tf_cdc *c, const char *key, size_t key_len, entry *e, uint64_
     return 0;
 }
 
+
+/* A pgoutput tuple as the encoder's row: values borrowed from the message,
+ * slots from vals (max of them). Returns 0, or -1 when the tuple has more
+ * columns than the relation or is malformed. */
+static int tuple_row(const tf_pg_tuple *t, tf_dbz_val *vals, int max, tf_dbz_row *out)
+{
+    if (t->ncols > max)
+        return -1;
+    size_t off = 0;
+    tf_pg_value v;
+    for (int i = 0; i < t->ncols; i++) {
+        if (tf_pg_tuple_next(t, &off, &v) != 1)
+            return -1;
+        vals[i].kind = v.kind;
+        vals[i].data = v.data;
+        vals[i].len = v.len;
+    }
+    out->ncols = t->ncols;
+    out->v = vals;
+    return 0;
+}
+
 static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
 {
     rel *r = rel_find(c, m->rel_oid);
@@ -403,16 +428,27 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
     }
     if (c->cur_skip)
         return 0;
-    const tf_pg_tuple *before = NULL, *after = NULL;
+    const tf_pg_tuple *bt = NULL, *at = NULL;
     char op;
     switch (m->tag) {
-    case 'I': op = 'c'; after = &m->new_tuple; break;
-    case 'U': op = 'u'; after = &m->new_tuple; before = m->old_kind ? &m->old_tuple : NULL; break;
-    default: op = 'd'; before = &m->old_tuple; break;
+    case 'I': op = 'c'; at = &m->new_tuple; break;
+    case 'U': op = 'u'; at = &m->new_tuple; bt = m->old_kind ? &m->old_tuple : NULL; break;
+    default: op = 'd'; bt = &m->old_tuple; break;
     }
+    tf_dbz_row brow, arow;
+    const tf_dbz_row *before = NULL, *after = NULL;
     tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
                          c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
-    if (tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, tf_now_us() / 1000) < 0) {
+    int bad = 0;
+    if (bt) {
+        bad |= tuple_row(bt, r->vals, r->ncols, &brow) < 0;
+        before = &brow;
+    }
+    if (at) {
+        bad |= tuple_row(at, r->vals + r->ncols, r->ncols, &arow) < 0;
+        after = &arow;
+    }
+    if (bad || tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, tf_now_us() / 1000) < 0) {
         tf_error("cdc", "cannot encode change (tuple does not match relation)", TF_STR("table", r->name));
         return -1;
     }
@@ -683,39 +719,17 @@ fail:
     return -1;
 }
 
-/* Encodes one result row as pgoutput TupleData so the snapshot shares the
- * envelope code with the stream. */
-static int row_tuple(PGresult *res, int row, tf_sbuf *tb, tf_pg_tuple *t)
+/* One result row as the encoder's row (values borrowed from res). */
+static void result_row(PGresult *res, int row, tf_dbz_val *vals, tf_dbz_row *out)
 {
     int n = PQnfields(res);
-    tb->len = 0;
-    size_t need = 2;
-    for (int i = 0; i < n; i++)
-        need += 5 + (size_t)PQgetlength(res, row, i);
-    if (tf_sbuf_reserve(tb, need) != 0)
-        return -1;
-    uint8_t *p = (uint8_t *)tb->b;
-    size_t o = 0;
-    p[o++] = (uint8_t)(n >> 8);
-    p[o++] = (uint8_t)n;
     for (int i = 0; i < n; i++) {
-        if (PQgetisnull(res, row, i)) {
-            p[o++] = 'n';
-            continue;
-        }
-        uint32_t l = (uint32_t)PQgetlength(res, row, i);
-        p[o++] = 't';
-        p[o++] = (uint8_t)(l >> 24);
-        p[o++] = (uint8_t)(l >> 16);
-        p[o++] = (uint8_t)(l >> 8);
-        p[o++] = (uint8_t)l;
-        memcpy(p + o, PQgetvalue(res, row, i), l);
-        o += l;
+        vals[i].kind = PQgetisnull(res, row, i) ? 'n' : 't';
+        vals[i].data = PQgetvalue(res, row, i);
+        vals[i].len = (size_t)PQgetlength(res, row, i);
     }
-    t->ncols = n;
-    t->p = p + 2;
-    t->len = o - 2;
-    return 0;
+    out->ncols = n;
+    out->v = vals;
 }
 
 /* Emits every existing row as op "r" from the snapshot exported at slot
@@ -728,8 +742,8 @@ static int run_snapshot(tf_cdc *c, tf_err *err)
         return -1;
     char q[256];
     int rc = -1;
-    tf_sbuf tb = {0};
     tf_dbz_col *cols = NULL;
+    tf_dbz_val *vals = NULL;
     entry *e = NULL; /* marked committed on every way out, or it pins the flush position */
     int ncols = 0;
     int64_t rows = 0;
@@ -761,7 +775,8 @@ static int run_snapshot(tf_cdc *c, tf_err *err)
         if (!cols) {
             ncols = PQnfields(res);
             cols = calloc((size_t)ncols + 1, sizeof(*cols));
-            if (!cols)
+            vals = calloc((size_t)ncols + 1, sizeof(*vals));
+            if (!cols || !vals)
                 goto out;
             for (int i = 0; i < ncols; i++) {
                 cols[i].name = PQfname(res, i);
@@ -775,9 +790,8 @@ static int run_snapshot(tf_cdc *c, tf_err *err)
         if (n == 0)
             break;
         for (int r = 0; r < n; r++) {
-            tf_pg_tuple t;
-            if (row_tuple(res, r, &tb, &t) < 0)
-                goto out;
+            tf_dbz_row t;
+            result_row(res, r, vals, &t);
             tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, "public", TRADES_TABLE,
                                  e->commit_us / 1000, 0, c->consistent_point, 1};
             if (tf_dbz_envelope(&c->buf, 'r', cols, ncols, NULL, &t, &src, tf_now_us() / 1000) < 0)
@@ -827,7 +841,7 @@ out:
     }
     PQfinish(s);
     free(cols);
-    free(tb.b);
+    free(vals);
     c->snapshot_name[0] = '\0';
     return rc;
 }

@@ -57,23 +57,6 @@
 #define GEN_BURST_MAX 512
 #define GEN_MAX_DEBT 64.0
 
-static const char *const anom_names[TF_ANOM_NTYPES] = {"PRICE_SPIKE", "RAPID_MOVE", "VOLUME_SPIKE",
-                                                       "TRADE_BURST", "OFF_VWAP"};
-
-const char *tf_anomaly_name(tf_anomaly_type t)
-{
-    if ((int)t < 0 || t >= TF_ANOM_NTYPES) return "UNKNOWN";
-    return anom_names[t];
-}
-
-int tf_anomaly_from_name(const char *s)
-{
-    if (!s) return -1;
-    for (int i = 0; i < TF_ANOM_NTYPES; i++)
-        if (strcmp(s, anom_names[i]) == 0) return i;
-    return -1;
-}
-
 /* ---- default universe ---------------------------------------------------- */
 
 typedef struct def_ticker {
@@ -157,18 +140,6 @@ const char *tf_gen_default_ticker(int i, const char **market)
 }
 
 static int is_krx(const char *market) { return market[0] == 'K'; }
-
-int64_t tf_tick_size_e4(const char *market, int64_t price_e4)
-{
-    if (is_krx(market)) {
-        /* KRX unified ladder (KOSPI and KOSDAQ, since 2023), in KRW. */
-        int64_t p = price_e4 / TF_PRICE_SCALE;
-        int64_t t = p < 2000 ? 1 : p < 5000 ? 5 : p < 20000 ? 10 : p < 50000 ? 50 : p < 200000 ? 100
-                  : p < 500000 ? 500 : 1000;
-        return t * TF_PRICE_SCALE;
-    }
-    return price_e4 < TF_PRICE_SCALE ? 1 : 100; /* 0.0001 below 1 USD, else 0.01 */
-}
 
 /* ---- PRNG ---------------------------------------------------------------- */
 

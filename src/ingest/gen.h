@@ -18,31 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/trade.h"
+#include "event/anomaly.h"
+#include "event/trade.h"
 
-typedef enum tf_anomaly_type {
-    TF_ANOM_PRICE_SPIKE = 0, /* one trade's return far outside the ticker's volatility */
-    TF_ANOM_RAPID_MOVE,      /* price walks several percent within seconds */
-    TF_ANOM_VOLUME_SPIKE,    /* one trade's quantity far above normal */
-    TF_ANOM_TRADE_BURST,     /* many trades within one second */
-    TF_ANOM_OFF_VWAP,        /* a trade far off the volume-weighted price */
-    TF_ANOM_NTYPES
-} tf_anomaly_type;
-
-const char *tf_anomaly_name(tf_anomaly_type t);       /* "PRICE_SPIKE", ... */
-int tf_anomaly_from_name(const char *s);              /* -1 if unknown */
-
-#define TF_GEN_LABEL_MAX_TRADES 64
-
-/* Ground truth for one injected anomaly. trade_idx[] index into the batch
- * the label was produced with (the caller maps them to ids after COPY). */
-typedef struct tf_gen_label {
-    tf_anomaly_type type;
-    char ticker[TF_TICKER_MAX];
-    int64_t event_us;            /* event time of the first anomalous trade */
-    int ntrades;
-    int64_t trade_idx[TF_GEN_LABEL_MAX_TRADES];
-} tf_gen_label;
+/* The label of an injected anomaly (event/anomaly.h has the taxonomy). */
+typedef tf_anomaly_label tf_gen_label;
+#define TF_GEN_LABEL_MAX_TRADES TF_ANOMALY_LABEL_MAX_TRADES
 
 typedef struct tf_gen_opts {
     uint64_t seed;
@@ -94,9 +75,5 @@ void tf_gen_continue_from(tf_gen *g, int i, double price);
 
 int tf_gen_default_count(void);
 const char *tf_gen_default_ticker(int i, const char **market);
-
-/* Exchange tick size (x10^4) at a price: the KRX ladder in KRW for KOSPI and
- * KOSDAQ, 0.01 USD (0.0001 below 1 USD) for NASDAQ and NYSE. */
-int64_t tf_tick_size_e4(const char *market, int64_t price_e4);
 
 #endif

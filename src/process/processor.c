@@ -24,7 +24,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "process/dbz_trade.h"
+#include "event/dbz.h"
+#include "event/dedup.h"
 #include "process/window.h"
 #include "store/pg.h"
 
@@ -66,7 +67,8 @@ struct tf_processor {
 
     tf_rules *rules;
     tf_reorder *ro;
-    tf_idset *ids;
+    tf_idset *ids;     /* recent trade keys (event/dedup.h): replays dropped */
+    tf_bars *bars;     /* NULL unless opts.on_bar */
     int64_t idle_us, ooo_us, lateness_us;
 
     PGconn *pg;
@@ -287,10 +289,29 @@ static void run_rules(tf_processor *p, const tf_trade *t, int late)
     for (int i = 0; i < n; i++) queue_anomaly(p, &out[i]);
 }
 
+static void on_bar(void *ctx, const tf_bar *b)
+{
+    tf_processor *p = ctx;
+    p->cur.bars++;
+    p->o.on_bar(p->o.ctx, b);
+}
+
+static void add_to_bar(tf_processor *p, const tf_trade *t)
+{
+    if (p->bars && tf_bars_add(p->bars, t) < 0)
+        tf_error("process", "out of memory adding a trade to its 1m bar", TF_INT("trade_id", t->id));
+}
+
+/* Runs the rules on every trade the watermark releases, in event-time
+ * order, then closes the bars the watermark has passed. */
 static void drain(tf_processor *p)
 {
     tf_ro_item it;
-    while (tf_reorder_pop(p->ro, &it)) run_rules(p, &it.tr, 0);
+    while (tf_reorder_pop(p->ro, &it)) {
+        run_rules(p, &it.tr, 0);
+        add_to_bar(p, &it.tr);
+    }
+    if (p->bars) tf_bars_advance(p->bars, tf_reorder_watermark(p->ro));
 }
 
 static void load_ticker(tf_processor *p, const tf_trade *t);
@@ -320,7 +341,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
         return;
     }
     if (d.commit_ts_ms) p->last_ts_ms = d.commit_ts_ms;
-    if (tf_idset_check_add(p->ids, d.tr.id)) {
+    if (tf_idset_check_add(p->ids, tf_trade_key(&d.tr))) {
         tf_metric_add(p->m_dups, 1);
         p->cur.duplicates++;
         return;
@@ -333,6 +354,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
         tf_metric_add(p->m_late_acc, 1);
         p->cur.late_accepted++;
         run_rules(p, &d.tr, 1);
+        add_to_bar(p, &d.tr);
     } else if (r == TF_RO_TOO_LATE || r == TF_RO_ENOMEM) {
         tf_metric_add(p->m_late_drop, 1);
         p->cur.late_dropped++;
@@ -404,7 +426,7 @@ static void load_ticker(tf_processor *p, const tf_trade *t)
         memcpy(x.ticker, t->ticker, sizeof x.ticker);
         snprintf(x.market, sizeof x.market, "%s", mk);
         x.side = PQgetvalue(r, i, 2)[0] == 'B' ? 'B' : 'S';
-        if (tf_idset_check_add(p->ids, x.id)) continue;
+        if (tf_idset_check_add(p->ids, tf_trade_key(&x))) continue;
         run_rules(p, &x, 0);
         used++;
     }
@@ -439,6 +461,7 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         p->loaded = nl;
         tf_reorder_free(p->ro);
         p->ro = nr;
+        if (p->bars) tf_bars_reset(p->bars); /* the new watermark starts over too */
     } else {
         tf_idset_free(nl);
         tf_reorder_free(nr);
@@ -556,6 +579,7 @@ static void proc_free(tf_processor *p)
     tf_bus_consumer_close(p->cons);
     tf_rules_free(p->rules);
     tf_reorder_free(p->ro);
+    tf_bars_free(p->bars);
     tf_idset_free(p->ids);
     tf_idset_free(p->loaded);
     if (p->pg) PQfinish(p->pg);
@@ -596,7 +620,8 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     p->ro = tf_reorder_new(ooo, p->lateness_us);
     p->ids = tf_idset_new(IDSET_CAP);
     p->loaded = tf_idset_new(1 << 16);
-    if (!p->rules || !p->ro || !p->ids || !p->loaded) {
+    if (p->o.on_bar) p->bars = tf_bars_new(60000, p->lateness_us, on_bar, p);
+    if (!p->rules || !p->ro || !p->ids || !p->loaded || (p->o.on_bar && !p->bars)) {
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }

@@ -2,7 +2,9 @@
  * processor.h - the stream processor: consumes stock.stock_trades from the
  * bus on its own thread, de-duplicates replayed trades by id, orders them by
  * event time behind a watermark (process/window.h), runs the anomaly rules
- * (process/rules.h) and hands each anomaly on, in this order:
+ * (process/rules.h), builds 1-minute bars per (ticker, market_code) from the
+ * same ordered trades (process/window.h tf_bars; see on_bar below) and
+ * hands each anomaly on, in this order:
  *   1. stored in stock_anomalies (INSERT ... ON CONFLICT (id) DO NOTHING;
  *      the id is deterministic, so a replay never duplicates a row),
  *   2. published to stock.anomalies (key = ticker),
@@ -32,6 +34,7 @@
 #include "bus/bus.h"
 #include "common/config.h"
 #include "common/metrics.h"
+#include "event/candle.h"
 #include "process/rules.h"
 
 typedef struct tf_processor tf_processor;
@@ -44,6 +47,19 @@ typedef struct tf_processor_opts {
     /* Optional: called on the processor thread for each anomaly after it was
      * stored and published (benchmarks, tests). a is borrowed. */
     void (*on_anomaly)(void *ctx, const tf_anomaly *a, const char *json, size_t len);
+    /* Optional: called on the processor thread for each closed 1-minute bar
+     * per (ticker, market_code) (tf_bars in process/window.h); b is
+     * borrowed. A bar closes when the event-time watermark passes the
+     * minute's end; if trades within process.allowed_lateness_ms arrive
+     * after that, the bar comes once more, complete, with c.revised = 1,
+     * when the watermark passes end + lateness (so keep the last one per
+     * (ticker, market, start)). Trades beyond the lateness are in no bar.
+     * Bars of the first minute after a start or a partition assignment are
+     * flagged partial; the minute in progress at a stop is not emitted.
+     * Replayed trades are de-duplicated before they reach a bar; trades read
+     * back to rebuild rule state (store) are not added. Without on_bar no
+     * bars are built. */
+    void (*on_bar)(void *ctx, const tf_bar *b);
     void *ctx;
 } tf_processor_opts;
 
@@ -52,6 +68,7 @@ typedef struct tf_processor_stats {
     int64_t reloaded;       /* trades read back from PostgreSQL to rebuild state */
     int64_t late_accepted, late_dropped;
     int64_t anomalies, stored, published;
+    int64_t bars;           /* 1-minute bars emitted (on_bar set) */
     int64_t pending;        /* trades waiting for the watermark */
     int64_t watermark_us;   /* INT64_MIN before the first trade */
     int64_t lag_ms;         /* behind the bus head: now - commit time of the trade being processed */

@@ -1,6 +1,6 @@
 /*
  * rules.c - per-ticker state and the five anomaly rules (see rules.h for
- * what each rule means; the generator in src/ingest/gen.c injects exactly
+ * what each rule means; the generator (tickflow generate) injects exactly
  * these shapes).
  *
  * Per ticker we keep sliding windows (process/window.h) of: returns (for

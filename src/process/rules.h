@@ -41,8 +41,8 @@
 #include <stdint.h>
 
 #include "common/config.h"
-#include "common/trade.h"
-#include "ingest/gen.h"
+#include "event/trade.h"
+#include "event/anomaly.h"
 
 typedef struct tf_rules_cfg {
     double spike_k;          /* return z-score */

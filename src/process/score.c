@@ -10,7 +10,7 @@
 #define MATCH_BEFORE_US 1000000LL
 #define MATCH_AFTER_US 5000000LL
 
-static int matches(const tf_gen_label *l, const tf_anomaly *d)
+static int matches(const tf_anomaly_label *l, const tf_anomaly *d)
 {
     if (strcmp(l->ticker, d->ticker) != 0) return 0;
     /* the detection's trades span [lo, hi] (a rapid move lists its first
@@ -25,7 +25,7 @@ static int matches(const tf_gen_label *l, const tf_anomaly *d)
     return d->event_us >= l->event_us - MATCH_BEFORE_US && d->event_us <= l->event_us + MATCH_AFTER_US;
 }
 
-void tf_score_run(const tf_gen_label *labels, size_t nl, const tf_anomaly *dets, size_t nd, tf_score *s)
+void tf_score_run(const tf_anomaly_label *labels, size_t nl, const tf_anomaly *dets, size_t nd, tf_score *s)
 {
     memset(s, 0, sizeof *s);
     const int NONE = TF_ANOM_NTYPES;

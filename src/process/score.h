@@ -1,6 +1,6 @@
 /*
  * score.h - scores detected anomalies against the generator's ground truth
- * (tf_gen_label, with trade_idx[] already mapped to trade ids), for the
+ * (tf_anomaly_label, with trade_idx[] already mapped to trade ids), for the
  * detection benchmark and its smaller twin in the test suite.
  *
  * A detection matches a label when the ticker is the same and either a
@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "ingest/gen.h"
+#include "event/anomaly.h"
 #include "process/rules.h"
 
 typedef struct tf_score {
@@ -33,7 +33,7 @@ typedef struct tf_score {
     double min_precision, min_recall; /* over types with labels or detections */
 } tf_score;
 
-void tf_score_run(const tf_gen_label *labels, size_t nlabels, const tf_anomaly *dets, size_t ndets,
+void tf_score_run(const tf_anomaly_label *labels, size_t nlabels, const tf_anomaly *dets, size_t ndets,
                   tf_score *out);
 /* Prints the confusion table and per-type precision / recall. */
 void tf_score_print(const tf_score *s, FILE *f);

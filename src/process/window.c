@@ -5,6 +5,7 @@
 #include "process/window.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,87 +340,196 @@ void tf_reorder_drop_partition(tf_reorder *r, int32_t partition)
     for (size_t i = r->n / 2 + 1; i-- > 0;) sift_down(r->heap, r->n, i);
 }
 
-/* ---- recent id set: linear probing + FIFO ring for eviction --------------- */
+/* ---- bars: open bars in an array, found through an index hash ------------- */
 
-struct tf_idset {
-    int64_t *slots;  /* 0 = empty; size 2 * cap */
+typedef struct bar_slot {
+    tf_bar bar;
+    uint64_t h;
+    int emitted; /* sent once (watermark passed its end); kept for late trades */
+    int dirty;   /* late trades added since */
+} bar_slot;
+
+struct tf_bars {
+    int64_t iv_us, lateness_us;
+    tf_bar_fn fn;
+    void *ctx;
+    bar_slot *v;        /* bars not final yet */
+    size_t n, cap;
+    uint32_t *idx;      /* hash -> 1 + index into v, 0 empty; size mask + 1 */
     size_t mask;
-    int64_t *fifo;   /* insertion order, size cap */
-    size_t cap, head, n;
+    int64_t next_due;   /* smallest watermark at which advance has work */
+    int64_t final_wm;   /* highest watermark advanced to: bars with end + lateness <= it are gone */
+    int64_t since_us;   /* event time of the first trade since new/reset */
 };
 
-tf_idset *tf_idset_new(size_t cap)
+static uint64_t bar_hash(const char *ticker, const char *market, int64_t start)
 {
-    size_t c = 16;
-    while (c < cap) c <<= 1;
-    tf_idset *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->slots = calloc(2 * c, sizeof *s->slots);
-    s->fifo = calloc(c, sizeof *s->fifo);
-    if (!s->slots || !s->fifo) {
-        tf_idset_free(s);
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = ticker; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *s = market; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h ^= (uint64_t)start * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 31);
+}
+
+static int bars_reindex(tf_bars *b, size_t want)
+{
+    size_t sz = b->idx ? b->mask + 1 : 64; /* never shrinks, so a rebuild in place cannot fail */
+    while (sz < want * 2) sz <<= 1;
+    if (sz - 1 != b->mask || !b->idx) {
+        uint32_t *ni = calloc(sz, sizeof *ni);
+        if (!ni) return -1;
+        free(b->idx);
+        b->idx = ni;
+        b->mask = sz - 1;
+    } else {
+        memset(b->idx, 0, sz * sizeof *b->idx);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        size_t j = b->v[i].h & b->mask;
+        while (b->idx[j]) j = (j + 1) & b->mask;
+        b->idx[j] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+tf_bars *tf_bars_new(int64_t interval_ms, int64_t lateness_us, tf_bar_fn fn, void *ctx)
+{
+    if (interval_ms <= 0 || !fn) return NULL;
+    tf_bars *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->iv_us = interval_ms * 1000;
+    b->lateness_us = lateness_us < 0 ? 0 : lateness_us;
+    b->fn = fn;
+    b->ctx = ctx;
+    b->next_due = INT64_MAX;
+    b->final_wm = INT64_MIN;
+    b->since_us = INT64_MIN;
+    if (bars_reindex(b, 0) != 0) {
+        free(b);
         return NULL;
     }
-    s->cap = c;
-    s->mask = 2 * c - 1;
-    return s;
+    return b;
 }
 
-void tf_idset_free(tf_idset *s)
+void tf_bars_free(tf_bars *b)
 {
-    if (!s) return;
-    free(s->slots);
-    free(s->fifo);
-    free(s);
+    if (!b) return;
+    free(b->v);
+    free(b->idx);
+    free(b);
 }
 
-static inline size_t id_hash(int64_t id)
+void tf_bars_reset(tf_bars *b)
 {
-    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(x ^ (x >> 29));
+    b->n = 0;
+    b->next_due = INT64_MAX;
+    b->final_wm = INT64_MIN;
+    b->since_us = INT64_MIN;
+    memset(b->idx, 0, (b->mask + 1) * sizeof *b->idx);
 }
 
-static void idset_remove(tf_idset *s, int64_t id)
+size_t tf_bars_open(const tf_bars *b) { return b->n; }
+
+/* start + d without overflow at the far end of time */
+static int64_t add_sat(int64_t a, int64_t d) { return a > INT64_MAX - d ? INT64_MAX : a + d; }
+
+static int64_t slot_due(const tf_bars *b, const bar_slot *s)
 {
-    size_t i = id_hash(id) & s->mask;
-    while (s->slots[i] != id) {
-        if (s->slots[i] == 0) return;
-        i = (i + 1) & s->mask;
-    }
-    /* backward-shift deletion keeps probe chains intact without tombstones */
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & s->mask;
-        if (s->slots[j] == 0) break;
-        size_t k = id_hash(s->slots[j]) & s->mask;
-        /* move slots[j] into the hole at i if its home k is not in (i, j] */
-        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-            s->slots[i] = s->slots[j];
-            i = j;
+    int64_t end = add_sat(s->bar.c.start_us, b->iv_us);
+    return s->emitted ? add_sat(end, b->lateness_us) : end;
+}
+
+int tf_bars_add(tf_bars *b, const tf_trade *t)
+{
+    int64_t start = tf_candle_bucket(b->iv_us / 1000, t->event_us);
+    if (b->since_us == INT64_MIN) b->since_us = t->event_us;
+    uint64_t h = bar_hash(t->ticker, t->market, start);
+    size_t j = h & b->mask;
+    for (uint32_t k; (k = b->idx[j]) != 0; j = (j + 1) & b->mask) {
+        bar_slot *s = &b->v[k - 1];
+        if (s->h == h && s->bar.c.start_us == start && !strcmp(s->bar.ticker, t->ticker) &&
+            !strcmp(s->bar.market, t->market)) {
+            tf_candle_add(&s->bar.c, t);
+            if (!s->emitted) return 0;
+            s->dirty = 1;
+            return 2;
         }
     }
-    s->slots[i] = 0;
+    if (b->final_wm != INT64_MIN && add_sat(add_sat(start, b->iv_us), b->lateness_us) <= b->final_wm) return 1;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 64;
+        bar_slot *nv = realloc(b->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        b->v = nv;
+        b->cap = nc;
+    }
+    if ((b->n + 1) * 2 > b->mask + 1) {
+        if (bars_reindex(b, b->n + 1) != 0) return -1;
+        j = h & b->mask;
+        while (b->idx[j]) j = (j + 1) & b->mask;
+    }
+    bar_slot *s = &b->v[b->n];
+    memset(s, 0, sizeof *s);
+    snprintf(s->bar.ticker, sizeof s->bar.ticker, "%s", t->ticker);
+    snprintf(s->bar.market, sizeof s->bar.market, "%s", t->market);
+    tf_candle_init(&s->bar.c, b->iv_us / 1000, t->event_us);
+    s->bar.c.partial = start < b->since_us;
+    s->h = h;
+    tf_candle_add(&s->bar.c, t);
+    b->idx[j] = (uint32_t)(++b->n);
+    int64_t due = slot_due(b, s);
+    if (due < b->next_due) b->next_due = due;
+    /* a bar whose minute the watermark has already passed (a late trade
+     * opening it): it goes out at the next advance */
+    return 0;
 }
 
-int tf_idset_check_add(tf_idset *s, int64_t id)
+static int bar_cmp(const void *x, const void *y)
 {
-    if (id == 0) return 0;
-    size_t i = id_hash(id) & s->mask;
-    while (s->slots[i] != 0) {
-        if (s->slots[i] == id) return 1;
-        i = (i + 1) & s->mask;
+    const tf_bar *a = x, *b = y;
+    if (a->c.start_us != b->c.start_us) return a->c.start_us < b->c.start_us ? -1 : 1;
+    int r = strcmp(a->ticker, b->ticker);
+    if (r) return r;
+    r = strcmp(a->market, b->market);
+    return r ? r : a->c.revised - b->c.revised;
+}
+
+int tf_bars_advance(tf_bars *b, int64_t wm)
+{
+    if (wm == INT64_MIN) return 0;
+    if (wm < b->next_due) { /* nothing due, so nothing with end + lateness <= wm is open either */
+        if (wm > b->final_wm) b->final_wm = wm;
+        return 0;
     }
-    if (s->n == s->cap) {
-        int64_t old = s->fifo[s->head];
-        s->head = (s->head + 1) % s->cap;
-        s->n--;
-        idset_remove(s, old);
-        /* the removal may have shifted the chain: find the free slot again */
-        i = id_hash(id) & s->mask;
-        while (s->slots[i] != 0) i = (i + 1) & s->mask;
+    size_t keep = 0, nout = 0;
+    int64_t next = INT64_MAX;
+    tf_bar *out = malloc(2 * b->n * sizeof *out);
+    if (!out) return 0; /* retried on the next advance */
+    for (size_t i = 0; i < b->n; i++) {
+        bar_slot *s = &b->v[i];
+        int64_t end = add_sat(s->bar.c.start_us, b->iv_us);
+        if (!s->emitted && end <= wm) {
+            out[nout++] = s->bar;
+            s->emitted = 1;
+        }
+        if (s->emitted && add_sat(end, b->lateness_us) <= wm) {
+            if (s->dirty) {
+                out[nout] = s->bar;
+                out[nout++].c.revised = 1;
+            }
+            continue; /* final: dropped */
+        }
+        int64_t due = slot_due(b, s);
+        if (due < next) next = due;
+        b->v[keep++] = *s;
     }
-    s->slots[i] = id;
-    s->fifo[(s->head + s->n) % s->cap] = id;
-    s->n++;
-    return 0;
+    b->n = keep;
+    b->next_due = next;
+    if (wm > b->final_wm) b->final_wm = wm;
+    bars_reindex(b, b->n); /* in place: cannot fail */
+    qsort(out, nout, sizeof *out, bar_cmp);
+    for (size_t i = 0; i < nout; i++) b->fn(b->ctx, &out[i]);
+    free(out);
+    return (int)nout;
 }

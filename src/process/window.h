@@ -16,8 +16,11 @@
  *               lateness it is handed back at once for the order-independent
  *               rules, beyond it it is refused; both are counted, so nothing
  *               disappears silently.
- *   tf_idset    a bounded set of recently seen trade ids (FIFO eviction) for
- *               de-duplicating replayed messages.
+ *   tf_bars     1-minute (any interval) OHLCV bars per (ticker, market_code)
+ *               from the trades the watermark releases, closed when the
+ *               watermark passes the minute's end and revised once if trades
+ *               within the allowed lateness arrive after that.
+ * The recent-id set for replays is event/dedup.h.
  */
 #ifndef TF_PROCESS_WINDOW_H
 #define TF_PROCESS_WINDOW_H
@@ -25,7 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/trade.h"
+#include "event/candle.h"
+#include "event/trade.h"
 
 /* ---- sliding window ------------------------------------------------------ */
 
@@ -109,15 +113,38 @@ int64_t tf_reorder_min_offset(const tf_reorder *r, int32_t partition);
 /* Forgets every buffered trade of the given partitions (rebalance). */
 void tf_reorder_drop_partition(tf_reorder *r, int32_t partition);
 
-/* ---- recent id set -------------------------------------------------------- */
+/* ---- bars ---------------------------------------------------------------- */
 
-typedef struct tf_idset tf_idset;
+/*
+ * Bars [start, start + interval) in event time per (ticker, market_code),
+ * from trades in any order (event/candle.h is order-independent). A bar is
+ * handed to the callback when tf_bars_advance is given a watermark >= its
+ * end: every trade the reorder released up to that watermark is in it
+ * (trades still held are newer than the watermark). It is kept until the
+ * watermark passes end + lateness_us; trades the reorder accepts as late
+ * (event time >= watermark - lateness) are added to it meanwhile, and if
+ * there were any it is handed over once more, complete, with revised = 1.
+ * So the first emission is prompt and the last one for a bar equals every
+ * accepted trade of its minute. Bars of one advance come in (start,
+ * ticker, market) order. A bar that began before the first trade the
+ * builder saw (after new/reset) is flagged partial. A bar whose minute has
+ * not ended is never emitted (not at reset or free).
+ */
+typedef struct tf_bars tf_bars;
+typedef void (*tf_bar_fn)(void *ctx, const tf_bar *b); /* b is borrowed for the call */
 
-/* Remembers up to cap ids (rounded up to a power of two). NULL on OOM. */
-tf_idset *tf_idset_new(size_t cap);
-void tf_idset_free(tf_idset *s);
-/* Returns 1 when id was already present, else inserts it (evicting the
- * oldest when full) and returns 0. id 0 is never de-duplicated. */
-int tf_idset_check_add(tf_idset *s, int64_t id);
+/* interval_ms > 0. Returns NULL on bad arguments or out of memory. */
+tf_bars *tf_bars_new(int64_t interval_ms, int64_t lateness_us, tf_bar_fn fn, void *ctx);
+void tf_bars_free(tf_bars *b); /* accepts NULL; emits nothing */
+/* Adds a trade to its bar. Returns 0, 2 (added to an emitted bar: a
+ * revision will follow), 1 when that bar is final already (the trade is
+ * not counted) or -1 when out of memory. */
+int tf_bars_add(tf_bars *b, const tf_trade *t);
+/* Emits the bars whose end <= watermark, and the revisions of those whose
+ * end + lateness <= watermark; returns how many calls it made. */
+int tf_bars_advance(tf_bars *b, int64_t watermark_us);
+/* Forgets every open bar without emitting it (a rebalance moved tickers). */
+void tf_bars_reset(tf_bars *b);
+size_t tf_bars_open(const tf_bars *b);
 
 #endif

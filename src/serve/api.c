@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/trade.h"
+#include "event/trade.h"
 #include "common/util.h"
 #include "ingest/genjob.h"
 #include "serve/history.h"

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
-#include "common/trade.h"
+#include "event/trade.h"
 #include "serve/http.h"
 
 enum { TF_HIST_JSON = 0, TF_HIST_CSV, TF_HIST_NDJSON };

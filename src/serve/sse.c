@@ -27,10 +27,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/trade.h"
+#include "event/trade.h"
 #include "common/util.h"
-#include "ingest/gen.h"
-#include "process/window.h"
+#include "event/anomaly.h"
+#include "event/dedup.h"
 #include "store/pg.h"
 
 #define SSE_MAX_QUEUE (1 << 20)     /* bytes queued per client before it is dropped */
@@ -201,17 +201,6 @@ static int parse_list(const char *name, const char *v, sse_filter *f, char *msg,
     return 0;
 }
 
-/* "a-000000000123" -> 123; -1 when malformed. */
-static int64_t id_num(const char *id, size_t len)
-{
-    if (len < 3 || len > 40 || id[0] != 'a' || id[1] != '-') return -1;
-    int64_t v;
-    for (size_t i = 2; i < len; i++)
-        if (id[i] < '0' || id[i] > '9') return -1;
-    if (tf_parse_i64(id + 2, len - 2, &v) || v < 0) return -1;
-    return v;
-}
-
 /* PostgreSQL text[] literal of the filter's tickers / types / severities,
  * or NULL (no filter). Values are from closed alphabets: no quoting needed. */
 static const char *arr_tickers(const sse_filter *f, char *buf, size_t cap)
@@ -256,7 +245,7 @@ static sse_event *event_from_json(const char *js, size_t len)
     sse_event *e = NULL;
     int t = type ? tf_anomaly_from_name(type) : -1;
     int s = sev ? sev_index(sev) : -1;
-    int64_t num = id ? id_num(id, strlen(id)) : -1;
+    int64_t num = id ? tf_anomaly_key(id, strlen(id)) : -1;
     if (t < 0 || s < 0 || num < 0 || !ticker || !tf_ticker_valid(ticker, strlen(ticker))) goto out;
     /* data must be one line: re-encode compactly if the producer used newlines */
     char *compact = NULL;
@@ -667,7 +656,7 @@ static void replay_work(struct pg_conn *conn_, void *arg)
                 j->nums = nn;
                 j->capnums = nc;
             }
-            j->nums[j->nnums++] = id_num(id, strlen(id));
+            j->nums[j->nnums++] = tf_anomaly_key(id, strlen(id));
             snprintf(seq, sizeof seq, "%s", PQgetvalue(r, i, 0));
         }
         PQclear(r);
@@ -788,7 +777,7 @@ static void h_stream(tf_http_req *r, void *ud)
         lparam = "last_event_id";
     }
     if (last && !*last) last = NULL;
-    if (last && (strlen(last) >= sizeof(((replay_job *)0)->last) || id_num(last, strlen(last)) < 0)) {
+    if (last && (strlen(last) >= sizeof(((replay_job *)0)->last) || tf_anomaly_key(last, strlen(last)) < 0)) {
         tf_http_error(r, 400, "invalid_parameter", "last event id must look like a-000000000123", lparam);
         return;
     }

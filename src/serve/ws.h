@@ -23,7 +23,7 @@
 #include "bus/bus.h"
 #include "common/config.h"
 #include "common/metrics.h"
-#include "common/trade.h"
+#include "event/trade.h"
 #include "serve/http.h"
 
 #define TF_WS_PATH "/api/v1/stock/real-time"

@@ -3,14 +3,9 @@
  *
  * One tf_candle_agg per interval in use; inside it one state per ticker, so
  * the work is done once per (ticker, interval) however many clients watch.
- * Buckets are [start, start + interval) in EVENT time, aligned to the Unix
- * epoch, so every client on the same interval sees the same candles and a
+ * Buckets and arithmetic are event/candle.h's (event time, epoch-aligned,
+ * exact), so every client on the same interval sees the same candles and a
  * candle equals the same trades aggregated in SQL by event_time.
- *
- * Exact arithmetic: prices are fixed point x10^4 (trade.h); the VWAP is
- * sum(price * qty) / sum(qty) in 128-bit integers, rounded half up to 4
- * decimals (what PostgreSQL's round(numeric, 4) gives for positive values).
- * open/close are the trades with the smallest/largest (event_time, id).
  *
  * Emission: a bucket is emitted when the wall clock passes its end + grace
  * (late arrivals from CDC get `grace` to make it in), or earlier when a
@@ -32,27 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/trade.h"
-
-typedef struct tf_candle {
-    int64_t start_us;
-    int64_t interval_ms;
-    int64_t open_e4, high_e4, low_e4, close_e4;
-    int64_t volume, count, buy_volume, sell_volume;
-    uint64_t pv_lo, pv_hi; /* sum(price_e4 * qty) as an unsigned 128-bit value */
-    int64_t open_key_us, open_id, close_key_us, close_id;
-    int partial; /* the aggregator started after this bucket began */
-    int revised; /* emitted again with late trades added */
-} tf_candle;
-
-/* Starts c as an empty candle for the bucket containing event_us. */
-void tf_candle_init(tf_candle *c, int64_t interval_ms, int64_t event_us);
-/* Bucket start (unix us) for an event time; floor, also before 1970. */
-int64_t tf_candle_bucket(int64_t interval_ms, int64_t event_us);
-/* Adds one trade (must fall in c's bucket). */
-void tf_candle_add(tf_candle *c, const tf_trade *t);
-/* VWAP x10^4, rounded half up; close when volume is 0. */
-int64_t tf_candle_vwap_e4(const tf_candle *c);
+#include "event/candle.h"
 
 typedef struct tf_candle_agg tf_candle_agg;
 

@@ -8,14 +8,12 @@
  * the loop has many unprocessed batches, and then the non-durable bus skips
  * it ahead and reports what was missed).
  *
- * Replays: CDC delivers at least once, so after a CDC restart the events of
- * transactions since the last confirmed LSN come again. Inside one bus
- * partition transactions arrive in commit order, so per partition we keep
- * the highest commit LSN seen and the trade ids seen at that LSN: an event
- * with a lower LSN, or with the same LSN and an id already seen, is a
- * duplicate. Messages without an LSN fall back to a window of recent ids.
- * Events committed before the feed started (source.ts_ms) are skipped: they
- * are replays of what a previous process streamed (after a restart CDC
+ * Decoding is event/dbz.h's fast decoder (the processor's), keeping inserts
+ * only. Replays: CDC delivers at least once, so after a CDC restart the
+ * events of transactions since the last confirmed LSN come again; they are
+ * dropped by trade id in a recent-key set (event/dedup.h, the key every
+ * consumer uses). Events committed before the feed started (source.ts_ms)
+ * are skipped: they are replays of what a previous process streamed (after a restart CDC
  * resumes from the slot's confirmed position), and this is a live view,
  * like the Kafka case where the consumer starts at the end of the topic.
  */
@@ -27,7 +25,7 @@
 
 #include "bus/bus.h"
 #include "common/metrics.h"
-#include "common/trade.h"
+#include "event/trade.h"
 
 typedef struct tf_ws_item {
     tf_trade t;
@@ -41,21 +39,6 @@ typedef struct tf_ws_batch {
     size_t n;
     tf_ws_item items[];
 } tf_ws_batch;
-
-/*
- * Decodes one stock.stock_trades envelope. Returns 1 with *it filled for an
- * insert ("c") of a valid trade, 0 for other ops (snapshot read, update,
- * delete, truncate: not live ticks), -1 when malformed (a static reason in
- * *why).
- */
-int tf_ws_decode_trade(const char *json, size_t len, tf_ws_item *it, const char **why);
-
-typedef struct tf_ws_dedup tf_ws_dedup;
-tf_ws_dedup *tf_ws_dedup_new(void);
-void tf_ws_dedup_free(tf_ws_dedup *d);
-/* Returns 1 when (partition, lsn, id) is new (and records it), 0 for a
- * duplicate, -1 out of memory. lsn 0 = unknown. */
-int tf_ws_dedup_check(tf_ws_dedup *d, int32_t partition, uint64_t lsn, int64_t id);
 
 /* The feed thread. deliver(ud, batch) runs on the loop thread via post(),
  * owning the batch. */

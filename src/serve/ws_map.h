@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "common/trade.h"
+#include "event/trade.h"
 
 typedef struct tf_ws_map tf_ws_map;
 

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/trade.h"
+#include "event/trade.h"
 #include "serve/ws_candle.h"
 
 #define TF_WS_MIN_INTERVAL_MS 10

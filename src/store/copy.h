@@ -30,7 +30,7 @@
 #include <libpq-fe.h>
 
 #include "common/metrics.h"
-#include "common/trade.h"
+#include "event/trade.h"
 
 typedef struct tf_copy tf_copy;
 

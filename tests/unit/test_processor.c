@@ -14,7 +14,7 @@
 #include "bus/bus.h"
 #include "common/util.h"
 #include "ingest/gen.h"
-#include "process/dbz_trade.h"
+#include "event/dbz.h"
 #include "process/processor.h"
 #include "tf_test.h"
 

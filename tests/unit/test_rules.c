@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/gen.h"
 #include "process/rules.h"
 #include "tf_test.h"
 

@@ -1,8 +1,9 @@
 /*
  * test_window.c - sliding windows, the watermark reorder buffer (in-order,
- * out-of-order, late and too-late trades) and the recent-id set.
+ * out-of-order, late and too-late trades) and the 1-minute bars.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,8 @@
 #include "tf_test.h"
 
 #define SEC 1000000LL
+
+static int64_t tf_floor_div_test(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 
 static void test_win(void)
 {
@@ -217,49 +220,255 @@ static void test_partitions(void)
     tf_reorder_free(r);
 }
 
-static void test_idset(void)
-{
-    tf_idset *s = tf_idset_new(100); /* rounds to 128 */
-    TF_CHECK(s != NULL);
-    TF_EQ_INT(tf_idset_check_add(s, 0), 0);
-    TF_EQ_INT(tf_idset_check_add(s, 0), 0); /* 0 never de-duplicated */
-    TF_EQ_INT(tf_idset_check_add(s, 42), 0);
-    TF_EQ_INT(tf_idset_check_add(s, 42), 1);
-    for (int64_t i = 1000; i < 1127; i++) tf_idset_check_add(s, i);
-    /* 42 + 127 = 128 ids: all still there */
-    TF_EQ_INT(tf_idset_check_add(s, 42), 1);
-    TF_EQ_INT(tf_idset_check_add(s, 1126), 1);
-    tf_idset_check_add(s, 5000); /* evicts the oldest: 42 */
-    TF_EQ_INT(tf_idset_check_add(s, 1000), 1);
-    TF_EQ_INT(tf_idset_check_add(s, 42), 0); /* forgotten, added again (evicting 1000) */
-    tf_idset_free(s);
 
-    /* against a reference model: the last `cap` distinct ids are remembered */
-    s = tf_idset_new(1024);
-    int64_t *fifo = calloc(1024, sizeof *fifo);
-    int head = 0, n = 0, bad = 0;
-    uint64_t seed = 99;
-    for (int i = 0; i < 40000; i++) {
-        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        int64_t id = 1 + (int64_t)((seed >> 33) % 3000);
-        int inref = 0;
-        for (int k = 0; k < n; k++)
-            if (fifo[(head + k) % 1024] == id) inref = 1;
-        int got = tf_idset_check_add(s, id);
-        if (got != inref) bad++;
-        if (!inref) {
-            if (n == 1024) {
-                head = (head + 1) % 1024;
-                n--;
-            }
-            fifo[(head + n) % 1024] = id;
-            n++;
-        }
+/* ---- 1-minute bars ------------------------------------------------------ */
+
+#define MAXB 256
+
+typedef struct bar_log {
+    int n, revisions;
+    tf_bar last[MAXB]; /* the last emission per (ticker, market, start) */
+    int64_t first_wm[MAXB];
+    int64_t wm;        /* the watermark of the advance in progress */
+    int unordered;     /* emissions of one advance out of (start, ticker, market) order */
+    tf_bar prev;
+    int64_t prev_wm;
+} bar_log;
+
+static int same_bar(const tf_bar *a, const tf_bar *b)
+{
+    return a->c.start_us == b->c.start_us && !strcmp(a->ticker, b->ticker) && !strcmp(a->market, b->market);
+}
+
+static void on_bar(void *ctx, const tf_bar *b)
+{
+    bar_log *g = ctx;
+    if (g->prev_wm == g->wm && g->n) {
+        int r = g->prev.c.start_us < b->c.start_us ? -1 : g->prev.c.start_us > b->c.start_us ? 1 : 0;
+        if (!r) r = strcmp(g->prev.ticker, b->ticker);
+        if (!r) r = strcmp(g->prev.market, b->market);
+        if (r > 0) g->unordered++;
     }
-    TF_EQ_INT(bad, 0);
-    free(fifo);
-    tf_idset_free(s);
-    tf_idset_free(NULL);
+    g->prev = *b;
+    g->prev_wm = g->wm;
+    if (b->c.revised) g->revisions++;
+    for (int i = 0; i < g->n; i++)
+        if (same_bar(&g->last[i], b)) {
+            g->last[i] = *b;
+            return;
+        }
+    if (g->n < MAXB) {
+        g->first_wm[g->n] = g->wm;
+        g->last[g->n++] = *b;
+    }
+}
+
+/* The processor's path: reorder, then the released and the late-accepted
+ * trades into bars, then advance to the watermark. Returns the reorder's
+ * verdict. */
+static int feed(tf_reorder *r, tf_bars *b, bar_log *g, const tf_trade *t)
+{
+    int rc = tf_reorder_push(r, t, 0, t->id);
+    if (rc == TF_RO_LATE) {
+        int a = tf_bars_add(b, t); /* into an emitted bar (2) or one not seen yet (0), never refused */
+        TF_CHECK(a == 0 || a == 2);
+    }
+    tf_ro_item it;
+    while (tf_reorder_pop(r, &it)) TF_CHECK(tf_bars_add(b, &it.tr) >= 0);
+    g->wm = tf_reorder_watermark(r);
+    tf_bars_advance(b, g->wm);
+    return rc;
+}
+
+/* A bar computed directly from its trades (independent of event/candle.c). */
+static void direct(const tf_trade *tr, const int *ok, int n, const char *tk, const char *mk, int64_t start,
+                   tf_candle *c)
+{
+    memset(c, 0, sizeof *c);
+    int64_t ok_us = 0, ok_id = 0, ck_us = 0, ck_id = 0;
+    __int128 pv = 0;
+    for (int i = 0; i < n; i++) {
+        const tf_trade *t = &tr[i];
+        if (!ok[i] || strcmp(t->ticker, tk) || strcmp(t->market, mk)) continue;
+        if (t->event_us < start || t->event_us >= start + 60 * SEC) continue;
+        if (c->count == 0 || t->price_e4 > c->high_e4) c->high_e4 = t->price_e4;
+        if (c->count == 0 || t->price_e4 < c->low_e4) c->low_e4 = t->price_e4;
+        if (c->count == 0 || t->event_us < ok_us || (t->event_us == ok_us && t->id < ok_id))
+            ok_us = t->event_us, ok_id = t->id, c->open_e4 = t->price_e4;
+        if (c->count == 0 || t->event_us > ck_us || (t->event_us == ck_us && t->id > ck_id))
+            ck_us = t->event_us, ck_id = t->id, c->close_e4 = t->price_e4;
+        c->count++;
+        c->volume += t->quantity;
+        if (t->side == 'B') c->buy_volume += t->quantity;
+        else c->sell_volume += t->quantity;
+        pv += (__int128)t->price_e4 * t->quantity;
+    }
+    c->pv_lo = (uint64_t)(c->volume ? (pv * 2 + c->volume) / (2 * c->volume) : 0); /* vwap, half up */
+}
+
+static void check_bars(const tf_trade *tr, const int *ok, int n, const bar_log *g)
+{
+    /* every accepted trade's bar was emitted, and equals the direct computation */
+    int missing = 0, wrong = 0, early = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        int64_t start = tf_floor_div_test(tr[i].event_us, 60 * SEC) * 60 * SEC;
+        int found = -1;
+        for (int k = 0; k < g->n; k++)
+            if (g->last[k].c.start_us == start && !strcmp(g->last[k].ticker, tr[i].ticker) &&
+                !strcmp(g->last[k].market, tr[i].market))
+                found = k;
+        if (found < 0) {
+            missing++;
+            continue;
+        }
+        const tf_bar *b = &g->last[found];
+        tf_candle d;
+        direct(tr, ok, n, b->ticker, b->market, start, &d);
+        if (b->c.open_e4 != d.open_e4 || b->c.high_e4 != d.high_e4 || b->c.low_e4 != d.low_e4 ||
+            b->c.close_e4 != d.close_e4 || b->c.volume != d.volume || b->c.count != d.count ||
+            b->c.buy_volume != d.buy_volume || b->c.sell_volume != d.sell_volume ||
+            tf_candle_vwap_e4(&b->c) != (int64_t)d.pv_lo || b->c.interval_ms != 60000) {
+            if (!wrong)
+                fprintf(stderr, "bar %s/%s@%lld: got o%lld h%lld l%lld c%lld v%lld n%lld, want o%lld h%lld l%lld c%lld v%lld n%lld\n",
+                        b->ticker, b->market, (long long)start, (long long)b->c.open_e4, (long long)b->c.high_e4,
+                        (long long)b->c.low_e4, (long long)b->c.close_e4, (long long)b->c.volume,
+                        (long long)b->c.count, (long long)d.open_e4, (long long)d.high_e4, (long long)d.low_e4,
+                        (long long)d.close_e4, (long long)d.volume, (long long)d.count);
+            wrong++;
+        }
+        if (g->first_wm[found] < start + 60 * SEC) early++;
+    }
+    TF_EQ_INT(missing, 0);
+    TF_EQ_INT(wrong, 0);
+    TF_EQ_INT(early, 0);
+    TF_EQ_INT(g->unordered, 0);
+}
+
+static tf_trade bt(int64_t id, const char *tk, const char *mk, int64_t px, int64_t q, int64_t us, char side)
+{
+    tf_trade t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    snprintf(t.ticker, sizeof t.ticker, "%s", tk);
+    snprintf(t.market, sizeof t.market, "%s", mk);
+    t.price_e4 = px;
+    t.quantity = q;
+    t.event_us = us;
+    t.side = side;
+    return t;
+}
+
+static void test_bars_hand(void)
+{
+    const int64_t M = 60 * SEC, T0 = 1763890200LL * SEC - (1763890200LL * SEC) % M; /* a minute start */
+    const int64_t OOO = 2 * SEC, LATE = 30 * SEC;
+    tf_reorder *r = tf_reorder_new(OOO, LATE);
+    bar_log *g = calloc(1, sizeof *g);
+    tf_bars *b = tf_bars_new(60000, LATE, on_bar, g);
+    TF_CHECK(r && g && b);
+    tf_trade tr[] = {
+        bt(1, "AAPL", "NASDAQ", 1000000, 10, T0 + 1 * SEC, 'B'),
+        bt(3, "AAPL", "NASDAQ", 1010000, 5, T0 + 3 * SEC, 'S'),
+        bt(2, "AAPL", "NASDAQ", 990000, 7, T0 + 2 * SEC, 'B'),        /* out of order, within ooo */
+        bt(4, "AAPL", "NYSE", 2000000, 1, T0 + 4 * SEC, 'S'),         /* same ticker, other market */
+        bt(5, "005930", "KOSPI", 710000000, 3, T0 + 59 * SEC, 'B'),
+        bt(6, "AAPL", "NASDAQ", 1020000, 2, T0 + M + 1 * SEC, 'B'),    /* next minute */
+        bt(7, "AAPL", "NASDAQ", 1030000, 4, T0 + M + 5 * SEC, 'S'),    /* wm = T0+M+3s: minute 0 closes */
+        bt(8, "AAPL", "NASDAQ", 980000, 6, T0 + 58 * SEC, 'S'),        /* late, within lateness: revision */
+        bt(9, "AAPL", "NASDAQ", 1000000, 1, T0 + 59 * SEC + 999999, 'B'), /* late, same minute: and the close */
+        bt(10, "AAPL", "NASDAQ", 1040000, 1, T0 + 2 * M + 40 * SEC, 'B'),  /* wm = T0+2M+38s */
+        bt(11, "AAPL", "NASDAQ", 1, 1000, T0 + 1 * SEC, 'B'),          /* beyond lateness: in no bar */
+        bt(12, "AAPL", "NASDAQ", 1050000, 1, T0 + 4 * M, 'S'),         /* wm = T0+4M-2s: minute 2 done */
+    };
+    int n = (int)(sizeof tr / sizeof *tr), ok[16];
+    int verdict[16];
+    for (int i = 0; i < n; i++) {
+        verdict[i] = feed(r, b, g, &tr[i]);
+        ok[i] = verdict[i] == TF_RO_BUFFERED || verdict[i] == TF_RO_LATE;
+    }
+    TF_EQ_INT(verdict[7], TF_RO_LATE);
+    TF_EQ_INT(verdict[8], TF_RO_LATE);
+    TF_EQ_INT(verdict[10], TF_RO_TOO_LATE);
+    /* minute 0 was emitted before the late trades came, then revised once
+     * when the watermark passed its end + lateness (at trade 10) */
+    TF_EQ_INT(g->revisions, 1);
+    int k0 = -1;
+    for (int i = 0; i < g->n; i++)
+        if (g->last[i].c.start_us == T0 && !strcmp(g->last[i].market, "NASDAQ")) k0 = i;
+    TF_CHECK(k0 >= 0);
+    TF_EQ_INT(g->last[k0].c.revised, 1);
+    TF_EQ_INT(g->first_wm[k0], T0 + M + 3 * SEC);
+    TF_EQ_INT(g->last[k0].c.open_e4, 1000000);
+    TF_EQ_INT(g->last[k0].c.close_e4, 1000000); /* trade 9, the latest event time */
+    TF_EQ_INT(g->last[k0].c.low_e4, 980000);
+    TF_EQ_INT(g->last[k0].c.count, 5);
+    TF_EQ_INT(g->last[k0].c.partial, 1); /* began before the first trade the builder saw */
+    for (int i = 0; i < g->n; i++)
+        if (g->last[i].c.start_us > T0) TF_EQ_INT(g->last[i].c.partial, 0);
+    /* the minute in progress (trade 12's) is not emitted */
+    for (int i = 0; i < g->n; i++) TF_CHECK(g->last[i].c.start_us < T0 + 4 * M);
+    TF_EQ_INT(g->n, 5); /* NASDAQ m0, m1, m2; NYSE m0; KOSPI m0 */
+    ok[11] = 0;         /* not emitted: leave it out of the comparison */
+    check_bars(tr, ok, n, g);
+    /* a trade for a final bar is refused */
+    tf_trade old = bt(13, "AAPL", "NYSE", 1, 1, T0 + 2 * SEC, 'B');
+    TF_EQ_INT(tf_bars_add(b, &old), 1);
+    tf_bars_free(b);
+    tf_bars_free(NULL);
+    tf_reorder_free(r);
+    free(g);
+}
+
+/* Many trades, random arrival disorder up to beyond the lateness: the
+ * last emission of every bar equals the direct computation over the trades
+ * the reorder accepted. */
+static void test_bars_random(void)
+{
+    const int64_t OOO = 2 * SEC, LATE = 20 * SEC, M = 60 * SEC, T0 = 1000 * M;
+    const int N = 3000;
+    tf_trade *tr = calloc((size_t)N, sizeof *tr);
+    int *ok = calloc((size_t)N, sizeof *ok);
+    bar_log *g = calloc(1, sizeof *g);
+    tf_reorder *r = tf_reorder_new(OOO, LATE);
+    tf_bars *b = tf_bars_new(60000, LATE, on_bar, g);
+    TF_CHECK(tr && ok && g && r && b);
+    static const char *const tks[] = {"AAPL", "MSFT", "005930"};
+    static const char *const mks[] = {"NASDAQ", "NYSE", "KOSPI"};
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t x = seed >> 11;
+        int64_t base = T0 + (int64_t)i * (10 * M / N);          /* 10 minutes */
+        int64_t jitter = (int64_t)(x % 1000) < 900 ? (int64_t)(x % (OOO)) : (int64_t)(x % (LATE + 10 * SEC));
+        int k = (int)(x % 3);
+        tr[i] = bt(i + 1, tks[k], k == 2 ? mks[2] : mks[(x >> 8) & 1],
+                   1000000 + (int64_t)((x >> 16) % 5000), 1 + (int64_t)((x >> 24) % 50), base - jitter,
+                   (x >> 30) & 1 ? 'B' : 'S');
+    }
+    int late = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        int v = feed(r, b, g, &tr[i]);
+        ok[i] = v == TF_RO_BUFFERED || v == TF_RO_LATE;
+        late += v == TF_RO_LATE;
+        refused += v == TF_RO_TOO_LATE;
+    }
+    /* finish: everything released, every bar final */
+    tf_reorder_flush(r);
+    tf_ro_item it;
+    while (tf_reorder_pop(r, &it)) tf_bars_add(b, &it.tr);
+    g->wm = INT64_MAX;
+    tf_bars_advance(b, INT64_MAX);
+    TF_EQ_INT(tf_bars_open(b), 0);
+    TF_CHECK(late > 10);    /* the sequence exercises both paths */
+    TF_CHECK(refused > 10);
+    TF_CHECK(g->revisions > 0);
+    check_bars(tr, ok, N, g);
+    tf_bars_free(b);
+    tf_reorder_free(r);
+    free(tr);
+    free(ok);
+    free(g);
 }
 
 int main(void)
@@ -267,6 +476,7 @@ int main(void)
     test_win();
     test_reorder();
     test_partitions();
-    test_idset();
+    test_bars_hand();
+    test_bars_random();
     TF_TEST_MAIN_END();
 }

@@ -1,4 +1,4 @@
-/* test_ws_candle.c - candle arithmetic and the per-interval aggregator
+/* test_ws_candle.c - the WebSocket per-interval candle aggregator
  * (serve/ws_candle.c), plus the ticker map (serve/ws_map.c). */
 #include "serve/ws_candle.h"
 
@@ -21,62 +21,6 @@ static tf_trade mk(int64_t id, const char *tk, int64_t price_e4, int64_t qty, in
     t.event_us = ev_us;
     t.side = side;
     return t;
-}
-
-static void bucket(void)
-{
-    TF_EQ_INT(tf_candle_bucket(1000, 0), 0);
-    TF_EQ_INT(tf_candle_bucket(1000, 999999), 0);
-    TF_EQ_INT(tf_candle_bucket(1000, 1000000), 1000000);
-    TF_EQ_INT(tf_candle_bucket(1000, -1), -1000000);
-    TF_EQ_INT(tf_candle_bucket(250, 1763890200123456LL), 1763890200000000LL);
-    TF_EQ_INT(tf_candle_bucket(60000, 1763890219999999LL), 1763890200000000LL);
-}
-
-static void candle_math(void)
-{
-    tf_candle c;
-    int64_t t0 = 1763890200000000LL;
-    tf_candle_init(&c, 1000, t0 + 5);
-    TF_EQ_INT(c.start_us, t0);
-    /* added out of event order: open/close follow (event_time, id) */
-    tf_trade a = mk(3, "AAPL", 1892500, 100, t0 + 300, 'B');
-    tf_trade b = mk(1, "AAPL", 1894000, 50, t0 + 100, 'S');
-    tf_trade d = mk(2, "AAPL", 1891000, 30, t0 + 900, 'B');
-    tf_trade e = mk(4, "AAPL", 1893000, 20, t0 + 900, 'S'); /* same time, higher id: close */
-    tf_candle_add(&c, &a);
-    tf_candle_add(&c, &b);
-    tf_candle_add(&c, &d);
-    tf_candle_add(&c, &e);
-    TF_EQ_INT(c.open_e4, 1894000);
-    TF_EQ_INT(c.close_e4, 1893000);
-    TF_EQ_INT(c.high_e4, 1894000);
-    TF_EQ_INT(c.low_e4, 1891000);
-    TF_EQ_INT(c.volume, 200);
-    TF_EQ_INT(c.count, 4);
-    TF_EQ_INT(c.buy_volume, 130);
-    TF_EQ_INT(c.sell_volume, 70);
-    /* vwap = (189.25*100 + 189.40*50 + 189.10*30 + 189.30*20) / 200 = 37854 / 200 = 189.2700 */
-    TF_EQ_INT(tf_candle_vwap_e4(&c), 1892700);
-
-    /* rounding half up: (1.0000*1 + 1.0001*1)/2 = 1.00005 -> 1.0001 */
-    tf_candle_init(&c, 1000, 0);
-    tf_trade x = mk(1, "X", 10000, 1, 0, 'B'), y = mk(2, "X", 10001, 1, 0, 'B');
-    tf_candle_add(&c, &x);
-    tf_candle_add(&c, &y);
-    TF_EQ_INT(tf_candle_vwap_e4(&c), 10001);
-    /* 1/3 rounding down: (1*2 + 2*1)/3 = 1.3333.. */
-    tf_candle_init(&c, 1000, 0);
-    tf_trade p = mk(1, "X", 10000, 2, 0, 'B'), q = mk(2, "X", 20000, 1, 0, 'S');
-    tf_candle_add(&c, &p);
-    tf_candle_add(&c, &q);
-    TF_EQ_INT(tf_candle_vwap_e4(&c), 13333);
-    /* no 64-bit overflow: price 10^13 x qty 10^9 */
-    tf_candle_init(&c, 1000, 0);
-    tf_trade h = mk(1, "X", 100000000000000000LL, 1000000000LL, 0, 'B');
-    tf_candle_add(&c, &h);
-    tf_candle_add(&c, &h);
-    TF_EQ_INT(tf_candle_vwap_e4(&c), 100000000000000000LL);
 }
 
 typedef struct got {
@@ -213,8 +157,6 @@ static void map(void)
 
 int main(void)
 {
-    bucket();
-    candle_math();
     aggregator();
     map();
     TF_TEST_MAIN_END();

@@ -1,7 +1,6 @@
 /* test_ws_msg.c - client command parser and server message encoders
- * (serve/ws_msg.c), Debezium decoding and replay de-duplication
- * (serve/ws_feed.c). */
-#include "serve/ws_feed.h"
+ * (serve/ws_msg.c). The feed's decoding and de-duplication are
+ * event/dbz.c's and event/dedup.c's (test_dbz.c, test_dedup.c). */
 #include "serve/ws_msg.h"
 
 #include <stdio.h>
@@ -139,78 +138,9 @@ static void encoders(void)
     TF_EQ_STR(b, "{\"type\":\"lagged\",\"dropped\":42}");
 }
 
-static const char *ENV =
-    "{\"before\":null,\"after\":{\"id\":7,\"ticker\":\"AAPL\",\"market_code\":\"NASDAQ\",\"trade_type\":\"SELL\","
-    "\"price\":\"189.2500\",\"quantity\":100,\"event_time\":\"2025-11-23T09:30:00.123456Z\"},"
-    "\"source\":{\"ts_ms\":1763890200123,\"lsn\":24023128},\"op\":\"c\",\"ts_ms\":1763890200130}";
-
-static void decode(void)
-{
-    tf_ws_item it;
-    const char *why;
-    TF_EQ_INT(tf_ws_decode_trade(ENV, strlen(ENV), &it, &why), 1);
-    TF_EQ_INT(it.t.id, 7);
-    TF_EQ_STR(it.t.ticker, "AAPL");
-    TF_EQ_STR(it.t.market, "NASDAQ");
-    TF_EQ_INT(it.t.side, 'S');
-    TF_EQ_INT(it.t.price_e4, 1892500);
-    TF_EQ_INT(it.t.quantity, 100);
-    TF_EQ_INT(it.t.event_us, 1763890200123456LL);
-    TF_EQ_INT(it.commit_ts_ms, 1763890200123LL);
-    const char *upd = "{\"before\":null,\"after\":{\"id\":7},\"source\":{},\"op\":\"u\"}";
-    TF_EQ_INT(tf_ws_decode_trade(upd, strlen(upd), &it, &why), 0);
-    const char *snap = "{\"before\":null,\"after\":{\"id\":7},\"source\":{},\"op\":\"r\"}";
-    TF_EQ_INT(tf_ws_decode_trade(snap, strlen(snap), &it, &why), 0);
-    const char *bad[] = {"", "null", "{\"op\":\"c\"}", "{\"op\":\"c\",\"after\":{},\"source\":{}}",
-                         "{\"op\":\"c\",\"after\":{\"id\":1,\"ticker\":\"A\",\"market_code\":\"X\",\"trade_type\":\"HOLD\"},\"source\":{}}"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        TF_EQ_INT(tf_ws_decode_trade(bad[i], strlen(bad[i]), &it, &why), -1);
-    /* every truncated prefix is rejected */
-    int rejected = 0;
-    for (size_t k = 0; k < strlen(ENV); k++) rejected += tf_ws_decode_trade(ENV, k, &it, &why) == -1;
-    TF_EQ_INT(rejected, (long long)strlen(ENV));
-}
-
-static void dedup(void)
-{
-    tf_ws_dedup *d = tf_ws_dedup_new();
-    /* tx at lsn 100 with ids 1..3, tx at 200 with ids 4..5 */
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 100, 1), 1);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 100, 2), 1);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 100, 3), 1);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 200, 4), 1);
-    /* CDC restart: replay from lsn 100 */
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 100, 1), 0);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 100, 3), 0);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 200, 4), 0);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 200, 5), 1); /* rest of the tx, first seen now */
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 300, 6), 1);
-    /* another partition is independent (its order is its own) */
-    TF_EQ_INT(tf_ws_dedup_check(d, 3, 150, 7), 1);
-    TF_EQ_INT(tf_ws_dedup_check(d, 3, 150, 7), 0);
-    /* big transaction then the set shrinks */
-    int fresh = 0;
-    for (int64_t i = 0; i < 20000; i++) fresh += tf_ws_dedup_check(d, 0, 400, 1000 + i);
-    TF_EQ_INT(fresh, 20000);
-    int again = 0;
-    for (int64_t i = 0; i < 20000; i++) again += tf_ws_dedup_check(d, 0, 400, 1000 + i);
-    TF_EQ_INT(again, 0);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 500, 1), 1);
-    /* no LSN: recent-id window */
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 0, 99), 1);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 0, 99), 0);
-    int win = 0;
-    for (int64_t i = 0; i < 100000; i++) win += tf_ws_dedup_check(d, 0, 0, 100000 + i);
-    TF_EQ_INT(win, 100000);
-    TF_EQ_INT(tf_ws_dedup_check(d, 0, 0, 199999), 0);
-    tf_ws_dedup_free(d);
-}
-
 int main(void)
 {
     commands();
     encoders();
-    decode();
-    dedup();
     TF_TEST_MAIN_END();
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "process/dbz_trade.h"
+#include "event/dbz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

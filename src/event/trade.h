@@ -7,8 +7,8 @@
  * epoch, UTC (PostgreSQL keeps microseconds since 2000-01-01; the store layer
  * converts).
  */
-#ifndef TF_TRADE_H
-#define TF_TRADE_H
+#ifndef TF_EVENT_TRADE_H
+#define TF_EVENT_TRADE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +31,9 @@ typedef struct tf_trade {
 int tf_ticker_valid(const char *s, size_t len);
 /* Returns 1 for KOSPI, KOSDAQ, NASDAQ, NYSE. */
 int tf_market_valid(const char *s, size_t len);
+
+/* Exchange tick size (x10^4) at a price: the KRX ladder in KRW for KOSPI and
+ * KOSDAQ, 0.01 USD (0.0001 below 1 USD) for NASDAQ and NYSE. */
+int64_t tf_tick_size_e4(const char *market, int64_t price_e4);
 
 #endif

@@ -1,5 +1,5 @@
-/* trade.c - validation of the identifiers a trade carries. */
-#include "common/trade.h"
+/* trade.c - the identifiers a trade carries and its market's tick size. */
+#include "event/trade.h"
 
 #include <string.h>
 
@@ -19,4 +19,16 @@ int tf_market_valid(const char *s, size_t len)
     for (size_t i = 0; i < sizeof markets / sizeof *markets; i++)
         if (strlen(markets[i]) == len && memcmp(markets[i], s, len) == 0) return 1;
     return 0;
+}
+
+int64_t tf_tick_size_e4(const char *market, int64_t price_e4)
+{
+    if (market[0] == 'K') {
+        /* KRX unified ladder (KOSPI and KOSDAQ, since 2023), in KRW. */
+        int64_t p = price_e4 / TF_PRICE_SCALE;
+        int64_t t = p < 2000 ? 1 : p < 5000 ? 5 : p < 20000 ? 10 : p < 50000 ? 50 : p < 200000 ? 100
+                  : p < 500000 ? 500 : 1000;
+        return t * TF_PRICE_SCALE;
+    }
+    return price_e4 < TF_PRICE_SCALE ? 1 : 100; /* 0.0001 below 1 USD, else 0.01 */
 }

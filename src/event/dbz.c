@@ -1,0 +1,676 @@
+/*
+ * dbz.c - the Debezium trade envelope: encoder, then the fast decoder (see
+ * dbz.h for the format and what the decoder accepts).
+ */
+#include "event/dbz.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- encoder ----------------------------------------------------------- */
+
+/* PostgreSQL type oids we render specially (pg_type.dat). */
+#define OID_BOOL 16
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_OID 26
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+#define OID_TIMESTAMP 1114
+#define OID_TIMESTAMPTZ 1184
+#define OID_NUMERIC 1700
+
+static int put(tf_sbuf *b, const char *s, size_t n)
+{
+    tf_sbuf_add(b, s, n);
+    return b->oom ? -1 : 0;
+}
+
+static int puts_(tf_sbuf *b, const char *s)
+{
+    return put(b, s, strlen(s));
+}
+
+static int put_str(tf_sbuf *b, const char *s, size_t n)
+{
+    if (tf_sbuf_reserve(b, n * 6 + 2) < 0)
+        return -1;
+    b->b[b->len++] = '"';
+    int w = tf_json_escape(s, n, b->b + b->len, b->cap - b->len);
+    if (w < 0)
+        return -1;
+    b->len += (size_t)w;
+    b->b[b->len++] = '"';
+    b->b[b->len] = '\0';
+    return 0;
+}
+
+static int put_i64(tf_sbuf *b, int64_t v)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return put(b, p, (size_t)(e - p));
+}
+
+static int is_json_number(const char *s, size_t n)
+{
+    /* -?digits(.digits)?([eE][+-]?digits)? */
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    size_t d0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == d0 || (s[d0] == '0' && i - d0 > 1))
+        return 0;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f0)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t e0 = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == e0)
+            return 0;
+    }
+    return i == n;
+}
+
+static int put_value(tf_sbuf *b, uint32_t type, const tf_dbz_val *v)
+{
+    if (v->kind == 'n')
+        return puts_(b, "null");
+    if (v->kind == 'u')
+        return puts_(b, "\"__debezium_unavailable_value\"");
+    const char *s = v->data;
+    size_t n = v->len;
+    if (v->kind == 't') {
+        switch (type) {
+        case OID_INT2:
+        case OID_INT4:
+        case OID_INT8:
+        case OID_OID:
+        case OID_FLOAT4:
+        case OID_FLOAT8:
+            if (is_json_number(s, n))
+                return put(b, s, n);
+            break; /* NaN, Infinity: a string */
+        case OID_BOOL:
+            if (n == 1 && (s[0] == 't' || s[0] == 'f'))
+                return puts_(b, s[0] == 't' ? "true" : "false");
+            break;
+        case OID_TIMESTAMPTZ:
+        case OID_TIMESTAMP: {
+            int64_t us;
+            if (tf_parse_iso_us(s, n, &us) == 0) {
+                char iso[40];
+                size_t k = tf_fmt_iso_us(us, iso);
+                return put_str(b, iso, k);
+            }
+            break; /* infinity, BC dates: the server's text */
+        }
+        case OID_NUMERIC:
+        default:
+            break;
+        }
+    }
+    return put_str(b, s, n);
+}
+
+static int put_row(tf_sbuf *b, const tf_dbz_col *cols, int ncols, const tf_dbz_row *r)
+{
+    if (!r)
+        return puts_(b, "null");
+    if (r->ncols > ncols)
+        return -1;
+    if (puts_(b, "{") < 0)
+        return -1;
+    for (int i = 0; i < r->ncols; i++) {
+        if ((i && puts_(b, ",") < 0) || put_str(b, cols[i].name, strlen(cols[i].name)) < 0 ||
+            puts_(b, ":") < 0 || put_value(b, cols[i].type_oid, &r->v[i]) < 0)
+            return -1;
+    }
+    return puts_(b, "}");
+}
+
+int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols, const tf_dbz_row *before,
+                    const tf_dbz_row *after, const tf_dbz_source *src, int64_t now_ms)
+{
+    static const char *const snap[] = {"false", "true", "last"};
+    char opstr[2] = {op, 0};
+    out->len = 0;
+    out->oom = 0; /* a failed envelope before does not fail this one */
+    if (puts_(out, "{\"before\":") < 0 || put_row(out, cols, ncols, before) < 0 ||
+        puts_(out, ",\"after\":") < 0 || put_row(out, cols, ncols, after) < 0 ||
+        puts_(out, ",\"source\":{\"version\":") < 0 ||
+        put_str(out, src->version, strlen(src->version)) < 0 ||
+        puts_(out, ",\"connector\":\"postgresql\",\"name\":") < 0 ||
+        put_str(out, src->name, strlen(src->name)) < 0 || puts_(out, ",\"ts_ms\":") < 0 ||
+        put_i64(out, src->commit_ts_ms) < 0 || puts_(out, ",\"snapshot\":\"") < 0 ||
+        puts_(out, snap[src->snapshot < 0 || src->snapshot > 2 ? 0 : src->snapshot]) < 0 ||
+        puts_(out, "\",\"db\":") < 0 || put_str(out, src->db, strlen(src->db)) < 0 ||
+        puts_(out, ",\"schema\":") < 0 || put_str(out, src->schema, strlen(src->schema)) < 0 ||
+        puts_(out, ",\"table\":") < 0 || put_str(out, src->table, strlen(src->table)) < 0 ||
+        puts_(out, ",\"txId\":") < 0 || put_i64(out, src->xid) < 0 || puts_(out, ",\"lsn\":") < 0 ||
+        put_i64(out, (int64_t)src->lsn) < 0 || puts_(out, "},\"op\":\"") < 0 || puts_(out, opstr) < 0 ||
+        puts_(out, "\",\"ts_ms\":") < 0 || put_i64(out, now_ms) < 0 || puts_(out, "}") < 0)
+        return -1;
+    return 0;
+}
+
+int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_dbz_row *r, const char *name,
+                     const char **val, size_t *len)
+{
+    if (!r)
+        return 0;
+    for (int i = 0; i < r->ncols && i < ncols; i++) {
+        if (strcmp(cols[i].name, name) == 0) {
+            if (r->v[i].kind != 't')
+                return 0;
+            *val = r->v[i].data;
+            *len = r->v[i].len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The stock_trades columns as the migration creates them (store/schema.c);
+ * trade_type is text-rendered whatever its type. */
+static const tf_dbz_col trade_cols[] = {
+    {"id", OID_INT8},     {"ticker", 25},        {"market_code", 25},         {"trade_type", 25},
+    {"price", OID_NUMERIC}, {"quantity", OID_INT8}, {"event_time", OID_TIMESTAMPTZ},
+};
+
+int tf_dbz_encode_trade(const tf_trade *t, int64_t commit_ts_ms, uint64_t lsn, int64_t xid, char *buf,
+                        size_t cap)
+{
+    char id[24], price[40], qty[24], et[40];
+    int idn = snprintf(id, sizeof id, "%lld", (long long)t->id);
+    int qn = snprintf(qty, sizeof qty, "%lld", (long long)t->quantity);
+    size_t pn = tf_fmt_fixed(t->price_e4, 4, price);
+    size_t en = tf_fmt_iso_us(t->event_us, et);
+    const char *side = t->side == 'B' ? "BUY" : "SELL";
+    tf_dbz_val v[7] = {
+        {'t', id, (size_t)idn},       {'t', t->ticker, strlen(t->ticker)}, {'t', t->market, strlen(t->market)},
+        {'t', side, strlen(side)},    {'t', price, pn},                   {'t', qty, (size_t)qn},
+        {'t', et, en},
+    };
+    tf_dbz_row row = {7, v};
+    tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", commit_ts_ms, xid, lsn, 0};
+    tf_sbuf b = {0};
+    int n = -1;
+    if (tf_dbz_envelope(&b, 'c', trade_cols, 7, NULL, &row, &src, commit_ts_ms) == 0 && b.len < cap) {
+        memcpy(buf, b.b, b.len + 1);
+        n = (int)b.len;
+    }
+    free(b.b);
+    return n;
+}
+
+/* ---- decoder ----------------------------------------------------------- */
+
+#define MAX_DEPTH 32
+#define MAX_NUMBER 127
+
+typedef struct cur {
+    const char *p, *end;
+    const char *why;
+} cur;
+
+static const char *const UNSUP_ESC_KEY = "unsupported: escaped key in the envelope, after or source";
+static const char *const UNSUP_ESC_VAL = "unsupported: escaped string in a decoded field";
+static const char *const UNSUP_DUP = "unsupported: a decoded key appears twice";
+
+static int fail(cur *c, const char *why)
+{
+    if (!c->why) c->why = why;
+    return -1;
+}
+
+static void ws(cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t')) c->p++;
+}
+
+static int expect(cur *c, char ch)
+{
+    ws(c);
+    if (c->p >= c->end || *c->p != ch) return -1;
+    c->p++;
+    return 0;
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = s[i];
+        v <<= 4;
+        if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
+        else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The escapes of a string body (between the quotes) as jansson accepts
+ * them: \" \\ \/ \b \f \n \r \t \uXXXX, never \u0000, surrogates only as
+ * a high + low pair. */
+static int escapes_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') continue;
+        if (++i >= n) return 0;
+        if (s[i] && strchr("\"\\/bfnrt", s[i])) continue;
+        if (s[i] != 'u' || n - i - 1 < 4) return 0;
+        unsigned u;
+        if (hex4(s + i + 1, &u)) return 0;
+        i += 4;
+        if (u == 0 || (u >= 0xDC00 && u <= 0xDFFF)) return 0;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            unsigned lo;
+            if (n - i - 1 < 6 || s[i + 1] != '\\' || s[i + 2] != 'u' || hex4(s + i + 3, &lo) || lo < 0xDC00 ||
+                lo > 0xDFFF)
+                return 0;
+            i += 6;
+        }
+    }
+    return 1;
+}
+
+/* Reads a string at c->p (after ws). Returns the raw slice between the
+ * quotes; *escaped = 1 when it contains backslash escapes. Rejects what
+ * JSON rejects: raw control characters, invalid UTF-8, invalid escapes. */
+static int str(cur *c, const char **s, size_t *n, int *escaped)
+{
+    ws(c);
+    if (c->p >= c->end || *c->p != '"') return -1;
+    const char *b = ++c->p, *q = b;
+    int esc = 0;
+    for (;;) {
+        /* jump to the next quote; a backslash before it needs the slow path */
+        const char *e = memchr(q, '"', (size_t)(c->end - q));
+        if (!e) return -1;
+        const char *bs = memchr(q, '\\', (size_t)(e - q));
+        if (!bs) {
+            q = e;
+            break;
+        }
+        esc = 1;
+        q = bs + 2; /* skip the escaped character */
+        if (q > c->end) return -1;
+    }
+    unsigned char hi = 0;
+    for (const char *k = b; k < q; k++) {
+        unsigned char ch = (unsigned char)*k;
+        if (ch < 0x20) return -1;
+        hi |= ch;
+    }
+    if ((hi & 0x80) && !tf_utf8_valid((const unsigned char *)b, (size_t)(q - b))) return -1;
+    if (esc && !escapes_valid(b, (size_t)(q - b))) return -1;
+    *s = b;
+    *n = (size_t)(q - b);
+    if (escaped) *escaped = esc;
+    c->p = q + 1;
+    return 0;
+}
+
+/* A key of an object whose members we read: escapes are refused (we
+ * compare raw bytes). */
+static int key(cur *c, const char **k, size_t *kn)
+{
+    int esc;
+    if (str(c, k, kn, &esc) || expect(c, ':')) return -1;
+    if (esc) return fail(c, UNSUP_ESC_KEY);
+    return 0;
+}
+
+/* A number or literal token: the slice up to the next delimiter. */
+static int token(cur *c, const char **s, size_t *n)
+{
+    ws(c);
+    const char *q = c->p;
+    while (q < c->end && *q != ',' && *q != '}' && *q != ']' && *q != ' ' && *q != '\n' &&
+           *q != '\r' && *q != '\t')
+        q++;
+    if (q == c->p) return -1;
+    *s = c->p;
+    *n = (size_t)(q - c->p);
+    c->p = q;
+    return 0;
+}
+
+/* A JSON integer (-?(0|[1-9][0-9]*)) that fits int64, as jansson's
+ * json_is_integer needs. */
+static int json_int(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && s[i] == '-') neg = 1, i++;
+    if (i >= n || (s[i] == '0' && n - i > 1)) return -1;
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9 || v > (lim - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* Any JSON number jansson would accept: the grammar, integers within int64,
+ * reals that do not overflow a double. */
+static int json_number(cur *c, const char *s, size_t n)
+{
+    size_t i = 0;
+    int real = 0;
+    if (i < n && s[i] == '-') i++;
+    size_t d0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    if (i == d0 || (s[d0] == '0' && i - d0 > 1)) return -1;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == f0) return -1;
+        real = 1;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t e0 = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == e0) return -1;
+        real = 1;
+    }
+    if (i != n) return -1;
+    if (!real) {
+        int64_t v;
+        return json_int(s, n, &v);
+    }
+    if (n > MAX_NUMBER) return fail(c, "unsupported: number longer than 127 characters");
+    char tmp[MAX_NUMBER + 1];
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    errno = 0;
+    double d = strtod(tmp, NULL);
+    if (errno == ERANGE && isinf(d)) return -1;
+    return 0;
+}
+
+/* After a member or element: 1 on ',' (another follows), 0 on `close`
+ * (consumed), -1 on anything else. */
+static int next_member(cur *c, char close)
+{
+    ws(c);
+    if (c->p >= c->end) return -1;
+    if (*c->p == ',') {
+        c->p++;
+        return 1;
+    }
+    if (*c->p == close) {
+        c->p++;
+        return 0;
+    }
+    return -1;
+}
+
+static int skip_value(cur *c, int depth)
+{
+    ws(c);
+    if (c->p >= c->end) return -1;
+    const char *s;
+    size_t n;
+    if (*c->p == '"') return str(c, &s, &n, NULL);
+    if (*c->p == '{' || *c->p == '[') {
+        if (depth >= MAX_DEPTH) return fail(c, "unsupported: nesting deeper than 32");
+        char close = *c->p == '{' ? '}' : ']';
+        int obj = *c->p == '{';
+        c->p++;
+        ws(c);
+        if (c->p < c->end && *c->p == close) {
+            c->p++;
+            return 0;
+        }
+        for (;;) {
+            if (obj && (str(c, &s, &n, NULL) || expect(c, ':'))) return -1;
+            if (skip_value(c, depth + 1)) return -1;
+            int more = next_member(c, close);
+            if (more <= 0) return more;
+        }
+    }
+    if (token(c, &s, &n)) return -1;
+    if ((n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "true", 4))) || (n == 5 && !memcmp(s, "false", 5)))
+        return 0;
+    return json_number(c, s, n);
+}
+
+static int is_null(cur *c)
+{
+    ws(c);
+    if (c->end - c->p >= 4 && !memcmp(c->p, "null", 4)) {
+        c->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string value we decode: escapes refused (never in real envelopes). */
+static int plain_str(cur *c, const char **v, size_t *vn, const char *why)
+{
+    int esc;
+    if (str(c, v, vn, &esc)) return fail(c, why);
+    if (esc) return fail(c, UNSUP_ESC_VAL);
+    return 0;
+}
+
+/* Debezium's ZonedTimestamp shape: "YYYY-MM-DDTHH:MM:SS[.f]" + "Z" or
+ * "+HH:MM"; tf_parse_iso_us checks the digits and ranges. */
+static int iso_shape(const char *s, size_t n)
+{
+    if (n < 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':') return 0;
+    if (s[n - 1] == 'Z') return n == 20 || s[19] == '.';
+    return n >= 25 && (s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':' && (n == 25 || s[19] == '.');
+}
+
+#define KEY(k, lit) (k##n == sizeof(lit) - 1 && !memcmp(k, lit, sizeof(lit) - 1))
+
+enum { F_ID = 1, F_TICKER = 2, F_MARKET = 4, F_TYPE = 8, F_PRICE = 16, F_QTY = 32, F_TIME = 64, F_ALL = 127 };
+
+static int parse_after(cur *c, tf_trade *t)
+{
+    if (expect(c, '{')) return -1;
+    int have = 0;
+    ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return fail(c, "after: empty row");
+    }
+    for (;;) {
+        const char *k, *v;
+        size_t kn, vn;
+        int bit = 0;
+        if (key(c, &k, &kn)) return -1;
+        if (KEY(k, "id")) {
+            bit = F_ID;
+            if (token(c, &v, &vn) || json_int(v, vn, &t->id) || t->id <= 0)
+                return fail(c, "after.id: not a positive integer");
+        } else if (KEY(k, "ticker")) {
+            bit = F_TICKER;
+            if (plain_str(c, &v, &vn, "after.ticker: invalid")) return -1;
+            if (!tf_ticker_valid(v, vn)) return fail(c, "after.ticker: invalid");
+            memcpy(t->ticker, v, vn);
+            t->ticker[vn] = 0;
+        } else if (KEY(k, "market_code")) {
+            bit = F_MARKET;
+            if (plain_str(c, &v, &vn, "after.market_code: invalid")) return -1;
+            if (!tf_market_valid(v, vn)) return fail(c, "after.market_code: invalid");
+            memcpy(t->market, v, vn);
+            t->market[vn] = 0;
+        } else if (KEY(k, "trade_type")) {
+            bit = F_TYPE;
+            if (plain_str(c, &v, &vn, "after.trade_type: not BUY or SELL")) return -1;
+            if (!((vn == 3 && !memcmp(v, "BUY", 3)) || (vn == 4 && !memcmp(v, "SELL", 4))))
+                return fail(c, "after.trade_type: not BUY or SELL");
+            t->side = v[0] == 'B' ? 'B' : 'S';
+        } else if (KEY(k, "price")) {
+            bit = F_PRICE;
+            const char *why = "after.price: not a positive decimal with at most 4 fraction digits";
+            ws(c);
+            if (c->p < c->end && *c->p != '"') {
+                /* a bare JSON number: exact only as an integer (a real's
+                 * text is not what a double-based reader sees) */
+                int64_t whole;
+                if (token(c, &v, &vn)) return fail(c, why);
+                if (memchr(v, '.', vn) || memchr(v, 'e', vn) || memchr(v, 'E', vn)) {
+                    if (json_number(c, v, vn)) return fail(c, why);
+                    return fail(c, "unsupported: price as a JSON real (not exact)");
+                }
+                if (json_int(v, vn, &whole) || whole <= 0 || whole > INT64_MAX / TF_PRICE_SCALE)
+                    return fail(c, why);
+                t->price_e4 = whole * TF_PRICE_SCALE;
+            } else {
+                if (plain_str(c, &v, &vn, why)) return -1;
+                /* digits first and last: tf_parse_fixed's optional sign and
+                 * bare "." forms are not PostgreSQL numeric text */
+                if (vn == 0 || v[0] < '0' || v[0] > '9' || v[vn - 1] < '0' || v[vn - 1] > '9' ||
+                    tf_parse_fixed(v, vn, 4, &t->price_e4) || t->price_e4 <= 0)
+                    return fail(c, why);
+            }
+        } else if (KEY(k, "quantity")) {
+            bit = F_QTY;
+            if (token(c, &v, &vn) || json_int(v, vn, &t->quantity) || t->quantity <= 0)
+                return fail(c, "after.quantity: not a positive integer");
+        } else if (KEY(k, "event_time")) {
+            bit = F_TIME;
+            if (plain_str(c, &v, &vn, "after.event_time: not an ISO-8601 time")) return -1;
+            if (!iso_shape(v, vn) || tf_parse_iso_us(v, vn, &t->event_us))
+                return fail(c, "after.event_time: not an ISO-8601 time");
+        } else if (skip_value(c, 2)) {
+            return -1;
+        }
+        if (have & bit) return fail(c, UNSUP_DUP);
+        have |= bit;
+        int more = next_member(c, '}');
+        if (more < 0) return -1;
+        if (more == 0) break;
+    }
+    if (have != F_ALL) return fail(c, "after: missing trade columns");
+    return 0;
+}
+
+static int parse_source(cur *c, tf_dbz_trade *o)
+{
+    if (expect(c, '{')) return -1;
+    ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 0;
+    }
+    int have = 0;
+    for (;;) {
+        const char *k, *v;
+        size_t kn, vn;
+        if (key(c, &k, &kn)) return -1;
+        int bit = KEY(k, "lsn") ? 1 : KEY(k, "ts_ms") ? 2 : 0;
+        if (bit) {
+            int64_t x;
+            if (token(c, &v, &vn) || json_int(v, vn, &x)) return fail(c, "source: bad ts_ms / lsn");
+            if (have & bit) return fail(c, UNSUP_DUP);
+            if (bit == 1) o->lsn = (uint64_t)x;
+            else o->commit_ts_ms = x;
+            have |= bit;
+        } else if (skip_value(c, 2)) {
+            return -1;
+        }
+        int more = next_member(c, '}');
+        if (more <= 0) return more;
+    }
+}
+
+int tf_dbz_parse_trade(const char *buf, size_t len, tf_dbz_trade *o, const char **why)
+{
+    cur c = {buf, buf + len, NULL};
+    memset(o, 0, sizeof *o);
+    int have = 0, have_after = 0;
+    enum { K_OP = 1, K_AFTER = 2, K_SOURCE = 4 };
+    const char *w = "malformed JSON";
+    if (!buf || expect(&c, '{')) goto bad;
+    ws(&c);
+    if (c.p < c.end && *c.p == '}') {
+        w = "empty envelope";
+        goto bad;
+    }
+    for (;;) {
+        const char *k, *v;
+        size_t kn, vn;
+        int bit = 0;
+        if (key(&c, &k, &kn)) goto bad;
+        if (KEY(k, "after")) {
+            bit = K_AFTER;
+            if (!is_null(&c)) {
+                if (parse_after(&c, &o->tr)) goto bad;
+                have_after = 1;
+            }
+        } else if (KEY(k, "source")) {
+            bit = K_SOURCE;
+            if (!is_null(&c) && parse_source(&c, o)) goto bad;
+        } else if (KEY(k, "op")) {
+            bit = K_OP;
+            w = "op: not one of c u d r t";
+            if (plain_str(&c, &v, &vn, w) || vn != 1 || !strchr("cudrt", v[0])) goto bad;
+            o->op = v[0];
+        } else if (skip_value(&c, 1)) {
+            goto bad;
+        }
+        if (have & bit) {
+            fail(&c, UNSUP_DUP);
+            goto bad;
+        }
+        have |= bit;
+        int more = next_member(&c, '}');
+        if (more < 0) {
+            w = "malformed JSON";
+            goto bad;
+        }
+        if (more == 0) break;
+    }
+    ws(&c);
+    if (c.p != c.end && !(c.end - c.p == 1 && *c.p == 0)) {
+        w = "trailing bytes after the envelope";
+        goto bad;
+    }
+    if (!o->op) {
+        w = "op missing";
+        goto bad;
+    }
+    if (o->op == 'd' || o->op == 't') return TF_DBZ_SKIP;
+    if (!have_after) {
+        w = "after missing for an insert/update/read";
+        goto bad;
+    }
+    return TF_DBZ_TRADE;
+bad:
+    if (why) *why = c.why ? c.why : w;
+    return TF_DBZ_BAD;
+}
