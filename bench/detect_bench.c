@@ -47,7 +47,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ingest/gen.h"
-#include "process/dbz_trade.h"
+#include "event/dbz.h"
 #include "process/processor.h"
 #include "process/rules.h"
 #include "process/score.h"
