@@ -24,7 +24,8 @@
  *     UTF-8 without raw control characters, escapes are valid and never
  *     \u0000 or a lone surrogate, numbers follow the JSON grammar, integers
  *     fit int64 and reals do not overflow a double; one trailing NUL byte
- *     (a C string's terminator) is ignored;
+ *     (a C string's terminator) is ignored, any other NUL refused (jansson
+ *     skips one after a number or literal; RFC 8259 does not);
  *   - the top level is an object with op one of "c" "u" "d" "r" "t";
  *     "after", when not null, is an object holding the seven trade columns
  *     (id and quantity positive JSON integers; ticker and market_code as
