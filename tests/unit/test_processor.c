@@ -4,9 +4,12 @@
  * (replayed duplicates dropped by id), malformed messages and deletes are
  * counted and skipped, late trades are counted, anomalies are published to
  * stock.anomalies, and input is committed (the producer's delivery
- * callbacks all run) once the processor has finished with it.
+ * callbacks all run) once the processor has finished with it. The
+ * 1-minute bars it hands to on_bar equal the bars computed directly from
+ * the trades (replays not counted twice).
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +39,54 @@ static void on_anomaly(void *ctx, const tf_anomaly *a, const char *json, size_t 
     if (len > 10 && json[0] == '{') atomic_fetch_add(&anomalies_cb, 1);
 }
 
+#define MAX_BARS 128
+
+static tf_bar bars[MAX_BARS]; /* the last emission per (ticker, market, minute); processor thread */
+static int nbars, bar_calls;
+
+static void on_bar(void *ctx, const tf_bar *b)
+{
+    (void)ctx;
+    bar_calls++;
+    for (int i = 0; i < nbars; i++)
+        if (bars[i].c.start_us == b->c.start_us && !strcmp(bars[i].ticker, b->ticker) &&
+            !strcmp(bars[i].market, b->market)) {
+            bars[i] = *b;
+            return;
+        }
+    if (nbars < MAX_BARS) bars[nbars++] = *b;
+}
+
+/* Each emitted bar against its trades, computed here; returns mismatches. */
+static int check_bars(const tf_trade *tr, size_t n)
+{
+    int bad = 0;
+    for (int k = 0; k < nbars; k++) {
+        const tf_bar *b = &bars[k];
+        int64_t o = 0, h = 0, l = 0, c = 0, v = 0, cnt = 0, oi = 0, ou = 0, ci = 0, cu = 0;
+        for (size_t i = 0; i < n; i++) {
+            const tf_trade *t = &tr[i];
+            if (strcmp(t->ticker, b->ticker) || strcmp(t->market, b->market) || t->event_us < b->c.start_us ||
+                t->event_us >= b->c.start_us + 60000000)
+                continue;
+            if (!cnt || t->price_e4 > h) h = t->price_e4;
+            if (!cnt || t->price_e4 < l) l = t->price_e4;
+            if (!cnt || t->event_us < ou || (t->event_us == ou && t->id < oi)) o = t->price_e4, ou = t->event_us, oi = t->id;
+            if (!cnt || t->event_us > cu || (t->event_us == cu && t->id > ci)) c = t->price_e4, cu = t->event_us, ci = t->id;
+            v += t->quantity;
+            cnt++;
+        }
+        if (b->c.open_e4 != o || b->c.high_e4 != h || b->c.low_e4 != l || b->c.close_e4 != c || b->c.volume != v ||
+            b->c.count != cnt) {
+            fprintf(stderr, "bar %s %lld: count %lld want %lld, volume %lld want %lld\n", b->ticker,
+                    (long long)b->c.start_us, (long long)b->c.count, (long long)cnt, (long long)b->c.volume,
+                    (long long)v);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 static int produce(tf_bus *bus, const tf_trade *t)
 {
     char buf[512];
@@ -58,7 +109,8 @@ int main(void)
     TF_CHECK(bus != NULL);
     if (!bus) TF_TEST_MAIN_END();
     tf_bus_consumer *ac = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, NULL, 0, NULL, NULL, err, sizeof err);
-    tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 100, .on_anomaly = on_anomaly};
+    tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 100, .on_anomaly = on_anomaly,
+                           .on_bar = on_bar};
     tf_processor *p = tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err);
     TF_CHECK(p != NULL);
     if (!p) TF_TEST_MAIN_END();
@@ -117,6 +169,12 @@ int main(void)
     tf_processor_stop(p);
     TF_CHECK(nl > 20);
     TF_CHECK(atomic_load(&anomalies_cb) >= (int)(nl * 9 / 10));
+    /* bars: minutes 0..3 of the 10 tickers are closed (the watermark is at
+     * the last trade, inside minute 4, which stays open at the stop) */
+    TF_EQ_INT(nbars, 40);
+    TF_CHECK(bar_calls >= 40);
+    TF_EQ_INT(check_bars(tr, n), 0);
+    for (int k = 0; k < nbars; k++) TF_CHECK(bars[k].c.start_us >= T0 && bars[k].c.start_us < T0 + 240000000LL);
     /* each anomaly was published once */
     int got = 0;
     const tf_bus_msg *m;

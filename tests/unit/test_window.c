@@ -9,6 +9,7 @@
 
 #include "process/window.h"
 #include "tf_test.h"
+#include "tf_trade_fixture.h"
 
 #define SEC 1000000LL
 
@@ -345,19 +346,7 @@ static void check_bars(const tf_trade *tr, const int *ok, int n, const bar_log *
     TF_EQ_INT(g->unordered, 0);
 }
 
-static tf_trade bt(int64_t id, const char *tk, const char *mk, int64_t px, int64_t q, int64_t us, char side)
-{
-    tf_trade t;
-    memset(&t, 0, sizeof t);
-    t.id = id;
-    snprintf(t.ticker, sizeof t.ticker, "%s", tk);
-    snprintf(t.market, sizeof t.market, "%s", mk);
-    t.price_e4 = px;
-    t.quantity = q;
-    t.event_us = us;
-    t.side = side;
-    return t;
-}
+#define bt tf_fixture_trade
 
 static void test_bars_hand(void)
 {

@@ -8,19 +8,11 @@
 
 #include "serve/ws_map.h"
 #include "tf_test.h"
+#include "tf_trade_fixture.h"
 
 static tf_trade mk(int64_t id, const char *tk, int64_t price_e4, int64_t qty, int64_t ev_us, char side)
 {
-    tf_trade t;
-    memset(&t, 0, sizeof t);
-    t.id = id;
-    snprintf(t.ticker, sizeof t.ticker, "%s", tk);
-    snprintf(t.market, sizeof t.market, "NASDAQ");
-    t.price_e4 = price_e4;
-    t.quantity = qty;
-    t.event_us = ev_us;
-    t.side = side;
-    return t;
+    return tf_fixture_trade(id, tk, "NASDAQ", price_e4, qty, ev_us, side);
 }
 
 typedef struct got {
