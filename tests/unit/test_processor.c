@@ -95,8 +95,62 @@ static int produce(tf_bus *bus, const tf_trade *t)
                           NULL, NULL, 5000);
 }
 
+/* A trade within the allowed lateness that arrives after its minute's bar
+ * went out: the bar comes again, revised, with the trade in it. */
+static void late_bar(void)
+{
+    tf_config cfg;
+    tf_config_defaults(&cfg);
+    cfg.kafka_brokers[0] = 0;
+    cfg.process_store = 0;
+    cfg.process_out_of_order_ms = 200;
+    cfg.process_allowed_lateness_ms = 120000;
+    char err[256];
+    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 60000, .on_bar = on_bar};
+    tf_processor *p = bus ? tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err) : NULL;
+    TF_CHECK(p != NULL);
+    if (!p) return;
+    nbars = bar_calls = 0;
+    atomic_store(&delivered, 0);
+    const int64_t S = 1000000;
+    tf_trade tr[6];
+    memset(tr, 0, sizeof tr);
+    const int64_t at[] = {1 * S, 50 * S, 61 * S, 70 * S, 30 * S, 200 * S}; /* the 5th is late */
+    const int64_t px[] = {1000000, 1010000, 1020000, 1030000, 990000, 1040000};
+    for (int i = 0; i < 6; i++) {
+        tr[i].id = i + 1;
+        strcpy(tr[i].ticker, "AAPL");
+        strcpy(tr[i].market, "NASDAQ");
+        tr[i].side = 'B';
+        tr[i].price_e4 = px[i];
+        tr[i].quantity = 10 + i;
+        tr[i].event_us = T0 + at[i];
+        TF_EQ_INT(produce(bus, &tr[i]), 0);
+    }
+    tf_processor_stats st;
+    int64_t deadline = tf_mono_us() + 20 * 1000000LL;
+    do {
+        usleep(10000);
+        tf_processor_get_stats(p, &st);
+    } while ((st.messages < 6 || st.bars < 3) && tf_mono_us() < deadline);
+    TF_EQ_INT(st.late_accepted, 1);
+    TF_EQ_INT(st.bars, 3); /* minute 0, minute 1, minute 0 revised; minute 3 is open */
+    tf_processor_stop(p);
+    TF_EQ_INT(nbars, 2);
+    TF_EQ_INT(bars[0].c.start_us, T0);
+    TF_EQ_INT(bars[0].c.revised, 1);
+    TF_EQ_INT(bars[0].c.count, 3);
+    TF_EQ_INT(bars[0].c.low_e4, 990000);
+    TF_EQ_INT(check_bars(tr, 6), 0);
+    tf_bus_free(bus);
+}
+
 int main(void)
 {
+    late_bar();
+    nbars = bar_calls = 0;
+    atomic_store(&delivered, 0);
     tf_config cfg;
     tf_config_defaults(&cfg);
     cfg.kafka_brokers[0] = 0;
