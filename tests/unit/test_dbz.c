@@ -220,7 +220,14 @@ static void test_strict_json(void)
         "{\"x\":[1,],\"op\":\"d\"}",
         "{\"x\":{\"a\"},\"op\":\"d\"}",
         "{\"op\":\"d\",}",
-        "{\"after\":{\"id\":007,\"ticker\":\"A\"},\"op\":\"c\"}",
+        "{\"after\":{\"id\":007,\"ticker\":\"A\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+        "\"price\":\"1\",\"quantity\":1,\"event_time\":\"2026-01-01T00:00:00Z\"},\"op\":\"c\"}",
+        "{\"after\":{\"id\":7,\"ticker\":\"A\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+        "\"price\":\"+1\",\"quantity\":1,\"event_time\":\"2026-01-01T00:00:00Z\"},\"op\":\"c\"}",
+        "{\"after\":{\"id\":7,\"ticker\":\"A\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+        "\"price\":\"1\",\"quantity\":1,\"event_time\":\"2026-01-01 00:00:00Z\"},\"op\":\"c\"}",
+        "{\"after\":{\"id\":7,\"ticker\":\"A\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+        "\"price\":\"1\",\"quantity\":1,\"event_time\":\"2026-01-01T00:00:00\"},\"op\":\"c\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tf_dbz_trade d;
@@ -229,6 +236,10 @@ static void test_strict_json(void)
         if (rc != TF_DBZ_BAD) fprintf(stderr, "accepted: %s\n", bad[i]);
         TF_EQ_INT(rc, TF_DBZ_BAD);
     }
+    const char *ok_row = "{\"after\":{\"id\":7,\"ticker\":\"A\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+                         "\"price\":\"1\",\"quantity\":1,\"event_time\":\"2026-01-01T00:00:00Z\"},\"op\":\"c\"}";
+    tf_dbz_trade okd;
+    TF_EQ_INT(tf_dbz_parse_trade(ok_row, strlen(ok_row), &okd, &(const char *){0}), TF_DBZ_TRADE);
     static const char *const good[] = {
         "{\"x\":-0,\"op\":\"d\"}",
         "{\"x\":1.5E+3,\"op\":\"d\"}",
