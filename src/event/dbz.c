@@ -22,6 +22,7 @@
 #define OID_FLOAT8 701
 #define OID_TIMESTAMP 1114
 #define OID_TIMESTAMPTZ 1184
+#define OID_TEXT 25
 #define OID_NUMERIC 1700
 
 static int put(tf_sbuf *b, const char *s, size_t n)
@@ -196,7 +197,7 @@ int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_dbz_row *r, con
 /* The stock_trades columns as the migration creates them (store/schema.c);
  * trade_type is text-rendered whatever its type. */
 static const tf_dbz_col trade_cols[] = {
-    {"id", OID_INT8},     {"ticker", 25},        {"market_code", 25},         {"trade_type", 25},
+    {"id", OID_INT8},       {"ticker", OID_TEXT},   {"market_code", OID_TEXT},      {"trade_type", OID_TEXT},
     {"price", OID_NUMERIC}, {"quantity", OID_INT8}, {"event_time", OID_TIMESTAMPTZ},
 };
 
@@ -484,6 +485,19 @@ static int plain_str(cur *c, const char **v, size_t *vn, const char *why)
     return 0;
 }
 
+/* A ticker or market code: a plain string the validator accepts (it bounds
+ * the length to fit dst), copied NUL-terminated. */
+static int ident(cur *c, int (*valid)(const char *, size_t), char *dst, const char *why)
+{
+    const char *v;
+    size_t vn;
+    if (plain_str(c, &v, &vn, why)) return -1;
+    if (!valid(v, vn)) return fail(c, why);
+    memcpy(dst, v, vn);
+    dst[vn] = 0;
+    return 0;
+}
+
 /* Debezium's ZonedTimestamp shape: "YYYY-MM-DDTHH:MM:SS[.f]" + "Z" or
  * "+HH:MM"; tf_parse_iso_us checks the digits and ranges. */
 static int iso_shape(const char *s, size_t n)
@@ -517,16 +531,10 @@ static int parse_after(cur *c, tf_trade *t)
                 return fail(c, "after.id: not a positive integer");
         } else if (KEY(k, "ticker")) {
             bit = F_TICKER;
-            if (plain_str(c, &v, &vn, "after.ticker: invalid")) return -1;
-            if (!tf_ticker_valid(v, vn)) return fail(c, "after.ticker: invalid");
-            memcpy(t->ticker, v, vn);
-            t->ticker[vn] = 0;
+            if (ident(c, tf_ticker_valid, t->ticker, "after.ticker: invalid")) return -1;
         } else if (KEY(k, "market_code")) {
             bit = F_MARKET;
-            if (plain_str(c, &v, &vn, "after.market_code: invalid")) return -1;
-            if (!tf_market_valid(v, vn)) return fail(c, "after.market_code: invalid");
-            memcpy(t->market, v, vn);
-            t->market[vn] = 0;
+            if (ident(c, tf_market_valid, t->market, "after.market_code: invalid")) return -1;
         } else if (KEY(k, "trade_type")) {
             bit = F_TYPE;
             if (plain_str(c, &v, &vn, "after.trade_type: not BUY or SELL")) return -1;
