@@ -370,12 +370,15 @@ static int json_int(const char *s, size_t n, int64_t *out)
     int neg = 0;
     if (i < n && s[i] == '-') neg = 1, i++;
     if (i >= n || (s[i] == '0' && n - i > 1)) return -1;
+    /* 19 digits always fit a uint64: no per-digit overflow test (a division) */
+    if (n - i > 19) return -1;
     uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (; i < n; i++) {
         unsigned d = (unsigned)(s[i] - '0');
-        if (d > 9 || v > (lim - d) / 10) return -1;
+        if (d > 9) return -1;
         v = v * 10 + d;
     }
+    if (v > lim) return -1;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;
 }
@@ -407,7 +410,7 @@ static int json_number(cur *c, const char *s, size_t n)
     if (i != n) return -1;
     if (!real) {
         int64_t v;
-        return json_int(s, n, &v);
+        return i - d0 <= 18 ? 0 : json_int(s, n, &v); /* up to 18 digits cannot overflow */
     }
     if (n > MAX_NUMBER) return fail(c, "unsupported: number longer than 127 characters");
     char tmp[MAX_NUMBER + 1];
