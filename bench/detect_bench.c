@@ -127,7 +127,7 @@ static void encode_all(const dataset *d, encoded *e)
     e->n = d->n;
     e->msg = malloc(d->n * sizeof *e->msg);
     e->len = malloc(d->n * sizeof *e->len);
-    char buf[512];
+    char buf[1024];
     for (size_t i = 0; i < d->n; i++) {
         e->len[i] = tf_dbz_encode_trade(&d->tr[i], tf_now_us() / 1000, 1000 + i, (int64_t)i, buf, sizeof buf);
         e->msg[i] = malloc((size_t)e->len[i] + 1);

@@ -183,12 +183,14 @@ static int k_produce(tf_bus *bb, const char *topic, const char *key, size_t key_
         rd_kafka_resp_err_t err;
         if (lsn || xid)
             err = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                                    RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len),
                                     RD_KAFKA_V_HEADER("lsn", lsn_s, ln), RD_KAFKA_V_HEADER("xid", xid_s, xn),
                                     RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+                                    RD_KAFKA_V_KEY(key_len ? key : NULL, key_len),
+                                    RD_KAFKA_V_VALUE(value_len ? (void *)value : NULL, value_len),
                                     RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (b->produced)

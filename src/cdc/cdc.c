@@ -94,6 +94,10 @@ struct tf_cdc {
     entry *cur;          /* transaction being received */
     int64_t cur_xid;
     int cur_skip;        /* the transaction being received is maintenance */
+    uint64_t last_commit_lsn; /* end of the last transaction received (source.sequence) */
+    char skip_ops[8];    /* ops not published (cdc.skipped_operations) */
+    int key_mode;        /* TF_DBZ_KEY_TICKER | TF_DBZ_KEY_PK */
+    tf_sbuf key;
     uint64_t cur_final_lsn;
     int64_t cur_commit_us;
 
@@ -438,7 +442,10 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
     tf_dbz_row brow, arow;
     const tf_dbz_row *before = NULL, *after = NULL;
     tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
-                         c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
+                         c->cur_commit_us / 1000, c->cur_xid, lsn, 0, c->cur_commit_us, c->last_commit_lsn,
+                         tf_now_us()};
+    if (strchr(c->skip_ops, op))
+        return 0;
     int bad = 0;
     if (bt) {
         bad |= tuple_row(bt, r->vals, r->ncols, &brow) < 0;
@@ -448,15 +455,25 @@ static int emit_change(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
         bad |= tuple_row(at, r->vals + r->ncols, r->ncols, &arow) < 0;
         after = &arow;
     }
-    if (bad || tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, tf_now_us() / 1000) < 0) {
+    if (bad || tf_dbz_envelope(&c->buf, op, r->cols, r->ncols, before, after, &src, src.now_us / 1000) < 0) {
         tf_error("cdc", "cannot encode change (tuple does not match relation)", TF_STR("table", r->name));
         return -1;
     }
-    const char *key = "";
-    size_t key_len = 0;
-    if (!tf_dbz_find_text(r->cols, r->ncols, after, "ticker", &key, &key_len))
-        tf_dbz_find_text(r->cols, r->ncols, before, "ticker", &key, &key_len);
-    return produce(c, key, key_len, c->cur, c->cur_final_lsn, c->cur_xid);
+    if (tf_dbz_key(&c->key, c->key_mode, r->cols, r->ncols, after ? after : before) < 0) {
+        tf_error("cdc", "cannot encode the change's key (key column missing or null)", TF_STR("table", r->name),
+                 TF_STR("key", c->cfg.cdc_key));
+        return -1;
+    }
+    if (produce(c, c->key.b, c->key.len, c->cur, c->cur_final_lsn, c->cur_xid) < 0)
+        return -1;
+    /* Debezium follows a delete with a tombstone (same key, null value) so
+     * log compaction can forget the row - only with row keys: with ticker
+     * keys compaction would drop a whole ticker */
+    if (op == 'd' && c->key_mode == TF_DBZ_KEY_PK) {
+        c->buf.len = 0;
+        return produce(c, c->key.b, c->key.len, c->cur, c->cur_final_lsn, c->cur_xid);
+    }
+    return 0;
 }
 
 static int emit_truncate(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
@@ -465,10 +482,14 @@ static int emit_truncate(tf_cdc *c, const tf_pg_msg *m, uint64_t lsn)
         rel *r = rel_find(c, tf_pg_truncate_oid(m, i));
         if (!r || !r->is_trades || !c->cur)
             continue;
+        if (strchr(c->skip_ops, 't'))
+            continue; /* Debezium's default: truncates are not published */
         tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, r->nsp, r->name,
-                             c->cur_commit_us / 1000, c->cur_xid, lsn, 0};
-        if (tf_dbz_envelope(&c->buf, 't', r->cols, r->ncols, NULL, NULL, &src, tf_now_us() / 1000) < 0 ||
-            produce(c, "", 0, c->cur, c->cur_final_lsn, c->cur_xid) < 0)
+                             c->cur_commit_us / 1000, c->cur_xid, lsn, 0, c->cur_commit_us, c->last_commit_lsn,
+                             tf_now_us()};
+        /* a truncate concerns no row: its key is null (Debezium's too) */
+        if (tf_dbz_envelope(&c->buf, 't', r->cols, r->ncols, NULL, NULL, &src, src.now_us / 1000) < 0 ||
+            produce(c, NULL, 0, c->cur, c->cur_final_lsn, c->cur_xid) < 0)
             return -1;
     }
     return 0;
@@ -512,6 +533,7 @@ static int handle(tf_cdc *c, const uint8_t *buf, size_t len, int *reply)
         }
         c->cur->end_lsn = m.end_lsn;
         c->cur->committed = 1;
+        c->last_commit_lsn = m.end_lsn;
         c->cur = NULL;
         if (m.end_lsn > c->received)
             c->received = m.end_lsn;
@@ -793,13 +815,11 @@ static int run_snapshot(tf_cdc *c, tf_err *err)
             tf_dbz_row t;
             result_row(res, r, vals, &t);
             tf_dbz_source src = {"tickflow-" TICKFLOW_VERSION, "stock", c->dbname, "public", TRADES_TABLE,
-                                 e->commit_us / 1000, 0, c->consistent_point, 1};
-            if (tf_dbz_envelope(&c->buf, 'r', cols, ncols, NULL, &t, &src, tf_now_us() / 1000) < 0)
+                                 e->commit_us / 1000, 0, c->consistent_point, 1, e->commit_us, 0, tf_now_us()};
+            if (tf_dbz_envelope(&c->buf, 'r', cols, ncols, NULL, &t, &src, src.now_us / 1000) < 0 ||
+                tf_dbz_key(&c->key, c->key_mode, cols, ncols, &t) < 0)
                 goto out;
-            const char *key = "";
-            size_t klen = 0;
-            tf_dbz_find_text(cols, ncols, &t, "ticker", &key, &klen);
-            if (produce(c, key, klen, e, c->consistent_point, 0) < 0) {
+            if (produce(c, c->key.b, c->key.len, e, c->consistent_point, 0) < 0) {
                 tf_err_set(err, TF_ERETRY, NULL, "snapshot: bus refused an event");
                 e->committed = 1;
                 goto out;
@@ -1061,6 +1081,12 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
                  cfg->cdc_slot);
         return NULL;
     }
+    if (strcmp(cfg->cdc_skipped_operations, "none") != 0 &&
+        strspn(cfg->cdc_skipped_operations, "cudt, ") != strlen(cfg->cdc_skipped_operations)) {
+        snprintf(errbuf, errlen, "cdc.skipped_operations \"%s\": a comma list of c, u, d, t, or none",
+                 cfg->cdc_skipped_operations);
+        return NULL;
+    }
     tf_cdc *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(errbuf, errlen, "out of memory");
@@ -1068,6 +1094,11 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
     }
     c->cfg = *cfg;
     c->bus = bus;
+    c->key_mode = strcmp(cfg->cdc_key, "primary_key") == 0 ? TF_DBZ_KEY_PK : TF_DBZ_KEY_TICKER;
+    if (strcmp(cfg->cdc_skipped_operations, "none") != 0)
+        for (const char *p = cfg->cdc_skipped_operations; *p && strlen(c->skip_ops) < sizeof c->skip_ops - 1; p++)
+            if (strchr("cudt", *p))
+                c->skip_ops[strlen(c->skip_ops)] = *p;
     c->stop_timeout_ms = 10000;
     c->status_interval_us = (int64_t)(cfg->cdc_status_interval_ms > 0 ? cfg->cdc_status_interval_ms : 1000) * 1000;
     pthread_mutex_init(&c->mu, NULL);
@@ -1146,6 +1177,7 @@ void tf_cdc_free(tf_cdc *c)
         rel_clear(&c->rels[i]);
     free(c->rels);
     free(c->buf.b);
+    free(c->key.b);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);

@@ -58,6 +58,9 @@ static const key keys[] = {
     {"cdc", "slot", T_STR, F(cdc_slot), 0, 0, "tickflow", NULL, NULL},
     {"cdc", "publication", T_STR, F(cdc_publication), 0, 0, "dbz_publication", NULL, NULL},
     {"cdc", "snapshot", T_STR, F(cdc_snapshot), 0, 0, "no_data", NULL, "|no_data|initial|"},
+    {"cdc", "key", T_STR, F(cdc_key), 0, 0, "ticker", NULL, "|ticker|primary_key|"},
+    /* comma list of c u d t (Debezium: skipped.operations, default t); "none" publishes all */
+    {"cdc", "skipped_operations", T_STR, F(cdc_skipped_operations), 0, 0, "t", NULL, NULL},
     {"cdc", "max_lag_bytes", T_I64, F(cdc_max_lag_bytes), 1024, 1e15, "1073741824", NULL, NULL},
     {"cdc", "status_interval_ms", T_INT, F(cdc_status_interval_ms), 10, 600000, "1000", NULL, NULL},
     {"bus", "capacity", T_INT, F(bus_capacity), 16, 100000000, "262144", NULL, NULL},

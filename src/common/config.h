@@ -72,7 +72,9 @@ typedef struct tf_config {
     char cdc_publication[64];
     char cdc_snapshot[16];      /* no_data | initial */
     int cdc_status_interval_ms;
-    int64_t cdc_max_lag_bytes;  /* /ready and a metric flag slot lag past this */
+    int64_t cdc_max_lag_bytes;
+    char cdc_key[16];           /* ticker | primary_key: the Kafka key (Debezium's JSON key) */
+    char cdc_skipped_operations[16]; /* ops not published, Debezium's skipped.operations ("t") */  /* /ready and a metric flag slot lag past this */
     /* [bus] */
     int bus_capacity;           /* embedded: messages kept per topic */
     /* [kafka] */

@@ -157,6 +157,14 @@ int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols, co
 {
     static const char *const snap[] = {"false", "true", "last"};
     char opstr[2] = {op, 0};
+    int64_t cus = src->commit_ts_us ? src->commit_ts_us : src->commit_ts_ms * 1000;
+    int64_t nus = src->now_us ? src->now_us : now_ms * 1000;
+    char seq[64]; /* source.sequence: a JSON string holding ["last commit lsn","lsn"] */
+    if (src->last_commit_lsn)
+        snprintf(seq, sizeof seq, "\"[\\\"%llu\\\",\\\"%llu\\\"]\"", (unsigned long long)src->last_commit_lsn,
+                 (unsigned long long)src->lsn);
+    else
+        snprintf(seq, sizeof seq, "\"[null,\\\"%llu\\\"]\"", (unsigned long long)src->lsn);
     out->len = 0;
     out->oom = 0; /* a failed envelope before does not fail this one */
     if (puts_(out, "{\"before\":") < 0 || put_row(out, cols, ncols, before) < 0 ||
@@ -165,16 +173,41 @@ int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols, co
         put_str(out, src->version, strlen(src->version)) < 0 ||
         puts_(out, ",\"connector\":\"postgresql\",\"name\":") < 0 ||
         put_str(out, src->name, strlen(src->name)) < 0 || puts_(out, ",\"ts_ms\":") < 0 ||
-        put_i64(out, src->commit_ts_ms) < 0 || puts_(out, ",\"snapshot\":\"") < 0 ||
+        put_i64(out, src->commit_ts_ms) < 0 || puts_(out, ",\"ts_us\":") < 0 || put_i64(out, cus) < 0 ||
+        puts_(out, ",\"ts_ns\":") < 0 || put_i64(out, cus) < 0 || puts_(out, "000,\"snapshot\":\"") < 0 ||
         puts_(out, snap[src->snapshot < 0 || src->snapshot > 2 ? 0 : src->snapshot]) < 0 ||
         puts_(out, "\",\"db\":") < 0 || put_str(out, src->db, strlen(src->db)) < 0 ||
+        puts_(out, ",\"sequence\":") < 0 || puts_(out, seq) < 0 ||
         puts_(out, ",\"schema\":") < 0 || put_str(out, src->schema, strlen(src->schema)) < 0 ||
         puts_(out, ",\"table\":") < 0 || put_str(out, src->table, strlen(src->table)) < 0 ||
         puts_(out, ",\"txId\":") < 0 || put_i64(out, src->xid) < 0 || puts_(out, ",\"lsn\":") < 0 ||
-        put_i64(out, (int64_t)src->lsn) < 0 || puts_(out, "},\"op\":\"") < 0 || puts_(out, opstr) < 0 ||
-        puts_(out, "\",\"ts_ms\":") < 0 || put_i64(out, now_ms) < 0 || puts_(out, "}") < 0)
+        put_i64(out, (int64_t)src->lsn) < 0 || puts_(out, ",\"xmin\":null},\"transaction\":null,\"op\":\"") < 0 ||
+        puts_(out, opstr) < 0 || puts_(out, "\",\"ts_ms\":") < 0 || put_i64(out, now_ms) < 0 ||
+        puts_(out, ",\"ts_us\":") < 0 || put_i64(out, nus) < 0 || puts_(out, ",\"ts_ns\":") < 0 ||
+        put_i64(out, nus) < 0 || puts_(out, "000}") < 0)
         return -1;
     return 0;
+}
+
+int tf_dbz_key(tf_sbuf *out, int mode, const tf_dbz_col *cols, int ncols, const tf_dbz_row *r)
+{
+    static const char *const ticker[] = {"ticker", NULL}, *const pk[] = {"id", "event_time", NULL};
+    const char *const *names = mode == TF_DBZ_KEY_PK ? pk : ticker;
+    out->len = 0;
+    out->oom = 0;
+    if (!r || puts_(out, "{") < 0)
+        return -1;
+    for (int k = 0; names[k]; k++) {
+        int i = 0;
+        while (i < ncols && i < r->ncols && strcmp(cols[i].name, names[k]) != 0)
+            i++;
+        if (i == ncols || i == r->ncols || r->v[i].kind != 't')
+            return -1;
+        if ((k && puts_(out, ",") < 0) || put_str(out, cols[i].name, strlen(cols[i].name)) < 0 ||
+            puts_(out, ":") < 0 || put_value(out, cols[i].type_oid, &r->v[i]) < 0)
+            return -1;
+    }
+    return puts_(out, "}");
 }
 
 int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_dbz_row *r, const char *name,
@@ -216,7 +249,8 @@ int tf_dbz_encode_trade(const tf_trade *t, int64_t commit_ts_ms, uint64_t lsn, i
         {'t', et, en},
     };
     tf_dbz_row row = {7, v};
-    tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", commit_ts_ms, xid, lsn, 0};
+    tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", commit_ts_ms, xid, lsn, 0,
+                         0, 0, 0};
     tf_sbuf b = {0};
     int n = -1;
     if (tf_dbz_envelope(&b, 'c', trade_cols, 7, NULL, &row, &src, commit_ts_ms) == 0 && b.len < cap) {

@@ -81,6 +81,10 @@ typedef struct tf_dbz_source {
     int64_t xid;           /* source.txId */
     uint64_t lsn;          /* source.lsn: the change's WAL position */
     int snapshot;          /* 0 "false", 1 "true", 2 "last" */
+    /* Debezium 3.0 fields (a consumer written against it finds them all) */
+    int64_t commit_ts_us;  /* source.ts_us (ts_ns = x1000); 0 = commit_ts_ms * 1000 */
+    uint64_t last_commit_lsn; /* source.sequence[0]: the previous commit's LSN; 0 = null */
+    int64_t now_us;        /* envelope ts_us / ts_ns; 0 = now_ms * 1000 */
 } tf_dbz_source;
 
 /* Writes one envelope into out (out->len is reset first). op is c u d r t.
@@ -90,6 +94,15 @@ typedef struct tf_dbz_source {
 int tf_dbz_envelope(tf_sbuf *out, char op, const tf_dbz_col *cols, int ncols, const tf_dbz_row *before,
                     const tf_dbz_row *after, const tf_dbz_source *src, int64_t now_ms);
 
+/* The Kafka message key, JSON as Debezium's is (schemas disabled):
+ * TF_DBZ_KEY_TICKER {"ticker":"AAPL"} (Debezium's message.key.columns on
+ * ticker: each ticker's order stays in one partition), TF_DBZ_KEY_PK the
+ * primary-key struct {"id":1,"event_time":"..."} with the envelope's value
+ * rendering. r is the row that identifies the change (after, else before).
+ * Returns 0, or -1 on out-of-memory or when a key column is missing. */
+enum { TF_DBZ_KEY_TICKER = 0, TF_DBZ_KEY_PK = 1 };
+int tf_dbz_key(tf_sbuf *out, int mode, const tf_dbz_col *cols, int ncols, const tf_dbz_row *r);
+
 /* Finds the text value of column `name` in row r; returns 1 with a slice
  * (borrowed from the row) or 0 when r is NULL, or the column absent or null. */
 int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_dbz_row *r, const char *name,
@@ -97,7 +110,7 @@ int tf_dbz_find_text(const tf_dbz_col *cols, int ncols, const tf_dbz_row *r, con
 
 /* The envelope CDC would produce for inserting t (op 'c', source.ts_ms and
  * envelope ts_ms = commit_ts_ms), through tf_dbz_envelope. Returns the
- * length or -1 when cap (512 is always enough) is too small or out of
+ * length or -1 when cap (1024 is always enough) is too small or out of
  * memory. */
 int tf_dbz_encode_trade(const tf_trade *t, int64_t commit_ts_ms, uint64_t lsn, int64_t xid, char *buf,
                         size_t cap);

@@ -321,6 +321,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
     part_pos *pp = part_of(p, m->partition);
     if (pp) pp->last = m->offset;
     tf_metric_add(p->m_msgs, 1);
+    if (m->value_len == 0) return; /* a tombstone (cdc.key = primary_key): no row */
     tf_dbz_trade d;
     const char *why = NULL;
     int rc = tf_dbz_parse_trade(m->value, m->value_len, &d, &why);

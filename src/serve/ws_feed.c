@@ -84,6 +84,7 @@ static void *feed_main(void *arg)
     while (!atomic_load(&f->stop)) {
         const tf_bus_msg *m = NULL;
         int rc = tf_bus_poll(f->cons, (b && b->n) ? 0 : 200, &m);
+        if (rc == 1 && m->value_len == 0) continue; /* a tombstone: no row */
         if (rc == 1) {
             tf_dbz_trade d;
             const char *why = NULL;

@@ -30,15 +30,18 @@ static void test_insert_envelope(void)
                              T("t"), T("NaN"), T("a\"b\\c\n\x01")};
     tf_dbz_row t = {8, tv};
     tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", 1763890200123, 771,
-                         24023128, 0};
+                         24023128, 0, 1763890200123456, 24023119, 1763890200130789};
     tf_sbuf b = {0};
     TF_EQ_INT(tf_dbz_envelope(&b, 'c', cols, 8, NULL, &t, &src, 1763890200130), 0);
     TF_EQ_STR(b.b, "{\"before\":null,\"after\":{\"id\":1,\"ticker\":\"AAPL\",\"price\":\"189.2500\","
                    "\"quantity\":100,\"event_time\":\"2026-11-23T09:30:00.123456Z\",\"ok\":true,\"f\":\"NaN\","
                    "\"note\":\"a\\\"b\\\\c\\n\\u0001\"},"
                    "\"source\":{\"version\":\"tickflow-0.1.0\",\"connector\":\"postgresql\",\"name\":\"stock\","
-                   "\"ts_ms\":1763890200123,\"snapshot\":\"false\",\"db\":\"tickflow\",\"schema\":\"public\","
-                   "\"table\":\"stock_trades\",\"txId\":771,\"lsn\":24023128},\"op\":\"c\",\"ts_ms\":1763890200130}");
+                   "\"ts_ms\":1763890200123,\"ts_us\":1763890200123456,\"ts_ns\":1763890200123456000,"
+                   "\"snapshot\":\"false\",\"db\":\"tickflow\",\"sequence\":\"[\\\"24023119\\\",\\\"24023128\\\"]\","
+                   "\"schema\":\"public\",\"table\":\"stock_trades\",\"txId\":771,\"lsn\":24023128,\"xmin\":null},"
+                   "\"transaction\":null,\"op\":\"c\",\"ts_ms\":1763890200130,\"ts_us\":1763890200130789,"
+                   "\"ts_ns\":1763890200130789000}");
     const char *k;
     size_t kl;
     TF_EQ_INT(tf_dbz_find_text(cols, 8, &t, "ticker", &k, &kl), 1);
@@ -55,7 +58,18 @@ static void test_insert_envelope(void)
                          "\"quantity\":-5,\"event_time\":\"infinity\",\"ok\":false,\"f\":1.5e-07},\"after\":null")
              == b.b);
     TF_CHECK(strstr(b.b, "\"snapshot\":\"true\"") != NULL);
-    TF_CHECK(strstr(b.b, "\"op\":\"d\",\"ts_ms\":5}") != NULL);
+    TF_CHECK(strstr(b.b, "\"op\":\"d\",\"ts_ms\":5,") != NULL);
+    /* the Kafka keys: by ticker (default), or Debezium's primary-key struct */
+    TF_EQ_INT(tf_dbz_key(&b, TF_DBZ_KEY_TICKER, cols, 8, &t), 0);
+    TF_EQ_STR(b.b, "{\"ticker\":\"AAPL\"}");
+    static const tf_dbz_col pkc[] = {{"id", 20}, {"ticker", 25}, {"event_time", 1184}};
+    const tf_dbz_val pv[] = {T("7"), T("005930"), T("2026-11-23 18:30:00.5+09")};
+    tf_dbz_row pr = {3, pv};
+    TF_EQ_INT(tf_dbz_key(&b, TF_DBZ_KEY_TICKER, pkc, 3, &pr), 0);
+    TF_EQ_STR(b.b, "{\"ticker\":\"005930\"}"); /* a string, never the number 5930 */
+    TF_EQ_INT(tf_dbz_key(&b, TF_DBZ_KEY_PK, pkc, 3, &pr), 0);
+    TF_EQ_STR(b.b, "{\"id\":7,\"event_time\":\"2026-11-23T09:30:00.500000Z\"}");
+    TF_EQ_INT(tf_dbz_key(&b, TF_DBZ_KEY_TICKER, cols, 8, &td), -1); /* a null key column */
     TF_EQ_INT(tf_dbz_find_text(cols, 8, &td, "ticker", &k, &kl), 0); /* null */
 
     /* a tuple wider than the relation is refused */
@@ -183,7 +197,7 @@ static void test_roundtrip(void)
     t.price_e4 = 4123456;
     t.quantity = 250;
     t.event_us = 1795426200000001LL;
-    char buf[512];
+    char buf[1024];
     int n = tf_dbz_encode_trade(&t, 1763890200123LL, 99, 5, buf, sizeof buf);
     TF_CHECK(n > 0);
     tf_dbz_trade d;
@@ -300,7 +314,8 @@ static void test_encode_decode(void)
     const tf_dbz_val v[] = {T("42"),       T("005930"), T("KOSPI"), T("SELL"),
                             T("71000.0000"), T("3"),      T("2026-11-23 18:30:00.5+09")};
     tf_dbz_row row = {7, v};
-    tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", 1763890200123, 771, 5, 1};
+    tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", 1763890200123, 771, 5, 1,
+                         0, 0, 0};
     const char ops[] = "curdt";
     for (int i = 0; ops[i]; i++) {
         tf_sbuf b = {0};

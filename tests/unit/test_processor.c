@@ -89,7 +89,7 @@ static int check_bars(const tf_trade *tr, size_t n)
 
 static int produce(tf_bus *bus, const tf_trade *t)
 {
-    char buf[512];
+    char buf[1024];
     int n = tf_dbz_encode_trade(t, tf_now_us() / 1000, 1, 1, buf, sizeof buf);
     return tf_bus_produce(bus, TF_TOPIC_TRADES, t->ticker, strlen(t->ticker), buf, (size_t)n, 1, 1, on_delivery,
                           NULL, NULL, 5000);
