@@ -322,8 +322,6 @@ def test_streaming(c):
 
 def test_shutdown(c):
     c.eq(SRV.stop(), 0, "server exits 0 on SIGTERM")
-    out = SRV.output()
-    c.check("ERROR: AddressSanitizer" not in out and "LeakSanitizer" not in out, "sanitizer clean", out[-3000:])
 
 
 if __name__ == "__main__":

@@ -236,18 +236,11 @@ class Pipe:
 
 
 class PipeProc(Proc):
-    """Proc for a binary other than tickflow (build/wspipe)."""
+    """Proc for a binary other than tickflow (build/wspipe); same stderr and
+    sanitizer checks."""
 
     def __init__(self, argv, env=None):
-        import tempfile
-        self.log_path = tempfile.mktemp(prefix="tf-wspipe-", suffix=".log")
-        self.log = open(self.log_path, "wb")
-        full_env = dict(os.environ)
-        full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        if env:
-            full_env.update(env)
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
-        on_exit(self.kill)
+        Proc.__init__(self, argv[1:], env=env, name="wspipe", exe=argv[0])
 
 
 def sql_script(stmts):
@@ -704,12 +697,10 @@ def test_graceful_shutdown(c):
     c.eq(x.wait_close(15), 1001, "client 1 closed with 1001 going away")
     c.eq(y.wait_close(15), 1001, "client 2 closed with 1001 going away")
     try:
-        code = P.p.p.wait(60)  # no second SIGTERM: it would cut the graceful stop short
+        code = P.p.wait(60)  # no second SIGTERM: it would cut the graceful stop short
     except subprocess.TimeoutExpired:
         code = "still running after 60 s"
-    out = P.p.output()
     c.eq(code, 0, "clean exit")
-    c.check("Sanitizer" not in out and "runtime error" not in out, "no sanitizer reports", out[-3000:])
 
 
 # Not run by default yet: the Kafka bus's group-less consumer (every partition,
