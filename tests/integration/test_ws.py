@@ -680,8 +680,6 @@ def test_graceful_shutdown(c):
     c.eq(code, 0, "clean exit")
 
 
-# Not run by default yet: the Kafka bus's group-less consumer (every partition,
-# what an API server uses) receives nothing in bus_kafka.c as of this writing
 def test_kafka_bus_and_cdc_kill(c):
     """The separate-process layout: `tickflow cdc` -> Kafka (3 partitions) ->
     `tickflow serve` reading every partition. kill -9 of the CDC process in the middle of a
