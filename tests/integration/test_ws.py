@@ -593,11 +593,7 @@ def test_no_duplicates_after_process_restart(c):
     again. Runs on build/wspipe, which has that knob."""
     global P
     P.p.stop()
-    # the stalled consumer makes tf_cdc_stop keep CDC's state alive on purpose
-    # (a deliberate leak, see the file): suppressed here only, until it goes
-    env = {"WSPIPE_STALL_DURABLE": "1",
-           "LSAN_OPTIONS": "print_suppressions=0:suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                          "lsan-cdc-keepalive.supp")}
+    env = {"WSPIPE_STALL_DURABLE": "1"}
     P = Pipe(env=env, force_wspipe=True)
     x = P.ws(PATH + "?tickers=*")
     x.recv()
