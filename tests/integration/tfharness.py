@@ -229,7 +229,16 @@ class Proc:
         self.argv = ([exe] if exe else [BIN]) + list(args)
         self.p = subprocess.Popen(self.argv, stdout=self.out, stderr=self.err, env=full_env)
         self.checked = False
+        on_exit(self._remove_files)  # LIFO: runs after the kill below
         on_exit(self.kill)
+
+    def _remove_files(self):
+        for f, path in ((self.out, self.out_path), (self.err, self.err_path)):
+            f.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def stdout(self):
         self.out.flush()
