@@ -15,6 +15,13 @@
 #      by side: the server's candle round (from its debug log) against the
 #      floor, build/wsfloor: one plain write() to each of as many loopback
 #      sockets, drained by a reader like wsload, on the idle machine first.
+#  (c) a stuck client: BENCH_SLOW_READERS (100) raw readers on 50 tickers at
+#      BENCH_SLOW_RATE (3000) trades/s, alone and then beside one client that
+#      never reads (4 KiB receive buffer, every ticker): their p50/p99 and the
+#      ratio, and the server's RSS growth meanwhile (what test_ws.py's
+#      functional test no longer asserts). Then 4 HTTP clients that stop
+#      reading a 400,000-row CSV history stream: server RSS growth and a small
+#      history query's latency beside them vs before.
 #
 # The pipeline is `tickflow run --generator.enabled false`.
 # PostgreSQL is a throw-away cluster (own dir and port) with fsync off by
@@ -108,11 +115,91 @@ def psql(q):
                          capture_output=True, text=True, check=True)
     return [l.split("|") for l in out.stdout.splitlines() if l]
 
+def rss_mb(pid):
+    for l in open("/proc/%d/status" % pid):
+        if l.startswith("VmRSS:"): return int(l.split()[1]) / 1024.0
+    return 0.0
+
+def stuck_ws(port):
+    """A WebSocket client on every ticker that never reads after the handshake."""
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /api/v1/stock/real-time?tickers=* HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.recv(256)
+    return s
+
+def metric(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return sum(float(l.rsplit(" ", 1)[1]) for l in r.read().decode().splitlines()
+                   if l.startswith(name + " ") or l.startswith(name + "{"))
+
+def settled(port, name, t=60):
+    """Waits until metric name is non-zero and unchanged over 5 reads 0.1 s apart."""
+    seen, dl = [], time.monotonic() + t
+    while time.monotonic() < dl:
+        seen.append(metric(port, name))
+        if len(seen) >= 5 and len(set(seen[-5:])) == 1 and seen[-1] > 0: return seen[-1]
+        time.sleep(0.1)
+    raise SystemExit("bench-ws: %s never settled: %r" % (name, seen[-5:]))
+
+def hist_ms(port, path, n=20):
+    """p50/p99 ms of n sequential small history queries."""
+    t = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r: r.read()
+        t.append((time.monotonic() - t0) * 1000)
+    t.sort()
+    return t[len(t) // 2], t[min(len(t) - 1, int(len(t) * 0.99))]
+
+def slow_consumers():
+    # ---- (c) one stuck WebSocket client beside 100 readers; stalled HTTP streams
+    n = int(os.environ.get("BENCH_SLOW_READERS", "100")); rate = int(os.environ.get("BENCH_SLOW_RATE", "3000"))
+    srv, port, kind = pipeline(["--ws.max_queue_bytes", "65536", "--ws.slow_close_ms", "8000", "--bus.capacity", "8192"])
+    gen = generate(rate, 6 * DUR + 60)
+    wait(lambda: metric(port, "tickflow_ws_trades_in_total") > 2 * rate, 60, "load flowing")
+    base = wsload(port, n, 0, DUR / 2, 1)
+    rss0 = rss_mb(srv.pid)
+    stuck = stuck_ws(port)
+    beside = wsload(port, n, 0, DUR / 2, 1)
+    rss1 = rss_mb(srv.pid)
+    stop(gen); stuck.close()
+    b50, b99, d50, d99 = (float(x) for x in (base["p50_ms"], base["p99_ms"], beside["p50_ms"], beside["p99_ms"]))
+    print("bench-ws: (c) %d readers at %d trades/s alone: p50 %.1f ms p99 %.1f ms; beside a stuck client: p50 %.1f ms "
+          "p99 %.1f ms (lagged %s); p50 ratio %.2f, p99 ratio %.2f; server RSS %.1f -> %.1f MB (+%.1f)"
+          % (n, rate, b50, b99, d50, d99, beside["lagged"], d50 / max(0.01, b50), d99 / max(0.01, b99), rss0, rss1,
+             rss1 - rss0))
+    # stalled HTTP streams: 400,000 rows on one day, 4 CSV readers that stop reading
+    psql("SELECT tickflow_ensure_partitions('2026-11-20', '2026-11-22')")
+    psql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time)"
+         " SELECT 'STALL', 'NASDAQ', 'BUY', 100 + (g % 50), 1, timestamptz '2026-11-21' + g * interval '100 ms'"
+         " FROM generate_series(1, 400000) g")
+    small = "/api/v1/stock?ticker=STALL&start=2026-11-21T00:00:00Z&limit=5"
+    q50, q99 = hist_ms(port, small)
+    rss0 = rss_mb(srv.pid)
+    readers = []
+    for _ in range(4):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /api/v1/stock?ticker=STALL&start=2026-11-21T00:00:00Z&end=2026-11-22T00:00:00Z HTTP/1.1\r\n"
+                  b"Host: x\r\nAccept: text/csv\r\n\r\n")
+        s.recv(1024)
+        readers.append(s)
+    queued = settled(port, "tickflow_http_write_queue_bytes")  # the streams have filled what they may queue
+    s50, s99 = hist_ms(port, small)
+    rss1 = rss_mb(srv.pid)
+    for s in readers: s.close()
+    print("bench-ws: (c) 4 stalled CSV streams: small history query p50 %.1f ms p99 %.1f ms beside them vs %.1f / %.1f "
+          "ms before (p99 ratio %.2f); %.1f MB queued; server RSS %.1f -> %.1f MB (+%.1f)"
+          % (s50, s99, q50, q99, s99 / max(0.01, q99), queued / 1048576, rss0, rss1, rss1 - rss0))
+    stop(srv)
+
 try:
     # ---- (a) raw ticks
-    ONLY = os.environ.get("BENCH_ONLY", "")  # "a" or "b" to run one part (development)
+    ONLY = os.environ.get("BENCH_ONLY", "")  # "a", "b" or "c" to run one part (development)
     raw = {"p99_ms": "-1"}
-    if ONLY != "b":
+    if ONLY in ("", "a"):
         srv, port, kind = pipeline()
         print("bench-ws: pipeline = %s, PostgreSQL fsync=%s, %d tickers, extra flags %r"
               % (kind, os.environ["TF_PG_FSYNC"], len(TICKERS), EXTRA))
@@ -133,7 +220,9 @@ try:
               % (RAW_CONNS, float(raw["p99_ms"]) / max(0.01, float(one["p99_ms"])),
                  open("/proc/loadavg").read().split()[0]))
         stop(srv)
-    if ONLY == "a":
+    if ONLY in ("", "c"):
+        slow_consumers()
+    if ONLY:
         sys.exit(0)
 
     # ---- (b) candles

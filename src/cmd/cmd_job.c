@@ -239,13 +239,13 @@ static int job_list(const tf_config *cfg, const opts *o)
         } else {
             printf("%-19s %-7s %-15s %-17s %-7s %-24s %s\n", defs[i].name, jc->enabled ? "yes" : "no", jc->cron,
                    jc->tz, jc->catchup, nb, lb);
-            if (!ok) fprintf(stderr, "  %s\n", err);
+            if (!ok) tf_error("job", "bad job configuration", TF_STR("job", defs[i].name), TF_STR("error", err));
         }
         if (ok) tf_jobspec_clear(&sp);
     }
     if (o->json) print_json(json_pack("{s:o}", "jobs", arr));
     else json_decref(arr);
-    if (!conn && !o->json) fprintf(stderr, "(last runs unknown: %s)\n", err);
+    if (!conn && !o->json) tf_warn("job", "last runs unknown", TF_STR("error", err)); /* stderr is JSON only */
     PQclear(last);
     PQfinish(conn);
     return bad ? 2 : 0;

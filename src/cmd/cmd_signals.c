@@ -47,8 +47,7 @@ static void usage(FILE *f)
 
 static int fail(int code, const char *err)
 {
-    tf_error("signals", "backtest failed", TF_STR("error", err));
-    fprintf(stderr, "tickflow signals: %s\n", err);
+    tf_error("signals", "backtest failed", TF_STR("error", err)); /* logged once, as JSON */
     return code;
 }
 

@@ -134,7 +134,7 @@ int tf_parse_iso_us(const char *s, size_t len, int64_t *out_us)
             int sign = s[p] == '-' ? -1 : 1;
             if (digits(s, len, p + 1, 2, &oh)) return -1;
             p += 3;
-            if (p < len && s[p] == ':') p++;
+            if (p < len && s[p] == ':' && ++p == len) return -1; /* "+09:" names no minutes */
             if (p < len) {
                 if (digits(s, len, p, 2, &om)) return -1;
                 p += 2;

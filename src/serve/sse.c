@@ -1061,9 +1061,9 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metric
     uv_timer_start(&x->hb->t, on_heartbeat, every, every);
     if (bus) {
         /* A consumer group of our own (this server is its only member, so it
-         * reads every partition, from the end). Not group NULL: librdkafka's
-         * consumer needs a group.id even for assign(), and the Kafka bus's
-         * no-group path does not set one (reported), so it would read nothing. */
+         * reads every partition, from the end). group NULL (assign every
+         * partition) would now do the same: the Kafka bus gives such
+         * consumers a group.id of their own. */
         char group[96], host[48] = "host";
         gethostname(host, sizeof host - 1);
         snprintf(group, sizeof group, "tickflow-sse-%s-%d-%p", host, (int)getpid(), (void *)x);

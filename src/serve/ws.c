@@ -21,8 +21,9 @@
  * ws.ping_interval_ms a silent client is pinged; one that stays silent for
  * another interval is dropped (dead peer).
  *
- * Lifetime: http.c may call on_close synchronously from inside a write or an
- * abort, so on_close only marks the client gone; it is unlinked and freed at
+ * Lifetime: http.c calls on_close synchronously from tf_http_conn_abort (and
+ * from a write only if uv_write itself refuses; socket errors come later), so
+ * on_close only marks the client gone; it is unlinked and freed at
  * the end of the current top-level callback (reap()).
  */
 #include "serve/ws.h"
@@ -285,7 +286,7 @@ static void send_error(client *c, const char *code, const char *message, const c
 }
 
 /* Writes queued frames to the socket while it has room (one write per
- * SCRATCH bytes). May trigger on_close synchronously (write failure). */
+ * SCRATCH bytes). May end in on_close synchronously (abort, or uv_write refusing). */
 static void flush(client *c)
 {
     tf_ws *ws = c->ws;

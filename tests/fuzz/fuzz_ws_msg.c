@@ -4,10 +4,8 @@
  * valid JSON by itself: the first byte picks a template the rest of the
  * input is spliced into (raw, inside a ticker list, as the interval). The
  * feed's trade decoder is event/dbz.c, fuzzed by fuzz_dbz_diff.c. */
-/* The code under test is compiled into this file so that it gets the
- * fuzzer's coverage instrumentation (the TF_FUZZ build instruments only the
- * fuzz target itself, not tfcore); tfcore's copy is then not linked. */
-#include "serve/ws_msg.c"
+/* tfcore itself is built with the fuzzer's instrumentation (CMake, TF_FUZZ),
+ * so this links the library's code under test. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

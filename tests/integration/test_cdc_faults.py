@@ -165,7 +165,8 @@ def test_kill9_cdc_mid_stream(c):
     try:
         wait_flowing(2000)
         cdc.kill(signal.SIGKILL)
-        time.sleep(0.5)  # rows committed while CDC is dead
+        n0 = load.ok
+        h.wait_for(lambda: load.ok >= n0 + 3, 30, "rows committed while CDC is dead")
         cdc = start_cdc()
         wait_flowing(2000)
     finally:
@@ -194,7 +195,8 @@ def test_restart_kafka_under_load(c):
     try:
         wait_flowing(2000)
         kafka.stop()
-        time.sleep(3)  # CDC keeps reading while the broker is down, then back-pressure holds it
+        n0 = load.ok  # CDC keeps reading while the broker is down, then back-pressure holds it
+        h.wait_for(lambda: load.ok >= n0 + 10, 60, "rows committed while the broker is down")
         kafka.start()
         wait_flowing(2000)
     finally:

@@ -3,10 +3,15 @@
 oversize request line/headers/bodies, invalid UTF-8 and absurd numbers in
 parameters, half-closed and slow-loris connections, a client that never
 reads a large stream, a slow database that must not stall the loop, and
-10,000 idle keep-alive connections. After each, the server must be alive and
-other clients unaffected; at the end it must exit cleanly (sanitizers)."""
+10,000 idle keep-alive connections, a request in flight at SIGTERM. After
+each, the server must be alive and other clients still answered; at the end
+it must exit cleanly (sanitizers: the harness). Behaviour only: latency and
+memory under these loads are measured by bench/bench-ws.sh (part c), not
+asserted here beside other tests' PostgreSQL and Kafka JVMs."""
+import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -30,11 +35,9 @@ def setup():
     PORT, BASE = SRV.port, SRV.base
 
 
-def health_ok(c, what, max_s=2.0):
-    t0 = time.monotonic()
+def health_ok(c, what):
     st, _, _ = h.http("GET", BASE + "/health", timeout=10)
-    dt = time.monotonic() - t0
-    c.check(st == 200 and dt < max_s and SRV.alive(), "server healthy after " + what, "st=%s dt=%.3f" % (st, dt))
+    c.check(st == 200 and SRV.alive(), "server healthy after " + what, "st=%s" % st)
 
 
 def exchange(data, shut=True, timeout=10):
@@ -72,10 +75,8 @@ def test_malformed(c):
     ]
     for data in cases:
         out = exchange(data)
-        c.check(out.startswith(b"HTTP/1.1 400") or out.startswith(b"HTTP/1.1 404"),
-                "malformed %r answered 400" % data[:40], out[:120])
-        if out.startswith(b"HTTP/1.1 400"):
-            c.check(b'"code":"bad_request"' in out, "malformed: JSON error body", out[-200:])
+        if c.check(out.startswith(b"HTTP/1.1 400"), "malformed %r answered 400" % data[:40], out[:120]):
+            c.check(b'"code":"bad_request"' in out, "malformed %r: JSON error body" % data[:40], out[-200:])
     health_ok(c, "malformed requests")
 
 
@@ -97,20 +98,25 @@ def test_oversize(c):
 
 
 def test_params(c):
+    # (query, status, what the body must hold): 400 names the parameter (DESIGN
+    # section 4); a query string past the parameter limit is a bad request as a
+    # whole; the last day of year 9999 is a good, empty range
     cases = [
-        (b"ticker=\xff\xfe", None), (b"ticker=%ff%fe", "ticker"), (b"start=%e2%82", "start"),
-        (b"limit=1e999", "limit"), (b"limit=18446744073709551616", "limit"), (b"limit=-0", "limit"),
-        (b"start=99999-01-01T00:00:00Z", "start"), (b"duration=9223372036854775807ms", "duration"),
-        (b"duration=9999999999999d", "duration"), (b"end=9999-12-31T23:59:59Z&duration=1d", None),
-        (b"cursor=" + b"A" * 10000, "cursor"), (b"interval=" + b"%00" * 10, "interval"),
-        (b"a" * 3000 + b"=1", "a" * 3000), (b"&".join(b"p%d=1" % i for i in range(100)), None),
+        (b"ticker=\xff\xfe", 400, "ticker"), (b"ticker=%ff%fe", 400, "ticker"), (b"start=%e2%82", 400, "start"),
+        (b"limit=1e999", 400, "limit"), (b"limit=18446744073709551616", 400, "limit"), (b"limit=-0", 400, "limit"),
+        (b"start=99999-01-01T00:00:00Z", 400, "start"), (b"duration=9223372036854775807ms", 400, "duration"),
+        (b"duration=9999999999999d", 400, "duration"),
+        (b"end=9999-12-31T23:59:59Z&duration=1d", 200, b'"data":[],"count":0,'),
+        (b"cursor=" + b"A" * 10000, 400, "cursor"), (b"interval=" + b"%00" * 10, 400, "interval"),
+        (b"a" * 3000 + b"=1", 400, b'"code":"unknown_parameter"'), (b"&".join(b"p%d=1" % i for i in range(100)), 400, b'"code":"bad_request"'),
     ]
-    for qs, param in cases:
+    for qs, status, want in cases:
         out = exchange(b"GET /api/v1/stock?" + qs + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-        ok = out.startswith(b"HTTP/1.1 400") or (param is None and out.startswith(b"HTTP/1.1 200"))
-        c.check(ok, "absurd param %r answered" % qs[:40], out[:200])
-        if param and len(param) < 100:
-            c.check(('"param":"%s"' % param).encode() in out, "param named for %r" % qs[:40], out[-300:])
+        c.check(out.startswith(b"HTTP/1.1 %d" % status), "absurd param %r answered %d" % (qs[:40], status), out[:200])
+        if isinstance(want, str):
+            want = ('"param":"%s"' % want).encode()
+        if want:
+            c.check(want in out, "answer to %r holds %r" % (qs[:40], want), out[-300:])
     health_ok(c, "absurd parameters")
 
 
@@ -131,7 +137,7 @@ def test_slow_loris(c):
         socks.append(s)
     t0 = time.monotonic()
     closed = set()
-    lat = []
+    answers = []
     while time.monotonic() - t0 < 6 and len(closed) < len(socks):
         for i, s in enumerate(socks):
             if i in closed:
@@ -140,10 +146,9 @@ def test_slow_loris(c):
                 s.sendall(b"a")  # one byte at a time keeps it "active"
             except OSError:
                 closed.add(i)
-        t1 = time.monotonic()
         st, _, _ = h.http("GET", BASE + "/health")
-        lat.append(time.monotonic() - t1)
-        time.sleep(0.2)
+        answers.append((st, len(closed)))
+        time.sleep(0.2)  # the trickle's pace: the slow client under test, not a wait
     for i, s in enumerate(socks):
         if i in closed:
             continue
@@ -158,16 +163,28 @@ def test_slow_loris(c):
         s.close()
     c.eq(len(closed), 50, "every slow-loris connection timed out (408 + close)")
     c.check(time.monotonic() - t0 < 8, "within the header timeout plus slack")
-    c.check(max(lat) < 2.0, "other clients unaffected meanwhile", "max latency %.3f" % max(lat))
+    c.check(answers and all(st == 200 for st, _ in answers), "other clients answered meanwhile", answers)
+    c.check(any(n < 50 for _, n in answers), "... while slow-loris connections were still open", answers)
     health_ok(c, "slow loris")
 
 
-def server_rss_kb():
-    with open("/proc/%d/status" % SRV.p.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def queued_bytes():
+    st, _, body = h.http("GET", BASE + "/metrics")
+    q = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_write_queue_bytes ")]
+    if not q:
+        raise AssertionError("no tickflow_http_write_queue_bytes in /metrics")
+    return float(q[0].split()[1])
+
+
+def settled(read, samples=5):
+    """A condition for h.wait_for: true (the value) once read() gave the same
+    non-zero value `samples` times running."""
+    seen = []
+
+    def cond():
+        seen.append(read())
+        return seen[-1] if len(seen) >= samples and len(set(seen[-samples:])) == 1 and seen[-1] > 0 else None
+    return cond
 
 
 def test_slow_reader(c):
@@ -175,7 +192,6 @@ def test_slow_reader(c):
     PG.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time)"
            " SELECT 'AAPL', 'NASDAQ', 'BUY', 100 + (g % 50), 1, timestamptz '2026-11-21' + g * interval '100 ms'"
            " FROM generate_series(1, 400000) g")
-    rss0 = server_rss_kb()
     readers = []
     for i in range(4):
         s = socket.create_connection(("127.0.0.1", PORT))
@@ -184,25 +200,18 @@ def test_slow_reader(c):
                   b"Host: x\r\nAccept: text/csv\r\n\r\n")
         s.recv(1024)  # the stream started; now stop reading
         readers.append(s)
-    time.sleep(1.5)
-    lat = []
-    for i in range(10):
-        t1 = time.monotonic()
-        st, _, body = h.http("GET", BASE + "/api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5")
-        lat.append(time.monotonic() - t1)
-        c.eq(st, 200, "history works while streams are stalled")
-    rss1 = server_rss_kb()
-    c.check(rss1 - rss0 < 100 * 1024, "stalled streams do not grow server memory",
-            "rss %d -> %d kB" % (rss0, rss1))
-    st, _, body = h.http("GET", BASE + "/metrics")
-    q = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_write_queue_bytes ")]
-    queued = float(q[0].split()[1]) if q else -1
+    # the 4 streams have filled what back-pressure lets them queue once the
+    # gauge stops moving; a 400,000-row CSV is ~20 MB, so "bounded" means well short of that
+    queued = h.wait_for(settled(queued_bytes), 60, "stalled streams' write queues settle", interval=0.1)
     c.check(0 < queued < 4 * 2.5 * 1024 * 1024, "queued bytes bounded by back-pressure (~1 MiB per stream)",
             "queued %r" % queued)
-    c.check(max(lat) < 3.0, "other clients fast while 4 streams are stalled", "max %.3f" % max(lat))
+    for i in range(10):
+        st, _, body = h.http("GET", BASE + "/api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5")
+        c.eq(st, 200, "history works while streams are stalled")
+    c.eq(queued_bytes(), queued, "the stalled streams queued nothing more meanwhile")
     for s in readers:
         s.close()  # gone mid-stream: workers must notice and stop
-    time.sleep(0.5)
+    h.wait_for(lambda: queued_bytes() == 0, 30, "the gone readers' queues released")
     health_ok(c, "stalled stream readers")
     # the workers were released: all 4 can serve again
     for i in range(8):
@@ -228,12 +237,11 @@ def test_slow_db(c):
         t.start()
     h.wait_for(lambda: int(PG.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 1,
                10, "history queries waiting on the lock")
-    lat = []
+    # the loop is not blocked: other requests are answered while the lock still holds the queries
     for i in range(10):
-        t1 = time.monotonic()
         st, _, body = h.http("GET", BASE + "/metrics", timeout=5)
-        lat.append(time.monotonic() - t1)
-    c.check(max(lat) < 1.0, "loop not blocked by slow queries", "max %.3f" % max(lat))
+        c.eq(st, 200, "metrics answered while history queries wait on the lock")
+    c.check(locker.poll() is None and results == [], "... and the lock was still held then", results)
     for t in ths:
         t.join()
     locker.wait()
@@ -265,11 +273,12 @@ def test_idle_keepalive(c):
         st, _, body = h.http("GET", BASE + "/metrics")
         line = [ln for ln in body.decode().splitlines() if ln.startswith("tickflow_http_connections ")]
         c.check(line and float(line[0].split()[1]) >= n, "open connections gauge", line)
-        health_ok(c, "%d idle connections" % n, max_s=2.0)
+        health_ok(c, "%d idle connections" % n)
         # the idle ones still work
         for s in socks[:: max(1, n // 50)]:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            c.check(s.recv(4096).startswith(b"HTTP/1.1 200"), "idle connection reused")
+            got = s.recv(4096)
+            c.check(got.startswith(b"HTTP/1.1 200"), "idle connection reused", got[:120])
     finally:
         for s in socks:
             s.close()
@@ -277,12 +286,70 @@ def test_idle_keepalive(c):
     h.wait_for(lambda: SRV.alive() and h.http("GET", BASE + "/health")[0] == 200, 10, "healthy")
 
 
+def read_response(sock, timeout=20):
+    """Reads one HTTP/1.1 response (Content-Length or chunked) from sock;
+    returns (status, body, complete) where complete says the whole body
+    arrived before the peer closed."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        b = sock.recv(65536)
+        if not b:
+            return None, data, False
+        data += b
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status = int(head.split(b" ", 2)[1])
+    hdrs = {ln.split(b":", 1)[0].strip().lower(): ln.split(b":", 1)[1].strip()
+            for ln in head.split(b"\r\n")[1:] if b":" in ln}
+
+    def more():
+        b = sock.recv(65536)
+        if not b:
+            raise EOFError
+        return b
+    try:
+        if b"content-length" in hdrs:
+            n = int(hdrs[b"content-length"])
+            while len(rest) < n:
+                rest += more()
+            return status, rest[:n], True
+        while not rest.endswith(b"0\r\n\r\n"):  # chunked: the last chunk ends the body
+            rest += more()
+        return status, rest, True
+    except (EOFError, OSError):
+        return status, rest, False
+
+
 def test_shutdown(c):
-    # one request in flight while stopping still gets its answer
-    c.eq(SRV.stop(), 0, "server exits 0 on SIGTERM")
-    out = SRV.output()
-    c.check("AddressSanitizer" not in out and "LeakSanitizer" not in out and "runtime error" not in out,
-            "sanitizer clean", out[-3000:])
+    """A request in flight at SIGTERM (held in PostgreSQL by a table lock) is
+    answered in full before the server exits 0; a new connection is refused."""
+    locker = subprocess.Popen([h.PG_LOCAL, "psql", "-X", "-q", "-c",
+                               "BEGIN; LOCK TABLE stock_trades IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT;"],
+                              env=PG.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h.on_exit(lambda: locker.kill())
+    h.wait_for(lambda: PG.scalar("SELECT count(*) FROM pg_locks WHERE relation = 'stock_trades'::regclass"
+                                 " AND mode = 'AccessExclusiveLock' AND granted") == "1", 10, "the table locked")
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=20)
+    s.sendall(b"GET /api/v1/stock?ticker=AAPL&start=2026-11-21T00:00:00Z&limit=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.wait_for(lambda: int(PG.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 1,
+               10, "the request waiting on the lock")
+    SRV.p.send_signal(signal.SIGTERM)
+    h.wait_for(lambda: '"msg":"stopping"' in SRV.stderr(), 10, "the server stopping")
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+            return False
+        except OSError:
+            return True
+    c.check(h.wait_for(refused, 5, "the listener closed"), "no new connections once stopping")
+    c.check(locker.poll() is None, "the request was still in flight when stopping began")
+    status, body, complete = read_response(s)
+    s.close()
+    c.eq((status, complete), (200, True), "the in-flight request answered in full during shutdown")
+    if complete:
+        c.eq(len(json.loads(body)["data"]), 5, "its answer is the data asked for")
+    locker.wait()
+    c.eq(SRV.wait(30), 0, "server exits 0 on SIGTERM")
 
 
 if __name__ == "__main__":

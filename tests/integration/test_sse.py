@@ -354,8 +354,6 @@ def test_shutdown(c):
     # the stream ends properly (final chunk), not a reset
     cl.event(5.0)
     c.check(cl.ended, "stream ended on shutdown")
-    out = p.proc.output()
-    c.check("LeakSanitizer" not in out and "runtime error" not in out, "sanitizers clean", out[-2000:])
     c.eq(p.pg.scalar("SELECT state FROM tickflow_processor_status"), "stopped", "status row says stopped")
 
 

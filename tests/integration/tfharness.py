@@ -5,8 +5,21 @@ with scripts/pg-local in a temp dir on a free port), the real tickflow binary
 (TICKFLOW_BIN, the sanitizer build under `make test`), real sockets.
 Everything started here is stopped at exit, also when a test fails or the
 process gets SIGTERM/SIGINT.
+
+What every test gets without asking, so that a test can only pass by
+checking something and by the processes it started behaving:
+- a test function that made no assertion (no c.check / c.eq) fails;
+- every stderr line of every tickflow process started here (Proc, Server,
+  run) must parse as one JSON object (DESIGN section 5: structured logs);
+  the first offending lines are shown and fail the test that was running;
+- sanitizer reports are collected in one place: ASan/LSan (and recoverable
+  UBSan) write to per-process files under one directory (log_path), GCC's
+  non-recoverable UBSan checks (-fno-sanitize-recover) print "runtime
+  error:" to stderr whatever log_path says, so those stderr lines are taken
+  as sanitizer reports too; any report fails the test, printed in full.
 """
 import atexit
+import glob
 import json
 import os
 import shutil
@@ -26,6 +39,78 @@ PG_LOCAL = os.path.join(SRC, "scripts", "pg-local")
 
 _cleanups = []
 
+# Failures found by the harness itself (non-JSON stderr, sanitizer reports);
+# main() charges them to the test that was running when they were found.
+_problems = []
+
+# Sanitizer reports of every process started from this test file, including
+# helpers (wspipe, unit-test binaries) that inherit os.environ: one directory,
+# one file per process (the runtime appends .PID). Scanned by main().
+SAN_DIR = tempfile.mkdtemp(prefix="tf-san-")
+_san_seen = set()
+
+
+def _with_log_path(opts, prefix):
+    """opts (a sanitizer options string) with log_path set to prefix."""
+    kept = [o for o in (opts or "").split(":") if o and not o.startswith("log_path=")]
+    return ":".join(kept + ["log_path=" + prefix])
+
+
+os.environ["ASAN_OPTIONS"] = _with_log_path(os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"),
+                                            os.path.join(SAN_DIR, "asan"))
+os.environ["UBSAN_OPTIONS"] = _with_log_path(os.environ.get("UBSAN_OPTIONS", "print_stacktrace=1"),
+                                             os.path.join(SAN_DIR, "ubsan"))
+
+
+def sanitizer_env(env, name):
+    """env (a full environment) with each sanitizer's log_path under SAN_DIR,
+    named after the process, keeping any other options the caller set."""
+    tag = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+    env["ASAN_OPTIONS"] = _with_log_path(env.get("ASAN_OPTIONS"), os.path.join(SAN_DIR, "asan-" + tag))
+    env["UBSAN_OPTIONS"] = _with_log_path(env.get("UBSAN_OPTIONS"), os.path.join(SAN_DIR, "ubsan-" + tag))
+    return env
+
+
+def sanitizer_reports():
+    """New non-empty sanitizer report files since the last call, as one
+    string per file (header line + contents); [] when there are none."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(SAN_DIR, "*"))):
+        if path in _san_seen or os.path.getsize(path) == 0:
+            continue
+        _san_seen.add(path)
+        with open(path, "rb") as f:
+            out.append("sanitizer report %s:\n%s" % (os.path.basename(path), f.read().decode("utf-8", "replace")))
+    return out
+
+
+def stderr_problems(text, who, killed=False):
+    """Checks that every line of a tickflow process's stderr is one JSON
+    object. Returns a list of problem strings: UBSan "runtime error:" lines
+    (with the rest of the output after them, which holds the stack) as a
+    sanitizer report, otherwise the first few non-JSON lines. killed: the
+    process was SIGKILLed, so a last line without its newline is expected."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines and killed:
+        lines.pop()  # cut mid-write by SIGKILL
+    for i, ln in enumerate(lines):
+        if "runtime error:" in ln and not ln.startswith("{"):
+            return ["sanitizer report (UBSan, stderr of %s):\n%s" % (who, "\n".join(lines[i:i + 40]))]
+    bad = []
+    for i, ln in enumerate(lines):
+        try:
+            ok = isinstance(json.loads(ln), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append("  line %d: %r" % (i + 1, ln[:300]))
+    if not bad:
+        return []
+    more = " (and %d more)" % (len(bad) - 5) if len(bad) > 5 else ""
+    return ["stderr of %s is not one JSON object per line%s:\n%s" % (who, more, "\n".join(bad[:5]))]
+
 
 def on_exit(fn):
     """Registers fn to run at exit (LIFO), even on failure or signal."""
@@ -43,6 +128,7 @@ def _run_cleanups():
 
 
 atexit.register(_run_cleanups)
+atexit.register(lambda: shutil.rmtree(SAN_DIR, ignore_errors=True))
 
 
 def _on_signal(signum, _frame):
@@ -126,27 +212,60 @@ class Postgres:
 
 
 class Proc:
-    """A tickflow subprocess with stderr captured to a file; killed at exit."""
+    """A tickflow subprocess (or, with exe, another binary of ours) with
+    stdout and stderr captured to files; killed at exit. When it has exited
+    (stop, kill, or the harness's cleanup) its stderr is checked: one JSON
+    object per line."""
 
-    def __init__(self, args, env=None, name="tickflow"):
-        self.log_path = tempfile.mktemp(prefix="tf-%s-" % name, suffix=".log")
-        self.log = open(self.log_path, "wb")
+    def __init__(self, args, env=None, name="tickflow", exe=None):
+        base = tempfile.mktemp(prefix="tf-%s-" % name)
+        self.name = name
+        self.out_path, self.err_path = base + ".out", base + ".err"
+        self.out, self.err = open(self.out_path, "wb"), open(self.err_path, "wb")
         full_env = dict(os.environ)
-        full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         if env:
             full_env.update(env)
-        self.p = subprocess.Popen([BIN] + list(args), stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        sanitizer_env(full_env, name)
+        self.argv = ([exe] if exe else [BIN]) + list(args)
+        self.p = subprocess.Popen(self.argv, stdout=self.out, stderr=self.err, env=full_env)
+        self.checked = False
+        on_exit(self._remove_files)  # LIFO: runs after the kill below
         on_exit(self.kill)
 
-    def output(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
+    def _remove_files(self):
+        for f, path in ((self.out, self.out_path), (self.err, self.err_path)):
+            f.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def stdout(self):
+        self.out.flush()
+        with open(self.out_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def output(self):
+        """stdout then stderr (the log), for searching and for failure detail."""
+        return self.stdout() + self.stderr()
 
     def alive(self):
         return self.p.poll() is None
 
+    def _exited(self, killed=False):
+        if self.checked or self.p.poll() is None:
+            return
+        self.checked = True
+        _problems.extend(stderr_problems(self.stderr(), "%s (pid %d, %s)" % (self.name, self.p.pid,
+                                                                            " ".join(self.argv[1:3])), killed))
+
     def kill(self, sig=signal.SIGKILL):
+        """Sends sig (default SIGKILL) and waits for the exit."""
         if self.p.poll() is None:
             self.p.send_signal(sig)
             try:
@@ -154,6 +273,13 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+        self._exited(killed=self.p.returncode == -signal.SIGKILL)
+
+    def wait(self, timeout):
+        """Waits for an exit the caller caused; returns the exit code."""
+        code = self.p.wait(timeout)
+        self._exited(killed=code == -signal.SIGKILL)
+        return code
 
     def stop(self, timeout=30):
         """SIGTERM and wait: returns the exit code (asserts a clean exit is the caller's job)."""
@@ -164,16 +290,22 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+                self._exited(killed=True)
                 raise AssertionError("tickflow did not exit within %ds of SIGTERM\n%s" % (timeout, self.output()[-4000:]))
+        self._exited()
         return self.p.returncode
 
 
 def run(args, env=None, timeout=120):
-    """Runs tickflow to completion; returns CompletedProcess (text)."""
+    """Runs tickflow to completion; returns CompletedProcess (text). Its
+    stderr is checked like a Proc's."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    return subprocess.run([BIN] + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    sanitizer_env(full_env, "run-" + (args[0] if args else "none"))
+    p = subprocess.run([BIN] + list(args), capture_output=True, text=True, env=full_env, timeout=timeout)
+    _problems.extend(stderr_problems(p.stderr, "tickflow %s (exit %d)" % (" ".join(args[:1]), p.returncode)))
+    return p
 
 
 def http(method, url, body=None, headers=None, timeout=30):
@@ -218,22 +350,44 @@ class Checks:
         return self.check(got == want, what, "got %r want %r" % (got, want))
 
 
+def _charge_problems(c, where):
+    """Fails c once per harness problem found since the last call."""
+    found = _problems[:] + sanitizer_reports()
+    del _problems[:]
+    for msg in found:
+        c.failed += 1
+        print("FAIL: %s: %s" % (where, msg), flush=True)
+    return len(found)
+
+
 def main(tests):
-    """Runs each test function(checks); an exception counts as a failure."""
+    """Runs each test function(checks); an exception counts as a failure, and
+    so do a test that made no assertion and any harness problem (non-JSON
+    stderr, a sanitizer report) found while it ran."""
     c = Checks()
     for t in tests:
         t0 = time.monotonic()
         before = c.failed
+        asserted = c.passed + c.failed
         try:
             t(c)
         except Exception:
             c.failed += 1
             print("FAIL: %s raised" % t.__name__, flush=True)
             traceback.print_exc()
+        else:
+            if c.passed + c.failed == asserted:
+                c.failed += 1
+                print("FAIL: %s made no assertion (a test that cannot fail is worse than none)" % t.__name__,
+                      flush=True)
+        _charge_problems(c, t.__name__)
         print("%s %s (%.1fs)" % ("ok  " if c.failed == before else "FAIL", t.__name__,
                                  time.monotonic() - t0), flush=True)
+    _run_cleanups()  # stops what is still running: their stderr and sanitizer logs are checked too
+    if _charge_problems(c, "at exit"):
+        print("FAIL at exit", flush=True)
+    shutil.rmtree(SAN_DIR, ignore_errors=True)
     print("%d passed, %d failed" % (c.passed, c.failed), flush=True)
-    _run_cleanups()
     sys.exit(1 if c.failed else 0)
 
 

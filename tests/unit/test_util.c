@@ -36,19 +36,56 @@ static void iso(void)
     TF_EQ_INT(tf_parse_iso_us("2025-11-23T09:30:00.Z", 21, &t), -1);
     TF_EQ_INT(tf_parse_iso_us("2025-11-23Tx", 12, &t), -1);
     TF_EQ_INT(tf_parse_iso_us("", 0, &t), -1);
-    /* every truncated prefix of a valid time either parses or is rejected, never crashes */
+    /* Every truncated prefix of a valid time: exactly the prefixes that are
+     * complete ISO-8601 times parse (to the instant they name), every other
+     * one is rejected. Each prefix sits in a heap block of exactly its length,
+     * so ASan catches a read past len. */
     const char *full = "2025-11-23T18:30:00.123456+09:00";
-    for (size_t n = 0; n < strlen(full); n++) (void)tf_parse_iso_us(full, n, &t);
-    /* round trip over a range of instants */
-    for (int64_t x = -2208988800000000LL; x < 4102444800000000LL; x += 86400LL * 1000000 * 37 + 123457) {
-        int64_t y;
-        size_t n = tf_fmt_iso_us(x, b);
-        if (tf_parse_iso_us(b, n, &y) != 0 || y != x) {
-            TF_EQ_INT(y, x);
-            break;
+    static const struct {
+        size_t n;
+        int64_t us;
+    } ok_prefix[] = {
+        {10, 1763856000000000LL}, /* 2025-11-23 (UTC midnight) */
+        {16, 1763922600000000LL}, /* ...T18:30 */
+        {19, 1763922600000000LL}, /* ...:00 */
+        {21, 1763922600100000LL}, {22, 1763922600120000LL}, {23, 1763922600123000LL},
+        {24, 1763922600123400LL}, {25, 1763922600123450LL}, {26, 1763922600123456LL},
+        {29, 1763890200123456LL}, /* ...+09 */
+        {32, 1763890200123456LL}, /* ...+09:00 */
+    };
+    size_t k = 0, accepted = 0;
+    for (size_t n = 0; n <= strlen(full); n++) {
+        char *cut = malloc(n ? n : 1);
+        memcpy(cut, full, n);
+        t = 0;
+        int rc = tf_parse_iso_us(cut, n, &t);
+        free(cut);
+        if (k < sizeof ok_prefix / sizeof ok_prefix[0] && ok_prefix[k].n == n) {
+            if (rc != 0) fprintf(stderr, "prefix of length %zu rejected\n", n);
+            TF_EQ_INT(rc, 0);
+            TF_EQ_INT(t, ok_prefix[k].us);
+            k++;
+        } else {
+            if (rc != -1) fprintf(stderr, "prefix of length %zu accepted\n", n);
+            TF_EQ_INT(rc, -1);
         }
+        accepted += rc == 0;
     }
-    TF_CHECK(1);
+    TF_EQ_INT(accepted, sizeof ok_prefix / sizeof ok_prefix[0]);
+    /* round trip over a range of instants (1900..2100): one check for the
+     * whole loop, reporting the first instant that does not come back */
+    int round_trips = 0, instants = 0, bad_seen = 0;
+    int64_t bad = 0, got = 0;
+    for (int64_t x = -2208988800000000LL; x < 4102444800000000LL; x += 86400LL * 1000000 * 37 + 123457) {
+        int64_t y = 0;
+        size_t n = tf_fmt_iso_us(x, b);
+        instants++;
+        if (tf_parse_iso_us(b, n, &y) == 0 && y == x) round_trips++;
+        else if (!bad_seen) bad_seen = 1, bad = x, got = y;
+    }
+    TF_CHECK(instants > 1900);
+    if (bad_seen) TF_EQ_INT(got, bad);
+    TF_EQ_INT(round_trips, instants);
 }
 
 static void fixed(void)

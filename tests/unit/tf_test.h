@@ -1,7 +1,8 @@
 /*
  * tf_test.h - assertion macros for unit tests: print both values and where,
- * survive NDEBUG, and count failures; TF_TEST_MAIN prints the summary line
- * "N passed, N failed" and sets the exit code.
+ * survive NDEBUG, and count failures; TF_TEST_MAIN_END prints the summary line
+ * "N passed, N failed" and sets the exit code. A test program that made no
+ * check at all fails too: a test that cannot fail is worse than none.
  */
 #ifndef TF_TEST_H
 #define TF_TEST_H
@@ -45,7 +46,9 @@ static int tf_t_passed, tf_t_failed;
 #define TF_TEST_MAIN_END()                                                  \
     do {                                                                    \
         printf("%d passed, %d failed\n", tf_t_passed, tf_t_failed);         \
-        return tf_t_failed ? 1 : 0;                                         \
+        if (tf_t_passed + tf_t_failed == 0)                                 \
+            fprintf(stderr, "%s: no check was made\n", __FILE__);           \
+        return tf_t_failed || tf_t_passed == 0 ? 1 : 0;                     \
     } while (0)
 
 #endif
