@@ -853,9 +853,9 @@ static void wrap_page(hjob *j)
 static void complete(hjob *j)
 {
     tf_http_req *r = j->req;
-    j->req = NULL;
     if (j->q.format != TF_HIST_JSON) {
         if (!j->status && flush_chunk(j, 1) < 0 && !j->gone) fail(j, 503, "%s", "out of memory");
+        j->req = NULL;
         if (j->started && j->status) {
             if (!j->gone)
                 tf_warn("http", "history stream failed midway", TF_STR("error", j->errmsg),
@@ -868,8 +868,10 @@ static void complete(hjob *j)
                           j->status ? j->errmsg : "stream not started", NULL);
         }
     } else if (j->status) {
+        j->req = NULL;
         tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
     } else {
+        j->req = NULL;
         wrap_page(j);
         if (j->status) tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
         else tf_http_json(r, 200, j->out.b ? j->out.b : "{}");
