@@ -535,7 +535,7 @@ static void on_status_timer(uv_timer_t *t)
     }
 }
 
-/* ---- replay (database worker -> loop) ------------------------------------- */
+/* ---- replay (queries on the loop) ----------------------------------------- */
 
 struct replay_job {
     tf_sse *x;
