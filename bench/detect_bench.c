@@ -515,7 +515,7 @@ static double bench_sse(void)
         fprintf(stderr, "server: %s\n", err);
         exit(1);
     }
-    tf_sse *sse = tf_sse_attach(srv, bus, &cfg, m, err, sizeof err);
+    tf_sse *sse = tf_sse_attach(srv, bus, NULL, &cfg, m, err, sizeof err);
     if (!sse || tf_server_listen(srv, err, sizeof err) < 0) {
         fprintf(stderr, "sse/server: %s\n", err);
         exit(1);

@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "serve/api_health.h"
 #include "serve/http.h"
 #include "serve/ws.h"
 
@@ -47,12 +48,16 @@ int main(int argc, char **argv)
     tf_bus *bus = NULL;
     tf_server *s = NULL;
     tf_ws *ws = NULL;
+    tf_health *hl = NULL;
     tf_cdc *cdc = NULL;
     tf_bus_consumer *stalled = NULL;
     bus = tf_bus_new(&cfg, m, err, sizeof err);
     if (!bus) goto fail;
     s = tf_server_new(NULL, &cfg, m, err, sizeof err);
     if (!s) goto fail;
+    /* /health and /metrics (no database pool here: /ready reports it) */
+    hl = tf_health_register(s, NULL, err, sizeof err);
+    if (!hl) goto fail;
     /* the WebSocket feed subscribes before CDC produces anything */
     ws = tf_ws_attach(s, bus, &cfg, m, err, sizeof err);
     if (!ws) goto fail;
@@ -78,6 +83,7 @@ out:
     tf_cdc_stop(cdc, stalled ? 100 : 5000);
     tf_ws_free(ws);
     tf_bus_consumer_close(stalled);
+    tf_health_free(hl);
     tf_server_free(s);
     tf_bus_free(bus);
     tf_cdc_free(cdc);

@@ -89,17 +89,17 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     }
     if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, err, sizeof err)) ||
         !(api = tf_api_register(srv, ru, err, sizeof err)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
-        !(sse = tf_sse_attach(srv, bus, cfg, m, err, sizeof err))) {
+        !(sse = tf_sse_attach(srv, bus, tf_api_db(api), cfg, m, err, sizeof err))) {
         fail("cannot start the server", err);
         goto out;
     }
-    tf_server_add_ready_check(srv, "bus", tf_bus_ready, bus);
+    tf_api_add_ready_check(api, "bus", tf_bus_ready, bus);
     if (cfg->cdc_enabled) {
         if (!(cdc = tf_cdc_start(cfg, bus, m, err, sizeof err))) {
             fail("cannot start CDC", err);
             goto out;
         }
-        tf_server_add_ready_check(srv, "cdc", cdc_ready, cdc);
+        tf_api_add_ready_check(api, "cdc", cdc_ready, cdc);
     }
     if (tf_server_listen(srv, err, sizeof err) < 0) {
         fail("cannot listen", err);

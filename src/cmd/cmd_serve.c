@@ -69,8 +69,8 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
-    if (bus) tf_server_add_ready_check(s, "bus", tf_bus_ready, bus);
-    if (!(ws = tf_ws_attach(s, bus, cfg, m, err, sizeof err)) || !(sse = tf_sse_attach(s, bus, cfg, m, err, sizeof err))) {
+    if (bus) tf_api_add_ready_check(api, "bus", tf_bus_ready, bus);
+    if (!(ws = tf_ws_attach(s, bus, cfg, m, err, sizeof err)) || !(sse = tf_sse_attach(s, bus, tf_api_db(api), cfg, m, err, sizeof err))) {
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }

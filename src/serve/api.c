@@ -4,12 +4,17 @@
  * Request bodies are parsed with jansson (packaged, strict RFC 8259, rejects
  * invalid UTF-8), validated field by field; errors name the field as param.
  * Generation uses the background generator job (ingest/genjob.h), which owns
- * its COPY writer and connection. Starting a job connects to PostgreSQL and
- * a synchronous run blocks until done, so both happen on a database worker
- * thread (tf_server_db), never on the loop; at most two synchronous runs at
- * a time so history queries keep workers. Continuous jobs are kept in a list
- * touched only on the loop thread; their status is read with the job's own
- * thread-safe accessor.
+ * its thread, COPY writer and blocking connection. Starting a job connects
+ * to PostgreSQL and a synchronous run blocks until done, so both happen on
+ * libuv's thread pool (uv_queue_work: its threads start on the first
+ * generate request, not before), never on the loop; at most two synchronous
+ * runs at a time. Continuous jobs are kept in a list touched only on the
+ * loop thread; their status is read with the job's own thread-safe
+ * accessor.
+ *
+ * The api also owns the server's asynchronous PostgreSQL pool
+ * (store/pgasync.h; history, anomalies and /ready run on it) and the
+ * operational endpoints (api_health.h).
  */
 #include "serve/api.h"
 
@@ -23,6 +28,7 @@
 #include "event/trade.h"
 #include "common/util.h"
 #include "ingest/genjob.h"
+#include "serve/api_health.h"
 #include "serve/history.h"
 #include "store/pg.h"
 
@@ -41,6 +47,9 @@ typedef struct gjob {
 struct tf_api {
     tf_server *srv;
     tf_rollup *rollup;
+    tf_pga *db;
+    tf_health *health;
+    int gen_inflight;       /* uv_queue_work requests not yet completed */
     gjob *jobs;
     int njobs;
     int next_id;
@@ -221,6 +230,7 @@ static void job_json(const gjob *j, char *out, size_t cap)
 /* ---- POST ---------------------------------------------------------------- */
 
 typedef struct gen_ctx {
+    uv_work_t w;
     tf_api *api;
     tf_http_req *req;
     gen_req g;
@@ -230,10 +240,9 @@ typedef struct gen_ctx {
     char err[256];
 } gen_ctx;
 
-static void gen_work(PGconn *conn, void *arg)
+static void gen_work(uv_work_t *w)
 {
-    (void)conn;
-    gen_ctx *x = arg;
+    gen_ctx *x = w->data;
     x->job = tf_genjob_start(&x->g.o, &x->code, x->err, sizeof x->err);
     if (!x->job || x->g.continuous) return;
     tf_genjob_wait(x->job, &x->st);
@@ -241,11 +250,13 @@ static void gen_work(PGconn *conn, void *arg)
     x->job = NULL;
 }
 
-static void gen_done(void *arg)
+static void gen_done(uv_work_t *w, int status)
 {
-    gen_ctx *x = arg;
+    (void)status; /* never canceled: we do not call uv_cancel */
+    gen_ctx *x = w->data;
     tf_api *a = x->api;
     tf_http_req *r = x->req;
+    a->gen_inflight--;
     if (!x->g.continuous) a->sync_running--;
     if (!x->job && (x->g.continuous || x->code != 0)) {
         int st = x->code == TF_PG_EINVAL ? 400 : 503;
@@ -344,11 +355,14 @@ static void h_gen_post(tf_http_req *r, void *ud)
         tf_http_error(r, 429, "busy", "too many synchronous generate requests in progress", NULL);
         return;
     }
-    if (tf_server_db(a->srv, gen_work, gen_done, x) < 0) {
+    x->w.data = x;
+    if (tf_server_stopping(a->srv) ||
+        uv_queue_work(tf_server_loop(a->srv), &x->w, gen_work, gen_done) < 0) {
         free(x);
         tf_http_error(r, 503, "unavailable", "server busy or stopping", NULL);
         return;
     }
+    a->gen_inflight++;
     if (!x->g.continuous) a->sync_running++;
 }
 
@@ -427,22 +441,59 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
     }
     a->srv = s;
     a->rollup = rollup;
-    if (tf_server_route(s, "GET", "/api/v1/stock", tf_hist_handle, a) < 0 ||
+    const tf_config *cfg = tf_server_config(s);
+    /* JIT compiles plans over many partitions for ~200 ms: a loss for every
+     * query we run */
+    a->db = tf_pga_new(tf_server_loop(s), cfg->pg_url,
+                       "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off", cfg->http_db_pool,
+                       errbuf, errlen);
+    if (!a->db) {
+        free(a);
+        return NULL;
+    }
+    a->health = tf_health_register(s, a->db, errbuf, errlen);
+    if (!a->health) {
+        tf_pga_free(a->db);
+        free(a);
+        return NULL;
+    }
+    if (tf_server_route(s, "GET", "/api/v1/stock", tf_hist_handle, a->db) < 0 ||
         tf_server_route(s, "POST", "/api/v1/stock/generate", h_gen_post, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate", h_gen_list, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
-        (rollup && tf_server_add_ready_check(s, "rollup", rollup_ready, rollup) < 0)) {
+        (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
+        tf_server_unroute(s, a);
+        tf_server_unroute(s, a->db);
+        tf_server_unroute(s, a->health);
+        tf_health_free(a->health);
+        tf_pga_free(a->db);
         free(a);
         return NULL;
     }
     return a;
 }
 
+int tf_api_add_ready_check(tf_api *a, const char *name, tf_ready_check fn, void *ud)
+{
+    return tf_health_add_check(a->health, name, fn, ud);
+}
+
+tf_pga *tf_api_db(tf_api *a)
+{
+    return a->db;
+}
+
 void tf_api_free(tf_api *a)
 {
     if (!a) return;
+    /* a generate request still on the thread pool completes on the loop
+     * (a synchronous run until its count is written) */
+    while (a->gen_inflight > 0) uv_run(tf_server_loop(a->srv), UV_RUN_ONCE);
+    /* answers queries still running (clients gone) before their owners go */
+    tf_pga_free(a->db);
+    tf_health_free(a->health);
     gjob *j = a->jobs;
     while (j) {
         gjob *nx = j->next;

@@ -14,17 +14,24 @@
  * on when the window was sparse) so a 10,000-bar page never aggregates the
  * whole range.
  *
- * Results come back in binary format (int8, timestamptz as int8 microseconds
- * since 2000, numerics cast to text) and are formatted here, on the worker
- * thread. JSON pages (at most history.max_limit rows) are built in memory
- * there; CSV/NDJSON streams go out in 64 KiB chunks posted to the loop, the
- * worker waiting while more than 1 MiB is queued for the client - a slow
- * reader holds one worker and bounded memory, never the loop.
+ * Everything runs on the loop thread, on the server's asynchronous
+ * PostgreSQL pool (store/pgasync.h). Results come back in binary format
+ * (int8, timestamptz as int8 microseconds since 2000, numerics cast to text)
+ * and are formatted as they arrive. JSON pages (at most history.max_limit
+ * rows) are built in memory; CSV/NDJSON streams go to the socket in 64 KiB
+ * chunks, and when more than HIGH_WATER bytes are queued for the client the
+ * query is paused (libpq stops reading its socket, PostgreSQL blocks in
+ * ClientWrite) until the queue drains to TF_HTTP_LOW_WATER: a slow reader
+ * holds one dedicated connection and bounded memory, never a thread.
+ *
+ * Raw rows are one statement (a JSON page with LIMIT, a stream as COPY
+ * binary), so they need no transaction; bars walk several windows inside
+ * one REPEATABLE READ transaction so the windows see one snapshot. The
+ * response is finished before the COMMIT round trip.
  */
 #include "serve/history.h"
 
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +40,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "store/pgasync.h"
 
 #define CHUNK (64 * 1024)
 #define HIGH_WATER (1024 * 1024)
@@ -320,14 +328,18 @@ typedef struct hjob {
     int status;             /* 0 ok; else HTTP error status */
     char errmsg[256];
     tf_sbuf out;               /* JSON page, or the current stream chunk */
-    int started;            /* stream begun (a chunk was posted) */
+    int started;            /* stream begun (headers sent) */
     int failed_midway;
-    /* streaming back-pressure */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t unseen;          /* bytes posted, not yet handed to the socket */
-    size_t queued;          /* bytes queued on the socket (loop's view) */
-    int gone;
+    /* on the loop */
+    tf_pga *db;
+    tf_pga_conn *c;         /* held from acquire until release */
+    int phase;              /* PH_* */
+    int gone;               /* the client went away */
+    int paused;             /* query paused for the client's queue */
+    int wait_writable;      /* bars stream: next window when the queue drains */
+    int in_tx;
+    int more;               /* JSON: 1 / 2 = there is a next page */
+    int64_t want, got, ws, we; /* bars window walk */
     /* aggregate over the page */
     int64_t n, trades, volume;
     int64_t open_e4, high_e4, low_e4, close_e4;
@@ -412,82 +424,12 @@ static void agg_row(hjob *j, int64_t open, int64_t high, int64_t low, int64_t cl
     j->n++;
 }
 
-/* Posts the current stream chunk to the loop, waiting first while too much
- * is queued for the client. Returns -1 when the client is gone. */
-typedef struct chunk {
-    hjob *j;
-    size_t len;
-    int first;
-    char data[];
-} chunk;
-
-static void hj_on_writable(tf_http_req *r, void *ud)
-{
-    hjob *j = ud;
-    pthread_mutex_lock(&j->mu);
-    j->queued = tf_http_stream_queued(r);
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-}
-
-static void hj_on_close(tf_http_req *r, void *ud)
-{
-    (void)r;
-    hjob *j = ud;
-    pthread_mutex_lock(&j->mu);
-    j->gone = 1;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-}
-
 static const char *ctype_of(int fmt)
 {
     return fmt == TF_HIST_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson";
 }
 
-static void chunk_on_loop(void *p)
-{
-    chunk *c = p;
-    hjob *j = c->j;
-    if (c->first) {
-        static const tf_http_stream_cbs cbs = {hj_on_writable, hj_on_close};
-        tf_http_stream_begin(j->req, 200, ctype_of(j->q.format), &cbs, j);
-    }
-    tf_http_stream_write(j->req, c->data, c->len);
-    pthread_mutex_lock(&j->mu);
-    j->unseen -= c->len;
-    j->queued = tf_http_stream_queued(j->req);
-    if (tf_http_req_gone(j->req)) j->gone = 1;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    free(c);
-}
-
-static int flush_chunk(hjob *j, int force)
-{
-    if (j->out.oom) return -1; /* rows were lost: cut the stream rather than send a gap */
-    if (j->out.len == 0 && !(force && !j->started)) return 0;
-    if (!force && j->out.len < CHUNK) return 0;
-    pthread_mutex_lock(&j->mu);
-    while (!j->gone && j->unseen + j->queued > HIGH_WATER) pthread_cond_wait(&j->cv, &j->mu);
-    int gone = j->gone;
-    if (!gone) j->unseen += j->out.len;
-    pthread_mutex_unlock(&j->mu);
-    if (gone) return -1;
-    chunk *c = malloc(sizeof *c + j->out.len);
-    if (!c) return -1;
-    c->j = j;
-    c->len = j->out.len;
-    c->first = !j->started;
-    memcpy(c->data, j->out.b, j->out.len);
-    j->started = 1;
-    j->out.len = 0;
-    if (tf_server_post(j->srv, chunk_on_loop, c) < 0) {
-        free(c);
-        return -1;
-    }
-    return 0;
-}
+static int flush_chunk(hjob *j, int force);
 
 /* ---- row formatting ------------------------------------------------------ */
 
@@ -821,197 +763,35 @@ static void build_bars(sqlp *s, const tf_hist_query *q, int64_t ws, int64_t we, 
     if (limit > 0) sp_cat(s, " LIMIT %lld", (long long)limit);
 }
 
-static int fail_db(hjob *j, PGconn *conn, const PGresult *res)
+enum { PH_BEGIN = 1, PH_QUERY, PH_COMMIT };
+
+static void fail(hjob *j, int status, const char *fmt, const char *m)
 {
-    j->status = 503;
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    snprintf(j->errmsg, sizeof j->errmsg, "database error: %s", m && *m ? m : "unknown");
+    if (j->status) return; /* the first failure is the one to report */
+    j->status = status;
+    snprintf(j->errmsg, sizeof j->errmsg, fmt, m && *m ? m : "unknown");
     size_t l = strlen(j->errmsg);
     while (l && j->errmsg[l - 1] == '\n') j->errmsg[--l] = '\0';
-    return -1;
 }
 
-static PGresult *run_q(PGconn *conn, sqlp *s)
+static void hjob_free(hjob *j)
 {
-    return PQexecParams(conn, s->sql, s->n, NULL, s->vals, NULL, NULL, 1);
+    free(j->out.b);
+    free(j);
 }
 
-/* Raw rows: a JSON page with one LIMIT query; streams through a cursor. */
-static int work_raw(hjob *j, PGconn *conn)
+static void commit_done(tf_pga_conn *c, int err, const char *msg, void *ud)
 {
-    sqlp s;
-    if (j->q.format == TF_HIST_JSON) {
-        build_raw(&s, &j->q, j->q.limit + 1);
-        PGresult *res = run_q(conn, &s);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            fail_db(j, conn, res);
-            PQclear(res);
-            return -1;
-        }
-        int n = PQntuples(res);
-        int more = n > j->q.limit;
-        if (more) n = (int)j->q.limit;
-        for (int i = 0; i < n; i++) emit_raw(j, res, i);
-        PQclear(res);
-        return more;
-    }
-    /* a stream: COPY (query) TO STDOUT in binary, one row per message, no
-     * per-row result objects; PostgreSQL runs it as one query */
-    build_raw(&s, &j->q, j->q.limit);
-    /* COPY takes no parameters: inline them as literals. Every value comes
-     * from our own formatting or passed strict validation (ISO times, digits,
-     * [A-Z0-9.-] tickers, market and side names), and is checked again here
-     * to hold no quote or backslash. */
-    char copy[8192];
-    size_t o = (size_t)snprintf(copy, sizeof copy, "COPY (");
-    for (const char *p = s.sql; *p && o < sizeof copy - 64;) {
-        if (*p == '$' && p[1] >= '1' && p[1] <= '9') {
-            int k = 0;
-            p++;
-            while (*p >= '0' && *p <= '9') k = k * 10 + (*p++ - '0');
-            const char *v = k >= 1 && k <= s.n ? s.vals[k - 1] : NULL;
-            if (!v || strpbrk(v, "'\\")) {
-                j->status = 400;
-                snprintf(j->errmsg, sizeof j->errmsg, "bad query value");
-                return -1;
-            }
-            o += (size_t)snprintf(copy + o, sizeof copy - o, "'%s'", v);
-        } else {
-            copy[o++] = *p++;
-        }
-    }
-    o += (size_t)snprintf(copy + o, sizeof copy - o, ") TO STDOUT (FORMAT binary)");
-    if (o >= sizeof copy - 1) {
-        j->status = 503;
-        snprintf(j->errmsg, sizeof j->errmsg, "query too long");
-        return -1;
-    }
-    PGresult *res = PQexec(conn, copy);
-    if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        fail_db(j, conn, res);
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
-    int rc = 0;
-    for (;;) {
-        char *buf = NULL;
-        int n = PQgetCopyData(conn, &buf, 0);
-        if (n == -1) break; /* done */
-        if (n < 0) {
-            fail_db(j, conn, NULL);
-            rc = -1;
-            break;
-        }
-        int t = rc == 0 ? copy_tuple(j, buf, n) : 1;
-        PQfreemem(buf);
-        if (t < 0) {
-            j->status = 503;
-            snprintf(j->errmsg, sizeof j->errmsg, "malformed COPY data from the database");
-            rc = -1;
-            continue; /* drain the rest of the COPY */
-        }
-        if (rc == 0 && j->out.len >= CHUNK && flush_chunk(j, 0) < 0) {
-            rc = -1;
-            /* client gone: cancel the query instead of draining 100 MB */
-            PGcancel *cn = PQgetCancel(conn);
-            char eb[64];
-            if (cn) {
-                PQcancel(cn, eb, sizeof eb);
-                PQfreeCancel(cn);
-            }
-        }
-    }
-    for (;;) { /* collect the final result(s) */
-        res = PQgetResult(conn);
-        if (!res) break;
-        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            fail_db(j, conn, res);
-            rc = -1;
-        }
-        PQclear(res);
-    }
-    return rc;
+    (void)err;
+    (void)msg;
+    hjob *j = ud;
+    tf_pga_release(c); /* a failed COMMIT leaves no transaction open either */
+    hjob_free(j);
 }
 
-/* Bars in windows of (limit + 1) buckets, walking on over sparse windows. */
-static int work_bars(hjob *j, PGconn *conn)
+static void wrap_page(hjob *j)
 {
-    int64_t want = j->q.limit; /* 0 = all */
-    int64_t got = 0;
-    int64_t ws = j->q.start_us;
-    if (j->q.has_cursor && j->q.cur_time_us > ws) ws = j->q.cur_time_us;
-    int64_t span = (j->q.format == TF_HIST_JSON ? j->q.limit + 1 : FETCH_ROWS) * j->q.width_us;
-    while (ws < j->q.end_us) {
-        int64_t we = j->q.end_us - ws > span ? ws + span : j->q.end_us;
-        int64_t lim = want ? want - got + (j->q.format == TF_HIST_JSON ? 1 : 0) : 0;
-        sqlp s;
-        build_bars(&s, &j->q, ws, we, lim);
-        PGresult *res = run_q(conn, &s);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            fail_db(j, conn, res);
-            PQclear(res);
-            return -1;
-        }
-        int n = PQntuples(res);
-        for (int i = 0; i < n; i++) {
-            if (want && got == want) { /* the extra row: there is more */
-                PQclear(res);
-                return 1;
-            }
-            emit_bar(j, res, i);
-            got++;
-            if (j->q.format != TF_HIST_JSON && j->out.len >= CHUNK && flush_chunk(j, 0) < 0) {
-                PQclear(res);
-                return -1;
-            }
-        }
-        PQclear(res);
-        if (want && got == want && j->q.format != TF_HIST_JSON) return 0;
-        ws = we;
-        j->q.has_cursor = 0; /* the cursor only matters inside its window */
-        if (j->q.format == TF_HIST_JSON && want && got == want) {
-            /* page full exactly at a window edge: more only if rows remain */
-            j->last_time = ws - j->q.width_us;
-            return ws < j->q.end_us ? 2 : 0;
-        }
-    }
-    return 0;
-}
-
-static void hist_work(PGconn *conn, void *arg)
-{
-    hjob *j = arg;
-    if (!conn) {
-        j->status = 503;
-        snprintf(j->errmsg, sizeof j->errmsg, "database unavailable");
-        return;
-    }
-    PGresult *res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    if (!ok) {
-        fail_db(j, conn, NULL);
-        return;
-    }
-    if (j->q.format != TF_HIST_JSON) {
-        const char *hdr = j->q.width_us == 0
-                              ? "id,ticker,market_code,trade_type,price,quantity,event_time\n"
-                              : "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,"
-                                "buy_volume,sell_volume\n";
-        if (j->q.format == TF_HIST_CSV) tf_sbuf_str(&j->out, hdr);
-    }
-    int more = j->q.width_us == 0 ? work_raw(j, conn) : work_bars(j, conn);
-    res = PQexec(conn, more < 0 ? "ROLLBACK" : "COMMIT");
-    PQclear(res);
-    if (more < 0) {
-        if (j->started) j->failed_midway = 1;
-        return;
-    }
-    if (j->q.format != TF_HIST_JSON) {
-        if (flush_chunk(j, 1) < 0) j->failed_midway = 1;
-        return;
-    }
+    int more = j->more;
     /* wrap the page */
     tf_sbuf page = {0};
     char cur[200] = "";
@@ -1068,32 +848,298 @@ static void hist_work(PGconn *conn, void *arg)
     }
 }
 
-static void hjob_free(hjob *j)
+/* Finishes the HTTP side (response / end of stream), then ends the
+ * transaction if one is open and gives the connection back. */
+static void complete(hjob *j)
 {
-    free(j->out.b);
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
-    free(j);
-}
-
-static void hist_done(void *arg)
-{
-    hjob *j = arg;
     tf_http_req *r = j->req;
-    if (j->q.format != TF_HIST_JSON && j->started) {
-        if (j->failed_midway) {
-            tf_warn("http", "history stream failed midway",
-                    TF_UINT("conn", (unsigned long long)tf_http_conn_id_of(r)));
+    if (j->q.format != TF_HIST_JSON) {
+        if (!j->status && flush_chunk(j, 1) < 0 && !j->gone) fail(j, 503, "%s", "out of memory");
+        j->req = NULL;
+        if (j->started && j->status) {
+            if (!j->gone)
+                tf_warn("http", "history stream failed midway", TF_STR("error", j->errmsg),
+                        TF_UINT("conn", (unsigned long long)tf_http_conn_id_of(r)));
             tf_http_stream_abort(r);
-        } else {
+        } else if (j->started) {
             tf_http_stream_end(r);
+        } else {
+            tf_http_error(r, j->status ? j->status : 503, "unavailable",
+                          j->status ? j->errmsg : "stream not started", NULL);
         }
     } else if (j->status) {
+        j->req = NULL;
         tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
     } else {
-        tf_http_json(r, 200, j->out.b ? j->out.b : "{}");
+        j->req = NULL;
+        wrap_page(j);
+        if (j->status) tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
+        else tf_http_json(r, 200, j->out.b ? j->out.b : "{}");
     }
+    tf_pga_conn *c = j->c;
+    j->c = NULL;
+    if (c && j->in_tx && !j->status) {
+        static const tf_pga_cbs cbs = {NULL, NULL, commit_done};
+        j->phase = PH_COMMIT;
+        if (tf_pga_send(c, "COMMIT", 0, NULL, 0, TF_PGA_WHOLE, &cbs, j) == 0) return;
+    }
+    if (c) tf_pga_release(c); /* an open or failed transaction: the pool replaces it */
     hjob_free(j);
+}
+
+/* ---- streaming to the client ------------------------------------------- */
+
+static void bars_next(hjob *j);
+
+static void hj_on_writable(tf_http_req *r, void *ud)
+{
+    (void)r;
+    hjob *j = ud;
+    if (j->paused && j->c) {
+        j->paused = 0;
+        tf_pga_pause(j->c, 0);
+    }
+    if (j->wait_writable) {
+        j->wait_writable = 0;
+        bars_next(j);
+    }
+}
+
+static void hj_on_close(tf_http_req *r, void *ud)
+{
+    (void)r;
+    hjob *j = ud;
+    j->gone = 1;
+    if (j->wait_writable) { /* between two windows: nothing runs */
+        j->wait_writable = 0;
+        fail(j, 503, "%s", "client went away");
+        complete(j);
+        return;
+    }
+    if (j->c) tf_pga_cancel(j->c); /* on_done follows from the loop */
+}
+
+/* Sends the current chunk. Returns -1 when the client is gone or memory ran
+ * out (rows were lost: cut the stream rather than send a gap). force also
+ * starts an empty stream. */
+static int flush_chunk(hjob *j, int force)
+{
+    if (j->gone) return -1;
+    if (j->out.oom) return -1;
+    if (j->out.len == 0 && !(force && !j->started)) return 0;
+    if (!force && j->out.len < CHUNK) return 0;
+    if (!j->started) {
+        static const tf_http_stream_cbs cbs = {hj_on_writable, hj_on_close};
+        if (tf_http_stream_begin(j->req, 200, ctype_of(j->q.format), &cbs, j) < 0) return -1;
+        j->started = 1;
+    }
+    tf_http_stream_write(j->req, j->out.b, j->out.len);
+    j->out.len = 0;
+    if (tf_http_req_gone(j->req)) return -1;
+    if (tf_http_stream_queued(j->req) > HIGH_WATER && j->c && !j->paused) {
+        j->paused = 1;
+        tf_pga_pause(j->c, 1);
+    }
+    return 0;
+}
+
+/* ---- query callbacks ------------------------------------------------------ */
+
+static int on_copy_row(tf_pga_conn *c, const char *buf, int len, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    if (j->status) return 0; /* drain */
+    int t = copy_tuple(j, buf, len);
+    if (t < 0) {
+        fail(j, 503, "%s", "malformed COPY data from the database");
+        return -1;
+    }
+    if (j->out.len >= CHUNK && flush_chunk(j, 0) < 0) return -1; /* gone: abandon */
+    return 0;
+}
+
+static int on_raw_page(tf_pga_conn *c, const PGresult *res, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    int n = PQntuples(res);
+    int more = n > j->q.limit;
+    if (more) n = (int)j->q.limit;
+    if (PQnfields(res) != 7) return 0;
+    for (int i = 0; i < n; i++) emit_raw(j, res, i);
+    j->more = more;
+    return 0;
+}
+
+static int on_bars(tf_pga_conn *c, const PGresult *res, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    int n = PQntuples(res);
+    if (n > 0 && PQnfields(res) != 13) return 0;
+    for (int i = 0; i < n; i++) {
+        if (j->want && j->got == j->want) { /* the extra row: there is more */
+            j->more = 1;
+            return 0;
+        }
+        emit_bar(j, res, i);
+        j->got++;
+        if (j->q.format != TF_HIST_JSON && j->out.len >= CHUNK && flush_chunk(j, 0) < 0) return -1;
+    }
+    return 0;
+}
+
+static void on_query_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    if (err && err != TF_PGA_ECANCELED) fail(j, 503, "database error: %s", msg);
+    else if (err) fail(j, 503, "%s", "query canceled");
+    if (j->status || j->q.width_us == 0) {
+        complete(j);
+        return;
+    }
+    if (j->phase == PH_BEGIN) {
+        j->in_tx = 1;
+        j->phase = PH_QUERY;
+        bars_next(j);
+        return;
+    }
+    /* a bars window finished */
+    if (j->more) {
+        complete(j);
+        return;
+    }
+    if (j->want && j->got == j->want && j->q.format != TF_HIST_JSON) {
+        complete(j);
+        return;
+    }
+    j->ws = j->we;
+    j->q.has_cursor = 0; /* the cursor only matters inside its window */
+    if (j->q.format == TF_HIST_JSON && j->want && j->got == j->want) {
+        /* page full exactly at a window edge: more only if rows remain */
+        j->last_time = j->ws - j->q.width_us;
+        j->more = j->ws < j->q.end_us ? 2 : 0;
+        complete(j);
+        return;
+    }
+    if (j->q.format != TF_HIST_JSON && j->req && tf_http_stream_queued(j->req) > HIGH_WATER) {
+        j->wait_writable = 1; /* hj_on_writable sends the next window */
+        return;
+    }
+    bars_next(j);
+}
+
+static const tf_pga_cbs raw_page_cbs = {on_raw_page, NULL, on_query_done};
+static const tf_pga_cbs copy_cbs = {NULL, on_copy_row, on_query_done};
+static const tf_pga_cbs bars_cbs = {on_bars, NULL, on_query_done};
+static const tf_pga_cbs begin_cbs = {NULL, NULL, on_query_done};
+
+static void send_or_fail(hjob *j, const char *sql, int n, const char *const *vals, int binary,
+                         int mode, const tf_pga_cbs *cbs)
+{
+    int rc = tf_pga_send(j->c, sql, n, vals, binary, mode, cbs, j);
+    if (rc) {
+        fail(j, 503, "database error: %s", tf_pg_strerror(rc));
+        complete(j);
+    }
+}
+
+/* The next window of bars: (limit + 1) buckets for a page, FETCH_ROWS
+ * buckets for a stream (read in single-row mode so a slow client pauses it
+ * mid-window). */
+static void bars_next(hjob *j)
+{
+    if (j->ws >= j->q.end_us || j->gone) {
+        if (j->gone) fail(j, 503, "%s", "client went away");
+        complete(j);
+        return;
+    }
+    int json = j->q.format == TF_HIST_JSON;
+    int64_t span = (json ? j->q.limit + 1 : FETCH_ROWS) * j->q.width_us;
+    j->we = j->q.end_us - j->ws > span ? j->ws + span : j->q.end_us;
+    int64_t lim = j->want ? j->want - j->got + (json ? 1 : 0) : 0;
+    sqlp s;
+    build_bars(&s, &j->q, j->ws, j->we, lim);
+    send_or_fail(j, s.sql, s.n, s.vals, 1, json ? TF_PGA_WHOLE : TF_PGA_ROWS, &bars_cbs);
+}
+
+/* Raw rows: a JSON page with one LIMIT query; a stream as COPY binary (one
+ * row per message, no per-row result objects). */
+static void start_raw(hjob *j)
+{
+    sqlp s;
+    j->phase = PH_QUERY;
+    if (j->q.format == TF_HIST_JSON) {
+        build_raw(&s, &j->q, j->q.limit + 1);
+        send_or_fail(j, s.sql, s.n, s.vals, 1, TF_PGA_WHOLE, &raw_page_cbs);
+        return;
+    }
+    build_raw(&s, &j->q, j->q.limit);
+    /* COPY takes no parameters: inline them as literals. Every value comes
+     * from our own formatting or passed strict validation (ISO times, digits,
+     * [A-Z0-9.-] tickers, market and side names), and is checked again here
+     * to hold no quote or backslash. */
+    char copy[8192];
+    size_t o = (size_t)snprintf(copy, sizeof copy, "COPY (");
+    for (const char *p = s.sql; *p && o < sizeof copy - 64;) {
+        if (*p == '$' && p[1] >= '1' && p[1] <= '9') {
+            int k = 0;
+            p++;
+            while (*p >= '0' && *p <= '9') k = k * 10 + (*p++ - '0');
+            const char *v = k >= 1 && k <= s.n ? s.vals[k - 1] : NULL;
+            if (!v || strpbrk(v, "'\\")) {
+                fail(j, 400, "%s", "bad query value");
+                complete(j);
+                return;
+            }
+            o += (size_t)snprintf(copy + o, sizeof copy - o, "'%s'", v);
+        } else {
+            copy[o++] = *p++;
+        }
+    }
+    o += (size_t)snprintf(copy + o, sizeof copy - o, ") TO STDOUT (FORMAT binary)");
+    if (o >= sizeof copy - 1) {
+        fail(j, 503, "%s", "query too long");
+        complete(j);
+        return;
+    }
+    send_or_fail(j, copy, 0, NULL, 1, TF_PGA_COPY, &copy_cbs);
+}
+
+static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
+{
+    hjob *j = ud;
+    j->c = c;
+    if (!c) {
+        fail(j, 503, "database unavailable: %s", msg);
+        complete(j);
+        return;
+    }
+    if (tf_http_req_gone(j->req)) {
+        fail(j, 503, "%s", "client went away");
+        complete(j);
+        return;
+    }
+    (void)err;
+    if (j->q.format == TF_HIST_CSV) {
+        const char *hdr = j->q.width_us == 0
+                              ? "id,ticker,market_code,trade_type,price,quantity,event_time\n"
+                              : "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,"
+                                "buy_volume,sell_volume\n";
+        tf_sbuf_str(&j->out, hdr);
+    }
+    if (j->q.width_us == 0) {
+        start_raw(j);
+        return;
+    }
+    j->want = j->q.limit; /* 0 = all */
+    j->ws = j->q.start_us;
+    if (j->q.has_cursor && j->q.cur_time_us > j->ws) j->ws = j->q.cur_time_us;
+    j->phase = PH_BEGIN;
+    send_or_fail(j, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0, TF_PGA_WHOLE,
+                 &begin_cbs);
 }
 
 void tf_hist_handle(tf_http_req *r, void *ud)
@@ -1134,13 +1180,15 @@ void tf_hist_handle(tf_http_req *r, void *ud)
     j->req = r;
     j->srv = s;
     j->cfg = cfg;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    /* streams may last as long as the client reads slowly: own thread */
-    int rc2 = j->q.format == TF_HIST_JSON ? tf_server_db(s, hist_work, hist_done, j)
-                                         : tf_server_db_long(s, hist_work, hist_done, j);
+    j->db = ud;
+    /* a stream may last as long as its client reads slowly: a dedicated
+     * connection, so it never holds one of the pool's */
+    int rc2 = j->db ? tf_pga_acquire(j->db, j->q.format != TF_HIST_JSON, on_conn, j) : TF_PG_ECONN;
     if (rc2 < 0) {
         hjob_free(j);
-        tf_http_error(r, 503, "unavailable", "too many queries in progress, retry later", NULL);
+        tf_http_error(r, 503, "unavailable",
+                      rc2 == TF_PGA_EBUSY ? "too many queries in progress, retry later"
+                                          : "database unavailable",
+                      NULL);
     }
 }

@@ -1,9 +1,9 @@
 /*
  * history.h - GET /api/v1/stock: trade history and OHLCV bars (DESIGN.md
  * section 4). Validation is a pure function (tests and the fuzz target call
- * it); the query runs on a database worker thread (tf_server_db) and JSON
- * pages are built there; CSV and NDJSON are streamed in pages with
- * back-pressure from the client's socket.
+ * it); the query runs on the loop on the asynchronous pool
+ * (store/pgasync.h); CSV and NDJSON streams are read from PostgreSQL only as
+ * fast as the client's socket takes them.
  */
 #ifndef TF_HISTORY_H
 #define TF_HISTORY_H
@@ -55,7 +55,8 @@ size_t tf_hist_cursor_encode(const tf_hist_query *q, int64_t time_us, int64_t id
                              const char *ticker, const char *market, char *out, size_t cap);
 int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len);
 
-/* The route handler; ud unused. Registered by api.c. */
+/* The route handler; ud is the tf_pga pool (NULL: always 503). Registered
+ * by api.c. */
 void tf_hist_handle(tf_http_req *r, void *ud);
 
 #endif

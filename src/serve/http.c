@@ -12,9 +12,9 @@
  * what it hands us into a per-request buffer bounded by the header limit.
  *
  * Structure: one tf_server owns a listening socket, the connections (a
- * doubly linked list), the router, a thread-safe post queue (uv_async) and a
- * bounded pool of database worker threads, each with its own PGconn, so no
- * libpq call ever runs on the loop. A connection handles one request at a
+ * doubly linked list), the router and a thread-safe post queue (uv_async).
+ * It knows HTTP only: no endpoint, no database (the application registers
+ * /health, /ready, /metrics and / like any other route). A connection handles one request at a
  * time: after a message is parsed the parser is paused and further bytes are
  * kept until the response is finished, so pipelined requests are answered in
  * order. Timeouts: header timeout from the first byte of a request until it
@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <http_parser.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -61,24 +60,11 @@ typedef struct hook {
     void *ud;
 } hook;
 
-typedef struct ready_check {
-    char name[64];
-    tf_ready_check fn;
-    void *ud;
-} ready_check;
-
 typedef struct post_item {
     void (*fn)(void *);
     void *arg;
     struct post_item *next;
 } post_item;
-
-typedef struct db_job {
-    void (*work)(PGconn *, void *);
-    void (*done)(void *);
-    void *arg;
-    struct db_job *next;
-} db_job;
 
 typedef struct hdr {
     uint32_t noff, nlen, voff, vlen;
@@ -176,26 +162,11 @@ struct tf_server {
     int nroutes, caproutes;
     hook *hooks;
     int nhooks;
-    ready_check *checks;
-    int nchecks;
     tf_http_conn *conns;
     int nconns;
     uint64_t next_id;
     char readbuf[READ_BUF];
     int readbuf_busy;
-    /* db pool */
-    pthread_mutex_t db_mu;
-    pthread_cond_t db_cv;
-    db_job *db_head, *db_tail;
-    int db_queued;
-    int db_outstanding;     /* submitted, done() not yet run */
-    int db_quit;
-    int nlong;              /* tf_server_db_long threads running */
-    int nworkers;
-    pthread_t *workers;
-    /* dashboard */
-    char *index_html;
-    size_t index_len;
     tf_metric *m_conns;
     tf_metric *m_conns_total;
     tf_metric *m_queued;
@@ -1379,301 +1350,6 @@ int tf_server_post(tf_server *s, void (*fn)(void *), void *arg)
     return 0;
 }
 
-/* ---- db pool ----------------------------------------------------------- */
-
-typedef struct db_done_ctx {
-    tf_server *s;
-    void (*done)(void *);
-    void *arg;
-} db_done_ctx;
-
-static void db_done_on_loop(void *p)
-{
-    db_done_ctx *d = p;
-    tf_server *s = d->s;
-    d->done(d->arg);
-    free(d);
-    pthread_mutex_lock(&s->db_mu);
-    s->db_outstanding--;
-    pthread_mutex_unlock(&s->db_mu);
-    maybe_done(s);
-}
-
-static PGconn *db_connect(tf_server *s)
-{
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
-    const char *vals[] = {s->cfg->pg_url, "5", "tickflow-serve",
-                          /* JIT compiles plans over many partitions for
-                           * ~200 ms: a loss for every query we run */
-                          "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
-
-static void *db_worker(void *p)
-{
-    tf_server *s = p;
-    PGconn *conn = NULL;
-    int64_t last_fail = 0;
-    for (;;) {
-        pthread_mutex_lock(&s->db_mu);
-        while (!s->db_head && !s->db_quit) pthread_cond_wait(&s->db_cv, &s->db_mu);
-        db_job *j = s->db_head;
-        if (!j) {
-            pthread_mutex_unlock(&s->db_mu);
-            break;
-        }
-        s->db_head = j->next;
-        if (!s->db_head) s->db_tail = NULL;
-        s->db_queued--;
-        pthread_mutex_unlock(&s->db_mu);
-        if (conn && PQstatus(conn) != CONNECTION_OK) {
-            PQfinish(conn);
-            conn = NULL;
-        }
-        if (!conn && tf_mono_us() - last_fail > 1000000) {
-            conn = db_connect(s);
-            if (!conn) {
-                last_fail = tf_mono_us();
-                tf_warn("http", "database connection failed");
-            }
-        }
-        j->work(conn, j->arg);
-        db_done_ctx *d = malloc(sizeof *d);
-        if (d) {
-            d->s = s;
-            d->done = j->done;
-            d->arg = j->arg;
-            tf_server_post(s, db_done_on_loop, d);
-        }
-        free(j);
-    }
-    PQfinish(conn);
-    return NULL;
-}
-
-int tf_server_db(tf_server *s, void (*work)(PGconn *, void *), void (*done)(void *), void *arg)
-{
-    db_job *j = malloc(sizeof *j);
-    if (!j) return -1;
-    j->work = work;
-    j->done = done;
-    j->arg = arg;
-    j->next = NULL;
-    pthread_mutex_lock(&s->db_mu);
-    if (s->db_quit || s->db_queued >= 64 * s->nworkers) {
-        pthread_mutex_unlock(&s->db_mu);
-        free(j);
-        return -1;
-    }
-    if (s->db_tail) s->db_tail->next = j; else s->db_head = j;
-    s->db_tail = j;
-    s->db_queued++;
-    s->db_outstanding++;
-    pthread_cond_signal(&s->db_cv);
-    pthread_mutex_unlock(&s->db_mu);
-    return 0;
-}
-
-typedef struct long_job {
-    tf_server *s;
-    pthread_t th;
-    void (*work)(PGconn *, void *);
-    void (*done)(void *);
-    void *arg;
-} long_job;
-
-static void long_done_on_loop(void *p)
-{
-    long_job *lj = p;
-    tf_server *s = lj->s;
-    pthread_join(lj->th, NULL); /* it posted us as its last act: joins at once */
-    lj->done(lj->arg);
-    free(lj);
-    pthread_mutex_lock(&s->db_mu);
-    s->db_outstanding--;
-    s->nlong--;
-    pthread_mutex_unlock(&s->db_mu);
-    maybe_done(s);
-}
-
-static void *long_main(void *p)
-{
-    long_job *lj = p;
-    PGconn *conn = db_connect(lj->s);
-    lj->work(conn, lj->arg);
-    PQfinish(conn);
-    if (tf_server_post(lj->s, long_done_on_loop, lj) < 0) {
-        /* out of memory: nothing else can finish this job; leak it rather
-         * than touch freed state (never expected in practice) */
-        tf_error("http", "cannot post long job completion");
-    }
-    return NULL;
-}
-
-int tf_server_db_long(tf_server *s, void (*work)(PGconn *, void *), void (*done)(void *), void *arg)
-{
-    long_job *lj = malloc(sizeof *lj);
-    if (!lj) return -1;
-    lj->s = s;
-    lj->work = work;
-    lj->done = done;
-    lj->arg = arg;
-    pthread_mutex_lock(&s->db_mu);
-    if (s->db_quit || s->nlong >= 32) {
-        pthread_mutex_unlock(&s->db_mu);
-        free(lj);
-        return -1;
-    }
-    s->nlong++;
-    s->db_outstanding++;
-    pthread_mutex_unlock(&s->db_mu);
-    if (pthread_create(&lj->th, NULL, long_main, lj) != 0) {
-        pthread_mutex_lock(&s->db_mu);
-        s->nlong--;
-        s->db_outstanding--;
-        pthread_mutex_unlock(&s->db_mu);
-        free(lj);
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- built-in routes --------------------------------------------------- */
-
-static void h_health(tf_http_req *r, void *ud)
-{
-    (void)ud;
-    tf_http_json(r, 200, "{\"status\":\"ok\"}");
-}
-
-typedef struct ready_ctx {
-    tf_http_req *r;
-    int pg_ok;
-    char pg_err[256];
-} ready_ctx;
-
-static void ready_work(PGconn *conn, void *p)
-{
-    ready_ctx *x = p;
-    if (!conn) {
-        snprintf(x->pg_err, sizeof x->pg_err, "cannot connect");
-        return;
-    }
-    PGresult *res = PQexec(conn, "SELECT 1");
-    x->pg_ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!x->pg_ok) snprintf(x->pg_err, sizeof x->pg_err, "%s", PQerrorMessage(conn));
-    PQclear(res);
-}
-
-static void ready_done(void *p)
-{
-    ready_ctx *x = p;
-    tf_server *s = x->r->srv;
-    char out[4096];
-    char esc[600];
-    int ok = x->pg_ok;
-    size_t n = 0;
-    if (jesc(x->pg_err, strlen(x->pg_err), esc, sizeof esc - 1) < 0) esc[0] = '\0';
-    n += (size_t)snprintf(out + n, sizeof out - n,
-                          "{\"checks\":{\"postgres\":{\"ready\":%s%s%s%s}", ok ? "true" : "false",
-                          ok ? "" : ",\"detail\":\"", ok ? "" : esc, ok ? "" : "\"");
-    for (int i = 0; i < s->nchecks && n < sizeof out - 800; i++) {
-        char detail[256] = "";
-        int rd = s->checks[i].fn(s->checks[i].ud, detail, sizeof detail);
-        if (!rd) ok = 0;
-        char nesc[160];
-        if (jesc(s->checks[i].name, strlen(s->checks[i].name), nesc, sizeof nesc - 1) < 0)
-            nesc[0] = '\0';
-        if (jesc(detail, strnlen(detail, sizeof detail), esc, sizeof esc - 1) < 0)
-            esc[0] = '\0';
-        n += (size_t)snprintf(out + n, sizeof out - n, ",\"%s\":{\"ready\":%s,\"detail\":\"%s\"}",
-                              nesc, rd ? "true" : "false", esc);
-    }
-    if (s->stopping) ok = 0;
-    snprintf(out + n, sizeof out - n, "},\"ready\":%s}", ok ? "true" : "false");
-    tf_http_json(x->r, ok ? 200 : 503, out);
-    free(x);
-}
-
-static void h_ready(tf_http_req *r, void *ud)
-{
-    (void)ud;
-    ready_ctx *x = calloc(1, sizeof *x);
-    if (!x) {
-        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
-        return;
-    }
-    x->r = r;
-    if (tf_server_db(r->srv, ready_work, ready_done, x) < 0) {
-        free(x);
-        tf_http_error(r, 503, "unavailable", "database queue full or server stopping", NULL);
-    }
-}
-
-static void h_metrics(tf_http_req *r, void *ud)
-{
-    (void)ud;
-    tf_server *s = r->srv;
-    if (!s->metrics) {
-        tf_http_respond(r, 200, "text/plain; version=0.0.4", "", 0);
-        return;
-    }
-    size_t len = 0;
-    char *text = tf_metrics_render(s->metrics, &len);
-    if (!text) {
-        tf_http_error(r, 503, "unavailable", "out of memory", NULL);
-        return;
-    }
-    tf_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-    free(text);
-}
-
-static const char placeholder_html[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tickflow</title></head>"
-    "<body><h1>tickflow</h1><p>The dashboard (web/index.html) is not installed. "
-    "APIs: <a href=\"/api/v1/stock?duration=15m\">/api/v1/stock</a>, "
-    "<a href=\"/metrics\">/metrics</a>, <a href=\"/ready\">/ready</a>.</p></body></html>";
-
-static void h_index(tf_http_req *r, void *ud)
-{
-    (void)ud;
-    tf_server *s = r->srv;
-    if (s->index_html)
-        tf_http_respond(r, 200, "text/html; charset=utf-8", s->index_html, s->index_len);
-    else
-        tf_http_respond(r, 200, "text/html; charset=utf-8", placeholder_html,
-                        sizeof placeholder_html - 1);
-}
-
-/* Loads the dashboard once at start-up (a blocking read before the loop
- * runs, never on it). Looks in $TICKFLOW_WEB_DIR, ./web, $TICKFLOW_SRC/web. */
-static void load_index(tf_server *s)
-{
-    const char *dirs[3] = {getenv("TICKFLOW_WEB_DIR"), "web", getenv("TICKFLOW_SRC")};
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i]) continue;
-        char path[1024];
-        snprintf(path, sizeof path, i == 2 ? "%s/web/index.html" : "%s/index.html", dirs[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        char tmp[8192];
-        size_t n;
-        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && len < 16 * 1024 * 1024)
-            if (buf_append(&buf, &len, &cap, tmp, n) < 0) break;
-        fclose(f);
-        s->index_html = buf;
-        s->index_len = len;
-        return;
-    }
-}
-
 /* ---- lifecycle --------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1690,8 +1366,9 @@ static void close_server_handles(tf_server *s)
     uv_close((uv_handle_t *)&s->grace_timer, on_handle_closed);
 }
 
-/* The server is done when it is stopping, the listener is closed, no
- * connection is left and no database job is outstanding. Then the async
+/* The server is done when it is stopping, the listener is closed and no
+ * connection is left (a request whose client went away is finished by its
+ * owner, e.g. when its query is canceled). Then the async
  * handles close too, so a loop owned by the server runs out of work. */
 static int closing_handles_started(tf_server *s)
 {
@@ -1707,10 +1384,6 @@ static void maybe_done(tf_server *s)
         return;
     }
     if (s->listening || s->nconns > 0) return;
-    pthread_mutex_lock(&s->db_mu);
-    int outstanding = s->db_outstanding;
-    pthread_mutex_unlock(&s->db_mu);
-    if (outstanding > 0) return;
     drain_posts(s);
     if (closing_handles_started(s)) return;
     s->done = 1;
@@ -1753,10 +1426,6 @@ static void begin_stop(tf_server *s)
     } else {
         s->listening = 0;
     }
-    pthread_mutex_lock(&s->db_mu);
-    s->db_quit = 1; /* no new jobs; queued ones still run */
-    pthread_cond_broadcast(&s->db_cv);
-    pthread_mutex_unlock(&s->db_mu);
     for (int i = 0; i < s->nhooks; i++) s->hooks[i].fn(s, s->hooks[i].ud);
     /* idle keep-alive connections go now; busy ones after their response */
     tf_http_conn *c = s->conns;
@@ -1821,8 +1490,6 @@ tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metr
         s->loop = &s->own_loop;
     }
     pthread_mutex_init(&s->post_mu, NULL);
-    pthread_mutex_init(&s->db_mu, NULL);
-    pthread_cond_init(&s->db_cv, NULL);
     uv_async_init(s->loop, &s->stop_async, on_stop_async);
     uv_async_init(s->loop, &s->post_async, on_post_async);
     uv_timer_init(s->loop, &s->grace_timer);
@@ -1836,29 +1503,7 @@ tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metr
         s->m_queued = tf_gauge(metrics, "tickflow_http_write_queue_bytes",
                                "Response bytes accepted but not yet written to sockets", NULL);
     }
-    s->nworkers = cfg->http_db_pool > 0 ? cfg->http_db_pool : 4;
-    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
-    if (!s->workers) goto err;
-    for (int i = 0; i < s->nworkers; i++) {
-        if (pthread_create(&s->workers[i], NULL, db_worker, s) != 0) {
-            s->nworkers = i;
-            snprintf(errbuf, errlen, "cannot start database worker threads");
-            goto err;
-        }
-    }
-    load_index(s);
-    if (tf_server_route(s, "GET", "/health", h_health, NULL) < 0 ||
-        tf_server_route(s, "GET", "/ready", h_ready, NULL) < 0 ||
-        tf_server_route(s, "GET", "/metrics", h_metrics, NULL) < 0 ||
-        tf_server_route(s, "GET", "/", h_index, NULL) < 0 ||
-        tf_server_route(s, "GET", "/index.html", h_index, NULL) < 0) {
-        snprintf(errbuf, errlen, "out of memory");
-        goto err;
-    }
     return s;
-err:
-    tf_server_free(s);
-    return NULL;
 }
 
 int tf_server_listen(tf_server *s, char *errbuf, size_t errlen)
@@ -1909,12 +1554,6 @@ int tf_server_run(tf_server *s)
 void tf_server_free(tf_server *s)
 {
     if (!s) return;
-    pthread_mutex_lock(&s->db_mu);
-    s->db_quit = 1;
-    pthread_cond_broadcast(&s->db_cv);
-    pthread_mutex_unlock(&s->db_mu);
-    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
-    free(s->workers);
     if (s->done != 2) {
         /* never run (or run aborted): close handles ourselves */
         if (s->listening == 1) {
@@ -1939,12 +1578,8 @@ void tf_server_free(tf_server *s)
         if (tries >= 1000) tf_warn("http", "event loop still has open handles at free");
     }
     pthread_mutex_destroy(&s->post_mu);
-    pthread_mutex_destroy(&s->db_mu);
-    pthread_cond_destroy(&s->db_cv);
     free(s->routes);
     free(s->hooks);
-    free(s->checks);
-    free(s->index_html);
     free(s);
 }
 
@@ -1960,18 +1595,6 @@ int tf_server_on_shutdown(tf_server *s, tf_server_hook fn, void *ud)
     h[s->nhooks].fn = fn;
     h[s->nhooks].ud = ud;
     s->nhooks++;
-    return 0;
-}
-
-int tf_server_add_ready_check(tf_server *s, const char *name, tf_ready_check fn, void *ud)
-{
-    ready_check *c = realloc(s->checks, (size_t)(s->nchecks + 1) * sizeof *c);
-    if (!c) return -1;
-    s->checks = c;
-    snprintf(c[s->nchecks].name, sizeof c[s->nchecks].name, "%s", name);
-    c[s->nchecks].fn = fn;
-    c[s->nchecks].ud = ud;
-    s->nchecks++;
     return 0;
 }
 
@@ -2000,6 +1623,18 @@ int tf_server_route(tf_server *s, const char *method, const char *path, tf_http_
     rt->h = h;
     rt->ud = ud;
     return 0;
+}
+
+void tf_server_unroute(tf_server *s, const void *ud)
+{
+    int k = 0;
+    for (int i = 0; i < s->nroutes; i++)
+        if (s->routes[i].ud != ud) s->routes[k++] = s->routes[i];
+    s->nroutes = k;
+    k = 0;
+    for (int i = 0; i < s->nhooks; i++)
+        if (s->hooks[i].ud != ud) s->hooks[k++] = s->hooks[i];
+    s->nhooks = k;
 }
 
 int tf_http_parse_check(const tf_config *cfg, const char *buf, size_t len, int *nreq,

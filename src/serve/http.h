@@ -4,13 +4,13 @@
  * and Server-Sent Events (sse*.c) code build on.
  *
  * Threading: everything here runs on the loop thread and must be called from
- * it, except tf_server_stop(), tf_server_post() and tf_server_db() which are
- * safe from any thread (tf_server_stop also from a signal handler).
+ * it, except tf_server_stop() and tf_server_post() which are safe from any
+ * thread (tf_server_stop also from a signal handler).
  *
  * Life of a request:
  *   - the router calls the handler registered for (method, path) on the loop
  *     thread with a tf_http_req;
- *   - the handler answers now or later (after database work, say) with
+ *   - the handler answers now or later (after an asynchronous query, say) with
  *     exactly one of: tf_http_respond / tf_http_json / tf_http_error, or
  *     tf_http_stream_begin ... tf_http_stream_end, or tf_http_takeover;
  *   - the request object stays valid until that final call, even if the
@@ -46,7 +46,7 @@ typedef struct tf_http_conn tf_http_conn;
  * loop). Nothing is bound yet. cfg and metrics are borrowed and must outlive
  * the server; metrics may be NULL. Returns NULL with errbuf filled on error.
  * Also raises RLIMIT_NOFILE to its hard limit (many idle keep-alive clients).
- * Routes /health, /ready and /metrics are registered here.
+ * No route is registered here: the application brings its own (api.h).
  */
 tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metrics,
                          char *errbuf, size_t errlen);
@@ -97,41 +97,6 @@ int tf_server_on_shutdown(tf_server *s, tf_server_hook fn, void *ud);
  */
 int tf_server_post(tf_server *s, void (*fn)(void *arg), void *arg);
 
-/* ---- database work off the loop --------------------------------------- */
-
-struct pg_conn; /* PGconn from libpq-fe.h */
-
-/*
- * Runs work(conn, arg) on one of cfg->http_db_pool worker threads with a
- * connected PGconn of its own (reconnected on failure; conn is NULL when
- * PostgreSQL is unreachable, and work must cope), then done(arg) on the loop
- * thread. The queue is bounded: returns -1 when it is full or the server is
- * stopping (neither callback is then called; answer 503). A slow query
- * occupies one worker and never the loop.
- */
-int tf_server_db(tf_server *s, void (*work)(struct pg_conn *conn, void *arg),
-                 void (*done)(void *arg), void *arg);
-
-/*
- * Like tf_server_db, for long jobs (streaming a large result to a client that
- * may read slowly): runs on a thread of its own with a connection of its own,
- * so a stalled stream never occupies a pool worker. At most 32 at a time;
- * returns -1 beyond that or when stopping (no callback is then called).
- */
-int tf_server_db_long(tf_server *s, void (*work)(struct pg_conn *conn, void *arg),
-                      void (*done)(void *arg), void *arg);
-
-/* ---- readiness --------------------------------------------------------- */
-
-/*
- * A readiness check reported by GET /ready. Called on the loop thread; must
- * not block (read state another thread keeps current). Returns 1 ready, 0 not
- * ready; may write a short plain-text detail into detail (cap bytes).
- * name is copied. PostgreSQL reachability is checked by the server itself.
- */
-typedef int (*tf_ready_check)(void *ud, char *detail, size_t cap);
-int tf_server_add_ready_check(tf_server *s, const char *name, tf_ready_check fn, void *ud);
-
 /* ---- routing ----------------------------------------------------------- */
 
 typedef void (*tf_http_handler)(tf_http_req *req, void *ud);
@@ -147,6 +112,13 @@ typedef void (*tf_http_handler)(tf_http_req *req, void *ud);
  */
 int tf_server_route(tf_server *s, const char *method, const char *path, tf_http_handler h,
                     void *ud);
+
+/*
+ * Removes every route and shutdown hook registered with user data ud, so a
+ * module whose setup failed halfway can free ud (loop thread, before or
+ * between requests; never while a request of that module is open).
+ */
+void tf_server_unroute(tf_server *s, const void *ud);
 
 /* ---- request accessors ------------------------------------------------- */
 
@@ -208,7 +180,8 @@ void tf_http_error(tf_http_req *r, int status, const char *code, const char *mes
  *
  * on_close is called once if the client goes away (or the server is shutting
  * down and forcing connections closed) before tf_http_stream_end(); the
- * request stays valid and the owner must still call tf_http_stream_end().
+ * request stays valid and the owner must still call tf_http_stream_end()
+ * (or tf_http_stream_abort), from inside on_close or later.
  * Long-lived streams (SSE) should also register a shutdown hook.
  * Idle timeouts do not apply while a stream is open.
  */

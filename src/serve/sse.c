@@ -8,22 +8,27 @@
  * a packaged parser beats a hand-written one here) for the fields the
  * filters need.
  *
+ * Database work (Last-Event-ID replay, the JSON list, the processor status
+ * poll every 500 ms) runs on the loop on the server's asynchronous pool
+ * (store/pgasync.h): no thread of ours waits on PostgreSQL.
+ *
  * Lifetime: the tf_sse is reference counted: one reference for the owner and
- * one per posted batch / status change / database job in flight, so a
- * callback that runs during tf_server_free after tf_sse_free finds the
- * handle still allocated (marked released) and only frees its own data.
+ * one per posted batch / query in flight, so a callback that runs after
+ * tf_sse_free (a posted batch drained by tf_server_free, a query answered
+ * with TF_PGA_ECANCELED by tf_pga_free) finds the handle still allocated
+ * (marked released) and only frees its own data. Routes are registered last
+ * and removed again (tf_server_unroute) if setup fails, so a failed attach
+ * frees everything.
  */
 #include "serve/sse.h"
 
 #include <ctype.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -31,7 +36,7 @@
 #include "common/util.h"
 #include "event/anomaly.h"
 #include "event/dedup.h"
-#include "store/pg.h"
+#include "store/pgasync.h"
 
 #define SSE_MAX_QUEUE (1 << 20)     /* bytes queued per client before it is dropped */
 #define SSE_MAX_HELD 10000          /* live events held per client during a replay */
@@ -93,16 +98,18 @@ struct tf_sse {
     tf_server *srv;
     tf_bus *bus;
     const tf_config *cfg;
+    tf_pga *db;               /* borrowed; NULL = no replay, list or status */
     tf_bus_consumer *cons;
-    pthread_t feed_th, status_th;
-    int feed_started, status_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_t feed_th;
+    int feed_started;
 
     /* loop thread only */
     sse_client *clients;
     int nclients;
     hb_timer *hb;
+    hb_timer *st;             /* processor status poll */
+    int st_inflight;
+    char st_last[16];
     int shut;
     tf_idset *seen;
     char *scratch; /* one client's share of a batch */
@@ -120,8 +127,6 @@ static void x_unref(tf_sse *x)
     if (atomic_fetch_sub(&x->refs, 1) != 1) return;
     tf_idset_free(x->seen);
     free(x->scratch);
-    pthread_mutex_destroy(&x->mu);
-    pthread_cond_destroy(&x->cv);
     free(x);
 }
 
@@ -470,99 +475,67 @@ static void *feed_main(void *arg)
     return NULL;
 }
 
-/* ---- processor status (status thread -> loop) ----------------------------- */
+/* ---- processor status (a query on the loop every 500 ms) -------------------- */
 
-typedef struct status_msg {
-    tf_sse *x;
-    char status[16];
-    char json[384];
-} status_msg;
-
-static void deliver_status(void *arg)
+static void deliver_status(tf_sse *x, const char *st, const char *json)
 {
-    status_msg *s = arg;
-    tf_sse *x = s->x;
-    if (!x->released && !x->shut) {
-        snprintf(x->status, sizeof x->status, "%s", s->status);
-        snprintf(x->status_json, sizeof x->status_json, "%s", s->json);
-        char ev[512];
-        int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", s->json);
-        for (sse_client *c = x->clients, *nx; c; c = nx) {
-            nx = c->next;
-            client_send(x, c, ev, (size_t)n);
-        }
-        tf_info("sse", "pipeline status changed", TF_STR("status", s->status),
-                TF_INT("clients", x->nclients));
+    snprintf(x->status, sizeof x->status, "%s", st);
+    snprintf(x->status_json, sizeof x->status_json, "%s", json);
+    char ev[512];
+    int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
+    for (sse_client *c = x->clients, *nx; c; c = nx) {
+        nx = c->next;
+        client_send(x, c, ev, (size_t)n);
     }
-    free(s);
+    tf_info("sse", "pipeline status changed", TF_STR("status", st), TF_INT("clients", x->nclients));
+}
+
+static void status_done(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    tf_sse *x = ud;
+    x->st_inflight = 0;
+    /* an error: unknown, keep the last state */
+    if (!err && r && !x->released && !x->shut && PQntuples(r) == 1) {
+        long long live = atoll(PQgetvalue(r, 0, 0)), lag = atoll(PQgetvalue(r, 0, 1));
+        const char *st = live == 0 ? "down" : lag > x->cfg->sse_lag_threshold_ms ? "lagging" : "ok";
+        if (strcmp(st, x->st_last) != 0) {
+            char now[40], json[384];
+            tf_fmt_iso_us(tf_now_us(), now);
+            snprintf(json, sizeof json,
+                     "{\"status\":\"%s\",\"component\":\"processor\",\"previous\":\"%s\",\"processors\":%lld,"
+                     "\"lag_ms\":%lld,\"lag_threshold_ms\":%d,\"at\":\"%s\"}",
+                     st, x->st_last, live, lag, x->cfg->sse_lag_threshold_ms, now);
+            snprintf(x->st_last, sizeof x->st_last, "%s", st);
+            deliver_status(x, st, json);
+        }
+    }
     x_unref(x);
 }
 
-static void *status_main(void *arg)
+static void on_status_timer(uv_timer_t *t)
 {
-    tf_sse *x = arg;
-    PGconn *pg = NULL;
-    char last[16] = "ok", err[512];
+    hb_timer *h = t->data;
+    tf_sse *x = h->x;
+    if (x->st_inflight || x->shut) return; /* a slow database: one poll at a time */
     int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
     if (stale_ms < 2000) stale_ms = 2000;
-    while (!atomic_load(&x->stopping)) {
-        pthread_mutex_lock(&x->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 500000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        if (!atomic_load(&x->stopping)) pthread_cond_timedwait(&x->cv, &x->mu, &ts);
-        pthread_mutex_unlock(&x->mu);
-        if (atomic_load(&x->stopping)) break;
-        if (!pg || PQstatus(pg) != CONNECTION_OK) {
-            if (pg) PQfinish(pg);
-            pg = tf_pg_connect(x->cfg->pg_url, err, sizeof err);
-            if (!pg) continue; /* unknown: keep the last state */
-        }
-        char stale[32];
-        snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
-        const char *vals[1] = {stale};
-        PGresult *r = PQexecParams(
-            pg,
-            "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0), count(*)"
-            " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
-            " AS live FROM tickflow_processor_status) s",
-            1, NULL, vals, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            PQclear(r);
-            PQfinish(pg);
-            pg = NULL;
-            continue;
-        }
-        long long live = atoll(PQgetvalue(r, 0, 0)), lag = atoll(PQgetvalue(r, 0, 1));
-        PQclear(r);
-        const char *st = live == 0 ? "down" : lag > x->cfg->sse_lag_threshold_ms ? "lagging" : "ok";
-        if (strcmp(st, last) == 0) continue;
-        status_msg *m = calloc(1, sizeof *m);
-        if (!m) continue;
-        char now[40];
-        tf_fmt_iso_us(tf_now_us(), now);
-        snprintf(m->status, sizeof m->status, "%s", st);
-        snprintf(m->json, sizeof m->json,
-                 "{\"status\":\"%s\",\"component\":\"processor\",\"previous\":\"%s\",\"processors\":%lld,"
-                 "\"lag_ms\":%lld,\"lag_threshold_ms\":%d,\"at\":\"%s\"}",
-                 st, last, live, lag, x->cfg->sse_lag_threshold_ms, now);
-        snprintf(last, sizeof last, "%s", st);
-        m->x = x;
-        x_ref(x);
-        if (tf_server_post(x->srv, deliver_status, m) != 0) {
-            free(m);
-            x_unref(x);
-        }
+    char stale[32];
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    const char *vals[1] = {stale};
+    x_ref(x);
+    x->st_inflight = 1;
+    if (tf_pga_query(x->db,
+                     "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0), count(*)"
+                     " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
+                     " AS live FROM tickflow_processor_status) s",
+                     1, vals, 0, status_done, x) != 0) {
+        x->st_inflight = 0;
+        x_unref(x);
     }
-    if (pg) PQfinish(pg);
-    return NULL;
 }
 
-/* ---- replay (database worker -> loop) ------------------------------------- */
+/* ---- replay (queries on the loop) ----------------------------------------- */
 
 struct replay_job {
     tf_sse *x;
@@ -573,6 +546,8 @@ struct replay_job {
     size_t len, cap;
     int64_t *nums;
     size_t nnums, capnums;
+    char seq[32];
+    size_t rows;
     int found, err, truncated;
 };
 
@@ -592,86 +567,104 @@ static int buf_add(char **p, size_t *len, size_t *cap, const char *s, size_t n)
     return 0;
 }
 
-static void replay_work(struct pg_conn *conn_, void *arg)
+static void replay_done(replay_job *j);
+static void replay_page(replay_job *j);
+
+static void replay_page_cb(const PGresult *r, int err, const char *msg, void *ud)
 {
-    PGconn *conn = (PGconn *)conn_;
-    replay_job *j = arg;
-    if (!conn) {
-        j->err = 1;
+    (void)msg;
+    replay_job *j = ud;
+    if (err || !r || j->c->gone) {
+        j->err = err || !r;
+        replay_done(j);
         return;
     }
-    const char *v1[1] = {j->last};
-    PGresult *r = PQexecParams(conn, "SELECT seq FROM stock_anomalies WHERE id = $1", 1, NULL, v1, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        j->err = 1;
-        PQclear(r);
-        return;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return;
-    }
-    j->found = 1;
-    char seq[32];
-    snprintf(seq, sizeof seq, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    char tb[MAX_FILTER * TF_TICKER_MAX + 4], yb[128], sb[64], lim[16];
-    snprintf(lim, sizeof lim, "%d", REPLAY_PAGE);
-    size_t rows = 0;
-    for (;;) {
-        const char *v[5] = {seq, arr_tickers(&j->f, tb, sizeof tb), arr_mask(j->f.types, 0, yb, sizeof yb),
-                            arr_mask(j->f.sevs, 1, sb, sizeof sb), lim};
-        r = PQexecParams(conn,
-                         "SELECT seq, id, body FROM stock_anomalies WHERE seq > $1::bigint"
-                         " AND ($2::text[] IS NULL OR ticker = ANY($2::text[]))"
-                         " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
-                         " AND ($4::text[] IS NULL OR severity = ANY($4::text[]))"
-                         " ORDER BY seq LIMIT $5::int",
-                         5, NULL, v, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        const char *id = PQgetvalue(r, i, 1), *body = PQgetvalue(r, i, 2);
+        char head[96];
+        int hn = snprintf(head, sizeof head, "id: %s\nevent: anomaly\ndata: ", id);
+        if (buf_add(&j->text, &j->len, &j->cap, head, (size_t)hn) ||
+            buf_add(&j->text, &j->len, &j->cap, body, strlen(body)) ||
+            buf_add(&j->text, &j->len, &j->cap, "\n\n", 2)) {
             j->err = 1;
-            PQclear(r);
+            replay_done(j);
             return;
         }
-        int n = PQntuples(r);
-        for (int i = 0; i < n; i++) {
-            const char *id = PQgetvalue(r, i, 1), *body = PQgetvalue(r, i, 2);
-            char head[96];
-            int hn = snprintf(head, sizeof head, "id: %s\nevent: anomaly\ndata: ", id);
-            if (buf_add(&j->text, &j->len, &j->cap, head, (size_t)hn) ||
-                buf_add(&j->text, &j->len, &j->cap, body, strlen(body)) ||
-                buf_add(&j->text, &j->len, &j->cap, "\n\n", 2)) {
+        if (j->nnums == j->capnums) {
+            size_t nc = j->capnums ? j->capnums * 2 : 256;
+            int64_t *nn = realloc(j->nums, nc * sizeof *nn);
+            if (!nn) {
                 j->err = 1;
-                PQclear(r);
+                replay_done(j);
                 return;
             }
-            if (j->nnums == j->capnums) {
-                size_t nc = j->capnums ? j->capnums * 2 : 256;
-                int64_t *nn = realloc(j->nums, nc * sizeof *nn);
-                if (!nn) {
-                    j->err = 1;
-                    PQclear(r);
-                    return;
-                }
-                j->nums = nn;
-                j->capnums = nc;
-            }
-            j->nums[j->nnums++] = tf_anomaly_key(id, strlen(id));
-            snprintf(seq, sizeof seq, "%s", PQgetvalue(r, i, 0));
+            j->nums = nn;
+            j->capnums = nc;
         }
-        PQclear(r);
-        rows += (size_t)n;
-        if (n < REPLAY_PAGE) break;
-        if (rows >= REPLAY_MAX_ROWS) {
-            j->truncated = 1;
-            break;
-        }
+        j->nums[j->nnums++] = tf_anomaly_key(id, strlen(id));
+        snprintf(j->seq, sizeof j->seq, "%s", PQgetvalue(r, i, 0));
+    }
+    j->rows += (size_t)n;
+    if (n < REPLAY_PAGE) {
+        replay_done(j);
+    } else if (j->rows >= REPLAY_MAX_ROWS) {
+        j->truncated = 1;
+        replay_done(j);
+    } else {
+        replay_page(j);
     }
 }
 
-static void replay_done(void *arg)
+/* The next page after j->seq. */
+static void replay_page(replay_job *j)
 {
-    replay_job *j = arg;
+    char tb[MAX_FILTER * TF_TICKER_MAX + 4], yb[128], sb[64], lim[16];
+    snprintf(lim, sizeof lim, "%d", REPLAY_PAGE);
+    const char *v[5] = {j->seq, arr_tickers(&j->f, tb, sizeof tb), arr_mask(j->f.types, 0, yb, sizeof yb),
+                        arr_mask(j->f.sevs, 1, sb, sizeof sb), lim};
+    if (tf_pga_query(j->x->db,
+                     "SELECT seq, id, body FROM stock_anomalies WHERE seq > $1::bigint"
+                     " AND ($2::text[] IS NULL OR ticker = ANY($2::text[]))"
+                     " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
+                     " AND ($4::text[] IS NULL OR severity = ANY($4::text[]))"
+                     " ORDER BY seq LIMIT $5::int",
+                     5, v, 0, replay_page_cb, j) != 0) {
+        j->err = 1;
+        replay_done(j);
+    }
+}
+
+static void replay_seq_cb(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    replay_job *j = ud;
+    if (err || !r || j->c->gone) {
+        j->err = err || !r;
+        replay_done(j);
+        return;
+    }
+    if (PQntuples(r) == 0) { /* not found: live only */
+        replay_done(j);
+        return;
+    }
+    j->found = 1;
+    snprintf(j->seq, sizeof j->seq, "%s", PQgetvalue(r, 0, 0));
+    replay_page(j);
+}
+
+/* Starts the replay. Returns 0, or -1 when no query could be started (no
+ * callback then). */
+static int replay_start(replay_job *j)
+{
+    const char *v1[1] = {j->last};
+    if (!j->x->db) return -1;
+    return tf_pga_query(j->x->db, "SELECT seq FROM stock_anomalies WHERE id = $1", 1, v1, 0,
+                        replay_seq_cb, j) != 0 ? -1 : 0;
+}
+
+static void replay_done(replay_job *j)
+{
     tf_sse *x = j->x;
     sse_client *c = j->c;
     c->job = NULL;
@@ -824,7 +817,7 @@ static void h_stream(tf_http_req *r, void *ud)
     j->f = f;
     c->job = j;
     x_ref(x);
-    if (tf_server_db(x->srv, replay_work, replay_done, j) != 0) {
+    if (replay_start(j) != 0) {
         c->job = NULL;
         free(j);
         x_unref(x);
@@ -844,64 +837,55 @@ typedef struct list_job {
     int has_start, has_end, has_cursor;
     char *out;
     size_t len, cap;
-    int status;
 } list_job;
 
-static void list_work(struct pg_conn *conn_, void *arg)
+static void list_cb(const PGresult *r, int err, const char *msg, void *ud)
 {
-    PGconn *conn = (PGconn *)conn_;
-    list_job *j = arg;
-    if (!conn) {
-        j->status = 503;
-        return;
+    (void)msg;
+    list_job *j = ud;
+    tf_sse *x = j->x;
+    if (err || !r) {
+        tf_http_error(j->r, 503, "unavailable", "PostgreSQL is unavailable", NULL);
+    } else {
+        int limit = atoi(j->limit), n = PQntuples(r);
+        int shown = n > limit ? limit : n;
+        int fail = buf_add(&j->out, &j->len, &j->cap, "{\"data\":[", 9);
+        for (int i = 0; i < shown && !fail; i++) {
+            const char *b = PQgetvalue(r, i, 1);
+            fail |= (i && buf_add(&j->out, &j->len, &j->cap, ",", 1)) || buf_add(&j->out, &j->len, &j->cap, b, strlen(b));
+        }
+        char tail[128];
+        int tn;
+        if (n > limit)
+            tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":\"%s\"}", shown, PQgetvalue(r, shown - 1, 0));
+        else
+            tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":null}", shown);
+        fail |= buf_add(&j->out, &j->len, &j->cap, tail, (size_t)tn);
+        if (fail) tf_http_error(j->r, 500, "internal", "out of memory", NULL);
+        else tf_http_json(j->r, 200, j->out);
     }
+    free(j->out);
+    free(j);
+    x_unref(x);
+}
+
+static int list_start(list_job *j)
+{
+    if (!j->x->db) return -1;
     char tb[MAX_FILTER * TF_TICKER_MAX + 4], yb[128], sb[64];
     const char *v[7] = {arr_tickers(&j->f, tb, sizeof tb), arr_mask(j->f.types, 0, yb, sizeof yb),
                         arr_mask(j->f.sevs, 1, sb, sizeof sb), j->has_start ? j->start : NULL,
                         j->has_end ? j->end : NULL, j->has_cursor ? j->cursor : NULL, j->limit};
-    PGresult *r = PQexecParams(conn,
-                               "SELECT seq, body FROM stock_anomalies WHERE"
-                               " ($1::text[] IS NULL OR ticker = ANY($1::text[]))"
-                               " AND ($2::text[] IS NULL OR type = ANY($2::text[]))"
-                               " AND ($3::text[] IS NULL OR severity = ANY($3::text[]))"
-                               " AND ($4::timestamptz IS NULL OR event_time >= $4::timestamptz)"
-                               " AND ($5::timestamptz IS NULL OR event_time < $5::timestamptz)"
-                               " AND ($6::bigint IS NULL OR seq < $6::bigint)"
-                               " ORDER BY seq DESC LIMIT $7::int + 1",
-                               7, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        j->status = 503;
-        PQclear(r);
-        return;
-    }
-    int limit = atoi(j->limit), n = PQntuples(r);
-    int shown = n > limit ? limit : n;
-    int fail = buf_add(&j->out, &j->len, &j->cap, "{\"data\":[", 9);
-    for (int i = 0; i < shown && !fail; i++) {
-        const char *b = PQgetvalue(r, i, 1);
-        fail |= (i && buf_add(&j->out, &j->len, &j->cap, ",", 1)) || buf_add(&j->out, &j->len, &j->cap, b, strlen(b));
-    }
-    char tail[128];
-    int tn;
-    if (n > limit)
-        tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":\"%s\"}", shown, PQgetvalue(r, shown - 1, 0));
-    else
-        tn = snprintf(tail, sizeof tail, "],\"count\":%d,\"next_cursor\":null}", shown);
-    fail |= buf_add(&j->out, &j->len, &j->cap, tail, (size_t)tn);
-    PQclear(r);
-    j->status = fail ? 500 : 200;
-}
-
-static void list_done(void *arg)
-{
-    list_job *j = arg;
-    if (j->status == 200) tf_http_json(j->r, 200, j->out);
-    else if (j->status == 503) tf_http_error(j->r, 503, "unavailable", "PostgreSQL is unavailable", NULL);
-    else tf_http_error(j->r, 500, "internal", "out of memory", NULL);
-    tf_sse *x = j->x;
-    free(j->out);
-    free(j);
-    x_unref(x);
+    return tf_pga_query(j->x->db,
+                        "SELECT seq, body FROM stock_anomalies WHERE"
+                        " ($1::text[] IS NULL OR ticker = ANY($1::text[]))"
+                        " AND ($2::text[] IS NULL OR type = ANY($2::text[]))"
+                        " AND ($3::text[] IS NULL OR severity = ANY($3::text[]))"
+                        " AND ($4::timestamptz IS NULL OR event_time >= $4::timestamptz)"
+                        " AND ($5::timestamptz IS NULL OR event_time < $5::timestamptz)"
+                        " AND ($6::bigint IS NULL OR seq < $6::bigint)"
+                        " ORDER BY seq DESC LIMIT $7::int + 1",
+                        7, v, 0, list_cb, j) != 0 ? -1 : 0;
 }
 
 static void h_list(tf_http_req *r, void *ud)
@@ -963,7 +947,7 @@ static void h_list(tf_http_req *r, void *ud)
     j->x = x;
     j->r = r;
     x_ref(x);
-    if (tf_server_db(x->srv, list_work, list_done, j) != 0) {
+    if (list_start(j) != 0) {
         free(j);
         x_unref(x);
         tf_http_error(r, 503, "unavailable", "database queue full or server stopping", NULL);
@@ -988,13 +972,20 @@ static void on_heartbeat(uv_timer_t *t)
 
 static void on_hb_closed(uv_handle_t *h) { free(h->data); }
 
+static void close_one(hb_timer **pt)
+{
+    hb_timer *h = *pt;
+    if (!h) return;
+    uv_timer_stop(&h->t);
+    h->t.data = h;
+    uv_close((uv_handle_t *)&h->t, on_hb_closed);
+    *pt = NULL;
+}
+
 static void close_timer(tf_sse *x)
 {
-    if (!x->hb) return;
-    uv_timer_stop(&x->hb->t);
-    x->hb->t.data = x->hb;
-    uv_close((uv_handle_t *)&x->hb->t, on_hb_closed);
-    x->hb = NULL;
+    close_one(&x->hb);
+    close_one(&x->st);
 }
 
 static void on_shutdown(tf_server *s, void *ud)
@@ -1006,17 +997,25 @@ static void on_shutdown(tf_server *s, void *ud)
     while (x->clients) client_finish(x, x->clients, 0);
     atomic_store(&x->stopping, 1);
     if (x->cons) tf_bus_consumer_wake(x->cons);
-    pthread_mutex_lock(&x->mu);
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
 int tf_sse_clients(const tf_sse *x) { return x ? x->nclients : 0; }
 
-tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m, char *errbuf,
-                      size_t errlen)
+static hb_timer *timer_new(tf_sse *x, uv_timer_cb cb, uint64_t every)
+{
+    hb_timer *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->x = x;
+    uv_timer_init(tf_server_loop(x->srv), &h->t);
+    h->t.data = h;
+    uv_timer_start(&h->t, cb, every, every);
+    return h;
+}
+
+tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, tf_pga *db, const tf_config *cfg, tf_metrics *m,
+                      char *errbuf, size_t errlen)
 {
     tf_sse *x = calloc(1, sizeof *x);
     if (!x) {
@@ -1024,41 +1023,24 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metric
         return NULL;
     }
     atomic_init(&x->refs, 1);
-    pthread_mutex_init(&x->mu, NULL);
-    pthread_cond_init(&x->cv, NULL);
     x->srv = s;
     x->bus = bus;
+    x->db = db;
     x->cfg = cfg;
     snprintf(x->status, sizeof x->status, "ok");
-    x->seen = tf_idset_new(SEEN_CAP);
-    x->hb = calloc(1, sizeof *x->hb);
-    if (!x->seen || !x->hb) {
-        snprintf(errbuf, errlen, "out of memory");
-        free(x->hb);
-        x->hb = NULL;
-        x_unref(x);
-        return NULL;
-    }
+    snprintf(x->st_last, sizeof x->st_last, "ok");
     if (!m) m = tf_server_metrics(s);
     x->m_clients = tf_gauge(m, "tickflow_sse_clients", "Connected SSE clients", NULL);
     x->m_sent = tf_counter(m, "tickflow_sse_events_sent_total", "Anomaly events sent to SSE clients", NULL);
     x->m_dropped = tf_counter(m, "tickflow_sse_clients_dropped_total", "SSE clients disconnected for falling behind", NULL);
     x->m_replayed = tf_counter(m, "tickflow_sse_events_replayed_total", "Anomaly events replayed after Last-Event-ID", NULL);
     x->m_dups = tf_counter(m, "tickflow_sse_duplicates_total", "Re-published anomalies not sent again", NULL);
-    if (tf_server_route(s, "GET", "/api/v1/stock/anomaly", h_stream, x) ||
-        tf_server_route(s, "GET", "/api/v1/stock/anomalies", h_list, x) ||
-        tf_server_on_shutdown(s, on_shutdown, x)) {
-        snprintf(errbuf, errlen, "cannot register the SSE routes");
-        free(x->hb);
-        x->hb = NULL;
-        x_unref(x);
-        return NULL;
+    x->seen = tf_idset_new(SEEN_CAP);
+    if (!x->seen || !(x->hb = timer_new(x, on_heartbeat, (uint64_t)cfg->sse_heartbeat_s * 1000)) ||
+        (db && !(x->st = timer_new(x, on_status_timer, 500)))) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
     }
-    x->hb->x = x;
-    uv_timer_init(tf_server_loop(s), &x->hb->t);
-    x->hb->t.data = x->hb;
-    uint64_t every = (uint64_t)cfg->sse_heartbeat_s * 1000;
-    uv_timer_start(&x->hb->t, on_heartbeat, every, every);
     if (bus) {
         /* A consumer group of our own (this server is its only member, so it
          * reads every partition, from the end). group NULL (assign every
@@ -1075,20 +1057,18 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metric
         }
         x->feed_started = 1;
     }
-    if (cfg->pg_url[0]) {
-        if (pthread_create(&x->status_th, NULL, status_main, x) != 0) {
-            snprintf(errbuf, errlen, "cannot start the SSE status thread");
-            goto err;
-        }
-        x->status_started = 1;
+    /* last: once routed, requests may hold x */
+    if (tf_server_route(s, "GET", "/api/v1/stock/anomaly", h_stream, x) ||
+        tf_server_route(s, "GET", "/api/v1/stock/anomalies", h_list, x) ||
+        tf_server_on_shutdown(s, on_shutdown, x)) {
+        snprintf(errbuf, errlen, "cannot register the SSE routes");
+        tf_server_unroute(s, x);
+        goto err;
     }
     return x;
 err:
-    /* The routes are registered with x as their user data, so x must stay
-     * allocated: stop the threads, answer 503 from the handlers, and keep
-     * one reference (a deliberate, bounded leak on this start-up failure). */
+    /* nothing routes to x: stop what was started and free it all */
     x->shut = 1;
-    x_ref(x);
     tf_sse_free(x);
     return NULL;
 }
@@ -1098,11 +1078,7 @@ void tf_sse_free(tf_sse *x)
     if (!x) return;
     atomic_store(&x->stopping, 1);
     if (x->cons) tf_bus_consumer_wake(x->cons);
-    pthread_mutex_lock(&x->mu);
-    pthread_cond_broadcast(&x->cv);
-    pthread_mutex_unlock(&x->mu);
     if (x->feed_started) pthread_join(x->feed_th, NULL);
-    if (x->status_started) pthread_join(x->status_th, NULL);
     tf_bus_consumer_close(x->cons);
     x->cons = NULL;
     close_timer(x); /* only when the server never ran its shutdown hooks */

@@ -27,9 +27,10 @@
  *       cursor.
  *
  * Threads: one reads stock.anomalies from the bus (every partition, in a
- * consumer group of its own, from the end) and posts batches to the loop; one polls the
- * processor status rows once a second with its own PostgreSQL connection.
- * Everything client-facing runs on the loop thread.
+ * consumer group of its own, from the end) and posts batches to the loop.
+ * Everything else runs on the loop thread, including the database work
+ * (replay, list, and the processor status rows polled every 500 ms) on the
+ * server's asynchronous pool.
  */
 #ifndef TF_SERVE_SSE_H
 #define TF_SERVE_SSE_H
@@ -39,16 +40,19 @@
 #include "bus/bus.h"
 #include "common/config.h"
 #include "serve/http.h"
+#include "store/pgasync.h"
 
 typedef struct tf_sse tf_sse;
 
-/* Registers the two routes on s and starts the feed and status threads.
- * Call on the loop thread (or before the loop runs). bus, cfg and m are
- * borrowed and must outlive the tf_sse. bus may be NULL (no live feed:
- * replay and JSON only); m may be NULL (the server's registry is used).
- * Returns NULL with errbuf on failure. */
-tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m, char *errbuf,
-                      size_t errlen);
+/* Registers the two routes on s and starts the feed thread and the status
+ * poll. Call on the loop thread (or before the loop runs). bus, db, cfg and
+ * m are borrowed; bus, cfg and m must outlive the tf_sse, db must be freed
+ * after tf_sse_free (tf_api_free does). bus may be NULL (no live feed:
+ * replay and JSON only); db may be NULL (no replay, list or status: 503);
+ * m may be NULL (the server's registry is used). Returns NULL with errbuf
+ * on failure, having freed everything (no route is left registered). */
+tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, tf_pga *db, const tf_config *cfg, tf_metrics *m,
+                      char *errbuf, size_t errlen);
 
 /* Stops the threads and releases this handle. Call after tf_server_run()
  * returned and BEFORE tf_server_free() (which may still run callbacks this
