@@ -1,0 +1,206 @@
+"""tickflow import: trades (every alias and time format, abort/skip with a bad
+row in the middle, gzip, stdin, re-import refused and --force), bars (the
+GOOG daily file that ships with the PyPI package backtesting, exactly), and
+symbols (a NASDAQ Trader fixture and a CSV), against a real PostgreSQL."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tfharness as h  # noqa: E402
+
+pg = None
+tmp = tempfile.mkdtemp(prefix="tf-import-")
+h.on_exit(lambda: subprocess.run(["rm", "-rf", tmp]))
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def write(name, text, mode="w"):
+    p = path(name)
+    with open(p, mode) as f:
+        f.write(text)
+    return p
+
+
+def imp(*args, stdin=None):
+    """Runs tickflow import; returns (exit code, summary dict or None, stderr)."""
+    env = dict(os.environ, TICKFLOW_LOG_LEVEL="warn")
+    p = subprocess.run([h.BIN, "import"] + list(args) + ["--pg-url", pg.url], input=stdin,
+                       capture_output=True, env=env, timeout=300)
+    out = p.stdout.decode().strip().splitlines()
+    summary = json.loads(out[-1]) if out else None
+    return p.returncode, summary, p.stderr.decode("utf-8", "replace")
+
+
+def trades(where="true"):
+    return pg.sql("SELECT ticker, market_code, trade_type, price, quantity,"
+                  " to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM stock_trades"
+                  " WHERE %s ORDER BY id" % where)
+
+
+def count():
+    return int(pg.scalar("SELECT count(*) FROM stock_trades"))
+
+
+def test_aliases_and_times(c):
+    # every alias of every column, with CRLF line ends, quotes and a BOM
+    files = [
+        ("\ufeffticker,market_code,trade_type,price,quantity,event_time\r\n"
+         "AAPL,NASDAQ,BUY,189.25,100,2026-11-23T09:30:00.123456-05:00\r\n", []),
+        ("Symbol,Market_Code,Side,P,Qty,Timestamp\n\"MSFT\",NASDAQ,\"S\",\"378.5\",5,2026-11-23T14:30:00Z\n", []),
+        ("symbol,side,price,size,time\nKO,b,58.4,7,2026-11-23 23:30:00+09:00\n", ["--market", "nyse"]),
+        ("ticker,side,price,volume,time\nJPM,sell,155.3,1e2,2026-11-23T14:30:00+0000\n", ["--market", "NYSE"]),
+        ("side,price,qty,time\nB,71000,30,1795444200\n", ["--ticker", "005930", "--market", "KOSPI",
+                                                          "--time-unit", "s"]),
+        ("ticker,market_code,side,price,qty,time\nV,NYSE,S,255.8,1,1795444200123\n", ["--time-unit", "ms"]),
+        ("ticker,market_code,side,price,qty,time\nV,NYSE,S,255.8,2,1795444200123456\n", ["--time-unit", "us"]),
+        ("ticker,market_code,side,price,qty,time\nV,NYSE,S,255.8,3,1795444200123456789\n", ["--time-unit", "ns"]),
+        ("ticker,market_code,side,price,qty,time\nV,NYSE,S,255.8,4,1795444200.5\n", ["--time-unit", "s"]),
+    ]
+    for i, (text, extra) in enumerate(files):
+        f = write("alias%d.csv" % i, text, "w")
+        rc, s, err = imp("trades", f, *extra)
+        c.eq(rc, 0, "alias file %d imports (%s)" % (i, err.strip()[-300:]))
+        c.eq(s and s["inserted"], 1, "alias file %d: one row" % i)
+    # NDJSON: strings and numbers, aliases, null = absent
+    nd = ('{"symbol":"NVDA","market":"NASDAQ","side":"BUY","p":"480.1","size":10,"timestamp":1795444200000}\n'
+          '{"ticker":"NVDA","market_code":"NASDAQ","trade_type":"S","price":480.25,"quantity":"3",'
+          '"event_time":1795444200001.5,"extra":{"x":[1]}}\n')
+    rc, s, err = imp("trades", write("a.ndjson", nd), "--time-unit", "ms")
+    c.eq((rc, s and s["inserted"]), (0, 2), "NDJSON imports (%s)" % err.strip()[-300:])
+    got = trades()
+    want = [
+        ["AAPL", "NASDAQ", "BUY", "189.2500", "100", "2026-11-23T14:30:00.123456"],
+        ["MSFT", "NASDAQ", "SELL", "378.5000", "5", "2026-11-23T14:30:00.000000"],
+        ["KO", "NYSE", "BUY", "58.4000", "7", "2026-11-23T14:30:00.000000"],
+        ["JPM", "NYSE", "SELL", "155.3000", "100", "2026-11-23T14:30:00.000000"],
+        ["005930", "KOSPI", "BUY", "71000.0000", "30", "2026-11-23T14:30:00.000000"],
+        ["V", "NYSE", "SELL", "255.8000", "1", "2026-11-23T14:30:00.123000"],
+        ["V", "NYSE", "SELL", "255.8000", "2", "2026-11-23T14:30:00.123456"],
+        ["V", "NYSE", "SELL", "255.8000", "3", "2026-11-23T14:30:00.123456"],
+        ["V", "NYSE", "SELL", "255.8000", "4", "2026-11-23T14:30:00.500000"],
+        ["NVDA", "NASDAQ", "BUY", "480.1000", "10", "2026-11-23T14:30:00.000000"],
+        ["NVDA", "NASDAQ", "SELL", "480.2500", "3", "2026-11-23T14:30:00.001500"],
+    ]
+    c.eq(got, want, "every alias and time format stored exactly")
+    # the ledger
+    rows = pg.sql("SELECT kind, status, rows, length(sha256) FROM tickflow_imports ORDER BY id")
+    c.eq(len(rows), 10, "one ledger row per input")
+    c.check(all(r == ["trades", "done", "1", "64"] for r in rows[:9]), "ledger rows done with a sha256", repr(rows))
+    # layout errors name what is missing
+    rc, s, err = imp("trades", write("nocol.csv", "ticker,side,price,time\nA,B,1,2026-01-01\n"), "--market", "NYSE")
+    c.eq(rc, 2, "missing quantity column: exit 2")
+    c.check("quantity" in err, "message names the missing column", err)
+    rc, s, err = imp("trades", write("dup.csv", "ticker,size,volume\n"), "--market", "NYSE")
+    c.check(rc == 2 and "'size' and 'volume'" in err, "two quantity columns refused", err)
+
+
+def make_rows(n, bad_at=None, bad_text=None, day="2026-11-24"):
+    lines = ["ticker,market_code,side,price,qty,event_time"]
+    for i in range(n):
+        if bad_at is not None and i in bad_at:
+            lines.append(bad_text[bad_at.index(i)])
+        else:
+            lines.append("AAPL,NASDAQ,%s,%d.%02d,%d,%sT10:%02d:%02d.%06dZ"
+                         % ("BUY" if i % 2 else "SELL", 100 + i % 50, i % 100, 1 + i % 9, day,
+                            (i // 60) % 60, i % 60, i))
+    return "\n".join(lines) + "\n"
+
+
+def test_abort_and_skip(c):
+    before = count()
+    text = make_rows(35, [26], ["AAPL,NASDAQ,BUY,abc,1,2026-11-24T10:00:00Z"])
+    f = write("bad_abort.csv", text)
+    rc, s, err = imp("trades", f, "--batch-size", "10")
+    c.eq(rc, 1, "bad row under abort: exit 1")
+    c.check("bad_abort.csv:28" in err and "column 'price'" in err and "'abc'" in err,
+            "message names the line (28), the column and the value", err)
+    c.check("20 rows committed" in err, "message says how far it got", err)
+    c.eq(count() - before, 20, "two whole batches committed, nothing of the batch holding the bad row")
+    c.eq(s["inserted"], 20, "summary inserted 20")
+    led = pg.sql("SELECT status, rows, last_line FROM tickflow_imports ORDER BY id DESC LIMIT 1")[0]
+    c.eq(led, ["failed", "20", "21"], "ledger: failed after 20 rows through line 21")
+    # skip: the rejects file holds exactly the bad lines
+    bad1 = "AAPL,NASDAQ,HOLD,1,1,2026-11-24T10:00:00Z"
+    bad2 = 'AAPL,NASDAQ,BUY,"1,5",1,2026-11-24T10:00:00Z'
+    bad3 = '"AAPL\nX",NASDAQ,BUY,1,1,2026-11-24T10:00:00Z'
+    text = make_rows(30, [5, 17, 18], [bad1, bad2, bad3], day="2026-11-25")
+    f = write("bad_skip.csv", text)
+    rej = path("rejects.ndjson")
+    before = count()
+    rc, s, err = imp("trades", f, "--batch-size", "10", "--on-error", "skip", "--rejects", rej)
+    c.eq(rc, 0, "skip: exit 0 (%s)" % err[-300:])
+    c.eq((s["read"], s["inserted"], s["rejected"]), (30, 27, 3), "summary read/inserted/rejected")
+    c.eq(count() - before, 27, "every good row stored")
+    with open(rej) as fh:
+        rj = [json.loads(x) for x in fh]
+    c.eq([r["text"] for r in rj], [bad1, bad2, bad3], "rejects file holds exactly the bad lines")
+    c.eq([r["line"] for r in rj], [7, 19, 20], "with their line numbers")
+    c.eq([r["column"] for r in rj], ["side", "price", "ticker"], "and columns")
+    c.check(all(r["reason"] for r in rj), "and reasons")
+    # the future bound
+    fut = "ticker,market_code,side,price,qty,time\nA,NYSE,B,1,1,2099-01-01T00:00:00Z\n"
+    rc, s, err = imp("trades", write("future.csv", fut))
+    c.check(rc == 1 and "future" in err and "max_future_ms" in err, "event time beyond now + bound refused", err)
+
+
+def test_gzip_stdin_reimport(c):
+    text = make_rows(25, day="2026-11-26")
+    plain = write("g.csv", text)
+    gz = path("g.csv.gz")
+    with gzip.open(gz, "wt") as fh:
+        fh.write(text)
+    before = count()
+    rc, s, err = imp("trades", gz)
+    c.eq((rc, s["inserted"]), (0, 25), "gzip file imports (%s)" % err[-300:])
+    rc, s, err = imp("trades", gz)
+    c.eq(rc, 3, "same gzip file again: refused (exit 3)")
+    c.check("imported before" in err, "refusal says why", err)
+    c.eq(count() - before, 25, "refused import wrote nothing")
+    # stdin through a pipe: the plain text (different bytes from the gzip), then again
+    rc, s, err = imp("trades", "-", stdin=text.encode())
+    c.eq((rc, s["inserted"]), (0, 25), "stdin imports (%s)" % err[-300:])
+    rc, s, err = imp("trades", "-", stdin=text.encode())
+    c.eq(rc, 3, "same content on stdin again: refused")
+    rc, s, err = imp("trades", plain)
+    c.eq(rc, 3, "the same content from a file: refused")
+    # gzip on stdin with --force (streamed, hash recorded at the end)
+    with open(gz, "rb") as fh:
+        rc, s, err = imp("trades", "-", "--force", stdin=fh.read())
+    c.eq((rc, s["inserted"]), (0, 25), "--force imports seen content again, gzip from stdin (%s)" % err[-200:])
+    c.eq(count() - before, 75, "25 x 3 rows in all")
+    shas = pg.sql("SELECT sha256 FROM tickflow_imports WHERE name IN ('%s', 'stdin') AND status = 'done'"
+                  " ORDER BY id" % gz)
+    c.check(len(shas) == 3 and shas[0] == shas[2] and len(shas[0][0]) == 64,
+            "--force records the sha256 it read (same as the file's)", repr(shas))
+    # data each day equals what was written: same multiset for gzip and stdin
+    per = pg.sql("SELECT count(*), sum(quantity), sum(price) FROM stock_trades"
+                 " WHERE event_time::date = '2026-11-26'")
+    c.eq(per[0][0], "75", "three copies of the day")
+
+
+def test_generator_symbols(c):
+    r = h.run(["generate", "--count", "2000", "--pg-url", pg.url, "--log.level", "warn"])
+    c.eq(r.returncode, 0, "generate ran (%s)" % r.stderr[-300:])
+    missing = pg.sql("SELECT DISTINCT t.ticker, t.market_code FROM stock_trades t WHERE NOT EXISTS"
+                     " (SELECT 1 FROM symbols s WHERE s.symbol = t.ticker AND s.market = t.market_code)"
+                     " AND t.event_time > now() - interval '1 day'")
+    c.eq(missing, [], "every generator ticker is in symbols")
+
+
+def main():
+    global pg
+    pg = h.Postgres()
+    r = h.run(["migrate", "--pg-url", pg.url, "--log.level", "warn"])
+    assert r.returncode == 0, r.stderr
+    h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_generator_symbols])
+
+
+if __name__ == "__main__":
+    main()
