@@ -10,7 +10,7 @@
  *
  * On stdout at the end, one JSON object:
  *   {"read":N,"inserted":N,"rejected":N,"first_id":A,"last_id":B,"elapsed_ms":T}
- * (first_id/last_id null when nothing was inserted; "error" when it failed).
+ * (first_id/last_id null when no trade was inserted; "error" when it failed).
  * Exit 0 ok, 1 failed (bad row under abort, database), 2 bad arguments or
  * input layout, 3 refused: the content was imported before.
  */
@@ -55,7 +55,7 @@ void tf_cmd_import_usage(void *file)
 static void print_summary(const tf_import_result *r)
 {
     char ids[64];
-    if (r->inserted > 0)
+    if (r->first_id > 0)
         snprintf(ids, sizeof ids, "%lld,\"last_id\":%lld", (long long)r->first_id, (long long)r->last_id);
     else
         snprintf(ids, sizeof ids, "null,\"last_id\":null");

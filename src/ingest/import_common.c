@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "ingest/import_run.h"
+#include "ingest/import_src.h"
 #include "store/pg.h"
 
 struct tf_imp_rejects {
@@ -189,4 +190,150 @@ void tf_imp_progress_tick(tf_imp_progress *p, const char *name, int64_t rows, in
         p->t0_us = 0;
     }
     fflush(stderr);
+}
+
+/* ---- generic CSV reading ------------------------------------------------------ */
+
+#define WIN (4u << 20)
+
+static ssize_t fill(struct tf_imp_src *src, char *buf, size_t cap, int *eof, char *errbuf, size_t errlen)
+{
+    size_t have = 0;
+    while (!*eof && have < cap) {
+        ssize_t n = tf_imp_src_read(src, buf + have, cap - have, errbuf, errlen);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            *eof = 1;
+        have += (size_t)n;
+    }
+    return (ssize_t)have;
+}
+
+int tf_imp_read_csv(struct tf_imp_src *src, char sep, tf_imp_rec_fn fn, void *arg, char *errbuf,
+                    size_t errlen)
+{
+    char *buf = malloc(WIN), *scratch = malloc(WIN);
+    size_t have = 0;
+    int eof = 0, rc = 0, first = 1;
+    tf_csv_field *f = malloc(TF_CSV_FIELDS_MAX * sizeof *f);
+    if (!buf || !scratch || !f) {
+        snprintf(errbuf, errlen, "out of memory");
+        rc = -1;
+        goto out;
+    }
+    int64_t line = 1;
+    for (;;) {
+        ssize_t n = fill(src, buf + have, WIN - have, &eof, errbuf, errlen);
+        if (n < 0) {
+            rc = -1;
+            goto out;
+        }
+        have += (size_t)n;
+        size_t off = 0;
+        if (first) {
+            first = 0;
+            if (have >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+                off = 3;
+            if (!sep) { /* '|' in the first line: a NASDAQ Trader file */
+                const char *nl = memchr(buf + off, '\n', have - off);
+                size_t l = nl ? (size_t)(nl - buf) - off : have - off;
+                sep = memchr(buf + off, '|', l) ? '|' : ',';
+            }
+        }
+        for (;;) {
+            tf_csv_rec rec;
+            int r = tf_csv_next(buf + off, have - off, eof, sep, f, TF_CSV_FIELDS_MAX, scratch, &rec);
+            if (r == TF_CSV_MORE)
+                break;
+            const char *text = buf + off;
+            int64_t at = line;
+            line += rec.lines;
+            off += rec.consumed;
+            if (r == TF_CSV_BLANK)
+                continue;
+            rc = fn(arg, f, r == TF_CSV_RECORD ? rec.nf : 0, at, text, rec.text_len,
+                    r == TF_CSV_BAD ? rec.err : NULL);
+            if (rc)
+                goto out;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+        if (eof && have == 0)
+            break;
+        if (have == WIN || eof) {
+            snprintf(errbuf, errlen, "%s:%lld: a record longer than %u bytes (an unterminated quote?)",
+                     tf_imp_src_name(src), (long long)line, WIN);
+            rc = -1;
+            goto out;
+        }
+    }
+out:
+    free(buf);
+    free(scratch);
+    free(f);
+    return rc;
+}
+
+void tf_imp_copy_text(tf_sbuf *b, const char *s, size_t len)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *e = s[i] == '\\' ? "\\\\" : s[i] == '\t' ? "\\t" : s[i] == '\n' ? "\\n" : s[i] == '\r' ? "\\r" : NULL;
+        if (!e)
+            continue;
+        tf_sbuf_add(b, s + from, i - from);
+        tf_sbuf_str(b, e);
+        from = i + 1;
+    }
+    tf_sbuf_add(b, s + from, len - from);
+}
+
+/* ---- staging COPY ---------------------------------------------------------------- */
+
+int tf_imp_copy_begin(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
+{
+    if (!PQsendQuery(conn, sql))
+        return tf_pg_classify(conn, NULL, "staging COPY", errbuf, errlen);
+    int rc = 0, in_copy = 0;
+    PGresult *r;
+    while (!in_copy && (r = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN)
+            in_copy = 1;
+        else if (st != PGRES_COMMAND_OK && rc == 0)
+            rc = tf_pg_classify(conn, r, "staging COPY", errbuf, errlen);
+        PQclear(r);
+    }
+    if (!in_copy && rc == 0)
+        rc = tf_pg_classify(conn, NULL, "staging COPY", errbuf, errlen);
+    return rc;
+}
+
+int tf_imp_copy_put(PGconn *conn, tf_sbuf *b, int force, char *errbuf, size_t errlen)
+{
+    if (b->oom) {
+        snprintf(errbuf, errlen, "out of memory");
+        return TF_PG_EOTHER;
+    }
+    if (b->len == 0 || (!force && b->len < 64 * 1024))
+        return 0;
+    if (PQputCopyData(conn, b->b, (int)b->len) != 1)
+        return tf_pg_classify(conn, NULL, "sending COPY data", errbuf, errlen);
+    b->len = 0;
+    return 0;
+}
+
+int tf_imp_copy_end(PGconn *conn, int abort, char *errbuf, size_t errlen)
+{
+    int rc = 0;
+    if (PQputCopyEnd(conn, abort ? "import aborted" : NULL) != 1)
+        rc = tf_pg_classify(conn, NULL, "ending COPY", errbuf, errlen);
+    PGresult *r;
+    while ((r = PQgetResult(conn)) != NULL) {
+        if (!abort && rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = tf_pg_classify(conn, r, "staging COPY", errbuf, errlen);
+        PQclear(r);
+    }
+    return rc;
 }

@@ -81,6 +81,34 @@ int tf_imp_ledger_end(struct pg_conn *conn, int64_t id, const char *status, int6
 int tf_imp_ledger_seen(struct pg_conn *conn, const char *kind, const char *sha256, char *out,
                        size_t cap, char *errbuf, size_t errlen);
 
+/*
+ * Reads src as CSV records separated by sep (0: '|' when the first line
+ * has one, else ','; a leading UTF-8 BOM and blank lines skipped) and calls fn for each, with bad = NULL, or with bad = why
+ * for a malformed record (fields then unusable, text is the raw record).
+ * Slices are borrowed until fn returns. Returns 0 at end of input, the
+ * first nonzero fn return, or -1 with errbuf (read error, a record over
+ * 4 MiB).
+ */
+struct tf_imp_src;
+typedef int (*tf_imp_rec_fn)(void *arg, const tf_csv_field *f, int nf, int64_t line, const char *text,
+                             size_t text_len, const char *bad);
+int tf_imp_read_csv(struct tf_imp_src *src, char sep, tf_imp_rec_fn fn, void *arg, char *errbuf,
+                    size_t errlen);
+/* Appends s as one COPY text-format field (backslash, tab, CR, LF escaped). */
+struct tf_sbuf;
+void tf_imp_copy_text(struct tf_sbuf *b, const char *s, size_t len);
+
+/*
+ * Text COPY into a temporary table inside an open transaction (bars and
+ * symbols stage their rows so one INSERT ... ON CONFLICT upserts them):
+ * begin runs sql (CREATE TEMP TABLE ...; COPY ... FROM STDIN); put sends b
+ * once it holds 64 KiB (or always with force) and empties it; end finishes
+ * the COPY (abort = 1 cancels it). Each returns 0 or a TF_PG_E* code.
+ */
+int tf_imp_copy_begin(struct pg_conn *conn, const char *sql, char *errbuf, size_t errlen);
+int tf_imp_copy_put(struct pg_conn *conn, struct tf_sbuf *b, int force, char *errbuf, size_t errlen);
+int tf_imp_copy_end(struct pg_conn *conn, int abort, char *errbuf, size_t errlen);
+
 /* A progress line on stderr ("\r..."), at most twice a second; final = 1
  * ends it with a newline. */
 typedef struct tf_imp_progress {
