@@ -194,12 +194,157 @@ def test_generator_symbols(c):
     c.eq(missing, [], "every generator ticker is in symbols")
 
 
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def goog_csv():
+    """backtesting's GOOG daily file, from the test venv (scripts/pyenv)."""
+    py = subprocess.run([os.path.join(h.SRC, "scripts", "pyenv")], capture_output=True, text=True, check=True)
+    p = subprocess.run([py.stdout.strip(), "-c", "import backtesting, os; print(os.path.join("
+                        "os.path.dirname(backtesting.__file__), 'test', 'GOOG.csv'))"],
+                       capture_output=True, text=True, check=True)
+    return p.stdout.strip()
+
+
+BARS_SQL = ("SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD'), open::text, high::text, low::text,"
+            " close::text, volume::text FROM %s ORDER BY bucket")
+
+
+def test_bars_goog(c):
+    f = goog_csv()
+    with open(f) as fh:
+        lines = fh.read().splitlines()
+    c.eq(lines[0], ",Open,High,Low,Close,Volume", "GOOG.csv has backtesting's nameless date column")
+    want = [l.split(",") for l in lines[1:]]
+    rc, s, err = imp("bars", f, "--ticker", "GOOG", "--market", "NASDAQ")
+    c.eq(rc, 0, "GOOG.csv imports (%s)" % err[-300:])
+    c.eq((s["read"], s["inserted"], s["rejected"]), (len(want), len(want), 0), "every bar in")
+    got = pg.sql(BARS_SQL % "market_bars WHERE ticker = 'GOOG' AND interval = '1d'")
+    c.eq(len(got), 2148, "2148 daily bars")
+    c.check(got == want, "stored bars equal the file exactly (dates, decimals as written, volumes)",
+            "first difference: %r" % next(((g, w) for g, w in zip(got, want) if g != w), None))
+    # through the history function: every bar, marked imported
+    fn = pg.sql("SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD'), open::text, high::text, low::text,"
+                " close::text, volume::text, source, market_code FROM tickflow_bars_with_imported('1d',"
+                " '2004-01-01', '2014-01-01', 'GOOG') ORDER BY bucket")
+    c.check([r[:6] for r in fn] == want, "tickflow_bars_with_imported returns the file's bars exactly")
+    c.check(all(r[6] == "imported" and r[7] == "NASDAQ" for r in fn), "each marked source imported")
+    # again: an upsert, nothing changes
+    rc, s, err = imp("bars", f, "--ticker", "GOOG", "--market", "NASDAQ")
+    c.eq(rc, 0, "re-import of bars is an idempotent upsert")
+    c.eq(pg.sql(BARS_SQL % "market_bars WHERE ticker = 'GOOG'"), want, "still exactly the file")
+
+
+def test_bars_checks(c):
+    good = "2024-01-02,10,11,9,10.5,10.4,100"
+    bad = ["2024-01-03,10,9.99,9,10.5,10.4,100",      # high below open/close
+           "2024-01-04,10,11,10.6,10.5,10.4,100",     # low above close
+           "2024-01-05,10,11,9,10.5,10.4,-1",         # negative volume
+           "2024-01-02,10,11,9,10.5,10.4,100",        # duplicate date
+           "2024-01-08,null,null,null,null,null,0"]   # Yahoo's holes
+    text = "Date,Open,High,Low,Close,Adj Close,Volume\n" + "\n".join([good] + bad + ["2024-01-09,1,2,1,2,2,5"]) + "\n"
+    f = write("checks.csv", text)
+    rc, s, err = imp("bars", f, "--ticker", "KO")
+    c.eq(rc, 1, "a violation under abort: exit 1")
+    c.check("checks.csv:3" in err and "high" in err, "message names the line and the rule", err)
+    c.eq(pg.scalar("SELECT count(*) FROM market_bars WHERE ticker = 'KO'"), "0", "nothing of the file written")
+    rej = path("bars_rej.ndjson")
+    rc, s, err = imp("bars", f, "--ticker", "KO", "--on-error", "skip", "--rejects", rej)
+    c.eq((rc, s["inserted"], s["rejected"]), (0, 2, 5), "skip: good bars in, violations out (%s)" % err[-200:])
+    with open(rej) as fh:
+        rj = [json.loads(x) for x in fh]
+    c.eq([r["text"] for r in rj], bad, "bars rejects hold exactly the bad lines")
+    c.eq([r["line"] for r in rj], [3, 4, 5, 6, 7], "with their lines")
+    c.check("first on line 2" in rj[3]["reason"], "duplicate names the first line", rj[3]["reason"])
+    c.eq(pg.scalar("SELECT market_code FROM market_bars WHERE ticker = 'KO' LIMIT 1"), "NYSE",
+         "market taken from symbols when --market is not given")
+    # Yahoo intraday layout
+    intr = ("Datetime,Open,High,Low,Close,Adj Close,Volume\n"
+            "2024-01-02 09:30:00-05:00,10,11,9,10.5,10.5,100\n2024-01-02 10:30:00-05:00,10.5,11,10,10.7,10.7,50\n")
+    rc, s, err = imp("bars", write("intra.csv", intr), "--ticker", "KO", "--interval", "1h")
+    c.eq(rc, 0, "intraday bars import (%s)" % err[-200:])
+    c.eq(pg.sql("SELECT to_char(bucket AT TIME ZONE 'UTC', 'HH24:MI') FROM market_bars WHERE ticker = 'KO'"
+                " AND interval = '1h' ORDER BY bucket"), [["14:30"], ["15:30"]], "intraday instants by their offset")
+
+
+def test_bars_with_trades(c):
+    """Buckets with trades come from trades, the others from imported bars."""
+    bars = ("Date,Open,High,Low,Close,Volume\n2026-11-16,1,2,1,2,10\n2026-11-17,3,4,3,4,20\n"
+            "2026-11-18,5,6,5,6,30\n")
+    rc, s, err = imp("bars", write("wmt.csv", bars), "--ticker", "WMT")
+    c.eq(rc, 0, "WMT bars (%s)" % err[-200:])
+    tr = ("ticker,market_code,side,price,qty,time\nWMT,NYSE,B,160.5,7,2026-11-17T15:00:00Z\n"
+          "WMT,NYSE,S,161.25,3,2026-11-17T16:00:00Z\n")
+    rc, s, err = imp("trades", write("wmt_trades.csv", tr))
+    c.eq(rc, 0, "WMT trades on the middle day")
+    q = ("SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD'), open::text, high::text, low::text, close::text,"
+         " volume, trades, source FROM tickflow_bars_with_imported('1d', '2026-11-16', '2026-11-19', 'WMT')"
+         " ORDER BY bucket")
+    want = [["2026-11-16", "1", "2", "1", "2", "10", "0", "imported"],
+            ["2026-11-17", "160.5000", "161.2500", "160.5000", "161.2500", "10", "2", "trades"],
+            ["2026-11-18", "5", "6", "5", "6", "30", "0", "imported"]]
+    c.eq(pg.sql(q), want, "dirty (not yet rolled up) trades win over the imported bar")
+    srv = h.Server(pg.url, ["--rollup.interval_ms", "100", "--log.level", "warn"], name="serve-bars")
+    h.wait_for(lambda: pg.scalar("SELECT count(*) FROM stock_bars_dirty WHERE ticker = 'WMT'") == "0", 30,
+               "the rollup to fold WMT")
+    c.eq(pg.sql(q), want, "the same from materialized rollup bars")
+    c.eq(pg.sql(q.replace("'WMT')", "'WMT', 'NASDAQ')")), [], "market filter applies to both sources")
+    srv.stop()
+
+
+def test_symbols_and_api(c):
+    rc, s, err = imp("symbols", os.path.join(DATA, "nasdaqlisted.txt"), os.path.join(DATA, "otherlisted.txt"),
+                     os.path.join(DATA, "symbols.csv"))
+    c.eq(rc, 0, "symbols import (%s)" % err[-300:])
+    c.eq((s["read"], s["inserted"]), (12, 12), "12 rows read and upserted (footers skipped)")
+    rows = {(r[0], r[1]): r[2:] for r in pg.sql("SELECT symbol, market, name, test_issue, coalesce(market_cap::text,''),"
+                                                 " coalesce(sector,''), source FROM symbols")}
+    c.eq(rows.get(("ZVZZT", "NASDAQ"), [None])[:2], ["NASDAQ TEST STOCK", "t"], "NASDAQ test issue flagged")
+    c.eq(rows.get(("ZTEST", "NYSEAMERICAN"), [None])[1:2], ["t"], "otherlisted test issue, exchange A")
+    c.eq(rows.get(("SPY", "NYSEARCA"), [None])[0], "SPDR S&P 500 ETF Trust", "exchange P is NYSE Arca")
+    c.eq(rows.get(("BRK.B", "NYSE"), [None])[1], "f", "BRK.B on NYSE")
+    c.eq(rows.get(("AAPL", "NASDAQ"), [None])[:4], ["Apple Inc.", "f", "3400000000000", "Information Technology"],
+         "the CSV (later) wins for AAPL, with market cap and sector")
+    c.eq(rows.get(("TSM", "NYSE"), [None])[0], "Taiwan Semiconductor Manufacturing Company Limited, ADR",
+         "quoted CSV name with a comma")
+    c.eq(rows.get(("005930", "KOSPI"), [None])[0], "Samsung Electronics", "generator tickers seeded")
+    # no footer: still imported, with a warning
+    with open(os.path.join(DATA, "nasdaqlisted.txt")) as fh:
+        cut = "".join(fh.readlines()[:3])
+    rc, s, err = imp("symbols", write("cut.txt", cut))
+    c.check(rc == 0 and "footer" in err, "a directory file without its footer is reported", err)
+    srv = h.Server(pg.url, ["--log.level", "warn"], name="serve-symbols")
+    base = srv.base + "/api/v1/symbols"
+    st, j = h.http_json("GET", base + "?q=aap")
+    c.eq(st, 200, "symbols search answers")
+    c.eq([d["symbol"] for d in j["data"]], ["AAPL"], "prefix on symbol")
+    c.eq(j["data"][0]["market_cap"], 3400000000000, "market_cap as a number")
+    st, j = h.http_json("GET", base + "?q=coca%20cola")
+    c.eq([d["symbol"] for d in j["data"]], ["KO"], "words in name (Coca-Cola)")
+    st, j = h.http_json("GET", base + "?q=test&limit=10")
+    c.eq(sorted((d["symbol"], d["test_issue"]) for d in j["data"]), [("ZTEST", True), ("ZVZZT", True)],
+         "test issues found and flagged")
+    st, j = h.http_json("GET", base + "?q=inc&market=nyse&limit=2")
+    c.check(st == 200 and j["count"] == 2 and all(d["market"] == "NYSE" for d in j["data"]),
+            "market filter and limit", repr(j))
+    st, j = h.http_json("GET", base + "?q=a")
+    c.eq(j["data"][0]["symbol"], "A", "the exact symbol first")
+    st, j = h.http_json("GET", base + "?q=%25")
+    c.eq(j["count"], 0, "LIKE metacharacters are literal")
+    st, j = h.http_json("GET", base + "?bogus=1")
+    c.eq((st, j["error"]["code"], j["error"].get("param")), (400, "unknown_parameter", "bogus"), "unknown parameter")
+    st, j = h.http_json("GET", base + "?limit=101")
+    c.eq((st, j["error"].get("param")), (400, "limit"), "limit out of range")
+    srv.stop()
+
+
 def main():
     global pg
     pg = h.Postgres()
     r = h.run(["migrate", "--pg-url", pg.url, "--log.level", "warn"])
     assert r.returncode == 0, r.stderr
-    h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_generator_symbols])
+    h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_generator_symbols,
+            test_bars_goog, test_bars_checks, test_bars_with_trades, test_symbols_and_api])
 
 
 if __name__ == "__main__":
