@@ -23,9 +23,7 @@
 #include "common/util.h"
 #include "ingest/import_run.h"
 
-void tf_cmd_import_usage(void *file)
-{
-    fprintf(file,
+const char tf_cmd_import_usage_text[] =
             "usage: tickflow import trades FILE...|-  [options]\n"
             "       tickflow import bars FILE|- --ticker T [--market M] [--interval 1d]\n"
             "       tickflow import symbols FILE...|-\n"
@@ -49,8 +47,7 @@ void tf_cmd_import_usage(void *file)
             "  --force                    import content imported before (same sha256)\n"
             "  --import.max_future_ms N   reject event times later than now + N (default 300000)\n"
             "prints {\"read\",\"inserted\",\"rejected\",\"first_id\",\"last_id\",\"elapsed_ms\"} on stdout.\n"
-            "exit: 0 ok, 1 failed, 2 bad arguments or layout, 3 refused (imported before)\n");
-}
+            "exit: 0 ok, 1 failed, 2 bad arguments or layout, 3 refused (imported before)\n";
 
 static void print_summary(const tf_import_result *r)
 {
@@ -76,16 +73,15 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
 {
     if (npos < 1 || (strcmp(pos[0], "trades") && strcmp(pos[0], "bars") && strcmp(pos[0], "symbols"))) {
         if (npos >= 1 && !strcmp(pos[0], "help")) {
-            tf_cmd_import_usage(stdout);
+            fputs(tf_cmd_import_usage_text, stdout);
             return 0;
         }
-        tf_cmd_import_usage(stderr);
-        return 2;
+        return tf_cmd_fail("import", 2, "say what to import: trades, bars or symbols (see --help)",
+                           npos ? pos[0] : NULL);
     }
     const char *kind = pos[0];
     if (npos < 2) {
-        fprintf(stderr, "tickflow import %s: give at least one FILE (or - for stdin)\n", kind);
-        return 2;
+        return tf_cmd_fail("import", 2, "give at least one FILE (or - for stdin)", kind);
     }
     tf_import_opts o;
     memset(&o, 0, sizeof o);
@@ -96,9 +92,7 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
                : !strcmp(cfg->import_format, "ndjson") ? TF_IMP_NDJSON : TF_IMP_AUTO;
     int tu = tf_imp_time_unit(cfg->import_time_unit);
     if (tu < 0) {
-        fprintf(stderr, "tickflow import: --time-unit must be s, ms, us or ns (got '%s')\n",
-                cfg->import_time_unit);
-        return 2;
+        return tf_cmd_fail("import", 2, "--time-unit must be s, ms, us or ns", cfg->import_time_unit);
     }
     o.defaults.time_unit = tu;
     /* defaults are upper-cased like values in rows */
@@ -110,21 +104,16 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
                                           ? cfg->import_ticker[i] - 32 : cfg->import_ticker[i]);
     if (o.defaults.market[0] && !tf_market_valid(o.defaults.market, strlen(o.defaults.market)) &&
         strcmp(kind, "symbols") != 0) {
-        fprintf(stderr, "tickflow import: --market must be KOSPI, KOSDAQ, NASDAQ or NYSE (got '%s')\n",
-                cfg->import_market);
-        return 2;
+        return tf_cmd_fail("import", 2, "--market must be KOSPI, KOSDAQ, NASDAQ or NYSE", cfg->import_market);
     }
     if (o.defaults.ticker[0] && !tf_ticker_valid(o.defaults.ticker, strlen(o.defaults.ticker))) {
-        fprintf(stderr, "tickflow import: --ticker '%s' is not a ticker (1-15 of A-Z 0-9 . -)\n",
-                cfg->import_ticker);
-        return 2;
+        return tf_cmd_fail("import", 2, "--ticker is not a ticker (1-15 of A-Z 0-9 . -)", cfg->import_ticker);
     }
     o.max_future_ms = cfg->import_max_future_ms;
     o.skip = !strcmp(cfg->import_on_error, "skip");
     o.rejects = cfg->import_rejects;
     if (o.rejects[0] && !o.skip) {
-        fprintf(stderr, "tickflow import: --rejects needs --on-error skip\n");
-        return 2;
+        return tf_cmd_fail("import", 2, "--rejects needs --on-error skip", NULL);
     }
     o.force = cfg->import_force;
     o.batch = cfg->storage_batch_size;
@@ -136,8 +125,7 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
     for (int i = 0; i < o.nfiles; i++)
         stdin_count += !strcmp(o.files[i], "-");
     if (stdin_count > 1) {
-        fprintf(stderr, "tickflow import: stdin (-) given more than once\n");
-        return 2;
+        return tf_cmd_fail("import", 2, "stdin (-) given more than once", NULL);
     }
 
     tf_import_result res;
@@ -150,9 +138,9 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
         tf_import_symbols(&o, &res);
     tf_cmd_release_stop();
     print_summary(&res);
-    if (res.code) {
-        tf_error("import", "import failed", "\"kind\":\"%s\",\"code\":%d", kind, res.code);
-        fprintf(stderr, "tickflow import %s: %s\n", kind, res.error);
-    }
-    return res.code;
+    if (res.code)
+        return tf_cmd_fail("import", res.code,
+                           res.code == 3 ? "import refused" : res.code == 2 ? "invalid input" : "import failed",
+                           res.error);
+    return 0;
 }

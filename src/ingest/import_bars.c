@@ -425,9 +425,8 @@ int tf_import_bars(const tf_import_opts *o, tf_import_result *res)
         PQclear(q);
         tf_imp_ledger_end(b.conn, id, res->code ? "failed" : "done", res->code ? 0 : b.rows,
                           res->rejected - rej0, res->code ? res->error : NULL, err, sizeof err);
-        tf_info("import", res->code ? "bars import failed" : "bars import done",
-                "\"import_id\":%lld,\"rows\":%lld,\"ticker\":\"%s\",\"interval\":\"%s\"", (long long)id,
-                (long long)b.rows, o->defaults.ticker, o->interval);
+        tf_info("import", res->code ? "bars import failed" : "bars import done", TF_INT("import_id", id),
+                TF_INT("rows", b.rows), TF_STR("ticker", o->defaults.ticker), TF_STR("interval", o->interval));
         tf_imp_src_free(src);
         src = NULL;
     }

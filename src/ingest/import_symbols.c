@@ -365,8 +365,7 @@ int tf_import_symbols(const tf_import_opts *o, tf_import_result *res)
         else
             res->inserted += s.rows;
         if (!res->code && s.nasdaq && !s.footer)
-            fprintf(stderr, "tickflow import: %s: no 'File Creation Time:' footer: the file may be cut short\n",
-                    s.name);
+            tf_warn("import", "no 'File Creation Time:' footer: the file may be cut short", TF_STR("file", s.name));
         char ib[24];
         snprintf(ib, sizeof ib, "%lld", (long long)id);
         const char *hp[2] = {tf_imp_src_sha256(src), ib};
@@ -375,8 +374,8 @@ int tf_import_symbols(const tf_import_opts *o, tf_import_result *res)
         PQclear(q);
         tf_imp_ledger_end(s.conn, id, res->code ? "failed" : "done", res->code ? 0 : s.rows,
                           res->rejected - rej0, res->code ? res->error : NULL, err, sizeof err);
-        tf_info("import", res->code ? "symbols import failed" : "symbols import done",
-                "\"import_id\":%lld,\"rows\":%lld", (long long)id, (long long)s.rows);
+        tf_info("import", res->code ? "symbols import failed" : "symbols import done", TF_INT("import_id", id),
+                TF_INT("rows", s.rows));
         tf_imp_src_free(src);
         src = NULL;
     }

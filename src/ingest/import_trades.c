@@ -543,13 +543,11 @@ int tf_import_trades(const tf_import_opts *o, tf_import_result *res)
             snprintf(res->error, sizeof res->error, "%s", err);
             res->code = 1;
         }
-        tf_info("import", rc ? "trades import failed" : "trades import done",
-                "\"import_id\":%lld,\"rows\":%lld,\"rejected\":%lld", (long long)r.ledger_id,
-                (long long)r.file_rows, (long long)(res->rejected - rej0));
+        tf_info("import", rc ? "trades import failed" : "trades import done", TF_INT("import_id", r.ledger_id),
+                TF_INT("rows", r.file_rows), TF_INT("rejected", res->rejected - rej0));
     }
     if (res->rejected > SHOW_ERRORS)
-        fprintf(stderr, "tickflow import: %lld bad rows skipped in all (%d shown)\n",
-                (long long)res->rejected, SHOW_ERRORS);
+        tf_warn("import", "bad rows skipped", TF_INT("rejected", res->rejected), TF_INT("shown", SHOW_ERRORS));
 out:
     if (r.rej && tf_imp_rejects_close(r.rej, err, sizeof err) != 0 && !res->code) {
         snprintf(res->error, sizeof res->error, "%s", err);
