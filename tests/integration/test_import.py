@@ -185,6 +185,36 @@ def test_gzip_stdin_reimport(c):
     c.eq(per[0][0], "75", "three copies of the day")
 
 
+def test_gzip_members_and_kill(c):
+    # two gzip members back to back (what `cat a.gz b.gz` gives)
+    a = make_rows(10, day="2026-11-27")
+    b = "\n".join(make_rows(5, day="2026-11-27").splitlines()[1:]) + "\n"
+    gz = path("two.csv.gz")
+    with open(gz, "wb") as fh:
+        fh.write(gzip.compress(a.encode()) + gzip.compress(b.encode()))
+    rc, s, err = imp("trades", gz)
+    c.eq((rc, s and s["inserted"]), (0, 15), "a multi-member gzip file imports whole (%s)" % err[-200:])
+    # kill -9 in the middle: the ledger says exactly what is committed
+    big = write("big.csv", make_rows(200000, day="2026-11-28"))
+    before = count()
+    p = subprocess.Popen([h.BIN, "import", "trades", big, "--batch-size", "2000", "--pg-url", pg.url,
+                          "--log.level", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h.on_exit(lambda: p.poll() is None and p.kill())
+    h.wait_for(lambda: count() - before >= 20000, 60, "the import to commit 20,000 rows")
+    p.kill()
+    p.wait()
+    led = pg.sql("SELECT id, status, rows, first_id, last_id FROM tickflow_imports ORDER BY id DESC LIMIT 1")[0]
+    stored = count() - before
+    c.check(0 < stored < 200000, "killed midway", "stored %d" % stored)
+    c.eq(led[1], "running", "a killed import stays 'running' in the ledger")
+    c.eq(int(led[2]), stored, "ledger rows equal the committed rows")
+    c.eq(pg.scalar("SELECT count(*) FROM stock_trades WHERE id BETWEEN %s AND %s" % (led[3], led[4])), str(stored),
+         "and its id range holds exactly them")
+    c.eq(stored % 2000, 0, "whole batches only")
+    rc, s, err = imp("trades", big)
+    c.check(rc == 3 and "running" in err, "the same file again is refused: rows were committed", err[-300:])
+
+
 def test_generator_symbols(c):
     r = h.run(["generate", "--count", "2000", "--pg-url", pg.url, "--log.level", "warn"])
     c.eq(r.returncode, 0, "generate ran (%s)" % r.stderr[-300:])
@@ -343,7 +373,8 @@ def main():
     pg = h.Postgres()
     r = h.run(["migrate", "--pg-url", pg.url, "--log.level", "warn"])
     assert r.returncode == 0, r.stderr
-    h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_generator_symbols,
+    h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_gzip_members_and_kill,
+            test_generator_symbols,
             test_bars_goog, test_bars_checks, test_bars_with_trades, test_symbols_and_api])
 
 
