@@ -5,7 +5,8 @@
 # stock_trades(...) FROM file (FORMAT csv)` of the same file into the same
 # schema, in the same run on one throw-away PostgreSQL (fsync on). Each load
 # starts from an empty table; BENCH_ROUNDS rounds alternate the loaders and
-# the best of each counts. Peak RSS of the plain import by /usr/bin/time -v.
+# the best of each counts. Peak RSS of the plain import from getrusage of
+# the child (python3 stdlib: no extra package).
 # Env: BENCH_ROWS (2000000), BENCH_ROUNDS (2), TF_BUILD (build/), TF_PG_FSYNC.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +41,7 @@ sql() { "$here/scripts/pg-local" psql -X -q -tA -v ON_ERROR_STOP=1 -c "$1"; }
 sql "SELECT tickflow_ensure_partitions('$day', '$day')" >/dev/null
 reset() { sql "TRUNCATE stock_trades; TRUNCATE tickflow_imports; CHECKPOINT" >/dev/null; }
 now() { date +%s.%N; }
+calc() { awk -v OFMT=%.6f "BEGIN { print ($1) }"; }
 
 best_psql=0 best_imp=0 best_gz=0 rss_kb=0
 for r in $(seq 1 "$rounds"); do
@@ -49,17 +51,19 @@ for r in $(seq 1 "$rounds"); do
   t1=$(now)
   n=$(sql "SELECT count(*) FROM stock_trades")
   [ "$n" = "$rows" ] || { echo "psql loaded $n rows, want $rows" >&2; exit 1; }
-  ps=$(echo "$rows / ($t1 - $t0)" | bc -l)
+  ps=$(calc "$rows / ($t1 - $t0)")
 
   reset
   t0=$(now)
-  TICKFLOW_LOG_LEVEL=warn /usr/bin/time -v -o "$tmp/time.txt" "$build/tickflow" import trades "$csv" \
-    --pg-url "$url" > "$tmp/sum.json"
+  TICKFLOW_LOG_LEVEL=warn python3 -c 'import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:], stdout=open(sys.argv[1], "w"))
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(rc)' "$tmp/sum.json" "$build/tickflow" import trades "$csv" --pg-url "$url" 2> "$tmp/rss.txt"
   t1=$(now)
   n=$(sql "SELECT count(*) FROM stock_trades")
   [ "$n" = "$rows" ] || { echo "import loaded $n rows, want $rows: $(cat "$tmp/sum.json")" >&2; exit 1; }
-  is=$(echo "$rows / ($t1 - $t0)" | bc -l)
-  kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$tmp/time.txt")
+  is=$(calc "$rows / ($t1 - $t0)")
+  kb=$(tail -n 1 "$tmp/rss.txt")
   [ "$kb" -gt "$rss_kb" ] && rss_kb=$kb
 
   reset
@@ -68,12 +72,12 @@ for r in $(seq 1 "$rounds"); do
   t1=$(now)
   n=$(sql "SELECT count(*) FROM stock_trades")
   [ "$n" = "$rows" ] || { echo "gzip import loaded $n rows, want $rows" >&2; exit 1; }
-  gs=$(echo "$rows / ($t1 - $t0)" | bc -l)
+  gs=$(calc "$rows / ($t1 - $t0)")
   printf 'round %d: psql csv copy %.0f rows/s, import %.0f rows/s, gzip %.0f rows/s, rss %d kB\n' \
     "$r" "$ps" "$is" "$gs" "$kb"
-  [ "$(echo "$ps > $best_psql" | bc)" = 1 ] && best_psql=$ps
-  [ "$(echo "$is > $best_imp" | bc)" = 1 ] && best_imp=$is
-  [ "$(echo "$gs > $best_gz" | bc)" = 1 ] && best_gz=$gs
+  [ "$(calc "$ps > $best_psql")" = 1 ] && best_psql=$ps
+  [ "$(calc "$is > $best_imp")" = 1 ] && best_imp=$is
+  [ "$(calc "$gs > $best_gz")" = 1 ] && best_gz=$gs
 done
 # the same rows as psql's: compare one aggregate over the last (gzip) load
 # with the CSV itself
@@ -81,4 +85,4 @@ want=$(awk -F, 'NR > 1 {q += $5} END {print q}' "$csv")
 got=$(sql "SELECT sum(quantity) FROM stock_trades")
 [ "$want" = "$got" ] || { echo "sum(quantity) $got, the file says $want" >&2; exit 1; }
 printf 'import: %.0f rows/s, ratio to psql csv copy %.2f, gzip %.0f rows/s, rss %.0f MB\n' \
-  "$best_imp" "$(echo "$best_imp / $best_psql" | bc -l)" "$best_gz" "$(echo "$rss_kb / 1024" | bc -l)"
+  "$best_imp" "$(calc "$best_imp / $best_psql")" "$best_gz" "$(calc "$rss_kb / 1024")"
