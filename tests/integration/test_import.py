@@ -319,7 +319,7 @@ def test_bars_with_trades(c):
                "the rollup to fold WMT")
     c.eq(pg.sql(q), want, "the same from materialized rollup bars")
     c.eq(pg.sql(q.replace("'WMT')", "'WMT', 'NASDAQ')")), [], "market filter applies to both sources")
-    srv.stop()
+    c.eq(srv.stop(), 0, "server exits cleanly (no sanitizer report)")
 
 
 def test_symbols_and_api(c):
@@ -365,7 +365,7 @@ def test_symbols_and_api(c):
     c.eq((st, j["error"]["code"], j["error"].get("param")), (400, "unknown_parameter", "bogus"), "unknown parameter")
     st, j = h.http_json("GET", base + "?limit=101")
     c.eq((st, j["error"].get("param")), (400, "limit"), "limit out of range")
-    srv.stop()
+    c.eq(srv.stop(), 0, "server exits cleanly (no sanitizer report)")
 
 
 def main():
