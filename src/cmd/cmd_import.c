@@ -5,7 +5,8 @@
  *   tickflow import trades FILE...|-  [--format auto|csv|ndjson] [--time-unit s|ms|us|ns]
  *                   [--market M] [--ticker T] [--on-error abort|skip] [--rejects FILE]
  *                   [--force] [--batch-size N]
- *   tickflow import bars FILE --ticker T [--market M] [--interval 1d] [--on-error ...]
+ *   tickflow import bars FILE --ticker T [--market M] [--bar-interval 1d] [--on-error ...]
+ *   (--interval is taken by `signals backtest`: backtest.interval)
  *   tickflow import symbols FILE...  (nasdaqlisted.txt / otherlisted.txt or CSV)
  *
  * On stdout at the end, one JSON object:
@@ -25,7 +26,7 @@
 
 const char tf_cmd_import_usage_text[] =
             "usage: tickflow import trades FILE...|-  [options]\n"
-            "       tickflow import bars FILE|- --ticker T [--market M] [--interval 1d]\n"
+            "       tickflow import bars FILE|- --ticker T [--market M] [--bar-interval 1m|5m|15m|30m|1h|1d]\n"
             "       tickflow import symbols FILE...|-\n"
             "\n"
             "trades: CSV with a header row (RFC 4180) or NDJSON, plain or gzip. Columns by name,\n"
@@ -118,6 +119,11 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
     o.force = cfg->import_force;
     o.batch = cfg->storage_batch_size;
     o.progress = isatty(2);
+    /* --interval belongs to backtest.interval (same flag, another command):
+     * refuse it here rather than import daily bars silently */
+    if (strcmp(cfg->backtest_interval, "1d") != 0)
+        return tf_cmd_fail("import", 2, "the bars interval is --bar-interval (--interval is the backtest's)",
+                           cfg->backtest_interval);
     snprintf(o.interval, sizeof o.interval, "%s", cfg->import_interval);
     o.cfg = cfg;
     o.stop = tf_cmd_stop_requested;
