@@ -55,6 +55,7 @@ static const struct {
     const char *name, *flags;
 } own_flags[] = {
     {"job", "|--json|--for=|--from=|--to=|--limit=|"},
+    {"import", "|--interval=|"}, /* bars' interval; backtest.interval is another command's */
 };
 
 /* Moves the command's own flags (with their values) out of argv into own[]. */

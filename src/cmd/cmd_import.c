@@ -5,8 +5,9 @@
  *   tickflow import trades FILE...|-  [--format auto|csv|ndjson] [--time-unit s|ms|us|ns]
  *                   [--market M] [--ticker T] [--on-error abort|skip] [--rejects FILE]
  *                   [--force] [--batch-size N]
- *   tickflow import bars FILE --ticker T [--market M] [--bar-interval 1d] [--on-error ...]
- *   (--interval is taken by `signals backtest`: backtest.interval)
+ *   tickflow import bars FILE --ticker T [--market M] [--interval 1d] [--on-error ...]
+ *   (--interval is this command's own flag, main.c hands it over in pos[]
+ *   after the files; import.bar_interval is its config default)
  *   tickflow import symbols FILE...  (nasdaqlisted.txt / otherlisted.txt or CSV)
  *
  * On stdout at the end, one JSON object:
@@ -26,7 +27,7 @@
 
 const char tf_cmd_import_usage_text[] =
             "usage: tickflow import trades FILE...|-  [options]\n"
-            "       tickflow import bars FILE|- --ticker T [--market M] [--bar-interval 1m|5m|15m|30m|1h|1d]\n"
+            "       tickflow import bars FILE|- --ticker T [--market M] [--interval 1m|5m|15m|30m|1h|1d]\n"
             "       tickflow import symbols FILE...|-\n"
             "\n"
             "trades: CSV with a header row (RFC 4180) or NDJSON, plain or gzip. Columns by name,\n"
@@ -119,12 +120,23 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos)
     o.force = cfg->import_force;
     o.batch = cfg->storage_batch_size;
     o.progress = isatty(2);
-    /* --interval belongs to backtest.interval (same flag, another command):
-     * refuse it here rather than import daily bars silently */
-    if (strcmp(cfg->backtest_interval, "1d") != 0)
-        return tf_cmd_fail("import", 2, "the bars interval is --bar-interval (--interval is the backtest's)",
-                           cfg->backtest_interval);
     snprintf(o.interval, sizeof o.interval, "%s", cfg->import_interval);
+    for (int i = 1; i < o.nfiles + 1; i++) {
+        if (strncmp(pos[i], "--interval", 10) != 0)
+            continue;
+        /* own flags come after the files: "--interval V" or "--interval=V" */
+        const char *v = pos[i][10] == '=' ? pos[i] + 11 : i + 1 < npos ? pos[i + 1] : "";
+        if (strcmp(kind, "bars") != 0)
+            return tf_cmd_fail("import", 2, "--interval is for import bars", NULL);
+        if (strcmp(v, "1m") && strcmp(v, "5m") && strcmp(v, "15m") && strcmp(v, "30m") && strcmp(v, "1h") &&
+            strcmp(v, "1d"))
+            return tf_cmd_fail("import", 2, "--interval must be 1m, 5m, 15m, 30m, 1h or 1d", v);
+        snprintf(o.interval, sizeof o.interval, "%s", v);
+        o.nfiles = i - 1;
+        break;
+    }
+    if (o.nfiles < 1)
+        return tf_cmd_fail("import", 2, "give at least one FILE (or - for stdin)", kind);
     o.cfg = cfg;
     o.stop = tf_cmd_stop_requested;
     int stdin_count = 0;

@@ -143,7 +143,7 @@ typedef struct tf_config {
     char import_time_unit[4];      /* "" | s | ms | us | ns: epoch numbers */
     char import_market[8];         /* market_code when a row has none */
     char import_ticker[16];        /* ticker when a row has none (bars: required) */
-    char import_interval[8];       /* import.bar_interval (--bar-interval; --interval is backtest.interval): 1m 5m 15m 30m 1h 1d */
+    char import_interval[8];       /* import.bar_interval, default of import bars --interval */
     char import_on_error[8];       /* abort | skip */
     char import_rejects[512];      /* skipped rows go here (NDJSON) */
     int import_force;              /* import content seen before */

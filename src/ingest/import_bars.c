@@ -1,6 +1,6 @@
 /*
  * import_bars.c - `tickflow import bars FILE --ticker T [--market M]
- * [--bar-interval 1d]`: OHLCV CSV as Yahoo Finance, Stooq and brokers export it
+ * [--interval 1d]`: OHLCV CSV as Yahoo Finance, Stooq and brokers export it
  * (Date or Datetime, Open, High, Low, Close, optional Adj Close, Volume; a
  * nameless first column is the date, as in backtesting's GOOG.csv) into
  * market_bars, upserted by (ticker, interval, bucket).

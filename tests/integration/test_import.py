@@ -291,9 +291,9 @@ def test_bars_checks(c):
     # Yahoo intraday layout
     intr = ("Datetime,Open,High,Low,Close,Adj Close,Volume\n"
             "2024-01-02 09:30:00-05:00,10,11,9,10.5,10.5,100\n2024-01-02 10:30:00-05:00,10.5,11,10,10.7,10.7,50\n")
-    rc, s, err = imp("bars", write("intra.csv", intr), "--ticker", "KO", "--interval", "1m")
-    c.check(rc == 2 and "--bar-interval" in err, "--interval (the backtest's) is refused, not ignored", err)
-    rc, s, err = imp("bars", write("intra.csv", intr), "--ticker", "KO", "--bar-interval", "1h")
+    rc, s, err = imp("bars", write("intra.csv", intr), "--ticker", "KO", "--interval", "2h")
+    c.check(rc == 2 and "--interval must be" in err, "an unknown interval is refused", err)
+    rc, s, err = imp("bars", write("intra.csv", intr), "--ticker", "KO", "--interval", "1h")
     c.eq(rc, 0, "intraday bars import (%s)" % err[-200:])
     c.eq(pg.sql("SELECT to_char(bucket AT TIME ZONE 'UTC', 'HH24:MI') FROM market_bars WHERE ticker = 'KO'"
                 " AND interval = '1h' ORDER BY bucket"), [["14:30"], ["15:30"]], "intraday instants by their offset")
