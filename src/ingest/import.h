@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/trade.h"
+#include "event/trade.h"
 
 #define TF_CSV_RECORD_MAX (1 << 20)
 #define TF_CSV_FIELDS_MAX 64
