@@ -9,6 +9,7 @@
  *   tickflow process   stream processor (anomalies) from the bus
  *   tickflow serve     HTTP server (REST, WebSocket, SSE, dashboard)
  *   tickflow config    print the effective configuration
+ *   tickflow import    import trades, bars or symbols from files
  */
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ static const struct {
     {"signals", tf_cmd_signals, "signals backtest --from T1 --to T2 [--tickers A,B] [--interval 1d|1m] [--store]: signal engine over stored bars"},
     {"scheduler", tf_cmd_scheduler, "the job scheduler alone: [job.NAME] cron jobs, catch-up, retries"},
     {"job", tf_cmd_job, "scheduled jobs: list | run NAME [--for DATE] | history NAME | backfill NAME ..."},
+    {"import", tf_cmd_import, "import files: trades (CSV/NDJSON, gzip), bars (OHLCV CSV), symbols"},
 };
 
 /* Flags a command parses itself (they are not config keys and go to it in
@@ -53,6 +55,7 @@ static const struct {
     const char *name, *flags;
 } own_flags[] = {
     {"job", "|--json|--for=|--from=|--to=|--limit=|"},
+    {"import", "|--interval=|"}, /* bars' interval; backtest.interval is another command's */
 };
 
 /* Moves the command's own flags (with their values) out of argv into own[]. */
@@ -113,6 +116,7 @@ static const struct {
             "backfill: every scheduled time from the first day through the last); TIME is ISO-8601.\n"
             "run without --for runs the latest scheduled time; backfill runs each time once and\n"
             "skips times that already succeeded.\n"},
+    {"import", tf_cmd_import_usage_text},
 };
 
 static int wants_help(int argc, char **argv)

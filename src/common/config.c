@@ -141,6 +141,15 @@ static const key keys[] = {
     {"job.selftest", "fail_times", T_INT, F(job[TF_JOB_SELFTEST].fail_times), 0, 100, "0", NULL, NULL},
     {"job.selftest", "sleep_ms", T_INT, F(job[TF_JOB_SELFTEST].sleep_ms), 0, 3600000, "0", NULL, NULL},
 #undef JOB_ROWS
+    {"import", "format", T_STR, F(import_format), 0, 0, "auto", "format", "|auto|csv|ndjson|"},
+    {"import", "time_unit", T_STR, F(import_time_unit), 0, 0, "", "time-unit", NULL},
+    {"import", "market", T_STR, F(import_market), 0, 0, "", "market", NULL},
+    {"import", "ticker", T_STR, F(import_ticker), 0, 0, "", "ticker", NULL},
+    {"import", "bar_interval", T_STR, F(import_interval), 0, 0, "1d", "bar-interval", "|1m|5m|15m|30m|1h|1d|"},
+    {"import", "on_error", T_STR, F(import_on_error), 0, 0, "abort", "on-error", "|abort|skip|"},
+    {"import", "rejects", T_STR, F(import_rejects), 0, 0, "", "rejects", NULL},
+    {"import", "force", T_BOOL, F(import_force), 0, 1, "false", "force", NULL},
+    {"import", "max_future_ms", T_I64, F(import_max_future_ms), 0, 3.1e12, "300000", NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 
@@ -305,6 +314,14 @@ static const key *flag_key(const char *flag, char *err, size_t errlen)
     return NULL;
 }
 
+static int is_bool_word(const char *v)
+{
+    static const char *const w[] = {"true", "false", "1", "0", "yes", "no", "on", "off"};
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++)
+        if (!strcasecmp(v, w[i])) return 1;
+    return 0;
+}
+
 int tf_config_load(tf_config *c, int argc, char **argv, const char **positional, int maxpos, int *npositional,
                    char *err, size_t errlen)
 {
@@ -383,7 +400,10 @@ int tf_config_load(tf_config *c, int argc, char **argv, const char **positional,
         const key *k = flag_key(name, err, errlen);
         if (!k) return -1;
         if (!val) {
-            if (k->type == T_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            /* a bare boolean flag; the next word is its value only if it is one
+             * (so `--force FILE` leaves FILE positional) */
+            if (k->type == T_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0 ||
+                                      !is_bool_word(argv[i + 1]))) {
                 val = "true";
             } else {
                 if (i + 1 >= argc) {

@@ -140,6 +140,16 @@ typedef struct tf_config {
     char calendar_holidays_krx[4096];  /* YYYY-MM-DD,... */
     char calendar_holidays_nyse[4096];
     tf_job_config job[TF_JOB_COUNT];
+    /* [import] (tickflow import; flags --format, --time-unit, --market, ...) */
+    char import_format[8];         /* auto | csv | ndjson */
+    char import_time_unit[4];      /* "" | s | ms | us | ns: epoch numbers */
+    char import_market[8];         /* market_code when a row has none */
+    char import_ticker[16];        /* ticker when a row has none (bars: required) */
+    char import_interval[8];       /* import.bar_interval, default of import bars --interval */
+    char import_on_error[8];       /* abort | skip */
+    char import_rejects[512];      /* skipped rows go here (NDJSON) */
+    int import_force;              /* import content seen before */
+    int64_t import_max_future_ms;  /* event times later than now + this are rejected */
 } tf_config;
 
 /* Fills defaults. */

@@ -29,6 +29,7 @@
 #include "common/util.h"
 #include "ingest/genjob.h"
 #include "serve/api_health.h"
+#include "serve/api_symbols.h"
 #include "serve/history.h"
 #include "store/pg.h"
 
@@ -462,6 +463,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/stock/generate", h_gen_list, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
+        tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
         (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, a);

@@ -44,6 +44,14 @@ int main(void)
     TF_EQ_INT(c.http_port, 9002);                 /* flag beats env */
     TF_EQ_INT(c.http_idle_timeout_ms, 5000);
     unsetenv("TICKFLOW_HTTP_PORT");
+    /* a bare boolean flag takes the next word only when it is a boolean */
+    char *argv3[] = {"--force", "file.csv", "--on-error", "skip", NULL};
+    TF_EQ_INT(load(&c, err, 4, argv3), 0);
+    TF_EQ_INT(c.import_force, 1);
+    TF_EQ_STR(c.import_on_error, "skip");
+    char *argv4[] = {"--force", "false", NULL};
+    TF_EQ_INT(load(&c, err, 2, argv4), 0);
+    TF_EQ_INT(c.import_force, 0);
 
     char *bad1[] = {"--nope", "1", NULL};
     TF_EQ_INT(load(&c, err, 2, bad1), -1);
