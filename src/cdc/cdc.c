@@ -583,6 +583,7 @@ static PGconn *connect_pg(const tf_config *cfg, int replication, tf_err *e)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, tf_pg_notice_log, NULL);
     return conn;
 }
 

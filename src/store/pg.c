@@ -4,6 +4,8 @@
  */
 #include "store/pg.h"
 
+#include "common/log.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +36,14 @@ static void trim_copy(char *dst, size_t cap, const char *what, const char *msg)
         dst[--len] = '\0';
 }
 
+void tf_pg_notice_log(void *arg, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    tf_debug("store", "PostgreSQL notice", TF_STRN("notice", msg, n));
+}
+
 PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
 {
     if (!url || !*url) {
@@ -61,6 +71,7 @@ PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
         PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, tf_pg_notice_log, NULL);
     return c;
 }
 

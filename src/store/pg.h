@@ -46,6 +46,12 @@ const char *tf_pg_strerror(int code);
  */
 PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen);
 
+/* A libpq notice processor that writes server notices (and the FATAL a
+ * backend sends as it is terminated) as one JSON log line, instead of
+ * libpq's default plain text on stderr. tf_pg_connect installs it; other
+ * connections call PQsetNoticeProcessor(conn, tf_pg_notice_log, NULL). */
+void tf_pg_notice_log(void *arg, const char *msg);
+
 /*
  * Classifies a failed result (res may be NULL when the call itself failed)
  * into a TF_PG_E* code and writes "what: message" into errbuf (what = the

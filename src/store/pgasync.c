@@ -279,6 +279,7 @@ static void start_connect(tf_pga_conn *c)
      * (A host NAME is resolved synchronously by libpq; our URLs name
      * addresses or sockets, so this does not block in practice.) */
     c->pg = PQconnectStartParams(keys, vals, 1);
+    if (c->pg) PQsetNoticeProcessor(c->pg, tf_pg_notice_log, NULL);
     c->state = S_CONNECTING;
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || poll_watch(c, UV_WRITABLE) < 0) {
         connect_failed(c, NULL);
