@@ -23,6 +23,7 @@
  * per write; the bytes queued per connection are counted for back-pressure.
  */
 #include "serve/http.h"
+#include "serve/assets.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -194,8 +195,6 @@ struct tf_server {
     int nworkers;
     pthread_t *workers;
     /* dashboard */
-    char *index_html;
-    size_t index_len;
     tf_metric *m_conns;
     tf_metric *m_conns_total;
     tf_metric *m_queued;
@@ -234,6 +233,7 @@ const char *tf_http_status_text(int st)
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -1633,47 +1633,6 @@ static void h_metrics(tf_http_req *r, void *ud)
     free(text);
 }
 
-static const char placeholder_html[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tickflow</title></head>"
-    "<body><h1>tickflow</h1><p>The dashboard (web/index.html) is not installed. "
-    "APIs: <a href=\"/api/v1/stock?duration=15m\">/api/v1/stock</a>, "
-    "<a href=\"/metrics\">/metrics</a>, <a href=\"/ready\">/ready</a>.</p></body></html>";
-
-static void h_index(tf_http_req *r, void *ud)
-{
-    (void)ud;
-    tf_server *s = r->srv;
-    if (s->index_html)
-        tf_http_respond(r, 200, "text/html; charset=utf-8", s->index_html, s->index_len);
-    else
-        tf_http_respond(r, 200, "text/html; charset=utf-8", placeholder_html,
-                        sizeof placeholder_html - 1);
-}
-
-/* Loads the dashboard once at start-up (a blocking read before the loop
- * runs, never on it). Looks in $TICKFLOW_WEB_DIR, ./web, $TICKFLOW_SRC/web. */
-static void load_index(tf_server *s)
-{
-    const char *dirs[3] = {getenv("TICKFLOW_WEB_DIR"), "web", getenv("TICKFLOW_SRC")};
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i]) continue;
-        char path[1024];
-        snprintf(path, sizeof path, i == 2 ? "%s/web/index.html" : "%s/index.html", dirs[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        char tmp[8192];
-        size_t n;
-        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && len < 16 * 1024 * 1024)
-            if (buf_append(&buf, &len, &cap, tmp, n) < 0) break;
-        fclose(f);
-        s->index_html = buf;
-        s->index_len = len;
-        return;
-    }
-}
-
 /* ---- lifecycle --------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1846,12 +1805,10 @@ tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metr
             goto err;
         }
     }
-    load_index(s);
     if (tf_server_route(s, "GET", "/health", h_health, NULL) < 0 ||
         tf_server_route(s, "GET", "/ready", h_ready, NULL) < 0 ||
         tf_server_route(s, "GET", "/metrics", h_metrics, NULL) < 0 ||
-        tf_server_route(s, "GET", "/", h_index, NULL) < 0 ||
-        tf_server_route(s, "GET", "/index.html", h_index, NULL) < 0) {
+        tf_assets_route(s) < 0) { /* the dashboard, embedded at build time */
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
@@ -1944,7 +1901,6 @@ void tf_server_free(tf_server *s)
     free(s->routes);
     free(s->hooks);
     free(s->checks);
-    free(s->index_html);
     free(s);
 }
 
