@@ -350,7 +350,8 @@ export class Market {
     if (this.wlDirty) this.renderWatch();
     if (this.tapeDirty) this.renderTape();
     const lag = $('lag');
-    if (this.lastTradeAt && Date.now() - this.lastTradeAt < 5000 && isFinite(this.lagMs))
+    if (this.lives.tape.state !== 'open') lag.textContent = 'lag – (disconnected)';
+    else if (this.lastTradeAt && Date.now() - this.lastTradeAt < 5000 && isFinite(this.lagMs))
       lag.textContent = `lag ${Math.max(0, Math.round(this.lagMs))} ms`;
     else lag.textContent = this.lastTradeAt ? 'lag – (no trades for 5 s)' : 'lag –';
   }
