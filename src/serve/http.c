@@ -23,7 +23,6 @@
  * per write; the bytes queued per connection are counted for back-pressure.
  */
 #include "serve/http.h"
-#include "serve/assets.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -39,6 +38,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "serve/assets.h"
 
 #define MAX_HEADERS 64
 #define MAX_QUERY 64
@@ -194,7 +194,6 @@ struct tf_server {
     int nlong;              /* tf_server_db_long threads running */
     int nworkers;
     pthread_t *workers;
-    /* dashboard */
     tf_metric *m_conns;
     tf_metric *m_conns_total;
     tf_metric *m_queued;

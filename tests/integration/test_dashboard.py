@@ -58,6 +58,11 @@ def setup():
              "--generator.anomalies", "0"], timeout=300)
     if r.returncode != 0:
         raise AssertionError("generate failed: %s %s" % (r.stdout, r.stderr))
+    # 30 minutes of MSFT ending now, so the 1m chart has history before its seam
+    r = run(["generate", "--pg-url", pg.url, "--count", "3600", "--generator.rate", "2",
+             "--generator.tickers", "MSFT", "--generator.anomalies", "0"], timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("generate failed: %s %s" % (r.stdout, r.stderr))
     hs = start + datetime.timedelta(minutes=5)
     he = hs + datetime.timedelta(days=DAYS)
     state["hist"] = {"ticker": HIST, "start": hs.strftime("%Y-%m-%dT%H:%M:%S.000Z"),

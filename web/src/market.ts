@@ -295,6 +295,8 @@ export class Market {
     if (this.refetching.has(t)) return;
     this.refetching.add(t);
     const g = this.gen, iv = this.intervalMs;
+    // the bucket's last trades may still be on their way through CDC
+    await new Promise((r) => setTimeout(r, Math.min(5000, 1000 + 3 * (isFinite(this.lagMs) ? this.lagMs : 0))));
     try {
       const bars = await fetchBars(this.ticker, iv, t, t + iv, () => g === this.gen);
       if (g !== this.gen) return;
