@@ -15,6 +15,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -134,6 +135,7 @@ def test_browser(c):
     if not os.path.exists(CHROMIUM):
         c.check(False, "chromium installed (scripts/deps.sh test)")
         return
+    shutil.rmtree(ART, ignore_errors=True)  # screenshots of this run only
     os.makedirs(ART, exist_ok=True)
     p = subprocess.Popen(["node", E2E, state["base"], ART, json.dumps({"hist": state["hist"]})],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -162,6 +164,16 @@ def test_browser(c):
     print("screenshots: %s" % ART, flush=True)
 
 
+def test_clean_exit(c):
+    """The server that served the page stops cleanly (sanitizers quiet)."""
+    p = state["run"]
+    rc = p.stop()
+    out = p.output()
+    c.eq(rc, 0, "tickflow run exit code after SIGTERM")
+    c.check("AddressSanitizer" not in out and "LeakSanitizer" not in out and "runtime error" not in out,
+            "no sanitizer report", out[-3000:])
+
+
 if __name__ == "__main__":
     setup()
-    main([test_history_fixture, test_static_assets, test_browser])
+    main([test_history_fixture, test_static_assets, test_browser, test_clean_exit])
