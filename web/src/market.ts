@@ -274,10 +274,11 @@ export class Market {
   private applyTick(t: Tick, draw: boolean) {
     const b = fromRest(t);
     const had = this.bars.get(b.t);
-    if (t.partial) {
-      // the server's aggregator started inside this bucket: its candle lacks
-      // the bucket's first trades; REST has them all once the bucket closed
-      if (had && had.count > b.count) b.open = had.open;
+    // A candle never loses trades, so one with fewer than the bar we have
+    // is incomplete: partial (the server's aggregator started inside the
+    // bucket) or built from trades redelivered after a server restart.
+    // Keep our bar and refill the bucket from REST once it has settled.
+    if (t.partial || (had && b.count < had.count)) {
       this.refetch(b.t);
       if (had && had.count >= b.count) return;
     }
