@@ -7,6 +7,11 @@ what=${1:-build}
 pkgs=(build-essential cmake pkg-config libpq-dev libuv1-dev librdkafka-dev
       libinih-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
       postgresql postgresql-contrib python3 tzdata)
+# The dashboard (web/) is built with node + npm at build time; Debian's
+# packages only when the machine has no node of its own.
+{ command -v node && command -v npm; } >/dev/null 2>&1 || pkgs+=(nodejs npm)
+# Browser tests (tests/integration/test_dashboard.py) drive Debian's chromium.
+case $what in test) pkgs+=(chromium) ;; esac
 case $what in
   test|bench) pkgs+=(kcat clang libclang-rt-14-dev wrk procps psmisc) ;;
 esac

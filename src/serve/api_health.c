@@ -1,5 +1,5 @@
 /*
- * api_health.c - /health, /ready, /metrics and the dashboard page (see
+ * api_health.c - /health, /ready, /metrics and the dashboard's files (see
  * api_health.h). Moved out of the HTTP core: they are endpoints of the
  * application, and /ready is the one that needs the database.
  */
@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "serve/assets.h"
 
 typedef struct ready_check {
     char name[64];
@@ -23,8 +24,6 @@ struct tf_health {
     tf_pga *db;
     ready_check *checks;
     int nchecks;
-    char *index_html;
-    size_t index_len;
 };
 
 /* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
@@ -116,52 +115,6 @@ static void h_metrics(tf_http_req *r, void *ud)
     free(text);
 }
 
-static const char placeholder_html[] =
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tickflow</title></head>"
-    "<body><h1>tickflow</h1><p>The dashboard (web/index.html) is not installed. "
-    "APIs: <a href=\"/api/v1/stock?duration=15m\">/api/v1/stock</a>, "
-    "<a href=\"/metrics\">/metrics</a>, <a href=\"/ready\">/ready</a>.</p></body></html>";
-
-static void h_index(tf_http_req *r, void *ud)
-{
-    tf_health *h = ud;
-    if (h->index_html)
-        tf_http_respond(r, 200, "text/html; charset=utf-8", h->index_html, h->index_len);
-    else
-        tf_http_respond(r, 200, "text/html; charset=utf-8", placeholder_html,
-                        sizeof placeholder_html - 1);
-}
-
-/* Loads the dashboard once at start-up (a blocking read before the loop
- * runs, never on it). Looks in $TICKFLOW_WEB_DIR, ./web, $TICKFLOW_SRC/web. */
-static void load_index(tf_health *h)
-{
-    const char *dirs[3] = {getenv("TICKFLOW_WEB_DIR"), "web", getenv("TICKFLOW_SRC")};
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i]) continue;
-        char path[1024];
-        snprintf(path, sizeof path, i == 2 ? "%s/web/index.html" : "%s/index.html", dirs[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        tf_sbuf b = {0};
-        char tmp[8192];
-        size_t n;
-        while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < 16 * 1024 * 1024)
-        {
-            tf_sbuf_add(&b, tmp, n);
-            if (b.oom) break;
-        }
-        fclose(f);
-        if (b.oom) {
-            free(b.b);
-            return;
-        }
-        h->index_html = b.b;
-        h->index_len = b.len;
-        return;
-    }
-}
-
 tf_health *tf_health_register(tf_server *s, tf_pga *db, char *errbuf, size_t errlen)
 {
     tf_health *h = calloc(1, sizeof *h);
@@ -171,12 +124,10 @@ tf_health *tf_health_register(tf_server *s, tf_pga *db, char *errbuf, size_t err
     }
     h->srv = s;
     h->db = db;
-    load_index(h);
     if (tf_server_route(s, "GET", "/health", h_health, h) < 0 ||
         tf_server_route(s, "GET", "/ready", h_ready, h) < 0 ||
         tf_server_route(s, "GET", "/metrics", h_metrics, h) < 0 ||
-        tf_server_route(s, "GET", "/", h_index, h) < 0 ||
-        tf_server_route(s, "GET", "/index.html", h_index, h) < 0) {
+        tf_assets_route(s) < 0) { /* the dashboard, embedded at build time (assets.h) */
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, h);
         tf_health_free(h);
@@ -201,6 +152,5 @@ void tf_health_free(tf_health *h)
 {
     if (!h) return;
     free(h->checks);
-    free(h->index_html);
     free(h);
 }

@@ -6,7 +6,7 @@
  *                  registered check; 503 when any is not ready or the
  *                  server is stopping
  *   GET /metrics   Prometheus text format of the server's registry
- *   GET /          the dashboard (web/index.html, or a placeholder page)
+ *   GET /          the dashboard (embedded at build time, serve/assets.h)
  */
 #ifndef TF_API_HEALTH_H
 #define TF_API_HEALTH_H
