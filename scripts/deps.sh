@@ -5,7 +5,7 @@ set -euo pipefail
 what=${1:-build}
 
 pkgs=(build-essential cmake pkg-config libpq-dev libuv1-dev librdkafka-dev
-      libinih-dev libwslay-dev libhttp-parser-dev libjansson-dev libssl-dev
+      libinih-dev libwslay-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
       postgresql postgresql-contrib python3 tzdata)
 case $what in
   test|bench) pkgs+=(kcat clang libclang-rt-14-dev wrk procps psmisc) ;;
