@@ -50,7 +50,7 @@
 
 #include <libpq-fe.h>
 
-#include "common/trade.h"
+#include "event/trade.h"
 
 typedef struct tf_compress_opts {
     int segment_rows;     /* most trades per segment, 1..TF_SEG_MAX_ROWS */
