@@ -42,6 +42,7 @@ static const struct {
     {"cdc", tf_cmd_cdc, "change data capture: PostgreSQL logical replication -> bus"},
     {"process", tf_cmd_process, "stream processor: anomalies and signals from the bus"},
     {"serve", tf_cmd_serve, "HTTP server: REST history, WebSocket ticks, SSE anomalies, dashboard"},
+    {"compress", tf_cmd_compress, "compress a past day into columnar segments: --day D [--decompress|--scan]"},
     {"config", cmd_config, "print the effective configuration as INI"},
     {"signals", tf_cmd_signals, "signals backtest --from T1 --to T2 [--tickers A,B] [--interval 1d|1m] [--store]: signal engine over stored bars"},
     {"scheduler", tf_cmd_scheduler, "the job scheduler alone: [job.NAME] cron jobs, catch-up, retries"},
@@ -103,6 +104,11 @@ static const struct {
                 "Anomaly detection from the bus, as one member of a Kafka consumer group.\n"},
     {"serve", "usage: tickflow serve [--pg-url URL] [--port N] [--kafka-brokers LIST]\n"
               "The HTTP server alone: REST history, WebSocket ticks, SSE anomalies, dashboard.\n"},
+    {"compress", "usage: tickflow compress --day YYYY-MM-DD [--decompress | --scan [--ticker T]\n"
+                 "                         [--compress.from ISO] [--compress.to ISO]] [--storage.segment_rows N]\n"
+                 "       tickflow compress   (every day older than storage.compress_after_days)\n"
+                 "Turns a past day's partition into verified columnar segments in one transaction,\n"
+                 "back into rows (--decompress), or prints its rows as history CSV (--scan).\n"},
     {"config", "usage: tickflow config [--config FILE] [--section.key VALUE ...]\n"
                "Prints the effective configuration (defaults < file < environment < flags) as INI.\n"},
     {"scheduler", "usage: tickflow scheduler [--pg-url URL] [--job.NAME.key VALUE ...]\n"

@@ -57,6 +57,15 @@ typedef struct tf_config {
     int storage_retention_days;  /* 0 = keep forever */
     int storage_partitions_ahead; /* daily partitions created ahead of today */
     int storage_batch_size;      /* rows per COPY transaction */
+    /* compressed days (store/compress.h, cmd_compress.c) */
+    int storage_compress_after_days; /* compress days older than this; 0 = never */
+    int storage_segment_rows;    /* most trades per segment */
+    char compress_day[16];       /* tickflow compress --day YYYY-MM-DD */
+    int compress_decompress;     /* --decompress: the reverse */
+    int compress_scan;           /* --scan: print the compressed day as CSV */
+    char compress_ticker[24];    /* --ticker T: scan one ticker */
+    char compress_from[40];      /* --compress.from ISO: scan from this time */
+    char compress_to[40];        /* --compress.to ISO: scan before this time */
     /* [generator] */
     int gen_enabled;            /* tickflow run starts the generator */
     double gen_rate;            /* trades/s in paced mode */

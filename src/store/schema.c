@@ -477,6 +477,40 @@ static const tf_migration migrations[] = {
      "  UNIQUE (job, scheduled_for, attempt)"
      ");"
      "CREATE INDEX tickflow_job_runs_status ON tickflow_job_runs (job, status);"},
+    {11, "trade_segments",
+     /* owner: store/compress.c. A compressed past day: its trades as
+      * columnar segments (store/segment.h), one row per (ticker,
+      * market_code, span); first/last are the first and last trade in
+      * (event_time, id) order, the order history reads, so a scan can skip
+      * whole segments outside a cursor range. sum_qty/sum_notional/n and
+      * checksum (the segment's CRC-32) let compression verify segments
+      * against rows without decoding in SQL. tickflow_compressed_days is
+      * one row per compressed day with its sizes, for /metrics and the
+      * storage API. Retention drops both with
+      * tickflow_drop_segments_before, called next to the partition drop. */
+     "CREATE TABLE stock_trade_segments ("
+     "  ticker text NOT NULL, market_code text NOT NULL, day date NOT NULL, seq int NOT NULL,"
+     "  first_time timestamptz NOT NULL, last_time timestamptz NOT NULL,"
+     "  first_id bigint NOT NULL, last_id bigint NOT NULL, n int NOT NULL,"
+     "  sum_qty numeric NOT NULL, sum_notional numeric NOT NULL, checksum bigint NOT NULL,"
+     "  codec_version smallint NOT NULL, data bytea NOT NULL,"
+     "  PRIMARY KEY (day, ticker, market_code, seq));"
+     /* the bytes are already compressed: pglz would only burn CPU */
+     "ALTER TABLE stock_trade_segments ALTER COLUMN data SET STORAGE EXTERNAL;"
+     "CREATE INDEX stock_trade_segments_time ON stock_trade_segments (day, first_time);"
+     "CREATE TABLE tickflow_compressed_days ("
+     "  day date PRIMARY KEY, rows bigint NOT NULL, row_bytes bigint NOT NULL,"
+     "  segment_bytes bigint NOT NULL, compressed_at timestamptz NOT NULL DEFAULT now());"
+     "CREATE FUNCTION tickflow_drop_segments_before(cutoff date)"
+     " RETURNS integer LANGUAGE plpgsql AS $f$"
+     " DECLARE n integer;"
+     " BEGIN"
+     "  PERFORM pg_advisory_xact_lock(7370001);"
+     "  DELETE FROM tickflow_compressed_days WHERE day < cutoff;"
+     "  GET DIAGNOSTICS n = ROW_COUNT;"
+     "  DELETE FROM stock_trade_segments WHERE day < cutoff;"
+     "  RETURN n;"
+     " END $f$;"},
     {12, "default_partition",
      /* Any writer can write any day: a row whose day has no partition lands
       * in stock_trades_default (before, a plain INSERT failed with "no
@@ -702,6 +736,14 @@ int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, c
     if (rc == 0 && n > 0)
         tf_info("store", "old partitions dropped", TF_STR("before", cut), TF_INT("dropped", (long long)n),
                 TF_INT("retention_days", days));
+    if (rc == 0) { /* compressed days (migration 11) go with the row days */
+        int64_t ns = 0;
+        rc = call_int(conn, "SELECT tickflow_drop_segments_before($1::date)", 1, params, &ns,
+                      "dropping old compressed days", errbuf, errlen);
+        if (rc == 0 && ns > 0)
+            tf_info("store", "old compressed days dropped", TF_STR("before", cut),
+                    TF_INT("dropped", ns), TF_INT("retention_days", days));
+    }
     if (dropped)
         *dropped = (int)n;
     return rc;
