@@ -59,6 +59,42 @@ static const struct {
     {"import", "|--interval=|"}, /* bars' interval; backtest.interval is another command's */
 };
 
+/* A command's own config section: a bare --key that names a key of it
+ * means that one, even where other sections have a key of the same name
+ * (`signals backtest --from` is backtest.from, `compress --from` is
+ * compress.from). */
+static const struct {
+    const char *name, *section;
+} own_sections[] = {
+    {"signals", "backtest"},
+    {"compress", "compress"},
+    {"import", "import"},
+};
+
+static void prefer_own_section(const char *cmd, int argc, char **argv)
+{
+    static char buf[16][96];
+    int used = 0;
+    const char *sec = NULL;
+    for (size_t i = 0; i < sizeof own_sections / sizeof *own_sections; i++)
+        if (!strcmp(own_sections[i].name, cmd)) sec = own_sections[i].section;
+    if (!sec) return;
+    for (int i = 0; i < argc && used < 16; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strchr(a, '.')) continue;
+        char name[64];
+        size_t n = strcspn(a + 2, "=");
+        if (n == 0 || n >= sizeof name) continue;
+        memcpy(name, a + 2, n);
+        name[n] = '\0';
+        for (char *q = name; *q; q++)
+            if (*q == '-') *q = '_';
+        if (!tf_config_has_key(sec, name)) continue;
+        snprintf(buf[used], sizeof buf[used], "--%s.%s%s", sec, name, a + 2 + n);
+        argv[i] = buf[used++];
+    }
+}
+
 /* Moves the command's own flags (with their values) out of argv into own[]. */
 static int split_own_flags(const char *cmd, int *argc, char **argv, const char **own, int maxown)
 {
@@ -179,6 +215,7 @@ int main(int argc, char **argv)
         const char *pos[32], *own[16];
         int npos = 0, nargs = argc - 2;
         int nown = split_own_flags(argv[1], &nargs, argv + 2, own, 16);
+        prefer_own_section(argv[1], nargs, argv + 2);
         char err[512];
         if (tf_config_load(&cfg, nargs, argv + 2, pos, 16, &npos, err, sizeof err) != 0) {
             tf_error("config", "invalid configuration", TF_STR("command", argv[1]), TF_STR("error", err));

@@ -239,6 +239,11 @@ void tf_config_defaults(tf_config *c)
     }
 }
 
+int tf_config_has_key(const char *section, const char *key)
+{
+    return find_key(section, key) != NULL;
+}
+
 int tf_config_set(tf_config *c, const char *section, const char *name, const char *value, char *err, size_t errlen)
 {
     const key *k = find_key(section, name);

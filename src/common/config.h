@@ -174,6 +174,9 @@ void tf_config_defaults(tf_config *c);
 int tf_config_load(tf_config *c, int argc, char **argv, const char **positional,
                    int maxpos, int *npositional, char *errbuf, size_t errlen);
 
+/* 1 when section.key is a setting. */
+int tf_config_has_key(const char *section, const char *key);
+
 /* Sets one key ("section.key") from a string; 0 or -1 with errbuf. */
 int tf_config_set(tf_config *c, const char *section, const char *key, const char *value,
                   char *errbuf, size_t errlen);

@@ -136,8 +136,7 @@ static void maybe_pause(const tf_compress_opts *o, const char *point)
 {
     if (!o || !o->pause_at || strcmp(o->pause_at, point) != 0)
         return;
-    fprintf(stderr, "tickflow compress: paused at %s\n", point);
-    fflush(stderr);
+    tf_info("compress", "paused (test hook)", TF_STR("at", point));
     for (;;) pause();
 }
 

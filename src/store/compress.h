@@ -55,7 +55,7 @@
 typedef struct tf_compress_opts {
     int segment_rows;     /* most trades per segment, 1..TF_SEG_MAX_ROWS */
     /* Tests only (NULL in production): the name of a point at which to
-     * print "tickflow compress: paused at <name>" on stderr and sleep until
+     * log "paused (test hook)" with "at":"<name>" and sleep until
      * killed: "read" (after the first segments went in), "inserted",
      * "verified", "dropped" (just before COMMIT), "copied" (decompress). */
     const char *pause_at;

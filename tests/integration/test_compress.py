@@ -161,7 +161,7 @@ def test_compress_scan(c):
 def kill_at(c, point, args):
     proc = h.Proc(["compress", "--pg-url", pg.url] + args, env={"TF_TEST_COMPRESS_PAUSE": point},
                   name="compress-" + point)
-    h.wait_for(lambda: ("paused at " + point) in proc.output() or not proc.alive(), 120, "pause at " + point)
+    h.wait_for(lambda: ('"at":"%s"' % point) in proc.output() or not proc.alive(), 120, "pause at " + point)
     c.check(proc.alive(), "paused at %s" % point, proc.output()[-2000:])
     proc.kill(signal.SIGKILL)
     # the backend rolls back once it sees the connection gone
