@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         }
     }
     char err[256];
-    tf_bar *b;
+    tf_ohlcv *b;
     long nb = tf_bars_read_csv(argv[1], &b, err, sizeof err);
     if (nb < 0) {
         fprintf(stderr, "bars2trades: %s\n", err);

@@ -315,7 +315,7 @@ static void fat_flow(dataset *d, uint64_t seed, size_t n, double rate)
 static int eurusd_flow(dataset *d, const char *path)
 {
     char err[256];
-    tf_bar *b;
+    tf_ohlcv *b;
     long nb = tf_bars_read_csv(path, &b, err, sizeof err);
     if (nb < 0) {
         fprintf(stderr, "eurusd: %s\n", err);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-long tf_bars_read_csv(const char *path, tf_bar **out, char *errbuf, size_t errlen)
+long tf_bars_read_csv(const char *path, tf_ohlcv **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
     FILE *f = fopen(path, "r");
@@ -20,14 +20,14 @@ long tf_bars_read_csv(const char *path, tf_bar **out, char *errbuf, size_t errle
         return -1;
     }
     size_t cap = 1024, n = 0;
-    tf_bar *b = malloc(cap * sizeof *b);
+    tf_ohlcv *b = malloc(cap * sizeof *b);
     char line[512];
     long lineno = 0;
     while (b && fgets(line, sizeof line, f)) {
         if (lineno++ == 0) continue; /* header */
         char *c = strchr(line, ',');
         if (!c) continue;
-        tf_bar x = {0};
+        tf_ohlcv x = {0};
         struct tm tm;
         memset(&tm, 0, sizeof tm);
         if (sscanf(line, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
@@ -43,7 +43,7 @@ long tf_bars_read_csv(const char *path, tf_bar **out, char *errbuf, size_t errle
             return -1;
         }
         if (n == cap) {
-            tf_bar *nb = realloc(b, (cap *= 2) * sizeof *b);
+            tf_ohlcv *nb = realloc(b, (cap *= 2) * sizeof *b);
             if (!nb) {
                 free(b);
                 b = NULL;
@@ -74,7 +74,7 @@ static double unif(uint64_t *s) { return ((double)(mix(s) >> 11) + 0.5) * 0x1.0p
 
 static double gauss(uint64_t *s) { return sqrt(-2.0 * log(unif(s))) * cos(2.0 * M_PI * unif(s)); }
 
-long tf_bars_to_trades(const tf_bar *bars, size_t n, const tf_bars_opts *o, tf_trade **out, char *errbuf,
+long tf_bars_to_trades(const tf_ohlcv *bars, size_t n, const tf_bars_opts *o, tf_trade **out, char *errbuf,
                        size_t errlen)
 {
     *out = NULL;
@@ -88,7 +88,7 @@ long tf_bars_to_trades(const tf_bar *bars, size_t n, const tf_bars_opts *o, tf_t
     double px[256], w[256];
     int64_t q[256];
     for (size_t i = 0; i < n; i++) {
-        const tf_bar *b = &bars[i];
+        const tf_ohlcv *b = &bars[i];
         if (!(b->low > 0) || b->low > b->high || b->open < b->low || b->open > b->high || b->close < b->low ||
             b->close > b->high || b->volume < 0) {
             snprintf(errbuf, errlen, "bar %zu: inconsistent OHLC", i);

@@ -23,10 +23,10 @@
 
 #include "event/trade.h"
 
-typedef struct tf_bar {
+typedef struct tf_ohlcv {
     int64_t t_us; /* bar open time */
     double open, high, low, close, volume;
-} tf_bar;
+} tf_ohlcv;
 
 typedef struct tf_bars_opts {
     const char *ticker, *market;
@@ -44,13 +44,13 @@ typedef struct tf_bars_opts {
  * (the layout of backtesting's EURUSD.csv; the time column gives each
  * bar's t_us when it reads as "YYYY-MM-DD HH:MM:SS" UTC, else 0). *out is malloc'd. Returns the number of bars, or -1 with
  * errbuf set. */
-long tf_bars_read_csv(const char *path, tf_bar **out, char *errbuf, size_t errlen);
+long tf_bars_read_csv(const char *path, tf_ohlcv **out, char *errbuf, size_t errlen);
 
 /* Replays n bars as trades (ids 1..). *out is malloc'd. Returns the number
  * of trades, or -1 with errbuf set (a bar with low > high, a price <= 0).
  * Checkable: per bar, the first price is the open, the last the close, the
  * extremes the high and the low, and the quantities sum to the volume. */
-long tf_bars_to_trades(const tf_bar *bars, size_t n, const tf_bars_opts *o, tf_trade **out, char *errbuf,
+long tf_bars_to_trades(const tf_ohlcv *bars, size_t n, const tf_bars_opts *o, tf_trade **out, char *errbuf,
                        size_t errlen);
 
 #endif

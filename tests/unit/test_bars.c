@@ -16,7 +16,7 @@
 
 static void test_replay(void)
 {
-    tf_bar b[3] = {
+    tf_ohlcv b[3] = {
         {0, 1.07160, 1.07220, 1.07083, 1.07219, 1413}, /* up bar */
         {0, 1.07214, 1.07296, 1.07100, 1.07150, 90},   /* down bar, few trades */
         {0, 1.07150, 1.07150, 1.07150, 1.07150, 20000} /* flat, many trades */
@@ -73,7 +73,7 @@ static void test_csv(void)
                "2017-04-19 10:00:00,1.07214,1.07296,1.07214,1.0726,1241\n");
     fclose(f);
     char err[128];
-    tf_bar *b;
+    tf_ohlcv *b;
     TF_EQ_INT(tf_bars_read_csv(path, &b, err, sizeof err), 2);
     TF_CHECK(fabs(b[1].high - 1.07296) < 1e-12 && b[1].volume == 1241);
     TF_EQ_INT(b[1].t_us - b[0].t_us, 3600LL * 1000000);
