@@ -34,7 +34,8 @@
  * Usage: detect_bench [--trades N] [--clients C] [--sse-seconds S] [--pg-url URL] [--kafka BROKERS]
  *                     [--eurusd FILE] [--quality-only]
  * (--quality-only: section 1 and a watermark + rules rate, nothing else;
- * TF_BENCH_SHOW_FA=1 lists every false alarm.) Prints the final line
+ * TF_BENCH_SHOW_FA=1 lists every false alarm, TF_BENCH_SHOW_MISS=1 every
+ * missed label.) Prints the final line
  *   detect: <trades/s> trades/s, precision <x.xx>, recall <x.xx>,
  *   false alarms per 100k <x.xx>, worst flow <name>, sse p99 <ms> ms
  */
@@ -403,6 +404,18 @@ static void score_flow(const char *name, const dataset *d, flow_result *fr)
                        tf_anomaly_name(a[k].type), a[k].ticker, (long long)a[k].trade_ids[0],
                        (long long)a[k].trade_ids[a[k].ntrades - 1], (double)(a[k].event_us - T0) / 1e6, a[k].value,
                        a[k].threshold, a[k].window_s, (long long)a[k].base_n, a[k].base_sd);
+        }
+    if (getenv("TF_BENCH_SHOW_MISS"))
+        for (size_t i = 0; i < d->nl; i++) {
+            tf_score one;
+            tf_score_run(&d->labels[i], 1, a, na, &one);
+            if (one.found[d->labels[i].type]) continue;
+            size_t cnt = 0;
+            for (size_t k = 0; k < d->n; k++) cnt += strcmp(d->tr[k].ticker, d->labels[i].ticker) == 0;
+            printf("  MISS %s %s t %.3f ids %lld..%lld (%d), ticker %.1f trades/s\n", tf_anomaly_name(d->labels[i].type),
+                   d->labels[i].ticker, (double)(d->labels[i].event_us - T0) / 1e6, (long long)d->labels[i].trade_idx[0],
+                   (long long)d->labels[i].trade_idx[d->labels[i].ntrades - 1], d->labels[i].ntrades,
+                   (double)cnt / ((double)(d->tr[d->n - 1].event_us - d->tr[0].event_us) / 1e6));
         }
     if (!fr->labelled) {
         int64_t by[TF_ANOM_NTYPES] = {0};
