@@ -1,10 +1,20 @@
 /*
  * detect_bench.c - the numbers behind `make bench-detect`:
  *
- *  1. quality: a seeded run of N trades over 50 tickers with every anomaly
- *     type injected (generator labels = ground truth) through the watermark
- *     and the rules; confusion table, precision and recall per type. Then
- *     the same length with no anomalies injected: false alarms per 100k.
+ *  1. quality: four flows, each scored against its labels (confusion table,
+ *     precision and recall per type, false alarms = detections matching no
+ *     label, per 100k trades) and against a placebo (every detection moved
+ *     to a random trade of the flow, the same window width: the chance
+ *     level of the matching):
+ *       gbm         the generator's gbm model, 50 tickers, 1000 trades/s;
+ *       realistic   the generator's realistic model (t(4), GARCH, activity
+ *                   curve, size spreads), same size;
+ *       fat-tailed  an independent flow written here (fat_flow below);
+ *       eurusd      backtesting's hourly EURUSD bars replayed as trades
+ *                   (src/ingest/bars.c), clean: false alarms only.
+ *     Worst over the flows: min precision, min recall, max false alarms;
+ *     the worst flow is the one furthest short of (or closest to) the
+ *     targets (precision 0.9, recall 0.95, 1 per 100k).
  *  2. throughput: the same trades as Debezium envelopes on the embedded bus
  *     into the real processor thread (parse, de-duplicate, watermark, rules,
  *     publish), side by side with the limit (a bare consumer that only
@@ -22,14 +32,18 @@
  *     processor in a fresh consumer group; the group join is excluded).
  *
  * Usage: detect_bench [--trades N] [--clients C] [--sse-seconds S] [--pg-url URL] [--kafka BROKERS]
- * Prints the final line
+ *                     [--eurusd FILE] [--quality-only]
+ * (--quality-only: section 1 and a watermark + rules rate, nothing else;
+ * TF_BENCH_SHOW_FA=1 lists every false alarm, TF_BENCH_SHOW_MISS=1 every
+ * missed label.) Prints the final line
  *   detect: <trades/s> trades/s, precision <x.xx>, recall <x.xx>,
- *   false alarms per 100k <x.x>, sse p99 <ms> ms
+ *   false alarms per 100k <x.xx>, worst flow <name>, sse p99 <ms> ms
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -46,6 +60,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ingest/bars.h"
 #include "ingest/gen.h"
 #include "event/dbz.h"
 #include "process/processor.h"
@@ -58,10 +73,12 @@
 #define T0 1763890200000000LL
 
 static const char *g_pg_url = "";
+static const char *g_eurusd = ""; /* backtesting's EURUSD.csv */
 static const char *g_kafka = ""; /* set: also measure the processor reading from Kafka */ /* set: the SSE phase stores anomalies like production */
 static size_t g_n = 1000000;
 static int g_clients = 1000;
 static int g_sse_s = 15;
+static int g_quality_only = 0; /* --quality-only: section 1 and a rules-only rate, no bus / SSE */
 
 /* ---- data ------------------------------------------------------------------- */
 
@@ -72,15 +89,20 @@ typedef struct dataset {
     size_t nl;
 } dataset;
 
-static void generate(dataset *d, uint64_t seed, size_t n, int ntickers, double span_s, double rate)
+static void generate_model(dataset *d, uint64_t seed, size_t n, int ntickers, double span_s, double rate, int model)
 {
     char err[256];
-    tf_gen_opts o = {.seed = seed, .ntickers = ntickers, .anomaly_rate = rate};
+    tf_gen_opts o = {.seed = seed, .ntickers = ntickers, .anomaly_rate = rate, .model = model};
     d->n = n;
     if (tf_gen_run(&o, n, 10000, T0, span_s, &d->tr, &d->labels, &d->nl, err, sizeof err) != 0) {
         fprintf(stderr, "generator: %s\n", err);
         exit(1);
     }
+}
+
+static void generate(dataset *d, uint64_t seed, size_t n, int ntickers, double span_s, double rate)
+{
+    generate_model(d, seed, n, ntickers, span_s, rate, TF_GEN_GBM);
 }
 
 static void dataset_free(dataset *d)
@@ -112,6 +134,299 @@ static size_t detect_all(const dataset *d, tf_anomaly **out)
     tf_rules_free(r);
     *out = a;
     return n;
+}
+
+/* ---- 1b. the independent fat-tailed flow ------------------------------------ */
+
+/* Written here, not with the generator, so the detector is not scored only
+ * on the model it was designed with. 40 tickers, each: Student-t(3) or t(4)
+ * returns (alternating) scaled to a per-second volatility of 4..8 bp (so a
+ * busy ticker's per-trade steps are smaller), 5..70 trades/s (log-uniform,
+ * Poisson arrivals), log-normal sizes with sigma 0.4..1.0 around a median of
+ * 100..500, prices 500..2000 rounded to 0.01. Anomalies at 1 per 1000
+ * trades, at least 30 s apart on a ticker and not in its first 60 s:
+ *   PRICE_SPIKE   a held jump of 6..10 %;
+ *   OFF_VWAP      one print 3..8 % off (a fat finger), the level unchanged;
+ *   VOLUME_SPIKE  one print of 60..200 medians;
+ *   TRADE_BURST   1.6 (mu + 8 sd) (>= 32) extra trades within 2 ms, where mu
+ *                 is the ticker's mean count in 200 ms;
+ *   RAPID_MOVE    +-3 %: over 5 s on a busy ticker (>= 30 trades/s), over
+ *                 10 trades of 0.3 % each (6..20 sd: individually large
+ *                 steps) on a slow one. */
+typedef struct fat_ticker {
+    char name[16];
+    double lam, sd, qsig, qmed, level, next_ok;
+    int df;
+    int drift_left;
+    double drift_step;
+    int64_t drift_label;
+} fat_ticker;
+
+typedef struct prng {
+    uint64_t s;
+} prng;
+
+static double pr_u(prng *p)
+{
+    uint64_t z = (p->s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) * 0x1.0p-53;
+}
+
+static double pr_n(prng *p) { return sqrt(-2.0 * log(pr_u(p))) * cos(2.0 * M_PI * pr_u(p)); }
+
+/* Student-t with df degrees of freedom, unit variance */
+static double pr_t(prng *p, int df)
+{
+    double chi = 0;
+    for (int k = 0; k < df; k++) {
+        double z = pr_n(p);
+        chi += z * z;
+    }
+    return pr_n(p) / sqrt(chi / df) * sqrt((df - 2.0) / df);
+}
+
+static void fat_push(dataset *d, size_t *cap, const fat_ticker *t, double price, int64_t qty, int64_t us)
+{
+    if (d->n == *cap) d->tr = realloc(d->tr, (*cap *= 2) * sizeof *d->tr);
+    tf_trade *x = &d->tr[d->n++];
+    memset(x, 0, sizeof *x);
+    x->id = (int64_t)d->n;
+    snprintf(x->ticker, sizeof x->ticker, "%s", t->name);
+    snprintf(x->market, sizeof x->market, "NASDAQ");
+    x->price_e4 = llround(price * 100) * 100;
+    x->quantity = qty < 1 ? 1 : qty;
+    x->event_us = us;
+    x->side = (d->n & 1) ? 'B' : 'S';
+}
+
+static tf_gen_label *fat_label(dataset *d, size_t *lcap, tf_anomaly_type ty, const fat_ticker *t, int64_t us)
+{
+    if (d->nl == *lcap) d->labels = realloc(d->labels, (*lcap *= 2) * sizeof *d->labels);
+    tf_gen_label *l = &d->labels[d->nl++];
+    memset(l, 0, sizeof *l);
+    l->type = ty;
+    snprintf(l->ticker, sizeof l->ticker, "%s", t->name);
+    l->event_us = us;
+    l->ntrades = 1;
+    l->trade_idx[0] = (int64_t)d->n + 1; /* the id of the next trade pushed */
+    return l;
+}
+
+static void fat_flow(dataset *d, uint64_t seed, size_t n, double rate)
+{
+    enum { NT = 40 };
+    prng p = {seed};
+    fat_ticker tk[NT];
+    double lam_sum = 0, cum[NT];
+    for (int i = 0; i < NT; i++) {
+        fat_ticker *t = &tk[i];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "FAT%02d", i);
+        t->df = i % 2 ? 4 : 3;
+        t->lam = 5.0 * pow(14.0, pr_u(&p)); /* 5..70 per second */
+        t->sd = (4e-4 + 4e-4 * pr_u(&p)) / sqrt(t->lam);
+        t->qsig = 0.4 + 0.6 * pr_u(&p);
+        t->qmed = 100.0 + 400.0 * pr_u(&p);
+        t->level = 500.0 + 1500.0 * pr_u(&p);
+        t->next_ok = 60.0;
+        t->drift_label = -1;
+        lam_sum += t->lam;
+        cum[i] = lam_sum;
+    }
+    size_t cap = n + 1024, lcap = 1024;
+    d->tr = malloc(cap * sizeof *d->tr);
+    d->labels = malloc(lcap * sizeof *d->labels);
+    d->n = d->nl = 0;
+    double now = 0;
+    while (d->n < n) {
+        now += -log(pr_u(&p)) / lam_sum;
+        double u = pr_u(&p) * lam_sum;
+        int i = 0;
+        while (i < NT - 1 && cum[i] < u) i++;
+        fat_ticker *t = &tk[i];
+        int64_t us = T0 + (int64_t)(now * 1e6);
+        double r = t->sd * pr_t(&p, t->df);
+        int64_t qty = llround(t->qmed * exp(t->qsig * pr_n(&p)));
+        if (t->drift_left > 0) {
+            r += t->drift_step;
+            t->drift_left--;
+            if (t->drift_label >= 0) {
+                tf_gen_label *l = &d->labels[t->drift_label];
+                if (l->ntrades < TF_GEN_LABEL_MAX_TRADES) l->trade_idx[l->ntrades++] = (int64_t)d->n + 1;
+            }
+            t->level *= exp(r);
+            fat_push(d, &cap, t, t->level, qty, us);
+            continue;
+        }
+        if (now >= t->next_ok && pr_u(&p) < rate) {
+            int ty = (int)(pr_u(&p) * TF_ANOM_NTYPES);
+            double sign = pr_u(&p) < 0.5 ? -1 : 1;
+            t->next_ok = now + 30.0;
+            tf_gen_label *l = fat_label(d, &lcap, (tf_anomaly_type)ty, t, us);
+            switch (ty) {
+            case TF_ANOM_PRICE_SPIKE:
+                t->level *= exp(r) * (1.0 + sign * (0.06 + 0.04 * pr_u(&p)));
+                fat_push(d, &cap, t, t->level, qty, us);
+                break;
+            case TF_ANOM_OFF_VWAP:
+                t->level *= exp(r);
+                fat_push(d, &cap, t, t->level * (1.0 + sign * (0.03 + 0.05 * pr_u(&p))), qty, us);
+                break;
+            case TF_ANOM_VOLUME_SPIKE:
+                t->level *= exp(r);
+                fat_push(d, &cap, t, t->level, llround(t->qmed * (60.0 + 140.0 * pr_u(&p))), us);
+                break;
+            case TF_ANOM_TRADE_BURST: {
+                double mu = t->lam * 0.2;
+                int b = (int)ceil(1.6 * (mu + 8.0 * sqrt(mu > 1 ? mu : 1)));
+                if (b < 32) b = 32;
+                for (int k = 0; k < b; k++) {
+                    t->level *= exp(t->sd * pr_t(&p, t->df));
+                    if (k > 0 && l->ntrades < TF_GEN_LABEL_MAX_TRADES) l->trade_idx[l->ntrades++] = (int64_t)d->n + 1;
+                    fat_push(d, &cap, t, t->level, llround(t->qmed * exp(t->qsig * pr_n(&p))), us + k * 50);
+                }
+                break;
+            }
+            case TF_ANOM_RAPID_MOVE:
+                if (t->lam >= 30) {
+                    t->drift_left = (int)(t->lam * 5.0);
+                    t->drift_step = sign * log(1.03) / t->drift_left;
+                } else {
+                    t->drift_left = 9;
+                    t->drift_step = sign * log(1.003);
+                }
+                t->drift_label = (int64_t)(l - d->labels);
+                t->next_ok = now + 30.0 + t->drift_left / t->lam;
+                t->level *= exp(r + t->drift_step);
+                fat_push(d, &cap, t, t->level, qty, us);
+                break;
+            }
+            continue;
+        }
+        t->level *= exp(r);
+        fat_push(d, &cap, t, t->level, qty, us);
+    }
+}
+
+/* ---- 1c. EURUSD bars replayed ---------------------------------------------- */
+
+static int eurusd_flow(dataset *d, const char *path)
+{
+    char err[256];
+    tf_ohlcv *b;
+    long nb = tf_bars_read_csv(path, &b, err, sizeof err);
+    if (nb < 0) {
+        fprintf(stderr, "eurusd: %s\n", err);
+        return -1;
+    }
+    /* an hour in 10 s of event time, ~1 trade per 50 of tick volume */
+    tf_bars_opts o = {.ticker = "EURUSD", .market = "FX", .t0_us = T0, .bar_us = 10000000,
+                      .price_scale = 1000, .vol_per_trade = 50, .qty_scale = 100, .seed = 7,
+                      .bar_period_us = 3600000000LL}; /* weekends stay pauses */
+    long nt = tf_bars_to_trades(b, (size_t)nb, &o, &d->tr, err, sizeof err);
+    free(b);
+    if (nt < 0) {
+        fprintf(stderr, "eurusd: %s\n", err);
+        return -1;
+    }
+    d->n = (size_t)nt;
+    d->labels = NULL;
+    d->nl = 0;
+    return 0;
+}
+
+/* ---- 1d. scoring a flow, with its placebo ------------------------------------- */
+
+typedef struct flow_result {
+    const char *name;
+    size_t n, nl, nd;
+    double precision, recall, fa100k;
+    double placebo_precision, placebo_recall;
+    int labelled;
+} flow_result;
+
+/* The placebo: every detection moved to a random trade (its ticker and
+ * time, a window of the same width), same type; matched like the real ones. */
+static void placebo(const dataset *d, const tf_anomaly *a, size_t na, flow_result *fr)
+{
+    tf_anomaly *pl = malloc((na ? na : 1) * sizeof *pl);
+    prng p = {12345};
+    for (size_t k = 0; k < na; k++) {
+        pl[k] = a[k];
+        const tf_trade *t = &d->tr[(size_t)(pr_u(&p) * (double)d->n)];
+        memcpy(pl[k].ticker, t->ticker, sizeof pl[k].ticker);
+        pl[k].event_us = t->event_us;
+        int64_t w = a[k].ntrades > 1 ? a[k].trade_ids[a[k].ntrades - 1] - a[k].trade_ids[0] : 0;
+        pl[k].trade_ids[0] = t->id;
+        pl[k].trade_ids[pl[k].ntrades - 1] = t->id + w;
+    }
+    tf_score sc;
+    tf_score_run(d->labels, d->nl, pl, na, &sc);
+    int64_t tp = 0, found = 0;
+    for (int ty = 0; ty < TF_ANOM_NTYPES; ty++) {
+        tp += sc.true_pos[ty];
+        found += sc.found[ty];
+    }
+    fr->placebo_precision = na ? (double)tp / (double)na : 0;
+    fr->placebo_recall = d->nl ? (double)found / (double)d->nl : 0;
+    free(pl);
+}
+
+static size_t detect_all(const dataset *d, tf_anomaly **out);
+
+static void score_flow(const char *name, const dataset *d, flow_result *fr)
+{
+    tf_anomaly *a;
+    size_t na = detect_all(d, &a);
+    memset(fr, 0, sizeof *fr);
+    fr->name = name;
+    fr->n = d->n;
+    fr->nl = d->nl;
+    fr->nd = na;
+    fr->labelled = d->nl > 0;
+    tf_score sc;
+    tf_score_run(d->labels, d->nl, a, na, &sc);
+    printf("-- flow %s: %zu trades, %zu labels, %zu detections\n", name, d->n, d->nl, na);
+    if (fr->labelled) tf_score_print(&sc, stdout);
+    fr->precision = fr->labelled ? sc.min_precision : 1.0;
+    fr->recall = fr->labelled ? sc.min_recall : 1.0;
+    fr->fa100k = (double)sc.false_alarms * 1e5 / (double)d->n;
+    placebo(d, a, na, fr);
+    if (getenv("TF_BENCH_SHOW_FA"))
+        for (size_t k = 0; k < na; k++) {
+            tf_score one;
+            tf_score_run(d->labels, d->nl, &a[k], 1, &one);
+            if (one.false_alarms)
+                printf("  FA %s %s id %lld..%lld t %.3f value %.3g thr %.3g window %.2f n %lld sd %.3g\n",
+                       tf_anomaly_name(a[k].type), a[k].ticker, (long long)a[k].trade_ids[0],
+                       (long long)a[k].trade_ids[a[k].ntrades - 1], (double)(a[k].event_us - T0) / 1e6, a[k].value,
+                       a[k].threshold, a[k].window_s, (long long)a[k].base_n, a[k].base_sd);
+        }
+    if (getenv("TF_BENCH_SHOW_MISS"))
+        for (size_t i = 0; i < d->nl; i++) {
+            tf_score one;
+            tf_score_run(&d->labels[i], 1, a, na, &one);
+            if (one.found[d->labels[i].type]) continue;
+            size_t cnt = 0;
+            for (size_t k = 0; k < d->n; k++) cnt += strcmp(d->tr[k].ticker, d->labels[i].ticker) == 0;
+            printf("  MISS %s %s t %.3f ids %lld..%lld (%d), ticker %.1f trades/s\n", tf_anomaly_name(d->labels[i].type),
+                   d->labels[i].ticker, (double)(d->labels[i].event_us - T0) / 1e6, (long long)d->labels[i].trade_idx[0],
+                   (long long)d->labels[i].trade_idx[d->labels[i].ntrades - 1], d->labels[i].ntrades,
+                   (double)cnt / ((double)(d->tr[d->n - 1].event_us - d->tr[0].event_us) / 1e6));
+        }
+    if (!fr->labelled) {
+        int64_t by[TF_ANOM_NTYPES] = {0};
+        for (size_t k = 0; k < na; k++) by[a[k].type]++;
+        printf("  false alarms by type:");
+        for (int ty = 0; ty < TF_ANOM_NTYPES; ty++) printf(" %s %lld", tf_anomaly_name((tf_anomaly_type)ty), (long long)by[ty]);
+        printf("\n");
+    }
+    printf("  %s: precision %.3f (placebo %.3f), recall %.3f (placebo %.3f), false alarms per 100k %.2f\n", name,
+           fr->precision, fr->placebo_precision, fr->recall, fr->placebo_recall, fr->fa100k);
+    free(a);
 }
 
 /* ---- 2. throughput ----------------------------------------------------------- */
@@ -575,35 +890,82 @@ static double bench_sse(void)
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--quality-only")) {
+            g_quality_only = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            break;
+        }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--trades")) g_n = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--clients")) g_clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--sse-seconds")) g_sse_s = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--pg-url")) g_pg_url = argv[i + 1];
         else if (!strcmp(argv[i], "--kafka")) g_kafka = argv[i + 1];
+        else if (!strcmp(argv[i], "--eurusd")) g_eurusd = argv[i + 1];
         else {
-            fprintf(stderr, "usage: detect_bench [--trades N] [--clients C] [--sse-seconds S] [--pg-url URL] [--kafka BROKERS]\n");
+            fprintf(stderr, "usage: detect_bench [--trades N] [--clients C] [--sse-seconds S] [--pg-url URL] [--kafka BROKERS] [--eurusd FILE]\n");
             return 2;
         }
     }
     tf_log_set_level(TF_LOG_WARN);
-    printf("== 1. detection quality: %zu trades, 50 tickers, 1000 trades/s event time, every anomaly type\n", g_n);
+    printf("== 1. detection quality: four flows of %zu trades (EURUSD: the whole file), each with a placebo"
+           " (every detection moved to a random trade)\n", g_n);
+    flow_result fr[4];
+    int nfr = 0;
     dataset d;
     generate(&d, 42, g_n, 50, (double)g_n / 1000.0, 0.001);
-    tf_anomaly *a;
-    size_t na = detect_all(&d, &a);
-    tf_score sc;
-    tf_score_run(d.labels, d.nl, a, na, &sc);
-    tf_score_print(&sc, stdout);
-    free(a);
-    dataset clean;
-    generate(&clean, 4242, g_n, 50, (double)g_n / 1000.0, 0.0);
-    size_t fa = detect_all(&clean, &a);
-    free(a);
-    double fa100k = (double)fa * 1e5 / (double)clean.n;
-    printf("  no injected anomalies: %zu false alarms in %zu trades = %.2f per 100k\n", fa, clean.n, fa100k);
-    dataset_free(&clean);
+    score_flow("gbm", &d, &fr[nfr++]);
+    dataset real;
+    generate_model(&real, 43, g_n, 50, (double)g_n / 1000.0, 0.001, TF_GEN_REALISTIC);
+    score_flow("realistic", &real, &fr[nfr++]);
+    dataset_free(&real);
+    dataset fat;
+    fat_flow(&fat, 44, g_n, 0.001);
+    score_flow("fat-tailed", &fat, &fr[nfr++]);
+    dataset_free(&fat);
+    dataset eur;
+    if (g_eurusd[0] && eurusd_flow(&eur, g_eurusd) == 0) {
+        score_flow("eurusd", &eur, &fr[nfr++]);
+        dataset_free(&eur);
+    } else {
+        printf("-- flow eurusd: not measured (no --eurusd FILE)\n");
+    }
+    /* worst over the flows; the worst flow is the one furthest short of
+     * (or closest to) its targets: precision 0.9, recall 0.95, 1 per 100k */
+    double minp = 1, minr = 1, maxfa = 0, worst_bad = -1e9;
+    const char *worst = "none";
+    for (int i = 0; i < nfr; i++) {
+        double bad = (fr[i].fa100k - 1.0) / 1.0;
+        if (fr[i].labelled) {
+            if (fr[i].precision < minp) minp = fr[i].precision;
+            if (fr[i].recall < minr) minr = fr[i].recall;
+            if ((0.9 - fr[i].precision) / 0.9 > bad) bad = (0.9 - fr[i].precision) / 0.9;
+            if ((0.95 - fr[i].recall) / 0.95 > bad) bad = (0.95 - fr[i].recall) / 0.95;
+        }
+        if (fr[i].fa100k > maxfa) maxfa = fr[i].fa100k;
+        if (bad > worst_bad) {
+            worst_bad = bad;
+            worst = fr[i].name;
+        }
+    }
+    printf("  per flow (precision / recall / false alarms per 100k; placebo precision / recall):\n");
+    for (int i = 0; i < nfr; i++)
+        printf("    %-10s %.3f / %.3f / %.2f; placebo %.3f / %.3f\n", fr[i].name, fr[i].precision, fr[i].recall,
+               fr[i].fa100k, fr[i].placebo_precision, fr[i].placebo_recall);
 
+    if (g_quality_only) {
+        int64_t t0 = tf_mono_us();
+        tf_anomaly *qa;
+        size_t qn = detect_all(&d, &qa);
+        free(qa);
+        double rps = (double)d.n / ((double)(tf_mono_us() - t0) / 1e6);
+        printf("detect (quality only): %.0f trades/s through watermark + rules (%zu anomalies), precision %.2f, recall %.2f, false alarms per 100k %.2f, worst flow %s\n",
+               rps, qn, minp, minr, maxfa, worst);
+        dataset_free(&d);
+        return 0;
+    }
     printf("== 2. throughput\n");
     encoded e;
     encode_all(&d, &e);
@@ -622,7 +984,7 @@ int main(int argc, char **argv)
 
     printf("== 3. SSE delivery with %d clients\n", g_clients);
     double p99 = bench_sse();
-    printf("detect: %.0f trades/s, precision %.2f, recall %.2f, false alarms per 100k %.1f, sse p99 %.1f ms\n", proc,
-           sc.min_precision, sc.min_recall, fa100k, p99);
+    printf("detect: %.0f trades/s, precision %.2f, recall %.2f, false alarms per 100k %.2f, worst flow %s, sse p99 %.1f ms\n",
+           proc, minp, minr, maxfa, worst, p99);
     return 0;
 }

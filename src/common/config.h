@@ -75,6 +75,7 @@ typedef struct tf_config {
     char gen_tickers[1024];     /* comma list; "" = defaults */
     int64_t gen_seed;
     double gen_anomalies;       /* anomaly probability per trade */
+    char gen_model[16];         /* "gbm" | "realistic" */
     /* [cdc] */
     int cdc_enabled;
     char cdc_slot[64];
@@ -129,6 +130,11 @@ typedef struct tf_config {
     int process_vwap_trades;
     int process_warmup;            /* samples before a rule may fire */
     double process_cooldown_s;     /* per (ticker, type), event time */
+    double process_spike_fa;       /* calibrated false alarms per 100k trades, per rule */
+    double process_rapid_fa;
+    double process_volume_fa;
+    double process_volume_median_multiple; /* a print of this many medians always fires */
+    double process_upgrade_ratio;  /* fires within a cool-down when this much more severe */
     int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */
     int process_store;             /* write anomalies to PostgreSQL */
     /* [signals] (process/signals.h) */

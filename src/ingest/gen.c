@@ -19,11 +19,28 @@
  * on log(size), which no z-score rule could separate from a real volume
  * spike. The buy share leans with the last return (momentum).
  *
+ * Realistic model (generator.model = realistic). Innovations are
+ * Student-t(4) scaled to unit variance, times a GARCH(1,1) volatility
+ * h' = w + a e^2 + b h per trade (a 0.06, b 0.92: clusters over ~50 trades,
+ * long-run sd = sigma); the buy/sell lean, the reversion to the reference
+ * and the tick rounding are as in gbm. Which ticker trades next is drawn
+ * from weights: a static log-normal weight per ticker (sd 0.8 in log: busy
+ * and slow tickers) times a U-shaped activity curve over a compressed
+ * session of GEN_SESSION_S seconds of event time (1.8x at open and close,
+ * 0.3x at midday), each ticker at its own phase. Sizes are log-normal with a
+ * per-ticker sigma in 0.5..0.9. Anomalies are the same shapes, sized
+ * against the ticker's CURRENT volatility sqrt(h) so they stand out from
+ * fat-tailed, clustered noise at the level the detector is calibrated for
+ * (0.2 false alarms per 100k: ~35 sd for a t(4) return):
+ *   PRICE_SPIKE 60..100 sd, OFF_VWAP 100..150 sd, RAPID_MOVE 24 trades
+ *   drifting 100 sd in all, VOLUME_SPIKE 100..300 medians, TRADE_BURST as
+ *   below at the ticker's own current rate; sd = max(current, long-run).
+ *
  * Anomalies (ground truth, designed together with src/process/rules.c so the
  * five kinds are distinct):
- *   PRICE_SPIKE   the path jumps by 14..22 sigma at one trade and STAYS there
+ *   PRICE_SPIKE   the path jumps by 25..40 sigma at one trade and STAYS there
  *                 (the following trades continue from the new level);
- *   OFF_VWAP      one print 45..65 sigma away from the path/VWAP; the path is
+ *   OFF_VWAP      one print 60..90 sigma away from the path/VWAP; the path is
  *                 untouched, so the ticker's next trade is back on it;
  *   RAPID_MOVE    the ticker's next 24 trades drift 60 sigma in total (2.5
  *                 sigma per trade plus the normal noise): no single return is
@@ -53,9 +70,21 @@
 #define GEN_GAP_US (15 * 1000000LL)
 #define GEN_RAPID_STEPS 24
 #define GEN_RAPID_TOTAL 60.0  /* sigmas over the whole move */
+#define GEN_RAPID_TOTAL_REAL 100.0 /* realistic: t(4) steps and clusters need more */
 #define GEN_BURST_MIN 32
 #define GEN_BURST_MAX 512
 #define GEN_MAX_DEBT 64.0
+#define GEN_SESSION_S 600.0   /* realistic: one activity cycle, event seconds */
+#define GARCH_A 0.06
+#define GARCH_B 0.92
+
+int tf_gen_model_from_name(const char *s)
+{
+    if (!s) return -1;
+    if (strcmp(s, "gbm") == 0) return TF_GEN_GBM;
+    if (strcmp(s, "realistic") == 0) return TF_GEN_REALISTIC;
+    return -1;
+}
 
 /* ---- default universe ---------------------------------------------------- */
 
@@ -201,6 +230,15 @@ static double rng_normal(rng *r)
     return u * m;
 }
 
+/* Student-t(4) with unit variance: z / sqrt(chi2_4 / 4) has variance 2. */
+static double rng_t4(rng *r)
+{
+    double u1 = rng_unif(r), u2 = rng_unif(r);
+    double chi = -2.0 * log((1.0 - u1) * (1.0 - u2));
+    if (chi < 1e-12) chi = 1e-12;
+    return rng_normal(r) / sqrt(chi / 4.0) * M_SQRT1_2;
+}
+
 /* ---- generator state ------------------------------------------------------ */
 
 enum { SCN_NONE = -1 };
@@ -215,6 +253,9 @@ typedef struct gen_ticker {
     double qty_mu;    /* log-normal size parameters (shares) */
     double qty_sigma;
     double last_r;
+    double h;         /* realistic: GARCH variance of the next innovation */
+    double wbase;     /* realistic: static activity weight ... */
+    double phase;     /* ... and the phase of its session curve */
     int64_t ntrades;
     int64_t first_us;
     int64_t quiet_trades; /* no anomaly before ntrades reaches this */
@@ -231,6 +272,9 @@ struct tf_gen {
     gen_ticker *t;
     int nt;
     double rate;
+    int model;
+    double *cumw;       /* realistic: cumulative ticker weights of this batch */
+    double *lam_t;      /* realistic: trades per second per ticker, this batch */
     unsigned mask;
     int ntypes_allowed;
     int types_allowed[TF_ANOM_NTYPES];
@@ -347,6 +391,23 @@ tf_gen *tf_gen_new(const tf_gen_opts *o, char *errbuf, size_t errlen)
             ticker_init(&g->t[i], defaults[i].ticker, defaults[i].market, defaults[i].price, &g->r);
         }
     }
+    if (o->model != TF_GEN_GBM && o->model != TF_GEN_REALISTIC) {
+        snprintf(errbuf, errlen, "unknown generator model %d", o->model);
+        goto err;
+    }
+    g->model = o->model;
+    if (g->model == TF_GEN_REALISTIC) {
+        g->cumw = calloc((size_t)g->nt, sizeof *g->cumw);
+        g->lam_t = calloc((size_t)g->nt, sizeof *g->lam_t);
+        if (!g->cumw || !g->lam_t) goto oom;
+        for (int i = 0; i < g->nt; i++) {
+            gen_ticker *t = &g->t[i];
+            t->h = t->sigma * t->sigma;
+            t->wbase = exp(0.8 * rng_normal(&g->r));
+            t->phase = rng_unif(&g->r);
+            t->qty_sigma = 0.5 + 0.4 * rng_unif(&g->r);
+        }
+    }
     g->rate = o->anomaly_rate;
     g->mask = o->anomaly_mask ? o->anomaly_mask : (1u << TF_ANOM_NTYPES) - 1;
     for (int k = 0; k < TF_ANOM_NTYPES; k++)
@@ -364,6 +425,8 @@ void tf_gen_free(tf_gen *g)
 {
     if (!g) return;
     free(g->t);
+    free(g->cumw);
+    free(g->lam_t);
     free(g);
 }
 
@@ -379,12 +442,56 @@ static int64_t round_to_tick(const char *market, double price)
     return q > 0 ? q : tick;
 }
 
-/* One normal step of the path. Returns the increment. */
+/* One step of the path: a normal increment (gbm) or a t(4) one with GARCH
+ * volatility (realistic). Returns the increment. */
 static double path_step(tf_gen *g, gen_ticker *t)
 {
-    double r = -t->theta * (t->x - t->x0) + t->sigma * rng_normal(&g->r);
+    double e;
+    if (g->model == TF_GEN_REALISTIC) {
+        e = sqrt(t->h) * rng_t4(&g->r);
+        double s2 = t->sigma * t->sigma;
+        t->h = s2 * (1.0 - GARCH_A - GARCH_B) + GARCH_A * e * e + GARCH_B * t->h;
+        if (t->h > 9.0 * s2) t->h = 9.0 * s2; /* clusters up to 3x the long-run sd, no runaway from one t(4) draw */
+    } else {
+        e = t->sigma * rng_normal(&g->r);
+    }
+    double r = -t->theta * (t->x - t->x0) + e;
     t->x += r;
     return r;
+}
+
+/* What injected anomalies are sized by: the per-trade sd (realistic: the
+ * larger of the current GARCH sd and the long-run one, so an event in a calm
+ * spell still stands out from the ticker's usual noise). */
+static double sd_now(const tf_gen *g, const gen_ticker *t)
+{
+    if (g->model != TF_GEN_REALISTIC) return t->sigma;
+    double h = sqrt(t->h);
+    return h > t->sigma ? h : t->sigma;
+}
+
+/* Realistic: the U-shaped activity of a ticker at event time us. */
+static double activity(const gen_ticker *t, int64_t us)
+{
+    double u = (double)us / 1e6 / GEN_SESSION_S + t->phase;
+    u -= floor(u);
+    double d = 2.0 * u - 1.0; /* -1 at open, 0 midday, 1 at close */
+    return 0.3 + 1.5 * d * d;
+}
+
+/* Draws the next trading ticker: uniform (gbm) or by this batch's weights. */
+static gen_ticker *pick_ticker(tf_gen *g)
+{
+    if (g->nt == 1) return &g->t[0];
+    if (g->model != TF_GEN_REALISTIC) return &g->t[rng_below(&g->r, (uint32_t)g->nt)];
+    double u = rng_unif(&g->r) * g->cumw[g->nt - 1];
+    int lo = 0, hi = g->nt - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (g->cumw[mid] > u) hi = mid;
+        else lo = mid + 1;
+    }
+    return &g->t[lo];
 }
 
 static int64_t draw_qty(tf_gen *g, gen_ticker *t, double z_extra)
@@ -436,9 +543,10 @@ static tf_gen_label *new_label(tf_anomaly_type type, gen_ticker *t, int64_t us, 
 
 /* Burst size for the ticker's observed rate: several times the noise of a
  * 200 ms trade count (what the detector's default tumbling window sees). */
-static int burst_size(const tf_gen *g)
+static int burst_size(const tf_gen *g, const gen_ticker *t)
 {
-    double mu = g->lam_ewma * 0.2;
+    double lam = g->model == TF_GEN_REALISTIC ? g->lam_t[t - g->t] : g->lam_ewma;
+    double mu = lam * 0.2;
     double sd = mu > 1.0 ? sqrt(mu) : 1.0;
     double b = 1.6 * (mu + 8.0 * sd);
     int n = (int)ceil(b);
@@ -471,6 +579,19 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
     double lam = (double)n / span_s / (double)g->nt;
     g->lam_ewma = g->lam_ewma == 0.0 ? lam : 0.8 * g->lam_ewma + 0.2 * lam;
     double span = (double)(end_us - start_us);
+    if (g->model == TF_GEN_REALISTIC) {
+        double acc = 0;
+        int64_t mid = start_us + (end_us - start_us) / 2;
+        for (int k = 0; k < g->nt; k++) {
+            double w = g->t[k].wbase * activity(&g->t[k], mid);
+            acc += w;
+            g->cumw[k] = acc;
+        }
+        for (int k = 0; k < g->nt; k++) {
+            double w = g->cumw[k] - (k ? g->cumw[k - 1] : 0);
+            g->lam_t[k] = (double)n / span_s * w / acc;
+        }
+    }
 
     for (size_t i = 0; i < n; i++) {
         int64_t us = start_us + (int64_t)(span * (double)i / (double)n);
@@ -483,7 +604,7 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
             if (--g->burst_left == 0) quiet_after(t, bus);
             continue;
         }
-        gen_ticker *t = &g->t[g->nt == 1 ? 0 : rng_below(&g->r, (uint32_t)g->nt)];
+        gen_ticker *t = pick_ticker(g);
 
         /* Continue a rapid move. */
         if (t->scn == TF_ANOM_RAPID_MOVE) {
@@ -518,7 +639,9 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
         switch (type) {
         case TF_ANOM_PRICE_SPIKE: {
             double r = path_step(g, t);
-            double jump = sign * (14.0 + 8.0 * rng_unif(&g->r)) * t->sigma;
+            double jump = sign * (g->model == TF_GEN_REALISTIC ? 60.0 + 40.0 * rng_unif(&g->r)
+                                                                : 25.0 + 15.0 * rng_unif(&g->r)) *
+                          sd_now(g, t);
             t->x += jump;
             emit(g, t, &out[i], t->x, draw_qty(g, t, 0), us, r + jump);
             quiet_after(t, us);
@@ -526,20 +649,25 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
         }
         case TF_ANOM_OFF_VWAP: {
             double r = path_step(g, t);
-            double off = sign * (45.0 + 20.0 * rng_unif(&g->r)) * t->sigma;
+            double off = sign * (g->model == TF_GEN_REALISTIC ? 100.0 + 50.0 * rng_unif(&g->r)
+                                                               : 60.0 + 30.0 * rng_unif(&g->r)) *
+                         sd_now(g, t);
             emit(g, t, &out[i], t->x + off, draw_qty(g, t, 0), us, r);
             quiet_after(t, us);
             break;
         }
         case TF_ANOM_VOLUME_SPIKE: {
             double r = path_step(g, t);
-            emit(g, t, &out[i], t->x, draw_qty(g, t, 9.0 + 2.0 * rng_unif(&g->r)), us, r);
+            double zq = g->model == TF_GEN_REALISTIC ? log(100.0 + 200.0 * rng_unif(&g->r)) / t->qty_sigma
+                                                     : 9.0 + 2.0 * rng_unif(&g->r);
+            emit(g, t, &out[i], t->x, draw_qty(g, t, zq), us, r);
             quiet_after(t, us);
             break;
         }
         case TF_ANOM_RAPID_MOVE: {
             t->scn = TF_ANOM_RAPID_MOVE;
-            t->scn_step = sign * GEN_RAPID_TOTAL / GEN_RAPID_STEPS * t->sigma;
+            t->scn_step = sign * (g->model == TF_GEN_REALISTIC ? GEN_RAPID_TOTAL_REAL : GEN_RAPID_TOTAL) /
+                          GEN_RAPID_STEPS * sd_now(g, t);
             t->scn_left = GEN_RAPID_STEPS - 1;
             t->scn_label = (int64_t)(l - labels);
             t->scn_batch = g->batch;
@@ -549,7 +677,7 @@ size_t tf_gen_fill(tf_gen *g, tf_trade *out, size_t n, int64_t start_us, int64_t
             break;
         }
         case TF_ANOM_TRADE_BURST: {
-            int b = burst_size(g);
+            int b = burst_size(g, t);
             double r = path_step(g, t);
             emit(g, t, &out[i], t->x, draw_qty(g, t, 0), us, r);
             g->burst_left = b - 1;

@@ -1,8 +1,13 @@
 /*
  * gen.h - the synthetic market: the "mocked data source" of the design.
  *
- * Per ticker, prices follow geometric Brownian motion rounded to the
- * market's tick size; trade sizes are heavy-tailed (Pareto-like, in lots);
+ * Two models. gbm: per ticker, prices follow geometric Brownian motion
+ * rounded to the market's tick size; trade sizes are log-normal;
+ * realistic: Student-t(4) innovations with GARCH(1,1) volatility
+ * clustering, an activity curve per ticker (busy and slow tickers whose
+ * rates swing through a U-shaped session), log-normal sizes with a spread
+ * per ticker (sigma 0.5..0.9), tick rounding; see gen.c for the sizes of
+ * the injected anomalies in each model;
  * buy/sell mix drifts with recent returns; several markets (KOSPI, KOSDAQ,
  * NASDAQ, NYSE) with sensible default tickers. Fully deterministic for a
  * given seed and parameters (no wall clock inside: the caller supplies the
@@ -31,7 +36,12 @@ typedef struct tf_gen_opts {
     int ntickers;                /* 0 = all defaults */
     double anomaly_rate;         /* probability per trade, 0..0.1 */
     unsigned anomaly_mask;       /* bit per tf_anomaly_type; 0 = all types */
+    int model;                   /* TF_GEN_GBM (0, the zero default) or TF_GEN_REALISTIC */
 } tf_gen_opts;
+
+enum { TF_GEN_GBM = 0, TF_GEN_REALISTIC = 1 };
+/* "gbm" | "realistic" -> the model, -1 if unknown. */
+int tf_gen_model_from_name(const char *s);
 
 typedef struct tf_gen tf_gen;
 

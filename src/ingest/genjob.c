@@ -61,6 +61,7 @@ tf_genjob_opts tf_genjob_opts_from_config(const tf_config *cfg)
     o.tickers = cfg->gen_tickers;
     o.seed = (uint64_t)cfg->gen_seed;
     o.anomalies = cfg->gen_anomalies;
+    o.model = tf_gen_model_from_name(cfg->gen_model) == TF_GEN_GBM ? TF_GEN_GBM : TF_GEN_REALISTIC;
     o.batch_size = cfg->storage_batch_size;
     o.partitions_ahead = cfg->storage_partitions_ahead;
     o.retention_days = cfg->storage_retention_days;
@@ -447,6 +448,7 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
     go.tickers = j->ntickers ? j->tickers : NULL;
     go.ntickers = j->ntickers;
     go.anomaly_rate = o->anomalies;
+    go.model = o->model;
     char gerr[256];
     j->gen = tf_gen_new(&go, gerr, sizeof gerr);
     if (!j->gen) {

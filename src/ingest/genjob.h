@@ -50,6 +50,7 @@ typedef struct tf_genjob_opts {
     const char *tickers;      /* comma list (copied); NULL or "" = default universe */
     uint64_t seed;
     double anomalies;         /* probability per trade, 0..0.1 */
+    int model;                /* TF_GEN_GBM | TF_GEN_REALISTIC (generator.model) */
     int batch_size;           /* rows per COPY transaction, 1..1,000,000 */
     int retry;                /* 1: on connection loss back off and retry forever
                                * (tickflow run); 0: stop with the error */

@@ -3,13 +3,13 @@
  * what each rule means; the generator (tickflow generate) injects exactly
  * these shapes).
  *
- * Per ticker we keep sliding windows (process/window.h) of: returns (for
- * the spike z-score and the rapid-move noise level), log quantities, the
- * price*quantity / quantity pairs of the rolling VWAP, the relative distance
- * of each price from that VWAP, and the counts of past burst windows; plus a
- * small ring of cumulative "ordinary" log returns for the rapid-move scan.
- * Everything is O(1) per trade except the rapid-move scan (at most
- * RAPID_RING lags).
+ * Per ticker we keep: an EWMA of |return| (the robust scale), sliding
+ * windows (process/window.h) of the VWAP pairs, the relative distance of
+ * each price from that VWAP and the counts of past burst windows; a running
+ * median of log size; three tail calibrators (see rules.h, "Calibration");
+ * and 64 time buckets of the price path for the rapid-move scan. O(1) per
+ * trade except the rapid-move scan (at most RAPID_NB buckets); logarithms
+ * only on the 2.5 % of samples beyond a calibrator's anchor.
  */
 #include "process/rules.h"
 
@@ -21,18 +21,31 @@
 #include "common/util.h"
 #include "process/window.h"
 
-#define RAPID_RING 64
-#define RAPID_MIN_LAG 3
+#define RAPID_NB 64      /* time buckets over rapid_window_s */
+#define RAPID_MIN_LAG 3  /* trades: fewer is a jump, not a move */
+#define CAL_P0 0.025     /* the calibrators' anchor: the 97.5 % quantile */
+#define CAL_ETA 0.001    /* anchor step (log units) per sample below it */
+#define CAL_K0 20.0      /* weight of the fixed prior in the pool, in exceedances */
+#define CAL_KT 200.0     /* weight of the pool in a ticker's shape, in exceedances */
+#define CAL_MEM 400.0    /* the Hill mean's memory, in exceedances */
+#define SCALE_LAMBDA 0.02 /* EWMA of |return|: ~50 trades, follows clustered volatility */
+#define SCALE_CLIP 6.0
+#define GAP_FACTOR 20.0  /* a pause of this many typical intervals is a reopening */   /* |return| enters the scale clipped at this many scales */
 #define BURST_MAX_IDS TF_ANOMALY_MAX_IDS
 
 void tf_rules_cfg_defaults(tf_rules_cfg *c)
 {
     c->spike_k = 6.0;
+    c->spike_fa = 0.2;
+    c->rapid_fa = 0.2;
+    c->volume_fa = 0.2;
+    c->volume_median_multiple = 50;
+    c->upgrade_ratio = 2.0;
     c->spike_window_s = 60;
     c->rapid_pct = 0.5;
     c->rapid_z = 7.0;
     c->rapid_window_s = 30;
-    c->volume_k = 6.0;
+    c->volume_k = 6.0; /* now a multiple of the median */
     c->volume_window_s = 300;
     c->burst_k = 8.0;
     c->burst_window_ms = 200;
@@ -51,6 +64,11 @@ void tf_rules_cfg_from_config(tf_rules_cfg *c, const tf_config *cfg)
 {
     tf_rules_cfg_defaults(c);
     c->spike_k = cfg->process_spike_k;
+    c->spike_fa = cfg->process_spike_fa;
+    c->rapid_fa = cfg->process_rapid_fa;
+    c->volume_fa = cfg->process_volume_fa;
+    c->volume_median_multiple = cfg->process_volume_median_multiple;
+    c->upgrade_ratio = cfg->process_upgrade_ratio;
     c->spike_window_s = cfg->process_spike_window_s;
     c->rapid_pct = cfg->process_rapid_pct;
     c->rapid_z = cfg->process_rapid_z;
@@ -76,26 +94,66 @@ void tf_anomaly_make_id(char out[32], int64_t trade_id, tf_anomaly_type type)
 
 /* ---- per-ticker state ----------------------------------------------------- */
 
-typedef struct rapid_pt {
-    int64_t t;
-    double cum;
-    int64_t id;
-} rapid_pt;
+/* A peaks-over-threshold tail estimate of one statistic (rules.h). */
+typedef struct tail_cal {
+    double q0;      /* anchor: tracks the CAL_P0 upper quantile */
+    double m1, m2;  /* means of log(x / q0) and its square over exceedances */
+    double nexc;    /* exceedances seen */
+    double m1p, m2p; /* fixed priors for m1, m2 (of the pool) */
+    double rmax;    /* the current run of exceedances: its maximum, ... */
+    double q0_run;  /* ... the anchor and threshold when it began ... */
+    double rthr;
+    int run;        /* ... whether one is open, ... */
+    int below;      /* ... and samples since it was last above that anchor */
+    int gap;        /* samples below the anchor that end a run */
+    int expo;       /* shape fixed at 0 (exponential tail), see cal_thr */
+} tail_cal;
+
+/* The tail shape pooled over all tickers for one rule: a ticker's own m1,
+ * m2 are shrunk towards it (and it towards the fixed prior), so a ticker
+ * with few exceedances borrows the shape its peers show once standardised
+ * (by their own scale and anchor) instead of a worst-case prior. */
+typedef struct tail_pool {
+    double m1, m2, n;
+    double samples; /* samples fed (for the rate of runs) */
+} tail_pool;
+#define POOL_MEM 5000.0
+
+/* One time bucket of the price path (rapid move). */
+typedef struct rbucket {
+    int64_t b;            /* bucket index (event time / width) */
+    double cum_end;       /* cumulative log return after its last trade */
+    int64_t cnt_end;      /* trades on the path after its last trade */
+    double up, dn;        /* its largest up step and largest down step (> 0) */
+    double scale_end;     /* the return scale after its last trade */
+    int64_t first_id, first_t, last_t;
+} rbucket;
 
 typedef struct tstate {
     char ticker[TF_TICKER_MAX];
     char market[TF_MARKET_MAX];
     int has_ref;
     int64_t ref_price;   /* price of the last trade on the path (returns are vs this) */
-    tf_win ret, lq, vwap, dev, bhist;
-    /* rapid move: cumulative ordinary returns of the last trades */
+    tf_win vwap, dev, bhist;
+    /* robust scale of returns */
+    double scale;
+    int64_t nret;
+    double dt_ewma;     /* typical time between trades on the path, us */
+    int64_t last_us;    /* event time of the last trade on the path */
+    /* sizes: running median of log quantity */
+    double lmed, med;
+    int64_t nq;
+    tail_cal cal_spike, cal_rapid, cal_vol;
+    /* rapid move: the path in time buckets */
     double cum;
-    rapid_pt rr[RAPID_RING];
-    int rr_head, rr_n;
+    int64_t cnt;
+    rbucket rb[RAPID_NB];
+    int rb_head, rb_n;
+    int64_t rapid_from_b; /* spans start at or after this bucket (after an alarm) */
     /* an outlier print waiting for the next trade to tell jump from print */
     int pend;
     tf_trade pend_tr;
-    double pend_r, pend_z, pend_sd, pend_mean;
+    double pend_r, pend_z, pend_thr, pend_sd;
     int64_t pend_n;
     int pend_dok;                 /* far from VWAP */
     double pend_d, pend_dthr, pend_dmean, pend_dsd;
@@ -106,7 +164,8 @@ typedef struct tstate {
     int bcount, bfired, nbids;
     int64_t bfirst_us;
     int64_t bids[BURST_MAX_IDS];
-    int64_t cool[TF_ANOM_NTYPES]; /* no alert of that type before this event time */
+    int64_t cool[TF_ANOM_NTYPES]; /* no alert of that type before this event time ... */
+    double cool_q[TF_ANOM_NTYPES]; /* ... unless upgrade_ratio times this value / threshold */
 } tstate;
 
 struct tf_rules {
@@ -116,8 +175,119 @@ struct tf_rules {
     tf_rules_stats st;
     int64_t bw_us;  /* burst window */
     int bhist_cap;
-    double sqrt_lag[RAPID_RING];
+    int64_t rb_us;   /* rapid-move bucket width */
+    double lr_spike, lr_rapid, lr_vol; /* log(CAL_P0 / p) per rule */
+    double cal_up, cal_down;           /* anchor steps (factors) */
+    tail_pool pool_spike, pool_rapid, pool_vol;
 };
+
+static void cal_init(tail_cal *c, double q0, double m1p, double m2p, int gap, int expo)
+{
+    memset(c, 0, sizeof *c);
+    c->q0 = q0;
+    c->m1 = c->m1p = m1p;
+    c->m2 = c->m2p = m2p;
+    c->gap = gap;
+    c->expo = expo;
+}
+
+/* The tail quantile for log(CAL_P0 / p) = lr from the moment estimator of
+ * Dekkers, Einmahl and de Haan: shape g = m1 + 1 - 1/(2 (1 - m1^2 / m2)),
+ * scale a = q0 m1 (1 - min(g, 0)), quantile q0 + a ((e^(g lr) - 1) / g).
+ * Unlike the Hill / Weissman estimate it also fits light tails (g <= 0:
+ * Gaussian log sizes, sums of many steps) instead of overstating them.
+ * m1, m2 are shrunk to the priors while there are few exceedances, and the
+ * result gets a CAL_SAFETY margin (simulated at 2e-6: the estimate falls
+ * 8 % short for Gaussian and 14 % for Student-t(4) tails). Frozen during a
+ * run (cal_add).
+ * With expo set (RAPID_MOVE: a maximum of sums of many steps, light-tailed
+ * by the central limit theorem, and its exceedances come in few long runs,
+ * too few to estimate a shape from) the shape is taken as 0 and only the
+ * anchor and m1 are estimated: q0 (1 + m1 lr'), where lr' uses the rate of
+ * runs per sample (pooled) instead of CAL_P0, as m1 is of the runs' maxima. */
+#define CAL_SAFETY 1.15
+static double q0run_of(const tail_cal *c) { return c->run ? c->q0_run : c->q0; }
+#define CAL_TRIM 6.0
+#define CAL_TRIM_EXPO 2.5 /* an exponential tail from q0 ~3.5 is ~1e-5 there */
+static double cal_thr(const tail_cal *c, const tail_pool *pl, double lr)
+{
+    double wp = pl->n + CAL_K0;
+    double p1 = (pl->n * pl->m1 + CAL_K0 * c->m1p) / wp, p2 = (pl->n * pl->m2 + CAL_K0 * c->m2p) / wp;
+    double w = c->nexc + CAL_KT;
+    double m1 = (c->nexc * c->m1 + CAL_KT * p1) / w, m2 = (c->nexc * c->m2 + CAL_KT * p2) / w;
+    if (c->expo) {
+        /* the runs' maxima have this tail; runs come at a rate (per sample)
+         * below CAL_P0 when exceedances cluster: the extremal index */
+        double rate = pl->samples > 0 && pl->n > CAL_K0 ? pl->n / pl->samples : CAL_P0;
+        if (rate > CAL_P0) rate = CAL_P0;
+        double lrc = lr + 0.5 * log(rate / CAL_P0); /* half: the runs of clustered volatility are not independent either */
+        if (lrc < 1.0) lrc = 1.0;
+        return CAL_SAFETY * q0run_of(c) * (1.0 + m1 * lrc);
+    }
+    double d = 1.0 - m1 * m1 / m2;
+    double g = m1 + 1.0 - 0.5 / (d > 0.05 ? d : 0.05);
+    if (g < -0.5) g = -0.5;
+    if (g > 0.8) g = 0.8;
+    double q0 = c->run ? c->q0_run : c->q0;
+    double a = q0 * m1 * (1.0 - (g < 0 ? g : 0));
+    double ex = fabs(g) > 1e-6 ? expm1(g * lr) / g : lr;
+    return CAL_SAFETY * (q0 + a * ex);
+}
+
+/* Feeds one sample; thr is the current threshold (alarms do not fatten
+ * the tail they are judged against). The anchor
+ * follows every sample. Exceedances are declustered: a run of samples above
+ * q0 (one drift seen at every trade of it), ended by `gap` samples below the
+ * anchor it began at, enters the tail means as one exceedance, its maximum,
+ * when it ends, and while it lasts the threshold stays what it was when the
+ * run began, so an event is judged against the tail from before it.
+ * (Cluster maxima share the marginal's tail index; the alarm rate per trade
+ * is the marginal exceedance rate times the extremal index, <= 1.) */
+static void cal_add(const tf_rules *r, tail_cal *c, tail_pool *pl, double x, double thr)
+{
+    pl->samples += 1.0;
+    if (x > c->q0) c->q0 *= r->cal_up;
+    else c->q0 *= r->cal_down;
+    if (c->run) {
+        if (x > c->q0_run) {
+            if (x > c->rmax) c->rmax = x;
+            c->below = 0;
+            return;
+        }
+        if (++c->below < c->gap) return;
+        c->run = 0;
+        /* runs that reached the threshold (alarms) or 6 anchors (beyond
+         * any tail we calibrate for: contamination) stay out of the
+         * estimate: the moment estimator is sensitive to outliers */
+        if (c->rmax >= c->rthr || c->rmax > (c->expo ? CAL_TRIM_EXPO : CAL_TRIM) * c->q0_run) return;
+        double l = log(c->rmax / c->q0_run);
+        c->nexc += 1.0;
+        double w = c->nexc < CAL_MEM ? 1.0 / c->nexc : 1.0 / CAL_MEM;
+        c->m1 += w * (l - c->m1);
+        c->m2 += w * (l * l - c->m2);
+        pl->n += 1.0;
+        w = pl->n < POOL_MEM ? 1.0 / pl->n : 1.0 / POOL_MEM;
+        pl->m1 += w * (l - pl->m1);
+        pl->m2 += w * (l * l - pl->m2);
+        return;
+    }
+    if (x > c->q0 / r->cal_up) { /* above the anchor before this sample's step */
+        c->run = 1;
+        c->below = 0;
+        c->q0_run = c->q0 / r->cal_up;
+        c->rmax = x;
+        c->rthr = thr;
+        if (c->gap <= 0) c->run = 0;
+    }
+}
+
+static double log_ratio(double fa_per_100k)
+{
+    double p = fa_per_100k / 1e5;
+    if (!(p > 0)) p = 1e-12;
+    if (p > CAL_P0 / 2) p = CAL_P0 / 2;
+    return log(CAL_P0 / p);
+}
 
 static uint64_t hash_ticker(const char *s)
 {
@@ -129,8 +299,6 @@ static uint64_t hash_ticker(const char *s)
 static void tstate_free(tstate *s)
 {
     if (!s) return;
-    tf_win_free(&s->ret);
-    tf_win_free(&s->lq);
     tf_win_free(&s->vwap);
     tf_win_free(&s->dev);
     tf_win_free(&s->bhist);
@@ -146,15 +314,19 @@ static tstate *tstate_new(const tf_rules *r, const tf_trade *t)
     memcpy(s->market, t->market, sizeof s->market);
     s->market[TF_MARKET_MAX - 1] = 0;
     const tf_rules_cfg *c = &r->c;
-    if (tf_win_init(&s->ret, c->max_samples, (int64_t)(c->spike_window_s * 1e6)) ||
-        tf_win_init(&s->lq, c->max_samples, (int64_t)(c->volume_window_s * 1e6)) ||
-        tf_win_init(&s->vwap, c->vwap_trades, (int64_t)(c->vwap_window_s * 1e6)) ||
+    if (tf_win_init(&s->vwap, c->vwap_trades, (int64_t)(c->vwap_window_s * 1e6)) ||
         tf_win_init(&s->dev, c->max_samples, (int64_t)(c->vwap_window_s * 1e6)) ||
         tf_win_init(&s->bhist, r->bhist_cap, (int64_t)(c->burst_history_s * 1e6))) {
         tstate_free(s);
         return NULL;
     }
     for (int k = 0; k < TF_ANOM_NTYPES; k++) s->cool[k] = INT64_MIN;
+    s->rapid_from_b = INT64_MIN;
+    /* anchors and priors: heavier than most data, so a ticker starts
+     * conservative and learns its own tail */
+    cal_init(&s->cal_spike, 3.8, 0.36, 0.26, 1, 0); /* Student-t(3): shape ~0.35 */
+    cal_init(&s->cal_rapid, 3.5, 0.12, 0.03, 32, 1); /* sums of steps; autocorrelated */
+    cal_init(&s->cal_vol, 5.0, 0.3, 0.18, 1, 0);
     return s;
 }
 
@@ -168,7 +340,14 @@ tf_rules *tf_rules_new(const tf_rules_cfg *c)
     if (r->c.burst_window_ms < 1) r->c.burst_window_ms = 1;
     if (r->c.warmup < 2) r->c.warmup = 2;
     r->bw_us = (int64_t)r->c.burst_window_ms * 1000;
-    for (int i = 0; i < RAPID_RING; i++) r->sqrt_lag[i] = sqrt((double)i);
+    if (r->c.rapid_window_s < 0.064) r->c.rapid_window_s = 0.064;
+    r->rb_us = (int64_t)(r->c.rapid_window_s * 1e6 / (RAPID_NB - 1));
+    r->lr_spike = log_ratio(r->c.spike_fa);
+    r->lr_rapid = log_ratio(r->c.rapid_fa);
+    r->lr_vol = log_ratio(r->c.volume_fa);
+    r->cal_down = exp(-CAL_ETA);
+    r->cal_up = exp(CAL_ETA * (1 - CAL_P0) / CAL_P0);
+    if (r->c.upgrade_ratio < 1) r->c.upgrade_ratio = 1;
     double hb = r->c.burst_history_s * 1000.0 / r->c.burst_window_ms;
     r->bhist_cap = hb < 4 ? 4 : hb > 100000 ? 100000 : (int)hb;
     r->cap = 64;
@@ -253,11 +432,19 @@ static void emit(emit_ctx *e, tf_anomaly_type type, int64_t event_us, int64_t id
                  double sd, int64_t n, const int64_t *ids, int nids)
 {
     tstate *s = e->s;
+    double q = thr > 0 ? value / thr : 1.0;
     if (event_us < s->cool[type]) {
-        e->r->st.suppressed_cooldown++;
-        return;
+        /* point events only: a drift or a burst that keeps growing is still
+         * the event that started the cool-down */
+        int point = type == TF_ANOM_PRICE_SPIKE || type == TF_ANOM_VOLUME_SPIKE || type == TF_ANOM_OFF_VWAP;
+        if (!point || q < e->r->c.upgrade_ratio * s->cool_q[type]) {
+            e->r->st.suppressed_cooldown++;
+            return;
+        }
+        e->r->st.upgraded++; /* much more severe than what started the cool-down */
     }
     s->cool[type] = event_us + (int64_t)(e->r->c.cooldown_s * 1e6);
+    s->cool_q[type] = q;
     if (e->n >= e->max) return;
     tf_anomaly *a = &e->out[e->n++];
     memset(a, 0, sizeof *a);
@@ -324,30 +511,57 @@ static void rule_burst(emit_ctx *e, const tf_trade *t, int late)
     }
 }
 
+/* Sizes against the ticker's own distribution: x = quantity / running
+ * median (the median of log size by stochastic approximation: steps of
+ * 1/n, then 0.02 in log units), tail-calibrated, between volume_k and
+ * volume_median_multiple medians. */
 static void rule_volume(emit_ctx *e, const tf_trade *t)
 {
+    tf_rules *r = e->r;
     tstate *s = e->s;
-    double lq = log(t->quantity > 1 ? (double)t->quantity : 1.0);
-    if (tf_win_count(&s->lq) >= e->r->c.warmup) {
-        double mean = tf_win_mean(&s->lq), sd = tf_win_sd(&s->lq);
-        if (sd < 0.05) sd = 0.05;
-        double z = (lq - mean) / sd;
-        if (z >= e->r->c.volume_k) {
-            emit(e, TF_ANOM_VOLUME_SPIKE, t->event_us, t->id, "log_quantity_zscore", z,
-                 e->r->c.volume_k, e->r->c.volume_window_s, mean, sd, tf_win_count(&s->lq), &t->id, 1);
+    double q = t->quantity > 1 ? (double)t->quantity : 1.0;
+    if (s->nq == 0) {
+        s->lmed = log(q);
+        s->med = q;
+        s->nq = 1;
+        return;
+    }
+    double x = q / s->med, thr = 0;
+    if (s->nq >= r->c.warmup && x > s->cal_vol.q0) {
+        thr = cal_thr(&s->cal_vol, &r->pool_vol, r->lr_vol);
+        if (thr > r->c.volume_median_multiple) thr = r->c.volume_median_multiple;
+        if (thr < r->c.volume_k) thr = r->c.volume_k;
+        if (x >= thr) {
+            emit(e, TF_ANOM_VOLUME_SPIKE, t->event_us, t->id, "quantity_median_multiple", x, thr,
+                 r->c.volume_window_s, s->lmed, s->cal_vol.q0, s->nq, &t->id, 1);
             return; /* kept out of the baseline */
         }
     }
-    tf_win_push(&s->lq, t->event_us, lq, 1);
+    cal_add(r, &s->cal_vol, &r->pool_vol, x, thr > 0 ? thr : 1e300);
+    double step = s->nq < 50 ? 1.0 / (double)s->nq : 0.02;
+    if (x > 1.0) s->lmed += step;
+    else if (x < 1.0) s->lmed -= step;
+    s->med = exp(s->lmed);
+    s->nq++;
 }
 
-/* sd of returns with a floor of half a tick, so a quiet, tick-bound price
- * does not turn every one-tick move into a spike */
-static double ret_sd(const tstate *s, int64_t price_e4)
+/* the robust scale with a floor of half a tick, so a quiet, tick-bound
+ * price does not turn every one-tick move into a spike */
+static double ret_scale(const tstate *s, int64_t price_e4)
 {
-    double sd = tf_win_sd(&s->ret);
     double floor = 0.5 * (double)tf_tick_size_e4(s->market, price_e4) / (double)price_e4;
-    return sd > floor ? sd : floor;
+    return s->scale > floor ? s->scale : floor;
+}
+
+static void scale_add(tstate *s, double ret)
+{
+    double a = fabs(ret);
+    /* clipped once the scale means something (a first return of 0 must not
+     * pin it at 0) */
+    if (s->nret >= 20 && s->scale > 0 && a > SCALE_CLIP * s->scale) a = SCALE_CLIP * s->scale;
+    s->nret++;
+    double w = s->nret < 50 ? 1.0 / (double)s->nret : SCALE_LAMBDA;
+    s->scale += w * (a - s->scale);
 }
 
 static void vwap_add(tstate *s, const tf_trade *t)
@@ -360,39 +574,89 @@ static void vwap_add(tstate *s, const tf_trade *t)
     tf_win_push(&s->vwap, t->event_us, p * q, q);
 }
 
-static void rule_rapid(emit_ctx *e, const tf_trade *t, double sd)
+/* Adds one step of the path (a trade that is now the reference price) to
+ * the time buckets. */
+static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret)
+{
+    s->cum += ret;
+    s->cnt++;
+    int64_t b = tf_floor_div(t->event_us, r->rb_us);
+    rbucket *cur = s->rb_n ? &s->rb[(s->rb_head + s->rb_n - 1) % RAPID_NB] : NULL;
+    if (!cur || b > cur->b) {
+        if (s->rb_n < RAPID_NB) s->rb_n++;
+        else s->rb_head = (s->rb_head + 1) % RAPID_NB;
+        cur = &s->rb[(s->rb_head + s->rb_n - 1) % RAPID_NB];
+        cur->b = b;
+        cur->up = cur->dn = 0;
+        cur->first_id = t->id;
+        cur->first_t = t->event_us;
+    }
+    cur->cum_end = s->cum;
+    cur->scale_end = s->scale;
+    cur->cnt_end = s->cnt;
+    cur->last_t = t->event_us;
+    if (ret > cur->up) cur->up = ret;
+    if (-ret > cur->dn) cur->dn = -ret;
+}
+
+/* The move from the end of each older bucket to now, less its largest
+ * step in the move's direction, in units of scale * sqrt(trades); the
+ * largest over the window is the statistic (calibrated per ticker). The
+ * scale is the one before the span began: a drift must not raise the
+ * noise level it is measured against. floor: the scale's tick floor. */
+static void rule_rapid(emit_ctx *e, const tf_trade *t, double floor)
 {
     tf_rules *r = e->r;
     tstate *s = e->s;
-    int64_t oldest = t->event_us - (int64_t)(r->c.rapid_window_s * 1e6);
+    if (s->rb_n < 2) return;
+    int64_t oldest = tf_floor_div(t->event_us, r->rb_us) - (RAPID_NB - 1);
+    int last = (s->rb_head + s->rb_n - 1) % RAPID_NB;
+    double up = s->rb[last].up, dn = s->rb[last].dn;
+    /* ... but not below 0.6 of the current scale: a volatility cluster that
+     * starts inside the span is noise, not a move (a drift's own steps raise
+     * the current scale less than 1 / 0.6) */
+    double now_floor = 0.6 * s->scale > floor ? 0.6 * s->scale : floor;
+    double best_z = 0, best_mv = 0, scale = now_floor;
     int best = -1;
-    double best_z = 0, best_pct = 0;
-    int last = (s->rr_head + s->rr_n - 1) % RAPID_RING;
-    /* cheap test first (|move| vs z * sd * sqrt(lag), from a table); the
-     * percentage only for the few lags that pass */
-    double zsd = r->c.rapid_z * sd;
-    for (int lag = RAPID_MIN_LAG; lag < s->rr_n; lag++) {
-        int j = (last - lag + RAPID_RING) % RAPID_RING;
-        if (s->rr[j].t < oldest) break;
-        double mv = fabs(s->cum - s->rr[j].cum);
-        if (mv < zsd * r->sqrt_lag[lag]) continue;
-        double z = mv / (sd * r->sqrt_lag[lag]);
-        if (z <= best_z) continue;
-        double pct = fabs(expm1(s->cum - s->rr[j].cum)) * 100.0;
-        if (pct >= r->c.rapid_pct) {
-            best = lag;
-            best_z = z;
-            best_pct = pct;
+    for (int k = 1; k < s->rb_n; k++) {
+        int j = (last - k + RAPID_NB) % RAPID_NB;
+        const rbucket *bj = &s->rb[j];
+        if (bj->b < oldest || bj->b < s->rapid_from_b) break;
+        double mv = s->cum - bj->cum_end;
+        int64_t n = s->cnt - bj->cnt_end;
+        if (n >= RAPID_MIN_LAG) {
+            double resid = mv > 0 ? mv - up : -mv - dn;
+            double sc = bj->scale_end > now_floor ? bj->scale_end : now_floor;
+            if (resid > best_z * sc * sqrt((double)n)) {
+                best_z = resid / (sc * sqrt((double)n));
+                scale = sc;
+                best_mv = mv;
+                best = j;
+            }
+        }
+        /* bucket j's steps are inside the next, longer span */
+        if (bj->up > up) up = bj->up;
+        if (bj->dn > dn) dn = bj->dn;
+    }
+    double x = best_z > 1e-3 ? best_z : 1e-3, thr = 0;
+    if (x > s->cal_rapid.q0) {
+        thr = cal_thr(&s->cal_rapid, &r->pool_rapid, r->lr_rapid);
+        if (thr < r->c.rapid_z) thr = r->c.rapid_z;
+        double pct = fabs(expm1(best_mv)) * 100.0;
+        if (x >= thr && pct >= r->c.rapid_pct) {
+            const rbucket *bj = &s->rb[best], *bf = &s->rb[(best + 1) % RAPID_NB];
+            int64_t ids[2] = {bf->first_id, t->id};
+            /* value and threshold in the same unit (scale * sqrt(n)) so the
+             * severity compares like with like; the percentage is the window */
+            double pthr = pct * thr / x > r->c.rapid_pct ? pct * thr / x : r->c.rapid_pct;
+            emit(e, TF_ANOM_RAPID_MOVE, bf->first_t, t->id, "move_pct", pct, pthr,
+                 (double)(t->event_us - bj->last_t) / 1e6, 0, scale, s->cnt - bj->cnt_end, ids, 2);
+            /* a reported move is not reported again once the cool-down ends:
+             * later spans start after it */
+            s->rapid_from_b = s->rb[last].b;
         }
     }
-    if (best < 0) return;
-    int j = (last - best + RAPID_RING) % RAPID_RING, first = (j + 1) % RAPID_RING;
-    double thr = expm1(r->c.rapid_z * sd * r->sqrt_lag[best]) * 100.0;
-    if (thr < r->c.rapid_pct) thr = r->c.rapid_pct;
-    int64_t ids[2] = {s->rr[first].id, t->id};
-    emit(e, TF_ANOM_RAPID_MOVE, s->rr[first].t, t->id, "move_pct", best_pct, thr,
-         (double)(t->event_us - s->rr[j].t) / 1e6, tf_win_mean(&s->ret), sd, tf_win_count(&s->ret),
-         ids, 2);
+    cal_add(r, &s->cal_rapid, &r->pool_rapid, x, thr > 0 ? thr : 1e300);
 }
 
 /* Decides a pending outlier print with the trade that follows it. */
@@ -402,15 +666,16 @@ static void resolve_pending(emit_ctx *e, const tf_trade *t)
     tstate *s = e->s;
     const tf_trade *p = &s->pend_tr;
     double back = log((double)t->price_e4 / (double)s->ref_price);
-    int reverted = fabs(back) < 0.5 * fabs(s->pend_r) && fabs(back) < r->c.spike_k * s->pend_sd;
+    int reverted = fabs(back) < 0.5 * fabs(s->pend_r) && fabs(back) < s->pend_thr * s->pend_sd;
     if (reverted && s->pend_dok) {
         emit(e, TF_ANOM_OFF_VWAP, p->event_us, p->id, "vwap_deviation_pct", fabs(s->pend_d) * 100.0,
              s->pend_dthr * 100.0, r->c.vwap_window_s, s->pend_dmean * 100.0, s->pend_dsd * 100.0,
              s->pend_dn, &p->id, 1);
     } else {
-        emit(e, TF_ANOM_PRICE_SPIKE, p->event_us, p->id, "return_zscore", s->pend_z, r->c.spike_k,
-             r->c.spike_window_s, s->pend_mean, s->pend_sd, s->pend_n, &p->id, 1);
+        emit(e, TF_ANOM_PRICE_SPIKE, p->event_us, p->id, "return_zscore", s->pend_z, s->pend_thr,
+             r->c.spike_window_s, 0, s->pend_sd, s->pend_n, &p->id, 1);
         if (!reverted) { /* a jump: the new level is the path now */
+            path_add(r, s, p, s->pend_r);
             s->ref_price = p->price_e4;
             vwap_add(s, p);
         }
@@ -425,50 +690,60 @@ static void rule_price(emit_ctx *e, const tf_trade *t)
     if (!s->has_ref) {
         s->has_ref = 1;
         s->ref_price = t->price_e4;
+        s->last_us = t->event_us;
         vwap_add(s, t);
         return;
     }
     if (s->pend) resolve_pending(e, t);
     double ret = log((double)t->price_e4 / (double)s->ref_price);
-    int warm = tf_win_count(&s->ret) >= r->c.warmup;
-    double sd = ret_sd(s, t->price_e4), mean = tf_win_mean(&s->ret);
-    if (warm) {
-        double z = fabs(ret - mean) / sd;
-        if (z >= r->c.spike_k) {
+    int warm = s->nret >= r->c.warmup;
+    double scale = ret_scale(s, t->price_e4);
+    double x = fabs(ret) / scale, thr = 0;
+    /* a return across a pause of more than GAP_FACTOR typical intervals (a
+     * market reopening, a weekend in replayed bars) is judged against the
+     * scale grown by sqrt(pause / interval), as for a random walk; ordinary
+     * flows (Poisson arrivals: e^-20) never get there */
+    double dt = (double)(t->event_us - s->last_us);
+    if (s->dt_ewma > 0 && dt > GAP_FACTOR * s->dt_ewma) x /= sqrt(dt / s->dt_ewma);
+    if (warm && x > s->cal_spike.q0) {
+        thr = cal_thr(&s->cal_spike, &r->pool_spike, r->lr_spike);
+        if (thr < r->c.spike_k) thr = r->c.spike_k;
+        if (x >= thr) {
             s->pend = 1;
             s->pend_tr = *t;
             s->pend_r = ret;
-            s->pend_z = z;
-            s->pend_sd = sd;
-            s->pend_mean = mean;
-            s->pend_n = tf_win_count(&s->ret);
+            s->pend_z = x;
+            s->pend_thr = thr;
+            s->pend_sd = scale;
+            s->pend_n = s->nret;
             s->pend_dok = 0;
             if (tf_win_count(&s->dev) >= r->c.warmup && tf_win_count(&s->vwap) > 0) {
                 double vw = tf_win_wmean(&s->vwap);
                 double d = ((double)t->price_e4 / TF_PRICE_SCALE - vw) / vw;
                 double dm = tf_win_mean(&s->dev), dsd = tf_win_sd(&s->dev);
                 double rms = sqrt(dm * dm + dsd * dsd);
-                double thr = r->c.vwap_k * rms;
-                if (thr < r->c.vwap_pct / 100.0) thr = r->c.vwap_pct / 100.0;
+                double dthr = r->c.vwap_k * rms;
+                if (dthr < r->c.vwap_pct / 100.0) dthr = r->c.vwap_pct / 100.0;
                 s->pend_d = d;
-                s->pend_dthr = thr;
+                s->pend_dthr = dthr;
                 s->pend_dmean = dm;
                 s->pend_dsd = dsd;
                 s->pend_dn = tf_win_count(&s->dev);
-                s->pend_dok = fabs(d) >= thr;
+                s->pend_dok = fabs(d) >= dthr;
             }
-            return; /* nothing of this print enters a baseline until it is decided */
+            cal_add(r, &s->cal_spike, &r->pool_spike, x, thr);
+            return; /* nothing of this print enters the path until it is decided */
         }
     }
-    tf_win_push(&s->ret, t->event_us, ret, 1);
-    s->cum += ret;
-    int slot = s->rr_n < RAPID_RING ? (s->rr_head + s->rr_n++) % RAPID_RING
-                                    : (s->rr_head = (s->rr_head + 1) % RAPID_RING,
-                                       (s->rr_head + RAPID_RING - 1) % RAPID_RING);
-    s->rr[slot].t = t->event_us;
-    s->rr[slot].cum = s->cum;
-    s->rr[slot].id = t->id;
-    if (warm) rule_rapid(e, t, ret_sd(s, t->price_e4));
+    cal_add(r, &s->cal_spike, &r->pool_spike, x, thr > 0 ? thr : 1e300);
+    scale_add(s, ret);
+    if (s->nret > 1) {
+        double d = dt < 10.0 * s->dt_ewma || s->dt_ewma == 0 ? dt : 10.0 * s->dt_ewma;
+        s->dt_ewma += (s->nret < 50 ? 1.0 / (double)s->nret : SCALE_LAMBDA) * (d - s->dt_ewma);
+    }
+    s->last_us = t->event_us;
+    path_add(r, s, t, ret);
+    if (warm) rule_rapid(e, t, 0.5 * (double)tf_tick_size_e4(s->market, t->price_e4) / (double)t->price_e4);
     vwap_add(s, t);
     s->ref_price = t->price_e4;
 }

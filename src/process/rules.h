@@ -3,30 +3,55 @@
  * trades in (event-time order, from the watermark), anomalies out; no I/O,
  * no threads, no wall clock (the caller passes detected_at).
  *
- *   PRICE_SPIKE   return vs the previous trade beyond spike_k standard
- *                 deviations of returns over a sliding window, and the next
- *                 trade holds the new level (a jump).
+ *   PRICE_SPIKE   |return| vs the previous trade, in units of the ticker's
+ *                 robust scale (an EWMA of |return|), beyond a threshold
+ *                 calibrated from the ticker's own tail (see "Calibration"),
+ *                 and the next trade holds the new level (a jump).
  *   OFF_VWAP      an isolated print: a trade whose return is an outlier as
  *                 above, far from the rolling VWAP (beyond vwap_k sd of the
  *                 price's usual distance from VWAP and vwap_pct percent), and
  *                 whose next trade is back near the price before it. A print
  *                 that reverts but is not far from VWAP is a PRICE_SPIKE.
  *                 (So both wait for the ticker's next trade to decide.)
- *   RAPID_MOVE    the price moved beyond rapid_pct percent within
- *                 rapid_window_s through ordinary-sized steps (outlier returns
- *                 are excluded, those are spikes), and the move is beyond
- *                 rapid_z times what the return sd allows for that many
- *                 trades (sd * sqrt(n)).
- *   VOLUME_SPIKE  one trade's log quantity beyond volume_k sd above its
- *                 rolling mean (sizes are heavy-tailed, log makes them
- *                 near-normal).
+ *   RAPID_MOVE    over any span of event time up to rapid_window_s (kept as
+ *                 64 time buckets), the move of the price path, less its
+ *                 single largest step in the move's direction (so one jump
+ *                 is a spike, not a move, while a drift made of large steps
+ *                 still counts), beyond rapid_pct percent and beyond a
+ *                 calibrated threshold on move / (scale * sqrt(trades)).
+ *   VOLUME_SPIKE  one trade's quantity as a multiple of the ticker's running
+ *                 median size, beyond the calibrated threshold, capped at
+ *                 volume_median_multiple (so a print of that many medians
+ *                 fires whatever the size spread) and at least volume_k.
  *   TRADE_BURST   trades in the current tumbling window of burst_window_ms
  *                 beyond mean + burst_k * max(sd, sqrt(mean), 1) of the
  *                 previous windows' counts (empty windows included) and at
  *                 least burst_min_trades; fires as soon as the count crosses.
+ *                 (Counts of a short window are light-tailed and the window
+ *                 is in time already, so this one is not tail-calibrated.)
+ *
+ * Calibration (PRICE_SPIKE, RAPID_MOVE, VOLUME_SPIKE): each rule's
+ * statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
+ * anchor q0 tracks the 97.5 % quantile of x (stochastic approximation), the
+ * Hill estimate h of the tail index (mean of log(x / q0) over the
+ * exceedances) gives a Pareto tail P(x > y) = 0.025 (y / q0)^(-1/h), and the
+ * threshold is the y where that tail equals the configured false-alarm rate
+ * per trade (process.<rule>.false_alarms_per_100k / 1e5): the Weissman
+ * quantile q0 * (0.025 / p)^h. Assumptions: x is standardised enough to be
+ * stationary over the estimator's memory (thousands of trades), its tail
+ * beyond q0 is Pareto-like (true for Student-t returns; for light tails Hill
+ * overstates h, so the threshold is conservative), and alarms are rare
+ * enough not to shape the tail (an alarm's own x enters clipped at the
+ * threshold). Until a ticker has many exceedances, h is shrunk towards a
+ * heavy-tailed prior (conservative). spike_k and rapid_z are floors of the
+ * thresholds (in scale units), for degenerate, tick-bound data.
  *
  * No rule fires before its baseline has `warmup` samples; after a ticker and
- * type fired, the same (ticker, type) is quiet for cooldown_s of event time.
+ * type fired, the same (ticker, type) is quiet for cooldown_s of event time
+ * unless an event at least upgrade_ratio times as severe (value / threshold)
+ * comes: that one fires (its own severity) and restarts the cool-down (for
+ * the point events PRICE_SPIKE, OFF_VWAP, VOLUME_SPIKE; a move or burst that
+ * keeps growing is the same event).
  * Anomalous samples are kept out of the baselines. Severity is from
  * value / threshold: >= 2 high, >= 1.4 medium, else low.
  *
@@ -45,12 +70,17 @@
 #include "event/anomaly.h"
 
 typedef struct tf_rules_cfg {
-    double spike_k;          /* return z-score */
+    double spike_k;          /* floor of the spike threshold, in scale units */
+    double spike_fa;         /* false alarms per 100k trades, per rule ... */
+    double rapid_fa;
+    double volume_fa;
+    double volume_median_multiple; /* a print this many medians always fires */
+    double upgrade_ratio;    /* fires within a cool-down when this much more severe */
     double spike_window_s;
     double rapid_pct;
     double rapid_z;
     double rapid_window_s;
-    double volume_k;
+    double volume_k;         /* floor: multiple of the median size */
     double volume_window_s;
     double burst_k;
     int burst_window_ms;
@@ -99,7 +129,7 @@ int tf_anomaly_json(const tf_anomaly *a, char *buf, size_t cap);
 typedef struct tf_rules tf_rules;
 
 typedef struct tf_rules_stats {
-    int64_t trades, late, suppressed_cooldown, tickers;
+    int64_t trades, late, suppressed_cooldown, upgraded, tickers;
     int64_t by_type[TF_ANOM_NTYPES];
 } tf_rules_stats;
 

@@ -202,7 +202,7 @@ def test_live_event_and_evidence(c):
     c.eq(d["ticker"], "AAPL", "ticker")
     c.eq(d["market_code"], "NASDAQ", "market")
     c.eq(d["evidence"]["trade_ids"], [spike_id], "evidence trade id is the injected trade")
-    c.eq(d["evidence"]["metric"], "log_quantity_zscore", "metric")
+    c.eq(d["evidence"]["metric"], "quantity_median_multiple", "metric")
     c.check(d["evidence"]["value"] > d["evidence"]["threshold"] >= 6, "value beyond threshold", d["evidence"])
     c.check(d["evidence"]["baseline"]["samples"] >= 50, "baseline samples", d["evidence"])
     c.eq(d["severity"], "high", "severity")
@@ -210,7 +210,7 @@ def test_live_event_and_evidence(c):
     c.check(d["id"].startswith("a-") and len(d["id"]) >= 14, "id format", d["id"])
     # stored with the same id and body
     row = p.pg.sql("SELECT id, type, ticker, evidence->>'metric' FROM stock_anomalies")
-    c.eq(row, [[d["id"], "VOLUME_SPIKE", "AAPL", "log_quantity_zscore"]], "stored row")
+    c.eq(row, [[d["id"], "VOLUME_SPIKE", "AAPL", "quantity_median_multiple"]], "stored row")
     st, body = http_json("GET", p.url("/api/v1/stock/anomalies?ticker=AAPL&type=VOLUME_SPIKE"))
     c.eq(st, 200, "list status")
     c.eq(body["count"], 1, "list count")

@@ -350,8 +350,95 @@ static void test_anomalies(void)
     free(tr);
 }
 
+/* generator.model = realistic: fat tails (excess kurtosis of the per-ticker
+ * returns far above the gbm model's), volatility clusters (|return| is
+ * autocorrelated), busy and slow tickers, every label still present; the
+ * model name parses; the same seed gives the same trades. */
+static double kurt_and_acf(const tf_trade *tr, size_t n, const char *tk, double *acf)
+{
+    double *r = malloc(n * sizeof *r);
+    size_t m = 0;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(tr[i].ticker, tk) != 0) continue;
+        if (prev) r[m++] = log((double)tr[i].price_e4 / (double)prev);
+        prev = tr[i].price_e4;
+    }
+    double s2 = 0, s4 = 0, ma = 0;
+    for (size_t i = 0; i < m; i++) {
+        s2 += r[i] * r[i];
+        s4 += r[i] * r[i] * r[i] * r[i];
+        ma += fabs(r[i]);
+    }
+    s2 /= (double)m;
+    s4 /= (double)m;
+    ma /= (double)m;
+    double c0 = 0, c1 = 0;
+    for (size_t i = 0; i + 1 < m; i++) {
+        double a = fabs(r[i]) - ma, b = fabs(r[i + 1]) - ma;
+        c0 += a * a;
+        c1 += a * b;
+    }
+    *acf = c1 / c0;
+    free(r);
+    return s4 / (s2 * s2) - 3.0;
+}
+
+static void test_realistic(void)
+{
+    TF_EQ_INT(tf_gen_model_from_name("gbm"), TF_GEN_GBM);
+    TF_EQ_INT(tf_gen_model_from_name("realistic"), TF_GEN_REALISTIC);
+    TF_EQ_INT(tf_gen_model_from_name("brownian"), -1);
+    char err[256];
+    tf_gen_opts bad = {.seed = 1, .model = 7};
+    TF_CHECK(tf_gen_new(&bad, err, sizeof err) == NULL);
+    size_t n = 400000;
+    tf_trade *tr[2];
+    tf_gen_label *lb[2];
+    size_t nl[2];
+    for (int m = 0; m < 2; m++) {
+        /* AVGO: a high-priced ticker, so tick rounding does not dominate */
+        tf_gen_opts o = {.seed = 5, .ntickers = 0, .anomaly_rate = 0, .model = m};
+        TF_EQ_INT(tf_gen_run(&o, n, 10000, T0, 1000, &tr[m], &lb[m], &nl[m], err, sizeof err), 0);
+    }
+    double acf_g, acf_r;
+    double kg = kurt_and_acf(tr[0], n, "AVGO", &acf_g), kr = kurt_and_acf(tr[1], n, "AVGO", &acf_r);
+    fprintf(stderr, "AVGO excess kurtosis gbm %.2f realistic %.2f; acf(|r|) gbm %.3f realistic %.3f\n", kg, kr,
+            acf_g, acf_r);
+    TF_CHECK(kr > 3.0 && kr > kg + 2.0);
+    TF_CHECK(acf_r > 0.05 && acf_r > acf_g + 0.04);
+    /* busy and slow tickers */
+    int cnt[64] = {0}, nd = tf_gen_default_count();
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < nd && k < 64; k++)
+            if (strcmp(tr[1][i].ticker, tf_gen_default_ticker(k, NULL)) == 0) cnt[k]++;
+    int lo = cnt[0], hi = cnt[0];
+    for (int k = 1; k < nd && k < 64; k++) {
+        if (cnt[k] < lo) lo = cnt[k];
+        if (cnt[k] > hi) hi = cnt[k];
+    }
+    TF_CHECK(hi > 4 * lo);
+    for (int m = 0; m < 2; m++) {
+        free(tr[m]);
+        free(lb[m]);
+    }
+    /* labels are present in the data, as for gbm */
+    tf_gen_opts o = {.seed = 9, .ntickers = 20, .anomaly_rate = 0.002, .model = TF_GEN_REALISTIC};
+    tf_trade *t;
+    tf_gen_label *l;
+    size_t k;
+    TF_EQ_INT(tf_gen_run(&o, 200000, 10000, T0, 400, &t, &l, &k, err, sizeof err), 0);
+    int types[TF_ANOM_NTYPES] = {0};
+    for (size_t i = 0; i < k; i++) types[l[i].type]++;
+    TF_CHECK(k > 200);
+    for (int ty = 0; ty < TF_ANOM_NTYPES; ty++) TF_CHECK(types[ty] > 20);
+    free(t);
+    free(l);
+}
+
 int main(void)
 {
+    test_realistic();
     test_determinism();
     test_universe_and_errors();
     test_statistics();
