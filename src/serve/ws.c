@@ -1082,10 +1082,6 @@ static void on_batch(void *ud, tf_ws_batch *b)
     free(b);
 }
 
-static int post_to_loop(void *post_ud, void (*fn)(void *arg), void *arg)
-{
-    return tf_server_post(post_ud, fn, arg);
-}
 
 /* ---- maintenance: pings, dead peers, hopeless clients ---- */
 
@@ -1316,7 +1312,7 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
         goto err;
     }
     if (bus) {
-        ws->feed = tf_ws_feed_start(bus, m, post_to_loop, s, on_batch, ws, errbuf, errlen);
+        ws->feed = tf_ws_feed_start(bus, m, ws->loop, on_batch, ws, errbuf, errlen);
         if (!ws->feed) goto err;
     }
     return ws;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/tq.h"
 #include "common/util.h"
 #include "event/dbz.h"
 #include "event/dedup.h"
@@ -21,60 +22,39 @@
 /* ---- the consumer thread ---- */
 
 #define BATCH_MAX 512
-#define MAX_INFLIGHT 64
-
-typedef struct shared {
-    atomic_int refs;
-    atomic_int detached;
-    atomic_int inflight;
-    tf_ws_deliver_fn deliver;
-    void *ud;
-} shared;
+#define MAX_INFLIGHT 64 /* batches handed to the loop and not yet run */
 
 struct tf_ws_feed {
     tf_bus_consumer *cons;
     pthread_t th;
     int started;
     atomic_int stop;
-    tf_ws_post_fn post;
-    void *post_ud;
-    shared *sh;
+    tf_tq *q; /* to the loop: the thread blocks on it when the loop is behind */
+    tf_ws_deliver_fn deliver;
+    void *ud;
     tf_idset *recent; /* trade keys already streamed (event/dedup.h) */
     tf_metric *m_dups, *m_missed, *m_bad, *m_in, *m_stale;
     int64_t start_ms;
 };
 
-static void shared_unref(shared *sh)
-{
-    if (atomic_fetch_sub(&sh->refs, 1) == 1) free(sh);
-}
-
+/* On the loop: the batch goes to the WebSocket fan-out, which owns it. */
 static void on_batch(void *arg)
 {
     tf_ws_batch *b = arg;
-    shared *sh = b->feed_;
-    atomic_fetch_sub(&sh->inflight, 1);
-    if (!atomic_load(&sh->detached)) sh->deliver(sh->ud, b);
-    else free(b);
-    shared_unref(sh);
+    tf_ws_feed *f = b->feed_;
+    f->deliver(f->ud, b);
 }
 
+/* Hands b to the loop (ownership moves). When MAX_INFLIGHT batches wait
+ * there, this blocks on the queue's condition until the loop runs some or
+ * the feed stops (then b is dropped); meanwhile the non-durable bus skips
+ * the thread ahead and reports what was missed. */
 static void post_batch(tf_ws_feed *f, tf_ws_batch *b)
 {
-    while (atomic_load(&f->sh->inflight) >= MAX_INFLIGHT && !atomic_load(&f->stop)) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
     b->missed = tf_bus_consumer_missed(f->cons);
     if (f->m_missed && b->missed) tf_metric_add(f->m_missed, b->missed);
-    b->feed_ = f->sh;
-    atomic_fetch_add(&f->sh->refs, 1);
-    atomic_fetch_add(&f->sh->inflight, 1);
-    if (f->post(f->post_ud, on_batch, b) != 0) {
-        atomic_fetch_sub(&f->sh->inflight, 1);
-        atomic_fetch_sub(&f->sh->refs, 1);
-        free(b);
-    }
+    b->feed_ = f;
+    if (tf_tq_post(f->q, on_batch, b, -1) != 0) free(b);
 }
 
 static void *feed_main(void *arg)
@@ -132,33 +112,31 @@ static void *feed_main(void *arg)
             continue;
         }
         if (rc == TF_BUS_ECLOSED) break;
-        struct timespec ts = {0, 50000000}; /* consumer error (logged by the bus): retry */
+        /* a consumer error (logged by the bus): deliberate back-off, then retry */
+        struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
     free(b);
     return NULL;
 }
 
-tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, tf_ws_post_fn post, void *post_ud,
-                             tf_ws_deliver_fn deliver, void *ud, char *errbuf, size_t errlen)
+tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, uv_loop_t *loop, tf_ws_deliver_fn deliver, void *ud,
+                             char *errbuf, size_t errlen)
 {
     tf_ws_feed *f = calloc(1, sizeof *f);
     if (!f) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    f->post = post;
-    f->post_ud = post_ud;
+    f->deliver = deliver;
+    f->ud = ud;
     f->start_ms = tf_now_us() / 1000;
-    f->sh = calloc(1, sizeof *f->sh);
     f->recent = tf_idset_new(RECENT_KEYS);
-    if (!f->sh || !f->recent) {
+    if (!f->recent) {
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
-    atomic_init(&f->sh->refs, 1);
-    f->sh->deliver = deliver;
-    f->sh->ud = ud;
+    if (!(f->q = tf_tq_new(loop, MAX_INFLIGHT, errbuf, errlen))) goto err;
     if (m) {
         f->m_dups = tf_counter(m, "tickflow_ws_duplicates_total", "Replayed trade events dropped by the WebSocket feed", NULL);
         f->m_missed = tf_counter(m, "tickflow_ws_bus_missed_total", "Trade events the WebSocket feed was skipped past (fell behind the bus)", NULL);
@@ -177,7 +155,7 @@ tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, tf_ws_post_fn post, voi
 err:
     tf_bus_consumer_close(f->cons);
     tf_idset_free(f->recent);
-    free(f->sh);
+    tf_tq_close(f->q, free);
     free(f);
     return NULL;
 }
@@ -186,13 +164,14 @@ void tf_ws_feed_stop(tf_ws_feed *f)
 {
     if (!f) return;
     atomic_store(&f->stop, 1);
+    /* first: wakes the thread if it waits for room (its batch is dropped);
+     * batches not yet run are freed without deliver */
+    tf_tq_close(f->q, free);
     if (f->started) {
         tf_bus_consumer_wake(f->cons);
         pthread_join(f->th, NULL);
     }
     tf_bus_consumer_close(f->cons);
     tf_idset_free(f->recent);
-    atomic_store(&f->sh->detached, 1);
-    shared_unref(f->sh);
     free(f);
 }

@@ -3,10 +3,11 @@
  *
  * A consumer thread reads stock.stock_trades (non-durable, every partition,
  * starting at the end: live ticks only), decodes each Debezium envelope into
- * a tf_trade, drops replays, and hands batches to the server loop with
- * tf_server_post (never blocking the loop; the thread itself only waits when
- * the loop has many unprocessed batches, and then the non-durable bus skips
- * it ahead and reports what was missed).
+ * a tf_trade, drops replays, and hands batches to the server loop through
+ * the loop<->thread queue (common/tq.h: never blocking the loop; the thread
+ * itself blocks on the queue's condition when the loop has many unprocessed
+ * batches, and then the non-durable bus skips it ahead and reports what was
+ * missed).
  *
  * Decoding is event/dbz.h's fast decoder (the processor's), keeping inserts
  * only. Replays: CDC delivers at least once, so after a CDC restart the
@@ -22,6 +23,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <uv.h>
 
 #include "bus/bus.h"
 #include "common/metrics.h"
@@ -40,16 +43,16 @@ typedef struct tf_ws_batch {
     tf_ws_item items[];
 } tf_ws_batch;
 
-/* The feed thread. deliver(ud, batch) runs on the loop thread via post(),
- * owning the batch. */
+/* The feed thread. deliver(ud, batch) runs on loop's thread, owning the
+ * batch. Start and stop on the loop thread (the queue's handle lives there). */
 typedef struct tf_ws_feed tf_ws_feed;
-typedef int (*tf_ws_post_fn)(void *post_ud, void (*fn)(void *arg), void *arg);
 typedef void (*tf_ws_deliver_fn)(void *ud, tf_ws_batch *b);
 
-tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, tf_ws_post_fn post, void *post_ud,
-                             tf_ws_deliver_fn deliver, void *ud, char *errbuf, size_t errlen);
+tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, uv_loop_t *loop, tf_ws_deliver_fn deliver, void *ud,
+                             char *errbuf, size_t errlen);
 /* Stops and joins the thread, closes the consumer. Batches already posted
- * but not yet run are freed without calling deliver. Accepts NULL. */
+ * but not yet run are freed without calling deliver; the queue's handle
+ * finishes closing on the loop's next run. Accepts NULL. */
 void tf_ws_feed_stop(tf_ws_feed *f);
 
 #endif
