@@ -114,11 +114,23 @@ double tf_win_wmean(const tf_win *w) { return w->sw > 0 ? w->sx / w->sw : 0.0; }
 
 #define RO_MAX_PARTS 256
 
+/* An announced partition (Kafka assignment): until it sends its first trade
+ * (or goes idle) it holds the watermark back. */
 typedef struct ro_part {
     int32_t part;
     int64_t max_us; /* newest event time seen from this partition */
     int64_t seen;   /* processing clock of its last message */
 } ro_part;
+
+/* A watermark key: one ticker as read from one partition (a ticker lives in
+ * one partition; the pair keeps a ticker read twice, e.g. across a
+ * rebalance, apart). Open addressing on the hash; h == 0 is an empty slot. */
+typedef struct ro_keyst {
+    uint64_t h;
+    int32_t part;
+    int64_t max_us; /* newest event time of this key */
+    int64_t seen;   /* processing clock of its last trade */
+} ro_keyst;
 
 /* The heap orders small keys; the trades themselves sit in a pool (slots
  * recycled through a free list), so sifting moves 32 bytes, not a trade. */
@@ -135,20 +147,32 @@ struct tf_reorder {
     uint32_t *freel;   /* free slots below `used` */
     size_t nfree, used;
     int64_t ooo_us, lateness_us;
-    int64_t max_us;      /* newest event time seen overall */
+    int64_t max_us;      /* newest event time seen overall (quarantined trades excluded) */
     int64_t flushed_us;  /* watermark forced by tf_reorder_flush */
     int64_t wm;          /* current watermark; never moves backwards */
     uint64_t seq;
     ro_part parts[RO_MAX_PARTS];
     int nparts;
+    ro_keyst *keys;      /* keymask + 1 slots */
+    size_t nkeys, keymask;
+    uint64_t min_key;    /* hash of the key that set the watermark last (0: none) */
     int64_t clock, idle_us;
     int backlog;
+    int per_key;         /* tf_reorder_set_key_idle called: one clock per key */
+    int64_t key_idle_us;
+    int64_t wall_us, max_future_us; /* quarantine bound; max_future_us <= 0: off */
 };
 
 tf_reorder *tf_reorder_new(int64_t ooo_us, int64_t lateness_us)
 {
     tf_reorder *r = calloc(1, sizeof *r);
     if (!r) return NULL;
+    r->keys = calloc(64, sizeof *r->keys);
+    if (!r->keys) {
+        free(r);
+        return NULL;
+    }
+    r->keymask = 63;
     r->ooo_us = ooo_us < 0 ? 0 : ooo_us;
     r->lateness_us = lateness_us < 0 ? 0 : lateness_us;
     r->max_us = INT64_MIN;
@@ -163,27 +187,49 @@ void tf_reorder_free(tf_reorder *r)
     free(r->heap);
     free(r->pool);
     free(r->freel);
+    free(r->keys);
     free(r);
 }
 
-/* The watermark is the smallest per-partition "newest event - ooo" over the
- * partitions that are not idle (a partition read more slowly than another
- * must not make its trades late), at least what tf_reorder_flush forced, and
- * never lower than before. */
+static int idle_now(const tf_reorder *r, int64_t seen, int sent)
+{
+    /* idle: silent for idle_us; while the consumer has a backlog only a
+     * source that never sent anything counts as idle (a silent one with
+     * data may just be fetched later than the others) */
+    return r->idle_us > 0 && r->clock - seen > r->idle_us && (!r->backlog || !sent);
+}
+
+/* The watermark is the smallest per-key "newest event - ooo" over the keys
+ * (tickers) that are not idle, held back entirely while an announced
+ * partition has sent nothing, at least what tf_reorder_flush forced, and
+ * never lower than before. So a ticker read ahead of another (or one bad
+ * timestamp within the future bound) only moves its own key, and a quiet
+ * ticker stops holding the others back after idle_us. */
 static void update_wm(tf_reorder *r)
 {
     if (r->max_us == INT64_MIN) return;
     int64_t m = INT64_MAX;
     for (int i = 0; i < r->nparts; i++) {
         const ro_part *p = &r->parts[i];
-        /* idle: silent for idle_us; while the consumer has a backlog only a
-         * partition that never sent anything counts as idle (a silent one
-         * with data may just be fetched later than the others) */
-        if (r->idle_us > 0 && r->clock - p->seen > r->idle_us && (!r->backlog || p->max_us == INT64_MIN)) continue;
+        if (idle_now(r, p->seen, p->max_us != INT64_MIN)) continue;
+        if (p->max_us == INT64_MIN) return; /* an announced partition has not spoken yet */
         if (p->max_us < m) m = p->max_us;
     }
-    if (m == INT64_MAX) m = r->max_us; /* every partition idle */
-    if (m == INT64_MIN) return;        /* an active partition has sent nothing yet */
+    uint64_t mk = 0;
+    if (r->per_key) {
+        /* keys go idle by processing time alone: a ticker absent from a
+         * partition being read has nothing waiting before what was read */
+        for (size_t i = 0; i <= r->keymask; i++) {
+            const ro_keyst *k = &r->keys[i];
+            if (!k->h || r->clock - k->seen > r->key_idle_us) continue;
+            if (k->max_us < m) {
+                m = k->max_us;
+                mk = k->h;
+            }
+        }
+    }
+    if (m == INT64_MAX) m = r->max_us; /* everything idle */
+    r->min_key = mk;
     int64_t wm = m - r->ooo_us;
     if (wm < r->flushed_us) wm = r->flushed_us;
     if (wm > r->wm) r->wm = wm;
@@ -195,6 +241,20 @@ void tf_reorder_set_clock(tf_reorder *r, int64_t now_us, int64_t idle_us, int ba
     r->idle_us = idle_us;
     r->backlog = backlog;
     update_wm(r);
+}
+
+void tf_reorder_set_key_idle(tf_reorder *r, int64_t key_idle_us)
+{
+    r->per_key = 1;
+    r->key_idle_us = key_idle_us > 0 ? key_idle_us : 0;
+    r->min_key = 0;
+    update_wm(r);
+}
+
+void tf_reorder_set_future(tf_reorder *r, int64_t wall_us, int64_t max_future_us)
+{
+    r->wall_us = wall_us;
+    r->max_future_us = max_future_us;
 }
 
 int64_t tf_reorder_watermark(const tf_reorder *r) { return r->wm; }
@@ -254,11 +314,80 @@ void tf_reorder_add_partition(tf_reorder *r, int32_t partition)
     p->seen = r->clock;
 }
 
+static uint64_t key_hash(const char *ticker, int32_t partition)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = ticker; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    h ^= (uint64_t)(uint32_t)partition * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 29;
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static ro_keyst *key_find(const tf_reorder *r, uint64_t h)
+{
+    for (size_t j = h & r->keymask;; j = (j + 1) & r->keymask) {
+        ro_keyst *k = &r->keys[j];
+        if (k->h == h) return k;
+        if (!k->h) return NULL;
+    }
+}
+
+static void key_put(ro_keyst *tab, size_t mask, const ro_keyst *k)
+{
+    size_t j = k->h & mask;
+    while (tab[j].h) j = (j + 1) & mask;
+    tab[j] = *k;
+}
+
+/* The key's state, created (clock = now, nothing seen) when new; NULL when
+ * out of memory. */
+static ro_keyst *key_slot(tf_reorder *r, uint64_t h, int32_t partition)
+{
+    ro_keyst *k = key_find(r, h);
+    if (k) return k;
+    if ((r->nkeys + 1) * 2 > r->keymask + 1) {
+        size_t nm = r->keymask * 2 + 1;
+        ro_keyst *nt = calloc(nm + 1, sizeof *nt);
+        if (!nt) return NULL;
+        for (size_t i = 0; i <= r->keymask; i++)
+            if (r->keys[i].h) key_put(nt, nm, &r->keys[i]);
+        free(r->keys);
+        r->keys = nt;
+        r->keymask = nm;
+    }
+    ro_keyst nk = {.h = h, .part = partition, .max_us = INT64_MIN, .seen = r->clock};
+    key_put(r->keys, r->keymask, &nk);
+    r->nkeys++;
+    return key_find(r, h);
+}
+
+int64_t tf_reorder_key_watermark(const tf_reorder *r, const char *ticker, int32_t partition)
+{
+    const ro_keyst *k = key_find(r, key_hash(ticker, partition));
+    if (!k || k->max_us == INT64_MIN) return INT64_MIN;
+    return k->max_us - r->ooo_us;
+}
+
 int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t offset)
 {
+    /* beyond the processing-time bound: the trade never touches any clock */
+    if (r->max_future_us > 0 && r->wall_us > 0 && t->event_us > r->wall_us + r->max_future_us)
+        return TF_RO_QUARANTINED;
     ro_part *pp = part_slot(r, partition);
     pp->seen = r->clock;
-    int64_t wm = r->wm;
+    uint64_t h = 0;
+    ro_keyst *ks = NULL;
+    int64_t kwm = INT64_MIN;
+    if (r->per_key) {
+        h = key_hash(t->ticker, partition);
+        ks = key_slot(r, h, partition);
+        if (!ks) return TF_RO_ENOMEM;
+        ks->seen = r->clock;
+        if (ks->max_us != INT64_MIN) kwm = ks->max_us - r->ooo_us;
+    }
+    /* late against the ticker's own clock, or against the common watermark
+     * when that ran ahead (this ticker was idle, or a flush) */
+    int64_t wm = t->event_us < kwm ? kwm : r->wm;
     if (wm != INT64_MIN && t->event_us < wm) {
         /* watermark - lateness, computed without overflow */
         if (t->event_us >= wm - r->lateness_us) return TF_RO_LATE;
@@ -291,7 +420,15 @@ int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t
     sift_up(r->heap, r->n++);
     if (t->event_us > r->max_us) r->max_us = t->event_us;
     if (t->event_us > pp->max_us) pp->max_us = t->event_us;
-    update_wm(r);
+    if (!ks) {
+        update_wm(r);
+        return TF_RO_BUFFERED;
+    }
+    int was_new = ks->max_us == INT64_MIN;
+    if (t->event_us > ks->max_us) ks->max_us = t->event_us;
+    /* only the key that holds the minimum (or a first trade) can move it;
+     * idleness is re-evaluated in tf_reorder_set_clock */
+    if (was_new || r->min_key == 0 || r->min_key == h) update_wm(r);
     return TF_RO_BUFFERED;
 }
 
@@ -330,6 +467,23 @@ void tf_reorder_drop_partition(tf_reorder *r, int32_t partition)
             r->parts[i] = r->parts[--r->nparts];
             break;
         }
+    /* its keys go too (rebuilt in place: deleting from open addressing) */
+    ro_keyst *old = r->keys;
+    ro_keyst *nt = calloc(r->keymask + 1, sizeof *nt);
+    if (nt) {
+        r->nkeys = 0;
+        for (size_t i = 0; i <= r->keymask; i++)
+            if (old[i].h && old[i].part != partition) {
+                key_put(nt, r->keymask, &old[i]);
+                r->nkeys++;
+            }
+        r->keys = nt;
+        free(old);
+    } else { /* out of memory: mark them idle instead */
+        for (size_t i = 0; i <= r->keymask; i++)
+            if (old[i].h && old[i].part == partition) old[i].seen = INT64_MIN / 2;
+    }
+    r->min_key = 0;
     update_wm(r);
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++) {

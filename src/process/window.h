@@ -7,15 +7,21 @@
  *               weighted mean. The rules keep their baselines in these.
  *   tf_reorder  event-time ordering with a watermark: trades are held until
  *               the watermark passes them and then released in event-time
- *               order (ties: by trade id, then arrival). The watermark is
- *               per partition "newest event time - out-of-orderness", the
- *               minimum over the partitions that are not idle (as in Flink:
- *               one partition read ahead of another does not make the other's
- *               trades late), and it never moves backwards. A trade that
- *               arrives behind the watermark is LATE: within the allowed
- *               lateness it is handed back at once for the order-independent
- *               rules, beyond it it is refused; both are counted, so nothing
- *               disappears silently.
+ *               order (ties: by trade id, then arrival). Each key (a ticker
+ *               as read from one partition) has its own clock, "newest
+ *               event time - out-of-orderness"; the common watermark that
+ *               releases trades and closes bars is the minimum over the keys
+ *               that are not idle (as in Flink: a ticker read ahead of
+ *               another does not make the other's trades late, a quiet one
+ *               stops holding the others back), and it never moves
+ *               backwards. A trade is LATE when it is behind its own key's
+ *               clock (or the common watermark, if that ran ahead): within
+ *               the allowed lateness it is handed back at once for the
+ *               order-independent rules, beyond it it is refused. A trade
+ *               dated beyond processing time + max_future is QUARANTINED:
+ *               refused without touching any clock, so one bad timestamp
+ *               cannot stop the others. All are counted by the caller, so
+ *               nothing disappears silently.
  *   tf_bars     1-minute (any interval) OHLCV bars per (ticker, market_code)
  *               from the trades the watermark releases, closed when the
  *               watermark passes the minute's end and revised once if trades
@@ -80,6 +86,7 @@ enum {
     TF_RO_BUFFERED = 0,  /* held until the watermark passes it */
     TF_RO_LATE = 1,      /* behind the watermark, within allowed lateness: process it now */
     TF_RO_TOO_LATE = 2,  /* beyond allowed lateness: refused (counted) */
+    TF_RO_QUARANTINED = 3, /* dated beyond wall clock + max_future: refused, moves no clock */
     TF_RO_ENOMEM = -1,
 };
 
@@ -102,6 +109,17 @@ void tf_reorder_flush(tf_reorder *r);
  * trade can be idle (a silent partition with data is just fetched later;
  * letting the others run ahead would make its trades late). */
 void tf_reorder_set_clock(tf_reorder *r, int64_t now_us, int64_t idle_us, int backlog);
+/* Turns on per-key clocks (off by default: one clock per partition, for
+ * callers that feed one ticker or need a single order): a key silent for
+ * key_idle_us of the processing clock stops holding the watermark back. */
+void tf_reorder_set_key_idle(tf_reorder *r, int64_t key_idle_us);
+/* Sets the wall clock (unix us) and the future bound: a trade whose event
+ * time is beyond wall_us + max_future_us is refused as TF_RO_QUARANTINED.
+ * max_future_us <= 0 (the default) or wall_us <= 0: no bound. */
+void tf_reorder_set_future(tf_reorder *r, int64_t wall_us, int64_t max_future_us);
+/* One key's own clock (newest event time - out-of-orderness), INT64_MIN
+ * when it has sent no trade. */
+int64_t tf_reorder_key_watermark(const tf_reorder *r, const char *ticker, int32_t partition);
 /* Announces a partition (Kafka assignment): until it sends a trade or goes
  * idle it holds the watermark back, so its first trades are not late. */
 void tf_reorder_add_partition(tf_reorder *r, int32_t partition);
@@ -110,7 +128,7 @@ int64_t tf_reorder_watermark(const tf_reorder *r);
 size_t tf_reorder_pending(const tf_reorder *r);
 /* Smallest bus offset still buffered for a partition, or -1 if none. */
 int64_t tf_reorder_min_offset(const tf_reorder *r, int32_t partition);
-/* Forgets every buffered trade of the given partitions (rebalance). */
+/* Forgets every buffered trade and key of the given partition (rebalance). */
 void tf_reorder_drop_partition(tf_reorder *r, int32_t partition);
 
 /* ---- bars ---------------------------------------------------------------- */

@@ -221,6 +221,65 @@ static void test_partitions(void)
     tf_reorder_free(r);
 }
 
+static tf_trade trk(int64_t id, const char *tk, int64_t us)
+{
+    tf_trade t = tr(id, us);
+    snprintf(t.ticker, sizeof t.ticker, "%s", tk);
+    return t;
+}
+
+/* Per-ticker clocks: one ticker's outlier moves only its own clock (the
+ * others' trades stay on time), a quiet ticker stops holding the others back
+ * after the key idleness, and a trade beyond wall clock + max_future is
+ * quarantined without moving any clock. */
+static void test_keys(void)
+{
+    tf_reorder *r = tf_reorder_new(1 * SEC, 2 * SEC);
+    tf_reorder_set_clock(r, 0, 0, 0);
+    tf_reorder_set_key_idle(r, 500000);
+    tf_reorder_set_future(r, 100 * SEC, 300 * SEC);
+    tf_trade a = trk(1, "AAPL", 100 * SEC), m = trk(2, "MSFT", 100 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &a, 0, 0), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_push(r, &m, 0, 1), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_watermark(r), 99 * SEC);
+    /* MSFT 200 s ahead (within the future bound): its own clock only */
+    tf_trade mo = trk(3, "MSFT", 300 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &mo, 0, 2), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_watermark(r), 99 * SEC);
+    TF_EQ_INT(tf_reorder_key_watermark(r, "MSFT", 0), 299 * SEC);
+    TF_EQ_INT(tf_reorder_key_watermark(r, "AAPL", 0), 99 * SEC);
+    /* AAPL keeps going, on time: not late against MSFT's outlier */
+    tf_trade a2 = trk(4, "AAPL", 101 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &a2, 0, 3), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_watermark(r), 100 * SEC);
+    /* MSFT's own next trade is late against its own clock */
+    tf_trade m2 = trk(5, "MSFT", 101 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &m2, 0, 4), TF_RO_TOO_LATE);
+    /* quarantined: beyond 100 s + 300 s, touches nothing */
+    tf_trade fut = trk(6, "AAPL", 1800000000LL * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &fut, 0, 5), TF_RO_QUARANTINED);
+    TF_EQ_INT(tf_reorder_key_watermark(r, "AAPL", 0), 100 * SEC);
+    TF_EQ_INT(tf_reorder_watermark(r), 100 * SEC);
+    tf_trade a3 = trk(7, "AAPL", 102 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &a3, 0, 6), TF_RO_BUFFERED);
+    /* a brand-new ticker is not quarantined on a 0 clock... */
+    tf_trade z = trk(8, "ZZZ", 102 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &z, 0, 7), TF_RO_BUFFERED);
+    TF_EQ_INT(tf_reorder_watermark(r), 101 * SEC);
+    /* AAPL and ZZZ quiet for more than the idleness: MSFT alone sets it */
+    tf_reorder_set_clock(r, 1 * SEC, 0, 0);
+    TF_EQ_INT(tf_reorder_watermark(r), 299 * SEC);
+    /* after it, AAPL's next trade near its own clock is late, within lateness
+     * of the common watermark it is accepted, beyond refused */
+    tf_trade a4 = trk(9, "AAPL", 298 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &a4, 0, 8), TF_RO_LATE);
+    tf_ro_item it;
+    int n = 0;
+    while (tf_reorder_pop(r, &it)) n++;
+    TF_EQ_INT(n, 5); /* 1, 2, 4, 7 and 8; MSFT at 300 s is newer than 299 s */
+    TF_EQ_INT((long long)tf_reorder_pending(r), 1);
+    tf_reorder_free(r);
+}
 
 /* ---- 1-minute bars ------------------------------------------------------ */
 
@@ -465,6 +524,7 @@ int main(void)
     test_win();
     test_reorder();
     test_partitions();
+    test_keys();
     test_bars_hand();
     test_bars_random();
     TF_TEST_MAIN_END();
