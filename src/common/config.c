@@ -116,6 +116,8 @@ static const key keys[] = {
     {"process", "volume_median_multiple", T_DBL, F(process_volume_median_multiple), 1, 1e9, "50", NULL, NULL},
     {"process", "upgrade_ratio", T_DBL, F(process_upgrade_ratio), 1, 1000, "2", NULL, NULL},
     {"process", "status_interval_ms", T_INT, F(process_status_interval_ms), 100, 600000, "1000", NULL, NULL},
+    /* trades dated beyond now + this are quarantined (never move a watermark) and refused by the generate API */
+    {"process", "max_future_ms", T_INT, F(process_max_future_ms), 1000, 2000000000, "300000", NULL, NULL},
     {"process", "store", T_BOOL, F(process_store), 0, 1, "true", NULL, NULL},
     {"signals", "rules", T_STR, F(signals_rules), 0, 0, "all", NULL, NULL},
     {"signals", "cooldown_bars", T_INT, F(signals_cooldown_bars), 0, 1000000, "5", NULL, NULL},

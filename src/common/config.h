@@ -136,6 +136,7 @@ typedef struct tf_config {
     double process_volume_median_multiple; /* a print of this many medians always fires */
     double process_upgrade_ratio;  /* fires within a cool-down when this much more severe */
     int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */
+    int process_max_future_ms;     /* event time beyond now + this: quarantined / refused */
     int process_store;             /* write anomalies to PostgreSQL */
     /* [signals] (process/signals.h) */
     char signals_rules[256];       /* enabled rules: "all" or a comma list */

@@ -96,6 +96,9 @@ struct tf_processor {
     tf_metric *m_msgs, *m_trades, *m_dups, *m_bad, *m_late_acc, *m_late_drop, *m_pending, *m_wm_lag,
         *m_lag, *m_stored, *m_store_err;
     tf_metric *m_anom[TF_ANOM_NTYPES];
+    tf_metric *m_quar;
+    int64_t quarantined;     /* trades dated beyond now + process.max_future_ms */
+    int64_t quar_last_id, quar_last_us, last_quar_log;
 };
 
 /* ---- store / publish ------------------------------------------------------- */
@@ -261,14 +264,19 @@ static part_pos *part_of(tf_processor *p, int32_t part)
     return pp;
 }
 
-/* Commits each partition up to just before its oldest trade still held by
- * the watermark; only call with no anomalies pending. */
+/* Commits each partition up to the last message polled: a trade is ours
+ * once it is in our state (the reorder buffer included), so CDC's slot never
+ * waits on event-time windows (a pending future-dated trade used to pin
+ * confirmed_flush_lsn). What the buffer holds at a crash is rebuilt from
+ * PostgreSQL (load_ticker replays each ticker's recent trades on its first
+ * trade after a restart or an assignment, anomalies with the same ids).
+ * Only call with no anomalies pending: those are stored first, so
+ * anomalies stay at-least-once. */
 static void commit_all(tf_processor *p)
 {
     for (int i = 0; i < p->nparts; i++) {
         part_pos *pp = &p->parts[i];
-        int64_t held = tf_reorder_min_offset(p->ro, pp->part);
-        int64_t upto = held >= 0 ? held - 1 : pp->last;
+        int64_t upto = pp->last;
         if (upto > pp->committed) {
             tf_bus_msg m = {0};
             m.topic = TF_TOPIC_TRADES;
@@ -315,6 +323,7 @@ static void drain(tf_processor *p)
 }
 
 static void load_ticker(tf_processor *p, const tf_trade *t);
+static void write_status(tf_processor *p, const char *state);
 
 static void handle_msg(tf_processor *p, const tf_bus_msg *m)
 {
@@ -351,6 +360,27 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
     p->cur.trades++;
     load_ticker(p, &d.tr);
     int r = tf_reorder_push(p->ro, &d.tr, m->partition, m->offset);
+    if (r == TF_RO_QUARANTINED) {
+        /* a far-future timestamp: evaluating it would move the ticker's
+         * clock by months; it is counted, reported in the status row and
+         * logged (once per interval), never evaluated */
+        tf_metric_add(p->m_quar, 1);
+        p->quarantined++;
+        p->quar_last_id = d.tr.id;
+        p->quar_last_us = d.tr.event_us;
+        int64_t now = tf_mono_us();
+        if (now - p->last_quar_log > 1000000) {
+            p->last_quar_log = now;
+            char et[40];
+            tf_fmt_iso_us(d.tr.event_us, et);
+            tf_warn("process", "trade dated beyond now + process.max_future_ms quarantined, not evaluated",
+                    TF_INT("trade_id", (long long)d.tr.id), TF_STR("ticker", d.tr.ticker), TF_STR("event_time", et),
+                    TF_INT("max_future_ms", p->cfg->process_max_future_ms),
+                    TF_INT("quarantined", (long long)p->quarantined));
+        }
+        write_status(p, "running"); /* reported at once, not at the next heartbeat */
+        return;
+    }
     if (r == TF_RO_LATE) {
         tf_metric_add(p->m_late_acc, 1);
         p->cur.late_accepted++;
@@ -456,7 +486,11 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
     tf_rules_reset(p->rules);
     tf_idset *nl = tf_idset_new(1 << 16);
     tf_reorder *nr = tf_reorder_new(p->ooo_us, p->lateness_us);
-    if (nr) tf_reorder_set_clock(nr, tf_mono_us(), p->idle_us > PART_IDLE_MIN_US ? p->idle_us : PART_IDLE_MIN_US, 1);
+    if (nr) {
+        tf_reorder_set_clock(nr, tf_mono_us(), p->idle_us > PART_IDLE_MIN_US ? p->idle_us : PART_IDLE_MIN_US, 1);
+        tf_reorder_set_key_idle(nr, p->idle_us);
+        tf_reorder_set_future(nr, tf_now_us(), (int64_t)p->cfg->process_max_future_ms * 1000);
+    }
     if (nl && nr && tf_reorder_pending(p->ro) == 0) {
         tf_idset_free(p->loaded);
         p->loaded = nl;
@@ -504,6 +538,26 @@ static void write_status(tf_processor *p, const char *state)
         7, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) pg_failed(p, r, "processor status");
     PQclear(r);
+    if (p->quarantined > 0 && p->pg) {
+        /* quarantined trades: a companion row "<instance>/quarantine" (no
+         * schema change; SSE counts only state = 'running' rows as
+         * processors): trades = how many, watermark = event time of the last,
+         * lag_ms = the last one's trade id */
+        char inst[200], cnt[32], lid[32], qt[40];
+        snprintf(inst, sizeof inst, "%s/quarantine", p->instance);
+        snprintf(cnt, sizeof cnt, "%lld", (long long)p->quarantined);
+        snprintf(lid, sizeof lid, "%lld", (long long)p->quar_last_id);
+        tf_fmt_iso_us(p->quar_last_us, qt);
+        const char *qv[4] = {inst, cnt, lid, qt};
+        r = PQexecParams(p->pg,
+                         "INSERT INTO tickflow_processor_status (instance, updated_at, lag_ms, trades, anomalies,"
+                         " late, state, watermark) VALUES ($1, now(), $3, $2, 0, 0, 'quarantined', $4::timestamptz)"
+                         " ON CONFLICT (instance) DO UPDATE SET updated_at = now(), lag_ms = EXCLUDED.lag_ms,"
+                         " trades = EXCLUDED.trades, state = EXCLUDED.state, watermark = EXCLUDED.watermark",
+                         4, NULL, qv, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) pg_failed(p, r, "processor quarantine status");
+        PQclear(r);
+    }
 }
 
 /* ---- the thread ------------------------------------------------------------ */
@@ -535,6 +589,7 @@ static void *run(void *arg)
             p->backlog = tf_bus_consumer_lag(p->cons) > 0; /* -1 = unknown: treat as caught up */
         }
         tf_reorder_set_clock(p->ro, t, p->idle_us > PART_IDLE_MIN_US ? p->idle_us : PART_IDLE_MIN_US, p->backlog);
+        tf_reorder_set_future(p->ro, tf_now_us(), (int64_t)p->cfg->process_max_future_ms * 1000);
         int blocked = p->npend >= MAX_PENDING || (p->npend > 0 && p->store && !pg_ready(p));
         int polled = 0;
         while (!blocked && polled < POLL_BURST && !atomic_load(&p->stop)) {
@@ -619,6 +674,12 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     p->ooo_us = ooo;
     p->lateness_us = (int64_t)cfg->process_allowed_lateness_ms * 1000;
     p->ro = tf_reorder_new(ooo, p->lateness_us);
+    if (p->ro) {
+        /* one clock per ticker: a quiet ticker holds the others back for at
+         * most the idle time, an outlier moves only its own clock */
+        tf_reorder_set_key_idle(p->ro, p->idle_us);
+        tf_reorder_set_future(p->ro, tf_now_us(), (int64_t)cfg->process_max_future_ms * 1000);
+    }
     p->ids = tf_idset_new(IDSET_CAP);
     p->loaded = tf_idset_new(1 << 16);
     if (p->o.on_bar) p->bars = tf_bars_new(60000, p->lateness_us, on_bar, p);
@@ -642,6 +703,8 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     p->m_lag = tf_gauge(m, "tickflow_process_lag_ms", "Processor behind the bus head (commit time of the trade in hand)", NULL);
     p->m_stored = tf_counter(m, "tickflow_process_anomalies_stored_total", "Anomaly rows inserted", NULL);
     p->m_store_err = tf_counter(m, "tickflow_process_store_errors_total", "Failed anomaly inserts", NULL);
+    p->m_quar = tf_counter(m, "tickflow_process_quarantined_total",
+                           "Trades dated beyond now + process.max_future_ms, not evaluated", NULL);
     for (int k = 0; k < TF_ANOM_NTYPES; k++) {
         char lab[64];
         snprintf(lab, sizeof lab, "type=\"%s\"", tf_anomaly_name((tf_anomaly_type)k));
