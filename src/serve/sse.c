@@ -116,6 +116,7 @@ struct tf_sse {
     size_t scratch_len, scratch_cap;
     char status[16];
     char status_json[384];
+    long long quarantined;    /* trades the processors quarantined, as last reported */
 
     tf_metric *m_clients, *m_sent, *m_dropped, *m_replayed, *m_dups;
 };
@@ -509,6 +510,24 @@ static void status_done(const PGresult *r, int err, const char *msg, void *ud)
             snprintf(x->st_last, sizeof x->st_last, "%s", st);
             deliver_status(x, st, json);
         }
+        /* processors' quarantined future-dated trades (their
+         * "<instance>/quarantine" rows): a status event when the count grows */
+        long long q = PQnfields(r) > 3 ? atoll(PQgetvalue(r, 0, 3)) : 0;
+        if (q > x->quarantined) {
+            char now[40], json[384], ev[512];
+            tf_fmt_iso_us(tf_now_us(), now);
+            snprintf(json, sizeof json,
+                     "{\"status\":\"%s\",\"component\":\"processor\",\"quarantined\":%lld,"
+                     "\"reason\":\"trades dated beyond now + process.max_future_ms quarantined\",\"at\":\"%s\"}",
+                     x->st_last[0] ? x->st_last : "ok", q, now);
+            int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
+            for (sse_client *c = x->clients, *nx; c; c = nx) {
+                nx = c->next;
+                client_send(x, c, ev, (size_t)n);
+            }
+            tf_warn("sse", "processor quarantined trades", TF_INT("quarantined", q), TF_INT("clients", x->nclients));
+        }
+        x->quarantined = q;
     }
     x_unref(x);
 }
@@ -526,9 +545,11 @@ static void on_status_timer(uv_timer_t *t)
     x_ref(x);
     x->st_inflight = 1;
     if (tf_pga_query(x->db,
-                     "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0), count(*)"
-                     " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
-                     " AS live FROM tickflow_processor_status) s",
+                     "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0), count(*),"
+                     " coalesce(sum(trades) FILTER (WHERE quar), 0)"
+                     " FROM (SELECT lag_ms, trades, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
+                     " AS live, state = 'quarantined' AND updated_at > now() - $1::bigint * interval '1 ms' AS quar"
+                     " FROM tickflow_processor_status) s",
                      1, vals, 0, status_done, x) != 0) {
         x->st_inflight = 0;
         x_unref(x);
