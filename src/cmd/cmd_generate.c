@@ -7,7 +7,10 @@
  *
  * Migrates first (idempotent), runs one generator job (ingest/genjob.h) and
  * prints the same summary as the HTTP API on stdout:
- *   {"inserted":N,"first_id":A,"last_id":B,"elapsed_ms":T,"labels":L,"run_id":"..."}
+ *   {"inserted":N,"first_id":A,"last_id":B,"elapsed_ms":T,"labels":L,
+ *    "anomalies_injected":L,"run_id":"..."[,"warning":"..."]}
+ * (warning: anomalies were asked for and none could be injected, i.e. every
+ * ticker stayed within its warm-up).
  * SIGINT/SIGTERM stop after the batch in flight (the summary still prints).
  * Exit 0 ok, 2 bad arguments, 1 PostgreSQL unreachable or a batch failed
  * (every committed batch is complete; a failed one left nothing).
@@ -68,10 +71,15 @@ int tf_cmd_generate(tf_config *cfg, int npos, const char **pos)
     tf_genjob_free(job);
     tf_cmd_release_stop();
 
+    /* anomalies start after each ticker's warm-up: say so when a requested
+     * probability produced none (it is not an error) */
+    int warn = o.anomalies > 0 && st.labels == 0 && st.inserted > 0;
     printf("{\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"elapsed_ms\":%lld,"
-           "\"labels\":%lld,\"run_id\":\"%s\"}\n",
+           "\"labels\":%lld,\"anomalies_injected\":%lld,\"run_id\":\"%s\"%s}\n",
            (long long)st.inserted, (long long)st.first_id, (long long)st.last_id,
-           (long long)st.elapsed_ms, (long long)st.labels, st.run_id);
+           (long long)st.elapsed_ms, (long long)st.labels, (long long)st.labels, st.run_id,
+           warn ? ",\"warning\":\"no anomaly was injected: anomalies start after each ticker's warm-up "
+                  "(its first trades and seconds of event time); generate more trades per ticker\"" : "");
     fflush(stdout);
     if (st.error_code) {
         snprintf(err, sizeof err, "%s error: %s", tf_pg_strerror(st.error_code), st.error);

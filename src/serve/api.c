@@ -206,6 +206,23 @@ static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, ge
         g->continuous = 1;
         g->o.count = 0;
     }
+    if (g->o.start_us != 0) {
+        /* the processor quarantines trades dated beyond now + max_future_ms
+         * (they would move its clocks): refuse to write them. Count mode
+         * spans count / rate (1000/s by default) from start; continuous
+         * mode keeps start's distance from the wall clock. */
+        double rate = g->o.rate > 0 ? g->o.rate : 1000.0;
+        int64_t end = g->o.start_us;
+        if (!g->continuous && g->o.count > 1) end += (int64_t)((double)(g->o.count - 1) / rate * 1e6);
+        if (end > tf_now_us() + (int64_t)cfg->process_max_future_ms * 1000) {
+            g->bad = "start";
+            snprintf(g->err, sizeof g->err,
+                     "start: these trades would be dated beyond now + process.max_future_ms (%d ms), "
+                     "which the processor quarantines",
+                     cfg->process_max_future_ms);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -267,13 +284,18 @@ static void gen_done(uv_work_t *w, int status)
         if (x->st.error_code && x->st.inserted == 0) {
             tf_http_error(r, 503, "unavailable", x->st.error, NULL);
         } else {
-            char out[512];
+            char out[768];
+            /* anomalies are injected only after each ticker's warm-up: say
+             * so when a requested probability produced none */
+            int warn = x->g.o.anomalies > 0 && x->st.labels == 0 && x->st.inserted > 0;
             snprintf(out, sizeof out,
                      "{\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"elapsed_ms\":%lld,"
-                     "\"anomalies_injected\":%lld,\"run_id\":\"%s\"}",
+                     "\"anomalies_injected\":%lld,\"run_id\":\"%s\"%s}",
                      (long long)x->st.inserted, (long long)x->st.first_id,
                      (long long)x->st.last_id, (long long)x->st.elapsed_ms,
-                     (long long)x->st.labels, x->st.run_id);
+                     (long long)x->st.labels, x->st.run_id,
+                     warn ? ",\"warning\":\"no anomaly was injected: anomalies start after each ticker's "
+                            "warm-up (its first trades); generate more trades per ticker\"" : "");
             tf_http_json(r, 200, out);
         }
     } else {
