@@ -48,6 +48,7 @@ static const struct {
     {"scheduler", tf_cmd_scheduler, "the job scheduler alone: [job.NAME] cron jobs, catch-up, retries"},
     {"job", tf_cmd_job, "scheduled jobs: list | run NAME [--for DATE] | history NAME | backfill NAME ..."},
     {"import", tf_cmd_import, "import files: trades (CSV/NDJSON, gzip), bars (OHLCV CSV), symbols"},
+    {"detect", tf_cmd_detect, "detect --from T1 --to T2 [--tickers A,B] [--store]: anomaly rules over stored trades"},
 };
 
 /* Flags a command parses itself (they are not config keys and go to it in
@@ -57,6 +58,7 @@ static const struct {
 } own_flags[] = {
     {"job", "|--json|--for=|--from=|--to=|--limit=|"},
     {"import", "|--interval=|"}, /* bars' interval; backtest.interval is another command's */
+    {"detect", "|--from=|--to=|--tickers=|--store|"}, /* backtest.* / --store are signals' */
 };
 
 /* A command's own config section: a bare --key that names a key of it
@@ -159,6 +161,10 @@ static const struct {
             "run without --for runs the latest scheduled time; backfill runs each time once and\n"
             "skips times that already succeeded.\n"},
     {"import", tf_cmd_import_usage_text},
+    {"detect", "usage: tickflow detect --from T1 --to T2 [--tickers A,B] [--store] [--pg-url URL]\n"
+               "Runs the anomaly rules over stored trades of [T1, T2) in event-time order (warmed up on\n"
+               "the 90 s before T1); prints a JSON summary. --store writes the anomalies to\n"
+               "stock_anomalies with the live processor's ids (a re-run writes nothing new).\n"},
 };
 
 static int wants_help(int argc, char **argv)
