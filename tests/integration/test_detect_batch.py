@@ -60,6 +60,16 @@ def test_detect_batch(c):
     c.check(0 < s3.get("trades", 0) < s.get("trades", 0) and s3.get("stored") == 0 and s3.get("store") is False,
             "--tickers narrows the scan; without --store nothing is written", repr(s3))
 
+    # item 6: anomalies asked for, none injectable (every ticker in its warm-up): said so
+    r = h.run(["generate", "--pg-url", pg.url, "--count", "50", "--start", "2026-01-06T14:30:00Z",
+               "--tickers", "AAPL", "--anomalies", "0.1"])
+    g = summary(c, r, "generate within the warm-up")
+    c.eq(g.get("anomalies_injected"), 0, "generate summary: anomalies_injected")
+    c.check("warm-up" in g.get("warning", ""), "generate summary warns that none was injected", repr(g))
+    g = summary(c, h.run(["generate", "--pg-url", pg.url, "--count", "50", "--start", "2026-01-07T14:30:00Z",
+                          "--tickers", "AAPL", "--anomalies", "0"]), "generate without anomalies")
+    c.check("warning" not in g, "no warning when none was asked for", repr(g))
+
     # argument errors
     r = h.run(["detect", "--pg-url", pg.url, "--from", TO, "--to", FROM])
     c.eq(r.returncode, 2, "--to before --from is refused")

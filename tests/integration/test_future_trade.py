@@ -81,6 +81,15 @@ def test_future_trade(c):
     c.eq(st, 400, "generate with a 2027 start is refused")
     c.check(b'"start"' in body, "the refusal names start", body.decode()[:300])
 
+    # item 6: a probability that cannot inject (the per-ticker warm-up) is reported
+    st, _, body = h.http("POST", "http://127.0.0.1:%d/api/v1/stock/generate" % port,
+                         json.dumps({"count": 20, "tickers": ["AAPL"], "anomalies": 0.1,
+                                     "start": "2026-01-05T14:30:00Z"}).encode(),
+                         {"Content-Type": "application/json"})
+    g = json.loads(body) if st == 200 else {}
+    c.check(g.get("anomalies_injected") == 0 and "warm-up" in g.get("warning", ""),
+            "generate answer: anomalies_injected 0 and a warning", body.decode()[:300])
+
     ws = WS(port, "/api/v1/stock/real-time?tickers=*&interval_ms=1000", timeout=30)
     wsr = Reader(lambda: ws.recv(5.0))
     wsr.start()
