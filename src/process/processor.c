@@ -5,10 +5,9 @@
  * The thread polls in bursts; after each burst (or at most every
  * FLUSH_MAX_US when anomalies are waiting) it flushes the anomalies found so
  * far: one multi-row INSERT ... ON CONFLICT DO NOTHING, then one produce per
- * anomaly, then commits every partition up to just before the oldest trade
- * still held by the watermark. If PostgreSQL is down the anomalies stay
- * queued, nothing is committed and polling pauses (bounded memory); the
- * connection is retried with backoff.
+ * anomaly, then commits every partition up to the last message polled.
+ * If PostgreSQL is down the anomalies stay queued, nothing is committed and
+ * polling pauses (bounded memory); the connection is retried with backoff.
  */
 #include "process/processor.h"
 
@@ -366,6 +365,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
          * logged (once per interval), never evaluated */
         tf_metric_add(p->m_quar, 1);
         p->quarantined++;
+        p->cur.quarantined++;
         p->quar_last_id = d.tr.id;
         p->quar_last_us = d.tr.event_us;
         int64_t now = tf_mono_us();
@@ -472,6 +472,7 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
     tf_processor *p = ctx;
     if (!assigned) {
         /* finish everything we hold before the partitions move */
+        tf_reorder_set_future(p->ro, 0, 0);
         tf_reorder_flush(p->ro);
         drain(p);
         for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
@@ -616,6 +617,7 @@ static void *run(void *arg)
         if (blocked) usleep(20000);
     }
     /* graceful: everything held is processed, stored, published, committed */
+    tf_reorder_set_future(p->ro, 0, 0);
     tf_reorder_flush(p->ro);
     drain(p);
     for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
@@ -742,7 +744,8 @@ void tf_processor_stop(tf_processor *p)
     tf_info("process", "processor stopped", TF_INT("trades", (long long)s.trades),
             TF_INT("anomalies", (long long)s.anomalies), TF_INT("duplicates", (long long)s.duplicates),
             TF_INT("late_accepted", (long long)s.late_accepted),
-            TF_INT("late_dropped", (long long)s.late_dropped), TF_INT("bad", (long long)s.bad));
+            TF_INT("late_dropped", (long long)s.late_dropped), TF_INT("quarantined", (long long)s.quarantined),
+            TF_INT("bad", (long long)s.bad));
     proc_free(p);
 }
 

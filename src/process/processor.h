@@ -8,11 +8,25 @@
  *   1. stored in stock_anomalies (INSERT ... ON CONFLICT (id) DO NOTHING;
  *      the id is deterministic, so a replay never duplicates a row),
  *   2. published to stock.anomalies (key = ticker),
- *   3. only then are the input offsets committed (embedded durable consumer:
- *      CDC may confirm the WAL position; Kafka: the group offset).
- * A crash anywhere replays uncommitted trades: anomalies are found again with
- * the same ids, so nothing is lost and the table gets no duplicates (the SSE
- * side drops re-published ids it has already sent).
+ *   3. only then are the input offsets committed, up to the last message
+ *      polled (embedded durable consumer: CDC may confirm the WAL position;
+ *      Kafka: the group offset). Trades still waiting in the reorder buffer
+ *      are committed too: the slot never waits on event-time windows (a
+ *      pending future-dated trade used to pin confirmed_flush_lsn).
+ * A crash replays uncommitted trades, and the per-ticker state rebuild below
+ * re-evaluates the recent trades (those the buffer held included) from
+ * PostgreSQL: anomalies are found again with the same ids, so none is lost
+ * and the table gets no duplicates (the SSE side drops re-published ids it
+ * has already sent).
+ *
+ * Event time: one clock per ticker (process/window.h), the common watermark
+ * is their minimum over tickers heard from within the idle time. A trade
+ * dated beyond now + process.max_future_ms is quarantined: never evaluated
+ * and never moving a clock, counted (tickflow_process_quarantined_total),
+ * logged with its id once per second, and reported in a companion status
+ * row "<instance>/quarantine" (state 'quarantined', trades = count, lag_ms =
+ * the last one's id, watermark = its event time) that SSE turns into a
+ * `status` event.
  *
  * Liveness: every process.status_interval_ms the processor upserts its row
  * in tickflow_processor_status (instance, updated_at, lag_ms, ...); SSE
@@ -67,6 +81,7 @@ typedef struct tf_processor_stats {
     int64_t messages, trades, duplicates, bad, skipped_ops;
     int64_t reloaded;       /* trades read back from PostgreSQL to rebuild state */
     int64_t late_accepted, late_dropped;
+    int64_t quarantined;    /* dated beyond now + process.max_future_ms, not evaluated */
     int64_t anomalies, stored, published;
     int64_t bars;           /* 1-minute bars emitted (on_bar set) */
     int64_t pending;        /* trades waiting for the watermark */

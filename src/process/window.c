@@ -446,7 +446,12 @@ int tf_reorder_pop(tf_reorder *r, tf_ro_item *out)
 
 void tf_reorder_flush(tf_reorder *r)
 {
-    if (r->max_us > r->flushed_us) r->flushed_us = r->max_us;
+    /* with a wall clock, not past it: a trade dated a little ahead (within
+     * the future bound) waits for its time instead of making every other
+     * ticker's next trades late */
+    int64_t to = r->max_us;
+    if (r->max_future_us > 0 && r->wall_us > 0 && to > r->wall_us) to = r->wall_us;
+    if (to > r->flushed_us) r->flushed_us = to;
     update_wm(r);
 }
 

@@ -100,7 +100,9 @@ int tf_reorder_push(tf_reorder *r, const tf_trade *t, int32_t partition, int64_t
  * Returns 1 or 0 when none is due. */
 int tf_reorder_pop(tf_reorder *r, tf_ro_item *out);
 /* Advances the watermark to the newest event time seen (idle source: no
- * more out-of-order data is expected), so everything becomes due. */
+ * more out-of-order data is expected), so everything becomes due; with a
+ * future bound set (tf_reorder_set_future), not beyond its wall clock
+ * (clear the bound first to release everything, e.g. at a stop). */
 void tf_reorder_flush(tf_reorder *r);
 /* Sets the processing clock (any monotonic microseconds) and after how
  * long without a message a partition stops holding the watermark back

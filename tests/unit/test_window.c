@@ -278,6 +278,17 @@ static void test_keys(void)
     while (tf_reorder_pop(r, &it)) n++;
     TF_EQ_INT(n, 5); /* 1, 2, 4, 7 and 8; MSFT at 300 s is newer than 299 s */
     TF_EQ_INT((long long)tf_reorder_pending(r), 1);
+    /* an idle flush stops at the wall clock (MSFT's 300 s trade is ahead of
+     * wall 250 s: it waits), without the bound it releases everything */
+    tf_reorder_set_future(r, 250 * SEC, 300 * SEC);
+    tf_reorder_flush(r);
+    TF_EQ_INT(tf_reorder_pop(r, &it), 0);
+    TF_EQ_INT(tf_reorder_watermark(r), 299 * SEC);
+    tf_reorder_set_future(r, 0, 0);
+    tf_reorder_flush(r);
+    TF_EQ_INT(tf_reorder_pop(r, &it), 1);
+    TF_EQ_INT(it.tr.id, 3);
+    TF_EQ_INT(tf_reorder_watermark(r), 300 * SEC);
     tf_reorder_free(r);
 }
 
