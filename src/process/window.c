@@ -221,7 +221,8 @@ static void update_wm(tf_reorder *r)
          * partition being read has nothing waiting before what was read */
         for (size_t i = 0; i <= r->keymask; i++) {
             const ro_keyst *k = &r->keys[i];
-            if (!k->h || r->clock - k->seen > r->key_idle_us) continue;
+            /* a key whose only trades were late has no clock yet */
+            if (!k->h || k->max_us == INT64_MIN || r->clock - k->seen > r->key_idle_us) continue;
             if (k->max_us < m) {
                 m = k->max_us;
                 mk = k->h;

@@ -273,6 +273,12 @@ static void test_keys(void)
      * of the common watermark it is accepted, beyond refused */
     tf_trade a4 = trk(9, "AAPL", 298 * SEC);
     TF_EQ_INT(tf_reorder_push(r, &a4, 0, 8), TF_RO_LATE);
+    /* a new ticker whose first trade is late has no clock of its own yet:
+     * the watermark stays put */
+    tf_trade nl = trk(10, "NEWL", 298 * SEC);
+    TF_EQ_INT(tf_reorder_push(r, &nl, 0, 9), TF_RO_LATE);
+    tf_reorder_set_clock(r, 1 * SEC, 0, 0);
+    TF_EQ_INT(tf_reorder_watermark(r), 299 * SEC);
     tf_ro_item it;
     int n = 0;
     while (tf_reorder_pop(r, &it)) n++;
