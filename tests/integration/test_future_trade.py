@@ -145,6 +145,8 @@ def test_future_trade(c):
                           " AND EXISTS (SELECT 1 FROM stock_anomalies a WHERE a.ticker = l.ticker"
                           " AND a.event_time BETWEEN l.event_time - interval '5 s' AND l.event_time + interval '5 s')"))
     recall = found / nlab if nlab else 0.0
+    print("future trade: %d labels in the window, %d found (recall %.2f); slot samples %r; quarantined %s"
+          % (nlab, found, recall, [x[1] for x in lsns], q), flush=True)
     c.check(nlab >= 5, "anomalies were injected during the window", str(nlab))
     c.check(recall >= 0.5, "detection keeps its recall after the 2027 trade",
             "%d of %d labels found (%.2f)" % (found, nlab, recall))
