@@ -608,13 +608,13 @@ static void *run(void *arg)
             drain(p);
         }
         if (p->npend && flush_anomalies(p) != 0) {
-            usleep(20000);
+            usleep(20000); /* deliberate back-off: storing or publishing failed, retry */
             continue;
         }
         if (!p->npend && now - p->last_commit_mono >= COMMIT_EVERY_US) commit_all(p);
         if (now - p->last_status_mono >= status_us) write_status(p, "running");
         publish_stats(p);
-        if (blocked) usleep(20000);
+        if (blocked) usleep(20000); /* deliberate back-off: PostgreSQL is down, anomalies wait */
     }
     /* graceful: everything held is processed, stored, published, committed */
     tf_reorder_set_future(p->ro, 0, 0);
