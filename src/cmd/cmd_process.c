@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "common/util.h"
 #include "process/processor.h"
+#include "process/signal_stage.h"
 
 int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
 {
@@ -38,8 +39,11 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
         return 1;
     }
     tf_processor_opts o = {.durable = 0, .from_beginning = 1};
-    tf_processor *p = tf_processor_start_opts(cfg, bus, m, &o, err, sizeof err);
+    tf_signal_stage *sig = tf_signal_stage_new(cfg, bus, err, sizeof err); /* signals hook: live signals on the 1m bars */
+    tf_signal_stage_hook(sig, &o);
+    tf_processor *p = sig ? tf_processor_start_opts(cfg, bus, m, &o, err, sizeof err) : NULL;
     if (!p) {
+        tf_signal_stage_free(sig);
         tf_error("process", "cannot start the processor", TF_STR("error", err));
         tf_bus_free(bus);
         tf_metrics_free(m);
@@ -58,6 +62,7 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
     }
     tf_info("process", "stopping");
     tf_processor_stop(p);
+    tf_signal_stage_free(sig); /* signals hook */
     tf_bus_flush(bus, 5000);
     tf_bus_free(bus);
     tf_metrics_free(m);

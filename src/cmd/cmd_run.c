@@ -28,6 +28,7 @@
 #include "ingest/genjob.h"
 #include "jobs/scheduler.h"
 #include "process/processor.h"
+#include "process/signal_stage.h"
 #include "serve/api.h"
 #include "serve/http.h"
 #include "serve/rollup.h"
@@ -70,6 +71,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_metrics *m = tf_metrics_new();
     tf_bus *bus = NULL;
     tf_processor *proc = NULL;
+    tf_signal_stage *sig = NULL; /* signals hook */
     tf_server *srv = NULL;
     tf_rollup *ru = NULL;
     tf_api *api = NULL;
@@ -83,7 +85,9 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         fail("cannot create the bus", err);
         goto out;
     }
-    if (cfg->process_enabled && !(proc = tf_processor_start(cfg, bus, m, err, sizeof err))) {
+    tf_processor_opts po = {.durable = 1, .from_beginning = 1}; /* signals hook: live signals on the 1m bars */
+    if (cfg->process_enabled && (!(sig = tf_signal_stage_new(cfg, bus, err, sizeof err)) ||
+                                 (tf_signal_stage_hook(sig, &po), !(proc = tf_processor_start_opts(cfg, bus, m, &po, err, sizeof err))))) {
         fail("cannot start the processor", err);
         goto out;
     }
@@ -148,6 +152,7 @@ out:
     tf_genjob_free(gen);           /* no new trades */
     tf_cdc_stop(cdc, 10000);       /* hand on what was read, confirm the last delivered LSN */
     tf_processor_stop(proc);       /* process, store and commit what is buffered */
+    tf_signal_stage_free(sig);     /* signals hook: after its last on_bar */
     tf_sse_free(sse);
     tf_ws_free(ws);
     tf_api_free(api);

@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "process/signal_stage.h"
 #include "serve/rollup.h"
 #include "store/pg.h"
 #include "store/schema.h"
@@ -160,7 +161,7 @@ static const tf_job_def jobs[TF_JOB_COUNT] = {
     {"daily_bars", TF_JOB_DAILY_BARS, run_daily_bars, "final 1d bars of each market's last closed session"},
     {"daily_indicators", TF_JOB_DAILY_INDICATORS, run_stub, "daily indicators (not available yet)"},
     {"watchlist_scan", TF_JOB_WATCHLIST_SCAN, run_stub, "scan-filled watchlists (not available yet)"},
-    {"signal_performance", TF_JOB_SIGNAL_PERFORMANCE, run_stub, "signal horizons (not available yet)"},
+    {"signal_performance", TF_JOB_SIGNAL_PERFORMANCE, tf_signal_finalize_job, "signal horizons: pending -> final"},
     {"symbols", TF_JOB_SYMBOLS, run_stub, "symbol file re-import (not available yet)"},
     {"compress", TF_JOB_COMPRESS, run_stub, "compress past days (not available yet)"},
     {"selftest", TF_JOB_SELFTEST, run_selftest, "test-only: fails/sleeps as configured"},

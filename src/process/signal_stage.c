@@ -1,0 +1,423 @@
+/*
+ * signal_stage.c - the live signal path and the track-record finaliser
+ * (see signal_stage.h for the contract: warm-up, revisions, threads).
+ */
+#include "process/signal_stage.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "process/track.h"
+#include "store/pg.h"
+
+#define NBUCKETS 1024           /* ticker hash; chains grow beyond */
+#define FINALIZE_EVERY_S 10
+#define FINALIZE_BATCH 500
+
+typedef struct tick {
+    struct tick *next;
+    char ticker[32];
+    tf_sig_state *st;
+    int64_t last_start_ms;      /* newest bar fed; older ones (revisions) are ignored */
+} tick;
+
+struct tf_signal_stage {
+    const tf_config *cfg;
+    tf_bus *bus;
+    tf_sig_rules rules;
+    tick *b[NBUCKETS];
+    PGconn *pg;                 /* processor thread only */
+    int64_t pg_retry_us, last_finalize_us;
+    tf_signal_sink sink;
+    void *sink_ctx;
+    pthread_mutex_t lock;       /* guards st */
+    tf_signal_stage_stats st;
+};
+
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+#define BUMP(s, f, n) \
+    do { pthread_mutex_lock(&(s)->lock); (s)->st.f += (n); pthread_mutex_unlock(&(s)->lock); } while (0)
+
+tf_signal_stage *tf_signal_stage_new(const tf_config *cfg, tf_bus *bus, char *errbuf, size_t errlen)
+{
+    tf_signal_stage *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    if (tf_sig_rules_from_config(&s->rules, cfg, errbuf, errlen)) {
+        free(s);
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->bus = bus;
+    s->last_finalize_us = tf_mono_us();
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+void tf_signal_stage_free(tf_signal_stage *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (tick *t = s->b[i], *n; t; t = n) {
+            n = t->next;
+            tf_sig_state_free(t->st);
+            free(t);
+        }
+    if (s->pg) PQfinish(s->pg);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void tf_signal_stage_set_sink(tf_signal_stage *s, tf_signal_sink sink, void *ctx)
+{
+    s->sink = sink;
+    s->sink_ctx = ctx;
+}
+
+void tf_signal_stage_hook(tf_signal_stage *s, tf_processor_opts *o)
+{
+    if (!s) return;
+    o->on_bar = tf_signal_stage_on_bar;
+    o->ctx = s;
+}
+
+void tf_signal_stage_get_stats(tf_signal_stage *s, tf_signal_stage_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->st;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The stage's connection, (re)made at most every 2 s while PostgreSQL is down. */
+static PGconn *conn(tf_signal_stage *s)
+{
+    if (!s->cfg->process_store) return NULL;
+    if (s->pg && PQstatus(s->pg) == CONNECTION_OK) return s->pg;
+    if (s->pg) PQfinish(s->pg), s->pg = NULL;
+    int64_t now = tf_mono_us();
+    if (now < s->pg_retry_us) return NULL;
+    char err[512];
+    s->pg = tf_pg_connect(s->cfg->pg_url, err, sizeof err);
+    if (!s->pg) {
+        s->pg_retry_us = now + 2000000;
+        tf_warn("signals", "PostgreSQL unavailable, signals are published but not stored", TF_STR("error", err));
+    }
+    return s->pg;
+}
+
+/* One ticker's minutes before before_ms (or just the minute at only_ms when
+ * >= 0) aggregated from stock_trades, in time order: what stock_bars_1m
+ * holds for trade_type '*'. */
+static PGresult *trade_minutes(PGconn *c, const char *ticker, int64_t from_ms, int64_t before_ms)
+{
+    char f[32], t[32];
+    snprintf(f, sizeof f, "%lld", (long long)from_ms);
+    snprintf(t, sizeof t, "%lld", (long long)before_ms);
+    const char *v[] = {ticker, f, t};
+    return PQexecParams(c,
+                        "SELECT (floor(extract(epoch FROM event_time) / 60) * 60000)::bigint AS b,"
+                        " ((array_agg(price ORDER BY event_time, id))[1])::float8, max(price)::float8,"
+                        " min(price)::float8, ((array_agg(price ORDER BY event_time DESC, id DESC))[1])::float8,"
+                        " sum(quantity)::float8 FROM stock_trades WHERE ticker = $1"
+                        " AND event_time >= to_timestamp($2::bigint / 1000.0)"
+                        " AND event_time < to_timestamp($3::bigint / 1000.0) GROUP BY 1 ORDER BY 1",
+                        3, NULL, v, NULL, NULL, 0);
+}
+
+static void row_bar(const PGresult *r, int i, tf_ind_bar *b, int64_t *start)
+{
+    *start = atoll(PQgetvalue(r, i, 0));
+    *b = (tf_ind_bar){atof(PQgetvalue(r, i, 1)), atof(PQgetvalue(r, i, 2)), atof(PQgetvalue(r, i, 3)),
+                      atof(PQgetvalue(r, i, 4)), atof(PQgetvalue(r, i, 5))};
+}
+
+/* Feeds t's state every stored minute before start_ms; outputs discarded
+ * (those signals were the previous run's, stored under the same ids). */
+static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms)
+{
+    PGconn *c = conn(s);
+    if (!c) return;
+    PGresult *r = trade_minutes(c, t->ticker, INT64_MIN / 2000, start_ms);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        tf_err e;
+        tf_pg_error(c, r, "signal warm-up", &e);
+        tf_warn("signals", "warm-up failed, indicators start cold", TF_STR("ticker", t->ticker), TF_ERR_FIELDS(&e));
+        PQclear(r);
+        return;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        tf_ind_bar b;
+        int64_t st;
+        tf_signal out[TF_SIG_NRULES];
+        row_bar(r, i, &b, &st);
+        tf_sig_update(t->st, &b, st, st + 60000, out, NULL, NULL);
+        t->last_start_ms = st;
+    }
+    PQclear(r);
+    BUMP(s, warmed_bars, n);
+}
+
+static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int *fresh)
+{
+    uint32_t h = hash(b->ticker) % NBUCKETS;
+    for (tick *t = s->b[h]; t; t = t->next)
+        if (strcmp(t->ticker, b->ticker) == 0) return t;
+    tick *t = calloc(1, sizeof *t);
+    char err[256];
+    if (!t || !(t->st = tf_sig_state_new(&s->rules, b->ticker, b->market, "1m", err, sizeof err))) {
+        free(t);
+        tf_error("signals", "cannot make a signal state", TF_STR("ticker", b->ticker));
+        return NULL;
+    }
+    snprintf(t->ticker, sizeof t->ticker, "%s", b->ticker);
+    t->last_start_ms = INT64_MIN;
+    t->next = s->b[h];
+    s->b[h] = t;
+    *fresh = 1;
+    warm_up(s, t, start_ms);
+    return t;
+}
+
+static int store(tf_signal_stage *s, const tf_signal *g, const char *id, const char *json)
+{
+    PGconn *c = conn(s);
+    if (!c) return s->cfg->process_store ? -1 : 0;
+    char bs[40], da[40], price[48], score[16];
+    tf_fmt_iso_us(g->bar_start_ms * 1000, bs);
+    tf_fmt_iso_us(g->detected_at_ms * 1000, da);
+    snprintf(price, sizeof price, "%.4f", g->price);
+    snprintf(score, sizeof score, "%d", g->score);
+    const char *v[] = {id, tf_sig_rule_name(g->rule), g->direction > 0 ? "long" : "short", g->ticker,
+                       g->market_code, g->interval, bs, price, da, score, json};
+    /* a replay keeps the first detection time; the rest is the same by construction */
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO stock_signals (id, rule, direction, ticker, market_code, interval,"
+                               " bar_start, price, detected_at, score, indicators)"
+                               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ($11::jsonb) -> 'indicators')"
+                               " ON CONFLICT (id) DO UPDATE SET price = EXCLUDED.price, score = EXCLUDED.score,"
+                               " indicators = EXCLUDED.indicators",
+                               11, NULL, v, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        tf_err e;
+        tf_pg_error(c, r, "INSERT stock_signals", &e);
+        tf_warn("signals", "cannot store a signal", TF_STR("id", id), TF_ERR_FIELDS(&e));
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static void emit(tf_signal_stage *s, const tf_signal *g)
+{
+    char id[160];
+    tf_signal_id(g, id, sizeof id);
+    tf_sbuf j = {0};
+    tf_signal_json(g, &s->rules.ind, NULL, 0, &j);
+    if (j.oom || !j.len) {
+        free(j.b);
+        tf_error("signals", "out of memory encoding a signal", TF_STR("id", id));
+        return;
+    }
+    BUMP(s, signals, 1);
+    if (store(s, g, id, j.b)) BUMP(s, store_errors, 1);
+    else if (s->cfg->process_store) BUMP(s, stored, 1);
+    if (s->bus) {
+        int rc = tf_bus_produce(s->bus, TF_TOPIC_SIGNALS, g->ticker, strlen(g->ticker), j.b, j.len, 0, 0, NULL, NULL,
+                                NULL, 1000);
+        if (rc == 0) BUMP(s, published, 1);
+        else tf_warn("signals", "cannot publish a signal", TF_STR("id", id), TF_INT("rc", rc));
+    }
+    if (s->sink) s->sink(s->sink_ctx, g, j.b, j.len);
+    free(j.b);
+}
+
+void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
+{
+    tf_signal_stage *s = ctx;
+    int64_t start_ms = tf_floor_div(b->c.start_us, 1000);
+    BUMP(s, bars, 1);
+    int fresh = 0;
+    tick *t = get_tick(s, b, start_ms, &fresh);
+    if (!t) return;
+    if (b->c.revised || start_ms <= t->last_start_ms) {
+        BUMP(s, revised_ignored, 1);
+        return;
+    }
+    tf_ind_bar ib = {b->c.open_e4 / 1e4, b->c.high_e4 / 1e4, b->c.low_e4 / 1e4, b->c.close_e4 / 1e4,
+                     (double)b->c.volume};
+    if (fresh && b->c.partial && conn(s)) {
+        /* the builder started inside this minute: take it whole from the table */
+        PGresult *r = trade_minutes(s->pg, b->ticker, start_ms, start_ms + 60000);
+        int64_t st;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) row_bar(r, 0, &ib, &st);
+        PQclear(r);
+    }
+    t->last_start_ms = start_ms;
+    tf_signal out[TF_SIG_NRULES];
+    /* detected at the bar's close, as the backtest stamps it: a replay gives the same row */
+    int n = tf_sig_update(t->st, &ib, start_ms, start_ms + 60000, out, NULL, NULL);
+    for (int i = 0; i < n; i++) emit(s, &out[i]);
+    if (s->cfg->process_store && tf_mono_us() - s->last_finalize_us >= FINALIZE_EVERY_S * 1000000LL) {
+        s->last_finalize_us = tf_mono_us();
+        PGconn *c = conn(s);
+        tf_err e;
+        long k = c ? tf_signal_finalize(c, s->cfg, tf_now_us() / 1000, FINALIZE_BATCH, &e) : 0;
+        if (k < 0) tf_warn("signals", "track record update failed", TF_ERR_FIELDS(&e));
+        else BUMP(s, finalized, k);
+    }
+}
+
+/* ---- track record ------------------------------------------------------- */
+
+static int upsert_returns(PGconn *c, const char *id, const char *h, const tf_track_result *res, tf_err *e)
+{
+    char rp[40], fe[40], ae[40];
+    snprintf(rp, sizeof rp, "%.17g", res->return_pct);
+    snprintf(fe, sizeof fe, "%.17g", res->mfe_pct);
+    snprintf(ae, sizeof ae, "%.17g", res->mae_pct);
+    const char *w[] = {id, h, res->status == TF_TRACK_FINAL ? "final" : "pending", rp, fe, ae};
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO stock_signal_returns (signal_id, horizon, status, return_pct, mfe_pct, mae_pct)"
+                               " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (signal_id, horizon) DO UPDATE SET"
+                               " status = EXCLUDED.status, return_pct = EXCLUDED.return_pct,"
+                               " mfe_pct = EXCLUDED.mfe_pct, mae_pct = EXCLUDED.mae_pct",
+                               6, NULL, w, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) tf_pg_error(c, r, "UPSERT stock_signal_returns", e);
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+long tf_signal_finalize(PGconn *c, const tf_config *cfg, int64_t now_ms, long max, tf_err *e)
+{
+    int64_t hms[TF_TRACK_MAX_HORIZONS];
+    char hname[TF_TRACK_MAX_HORIZONS][8];
+    char err[256];
+    int nh = tf_track_parse_horizons(cfg->signals_horizons, hms, hname, TF_TRACK_MAX_HORIZONS, err, sizeof err);
+    if (nh < 0) return tf_err_set(e, TF_EFATAL, NULL, "signals.horizons: %s", err);
+    int64_t maxh = 0;
+    for (int h = 0; h < nh; h++)
+        if (hms[h] > maxh) maxh = hms[h];
+    /* work: an applicable horizon without a row, or pending and now due */
+    tf_sbuf names = {0}, ms = {0};
+    tf_sbuf_str(&names, "{");
+    tf_sbuf_str(&ms, "{");
+    for (int h = 0; h < nh; h++) {
+        tf_sbuf_fmt(&names, "%s%s", h ? "," : "", hname[h]);
+        tf_sbuf_fmt(&ms, "%s%lld", h ? "," : "", (long long)hms[h]);
+    }
+    tf_sbuf_str(&names, "}");
+    tf_sbuf_str(&ms, "}");
+    char now[32], lim[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(lim, sizeof lim, "%ld", max);
+    if (names.oom || ms.oom) {
+        free(names.b), free(ms.b);
+        return tf_err_set(e, TF_ERETRY, NULL, "out of memory");
+    }
+    const char *v[] = {names.b, ms.b, now, lim};
+    PGresult *r = PQexecParams(c,
+                               "WITH h(name, ms) AS (SELECT * FROM unnest($1::text[], $2::bigint[]))"
+                               " SELECT s.id, s.direction, s.price::float8, (extract(epoch FROM s.bar_start) * 1000)::bigint,"
+                               " s.interval, s.ticker FROM stock_signals s WHERE EXISTS (SELECT 1 FROM h"
+                               " WHERE h.ms >= CASE WHEN s.interval = '1d' THEN 86400000 ELSE 60000 END"
+                               " AND NOT EXISTS (SELECT 1 FROM stock_signal_returns x WHERE x.signal_id = s.id"
+                               " AND x.horizon = h.name AND (x.status = 'final' OR"
+                               " (extract(epoch FROM s.bar_start) * 1000)::bigint + h.ms"
+                               " + CASE WHEN s.interval = '1d' THEN 86400000 ELSE 60000 END > $3::bigint)))"
+                               " ORDER BY s.bar_start, s.id LIMIT $4::bigint",
+                               4, NULL, v, NULL, NULL, 0);
+    free(names.b), free(ms.b);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        tf_pg_error(c, r, "SELECT pending signals", e);
+        PQclear(r);
+        return -1;
+    }
+    long done = 0;
+    int ns = PQntuples(r);
+    for (int i = 0; i < ns; i++) {
+        const char *id = PQgetvalue(r, i, 0);
+        int dir = strcmp(PQgetvalue(r, i, 1), "long") == 0 ? 1 : -1;
+        double entry = atof(PQgetvalue(r, i, 2));
+        int64_t t0 = atoll(PQgetvalue(r, i, 3));
+        int daily = strcmp(PQgetvalue(r, i, 4), "1d") == 0;
+        int64_t ivl = daily ? 86400000 : 60000;
+        PGresult *br;
+        if (daily) {
+            char f[32], to[32];
+            snprintf(f, sizeof f, "%lld", (long long)(t0 + ivl));
+            snprintf(to, sizeof to, "%lld", (long long)(t0 + maxh + ivl));
+            const char *bv[] = {PQgetvalue(r, i, 5), f, to};
+            br = PQexecParams(c,
+                              "SELECT (extract(epoch FROM bucket) * 1000)::bigint, open::float8, high::float8,"
+                              " low::float8, close::float8, volume::float8 FROM stock_bars_1d WHERE ticker = $1"
+                              " AND trade_type = '*' AND bucket >= to_timestamp($2::bigint / 1000.0)"
+                              " AND bucket < to_timestamp($3::bigint / 1000.0) ORDER BY bucket",
+                              3, NULL, bv, NULL, NULL, 0);
+        } else {
+            br = trade_minutes(c, PQgetvalue(r, i, 5), t0 + ivl, t0 + maxh + ivl);
+        }
+        if (PQresultStatus(br) != PGRES_TUPLES_OK) {
+            tf_pg_error(c, br, "bars for the track record", e);
+            PQclear(br);
+            PQclear(r);
+            return -1;
+        }
+        int nb = PQntuples(br);
+        tf_track_bar *tb = malloc(((size_t)nb + 1) * sizeof *tb);
+        if (!tb) {
+            PQclear(br);
+            PQclear(r);
+            return tf_err_set(e, TF_ERETRY, NULL, "out of memory");
+        }
+        for (int k = 0; k < nb; k++) {
+            tf_ind_bar ib;
+            row_bar(br, k, &ib, &tb[k].start_ms);
+            tb[k].high = ib.high, tb[k].low = ib.low, tb[k].close = ib.close;
+        }
+        PQclear(br);
+        int rc = 0;
+        for (int h = 0; h < nh && rc == 0; h++) {
+            if (hms[h] < ivl) continue;
+            tf_track_result res;
+            tf_track_compute(dir, entry, t0, ivl, hms[h], tb, (size_t)nb, now_ms, &res);
+            rc = upsert_returns(c, id, hname[h], &res, e);
+        }
+        free(tb);
+        if (rc) {
+            PQclear(r);
+            return -1;
+        }
+        done++;
+    }
+    PQclear(r);
+    return done;
+}
+
+int tf_signal_finalize_job(tf_job_ctx *ctx, int64_t logical_ms, char *errbuf, size_t errlen)
+{
+    (void)logical_ms;
+    tf_err e;
+    long total = tf_signal_finalize(tf_job_conn(ctx), ctx->cfg, tf_now_us() / 1000, 1000000, &e);
+    if (total < 0) {
+        snprintf(errbuf, errlen, "%s", e.msg);
+        return -1;
+    }
+    tf_job_set_rows(ctx, total);
+    tf_job_set_detail(ctx, "%ld signals' horizons updated", total);
+    return 0;
+}
