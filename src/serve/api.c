@@ -30,6 +30,7 @@
 #include "ingest/genjob.h"
 #include "serve/api_health.h"
 #include "serve/api_symbols.h"
+#include "serve/api_signals.h"
 #include "serve/history.h"
 #include "store/pg.h"
 
@@ -55,6 +56,7 @@ struct tf_api {
     int njobs;
     int next_id;
     int sync_running;
+    tf_api_signals *signals; /* the /api/v1/signals and /api/v1/indicators routes */
 };
 
 /* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
@@ -486,6 +488,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
+        !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
         (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, a);
@@ -493,6 +496,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_unroute(s, a->health);
         tf_health_free(a->health);
         tf_pga_free(a->db);
+        tf_api_signals_free(a->signals);
         free(a);
         return NULL;
     }
@@ -517,6 +521,7 @@ void tf_api_free(tf_api *a)
     while (a->gen_inflight > 0) uv_run(tf_server_loop(a->srv), UV_RUN_ONCE);
     /* answers queries still running (clients gone) before their owners go */
     tf_pga_free(a->db);
+    tf_api_signals_free(a->signals); /* after the pool: cancelled queries still find it */
     tf_health_free(a->health);
     gjob *j = a->jobs;
     while (j) {
