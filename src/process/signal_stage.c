@@ -118,21 +118,21 @@ static PGconn *conn(tf_signal_stage *s)
     return s->pg;
 }
 
-/* One ticker's minutes before before_ms (or just the minute at only_ms when
- * >= 0) aggregated from stock_trades, in time order: what stock_bars_1m
- * holds for trade_type '*'. */
+/* One ticker's minutes in [from_ms (INT64_MIN: no bound), before_ms)
+ * aggregated from stock_trades, in time order: what stock_bars_1m holds for
+ * trade_type '*'. */
 static PGresult *trade_minutes(PGconn *c, const char *ticker, int64_t from_ms, int64_t before_ms)
 {
     char f[32], t[32];
     snprintf(f, sizeof f, "%lld", (long long)from_ms);
     snprintf(t, sizeof t, "%lld", (long long)before_ms);
-    const char *v[] = {ticker, f, t};
+    const char *v[] = {ticker, from_ms == INT64_MIN ? NULL : f, t};
     return PQexecParams(c,
                         "SELECT (floor(extract(epoch FROM event_time) / 60) * 60000)::bigint AS b,"
                         " ((array_agg(price ORDER BY event_time, id))[1])::float8, max(price)::float8,"
                         " min(price)::float8, ((array_agg(price ORDER BY event_time DESC, id DESC))[1])::float8,"
                         " sum(quantity)::float8 FROM stock_trades WHERE ticker = $1"
-                        " AND event_time >= to_timestamp($2::bigint / 1000.0)"
+                        " AND ($2::bigint IS NULL OR event_time >= to_timestamp($2::bigint / 1000.0))"
                         " AND event_time < to_timestamp($3::bigint / 1000.0) GROUP BY 1 ORDER BY 1",
                         3, NULL, v, NULL, NULL, 0);
 }
@@ -150,7 +150,7 @@ static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms)
 {
     PGconn *c = conn(s);
     if (!c) return;
-    PGresult *r = trade_minutes(c, t->ticker, INT64_MIN / 2000, start_ms);
+    PGresult *r = trade_minutes(c, t->ticker, INT64_MIN, start_ms);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         tf_err e;
         tf_pg_error(c, r, "signal warm-up", &e);
