@@ -127,13 +127,22 @@ static PGresult *trade_minutes(PGconn *c, const char *ticker, int64_t from_ms, i
     snprintf(f, sizeof f, "%lld", (long long)from_ms);
     snprintf(t, sizeof t, "%lld", (long long)before_ms);
     const char *v[] = {ticker, from_ms == INT64_MIN ? NULL : f, t};
+    /* imported 1m bars (market_bars) fill minutes without trades, as the backtest's bars do */
     return PQexecParams(c,
-                        "SELECT (floor(extract(epoch FROM event_time) / 60) * 60000)::bigint AS b,"
-                        " ((array_agg(price ORDER BY event_time, id))[1])::float8, max(price)::float8,"
-                        " min(price)::float8, ((array_agg(price ORDER BY event_time DESC, id DESC))[1])::float8,"
-                        " sum(quantity)::float8 FROM stock_trades WHERE ticker = $1"
+                        "WITH t AS (SELECT (floor(extract(epoch FROM event_time) / 60) * 60000)::bigint AS b,"
+                        " ((array_agg(price ORDER BY event_time, id))[1])::float8 AS o, max(price)::float8 AS h,"
+                        " min(price)::float8 AS l, ((array_agg(price ORDER BY event_time DESC, id DESC))[1])::float8 AS c,"
+                        " sum(quantity)::float8 AS v FROM stock_trades WHERE ticker = $1"
                         " AND ($2::bigint IS NULL OR event_time >= to_timestamp($2::bigint / 1000.0))"
-                        " AND event_time < to_timestamp($3::bigint / 1000.0) GROUP BY 1 ORDER BY 1",
+                        " AND event_time < to_timestamp($3::bigint / 1000.0) GROUP BY 1)"
+                        " SELECT * FROM (SELECT b, o, h, l, c, v FROM t UNION ALL"
+                        " SELECT (extract(epoch FROM m.bucket) * 1000)::bigint, m.open::float8, m.high::float8,"
+                        " m.low::float8, m.close::float8, m.volume::float8 FROM market_bars m"
+                        " WHERE m.\"interval\" = '1m' AND m.ticker = $1"
+                        " AND ($2::bigint IS NULL OR m.bucket >= to_timestamp($2::bigint / 1000.0))"
+                        " AND m.bucket < to_timestamp($3::bigint / 1000.0)"
+                        " AND NOT EXISTS (SELECT 1 FROM t WHERE t.b = (extract(epoch FROM m.bucket) * 1000)::bigint)) q"
+                        " ORDER BY 1",
                         3, NULL, v, NULL, NULL, 0);
 }
 
@@ -363,10 +372,16 @@ long tf_signal_finalize(PGconn *c, const tf_config *cfg, int64_t now_ms, long ma
             snprintf(to, sizeof to, "%lld", (long long)(t0 + maxh + ivl));
             const char *bv[] = {PQgetvalue(r, i, 5), f, to};
             br = PQexecParams(c,
-                              "SELECT (extract(epoch FROM bucket) * 1000)::bigint, open::float8, high::float8,"
-                              " low::float8, close::float8, volume::float8 FROM stock_bars_1d WHERE ticker = $1"
-                              " AND trade_type = '*' AND bucket >= to_timestamp($2::bigint / 1000.0)"
-                              " AND bucket < to_timestamp($3::bigint / 1000.0) ORDER BY bucket",
+                              "WITH t AS (SELECT bucket, open, high, low, close, volume FROM stock_bars_1d"
+                              " WHERE ticker = $1 AND trade_type = '*' AND bucket >= to_timestamp($2::bigint / 1000.0)"
+                              " AND bucket < to_timestamp($3::bigint / 1000.0))"
+                              " SELECT DISTINCT ON (b) * FROM (SELECT (extract(epoch FROM bucket) * 1000)::bigint AS b, open::float8,"
+                              " high::float8, low::float8, close::float8, volume::float8 FROM t UNION ALL"
+                              " SELECT (extract(epoch FROM m.bucket) * 1000)::bigint, m.open::float8, m.high::float8,"
+                              " m.low::float8, m.close::float8, m.volume::float8 FROM market_bars m"
+                              " WHERE m.\"interval\" = '1d' AND m.ticker = $1"
+                              " AND m.bucket >= to_timestamp($2::bigint / 1000.0) AND m.bucket < to_timestamp($3::bigint / 1000.0)"
+                              " AND NOT EXISTS (SELECT 1 FROM t WHERE t.bucket = m.bucket)) q ORDER BY b",
                               3, NULL, bv, NULL, NULL, 0);
         } else {
             br = trade_minutes(c, PQgetvalue(r, i, 5), t0 + ivl, t0 + maxh + ivl);

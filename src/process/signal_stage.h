@@ -16,7 +16,8 @@
  *
  * Warm-up (exactness): when a ticker's first bar arrives (start, restart,
  * rebalance), its state is first fed every earlier minute of that ticker
- * aggregated from stock_trades, so indicators are those of a state that saw
+ * aggregated from stock_trades (imported 1m market_bars where no trade
+ * minute exists), so indicators are those of a state that saw
  * the whole history, as the backtest's are. A first bar flagged partial is
  * replaced by its minute aggregated from stock_trades too.
  *
@@ -75,7 +76,8 @@ void tf_signal_stage_get_stats(tf_signal_stage *s, tf_signal_stage_stats *out);
  * Fills stock_signal_returns for up to max stored signals that lack a final
  * row for some horizon of cfg's [signals] horizons (those not shorter than
  * the signal's interval), oldest first: bars after the signal's bar from
- * stock_trades (1m) or stock_bars_1d (1d), tf_track_compute as of now_ms,
+ * stock_trades (1m) or stock_bars_1d (1d), each with imported market_bars
+ * where no trade bar exists (the backtest's bars), tf_track_compute as of now_ms,
  * upserted by (signal_id, horizon). Returns the signals updated, or -1
  * with e.
  */

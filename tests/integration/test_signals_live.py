@@ -354,6 +354,41 @@ def test_errors(c):
     c.eq(st, 404, "bad id -> 404")
 
 
+def test_finalize_daily(c):
+    """The finaliser on 1d signals (stored by backtest --store) recomputes the
+    backtest's own horizons: delete them, run the job, get the same rows."""
+    p = pipe()
+    import random
+    rng = random.Random(7)
+    px, vals = 100.0, []
+    for d in range(400):
+        o = px
+        px = round(px * math.exp(rng.gauss(0, 0.02)), 4)
+        hi, lo = round(max(o, px) * 1.01, 4), round(min(o, px) * 0.99, 4)
+        day = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(1262563200 + d * 86400))
+        vals.append("('%s','DAYX','NASDAQ','*',%r,%r,%r,%r,%d,1,0,0,0,'%s',1,'%s',1)"
+                    % (day, round(o, 4), hi, lo, px, rng.randint(1000, 9000), day, day))
+    p.pg.sql("INSERT INTO stock_bars_1d (bucket, ticker, market_code, trade_type, open, high, low, close, volume,"
+             " trades, notional, buy_volume, sell_volume, first_time, first_id, last_time, last_id) VALUES "
+             + ",".join(vals))
+    args = ["--signals.horizons", "1d,5d", "--signals.cooldown_bars", "3"]
+    r = h.run(["signals", "backtest", "--pg-url", p.pg.url, "--backtest.from", "2010-01-01", "--backtest.to",
+               "2012-01-01", "--interval", "1d", "--tickers", "DAYX", "--store"] + args)
+    c.eq(r.returncode, 0, "backtest --store (1d)")
+    q = ("SELECT signal_id, horizon, status, return_pct, mfe_pct, mae_pct FROM stock_signal_returns"
+         " WHERE signal_id LIKE 's-DAYX-%' ORDER BY 1, 2")
+    want = p.pg.sql(q)
+    c.check(len(want) > 20, "daily horizons stored", len(want))
+    p.pg.sql("DELETE FROM stock_signal_returns WHERE signal_id LIKE 's-DAYX-%'")
+    r = h.run(["job", "run", "signal_performance", "--pg-url", p.pg.url] + args)
+    c.eq(r.returncode, 0, "job run signal_performance (1d)")
+    got = p.pg.sql(q)
+    c.eq([x[:3] for x in got], [x[:3] for x in want], "same rows and statuses")
+    c.check(all(close(float(a), float(b)) for g, w in zip(got, want) for a, b in zip(g[3:], w[3:])),
+            "same return, MFE, MAE")
+
+
 if __name__ == "__main__":
     h.main([test_live_signals_and_parity, test_track_record_parity, test_rest_list_filters_paging,
-            test_rest_one_and_performance, test_indicators, test_sse_replay_and_live, test_errors])
+            test_rest_one_and_performance, test_indicators, test_sse_replay_and_live, test_errors,
+            test_finalize_daily])
