@@ -697,6 +697,7 @@ struct sclient {
     tf_http_req *req;         /* NULL once the stream ended */
     uv_timer_t timer;
     int timer_open, busy, seeded;
+    int warned;               /* a failing poll is logged once until one succeeds */
     int64_t last_hb_us;
     filt f;
     int have_cursor;
@@ -798,7 +799,7 @@ static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
         return;
     }
     if (err) {
-        tf_warn("signals", "stream start query failed, retrying", TF_STR("error", msg));
+        if (!c->warned++) tf_warn("signals", "stream start query failed, retrying", TF_STR("error", msg));
         return; /* the timer tries again */
     }
     int n = PQntuples(r);
@@ -823,9 +824,10 @@ static void poll_cb(const PGresult *r, int err, const char *msg, void *ud)
         return;
     }
     if (err) {
-        tf_warn("signals", "stream poll failed, retrying", TF_STR("error", msg));
+        if (!c->warned++) tf_warn("signals", "stream poll failed, retrying", TF_STR("error", msg));
         return;
     }
+    c->warned = 0;
     int n = PQntuples(r), fresh = 0;
     tf_sbuf o = {0};
     for (int i = 0; i < n; i++) {
@@ -875,7 +877,10 @@ static void poll_start(sclient *c)
         tf_sbuf_str(&ids, "{");
         for (size_t i = 0; i < c->nseen; i++) {
             tf_sbuf_str(&ids, i ? ",\"" : "\"");
-            tf_sbuf_str(&ids, c->seen[i]); /* ids are tickers, rule names, digits and '-' */
+            for (const char *q = c->seen[i]; *q; q++) { /* array literal quoting: a ticker is any text */
+                if (*q == '"' || *q == '\\') tf_sbuf_add(&ids, "\\", 1);
+                tf_sbuf_add(&ids, q, 1);
+            }
             tf_sbuf_str(&ids, "\"");
         }
         tf_sbuf_str(&ids, "}");
