@@ -388,7 +388,28 @@ def test_finalize_daily(c):
             "same return, MFE, MAE")
 
 
+def test_shutdown_with_stream(c):
+    """SIGTERM with a stream open: the stream ends (final chunk), exit 0; the
+    harness checks the sanitizer logs (no leak) at exit."""
+    p = pipe()
+    s = SSE(p.port)
+    s.events(1, 1.0)
+    c.eq(p.proc.stop(), 0, "clean exit with a stream open")
+    s.sock.settimeout(5)
+    data = s.raw
+    try:
+        while not data.endswith(b"0\r\n\r\n"):
+            d = s.sock.recv(65536)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        pass
+    c.check(data.endswith(b"0\r\n\r\n"), "stream ended with the final chunk", data[-40:])
+    s.close()
+
+
 if __name__ == "__main__":
     h.main([test_live_signals_and_parity, test_track_record_parity, test_rest_list_filters_paging,
             test_rest_one_and_performance, test_indicators, test_sse_replay_and_live, test_errors,
-            test_finalize_daily])
+            test_finalize_daily, test_shutdown_with_stream])
