@@ -18,6 +18,10 @@
 #define NBUCKETS 1024           /* ticker hash; chains grow beyond */
 #define FINALIZE_EVERY_S 10
 #define FINALIZE_BATCH 500
+/* A ticker new to this member re-emits the signals of its stored minutes
+ * this close before its first live bar (idempotent upserts; the ids are the
+ * same): they may have been in a bar the previous owner never closed. */
+#define REEMIT_MS (15 * 60000LL)
 
 typedef struct tick {
     struct tick *next;
@@ -153,9 +157,14 @@ static void row_bar(const PGresult *r, int i, tf_ind_bar *b, int64_t *start)
                       atof(PQgetvalue(r, i, 4)), atof(PQgetvalue(r, i, 5))};
 }
 
-/* Feeds t's state every stored minute before start_ms; outputs discarded
- * (those signals were the previous run's, stored under the same ids). */
-static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms)
+static void emit(tf_signal_stage *s, const tf_signal *g);
+
+/* Feeds t's state every stored minute before start_ms. Signals of minutes
+ * up to emit_after_ms were handled before (stored under the same ids) and
+ * are dropped; later ones are emitted: a bar that was still open in the
+ * previous owner's builder when its trades were committed (a restart, a
+ * rebalance) reaches no live on_bar, only this. */
+static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_after_ms)
 {
     PGconn *c = conn(s);
     if (!c) return;
@@ -173,7 +182,8 @@ static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms)
         int64_t st;
         tf_signal out[TF_SIG_NRULES];
         row_bar(r, i, &b, &st);
-        tf_sig_update(t->st, &b, st, st + 60000, out, NULL, NULL);
+        int k = tf_sig_update(t->st, &b, st, st + 60000, out, NULL, NULL);
+        for (int j = 0; st > emit_after_ms && j < k; j++) emit(s, &out[j]);
         t->last_start_ms = st;
     }
     PQclear(r);
@@ -197,7 +207,7 @@ static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int
     t->next = s->b[h];
     s->b[h] = t;
     *fresh = 1;
-    warm_up(s, t, start_ms);
+    warm_up(s, t, start_ms, start_ms - REEMIT_MS);
     return t;
 }
 
@@ -262,6 +272,21 @@ void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
     int fresh = 0;
     tick *t = get_tick(s, b, start_ms, &fresh);
     if (!t) return;
+    if (!fresh && b->c.partial && !b->c.revised && conn(s)) {
+        /* the first bar after a partition assignment: this member may have
+         * missed the ticker's bars while another owned it, so its state is
+         * rebuilt from the table as for a ticker never seen */
+        char err[256];
+        tf_sig_state *ns = tf_sig_state_new(&s->rules, b->ticker, b->market, "1m", err, sizeof err);
+        if (ns) {
+            tf_sig_state_free(t->st);
+            t->st = ns;
+            int64_t seen = t->last_start_ms;
+            t->last_start_ms = INT64_MIN;
+            warm_up(s, t, start_ms, seen);
+            fresh = 1;
+        }
+    }
     if (b->c.revised || start_ms <= t->last_start_ms) {
         BUMP(s, revised_ignored, 1);
         return;

@@ -19,7 +19,15 @@
  * aggregated from stock_trades (imported 1m market_bars where no trade
  * minute exists), so indicators are those of a state that saw
  * the whole history, as the backtest's are. A first bar flagged partial is
- * replaced by its minute aggregated from stock_trades too.
+ * replaced by its minute aggregated from stock_trades too. A partial bar of
+ * a ticker already known (the processor flags the first minute after a
+ * partition assignment) rebuilds that ticker's state the same way: while
+ * another group member owned it, this one missed its bars. Signals of
+ * warmed-up minutes this member has not handled (newer than its last bar of
+ * that ticker; for a ticker new to it, the last 15 minutes) are emitted:
+ * the processor commits trades that sit in a still-open bar, so after a
+ * restart or rebalance such a minute reaches no live bar. Re-emitting is
+ * an idempotent upsert plus a re-publish under the same id.
  *
  * Revised bars (late trades, c.revised = 1) are ignored: the indicator
  * states are incremental and cannot take back a bar exactly, so a revision
