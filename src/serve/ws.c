@@ -6,9 +6,9 @@
  *   ws_feed thread --tf_server_post(batch)--> on_batch
  *     -> raw fan-out: each trade encoded once into a shared, refcounted frame,
  *        queued (by reference) on every client watching that ticker raw;
- *     -> candle aggregators (one per interval in use) -> at interval end +
- *        grace (candle timer) each candle is encoded once and queued on its
- *        watchers;
+ *     -> candle aggregators (one per interval in use) -> once the feed's
+ *        commit-time progress shows a bucket complete (ws_candle.h; candle
+ *        timer) each candle is encoded once and queued on its watchers;
  *     -> every client touched is flushed: queued frames are copied into one
  *        socket write while the socket's own queue is below INFLIGHT_MAX.
  *
@@ -125,7 +125,7 @@ struct tf_ws {
     int stopping;
     int64_t nsubs;
     size_t nraw; /* clients on interval 0 (raw trades) */
-    tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised,
+    tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised, *m_future,
         *m_candles, *m_slow, *m_proto, *m_lag;
 };
 
@@ -391,7 +391,11 @@ static group *group_ref(tf_ws *ws, int64_t interval_ms)
     g->interval_ms = interval_ms;
     g->refs = 1;
     g->ws = ws;
-    g->agg = tf_candle_agg_new(interval_ms, ws->cfg->ws_candle_grace_ms, tf_now_us(), on_candle, g);
+    tf_candle_agg_opts o = {.interval_ms = interval_ms,
+                            .idle_ms = ws->cfg->ws_candle_grace_ms,
+                            .max_future_ms = ws->cfg->ws_max_future_ms,
+                            .lateness_ms = ws->cfg->process_allowed_lateness_ms};
+    g->agg = tf_candle_agg_new(&o, tf_now_us(), on_candle, g);
     if (!g->agg) {
         free(g);
         return NULL;
@@ -1051,10 +1055,12 @@ static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
 {
     trade_arg a = {t, commit_ts_ms};
     fanout(ws, t->ticker, 0, make_trade, &a);
+    int64_t now = ws->ngroups ? tf_now_us() : 0;
     for (int i = 0; i < ws->ngroups; i++) {
-        int r = tf_candle_agg_add(ws->groups[i]->agg, t);
-        if (r == 1 && ws->m_late) tf_metric_add(ws->m_late, 1);
-        if (r == 2 && ws->m_revised) tf_metric_add(ws->m_revised, 1);
+        int r = tf_candle_agg_add(ws->groups[i]->agg, t, commit_ts_ms, now);
+        if (r == TF_CANDLE_LATE && ws->m_late) tf_metric_add(ws->m_late, 1);
+        if (r == TF_CANDLE_REVISED && ws->m_revised) tf_metric_add(ws->m_revised, 1);
+        if (r == TF_CANDLE_FUTURE && ws->m_future) tf_metric_add(ws->m_future, 1);
     }
 }
 
@@ -1293,6 +1299,7 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
         ws->m_hwm = tf_gauge(m, "tickflow_ws_queue_high_water_bytes", "Largest per-client WebSocket output queue seen", NULL);
         ws->m_late = tf_counter(m, "tickflow_ws_late_trades_total", "Trades too late for any candle (older than the last one sent)", NULL);
         ws->m_revised = tf_counter(m, "tickflow_ws_revised_trades_total", "Trades that missed their candle and went into a revised one", NULL);
+        ws->m_future = tf_counter(m, "tickflow_ws_future_trades_total", "Trades dropped from candles: event time beyond now + ws.max_future_ms", NULL);
         ws->m_candles = tf_counter(m, "tickflow_ws_candles_total", "Candles completed (per ticker and interval)", NULL);
         ws->m_slow = tf_counter(m, "tickflow_ws_slow_closed_total", "WebSocket clients closed for being too slow (1008)", NULL);
         ws->m_proto = tf_counter(m, "tickflow_ws_protocol_errors_total", "WebSocket connections closed for protocol errors", NULL);

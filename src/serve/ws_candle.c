@@ -7,31 +7,47 @@
 #include "common/util.h"
 #include "serve/ws_map.h"
 
+enum {
+    OPEN_MAX = 4,   /* open buckets per ticker; a fifth closes the oldest */
+    KEPT_MAX = 256, /* emitted candles kept for revisions per ticker */
+};
+#define DELAY_WINDOW_US 10000000LL /* D is the max over this (two halves) */
+#define DELAY_CAP_US 10000000LL    /* delays above min(interval, this) are back-dated */
+
+typedef struct kept {
+    tf_candle c;
+    int64_t emitted_us; /* wall clock of its first emission */
+    int64_t dirty_us;   /* wall clock of the first late trade since then; 0 = clean */
+} kept;
+
 typedef struct tstate {
-    int nopen;          /* 0..2, slot[0] older */
-    tf_candle slot[2];
-    int64_t last_emitted; /* bucket start of the last emitted candle, INT64_MIN */
-    tf_candle last;       /* copy of it, for revisions */
-    int last_dirty;       /* late trades added since it was emitted */
+    int nopen;
+    tf_candle open[OPEN_MAX + 1]; /* ascending start; +1 while inserting */
+    int nkept, capkept;
+    kept *kept;           /* ascending start */
+    int64_t last_emitted; /* newest emitted bucket start, INT64_MIN */
 } tstate;
 
 struct tf_candle_agg {
-    int64_t interval_ms, grace_us, created_us;
+    tf_candle_agg_opts o;
+    int64_t created_us;
     tf_candle_emit_fn emit;
     void *ud;
     tf_ws_map *tickers; /* ticker -> tstate* */
+    int64_t progress_us;      /* latest commit time delivered */
+    int64_t last_delivery_us; /* wall clock of the latest delivery */
+    int64_t delay_cur, delay_prev, delay_rot_us; /* windowed max of commit - event */
 };
 
-tf_candle_agg *tf_candle_agg_new(int64_t interval_ms, int64_t grace_ms, int64_t created_us,
+tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us,
                                  tf_candle_emit_fn emit, void *ud)
 {
-    if (interval_ms <= 0) return NULL;
+    if (!o || o->interval_ms <= 0) return NULL;
     tf_candle_agg *a = calloc(1, sizeof *a);
     if (!a) return NULL;
-    if (grace_ms > interval_ms / 2) grace_ms = interval_ms / 2;
-    if (grace_ms < 0) grace_ms = 0;
-    a->interval_ms = interval_ms;
-    a->grace_us = grace_ms * 1000;
+    a->o = *o;
+    if (a->o.idle_ms < 0) a->o.idle_ms = 0;
+    if (a->o.lateness_ms < 0) a->o.lateness_ms = 0;
     a->created_us = created_us;
     a->emit = emit;
     a->ud = ud;
@@ -49,41 +65,158 @@ void tf_candle_agg_free(tf_candle_agg *a)
     size_t it = 0;
     const char *k;
     void *v;
-    while (tf_ws_map_next(a->tickers, &it, &k, &v)) free(v);
+    while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
+        tstate *s = v;
+        free(s->kept);
+        free(s);
+    }
     tf_ws_map_free(a->tickers);
     free(a);
 }
 
-int64_t tf_candle_agg_interval(const tf_candle_agg *a) { return a->interval_ms; }
+int64_t tf_candle_agg_interval(const tf_candle_agg *a) { return a->o.interval_ms; }
 
-/* When a revision of the last emitted candle may go out. */
-static int64_t revise_due(const tf_candle_agg *a, const tstate *s)
+int64_t tf_candle_agg_delay_us(const tf_candle_agg *a)
 {
-    return s->last.start_us + a->interval_ms * 1000 + a->grace_us + a->interval_ms * 500;
+    return a->delay_cur > a->delay_prev ? a->delay_cur : a->delay_prev;
 }
 
-static void emit_revision(tf_candle_agg *a, const char *ticker, tstate *s)
+static int64_t interval_us(const tf_candle_agg *a) { return a->o.interval_ms * 1000; }
+
+/* Wall-clock time at which an open bucket starting at start_us closes
+ * without commit progress (idle feed, or a feed without commit times). */
+static int64_t fallback_due(const tf_candle_agg *a, int64_t start_us)
 {
-    s->last_dirty = 0;
-    tf_candle c = s->last;
+    int64_t ready = start_us + interval_us(a) + tf_candle_agg_delay_us(a);
+    int64_t idle = a->o.idle_ms * 1000;
+    int64_t due = a->last_delivery_us + idle;
+    if (due < ready) due = ready;
+    int64_t cap = 2 * idle > interval_us(a) / 2 ? 2 * idle : interval_us(a) / 2;
+    if (due > ready + cap) due = ready + cap;
+    return due;
+}
+
+/* The feed has delivered every commit that can hold a trade of this bucket. */
+static int progress_closes(const tf_candle_agg *a, int64_t start_us)
+{
+    return a->progress_us > 0 &&
+           a->progress_us >= start_us + interval_us(a) + tf_candle_agg_delay_us(a) + 1000;
+}
+
+static int64_t open_due(const tf_candle_agg *a, int64_t start_us)
+{
+    return progress_closes(a, start_us) ? 0 : fallback_due(a, start_us); /* 0: due now */
+}
+
+static int64_t revise_due(const tf_candle_agg *a, const kept *k)
+{
+    int64_t due = k->emitted_us + interval_us(a) / 2;
+    return due > k->dirty_us ? due : k->dirty_us;
+}
+
+static void emit_revision(tf_candle_agg *a, const char *ticker, kept *k)
+{
+    k->dirty_us = 0;
+    tf_candle c = k->c;
     c.revised = 1;
     a->emit(a->ud, ticker, &c);
 }
 
-static void emit_oldest(tf_candle_agg *a, const char *ticker, tstate *s)
+/* Drops kept candles past the lateness (emitting a pending revision first:
+ * never lose late trades). */
+static void prune(tf_candle_agg *a, const char *ticker, tstate *s, int64_t now_us)
 {
-    if (s->last_dirty) emit_revision(a, ticker, s); /* never lose late trades */
-    tf_candle c = s->slot[0];
+    int j = 0;
+    for (int i = 0; i < s->nkept; i++) {
+        kept *k = &s->kept[i];
+        if (now_us - k->emitted_us > a->o.lateness_ms * 1000) {
+            if (k->dirty_us) emit_revision(a, ticker, k);
+            continue;
+        }
+        if (j != i) s->kept[j] = *k;
+        j++;
+    }
+    s->nkept = j;
+}
+
+/* Keeps c (just emitted at now_us) for revisions, in start order. */
+static void keep(tf_candle_agg *a, const char *ticker, tstate *s, const tf_candle *c, int64_t now_us)
+{
+    if (a->o.lateness_ms <= 0) return;
+    if (s->nkept == KEPT_MAX) {
+        if (s->kept[0].dirty_us) emit_revision(a, ticker, &s->kept[0]);
+        memmove(s->kept, s->kept + 1, (size_t)(s->nkept - 1) * sizeof *s->kept);
+        s->nkept--;
+    }
+    if (s->nkept == s->capkept) {
+        int cap = s->capkept ? s->capkept * 2 : 4;
+        if (cap > KEPT_MAX) cap = KEPT_MAX;
+        kept *nk = realloc(s->kept, (size_t)cap * sizeof *nk);
+        if (!nk) return; /* no revisions for this one; the candle itself went out */
+        s->kept = nk;
+        s->capkept = cap;
+    }
+    int i = s->nkept;
+    while (i > 0 && s->kept[i - 1].c.start_us > c->start_us) i--;
+    memmove(s->kept + i + 1, s->kept + i, (size_t)(s->nkept - i) * sizeof *s->kept);
+    s->kept[i] = (kept){.c = *c, .emitted_us = now_us, .dirty_us = 0};
+    /* a late bucket's first candle already says revised: keep that off the
+     * stored copy so a second revision is flagged by emit_revision alone */
+    s->kept[i].c.revised = 0;
+    s->nkept++;
+}
+
+static void emit_oldest(tf_candle_agg *a, const char *ticker, tstate *s, int64_t now_us)
+{
+    tf_candle c = s->open[0];
     c.partial = c.start_us < a->created_us;
-    s->last_emitted = c.start_us;
-    s->last = c;
-    s->slot[0] = s->slot[1];
+    if (c.start_us > s->last_emitted) {
+        s->last_emitted = c.start_us;
+    } else {
+        c.revised = 1; /* a late bucket that had no candle: out of order */
+    }
+    memmove(s->open, s->open + 1, (size_t)(s->nopen - 1) * sizeof *s->open);
     s->nopen--;
+    keep(a, ticker, s, &c, now_us);
     a->emit(a->ud, ticker, &c);
 }
 
-int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t)
+static void note_delivery(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts_ms, int64_t now_us)
 {
+    if (now_us > a->last_delivery_us) a->last_delivery_us = now_us;
+    if (now_us - a->delay_rot_us >= DELAY_WINDOW_US / 2) {
+        a->delay_prev = a->delay_cur;
+        a->delay_cur = 0;
+        a->delay_rot_us = now_us;
+    }
+    if (commit_ts_ms <= 0) return;
+    int64_t c = commit_ts_ms * 1000;
+    if (c > a->progress_us) a->progress_us = c;
+    int64_t d = c - t->event_us;
+    int64_t cap = interval_us(a) < DELAY_CAP_US ? interval_us(a) : DELAY_CAP_US;
+    if (d > 0 && d <= cap && d > a->delay_cur) a->delay_cur = d;
+}
+
+static int insert_open(tf_candle_agg *a, const char *ticker, tstate *s, const tf_trade *t,
+                       int64_t now_us)
+{
+    tf_candle c;
+    tf_candle_init(&c, a->o.interval_ms, t->event_us);
+    tf_candle_add(&c, t);
+    int i = s->nopen;
+    while (i > 0 && s->open[i - 1].start_us > c.start_us) i--;
+    memmove(s->open + i + 1, s->open + i, (size_t)(s->nopen - i) * sizeof *s->open);
+    s->open[i] = c;
+    s->nopen++;
+    if (s->nopen > OPEN_MAX) emit_oldest(a, ticker, s, now_us);
+    return 0;
+}
+
+int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts_ms, int64_t now_us)
+{
+    if (a->o.max_future_ms > 0 && t->event_us > now_us + a->o.max_future_ms * 1000)
+        return TF_CANDLE_FUTURE; /* before anything else: it must not move time */
+    note_delivery(a, t, commit_ts_ms, now_us);
     tstate *s = tf_ws_map_get(a->tickers, t->ticker);
     if (!s) {
         s = calloc(1, sizeof *s);
@@ -94,35 +227,31 @@ int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t)
             return -1;
         }
     }
-    int64_t b = tf_candle_bucket(a->interval_ms, t->event_us);
-    if (b == s->last_emitted) {
-        tf_candle_add(&s->last, t);
-        s->last_dirty = 1;
-        return 2;
-    }
-    if (b < s->last_emitted) return 1;
+    int64_t b = tf_candle_bucket(a->o.interval_ms, t->event_us);
     for (int i = 0; i < s->nopen; i++) {
-        if (s->slot[i].start_us == b) {
-            tf_candle_add(&s->slot[i], t);
-            return 0;
+        if (s->open[i].start_us == b) {
+            tf_candle_add(&s->open[i], t);
+            return TF_CANDLE_ADDED;
         }
     }
-    if (s->nopen > 0 && b < s->slot[0].start_us) return 1; /* older than both open */
-    tf_candle c;
-    tf_candle_init(&c, a->interval_ms, t->event_us);
-    tf_candle_add(&c, t);
-    if (s->nopen == 2) {
-        if (b < s->slot[1].start_us) return 1; /* between the two: cannot happen with ordered slots */
-        emit_oldest(a, t->ticker, s);
+    if (b > s->last_emitted) {
+        insert_open(a, t->ticker, s, t, now_us);
+        return TF_CANDLE_ADDED;
     }
-    if (s->nopen == 1 && b < s->slot[0].start_us) { /* keep slot order */
-        s->slot[1] = s->slot[0];
-        s->slot[0] = c;
-    } else {
-        s->slot[s->nopen] = c;
+    prune(a, t->ticker, s, now_us);
+    for (int i = 0; i < s->nkept; i++) {
+        kept *k = &s->kept[i];
+        if (k->c.start_us == b) {
+            tf_candle_add(&k->c, t);
+            if (!k->dirty_us) k->dirty_us = now_us;
+            return TF_CANDLE_REVISED;
+        }
     }
-    s->nopen++;
-    return 0;
+    if (s->nkept > 0 && b > s->kept[0].c.start_us) { /* inside the kept span: no candle yet */
+        insert_open(a, t->ticker, s, t, now_us);
+        return TF_CANDLE_REVISED;
+    }
+    return TF_CANDLE_LATE;
 }
 
 static int flush(tf_candle_agg *a, int64_t now_us, int all)
@@ -133,21 +262,27 @@ static int flush(tf_candle_agg *a, int64_t now_us, int all)
     void *v;
     while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
         tstate *s = v;
-        if (s->last_dirty && (all || revise_due(a, s) <= now_us)) {
-            emit_revision(a, k, s);
+        for (int i = 0; i < s->nkept; i++) {
+            if (s->kept[i].dirty_us && (all || revise_due(a, &s->kept[i]) <= now_us)) {
+                emit_revision(a, k, &s->kept[i]);
+                n++;
+            }
+        }
+        while (s->nopen > 0 && (all || open_due(a, s->open[0].start_us) <= now_us)) {
+            emit_oldest(a, k, s, now_us);
             n++;
         }
-        while (s->nopen > 0 &&
-               (all || s->slot[0].start_us + a->interval_ms * 1000 + a->grace_us <= now_us)) {
-            emit_oldest(a, k, s);
-            n++;
-        }
+        if (!all) prune(a, k, s, now_us);
     }
     return n;
 }
 
 int tf_candle_agg_flush(tf_candle_agg *a, int64_t now_us) { return flush(a, now_us, 0); }
-int tf_candle_agg_flush_all(tf_candle_agg *a) { return flush(a, 0, 1); }
+
+int tf_candle_agg_flush_all(tf_candle_agg *a)
+{
+    return flush(a, a->last_delivery_us, 1);
+}
 
 int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
 {
@@ -156,13 +291,14 @@ int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
     const char *k;
     void *v;
     while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
-        tstate *s = v;
+        const tstate *s = v;
         if (s->nopen > 0) {
-            int64_t d = s->slot[0].start_us + a->interval_ms * 1000 + a->grace_us;
+            int64_t d = open_due(a, s->open[0].start_us);
             if (d < due) due = d;
         }
-        if (s->last_dirty) {
-            int64_t d = revise_due(a, s);
+        for (int i = 0; i < s->nkept; i++) {
+            if (!s->kept[i].dirty_us) continue;
+            int64_t d = revise_due(a, &s->kept[i]);
             if (d < due) due = d;
         }
     }

@@ -7,19 +7,31 @@
  * exact), so every client on the same interval sees the same candles and a
  * candle equals the same trades aggregated in SQL by event_time.
  *
- * Emission: a bucket is emitted when the wall clock passes its end + grace
- * (late arrivals from CDC get `grace` to make it in), or earlier when a
- * trade for a third, newer bucket of the same ticker arrives (a back-dated
- * stream moving fast through event time). At most two buckets per ticker are
- * open.
+ * Closing a bucket from what the feed has delivered (not a fixed grace):
+ * trades carry their commit time, and the feed delivers in commit order. The
+ * aggregator keeps D, the largest commit-minus-event delay seen over the
+ * last ~10 s (delays above min(interval, 10 s) are back-dated writes and do
+ * not count). A bucket [s, e) closes once a delivered commit is later than
+ * e + D (+1 ms for the ms resolution of commit times): every trade with an
+ * event time before e has then been delivered, so the candle is complete
+ * and goes out with no waiting beyond that. When the feed is idle (nothing
+ * delivered for idle_ms) a bucket closes by the wall clock at e + D; and
+ * whatever happens it closes by e + D + max(2 idle_ms, interval / 2) (a feed
+ * without commit times). A trade for a fifth open bucket of a ticker closes
+ * the oldest at once (a back-dated stream moving fast through event time).
  *
- * Late trades: a trade for the bucket emitted last (it missed the grace) is
- * added to a kept copy of that candle, which is emitted again, complete and
- * flagged `revised`, half an interval after the first emission (or at once
- * when the next bucket of the ticker is emitted first). So the first candle
- * comes fast and the last one for a bucket always equals SQL. A trade for
- * an even older bucket (or older than both open ones) is dropped from the
- * candles (tf_candle_agg_add returns 1; the raw stream still carries it).
+ * Outliers: a trade whose event time is beyond now + max_future_ms is
+ * dropped (TF_CANDLE_FUTURE) without touching that ticker's state, so one
+ * bad trade cannot hold a ticker's candles back.
+ *
+ * Late trades: emitted candles are kept for lateness_ms after they went out
+ * (at most 256 per ticker). A trade for one of them is added to it and the
+ * candle is emitted again, complete and flagged `revised`, at the first
+ * flush at least half an interval after its first emission - so the first
+ * candle comes fast and the last one for a bucket equals SQL. A late trade
+ * for a bucket that had no candle but lies inside that kept span makes a
+ * new candle, also flagged revised. Anything older is dropped from the
+ * candles (TF_CANDLE_LATE; the raw stream still carries it).
  */
 #ifndef TF_WS_CANDLE_H
 #define TF_WS_CANDLE_H
@@ -34,28 +46,47 @@ typedef struct tf_candle_agg tf_candle_agg;
 /* Called for each finished candle; ticker and c are borrowed for the call. */
 typedef void (*tf_candle_emit_fn)(void *ud, const char *ticker, const tf_candle *c);
 
+typedef struct tf_candle_agg_opts {
+    int64_t interval_ms;   /* > 0 */
+    int64_t idle_ms;       /* ws.candle_grace_ms: the feed counts as idle after this */
+    int64_t max_future_ms; /* ws.max_future_ms; <= 0: no bound */
+    int64_t lateness_ms;   /* process.allowed_lateness_ms: revisions up to this after emission */
+} tf_candle_agg_opts;
+
+enum {
+    TF_CANDLE_ADDED = 0,   /* counted into an open candle */
+    TF_CANDLE_LATE = 1,    /* too late for any candle, not counted */
+    TF_CANDLE_REVISED = 2, /* counted into a revision of an emitted candle */
+    TF_CANDLE_FUTURE = 3,  /* beyond now + max_future_ms, dropped */
+};
+
 /* created_us: wall-clock time the aggregation started; buckets that began
- * before it are marked partial. grace_ms is capped at interval_ms / 2.
- * Returns NULL when out of memory. */
-tf_candle_agg *tf_candle_agg_new(int64_t interval_ms, int64_t grace_ms, int64_t created_us,
+ * before it are marked partial. Returns NULL when out of memory or
+ * interval_ms <= 0. */
+tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us,
                                  tf_candle_emit_fn emit, void *ud);
 void tf_candle_agg_free(tf_candle_agg *a); /* accepts NULL; emits nothing */
 int64_t tf_candle_agg_interval(const tf_candle_agg *a);
 
-/* Returns 0 (counted), 2 (counted into a revision of the last emitted
- * candle), 1 (too late, not counted) or -1 (out of memory). May emit the
- * oldest open candle of that ticker (see top comment). */
-int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t);
+/* commit_ts_ms: the trade's commit time (0 = unknown); now_us: wall clock
+ * at delivery. Returns a TF_CANDLE_* value or -1 (out of memory). May emit
+ * the oldest open candle of that ticker (see top comment). */
+int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts_ms, int64_t now_us);
 
-/* Emits every open candle whose end + grace <= now_us, and revisions whose
+/* Emits every open candle that may close at now_us, and revisions whose
  * time has come. Returns how many. */
 int tf_candle_agg_flush(tf_candle_agg *a, int64_t now_us);
 
-/* Emits every open candle regardless of time (tests, shutdown). */
+/* Emits every open candle and pending revision regardless of time (tests,
+ * shutdown). */
 int tf_candle_agg_flush_all(tf_candle_agg *a);
 
 /* Wall-clock time (unix us) at which the next open candle or revision
- * becomes due, or INT64_MAX when nothing is pending. */
+ * becomes due (<= now when due already), or INT64_MAX when nothing is
+ * pending. */
 int64_t tf_candle_agg_next_due(const tf_candle_agg *a);
+
+/* The commit-minus-event delay bound D in use, in us (tests, debug logs). */
+int64_t tf_candle_agg_delay_us(const tf_candle_agg *a);
 
 #endif
