@@ -56,6 +56,80 @@ static int jesc(const char *s, size_t len, char *buf, size_t cap)
 
 /* ---- validation -------------------------------------------------------- */
 
+/* q of one media range's parameters ("q=0.5"); 1 when absent, -1 bad. */
+static int accept_q(const char *p, const char *end)
+{
+    int q = 1000;
+    while (p < end) {
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t')) p++;
+        const char *e = p;
+        while (e < end && *e != ';') e++;
+        if (e - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+            const char *d = p + 2;
+            while (e > d && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            if (d >= e || (*d != '0' && *d != '1')) return -1;
+            q = (*d - '0') * 1000;
+            d++;
+            if (d < e) {
+                if (*d != '.') return -1;
+                d++;
+                int scale = 100;
+                for (; d < e; d++, scale /= 10) {
+                    if (*d < '0' || *d > '9' || scale == 0) return -1;
+                    q += (*d - '0') * scale;
+                }
+            }
+            if (q > 1000) return -1;
+            return q;
+        }
+        p = e;
+    }
+    return q;
+}
+
+int tf_hist_accept(const char *accept)
+{
+    static const char *const types[3] = {"application/json", "text/csv", "application/x-ndjson"};
+    int q[3] = {-1, -1, -1}, spec[3] = {-1, -1, -1}; /* -1: no range matched */
+    if (!accept) return TF_HIST_JSON;
+    for (const char *p = accept; *p;) {
+        while (*p == ',' || *p == ' ' || *p == '\t') p++;
+        if (!*p) break;
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        const char *semi = memchr(p, ';', (size_t)(e - p));
+        const char *te = semi ? semi : e;
+        while (te > p && (te[-1] == ' ' || te[-1] == '\t')) te--;
+        size_t tl = (size_t)(te - p);
+        int rq = accept_q(semi ? semi : e, e);
+        if (rq >= 0) {
+            for (int k = 0; k < 3; k++) {
+                const char *slash = strchr(types[k], '/');
+                size_t mainl = (size_t)(slash - types[k]);
+                int s = -1;
+                if (tl == strlen(types[k]) && strncasecmp(p, types[k], tl) == 0) s = 2;
+                else if (tl == mainl + 2 && strncasecmp(p, types[k], mainl + 1) == 0 && p[mainl + 1] == '*')
+                    s = 1;
+                else if (tl == 3 && strncmp(p, "*/*", 3) == 0) s = 0;
+                if (s > spec[k]) { /* the most specific range decides */
+                    spec[k] = s;
+                    q[k] = rq;
+                }
+            }
+        }
+        p = e;
+    }
+    int best = -1;
+    for (int k = 0; k < 3; k++) {
+        if (q[k] <= 0) continue;
+        if (best < 0 || q[k] > q[best] || (q[k] == q[best] && spec[k] > spec[best])) best = k;
+    }
+    if (best >= 0) return best; /* TF_HIST_* in types[] order */
+    /* nothing positively acceptable: refuse only when JSON was excluded */
+    return q[0] == 0 ? -1 : TF_HIST_JSON;
+}
+
 static const char *const known[] = {"ticker", "market_code", "trade_type", "start", "end",
                                     "duration", "interval", "limit", "cursor"};
 
@@ -183,10 +257,11 @@ int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const c
     q->start_us = start;
     q->end_us = end;
     /* format */
-    q->format = TF_HIST_JSON;
-    if (accept) {
-        if (strcasestr(accept, "text/csv")) q->format = TF_HIST_CSV;
-        else if (strcasestr(accept, "application/x-ndjson")) q->format = TF_HIST_NDJSON;
+    q->format = tf_hist_accept(accept);
+    if (q->format < 0) {
+        *bad = "Accept";
+        snprintf(msg, msglen, "Accept excludes every format: application/json, text/csv, application/x-ndjson");
+        return -1;
     }
     q->limit = q->format == TF_HIST_JSON ? cfg->history_default_limit : 0;
     if (v[7]) {
@@ -340,6 +415,11 @@ typedef struct hjob {
     int in_tx;
     int more;               /* JSON: 1 / 2 = there is a next page */
     int64_t want, got, ws, we; /* bars window walk */
+    /* whole-range aggregate (JSON pages): by_ticker JSON and totals */
+    int agg_done;
+    tf_sbuf by_ticker;
+    int64_t r_tickers, r_buckets, r_trades, r_volume;
+    char r_one[400]; /* the open..vwap fields when the range has one ticker */
     /* aggregate over the page */
     int64_t n, trades, volume;
     int64_t open_e4, high_e4, low_e4, close_e4;
@@ -777,6 +857,7 @@ static void fail(hjob *j, int status, const char *fmt, const char *m)
 static void hjob_free(hjob *j)
 {
     free(j->out.b);
+    free(j->by_ticker.b);
     free(j);
 }
 
@@ -820,9 +901,12 @@ static void wrap_page(hjob *j)
     if (j->q.side[0]) tf_sbuf_fmt(&page, "\"trade_type\":\"%s\",", j->q.side);
     tf_sbuf_fmt(&page, "\"start\":\"%s\",\"end\":\"%s\",\"interval\":\"%s\",\"limit\":%lld},", s1, s2,
            j->q.interval, (long long)j->q.limit);
-    tf_sbuf_fmt(&page, "\"aggregate\":{\"interval\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
-           j->q.interval, (long long)j->n, (long long)j->trades, (long long)j->volume);
-    if (j->n > 0) {
+    /* the page's own aggregate (what "aggregate" meant before it covered
+     * the range), then the range: totals, per ticker */
+    char pagg[400];
+    int pn = snprintf(pagg, sizeof pagg, "{\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
+                      (long long)j->n, (long long)j->trades, (long long)j->volume);
+    if (j->n > 0 && pn > 0 && (size_t)pn < sizeof pagg) {
         char o[64], h[64], l[64], c[64], v[64];
         fmt_e4_128(j->open_e4, o);
         fmt_e4_128(j->high_e4, h);
@@ -833,11 +917,31 @@ static void wrap_page(hjob *j)
             vw = (j->notional_e4 * 2 + j->volume) / (2 * (__int128)j->volume);
         }
         fmt_e4_128(vw, v);
-        tf_sbuf_fmt(&page, ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
-               o, h, l, c, v);
-    } else {
-        tf_sbuf_str(&page, ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null");
+        snprintf(pagg + pn, sizeof pagg - (size_t)pn,
+                 ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"}",
+                 o, h, l, c, v);
+    } else if (pn > 0 && (size_t)pn < sizeof pagg) {
+        snprintf(pagg + pn, sizeof pagg - (size_t)pn,
+                 ",\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null}");
     }
+    /* prices of several tickers do not combine: null unless one ticker */
+    const char *prices = j->r_tickers == 1
+                             ? j->r_one
+                             : "\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null";
+    char rng[200];
+    snprintf(rng, sizeof rng,
+             "\"start\":\"%s\",\"end\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld,"
+             "\"tickers\":%lld,",
+             s1, s2, (long long)j->r_buckets, (long long)j->r_trades, (long long)j->r_volume,
+             (long long)j->r_tickers);
+    tf_sbuf_fmt(&page,
+                "\"aggregate\":{\"interval\":\"%s\",\"buckets\":%lld,\"trades\":%lld,"
+                "\"volume\":%lld,%s,\"range\":{%s%s},\"page\":%s,\"by_ticker\":{",
+                j->q.interval, (long long)j->r_buckets, (long long)j->r_trades,
+                (long long)j->r_volume, prices, rng, prices, pagg);
+    if (j->by_ticker.b) tf_sbuf_add(&page, j->by_ticker.b, j->by_ticker.len);
+    tf_sbuf_str(&page, "}");
+    if (j->by_ticker.oom) page.oom = 1;
     tf_sbuf_str(&page, "}}");
     int oom = page.oom || j->out.oom; /* a row that did not fit is not dropped silently */
     free(j->out.b);
@@ -845,6 +949,94 @@ static void wrap_page(hjob *j)
     if (oom) {
         j->status = 503;
         snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+    }
+}
+
+/* ---- the whole range's aggregate, per ticker (JSON pages) ------------- */
+
+static void complete(hjob *j);
+
+/* Columns: ticker, buckets, trades, volume, open, high, low, close, notional */
+static int on_agg_rows(tf_pga_conn *c, const PGresult *res, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    int n = PQntuples(res);
+    if (n > 0 && PQnfields(res) != 9) return 0;
+    for (int i = 0; i < n; i++) {
+        const char *tk = PQgetvalue(res, i, 0);
+        int tkl = PQgetlength(res, i, 0);
+        int64_t b = rd_i64(PQgetvalue(res, i, 1)), tr = rd_i64(PQgetvalue(res, i, 2)),
+                vol = rd_i64(PQgetvalue(res, i, 3));
+        char px[4][64], vw[64];
+        for (int k = 0; k < 4; k++)
+            fmt_e4_128(parse_e4_128(PQgetvalue(res, i, 4 + k), PQgetlength(res, i, 4 + k)), px[k]);
+        __int128 nt = parse_e4_128(PQgetvalue(res, i, 8), PQgetlength(res, i, 8));
+        fmt_e4_128(vol > 0 ? (nt * 2 + vol) / (2 * (__int128)vol) : 0, vw);
+        snprintf(j->r_one, sizeof j->r_one,
+                 "\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
+                 px[0], px[1], px[2], px[3], vw);
+        if (j->r_tickers > 0) tf_sbuf_str(&j->by_ticker, ",");
+        put_json_str(&j->by_ticker, tk, tkl);
+        tf_sbuf_fmt(&j->by_ticker, ":{\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld,%s}",
+                    (long long)b, (long long)tr, (long long)vol, j->r_one);
+        j->r_tickers++;
+        j->r_buckets += b;
+        j->r_trades += tr;
+        j->r_volume += vol;
+    }
+    return 0;
+}
+
+static void on_agg_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+{
+    (void)c;
+    hjob *j = ud;
+    if (err) fail(j, 503, "database error: %s", msg);
+    j->agg_done = 1;
+    complete(j);
+}
+
+/* One statement over [start, end) with the filters and no cursor: raw
+ * trades grouped by ticker, or the same stitched bars a page reads, grouped
+ * by ticker. Bars run inside the page's REPEATABLE READ transaction, so
+ * page and aggregate see one snapshot. */
+static void start_agg(hjob *j)
+{
+    static const tf_pga_cbs agg_cbs = {on_agg_rows, NULL, on_agg_done};
+    tf_hist_query q = j->q;
+    q.has_cursor = 0;
+    sqlp s;
+    char sql[8192];
+    if (q.width_us == 0) {
+        memset(&s, 0, sizeof s);
+        int ps = sp_time(&s, q.start_us), pe = sp_time(&s, q.end_us);
+        sp_cat(&s,
+               "SELECT t.ticker, count(*)::int8, count(*)::int8, coalesce(sum(t.quantity), 0)::int8,"
+               " (array_agg(t.price ORDER BY t.event_time, t.id))[1]::text, max(t.price)::text,"
+               " min(t.price)::text, (array_agg(t.price ORDER BY t.event_time DESC, t.id DESC))[1]::text,"
+               " sum(t.price * t.quantity)::text"
+               " FROM stock_trades t WHERE t.event_time >= $%d AND t.event_time < $%d", ps, pe);
+        filters(&s, &q, "t", 1);
+        sp_cat(&s, " GROUP BY t.ticker ORDER BY t.ticker");
+        snprintf(sql, sizeof sql, "%s", s.sql);
+    } else {
+        build_bars(&s, &q, q.start_us, q.end_us, 0);
+        char *ord = strstr(s.sql, " ORDER BY bucket, ticker, market_code");
+        if (ord) *ord = '\0';
+        snprintf(sql, sizeof sql,
+                 "SELECT ticker, count(*)::int8, sum(trades)::int8, sum(volume)::int8,"
+                 " (array_agg(open::numeric ORDER BY bucket, market_code))[1]::text,"
+                 " max(high::numeric)::text, min(low::numeric)::text,"
+                 " (array_agg(close::numeric ORDER BY bucket DESC, market_code DESC))[1]::text,"
+                 " sum(notional::numeric)::text FROM (%s) b GROUP BY ticker ORDER BY ticker",
+                 s.sql);
+    }
+    int rc = tf_pga_send(j->c, sql, s.n, s.vals, 1, TF_PGA_WHOLE, &agg_cbs, j);
+    if (rc) {
+        fail(j, 503, "database error: %s", tf_pg_strerror(rc));
+        j->agg_done = 1;
+        complete(j);
     }
 }
 
@@ -870,6 +1062,9 @@ static void complete(hjob *j)
     } else if (j->status) {
         j->req = NULL;
         tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
+    } else if (!j->agg_done && j->c) {
+        start_agg(j); /* comes back here with agg_done */
+        return;
     } else {
         j->req = NULL;
         wrap_page(j);
@@ -1174,7 +1369,10 @@ void tf_hist_handle(tf_http_req *r, void *ud)
             snprintf(msg, sizeof msg, "unknown parameter '%s'", pname);
         }
         free(j);
-        tf_http_error(r, 400, rc <= -2 ? "unknown_parameter" : "invalid_parameter", msg, param);
+        if (rc == -1 && bad && strcmp(bad, "Accept") == 0)
+            tf_http_error(r, 406, "not_acceptable", msg, NULL);
+        else
+            tf_http_error(r, 400, rc <= -2 ? "unknown_parameter" : "invalid_parameter", msg, param);
         return;
     }
     j->req = r;

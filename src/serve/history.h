@@ -17,6 +17,12 @@
 
 enum { TF_HIST_JSON = 0, TF_HIST_CSV, TF_HIST_NDJSON };
 
+/* The answer format an Accept header asks for (RFC 9110 12.5.1: q-values,
+ * the most specific matching range decides each type's q, q=0 excludes;
+ * ties go to the more specific match, then JSON). NULL or no match at all:
+ * JSON. Returns -1 when every format is excluded (406). */
+int tf_hist_accept(const char *accept);
+
 typedef struct tf_hist_query {
     int64_t width_us;             /* 0 = raw, else bucket width (1m, 1h, 1d) */
     char interval[8];             /* "raw", "1m", "1h", "1d" */

@@ -433,6 +433,28 @@ static void test_client_resets(void)
     TF_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
 }
 
+static void test_accept(void)
+{
+    TF_EQ_INT(tf_hist_accept(NULL), TF_HIST_JSON);
+    TF_EQ_INT(tf_hist_accept("text/csv"), TF_HIST_CSV);
+    TF_EQ_INT(tf_hist_accept("text/csv;q=0.5, application/json"), TF_HIST_JSON);
+    TF_EQ_INT(tf_hist_accept("text/csv; q=0.5, application/json;q=0.4"), TF_HIST_CSV);
+    TF_EQ_INT(tf_hist_accept("text/csv;q=0, */*"), TF_HIST_JSON);
+    TF_EQ_INT(tf_hist_accept("application/json;q=0, text/*"), TF_HIST_CSV);
+    TF_EQ_INT(tf_hist_accept("application/x-ndjson, */*;q=0.1"), TF_HIST_NDJSON);
+    TF_EQ_INT(tf_hist_accept("text/csv, */*"), TF_HIST_CSV); /* tie: the exact match */
+    TF_EQ_INT(tf_hist_accept("TEXT/CSV;charset=utf-8"), TF_HIST_CSV);
+    TF_EQ_INT(tf_hist_accept("text/html,application/xhtml+xml,*/*;q=0.8"), TF_HIST_JSON);
+    TF_EQ_INT(tf_hist_accept("image/png"), TF_HIST_JSON); /* nothing excluded: the default */
+    TF_EQ_INT(tf_hist_accept("*/*;q=0"), -1);
+    TF_EQ_INT(tf_hist_accept("application/json;q=0"), -1);
+    TF_EQ_INT(tf_hist_accept("text/csv;q=2"), TF_HIST_JSON); /* a bad q ignores that range */
+    tf_hist_query q;
+    const char *bad;
+    TF_EQ_INT(hist("", "application/json;q=0", &q, &bad), -1);
+    TF_EQ_STR(bad, "Accept");
+}
+
 static void test_status_text(void)
 {
     TF_EQ_STR(tf_http_status_text(426), "Upgrade Required");
@@ -451,6 +473,7 @@ int main(void)
     test_cursor();
     test_live();
     test_client_resets();
+    test_accept();
     test_status_text();
     TF_TEST_MAIN_END();
 }
