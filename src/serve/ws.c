@@ -1186,7 +1186,7 @@ static int parse_query(tf_http_req *r, tf_ws_cmd *cmd)
                 s = k + 1;
             }
         } else {
-            upgrade_error(r, 400, "invalid_parameter", "unknown query parameter (tickers, interval_ms)", name);
+            upgrade_error(r, 400, "unknown_parameter", "unknown query parameter (tickers, interval_ms)", name);
             return -1;
         }
     }
