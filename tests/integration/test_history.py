@@ -323,6 +323,54 @@ def test_streaming(c):
     c.eq(len(body.decode().splitlines()), 10, "stream limit")
 
 
+def test_aggregate_range_and_accept(c):
+    """Issue 10 items 12, 13: aggregate covers the whole range, per ticker
+    and in total, not the page; Accept q-values; value case; error codes."""
+    PG.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) VALUES"
+           " ('AGGA', 'NASDAQ', 'BUY', 100.0000, 10, '2026-11-24T10:00:00Z'),"
+           " ('AGGB', 'NASDAQ', 'BUY', 300.0000, 1, '2026-11-24T10:00:10Z'),"
+           " ('AGGA', 'NASDAQ', 'SELL', 102.5000, 20, '2026-11-24T10:00:30Z'),"
+           " ('AGGA', 'NASDAQ', 'BUY', 99.0000, 5, '2026-11-24T10:01:10Z'),"
+           " ('AGGB', 'NASDAQ', 'SELL', 310.0000, 3, '2026-11-24T10:02:00Z')")
+    rng = {"start": "2026-11-24T10:00:00Z", "end": "2026-11-24T10:05:00Z", "market_code": "NASDAQ"}
+    want_a = {"trades": 3, "volume": 35, "open": "100.0000", "high": "102.5000", "low": "99.0000",
+              "close": "99.0000", "vwap": "101.2857"}
+    want_b = {"trades": 2, "volume": 4, "open": "300.0000", "high": "310.0000", "low": "300.0000",
+              "close": "310.0000", "vwap": "307.5000"}
+    # the generator's tickers are not in this window; only AGGA/AGGB
+    b = get(limit=2, **rng)
+    a = b["aggregate"]
+    c.eq(b["count"], 2, "raw: a page of 2")
+    c.eq((a["buckets"], a["trades"], a["volume"]), (5, 5, 39), "raw: top-level aggregate is the whole range")
+    c.eq((a["range"]["buckets"], a["range"]["tickers"]), (5, 2), "raw: range total count and tickers")
+    c.eq(a["open"], None, "raw: prices of two tickers are not mixed")
+    c.eq((a["page"]["buckets"], a["page"]["trades"]), (2, 2), "raw: the page's own aggregate")
+    got = {k: {f: v[f] for f in want_a} for k, v in a["by_ticker"].items()}
+    c.eq(got, {"AGGA": want_a, "AGGB": want_b}, "raw: per-ticker aggregate over the range")
+    b = get(interval="1m", limit=1, **rng)
+    a = b["aggregate"]
+    c.eq((a["buckets"], a["trades"], a["volume"], b["count"]), (4, 5, 39, 1), "1m: range buckets, page of 1")
+    c.eq((a["by_ticker"]["AGGA"]["buckets"], a["by_ticker"]["AGGB"]["buckets"]), (2, 2), "1m: buckets per ticker")
+    got = {k: {f: v[f] for f in want_a} for k, v in a["by_ticker"].items()}
+    c.eq(got, {"AGGA": want_a, "AGGB": want_b}, "1m: per-ticker aggregate equals raw's")
+    b = get(ticker="agga", **rng)
+    c.eq((b["filters"]["ticker"], b["count"], b["aggregate"]["close"]), ("AGGA", 3, "99.0000"),
+         "ticker value in any case; one ticker: top-level prices")
+    # Accept q-values
+    for accept, ctype in [("text/csv;q=0.5, application/json", "application/json"),
+                          ("text/csv;q=0, */*", "application/json"),
+                          ("application/json;q=0.1, text/csv", "text/csv"),
+                          ("application/json;q=0, application/x-ndjson;q=0.3", "application/x-ndjson")]:
+        st, hd, _ = h.http("GET", url(**rng), headers={"Accept": accept})
+        c.eq((st, hd.get("content-type", hd.get("Content-Type", "")).split(";")[0]), (200, ctype),
+             "Accept: %s" % accept)
+    st, hd, body = h.http("GET", url(**rng), headers={"Accept": "application/json;q=0"})
+    c.eq((st, json.loads(body)["error"]["code"]), (406, "not_acceptable"), "q=0 on the only format: 406")
+    st, body = h.http_json("GET", url(Ticker="AGGA", **rng))
+    c.eq((st, body["error"]["code"], body["error"].get("param")), (400, "unknown_parameter", "Ticker"),
+         "parameter names are case-sensitive")
+
+
 def test_shutdown(c):
     c.eq(SRV.stop(), 0, "server exits 0 on SIGTERM")
 
@@ -330,4 +378,4 @@ def test_shutdown(c):
 if __name__ == "__main__":
     setup()
     h.main([test_rollup_equals_raw, test_late_trades, test_cursor_walk_while_inserting, test_streaming,
-            test_shutdown])
+            test_aggregate_range_and_accept, test_shutdown])
