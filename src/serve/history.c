@@ -915,7 +915,7 @@ static void wrap_page(hjob *j)
            j->q.interval, (long long)j->q.limit);
     /* the page's own aggregate (what "aggregate" meant before it covered
      * the range), then the range: totals, per ticker */
-    char pagg[400];
+    char pagg[600];
     int pn = snprintf(pagg, sizeof pagg, "{\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld",
                       (long long)j->n, (long long)j->trades, (long long)j->volume);
     if (j->n > 0 && pn > 0 && (size_t)pn < sizeof pagg) {
@@ -940,7 +940,7 @@ static void wrap_page(hjob *j)
     const char *prices = j->r_tickers == 1
                              ? j->r_one
                              : "\"open\":null,\"high\":null,\"low\":null,\"close\":null,\"vwap\":null";
-    char rng[200];
+    char rng[320];
     snprintf(rng, sizeof rng,
              "\"start\":\"%s\",\"end\":\"%s\",\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld,"
              "\"tickers\":%lld,",

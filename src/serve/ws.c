@@ -1025,7 +1025,9 @@ static void on_candle_timer(uv_timer_t *t)
     flush_dirty(ws);
     if (n) {
         tf_debug("ws", "candles sent", TF_INT("candles", n), TF_UINT("clients", nclients),
-                TF_INT("fanout_us", (long long)(tf_now_us() - now)));
+                TF_INT("fanout_us", (long long)(tf_now_us() - now)),
+                TF_INT("delay_bound_us", ws->ngroups ? (long long)tf_candle_agg_delay_us(ws->groups[0]->agg) : 0),
+                TF_INT("lag_bound_us", ws->ngroups ? (long long)tf_candle_agg_lag_us(ws->groups[0]->agg) : 0));
     }
     reap(ws);
     schedule_candles(ws);

@@ -37,6 +37,7 @@ struct tf_candle_agg {
     int64_t progress_us;      /* latest commit time delivered */
     int64_t last_delivery_us; /* wall clock of the latest delivery */
     int64_t delay_cur, delay_prev, delay_rot_us; /* windowed max of commit - event */
+    int64_t lag_cur, lag_prev;                   /* windowed max of delivery - commit */
 };
 
 tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us,
@@ -76,6 +77,11 @@ void tf_candle_agg_free(tf_candle_agg *a)
 
 int64_t tf_candle_agg_interval(const tf_candle_agg *a) { return a->o.interval_ms; }
 
+int64_t tf_candle_agg_lag_us(const tf_candle_agg *a)
+{
+    return a->lag_cur > a->lag_prev ? a->lag_cur : a->lag_prev;
+}
+
 int64_t tf_candle_agg_delay_us(const tf_candle_agg *a)
 {
     return a->delay_cur > a->delay_prev ? a->delay_cur : a->delay_prev;
@@ -103,9 +109,22 @@ static int progress_closes(const tf_candle_agg *a, int64_t start_us)
            a->progress_us >= start_us + interval_us(a) + tf_candle_agg_delay_us(a) + 1000;
 }
 
+static int64_t feed_lag_us(const tf_candle_agg *a) { return tf_candle_agg_lag_us(a); }
+
+/* Without waiting for the next commit: commits up to e + D reach us within
+ * the feed's observed delivery lag L, so by the wall clock at e + D + L
+ * they are in (a feed falling behind shows a growing L and waits longer). */
+static int64_t caught_up_due(const tf_candle_agg *a, int64_t start_us)
+{
+    if (a->progress_us == 0) return INT64_MAX; /* no commit times: no L */
+    return start_us + interval_us(a) + tf_candle_agg_delay_us(a) + feed_lag_us(a) + 1000;
+}
+
 static int64_t open_due(const tf_candle_agg *a, int64_t start_us)
 {
-    return progress_closes(a, start_us) ? 0 : fallback_due(a, start_us); /* 0: due now */
+    if (progress_closes(a, start_us)) return 0; /* due now */
+    int64_t f = fallback_due(a, start_us), c = caught_up_due(a, start_us);
+    return c < f ? c : f;
 }
 
 static int64_t revise_due(const tf_candle_agg *a, const kept *k)
@@ -187,11 +206,15 @@ static void note_delivery(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts
     if (now_us - a->delay_rot_us >= DELAY_WINDOW_US / 2) {
         a->delay_prev = a->delay_cur;
         a->delay_cur = 0;
+        a->lag_prev = a->lag_cur;
+        a->lag_cur = 0;
         a->delay_rot_us = now_us;
     }
     if (commit_ts_ms <= 0) return;
     int64_t c = commit_ts_ms * 1000;
     if (c > a->progress_us) a->progress_us = c;
+    int64_t lag = now_us - c;
+    if (lag > 0 && lag <= DELAY_CAP_US && lag > a->lag_cur) a->lag_cur = lag;
     int64_t d = c - t->event_us;
     int64_t cap = interval_us(a) < DELAY_CAP_US ? interval_us(a) : DELAY_CAP_US;
     if (d > 0 && d <= cap && d > a->delay_cur) a->delay_cur = d;

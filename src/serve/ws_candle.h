@@ -14,7 +14,11 @@
  * not count). A bucket [s, e) closes once a delivered commit is later than
  * e + D (+1 ms for the ms resolution of commit times): every trade with an
  * event time before e has then been delivered, so the candle is complete
- * and goes out with no waiting beyond that. When the feed is idle (nothing
+ * and goes out with no waiting beyond that. Or, not to wait for the next
+ * commit, by the wall clock at e + D + L, L the largest delivery lag (now
+ * minus commit time) seen over the same window: commits up to e + D have
+ * reached us by then unless the feed fell behind, which L shows. When the
+ * feed is idle (nothing
  * delivered for idle_ms) a bucket closes by the wall clock at e + D; and
  * whatever happens it closes by e + D + max(2 idle_ms, interval / 2) (a feed
  * without commit times). A trade for a fifth open bucket of a ticker closes
@@ -88,5 +92,7 @@ int64_t tf_candle_agg_next_due(const tf_candle_agg *a);
 
 /* The commit-minus-event delay bound D in use, in us (tests, debug logs). */
 int64_t tf_candle_agg_delay_us(const tf_candle_agg *a);
+/* The feed's delivery lag bound L (now minus commit time), in us. */
+int64_t tf_candle_agg_lag_us(const tf_candle_agg *a);
 
 #endif
