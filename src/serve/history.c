@@ -176,33 +176,21 @@ int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const c
         }
         snprintf(q->interval, sizeof q->interval, "%s", s);
     }
-    /* values: tickers and market codes in any case, as the WebSocket and
-     * SSE endpoints take them (names stay case-sensitive everywhere) */
-    char up[2][32];
-    for (int k = 0; k < 2; k++) {
-        if (!v[k]) continue;
-        size_t l = v[k]->vlen < sizeof up[k] - 1 ? v[k]->vlen : sizeof up[k] - 1;
-        for (size_t i = 0; i < l; i++) {
-            char ch = v[k]->value[i];
-            up[k][i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
-        }
-        up[k][l] = '\0';
-    }
     if (v[0]) {
-        if (v[0]->vlen >= sizeof up[0] || !tf_ticker_valid(up[0], v[0]->vlen)) {
+        if (!tf_ticker_valid(v[0]->value, v[0]->vlen)) {
             *bad = "ticker";
             snprintf(msg, msglen, "ticker must be 1-15 characters of A-Z, 0-9, '.', '-'");
             return -1;
         }
-        memcpy(q->ticker, up[0], v[0]->vlen + 1); /* valid: fits */
+        snprintf(q->ticker, sizeof q->ticker, "%s", v[0]->value);
     }
     if (v[1]) {
-        if (v[1]->vlen >= sizeof up[1] || !tf_market_valid(up[1], v[1]->vlen)) {
+        if (!tf_market_valid(v[1]->value, v[1]->vlen)) {
             *bad = "market_code";
             snprintf(msg, msglen, "market_code must be one of KOSPI, KOSDAQ, NASDAQ, NYSE");
             return -1;
         }
-        memcpy(q->market, up[1], v[1]->vlen + 1); /* valid: fits */
+        snprintf(q->market, sizeof q->market, "%s", v[1]->value);
     }
     if (v[2]) {
         if (strcasecmp(v[2]->value, "BUY") == 0) snprintf(q->side, sizeof q->side, "BUY");

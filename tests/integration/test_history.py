@@ -353,9 +353,9 @@ def test_aggregate_range_and_accept(c):
     c.eq((a["by_ticker"]["AGGA"]["buckets"], a["by_ticker"]["AGGB"]["buckets"]), (2, 2), "1m: buckets per ticker")
     got = {k: {f: v[f] for f in want_a} for k, v in a["by_ticker"].items()}
     c.eq(got, {"AGGA": want_a, "AGGB": want_b}, "1m: per-ticker aggregate equals raw's")
-    b = get(ticker="agga", **rng)
-    c.eq((b["filters"]["ticker"], b["count"], b["aggregate"]["close"]), ("AGGA", 3, "99.0000"),
-         "ticker value in any case; one ticker: top-level prices")
+    b = get(ticker="AGGA", **rng)
+    c.eq((b["filters"]["ticker"], b["count"], b["aggregate"]["close"], b["aggregate"]["by_ticker"]["AGGA"]["close"]),
+         ("AGGA", 3, "99.0000", "99.0000"), "one ticker: top-level prices are that ticker's")
     # Accept q-values
     for accept, ctype in [("text/csv;q=0.5, application/json", "application/json"),
                           ("text/csv;q=0, */*", "application/json"),
