@@ -86,7 +86,6 @@ static const key keys[] = {
     {"ws", "max_queue_bytes", T_INT, F(ws_max_queue_bytes), 1024, 1 << 30, "1048576", NULL, NULL},
     {"ws", "max_message_bytes", T_INT, F(ws_max_message_bytes), 128, 64 << 20, "65536", NULL, NULL},
     {"ws", "candle_grace_ms", T_INT, F(ws_candle_grace_ms), 0, 60000, "100", NULL, NULL},
-    {"ws", "max_future_ms", T_I64, F(ws_max_future_ms), 0, 3.1e12, "300000", NULL, NULL},
     {"ws", "slow_close_ms", T_INT, F(ws_slow_close_ms), 100, 3600000, "10000", NULL, NULL},
     {"sse", "heartbeat_s", T_INT, F(sse_heartbeat_s), 1, 3600, "15", NULL, NULL},
     {"sse", "retry_ms", T_INT, F(sse_retry_ms), 0, 3600000, "3000", NULL, NULL},

@@ -104,7 +104,6 @@ typedef struct tf_config {
     int ws_max_queue_bytes;
     int ws_max_message_bytes;
     int ws_candle_grace_ms;     /* feed idle this long: candles close by the wall clock */
-    int64_t ws_max_future_ms;   /* candles drop trades later than now + this (0 = no bound) */
     int ws_slow_close_ms;       /* a client dropping messages this long is closed (1008) */
     /* [sse] */
     int sse_heartbeat_s;

@@ -393,7 +393,7 @@ static group *group_ref(tf_ws *ws, int64_t interval_ms)
     g->ws = ws;
     tf_candle_agg_opts o = {.interval_ms = interval_ms,
                             .idle_ms = ws->cfg->ws_candle_grace_ms,
-                            .max_future_ms = ws->cfg->ws_max_future_ms,
+                            .max_future_ms = ws->cfg->process_max_future_ms,
                             .lateness_ms = ws->cfg->process_allowed_lateness_ms};
     g->agg = tf_candle_agg_new(&o, tf_now_us(), on_candle, g);
     if (!g->agg) {
@@ -1301,7 +1301,7 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
         ws->m_hwm = tf_gauge(m, "tickflow_ws_queue_high_water_bytes", "Largest per-client WebSocket output queue seen", NULL);
         ws->m_late = tf_counter(m, "tickflow_ws_late_trades_total", "Trades too late for any candle (older than the last one sent)", NULL);
         ws->m_revised = tf_counter(m, "tickflow_ws_revised_trades_total", "Trades that missed their candle and went into a revised one", NULL);
-        ws->m_future = tf_counter(m, "tickflow_ws_future_trades_total", "Trades dropped from candles: event time beyond now + ws.max_future_ms", NULL);
+        ws->m_future = tf_counter(m, "tickflow_ws_future_trades_total", "Trades dropped from candles: event time beyond now + process.max_future_ms", NULL);
         ws->m_candles = tf_counter(m, "tickflow_ws_candles_total", "Candles completed (per ticker and interval)", NULL);
         ws->m_slow = tf_counter(m, "tickflow_ws_slow_closed_total", "WebSocket clients closed for being too slow (1008)", NULL);
         ws->m_proto = tf_counter(m, "tickflow_ws_protocol_errors_total", "WebSocket connections closed for protocol errors", NULL);

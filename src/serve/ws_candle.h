@@ -53,7 +53,7 @@ typedef void (*tf_candle_emit_fn)(void *ud, const char *ticker, const tf_candle 
 typedef struct tf_candle_agg_opts {
     int64_t interval_ms;   /* > 0 */
     int64_t idle_ms;       /* ws.candle_grace_ms: the feed counts as idle after this */
-    int64_t max_future_ms; /* ws.max_future_ms; <= 0: no bound */
+    int64_t max_future_ms; /* process.max_future_ms (the processor's quarantine bound); <= 0: none */
     int64_t lateness_ms;   /* process.allowed_lateness_ms: revisions up to this after emission */
 } tf_candle_agg_opts;
 
