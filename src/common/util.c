@@ -35,7 +35,7 @@ void tf_mono_timespec(int64_t mono_us, struct timespec *ts)
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic, valid
  * for any int year). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t tf_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -146,7 +146,7 @@ int tf_parse_iso_us(const char *s, size_t len, int64_t *out_us)
         }
     }
     if (p != len) return -1;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = tf_days_from_civil(y, mo, d);
     *out_us = ((days * 86400 + h * 3600 + mi * 60 + se) - off) * TF_US_PER_SEC + frac;
     return 0;
 }

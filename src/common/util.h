@@ -24,6 +24,9 @@ int64_t tf_mono_us(void);
 struct timespec;
 void tf_mono_timespec(int64_t mono_us, struct timespec *ts);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (any year). */
+int64_t tf_days_from_civil(int64_t y, int m, int d);
+
 /* Formats "2026-11-23T09:30:00.123456Z" into buf (>= 28 bytes). Returns length. */
 size_t tf_fmt_iso_us(int64_t unix_us, char *buf);
 /* Parses ISO-8601: "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.ffffff]]" with an

@@ -41,15 +41,6 @@ struct tf_tz {
 
 /* --- civil dates (days since 1970-01-01; Hinnant's well-known formulas) --- */
 
-int64_t tf_days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 void tf_civil_from_days(int64_t z, int *y, int *m, int *d)
 {

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
+
 typedef struct tf_tz tf_tz;
 
 /* Parses a TZif file image (buf borrowed). NULL with errbuf on malformed
@@ -46,7 +48,7 @@ int tf_tz_offset_local(const tf_tz *tz, int64_t local_s, int fold);
 int tf_tz_local_exists(const tf_tz *tz, int64_t local_s);
 
 /* Civil date helpers (proleptic Gregorian), days since 1970-01-01. */
-int64_t tf_days_from_civil(int y, int m, int d);
+/* tf_days_from_civil: common/util.h */
 void tf_civil_from_days(int64_t z, int *y, int *m, int *d);
 /* 0 = Sunday .. 6 = Saturday */
 int tf_weekday(int64_t days);
