@@ -39,7 +39,7 @@ struct tf_tz {
     int off0;     /* offset before at[0] (or always, when n == 0) */
 };
 
-/* --- civil dates (days since 1970-01-01; Hinnant's well-known formulas) --- */
+/* --- civil dates (days since 1970-01-01: tf_days_from_civil, common/util) --- */
 
 
 void tf_civil_from_days(int64_t z, int *y, int *m, int *d)
