@@ -120,7 +120,10 @@ def test_backpressure_and_whole_stream(c):
     rss0 = rss_kb(pid)
     mark("paused")
     # the pause: the server stops reading PostgreSQL, whose send buffer fills
-    h.wait_for(lambda: any(w == "ClientWrite" for _, w in copy_backends()), 20,
+    # the socket buffers between us fill over a moment (the server resumes
+    # whenever its queue to us drains below the mark): wait until the
+    # backend stays in ClientWrite, then check that it holds there
+    h.wait_for(lambda: all(w == "ClientWrite" for _ in range(5) for _, w in copy_backends()), 20,
                "the stream's backend waiting in ClientWrite")
     waits = [w for _ in range(10) for _, w in copy_backends()]
     c.check(waits.count("ClientWrite") == len(waits) == 10, "back-pressure reached PostgreSQL and holds",
