@@ -153,8 +153,9 @@ def test_two_schedulers_never_overlap(c):
     overlaps = [(x, y) for x, y in zip(r, r[1:]) if x[4] is None or x[4] > y[3]]
     c.eq(overlaps[:3], [], "no two runs of the job overlap in time")
     per_time = {}
-    for x in r:
-        per_time[x[0]] = per_time.get(x[0], 0) + (x[2] == "succeeded")
+    for x in r:  # the missed minutes only: a new minute may have begun (and been cut by the stop) meanwhile
+        if x[0] in want:
+            per_time[x[0]] = per_time.get(x[0], 0) + (x[2] == "succeeded")
     c.check(all(v == 1 for v in per_time.values()), "one success per scheduled time", repr(per_time))
     owners = set(x[5] for x in r)
     print("two schedulers: %d runs by %d process(es)" % (len(r), len(owners)), flush=True)
