@@ -27,18 +27,15 @@
 #include "cmd/cmd.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "process/anomaly_store.h"
 #include "process/rules.h"
 #include "store/pg.h"
 #include "store/schema.h"
 
 #define WARMUP_S 90     /* as the processor's per-ticker state rebuild */
-#define BATCH 64        /* anomaly rows per INSERT */
+#define BATCH TF_ANOMALY_STORE_ROWS /* anomaly rows per INSERT */
 
-typedef struct pend {
-    tf_anomaly a;
-    int len;
-    char json[1024];
-} pend;
+typedef tf_anomaly_msg pend; /* process/anomaly_store.h */
 
 typedef struct det {
     PGconn *rd, *wr;
@@ -54,52 +51,17 @@ static int fail(int code, const char *err)
     return tf_cmd_fail("detect", code, code == 2 ? "invalid arguments" : "detect failed", err);
 }
 
-/* Inserts the batch in one statement; the evidence column is the tail of
- * the message, as the processor stores it. */
+/* Inserts the batch with the processor's own statement (anomaly_store.h). */
 static int flush_batch(det *d)
 {
     if (d->nb == 0) return 0;
-    char sql[BATCH * 96 + 256];
-    size_t off = (size_t)snprintf(sql, sizeof sql,
-                                  "INSERT INTO stock_anomalies (id, type, ticker, market_code, event_time,"
-                                  " detected_at, severity, evidence, body) VALUES ");
-    const char *vals[BATCH * 9];
-    char times[BATCH][2][40];
-    char *evid[BATCH];
-    for (int i = 0; i < d->nb; i++) {
-        pend *p = &d->batch[i];
-        int b = i * 9;
-        off += (size_t)snprintf(sql + off, sizeof sql - off,
-                                "%s($%d,$%d,$%d,$%d,$%d::timestamptz,$%d::timestamptz,$%d,$%d::jsonb,$%d)",
-                                i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
-        tf_fmt_iso_us(p->a.event_us, times[i][0]);
-        tf_fmt_iso_us(p->a.detected_us, times[i][1]);
-        const char *e = strstr(p->json, "\"evidence\":");
-        size_t elen = e ? (size_t)(p->json + p->len - 1 - (e + 11)) : 2;
-        evid[i] = malloc(elen + 1);
-        if (evid[i]) {
-            memcpy(evid[i], e ? e + 11 : "{}", elen);
-            evid[i][elen] = 0;
-        }
-        vals[b + 0] = p->a.id;
-        vals[b + 1] = tf_anomaly_name(p->a.type);
-        vals[b + 2] = p->a.ticker;
-        vals[b + 3] = p->a.market;
-        vals[b + 4] = times[i][0];
-        vals[b + 5] = times[i][1];
-        vals[b + 6] = p->a.severity;
-        vals[b + 7] = evid[i] ? evid[i] : "{}";
-        vals[b + 8] = p->json;
-    }
-    snprintf(sql + off, sizeof sql - off, " ON CONFLICT (id) DO NOTHING");
-    PGresult *r = PQexecParams(d->wr, sql, d->nb * 9, NULL, vals, NULL, NULL, 0);
-    for (int i = 0; i < d->nb; i++) free(evid[i]);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (ok) d->stored += atoll(PQcmdTuples(r));
+    PGresult *r;
+    int64_t added = tf_anomaly_store(d->wr, d->batch, (size_t)d->nb, &r);
+    if (added >= 0) d->stored += added;
     else snprintf(d->err, sizeof d->err, "INSERT stock_anomalies: %s", PQerrorMessage(d->wr));
     PQclear(r);
     d->nb = 0;
-    return ok ? 0 : -1;
+    return added >= 0 ? 0 : -1;
 }
 
 static int add_anomaly(det *d, const tf_anomaly *a)

@@ -9,6 +9,7 @@
  * If PostgreSQL is down the anomalies stay queued, nothing is committed and
  * polling pauses (bounded memory); the connection is retried with backoff.
  */
+#include "process/anomaly_store.h"
 #include "process/processor.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@
 #define POLL_BURST 4096
 #define FLUSH_MAX_US 2000      /* anomalies wait at most this long for a batch */
 #define COMMIT_EVERY_US 100000
-#define INSERT_ROWS 64
+#define INSERT_ROWS TF_ANOMALY_STORE_ROWS
 #define MAX_PENDING 100000     /* anomalies queued while PostgreSQL is down */
 #define RELOAD_S 90            /* state rebuilt from this much recent history */
 #define RELOAD_MAX_ROWS 20000   /* per ticker */
@@ -43,11 +44,7 @@
  * than the others must not have its trades declared late. */
 #define PART_IDLE_MIN_US (10 * 1000000LL)
 
-typedef struct pend_anom {
-    tf_anomaly a;
-    int len;
-    char json[1024];
-} pend_anom;
+typedef tf_anomaly_msg pend_anom; /* process/anomaly_store.h */
 
 typedef struct part_pos {
     int32_t part;
@@ -141,50 +138,13 @@ static void pg_failed(tf_processor *p, PGresult *r, const char *what)
 /* Stores rows [from, from + n) of the pending list in one statement. */
 static int store_rows(tf_processor *p, size_t from, size_t n)
 {
-    char sql[INSERT_ROWS * 96 + 256];
-    size_t off = (size_t)snprintf(sql, sizeof sql,
-                                  "INSERT INTO stock_anomalies (id, type, ticker, market_code, event_time,"
-                                  " detected_at, severity, evidence, body) VALUES ");
-    const char *vals[INSERT_ROWS * 9];
-    char times[INSERT_ROWS][2][40];
-    char *evid[INSERT_ROWS];
-    for (size_t i = 0; i < n; i++) {
-        pend_anom *pa = &p->pend[from + i];
-        int b = (int)i * 9;
-        off += (size_t)snprintf(sql + off, sizeof sql - off,
-                                "%s($%d,$%d,$%d,$%d,$%d::timestamptz,$%d::timestamptz,$%d,$%d::jsonb,$%d)",
-                                i ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
-        tf_fmt_iso_us(pa->a.event_us, times[i][0]);
-        tf_fmt_iso_us(pa->a.detected_us, times[i][1]);
-        /* evidence is the tail of the message: ...,"evidence":{...}} */
-        const char *e = strstr(pa->json, "\"evidence\":");
-        size_t elen = e ? (size_t)(pa->json + pa->len - 1 - (e + 11)) : 2;
-        evid[i] = malloc(elen + 1);
-        if (evid[i]) {
-            if (e) memcpy(evid[i], e + 11, elen);
-            else memcpy(evid[i], "{}", 2);
-            evid[i][elen] = 0;
-        }
-        vals[b + 0] = pa->a.id;
-        vals[b + 1] = tf_anomaly_name(pa->a.type);
-        vals[b + 2] = pa->a.ticker;
-        vals[b + 3] = pa->a.market;
-        vals[b + 4] = times[i][0];
-        vals[b + 5] = times[i][1];
-        vals[b + 6] = pa->a.severity;
-        vals[b + 7] = evid[i] ? evid[i] : "{}";
-        vals[b + 8] = pa->json;
-    }
-    snprintf(sql + off, sizeof sql - off, " ON CONFLICT (id) DO NOTHING");
-    PGresult *r = PQexecParams(p->pg, sql, (int)n * 9, NULL, vals, NULL, NULL, 0);
-    for (size_t i = 0; i < n; i++) free(evid[i]);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    PGresult *r;
+    int64_t added = tf_anomaly_store(p->pg, &p->pend[from], n, &r);
+    if (added < 0) {
         pg_failed(p, r, "INSERT stock_anomalies");
         PQclear(r);
         return -1;
     }
-    int64_t added = atoll(PQcmdTuples(r));
-    PQclear(r);
     tf_metric_add(p->m_stored, added);
     p->cur.stored += added;
     return 0;
