@@ -94,25 +94,14 @@ static int64_t seen(bars *b, int64_t key, int64_t line)
 static int bad_bar(bars *b, int64_t line, const char *column, const char *why, const char *text, size_t tl)
 {
     char where[160];
-    if (column)
-        snprintf(where, sizeof where, "%s:%lld: column '%s'", b->name, (long long)line, column);
-    else
-        snprintf(where, sizeof where, "%s:%lld", b->name, (long long)line);
+    tf_imp_where(where, sizeof where, b->name, line, column);
     if (!b->o->skip) {
         snprintf(b->res->error, sizeof b->res->error,
                  "%s: %s; aborted (--on-error abort): nothing of %s was written", where, why, b->name);
         b->res->code = 1;
         return 1;
     }
-    b->res->rejected++;
-    if (b->res->rejected <= 10)
-        fprintf(stderr, "tickflow import: %s: %s (skipped)\n", where, why);
-    if (tf_imp_rejects_add(b->rej, b->name, line, column, why, text, tl) != 0) {
-        snprintf(b->res->error, sizeof b->res->error, "writing the rejects file failed");
-        b->res->code = 1;
-        return 1;
-    }
-    return 0;
+    return tf_imp_skip(b->res, b->rej, 10, b->name, line, column, why, text, tl) ? 1 : 0;
 }
 
 static int header(bars *b, const tf_csv_field *f, int nf, int64_t line)

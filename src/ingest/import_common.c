@@ -11,6 +11,8 @@
 
 #include "common/util.h"
 #include "ingest/import_run.h"
+
+#include "common/log.h"
 #include "ingest/import_src.h"
 #include "store/pg.h"
 
@@ -336,4 +338,27 @@ int tf_imp_copy_end(PGconn *conn, int abort, char *errbuf, size_t errlen)
         PQclear(r);
     }
     return rc;
+}
+
+void tf_imp_where(char *buf, size_t cap, const char *file, int64_t line, const char *column)
+{
+    if (column)
+        snprintf(buf, cap, "%s:%lld: column '%s'", file, (long long)line, column);
+    else
+        snprintf(buf, cap, "%s:%lld", file, (long long)line);
+}
+
+int tf_imp_skip(tf_import_result *res, tf_imp_rejects *rej, int show, const char *file, int64_t line,
+                const char *column, const char *why, const char *text, size_t tl)
+{
+    res->rejected++;
+    if (res->rejected <= show)
+        tf_warn("import", "bad record skipped", TF_STR("file", file), TF_INT("line", line), TF_STR("column", column),
+                TF_STR("reason", why));
+    if (tf_imp_rejects_add(rej, file, line, column, why, text, tl) != 0) {
+        snprintf(res->error, sizeof res->error, "writing the rejects file failed");
+        res->code = 1;
+        return -1;
+    }
+    return 0;
 }

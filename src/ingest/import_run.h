@@ -66,6 +66,17 @@ tf_imp_rejects *tf_imp_rejects_open(const char *path, char *errbuf, size_t errle
 /* Writes one rejected record; -1 on a write error. */
 int tf_imp_rejects_add(tf_imp_rejects *r, const char *file, int64_t line, const char *column,
                        const char *reason, const char *text, size_t text_len);
+/* "file:line: column 'c'" (or "file:line"), the locator every bad-record
+ * message starts with. */
+void tf_imp_where(char *buf, size_t cap, const char *file, int64_t line, const char *column);
+
+/* A record skipped under --on-error skip: counted in res->rejected, the
+ * first `show` logged as one JSON warning each, written to the rejects file.
+ * Returns 0, or -1 with res->error / res->code set when the rejects file
+ * could not be written. */
+int tf_imp_skip(tf_import_result *res, tf_imp_rejects *rej, int show, const char *file, int64_t line,
+                const char *column, const char *why, const char *text, size_t tl);
+
 int tf_imp_rejects_close(tf_imp_rejects *r, char *errbuf, size_t errlen); /* NULL ok */
 
 /* Ledger: a 'running' row for one input; returns its id (> 0) or -1. */

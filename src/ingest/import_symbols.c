@@ -49,25 +49,14 @@ typedef struct syms {
 static int bad_sym(syms *s, int64_t line, const char *column, const char *why, const char *text, size_t tl)
 {
     char where[160];
-    if (column)
-        snprintf(where, sizeof where, "%s:%lld: column '%s'", s->name, (long long)line, column);
-    else
-        snprintf(where, sizeof where, "%s:%lld", s->name, (long long)line);
+    tf_imp_where(where, sizeof where, s->name, line, column);
     if (!s->o->skip) {
         snprintf(s->res->error, sizeof s->res->error,
                  "%s: %s; aborted (--on-error abort): nothing of %s was written", where, why, s->name);
         s->res->code = 1;
         return 1;
     }
-    s->res->rejected++;
-    if (s->res->rejected <= 10)
-        fprintf(stderr, "tickflow import: %s: %s (skipped)\n", where, why);
-    if (tf_imp_rejects_add(s->rej, s->name, line, column, why, text, tl) != 0) {
-        snprintf(s->res->error, sizeof s->res->error, "writing the rejects file failed");
-        s->res->code = 1;
-        return 1;
-    }
-    return 0;
+    return tf_imp_skip(s->res, s->rej, 10, s->name, line, column, why, text, tl) ? 1 : 0;
 }
 
 static int eq(const char *p, size_t l, const char *name)

@@ -125,10 +125,7 @@ static int bad_row(run *r, int64_t line, const char *column, const char *why, co
                    size_t tlen)
 {
     char where[160];
-    if (column)
-        snprintf(where, sizeof where, "%s:%lld: column '%s'", r->name, (long long)line, column);
-    else
-        snprintf(where, sizeof where, "%s:%lld", r->name, (long long)line);
+    tf_imp_where(where, sizeof where, r->name, line, column);
     if (!r->o->skip) {
         int64_t line0 = r->n ? r->batch_line0 : line;
         char done[160] = "no rows committed";
@@ -143,15 +140,7 @@ static int bad_row(run *r, int64_t line, const char *column, const char *why, co
         r->res->code = 1;
         return -1;
     }
-    r->res->rejected++;
-    if (r->res->rejected <= SHOW_ERRORS)
-        fprintf(stderr, "tickflow import: %s: %s (skipped)\n", where, why);
-    if (tf_imp_rejects_add(r->rej, r->name, line, column, why, text, tlen) != 0) {
-        snprintf(r->res->error, sizeof r->res->error, "writing the rejects file failed");
-        r->res->code = 1;
-        return -1;
-    }
-    return 0;
+    return tf_imp_skip(r->res, r->rej, SHOW_ERRORS, r->name, line, column, why, text, tlen) ? -1 : 0;
 }
 
 /* A good trade: into the batch, flushed when full. 0 or -1. */

@@ -135,6 +135,9 @@ def test_abort_and_skip(c):
     rej = path("rejects.ndjson")
     before = count()
     rc, s, err = imp("trades", f, "--batch-size", "10", "--on-error", "skip", "--rejects", rej)
+    skipped = [json.loads(ln) for ln in err.splitlines() if ln.strip() and not ln.startswith("\r")]
+    c.check(sum(1 for j in skipped if j.get("msg") == "bad record skipped") >= 1,
+            "each skipped record is one JSON warning on stderr", err[-500:])
     c.eq(rc, 0, "skip: exit 0 (%s)" % err[-300:])
     c.eq((s["read"], s["inserted"], s["rejected"]), (30, 27, 3), "summary read/inserted/rejected")
     c.eq(count() - before, 27, "every good row stored")
