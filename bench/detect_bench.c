@@ -67,8 +67,8 @@
 #include "process/rules.h"
 #include "process/score.h"
 #include "process/window.h"
-#include "serve/http.h"
-#include "serve/sse.h"
+#include "http/http.h"
+#include "api/sse.h"
 
 #define T0 1763890200000000LL
 

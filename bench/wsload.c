@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "serve/ws_frame.h"
+#include "http/ws_frame.h"
 
 #define HIST_MAX 2000000 /* 10 us buckets up to 20 s */
 

@@ -1,7 +1,7 @@
 /*
  * wspipe.c - the live-ticks pipeline alone, for the WebSocket tests:
  * PostgreSQL -> CDC (cdc/cdc.h) -> bus (embedded, or Kafka with
- * --kafka-brokers) -> HTTP server with the WebSocket endpoint (serve/ws.h).
+ * --kafka-brokers) -> HTTP server with the WebSocket endpoint (api/ws.h).
  * No processor, no generator, no REST API: it isolates the path under test
  * and is what `tickflow run` does for this part (see tf_ws_attach).
  *
@@ -26,9 +26,9 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "serve/api_health.h"
-#include "serve/http.h"
-#include "serve/ws.h"
+#include "api/api_health.h"
+#include "http/http.h"
+#include "api/ws.h"
 
 int main(int argc, char **argv)
 {

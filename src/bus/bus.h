@@ -110,7 +110,7 @@ int tf_bus_flush(tf_bus *bus, int timeout_ms);
  * (Kafka: all brokers down / fatal error). Embedded is always 0. */
 int tf_bus_status(tf_bus *bus, char *msg, size_t msglen);
 
-/* The same as a readiness check for GET /ready (serve/http.h tf_ready_check):
+/* The same as a readiness check for GET /ready (http/http.h tf_ready_check):
  * bus is a tf_bus*; returns 1 ready, 0 not, with the kind or reason in detail. */
 int tf_bus_ready(void *bus, char *detail, size_t cap);
 

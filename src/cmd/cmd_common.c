@@ -12,7 +12,7 @@
 
 #include "cmd/cmd.h"
 #include "common/log.h"
-#include "serve/http.h"
+#include "http/http.h"
 
 static volatile sig_atomic_t stop_flag;
 static tf_server *volatile stop_server; /* read by the handler only */

@@ -34,7 +34,7 @@
 #include "common/util.h"
 #include "process/signals.h"
 #include "process/track.h"
-#include "serve/rollup.h"
+#include "store/rollup.h"
 #include "store/pg.h"
 #include "store/schema.h"
 

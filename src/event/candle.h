@@ -1,6 +1,6 @@
 /*
  * candle.h - the candle (OHLCV bar) and its exact arithmetic: the one C
- * home of bar math. The WebSocket candles (serve/ws_candle.h, wall-clock
+ * home of bar math. The WebSocket candles (api/ws_candle.h, wall-clock
  * emission) and the processor's 1-minute bars (process/window.h, closed by
  * the event-time watermark) both accumulate into a tf_candle.
  *

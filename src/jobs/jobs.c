@@ -7,7 +7,7 @@
  *                same call migrate makes)
  *   daily_bars   final 1d bars of each market's session that had closed by
  *                the logical time (Monday morning -> Friday): folds every
- *                dirty mark of that day into the rollup (serve/rollup.c)
+ *                dirty mark of that day into the rollup (store/rollup.c)
  *   selftest     test-only: attempts 1..fail_times fail, each takes sleep_ms
  *   the rest     registered stubs until their owners fill them in
  */
@@ -22,7 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "process/signal_stage.h"
-#include "serve/rollup.h"
+#include "store/rollup.h"
 #include "store/pg.h"
 #include "store/schema.h"
 

@@ -140,7 +140,7 @@ static const tf_migration migrations[] = {
      "CREATE INDEX generator_labels_ticker_time ON generator_labels (ticker, event_time);"
      "CREATE INDEX generator_labels_run ON generator_labels (run_id);"},
     {4, "rollup_bars",
-     /* Continuous aggregates without TimescaleDB (owner: serve/rollup.c).
+     /* Continuous aggregates without TimescaleDB (owner: store/rollup.c).
       * Bars per (ticker, market_code, trade_type) at 1m, 1h, 1d; first/last
       * (event_time, id) let bars of several groups or levels be combined
       * exactly (open = earliest trade, close = latest); trade_type '*' rows
@@ -202,7 +202,7 @@ static const tf_migration migrations[] = {
      "CREATE TRIGGER stock_trades_bars_trunc AFTER TRUNCATE ON stock_trades"
      " FOR EACH STATEMENT EXECUTE FUNCTION tickflow_bars_truncate();"},
     {5, "stock_anomalies",
-     /* Detected anomalies (owner: process/processor.c, read by serve/sse.c).
+     /* Detected anomalies (owner: process/processor.c, read by api/sse.c).
       * id is deterministic ("a-" + trade id * 8 + type), UNIQUE, so a replay
       * inserts nothing twice (ON CONFLICT DO NOTHING); seq is the insertion
       * order SSE replays follow (Last-Event-ID). body is the exact
@@ -378,7 +378,7 @@ static const tf_migration migrations[] = {
      " ('NKE', 'NIKE, Inc.', 'NYSE', 'generator');"
      /* Bars of one interval over [p_start, p_end): from trades where the
       * (ticker, bucket) has any (materialized rollup bars stitched with raw
-      * aggregation of dirty buckets, as serve/history.c does), else from
+      * aggregation of dirty buckets, as api/history.c does), else from
       * market_bars; each row says which in source. Imported bars have no
       * trade count, sides or notional (trades 0, buy/sell 0, notional NULL).
       * A single SQL SELECT, STABLE: PostgreSQL inlines it, so a caller's

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "common/config.h"
-#include "serve/history.h"
-#include "serve/http.h"
+#include "api/history.h"
+#include "http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,5 +1,5 @@
 /* fuzz_ws_frame.c - libFuzzer target for the RFC 6455 frame parser and
- * message assembler (serve/ws_frame.c), with oracles rather than only
+ * message assembler (http/ws_frame.c), with oracles rather than only
  * "no crash":
  *  - chunking: the same bytes fed in one chunk and in two chunks (the way a
  *    socket may deliver them; at every split for short inputs, at a split
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/ws_frame.h"
+#include "http/ws_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

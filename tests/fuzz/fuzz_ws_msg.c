@@ -1,5 +1,5 @@
 /* fuzz_ws_msg.c - libFuzzer target for the WebSocket client-message parser
- * (serve/ws_msg.c): any bytes must give a command or an error, never a
+ * (api/ws_msg.c): any bytes must give a command or an error, never a
  * crash or a leak. jansson is not instrumented, so the fuzzer cannot find
  * valid JSON by itself: the first byte picks a template the rest of the
  * input is spliced into (raw, inside a ticker list, as the interval). The
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/ws_msg.h"
+#include "api/ws_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

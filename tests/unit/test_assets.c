@@ -1,8 +1,8 @@
-/* Unit tests for serve/assets.c: the If-None-Match and Accept-Encoding
+/* Unit tests for http/assets.c: the If-None-Match and Accept-Encoding
  * parsing, and the embedded table the build generated (web/embed.cmake). */
 #include <string.h>
 
-#include "serve/assets.h"
+#include "http/assets.h"
 #include "tf_test.h"
 
 static void etag_match(void)

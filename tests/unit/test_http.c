@@ -20,8 +20,8 @@
 
 #include "common/config.h"
 #include "common/util.h"
-#include "serve/history.h"
-#include "serve/http.h"
+#include "api/history.h"
+#include "http/http.h"
 #include "tf_test.h"
 
 static tf_config cfg;

@@ -1,12 +1,12 @@
 /* test_ws_candle.c - the WebSocket per-interval candle aggregator
- * (serve/ws_candle.c), plus the ticker map (serve/ws_map.c). */
-#include "serve/ws_candle.h"
+ * (api/ws_candle.c), plus the ticker map (api/ws_map.c). */
+#include "api/ws_candle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/ws_map.h"
+#include "api/ws_map.h"
 #include "tf_test.h"
 #include "tf_trade_fixture.h"
 

@@ -1,6 +1,6 @@
 /* test_ws_frame.c - RFC 6455 frame parser/encoder, message assembler and
- * handshake helpers (serve/ws_frame.c). */
-#include "serve/ws_frame.h"
+ * handshake helpers (http/ws_frame.c). */
+#include "http/ws_frame.h"
 
 #include <stdlib.h>
 #include <string.h>

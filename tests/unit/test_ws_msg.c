@@ -1,7 +1,7 @@
 /* test_ws_msg.c - client command parser and server message encoders
- * (serve/ws_msg.c). The feed's decoding and de-duplication are
+ * (api/ws_msg.c). The feed's decoding and de-duplication are
  * event/dbz.c's and event/dedup.c's (test_dbz.c, test_dedup.c). */
-#include "serve/ws_msg.h"
+#include "api/ws_msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

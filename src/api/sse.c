@@ -20,7 +20,7 @@
  * and removed again (tf_server_unroute) if setup fails, so a failed attach
  * frees everything.
  */
-#include "serve/sse.h"
+#include "api/sse.h"
 
 #include <ctype.h>
 #include <jansson.h>

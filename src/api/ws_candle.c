@@ -1,11 +1,11 @@
 /* ws_candle.c - see ws_candle.h. */
-#include "serve/ws_candle.h"
+#include "api/ws_candle.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
-#include "serve/ws_map.h"
+#include "api/ws_map.h"
 
 enum {
     OPEN_MAX = 4,   /* open buckets per ticker; a fifth closes the oldest */

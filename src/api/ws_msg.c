@@ -5,7 +5,7 @@
  * these are on the hot path, one per trade or candle, encoded once and
  * shared by every watcher).
  */
-#include "serve/ws_msg.h"
+#include "api/ws_msg.h"
 
 #include <inttypes.h>
 #include <stdio.h>

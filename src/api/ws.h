@@ -24,7 +24,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "event/trade.h"
-#include "serve/http.h"
+#include "http/http.h"
 
 #define TF_WS_PATH "/api/v1/stock/real-time"
 #define TF_WS_MAX_SUBSCRIPTIONS 20000 /* tickers per connection */

@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "serve/http.h"
+#include "http/http.h"
 
 typedef struct tf_asset {
     const char *path;          /* URL path, "/index.html", "/assets/app-XXXX.js" */

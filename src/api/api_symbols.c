@@ -12,7 +12,7 @@
  * Test issues are included and flagged. The query runs on the loop's
  * asynchronous pool (store/pgasync.h); the JSON is built in its callback.
  */
-#include "serve/api_symbols.h"
+#include "api/api_symbols.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "serve/api.h"
+#include "api/api.h"
 #include "store/pgasync.h"
 
 #define Q_MAX 64

@@ -16,7 +16,7 @@
  * (store/pgasync.h; history, anomalies and /ready run on it) and the
  * operational endpoints (api_health.h).
  */
-#include "serve/api.h"
+#include "api/api.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -28,10 +28,10 @@
 #include "event/trade.h"
 #include "common/util.h"
 #include "ingest/genjob.h"
-#include "serve/api_health.h"
-#include "serve/api_symbols.h"
-#include "serve/api_signals.h"
-#include "serve/history.h"
+#include "api/api_health.h"
+#include "api/api_symbols.h"
+#include "api/api_signals.h"
+#include "api/history.h"
 #include "store/pg.h"
 
 #define MAX_JOBS 16

@@ -17,9 +17,9 @@
 
 #include <stddef.h>
 
-#include "serve/api_health.h"
-#include "serve/http.h"
-#include "serve/rollup.h"
+#include "api/api_health.h"
+#include "http/http.h"
+#include "store/rollup.h"
 
 typedef struct tf_api tf_api;
 

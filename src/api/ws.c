@@ -26,7 +26,7 @@
  * on_close only marks the client gone; it is unlinked and freed at
  * the end of the current top-level callback (reap()).
  */
-#include "serve/ws.h"
+#include "api/ws.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,11 +35,11 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "serve/ws_candle.h"
-#include "serve/ws_feed.h"
-#include "serve/ws_frame.h"
-#include "serve/ws_map.h"
-#include "serve/ws_msg.h"
+#include "api/ws_candle.h"
+#include "api/ws_feed.h"
+#include "http/ws_frame.h"
+#include "api/ws_map.h"
+#include "api/ws_msg.h"
 
 #define TF_WS_CLIENT_INTERVALS 8 /* distinct intervals one connection watches at once */
 #define INFLIGHT_MAX (128 * 1024) /* bytes handed to the socket at once per client */

@@ -2,7 +2,7 @@
  * ws_frame.c - RFC 6455 framing and handshake helpers (see ws_frame.h for
  * why this is not libwslay). SHA-1 and base64 come from OpenSSL libcrypto.
  */
-#include "serve/ws_frame.h"
+#include "http/ws_frame.h"
 
 #include <ctype.h>
 #include <stdlib.h>

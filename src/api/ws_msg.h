@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "event/trade.h"
-#include "serve/ws_candle.h"
+#include "api/ws_candle.h"
 
 #define TF_WS_MIN_INTERVAL_MS 10
 #define TF_WS_MAX_INTERVAL_MS 86400000

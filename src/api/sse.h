@@ -1,6 +1,6 @@
 /*
  * sse.h - anomalies over Server-Sent Events and as paged JSON (DESIGN.md
- * section 4), on the one HTTP server (serve/http.h).
+ * section 4), on the one HTTP server (http/http.h).
  *
  *   GET /api/v1/stock/anomaly    text/event-stream. Query: ticker, type,
  *       severity (comma lists; all optional), last_event_id. Sends
@@ -39,7 +39,7 @@
 
 #include "bus/bus.h"
 #include "common/config.h"
-#include "serve/http.h"
+#include "http/http.h"
 #include "store/pgasync.h"
 
 typedef struct tf_sse tf_sse;

@@ -6,7 +6,7 @@
 #ifndef TF_API_SYMBOLS_H
 #define TF_API_SYMBOLS_H
 
-#include "serve/http.h"
+#include "http/http.h"
 
 /* The route handler; ud unused. */
 void tf_api_symbols_handle(tf_http_req *r, void *ud);

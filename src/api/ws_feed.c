@@ -1,5 +1,5 @@
 /* ws_feed.c - see ws_feed.h. */
-#include "serve/ws_feed.h"
+#include "api/ws_feed.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

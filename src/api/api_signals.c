@@ -5,7 +5,7 @@
  * callback. Rows become JSON here (not in SQL) so the recommendation comes
  * from the engine's own tf_sig_recommendation.
  */
-#include "serve/api_signals.h"
+#include "api/api_signals.h"
 
 #include <math.h>
 #include <stdio.h>

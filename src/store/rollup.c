@@ -15,7 +15,7 @@
  * as dirty until then. An advisory lock keeps a single refresher per
  * database (several servers may run).
  */
-#include "serve/rollup.h"
+#include "store/rollup.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,14 +6,14 @@
  *                  registered check; 503 when any is not ready or the
  *                  server is stopping
  *   GET /metrics   Prometheus text format of the server's registry
- *   GET /          the dashboard (embedded at build time, serve/assets.h)
+ *   GET /          the dashboard (embedded at build time, http/assets.h)
  */
 #ifndef TF_API_HEALTH_H
 #define TF_API_HEALTH_H
 
 #include <stddef.h>
 
-#include "serve/http.h"
+#include "http/http.h"
 #include "store/pgasync.h"
 
 typedef struct tf_health tf_health;

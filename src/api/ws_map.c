@@ -1,5 +1,5 @@
 /* ws_map.c - see ws_map.h. */
-#include "serve/ws_map.h"
+#include "api/ws_map.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * Content-Encoding: gzip when Accept-Encoding allows it. Vary:
  * Accept-Encoding tells caches the two forms apart.
  */
-#include "serve/assets.h"
+#include "http/assets.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -24,7 +24,7 @@
  *       rule, ticker, direction; Last-Event-ID (header or last_event_id)
  *       replays the stored signals after that one, in (bar_start, id)
  *       order, then goes on live. Minimal: the stream polls stock_signals
- *       every 500 ms (no bus consumer; serve/sse.c's anomaly feed is built
+ *       every 500 ms (no bus consumer; api/sse.c's anomaly feed is built
  *       around anomaly ids and types); a signal stored late (up to 5 min
  *       behind the newest bar sent) is still sent once; `: heartbeat`
  *       every sse.heartbeat_s; a client 1 MiB behind is disconnected.
@@ -37,7 +37,7 @@
 
 #include <stddef.h>
 
-#include "serve/http.h"
+#include "http/http.h"
 #include "store/pgasync.h"
 
 typedef struct tf_api_signals tf_api_signals;

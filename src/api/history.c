@@ -29,7 +29,7 @@
  * one REPEATABLE READ transaction so the windows see one snapshot. The
  * response is finished before the COMMIT round trip.
  */
-#include "serve/history.h"
+#include "api/history.h"
 
 #include <libpq-fe.h>
 #include <stdarg.h>

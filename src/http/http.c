@@ -22,7 +22,7 @@
  * between keep-alive requests. Writes are uv_write calls with one heap block
  * per write; the bytes queued per connection are counted for back-pressure.
  */
-#include "serve/http.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <http_parser.h>

@@ -13,7 +13,7 @@
 
 #include "common/config.h"
 #include "event/trade.h"
-#include "serve/http.h"
+#include "http/http.h"
 
 enum { TF_HIST_JSON = 0, TF_HIST_CSV, TF_HIST_NDJSON };
 

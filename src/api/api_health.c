@@ -3,7 +3,7 @@
  * api_health.h). Moved out of the HTTP core: they are endpoints of the
  * application, and /ready is the one that needs the database.
  */
-#include "serve/api_health.h"
+#include "api/api_health.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "serve/assets.h"
+#include "http/assets.h"
 
 typedef struct ready_check {
     char name[64];
