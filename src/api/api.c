@@ -31,6 +31,7 @@
 #include "api/api_health.h"
 #include "api/api_symbols.h"
 #include "api/api_signals.h"
+#include "api/api_watchlists.h"
 #include "api/history.h"
 #include "store/pg.h"
 
@@ -57,6 +58,7 @@ struct tf_api {
     int next_id;
     int sync_running;
     tf_api_signals *signals; /* the /api/v1/signals and /api/v1/indicators routes */
+    tf_api_watchlists *watchlists; /* /api/v1/watchlists */
 };
 
 /* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
@@ -489,6 +491,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
         !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
+        !(a->watchlists = tf_api_watchlists_register(s, a->db, errbuf, errlen)) ||
         (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, a);
@@ -497,6 +500,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_health_free(a->health);
         tf_pga_free(a->db);
         tf_api_signals_free(a->signals);
+        tf_api_watchlists_free(a->watchlists);
         free(a);
         return NULL;
     }
@@ -522,6 +526,7 @@ void tf_api_free(tf_api *a)
     /* answers queries still running (clients gone) before their owners go */
     tf_pga_free(a->db);
     tf_api_signals_free(a->signals); /* after the pool: cancelled queries still find it */
+    tf_api_watchlists_free(a->watchlists); /* after the pool, likewise */
     tf_health_free(a->health);
     gjob *j = a->jobs;
     while (j) {

@@ -129,6 +129,8 @@ static const key keys[] = {
     {"signals", "volume_mult", T_DBL, F(signals_volume_mult), 0.01, 1e6, "3", NULL, NULL},
     {"signals", "sma_fast", T_INT, F(signals_sma_fast), 1, 1024, "20", NULL, NULL},
     {"signals", "sma_slow", T_INT, F(signals_sma_slow), 1, 1024, "60", NULL, NULL},
+    /* [watchlist] (jobs/job_watchlist.c): scan results older than this many days are dropped; 0 keeps all */
+    {"watchlist", "retention_days", T_INT, F(watchlist_retention_days), 0, 100000, "90", NULL, NULL},
     {"backtest", "from", T_STR, F(backtest_from), 0, 0, "", NULL, NULL},
     {"backtest", "to", T_STR, F(backtest_to), 0, 0, "", NULL, NULL},
     {"backtest", "interval", T_STR, F(backtest_interval), 0, 0, "1d", NULL, "|1d|1m|"},

@@ -146,6 +146,8 @@ typedef struct tf_config {
     double signals_bb_low, signals_bb_high;
     double signals_volume_mult;
     int signals_sma_fast, signals_sma_slow;
+    /* [watchlist] (jobs/job_watchlist.c) */
+    int watchlist_retention_days;  /* scan results kept this many days (0: all) */
     /* [backtest] options of `tickflow signals backtest` (--from, --to,
      * --interval, --store; --tickers is generator.tickers' flag) */
     char backtest_from[40], backtest_to[40];

@@ -567,6 +567,74 @@ static const tf_migration migrations[] = {
      "  END LOOP;"
      "  RETURN n;"
      " END $f$;"},
+    {13, "watchlists",
+     /* owner: api/api_watchlists.c (lists, hand-made members), jobs/
+      * job_watchlist.c (scan members, scan results, daily_indicators).
+      * rules and scan are the JSON the API validated (process/watchlist.h),
+      * stored as given: a rule set overrides [signals] at scan time.
+      * Members are current membership (source manual: PUT/POST; scan: the
+      * last scan); every change is a row of tickflow_watchlist_changes with
+      * its date (the day of the request, or the scanned session), and a
+      * scan's changes are unique per (list, ticker, change, day) so a
+      * re-run adds none. scanned_for is the logical time of the latest
+      * scan that set the scan members (an older backfill does not turn
+      * them back). tickflow_watchlist_scans: the scan result per (list,
+      * session, ticker), kept watchlist.retention_days. daily_indicators:
+      * one row per (ticker, session day), default indicator parameters. */
+     "CREATE TABLE tickflow_watchlists ("
+     "  name text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),"
+     "  rules jsonb NOT NULL DEFAULT '{}',"
+     "  scan jsonb,"
+     "  created_at timestamptz NOT NULL DEFAULT now(),"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),"
+     "  scanned_for timestamptz"
+     ");"
+     "CREATE TABLE tickflow_watchlist_members ("
+     "  watchlist text NOT NULL REFERENCES tickflow_watchlists (name) ON DELETE CASCADE,"
+     "  ticker text NOT NULL,"
+     "  source text NOT NULL CHECK (source IN ('manual', 'scan')),"
+     "  since date NOT NULL,"
+     "  PRIMARY KEY (watchlist, ticker, source)"
+     ");"
+     "CREATE TABLE tickflow_watchlist_changes ("
+     "  id bigserial PRIMARY KEY,"
+     "  watchlist text NOT NULL REFERENCES tickflow_watchlists (name) ON DELETE CASCADE,"
+     "  ticker text NOT NULL,"
+     "  source text NOT NULL CHECK (source IN ('manual', 'scan')),"
+     "  change text NOT NULL CHECK (change IN ('added', 'removed')),"
+     "  day date NOT NULL,"
+     "  at timestamptz NOT NULL DEFAULT now()"
+     ");"
+     "CREATE UNIQUE INDEX tickflow_watchlist_changes_scan ON tickflow_watchlist_changes"
+     "  (watchlist, ticker, change, day) WHERE source = 'scan';"
+     "CREATE INDEX tickflow_watchlist_changes_list ON tickflow_watchlist_changes (watchlist, day);"
+     "CREATE TABLE tickflow_watchlist_scans ("
+     "  watchlist text NOT NULL REFERENCES tickflow_watchlists (name) ON DELETE CASCADE,"
+     "  session date NOT NULL,"
+     "  ticker text NOT NULL,"
+     "  market_code text NOT NULL,"
+     "  member_source text NOT NULL CHECK (member_source IN ('manual', 'scan', 'both')),"
+     "  close numeric NOT NULL,"
+     "  score integer NOT NULL,"
+     "  recommendation text NOT NULL,"
+     "  indicators jsonb NOT NULL,"
+     "  signals text[] NOT NULL DEFAULT '{}',"
+     "  scanned_at timestamptz NOT NULL DEFAULT now(),"
+     "  PRIMARY KEY (watchlist, session, ticker)"
+     ");"
+     "CREATE INDEX tickflow_watchlist_scans_session ON tickflow_watchlist_scans (session);"
+     "CREATE TABLE daily_indicators ("
+     "  ticker text NOT NULL,"
+     "  day date NOT NULL,"
+     "  market_code text NOT NULL,"
+     "  close numeric NOT NULL,"
+     "  score integer NOT NULL,"
+     "  indicators jsonb NOT NULL,"
+     "  computed_at timestamptz NOT NULL DEFAULT now(),"
+     "  PRIMARY KEY (ticker, day)"
+     ");"
+     "CREATE INDEX daily_indicators_day ON daily_indicators (day);"
+     "CREATE INDEX stock_signals_watchlists ON stock_signals USING gin (watchlists);"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)
