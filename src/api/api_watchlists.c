@@ -254,7 +254,8 @@ static void on_write(const PGresult *r, int err, const char *msg, void *ud)
         fail_db(j, err, msg);
         return;
     }
-    long found = PQntuples(r) == 1 ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    long found = j->op == OP_DELETE ? PQntuples(r) /* RETURNING name */
+                 : PQntuples(r) == 1 ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     if (j->op == OP_CREATE && found == 0) {
         tf_http_error(j->req, 409, "conflict", "a watchlist with this name exists", "name");
         wjob_free(j);
@@ -373,8 +374,9 @@ static int take_body(wjob *j, int create)
         if (strcmp(key, "name") && strcmp(key, "tickers") && strcmp(key, "rules") && strcmp(key, "scan")) {
             char m[160];
             snprintf(m, sizeof m, "unknown parameter '%s' (known: name, tickers, rules, scan)", shown(key));
+            bad(j, "unknown_parameter", m, shown(key)); /* key belongs to root: answer first */
             json_decref(root);
-            return bad(j, "unknown_parameter", m, shown(key));
+            return -1;
         }
     }
     const json_t *nm = json_object_get(root, "name");

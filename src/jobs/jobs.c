@@ -8,6 +8,7 @@
  *   daily_bars   final 1d bars of each market's session that had closed by
  *                the logical time (Monday morning -> Friday): folds every
  *                dirty mark of that day into the rollup (store/rollup.c)
+ *   daily_indicators, watchlist_scan  jobs/job_watchlist.c
  *   selftest     test-only: attempts 1..fail_times fail, each takes sleep_ms
  *   the rest     registered stubs until their owners fill them in
  */
@@ -21,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "jobs/job_watchlist.h"
 #include "process/signal_stage.h"
 #include "store/rollup.h"
 #include "store/pg.h"
@@ -159,8 +161,8 @@ static int run_selftest(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t e
 static const tf_job_def jobs[TF_JOB_COUNT] = {
     {"partitions", TF_JOB_PARTITIONS, run_partitions, "daily partitions ahead and retention"},
     {"daily_bars", TF_JOB_DAILY_BARS, run_daily_bars, "final 1d bars of each market's last closed session"},
-    {"daily_indicators", TF_JOB_DAILY_INDICATORS, run_stub, "daily indicators (not available yet)"},
-    {"watchlist_scan", TF_JOB_WATCHLIST_SCAN, run_stub, "scan-filled watchlists (not available yet)"},
+    {"daily_indicators", TF_JOB_DAILY_INDICATORS, tf_job_daily_indicators, "1d indicators of each ticker's last closed session"},
+    {"watchlist_scan", TF_JOB_WATCHLIST_SCAN, tf_job_watchlist_scan, "watchlist scans, rule sets and signals of the last session"},
     {"signal_performance", TF_JOB_SIGNAL_PERFORMANCE, tf_signal_finalize_job, "signal horizons: pending -> final"},
     {"symbols", TF_JOB_SYMBOLS, run_stub, "symbol file re-import (not available yet)"},
     {"compress", TF_JOB_COMPRESS, run_stub, "compress past days (not available yet)"},
