@@ -29,6 +29,7 @@
 #include "common/util.h"
 #include "ingest/genjob.h"
 #include "api/api_health.h"
+#include "api/api_jobs.h"
 #include "api/api_symbols.h"
 #include "api/api_signals.h"
 #include "api/api_watchlists.h"
@@ -52,6 +53,7 @@ struct tf_api {
     tf_rollup *rollup;
     tf_pga *db;
     tf_health *health;
+    tf_api_jobs *jobsapi;   /* /api/v1/jobs (api_jobs.h) */
     int gen_inflight;       /* uv_queue_work requests not yet completed */
     gjob *jobs;
     int njobs;
@@ -489,6 +491,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/stock/generate", h_gen_list, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
+        !(a->jobsapi = tf_api_jobs_register(s, a->db, errbuf, errlen)) ||
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
         !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
         !(a->watchlists = tf_api_watchlists_register(s, a->db, errbuf, errlen)) ||
@@ -497,6 +500,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_unroute(s, a);
         tf_server_unroute(s, a->db);
         tf_server_unroute(s, a->health);
+        tf_api_jobs_free(a->jobsapi);
         tf_health_free(a->health);
         tf_pga_free(a->db);
         tf_api_signals_free(a->signals);
@@ -528,6 +532,7 @@ void tf_api_free(tf_api *a)
     tf_api_signals_free(a->signals); /* after the pool: cancelled queries still find it */
     tf_api_watchlists_free(a->watchlists); /* after the pool, likewise */
     tf_health_free(a->health);
+    tf_api_jobs_free(a->jobsapi); /* after the pool: cancelled queries still find it */
     gjob *j = a->jobs;
     while (j) {
         gjob *nx = j->next;

@@ -117,6 +117,9 @@ struct tf_sse {
     char status[16];
     char status_json[384];
     long long quarantined;    /* trades the processors quarantined, as last reported */
+    long long job_fail_seen;  /* tickflow_job_runs.final_failure sent up to here */
+    int jf_primed, jf_inflight;
+    int64_t started_us;       /* failures that finished before this are not sent */
 
     tf_metric *m_clients, *m_sent, *m_dropped, *m_replayed, *m_dups;
 };
@@ -532,10 +535,68 @@ static void status_done(const PGresult *r, int err, const char *msg, void *ud)
     x_unref(x);
 }
 
+/* Jobs whose last retry failed (jobs/scheduler.c numbers them in
+ * final_failure, whichever process ran them): one status event each, in
+ * order; those that finished before this module started are not replayed. */
+static void job_fail_done(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    tf_sse *x = ud;
+    x->jf_inflight = 0;
+    if (!err && r && !x->released && !x->shut) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            long long seq = atoll(PQgetvalue(r, i, 0));
+            if (seq > x->job_fail_seen) x->job_fail_seen = seq;
+            if (!x->jf_primed) continue;
+            char detail[600], ev[1024];
+            const char *d = PQgetvalue(r, i, 4);
+            size_t len = strlen(d) > 280 ? 280 : strlen(d);
+            while (len && d[len] && ((unsigned char)d[len] & 0xC0) == 0x80) len--; /* whole UTF-8 characters */
+            int dl = tf_json_escape(d, len, detail, sizeof detail - 1);
+            detail[dl < 0 ? 0 : dl] = 0;
+            int n = snprintf(ev, sizeof ev,
+                             "event: status\ndata: {\"status\":\"failed\",\"component\":\"job\",\"job\":\"%s\","
+                             "\"scheduled_for\":\"%s\",\"attempts\":%s,\"detail\":\"%s\",\"at\":\"%s\"}\n\n",
+                             PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), detail, PQgetvalue(r, i, 5));
+            for (sse_client *c = x->clients, *nx; c && n > 0 && n < (int)sizeof ev; c = nx) {
+                nx = c->next;
+                client_send(x, c, ev, (size_t)n);
+            }
+            tf_warn("sse", "job failed its last retry", TF_STR("job", PQgetvalue(r, i, 1)), TF_INT("clients", x->nclients));
+        }
+        x->jf_primed = 1;
+    }
+    x_unref(x);
+}
+
+static void job_fail_poll(tf_sse *x)
+{
+    if (x->jf_inflight) return;
+    char after[32];
+    if (x->jf_primed) snprintf(after, sizeof after, "%lld", x->job_fail_seen);
+    else snprintf(after, sizeof after, "%.6f", (double)x->started_us / 1e6);
+    const char *vals[1] = {after};
+    x_ref(x);
+    x->jf_inflight = 1;
+    if (tf_pga_query(x->db,
+                     x->jf_primed
+                         ? "SELECT final_failure, job, to_char(scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                           " attempt, detail, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                           " FROM tickflow_job_runs WHERE final_failure > $1::bigint AND job ~ '^[a-z0-9_]+$'"
+                           " ORDER BY final_failure LIMIT 50"
+                         : "SELECT coalesce(max(final_failure), 0) FROM tickflow_job_runs"
+                           " WHERE finished_at < to_timestamp($1::float8)",
+                     1, vals, 0, job_fail_done, x) != 0) {
+        x->jf_inflight = 0;
+        x_unref(x);
+    }
+}
+
 static void on_status_timer(uv_timer_t *t)
 {
     hb_timer *h = t->data;
     tf_sse *x = h->x;
+    if (!x->shut) job_fail_poll(x);
     if (x->st_inflight || x->shut) return; /* a slow database: one poll at a time */
     int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
     if (stale_ms < 2000) stale_ms = 2000;
@@ -1050,6 +1111,7 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, tf_pga *db, const tf_config *cf
     x->cfg = cfg;
     snprintf(x->status, sizeof x->status, "ok");
     snprintf(x->st_last, sizeof x->st_last, "ok");
+    x->started_us = tf_now_us();
     if (!m) m = tf_server_metrics(s);
     x->m_clients = tf_gauge(m, "tickflow_sse_clients", "Connected SSE clients", NULL);
     x->m_sent = tf_counter(m, "tickflow_sse_events_sent_total", "Anomaly events sent to SSE clients", NULL);

@@ -113,46 +113,6 @@ static void iso_utc(int64_t u, char *buf, size_t cap)
     snprintf(buf, cap, "%.19sZ", tmp);
 }
 
-/* Unix seconds of local midnight of civil day `day` in tz. */
-static int64_t local_midnight(const tf_tz *tz, int64_t day)
-{
-    int64_t l = day * 86400;
-    return l - tf_tz_offset_local(tz, l, 0);
-}
-
-/* A DATE (YYYY-MM-DD, a day in the job's zone: *is_date = 1, *out = its
- * day number) or an ISO time (*out = Unix seconds). */
-static int parse_when(const char *s, int64_t *out, int *is_date)
-{
-    int y, m, d, used = 0;
-    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &used) == 3 && used == 10 && m >= 1 && m <= 12 &&
-        d >= 1 && d <= tf_days_in_month(y, m)) {
-        *is_date = 1;
-        *out = tf_days_from_civil(y, m, d);
-        return 0;
-    }
-    int64_t us;
-    if (tf_parse_iso_us(s, strlen(s), &us) != 0) return -1;
-    *is_date = 0;
-    *out = tf_floor_div(us, TF_US_PER_SEC);
-    return 0;
-}
-
-/* The latest fire time at or before now (-1 if none within 5 years). */
-static int64_t latest_fire(const tf_jobspec *sp, int64_t now)
-{
-    static const int64_t windows[] = {3600, 86400, 32 * 86400, 367 * 86400, 5 * 367 * 86400};
-    for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
-        int64_t t = tf_cron_next(&sp->cron, sp->tz, now - windows[i]), best = -1;
-        while (t >= 0 && t <= now) {
-            best = t;
-            t = tf_cron_next(&sp->cron, sp->tz, t);
-        }
-        if (best >= 0) return best;
-    }
-    return -1;
-}
-
 static void print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -312,23 +272,10 @@ static int print_runs(PGconn *conn, const tf_jobspec *sp, const char *sched /* N
 static int job_run(const tf_config *cfg, const tf_jobspec *sp, const opts *o)
 {
     int64_t T;
-    if (o->for_) {
-        int is_date;
-        if (parse_when(o->for_, &T, &is_date) != 0) {
-            tf_error("job", "--for: expected YYYY-MM-DD or an ISO time", TF_STR("value", o->for_));
-            return 2;
-        }
-        if (is_date) {
-            int64_t day = T, t = tf_cron_next(&sp->cron, sp->tz, local_midnight(sp->tz, day) - 1);
-            if (t < 0 || t >= local_midnight(sp->tz, day + 1)) {
-                tf_error("job", "the job has no scheduled time on that date", TF_STR("job", sp->def->name),
-                         TF_STR("date", o->for_), TF_STR("cron", sp->settings->cron));
-                return 2;
-            }
-            T = t;
-        }
-    } else if ((T = latest_fire(sp, tf_now_us() / TF_US_PER_SEC)) < 0) {
-        tf_error("job", "the job has no scheduled time in the last 5 years; say --for", TF_STR("job", sp->def->name));
+    char e[256];
+    if (tf_jobspec_resolve(sp, o->for_, tf_now_us() / TF_US_PER_SEC, &T, e, sizeof e) != 0) {
+        tf_error("job", o->for_ ? "--for: bad time" : "no time to run", TF_STR("job", sp->def->name),
+                 TF_STR("value", o->for_ ? o->for_ : ""), TF_STR("error", e));
         return 2;
     }
     PGconn *conn = connect_migrated(cfg);
@@ -369,13 +316,13 @@ static int job_backfill(const tf_config *cfg, const tf_jobspec *sp, const opts *
     }
     int64_t a, b;
     int ad, bd;
-    if (parse_when(o->from, &a, &ad) != 0 || parse_when(o->to, &b, &bd) != 0) {
+    if (tf_job_parse_when(o->from, &a, &ad) != 0 || tf_job_parse_when(o->to, &b, &bd) != 0) {
         tf_error("job", "--from/--to: expected YYYY-MM-DD or an ISO time", TF_STR("from", o->from),
                  TF_STR("to", o->to));
         return 2;
     }
-    int64_t from = ad ? local_midnight(sp->tz, a) : a;      /* inclusive */
-    int64_t to = bd ? local_midnight(sp->tz, b + 1) - 1 : b; /* inclusive */
+    int64_t from = ad ? tf_jobspec_midnight(sp, a) : a;      /* inclusive */
+    int64_t to = bd ? tf_jobspec_midnight(sp, b + 1) - 1 : b; /* inclusive */
     int64_t now = tf_now_us() / TF_US_PER_SEC;
     if (to > now) to = now; /* only times that are due */
     if (to < from) {

@@ -24,6 +24,7 @@ enum {
     TF_JOB_SIGNAL_PERFORMANCE,
     TF_JOB_SYMBOLS,
     TF_JOB_COMPRESS,
+    TF_JOB_SPLIT_CHECK,
     TF_JOB_SELFTEST, /* test-only: fails/sleeps as configured */
     TF_JOB_COUNT
 };
@@ -37,6 +38,9 @@ typedef struct tf_job_config {
     int enabled;
     int fail_times;        /* selftest: attempts 1..N fail */
     int sleep_ms;          /* selftest: how long an attempt takes */
+    char files[1024];      /* symbols: comma list of symbol files */
+    double min_move_pct;   /* split_check: |close / previous close - 1| beyond this, in % */
+    double ratio_tolerance; /* split_check: ratio within this fraction of 2, 3, 4, 5 or 10 */
 } tf_job_config;
 
 typedef struct tf_config {

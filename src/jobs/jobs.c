@@ -11,6 +11,20 @@
  *   daily_indicators, watchlist_scan  jobs/job_watchlist.c
  *   selftest     test-only: attempts 1..fail_times fail, each takes sleep_ms
  *   the rest     registered stubs until their owners fill them in
+ *   split_check  per market, that session's close against the ticker's
+ *                previous 1d close: a move beyond job.split_check.min_move_pct
+ *                whose ratio is within ratio_tolerance of 2, 3, 4, 5 or 10
+ *                is a probable (reverse) split, upserted into
+ *                stock_split_flags with status 'review'
+ *   symbols      re-imports job.symbols.files (ingest/import_symbols.c's
+ *                upsert: the same file twice changes nothing)
+ *   compress     every day partition older than storage.compress_after_days
+ *                before the logical date, oldest first, into segments
+ *                (store/compress.h); 0 = off
+ *
+ * `order` below names the job whose runs come first within one scheduler
+ * (see scheduler.h); each job still makes sure of its own inputs (folding
+ * the day's dirty marks), so a run started alone gives the same result.
  */
 #include "jobs/jobs.h"
 
@@ -18,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -27,6 +40,8 @@
 #include "store/rollup.h"
 #include "store/pg.h"
 #include "store/schema.h"
+#include "ingest/import_run.h"
+#include "store/compress.h"
 
 void tf_job_set_detail(tf_job_ctx *ctx, const char *fmt, ...)
 {
@@ -66,10 +81,55 @@ static int query1(PGconn *c, const char *sql, int n, const char *const *params, 
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) rc = tf_pg_classify(c, r, "daily_bars", err, errlen);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) rc = tf_pg_classify(c, r, "job query", err, errlen);
     else if (out) snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc ? -1 : 0;
+}
+
+/* Rollup's refresher lock (store/rollup.c LOCK_ROLLUP): refresh only tries it. */
+#define ROLLUP_LOCK "7370010"
+
+/*
+ * Folds every dirty mark of UTC day `date` (YYYY-MM-DD) into the bars.
+ * tf_rollup_refresh takes marks in batches and returns 0 without work while
+ * another refresher (the rollup thread of a tickflow run) holds its lock:
+ * then we block on that lock itself, so the wait ends when the other
+ * transaction does (bounded by lock_timeout, and cut by the scheduler's
+ * cancel at a timeout or stop). Every round folds marks or outlasts one
+ * of the other refresher's transactions, which folds marks too.
+ */
+static int fold_day(tf_job_ctx *ctx, const char *date, char *err, size_t errlen)
+{
+    const char *p1[1] = {date};
+    for (int round = 0; round < 100000; round++) {
+        char dirty[8];
+        if (query1(ctx->conn,
+                   "SELECT EXISTS (SELECT 1 FROM stock_bars_dirty WHERE bucket >= $1::date::timestamptz"
+                   " AND bucket < ($1::date + 1)::timestamptz)",
+                   1, p1, dirty, sizeof dirty, err, errlen) != 0)
+            return -1;
+        if (dirty[0] != 't') return 0;
+        if (tf_job_cancelled(ctx)) {
+            snprintf(err, errlen, "cancelled");
+            return -1;
+        }
+        long n = tf_rollup_refresh(ctx->conn, 100000, err, errlen);
+        if (n < 0) return -1;
+        if (n > 0) continue;
+        if (tf_pg_exec(ctx->conn, "BEGIN", err, errlen) != 0) return -1;
+        int rc = tf_pg_exec(ctx->conn, "SET LOCAL lock_timeout = '120s'", err, errlen);
+        if (rc == 0) rc = query1(ctx->conn, "SELECT pg_advisory_xact_lock(" ROLLUP_LOCK ")::text", 0, NULL, NULL, 0,
+                                 err, errlen);
+        if (rc == 0) rc = tf_pg_exec(ctx->conn, "COMMIT", err, errlen);
+        if (rc != 0) {
+            char e2[64];
+            tf_pg_exec(ctx->conn, "ROLLBACK", e2, sizeof e2);
+            return -1;
+        }
+    }
+    snprintf(err, errlen, "session %s: trades still not folded into bars", date);
+    return -1;
 }
 
 static int run_daily_bars(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
@@ -82,35 +142,7 @@ static int run_daily_bars(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t
         char date[16], codes[64];
         fmt_date(day, date, sizeof date);
         snprintf(codes, sizeof codes, "%s", tf_calendar_market_codes(mkt));
-        const char *p1[1] = {date};
-        /* Fold in every dirty mark of that day. Refresh takes marks in
-         * batches and returns 0 while another refresher (the rollup thread
-         * of a tickflow run) holds its lock: then wait for that one. */
-        int round;
-        for (round = 0; round < 20000; round++) {
-            char dirty[8];
-            if (query1(ctx->conn,
-                       "SELECT EXISTS (SELECT 1 FROM stock_bars_dirty WHERE bucket >= $1::date::timestamptz"
-                       " AND bucket < ($1::date + 1)::timestamptz)",
-                       1, p1, dirty, sizeof dirty, err, errlen) != 0)
-                return -1;
-            if (dirty[0] != 't') break;
-            if (tf_job_cancelled(ctx)) {
-                snprintf(err, errlen, "cancelled");
-                return -1;
-            }
-            long n = tf_rollup_refresh(ctx->conn, 100000, err, errlen);
-            if (n < 0) return -1;
-            if (n == 0) {
-                struct timespec ts = {0, 20 * 1000000L};
-                nanosleep(&ts, NULL);
-            }
-        }
-        if (round == 20000) {
-            snprintf(err, errlen, "%s session %s: trades still not folded into bars", tf_calendar_market_name(mkt),
-                     date);
-            return -1;
-        }
+        if (fold_day(ctx, date, err, errlen) != 0) return -1;
         const char *p2[2] = {date, codes};
         char rows[32];
         if (query1(ctx->conn,
@@ -129,6 +161,179 @@ static int run_daily_bars(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t
     return 0;
 }
 
+/* One session's probable splits (see the file comment). The previous close
+ * is the ticker's latest 1d bar before the session within 14 days (a
+ * ticker that did not trade on the previous session still compares with
+ * its last close). */
+static const char SPLIT_SQL[] =
+    "WITH c AS (SELECT b.ticker, b.market_code, b.close AS cc, p.bucket AS pbucket, p.close AS pc"
+    "  FROM stock_bars_1d b CROSS JOIN LATERAL (SELECT q.bucket, q.close FROM stock_bars_1d q"
+    "   WHERE q.ticker = b.ticker AND q.market_code = b.market_code AND q.trade_type = '*'"
+    "   AND q.bucket < b.bucket AND q.bucket >= b.bucket - interval '14 days' ORDER BY q.bucket DESC LIMIT 1) p"
+    "  WHERE b.bucket = $1::date::timestamptz AND b.trade_type = '*' AND b.market_code = ANY($2::text[])"
+    "  AND b.close > 0 AND p.close > 0),"
+    " r AS (SELECT *, (cc / pc - 1) * 100 AS move, CASE WHEN cc < pc THEN pc / cc ELSE cc / pc END AS ratio FROM c),"
+    " f AS (SELECT DISTINCT ON (ticker, market_code) r.*, k FROM r, unnest(ARRAY[2, 3, 4, 5, 10]) k"
+    "  WHERE abs(r.move) > $3::float8 AND abs(r.ratio / k - 1) <= $4::float8"
+    "  ORDER BY ticker, market_code, abs(r.ratio / k - 1))"
+    " INSERT INTO stock_split_flags (ticker, market_code, session, prev_session, prev_close, close, move_pct,"
+    "  ratio, factor, kind)"
+    " SELECT ticker, market_code, $1::date, (pbucket AT TIME ZONE 'UTC')::date, pc, cc, move, ratio, k,"
+    "  CASE WHEN cc < pc THEN 'split' ELSE 'reverse_split' END FROM f"
+    " ON CONFLICT (ticker, market_code, session) DO UPDATE SET prev_session = EXCLUDED.prev_session,"
+    "  prev_close = EXCLUDED.prev_close, close = EXCLUDED.close, move_pct = EXCLUDED.move_pct,"
+    "  ratio = EXCLUDED.ratio, factor = EXCLUDED.factor, kind = EXCLUDED.kind"
+    " RETURNING ticker || ' ' || kind || ' 1:' || factor";
+
+static int run_split_check(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
+{
+    int64_t total = 0;
+    char detail[480] = "";
+    size_t dl = 0;
+    char mv[32], tol[32];
+    snprintf(mv, sizeof mv, "%.17g", ctx->settings->min_move_pct);
+    snprintf(tol, sizeof tol, "%.17g", ctx->settings->ratio_tolerance);
+    for (int mkt = 0; mkt < TF_MKT_COUNT; mkt++) {
+        int64_t day = tf_calendar_session_at(ctx->cal, mkt, tf_floor_div(logical_ms, 1000));
+        char date[16], codes[64];
+        fmt_date(day, date, sizeof date);
+        snprintf(codes, sizeof codes, "%s", tf_calendar_market_codes(mkt));
+        if (fold_day(ctx, date, err, errlen) != 0) return -1;
+        const char *p[4] = {date, codes, mv, tol};
+        PGresult *r = PQexecParams(ctx->conn, SPLIT_SQL, 4, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            tf_pg_classify(ctx->conn, r, "split_check", err, errlen);
+            PQclear(r);
+            return -1;
+        }
+        int n = PQntuples(r);
+        total += n;
+        dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s session %s: %d flagged", mkt ? "; " : "",
+                               tf_calendar_market_name(mkt), date, n);
+        for (int i = 0; i < n && dl < sizeof detail; i++) {
+            tf_warn("jobs", "probable split flagged for review", TF_STR("session", date),
+                    TF_STR("flag", PQgetvalue(r, i, 0)));
+            dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s", i ? ", " : " (", PQgetvalue(r, i, 0));
+            if (i == n - 1 && dl < sizeof detail) dl += (size_t)snprintf(detail + dl, sizeof detail - dl, ")");
+        }
+        if (dl >= sizeof detail) dl = sizeof detail - 1;
+        PQclear(r);
+    }
+    tf_job_set_rows(ctx, total);
+    tf_job_set_detail(ctx, "%s", detail);
+    return 0;
+}
+
+/* job.symbols.files: a comma list of symbol files (import_symbols.c's
+ * layouts). No URL: fetching is left to whatever puts the file there. */
+static int run_symbols(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
+{
+    (void)logical_ms;
+    char list[sizeof ctx->settings->files];
+    snprintf(list, sizeof list, "%s", ctx->settings->files);
+    const char *files[32];
+    int nf = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && nf < 32; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ') t[--l] = 0;
+        if (l) files[nf++] = t;
+    }
+    if (nf == 0) {
+        tf_job_set_rows(ctx, 0);
+        tf_job_set_detail(ctx, "no symbol files configured (job.symbols.files)");
+        return 0;
+    }
+    tf_import_opts o;
+    memset(&o, 0, sizeof o);
+    o.pg_url = ctx->cfg->pg_url;
+    o.files = files;
+    o.nfiles = nf;
+    o.skip = 1; /* one bad line must not keep the rest of the universe out */
+    o.batch = ctx->cfg->storage_batch_size;
+    o.cfg = ctx->cfg;
+    tf_import_result *res = malloc(sizeof *res);
+    if (!res) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    tf_import_symbols(&o, res);
+    int rc = 0;
+    if (res->code) {
+        snprintf(err, errlen, "symbols: %s", res->error);
+        rc = -1;
+    } else {
+        tf_job_set_rows(ctx, res->inserted);
+        tf_job_set_detail(ctx, "%d file(s): %lld symbols upserted, %lld rows skipped", nf, (long long)res->inserted,
+                          (long long)res->rejected);
+    }
+    free(res);
+    return rc;
+}
+
+/* Day partitions (stock_trades_pYYYYMMDD) older than the cut-off, oldest first. */
+static int run_compress(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
+{
+    int after = ctx->cfg->storage_compress_after_days;
+    if (after <= 0) {
+        tf_job_set_rows(ctx, 0);
+        tf_job_set_detail(ctx, "compression off (storage.compress_after_days = 0)");
+        return 0;
+    }
+    int64_t cut = tf_floor_div(logical_ms, 86400000) - after;
+    char cutd[16];
+    fmt_date(cut, cutd, sizeof cutd);
+    const char *p[1] = {cutd};
+    PGresult *r = PQexecParams(ctx->conn,
+                               "SELECT d FROM (SELECT to_date(substr(c.relname, 15), 'YYYYMMDD') AS d"
+                               "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                               "  WHERE i.inhparent = 'stock_trades'::regclass AND c.relname ~ '^stock_trades_p[0-9]{8}$') x"
+                               " WHERE d < $1::date ORDER BY d",
+                               1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        tf_pg_classify(ctx->conn, r, "compress", err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    int n = PQntuples(r), done = 0, rc = 0;
+    int64_t rows = 0, row_bytes = 0, seg_bytes = 0;
+    tf_compress_opts o = {.segment_rows = ctx->cfg->storage_segment_rows, .pause_at = NULL};
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (tf_job_cancelled(ctx)) {
+            snprintf(err, errlen, "cancelled after %d of %d days", done, n);
+            rc = -1;
+            break;
+        }
+        const char *date = PQgetvalue(r, i, 0);
+        int y, m, d;
+        if (sscanf(date, "%d-%d-%d", &y, &m, &d) != 3) continue;
+        /* compress refuses a day with dirty minutes: fold them first */
+        if (fold_day(ctx, date, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        tf_compress_stats st;
+        char e[512];
+        if (tf_compress_day(ctx->conn, tf_days_from_civil(y, m, d), &o, &st, e, sizeof e) != 0) {
+            snprintf(err, errlen, "compress %s: %s (%d days done before)", date, e, done);
+            rc = -1;
+            break;
+        }
+        tf_info("jobs", "day compressed", TF_STR("day", date), TF_INT("rows", st.rows),
+                TF_INT("row_bytes", st.row_bytes), TF_INT("segment_bytes", st.segment_bytes));
+        done++;
+        rows += st.rows;
+        row_bytes += st.row_bytes;
+        seg_bytes += st.segment_bytes;
+    }
+    PQclear(r);
+    tf_job_set_rows(ctx, rows);
+    if (rc == 0)
+        tf_job_set_detail(ctx, "%d day(s) before %s compressed: %lld trades, %lld -> %lld bytes", done, cutd,
+                          (long long)rows, (long long)row_bytes, (long long)seg_bytes);
+    return rc;
+}
+
 static int run_stub(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
 {
     (void)logical_ms, (void)err, (void)errlen;
@@ -137,16 +342,20 @@ static int run_stub(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errle
     return 0;
 }
 
+/* The attempt's time is a pg_sleep on its connection: the scheduler's
+ * cancel (timeout, stop) ends it the way it ends a real job's statement. */
 static int run_selftest(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
 {
     (void)logical_ms;
-    for (int waited = 0; waited < ctx->settings->sleep_ms && !tf_job_cancelled(ctx); waited += 10) {
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (tf_job_cancelled(ctx)) {
-        snprintf(err, errlen, "selftest: cancelled");
-        return -1;
+    if (ctx->settings->sleep_ms > 0) {
+        char secs[32];
+        snprintf(secs, sizeof secs, "%.3f", ctx->settings->sleep_ms / 1000.0);
+        const char *p[1] = {secs};
+        if (query1(ctx->conn, "SELECT pg_sleep($1::float8)::text", 1, p, NULL, 0, err, errlen) != 0 ||
+            tf_job_cancelled(ctx)) {
+            snprintf(err, errlen, "selftest: cancelled");
+            return -1;
+        }
     }
     if (ctx->attempt <= ctx->settings->fail_times) {
         snprintf(err, errlen, "selftest: attempt %d fails as configured (fail_times = %d)", ctx->attempt,
@@ -164,10 +373,32 @@ static const tf_job_def jobs[TF_JOB_COUNT] = {
     {"daily_indicators", TF_JOB_DAILY_INDICATORS, tf_job_daily_indicators, "1d indicators of each ticker's last closed session"},
     {"watchlist_scan", TF_JOB_WATCHLIST_SCAN, tf_job_watchlist_scan, "watchlist scans, rule sets and signals of the last session"},
     {"signal_performance", TF_JOB_SIGNAL_PERFORMANCE, tf_signal_finalize_job, "signal horizons: pending -> final"},
-    {"symbols", TF_JOB_SYMBOLS, run_stub, "symbol file re-import (not available yet)"},
-    {"compress", TF_JOB_COMPRESS, run_stub, "compress past days (not available yet)"},
+    {"symbols", TF_JOB_SYMBOLS, run_symbols, "re-import the symbol files (job.symbols.files)"},
+    {"compress", TF_JOB_COMPRESS, run_compress, "compress days older than storage.compress_after_days"},
+    {"split_check", TF_JOB_SPLIT_CHECK, run_split_check, "flag probable splits (day-over-day 2:1, 3:1, ...)"},
     {"selftest", TF_JOB_SELFTEST, run_selftest, "test-only: fails/sleeps as configured"},
 };
+
+/* Within one scheduler, job runs time T once `after` has handled its own
+ * times up to T: a day's bars before that day's checks, indicators and
+ * scans. */
+static const struct {
+    const char *job, *after;
+} order[] = {
+    {"daily_bars", "partitions"},
+    {"split_check", "daily_bars"},
+    {"daily_indicators", "split_check"},
+    {"watchlist_scan", "daily_indicators"},
+    {"signal_performance", "daily_bars"},
+    {"compress", "daily_bars"},
+};
+
+const char *tf_jobs_after(const char *name)
+{
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+        if (strcmp(order[i].job, name) == 0) return order[i].after;
+    return NULL;
+}
 
 const tf_job_def *tf_jobs_builtin(size_t *n)
 {

@@ -48,6 +48,9 @@ typedef struct tf_job_def {
 const tf_job_def *tf_jobs_builtin(size_t *n);
 /* By name, or NULL. */
 const tf_job_def *tf_jobs_find(const char *name);
+/* NULL, or the job whose runs up to a scheduled time finish before this
+ * job's run of that time when both run in one scheduler (scheduler.h). */
+const char *tf_jobs_after(const char *name);
 
 static inline PGconn *tf_job_conn(tf_job_ctx *ctx) { return ctx->conn; }
 static inline int tf_job_cancelled(const tf_job_ctx *ctx) { return ctx->cancel; }

@@ -56,6 +56,67 @@ void tf_jobspec_clear(tf_jobspec *spec)
     spec->tz = NULL;
 }
 
+int64_t tf_jobspec_latest(const tf_jobspec *sp, int64_t now)
+{
+    static const int64_t windows[] = {3600, 86400, 32 * 86400, 367 * 86400, 5 * 367 * 86400};
+    for (size_t i = 0; i < sizeof windows / sizeof *windows; i++) {
+        int64_t t = tf_cron_next(&sp->cron, sp->tz, now - windows[i]), best = -1;
+        while (t >= 0 && t <= now) {
+            best = t;
+            t = tf_cron_next(&sp->cron, sp->tz, t);
+        }
+        if (best >= 0) return best;
+    }
+    return -1;
+}
+
+int64_t tf_jobspec_midnight(const tf_jobspec *sp, int64_t day)
+{
+    int64_t l = day * 86400;
+    return l - tf_tz_offset_local(sp->tz, l, 0);
+}
+
+int tf_job_parse_when(const char *s, int64_t *out, int *is_date)
+{
+    int y, m, d, used = 0;
+    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &used) == 3 && used == 10 && m >= 1 && m <= 12 &&
+        d >= 1 && d <= tf_days_in_month(y, m)) {
+        *is_date = 1;
+        *out = tf_days_from_civil(y, m, d);
+        return 0;
+    }
+    int64_t us;
+    if (tf_parse_iso_us(s, strlen(s), &us) != 0) return -1;
+    *is_date = 0;
+    *out = tf_floor_div(us, TF_US_PER_SEC);
+    return 0;
+}
+
+int tf_jobspec_resolve(const tf_jobspec *sp, const char *when, int64_t now, int64_t *T, char *err, size_t errlen)
+{
+    if (!when || !*when) {
+        if ((*T = tf_jobspec_latest(sp, now)) < 0) {
+            snprintf(err, errlen, "the job has no scheduled time in the last 5 years; name one");
+            return -1;
+        }
+        return 0;
+    }
+    int is_date;
+    if (tf_job_parse_when(when, T, &is_date) != 0) {
+        snprintf(err, errlen, "expected YYYY-MM-DD or an ISO-8601 time");
+        return -1;
+    }
+    if (is_date) {
+        int64_t day = *T, t = tf_cron_next(&sp->cron, sp->tz, tf_jobspec_midnight(sp, day) - 1);
+        if (t < 0 || t >= tf_jobspec_midnight(sp, day + 1)) {
+            snprintf(err, errlen, "the job has no scheduled time on %s (cron %s)", when, sp->settings->cron);
+            return -1;
+        }
+        *T = t;
+    }
+    return 0;
+}
+
 /* --- waits --- */
 
 struct tf_waiter {
@@ -354,11 +415,13 @@ int tf_job_execute(const tf_config *cfg, const tf_jobspec *spec, const tf_calend
         const char *status = res == ATT_OK ? "succeeded" : res == ATT_STOPPED ? "abandoned" : "failed";
         char rows[32];
         snprintf(rows, sizeof rows, "%lld", (long long)at->ctx.rows);
-        const char *pf[4] = {rid, status, at->ctx.detail, rows};
+        /* the last attempt failed: numbered, for the servers' SSE status event */
+        const char *pf[5] = {rid, status, at->ctx.detail, rows, res == ATT_FAIL && a == last ? "t" : "f"};
         int frc = sql_params(lc,
-                             "UPDATE tickflow_job_runs SET status = $2, finished_at = now(), detail = $3, rows = $4"
+                             "UPDATE tickflow_job_runs SET status = $2, finished_at = now(), detail = $3, rows = $4,"
+                             " final_failure = CASE WHEN $5::bool THEN nextval('tickflow_job_failure_seq') END"
                              " WHERE id = $1",
-                             4, pf, NULL, "recording a job result", err, errlen);
+                             5, pf, NULL, "recording a job result", err, errlen);
         if (res == ATT_OK)
             tf_info("jobs", "run succeeded", TF_STR("job", job), TF_STR("scheduled_for", when), TF_INT("attempt", a),
                     TF_INT("rows", at->ctx.rows), TF_INT("ms", (int64_t)(secs * 1000)));
@@ -403,6 +466,8 @@ typedef struct jobthread {
     tf_jobspec spec;
     pthread_t th;
     int started;
+    struct jobthread *up; /* def->after's thread in this scheduler, or NULL */
+    int64_t next_due;     /* under w->mu: every time before this is handled */
 } jobthread;
 
 struct tf_scheduler {
@@ -444,10 +509,35 @@ static int startup_state(PGconn *c, const char *job, int64_t *last, int64_t *pen
     return 0;
 }
 
+/* Publishes that j has handled every scheduled time before t (t may be
+ * INT64_MAX: j is done for good) and wakes whoever waits on it. */
+static void publish_due(jobthread *j, int64_t t)
+{
+    pthread_mutex_lock(&j->s->w->mu);
+    j->next_due = t;
+    pthread_cond_broadcast(&j->s->w->cv);
+    pthread_mutex_unlock(&j->s->w->mu);
+}
+
+/* Blocks until j's upstream job (def->after) has handled its scheduled
+ * times up to T, so a day's jobs run in order in one scheduler, catch-up
+ * included. 1 when stopped. */
+static int wait_upstream(jobthread *j, int64_t T)
+{
+    if (!j->up) return 0;
+    tf_waiter *w = j->s->w;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop && j->up->next_due <= T) pthread_cond_wait(&w->cv, &w->mu);
+    int s = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return s;
+}
+
 static void execute_logged(jobthread *j, int64_t T)
 {
     char err[512];
     int outcome;
+    if (wait_upstream(j, T)) return;
     while (tf_job_execute(j->s->cfg, &j->spec, j->s->cal, j->s->w, T, 0, &outcome, err, sizeof err) != 0) {
         tf_warn("jobs", "cannot run job; retrying in 5 s", TF_STR("job", j->spec.def->name), TF_STR("error", err));
         if (wait_us(j->s->w, 5000000)) return;
@@ -480,6 +570,7 @@ static void *job_main(void *arg)
         int64_t now_us = tf_now_us(), now = now_us / TF_US_PER_SEC;
         if (last < now - 366 * 86400) last = now - 366 * 86400;
         int64_t t = tf_cron_next(&j->spec.cron, j->spec.tz, last);
+        publish_due(j, t < 0 ? INT64_MAX : t);
         if (t < 0) { /* the schedule never fires again */
             wait_us(s->w, INT64_MAX / 2);
             break;
@@ -505,6 +596,7 @@ static void *job_main(void *arg)
         last = chosen;
     }
 out:
+    publish_due(j, INT64_MAX); /* stopped: nobody waits for it any more */
     free(pending);
     return NULL;
 }
@@ -526,8 +618,13 @@ tf_scheduler *tf_scheduler_start(const tf_config *cfg, char *err, size_t errlen)
         jobthread *j = &s->jobs[s->n];
         if (tf_jobspec_load(&j->spec, cfg, defs[i].name, err, errlen) != 0) goto err;
         j->s = s;
+        j->next_due = INT64_MIN;
         s->n++;
     }
+    for (int i = 0; i < s->n; i++) /* upstream jobs that run here too */
+        for (int k = 0; k < s->n && tf_jobs_after(s->jobs[i].spec.def->name); k++)
+            if (k != i && strcmp(s->jobs[k].spec.def->name, tf_jobs_after(s->jobs[i].spec.def->name)) == 0)
+                s->jobs[i].up = &s->jobs[k];
     for (int i = 0; i < s->n; i++) {
         if (pthread_create(&s->jobs[i].th, NULL, job_main, &s->jobs[i]) != 0) {
             snprintf(err, errlen, "scheduler: cannot start a thread");

@@ -25,6 +25,13 @@
  * Then it blocks on a condition variable (CLOCK_MONOTONIC) until the next
  * fire time or stop; the only timed re-checks are the waits for a busy
  * lock (every 250 ms while another process runs the job).
+ * Order: a job whose definition names another (`after`, jobs.h) runs time T
+ * only once that job's thread has handled every one of its own times up to
+ * T (the same condition variable), so a catch-up over many days runs
+ * daily_bars, split_check, ... of one day before the next day's. Across
+ * processes there is no such order; each job makes sure of its own inputs.
+ * A run whose last attempt fails gets final_failure from
+ * tickflow_job_failure_seq (servers turn it into an SSE status event).
  */
 #ifndef TF_SCHEDULER_H
 #define TF_SCHEDULER_H
@@ -51,6 +58,21 @@ typedef struct tf_jobspec {
  * "job.daily_bars.cron: day-of-month: 32 out of range 1-31"). */
 int tf_jobspec_load(tf_jobspec *spec, const tf_config *cfg, const char *name, char *errbuf, size_t errlen);
 void tf_jobspec_clear(tf_jobspec *spec);
+
+/* The latest fire time at or before now_s (Unix seconds), -1 if none in 5 years. */
+int64_t tf_jobspec_latest(const tf_jobspec *spec, int64_t now_s);
+/* Unix seconds of local midnight of civil day `day` in the job's zone. */
+int64_t tf_jobspec_midnight(const tf_jobspec *spec, int64_t day);
+/*
+ * The scheduled time a manual run (`job run --for`, POST .../run) works on:
+ * when NULL or "", the latest fire time at or before now_s; a DATE
+ * (YYYY-MM-DD, a day in the job's zone), the job's first fire time that
+ * day; an ISO-8601 time, that instant. 0 with *T, or -1 with errbuf.
+ */
+int tf_jobspec_resolve(const tf_jobspec *spec, const char *when, int64_t now_s, int64_t *T, char *errbuf,
+                       size_t errlen);
+/* DATE (*is_date = 1, *out = civil day number) or ISO time (*out = Unix s). 0 / -1. */
+int tf_job_parse_when(const char *s, int64_t *out, int *is_date);
 
 /* Waits that a stop can interrupt (scheduler threads, backoff, busy lock). */
 typedef struct tf_waiter tf_waiter;

@@ -448,11 +448,12 @@ long tf_signal_finalize(PGconn *c, const tf_config *cfg, int64_t now_ms, long ma
     return done;
 }
 
+/* As of the run's logical time, not now: a run for date D gives D's state
+ * (a horizon that ends after D stays pending), whenever it runs. */
 int tf_signal_finalize_job(tf_job_ctx *ctx, int64_t logical_ms, char *errbuf, size_t errlen)
 {
-    (void)logical_ms;
     tf_err e;
-    long total = tf_signal_finalize(tf_job_conn(ctx), ctx->cfg, tf_now_us() / 1000, 1000000, &e);
+    long total = tf_signal_finalize(tf_job_conn(ctx), ctx->cfg, logical_ms, 1000000, &e);
     if (total < 0) {
         snprintf(errbuf, errlen, "%s", e.msg);
         return -1;

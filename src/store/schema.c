@@ -635,6 +635,26 @@ static const tf_migration migrations[] = {
      ");"
      "CREATE INDEX daily_indicators_day ON daily_indicators (day);"
      "CREATE INDEX stock_signals_watchlists ON stock_signals USING gin (watchlists);"},
+    {14, "job_failures_split_flags",
+     /* owner: jobs/. final_failure numbers a run that failed its last
+      * attempt (from tickflow_job_failure_seq), so servers can send one
+      * SSE status event per such failure, in order, whichever process ran
+      * the job. stock_split_flags: probable splits found by split_check,
+      * one row per (ticker, market_code, session), kept for review. */
+     "ALTER TABLE tickflow_job_runs ADD COLUMN final_failure bigint;"
+     "CREATE SEQUENCE tickflow_job_failure_seq;"
+     "CREATE UNIQUE INDEX tickflow_job_runs_final_failure ON tickflow_job_runs (final_failure)"
+     " WHERE final_failure IS NOT NULL;"
+     /* a job's runs newest first (the runs API, its latest run) */
+     "CREATE INDEX tickflow_job_runs_job_id ON tickflow_job_runs (job, id);"
+     "CREATE TABLE stock_split_flags ("
+     "  ticker text NOT NULL, market_code text NOT NULL, session date NOT NULL,"
+     "  prev_session date NOT NULL, prev_close numeric(18,4) NOT NULL, close numeric(18,4) NOT NULL,"
+     "  move_pct double precision NOT NULL, ratio double precision NOT NULL, factor int NOT NULL,"
+     "  kind text NOT NULL CHECK (kind IN ('split', 'reverse_split')),"
+     "  status text NOT NULL DEFAULT 'review' CHECK (status IN ('review', 'confirmed', 'dismissed')),"
+     "  flagged_at timestamptz NOT NULL DEFAULT now(),"
+     "  PRIMARY KEY (ticker, market_code, session));"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

@@ -16,7 +16,7 @@ import tfharness as h  # noqa: E402
 
 pg = None
 OTHERS = ["partitions", "daily_bars", "daily_indicators", "watchlist_scan", "signal_performance", "symbols",
-          "compress"]
+          "compress", "split_check"]
 
 
 def env(**kw):

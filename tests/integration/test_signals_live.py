@@ -73,6 +73,11 @@ class Pipe:
 P = None
 
 
+
+def now_iso():
+    """The job works as of its logical time: now, for horizons that just passed."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
 def pipe():
     global P
     if P is None:
@@ -145,7 +150,7 @@ def test_live_signals_and_parity(c):
 
 def test_track_record_parity(c):
     p = pipe()
-    r = h.run(["job", "run", "signal_performance", "--pg-url", p.pg.url] + p.args)
+    r = h.run(["job", "run", "signal_performance", "--for", now_iso(), "--pg-url", p.pg.url] + p.args)
     c.eq(r.returncode, 0, "job run signal_performance")
     bt = backtest(p)
     rows = p.pg.sql("SELECT signal_id, horizon, status, return_pct, mfe_pct, mae_pct FROM stock_signal_returns")
@@ -204,7 +209,7 @@ def test_rest_list_filters_paging(c):
 
 def test_rest_one_and_performance(c):
     p = pipe()
-    h.run(["job", "run", "signal_performance", "--pg-url", p.pg.url] + p.args)
+    h.run(["job", "run", "signal_performance", "--for", now_iso(), "--pg-url", p.pg.url] + p.args)
     s = stored(p)[5]
     st, b = get(p, "/api/v1/signals/" + s["id"])
     c.eq(st, 200, "one signal")
@@ -380,7 +385,7 @@ def test_finalize_daily(c):
     want = p.pg.sql(q)
     c.check(len(want) > 20, "daily horizons stored", len(want))
     p.pg.sql("DELETE FROM stock_signal_returns WHERE signal_id LIKE 's-DAYX-%'")
-    r = h.run(["job", "run", "signal_performance", "--pg-url", p.pg.url] + args)
+    r = h.run(["job", "run", "signal_performance", "--for", now_iso(), "--pg-url", p.pg.url] + args)
     c.eq(r.returncode, 0, "job run signal_performance (1d)")
     got = p.pg.sql(q)
     c.eq([x[:3] for x in got], [x[:3] for x in want], "same rows and statuses")

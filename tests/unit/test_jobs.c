@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/config.h"
+#include "common/util.h"
 #include "jobs/jobs.h"
 #include "jobs/scheduler.h"
 #include "tf_test.h"
@@ -56,5 +57,34 @@ int main(void)
     TF_CHECK(strncmp(err, "job.symbols.tz: unknown time zone 'Mars/Base'", 45) == 0);
     TF_EQ_INT(tf_jobspec_load(&sp, &cfg, "nosuch", err, sizeof err), -1);
     TF_CHECK(strncmp(err, "unknown job 'nosuch' (jobs: partitions daily_bars", 49) == 0);
+
+    /* the time a manual run works on (job run --for, POST /api/v1/jobs/NAME/run) */
+    static tf_config fresh;
+    tf_config_defaults(&fresh);
+    TF_EQ_INT(tf_jobspec_load(&sp, &fresh, "daily_bars", err, sizeof err), 0); /* 30 16 * * 1-5 New York */
+    int64_t T, fri = tf_days_from_civil(2026, 11, 27) * 86400;
+    TF_EQ_INT(tf_jobspec_resolve(&sp, "2026-11-27", 0, &T, err, sizeof err), 0);
+    TF_EQ_INT(T, fri + 21 * 3600 + 1800);                                     /* EST */
+    TF_EQ_INT(tf_jobspec_resolve(&sp, "2026-07-01", 0, &T, err, sizeof err), 0);
+    TF_EQ_INT(T, tf_days_from_civil(2026, 7, 1) * 86400 + 20 * 3600 + 1800); /* EDT */
+    TF_EQ_INT(tf_jobspec_resolve(&sp, "2026-11-28", 0, &T, err, sizeof err), -1); /* a Saturday */
+    TF_CHECK(strstr(err, "no scheduled time on 2026-11-28") != NULL);
+    TF_EQ_INT(tf_jobspec_resolve(&sp, "2026-11-27T10:00:00Z", 0, &T, err, sizeof err), 0);
+    TF_EQ_INT(T, fri + 10 * 3600);
+    TF_EQ_INT(tf_jobspec_resolve(&sp, NULL, fri + 3 * 86400 + 12 * 3600, &T, err, sizeof err), 0); /* Monday noon */
+    TF_EQ_INT(T, fri + 21 * 3600 + 1800);
+    TF_EQ_INT(tf_jobspec_resolve(&sp, "2026-13-01", 0, &T, err, sizeof err), -1);
+    tf_jobspec_clear(&sp);
+
+    /* run order: every upstream is a job, and no chain loops */
+    for (size_t i = 0; i < n; i++) {
+        const char *a = defs[i].name;
+        int steps = 0;
+        while ((a = tf_jobs_after(a)) && steps++ <= (int)n) TF_CHECK(tf_jobs_find(a) != NULL);
+        TF_CHECK(steps <= (int)n);
+    }
+    TF_EQ_STR(tf_jobs_after("daily_bars"), "partitions");
+    TF_EQ_STR(tf_jobs_after("split_check"), "daily_bars");
+    TF_CHECK(tf_jobs_after("partitions") == NULL);
     TF_TEST_MAIN_END();
 }
