@@ -10,7 +10,6 @@
  *                dirty mark of that day into the rollup (store/rollup.c)
  *   daily_indicators, watchlist_scan  jobs/job_watchlist.c
  *   selftest     test-only: attempts 1..fail_times fail, each takes sleep_ms
- *   the rest     registered stubs until their owners fill them in
  *   split_check  per market, that session's close against the ticker's
  *                previous 1d close: a move beyond job.split_check.min_move_pct
  *                whose ratio is within ratio_tolerance of 2, 3, 4, 5 or 10
@@ -332,14 +331,6 @@ static int run_compress(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t e
         tf_job_set_detail(ctx, "%d day(s) before %s compressed: %lld trades, %lld -> %lld bytes", done, cutd,
                           (long long)rows, (long long)row_bytes, (long long)seg_bytes);
     return rc;
-}
-
-static int run_stub(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
-{
-    (void)logical_ms, (void)err, (void)errlen;
-    tf_job_set_rows(ctx, 0);
-    tf_job_set_detail(ctx, "not available yet");
-    return 0;
 }
 
 /* The attempt's time is a pg_sleep on its connection: the scheduler's
