@@ -4,13 +4,16 @@ Trades of the last 30 calendar days (weekday NASDAQ sessions, three
 tickers, one of them halving on one day: a 2:1 split) are imported; every
 daily job gets one succeeded run recorded 30 days ago, and `tickflow
 scheduler` with catchup = all then runs each job once per scheduled time
-since - partitions, daily_bars, split_check, signal_performance, compress,
-symbols - each day's jobs after their upstream job (`after`). A separate
+since - partitions, daily_bars, split_check, daily_indicators,
+signal_performance, compress, symbols - each day's jobs after their
+upstream job (jobs.c's order table). A separate
 `tickflow serve` (its own process, the same database) must show it all:
 
   - one succeeded run per scheduled time and job (times from zoneinfo);
     each run started after its upstream's run for that time had finished;
   - 1d bars equal the bars computed here from the imported trades;
+  - daily_indicators has a row per ticker and session whose values equal
+    the engine's batch series (GET /api/v1/indicators) over those bars;
   - signals stored on early sessions get final horizons equal to the track
     record (process/track.h's definitions) over those bars, computed as of
     each run's logical time (as of "now" they would be frozen from bars
@@ -48,9 +51,10 @@ PIPELINE = {  # job: (cron hour, minute, zone, weekdays only, upstream)
     "symbols": (6, 0, UTC, False, None),
     "daily_bars": (16, 30, NY, True, "partitions"),
     "split_check": (16, 40, NY, True, "daily_bars"),
+    "daily_indicators": (16, 45, NY, True, "split_check"),
     "signal_performance": (17, 15, NY, True, "daily_bars"),
 }
-OFF = ["daily_indicators", "watchlist_scan"]
+OFF = ["watchlist_scan"]
 TICKERS = ["AAA", "BBB", "CCC"]
 COMPRESS_AFTER = 5
 
@@ -279,6 +283,26 @@ def test_pipeline(c):
                 bad.append((sid, hz, g, want_t))
     c.eq(bad, [], "signal horizons final and equal to the track record over the day's bars")
     c.eq(len(got), 3 * len(sigs), "one row per signal and horizon")
+
+    # daily indicators: a row per ticker and session, equal to the engine's batch series over the same bars
+    rows = {(r[0], dt.date.fromisoformat(r[1])): (float(r[2]), json.loads(r[3])) for r in
+            pg.sql("SELECT ticker, day, close, indicators FROM daily_indicators")}
+    c.eq(sorted(rows), sorted(bars), "daily_indicators: one row per ticker and session")
+    c.eq([k for k in bars if k in rows and abs(rows[k][0] - bars[k][3]) > 1e-9], [], "daily_indicators: close")
+    bad, compared = [], 0
+    for tk in TICKERS:
+        st, js = h.http_json("GET", srv.base + "/api/v1/indicators?ticker=%s&interval=1d&names=rsi14,macd,bb20" % tk)
+        for pt in (js or {}).get("data", []):
+            d = dt.date.fromisoformat(pt["t"][:10])
+            for k in ("rsi14", "bb20_upper", "bb20_pctb", "macd"):
+                v, w = pt.get(k), rows.get((tk, d), (0, {}))[1].get(k)
+                if v is None and w is None:
+                    continue
+                compared += 1
+                if v is None or w is None or abs(v - w) > 1e-6 * max(1.0, abs(v)):
+                    bad.append((tk, str(d), k, v, w))
+    c.check(compared >= 30, "indicator values compared (RSI from the 15th session, bands from the 20th)", compared)
+    c.eq(bad[:5], [], "daily_indicators equal GET /api/v1/indicators (the batch path)")
 
     # split_check: exactly the split
     flags = {(r[0], dt.date.fromisoformat(r[1])): int(r[2]) for r in
