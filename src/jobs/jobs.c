@@ -14,7 +14,8 @@
  *                previous 1d close: a move beyond job.split_check.min_move_pct
  *                whose ratio is within ratio_tolerance of 2, 3, 4, 5 or 10
  *                is a probable (reverse) split, upserted into
- *                stock_split_flags with status 'review'
+ *                stock_split_flags with status 'review'; 1d signals on
+ *                that bar are withdrawn and held (migration 14's trigger)
  *   symbols      re-imports job.symbols.files (ingest/import_symbols.c's
  *                upsert: the same file twice changes nothing)
  *   compress     every day partition older than storage.compress_after_days
@@ -215,6 +216,23 @@ static int run_split_check(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_
             dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s", i ? ", " : " (", PQgetvalue(r, i, 0));
             if (i == n - 1 && dl < sizeof detail) dl += (size_t)snprintf(detail + dl, sizeof detail - dl, ")");
         }
+        if (dl >= sizeof detail) dl = sizeof detail - 1;
+        PQclear(r);
+        /* 1d signals already stored on a flagged bar (a backtest, an earlier
+         * scan) go; new ones are held by the stock_signals trigger */
+        r = PQexecParams(ctx->conn,
+                         "DELETE FROM stock_signals s USING stock_split_flags f WHERE f.session = $1::date"
+                         " AND f.market_code = ANY($2::text[]) AND f.status <> 'dismissed' AND s.interval = '1d'"
+                         " AND s.ticker = f.ticker AND s.market_code = f.market_code"
+                         " AND s.bar_start = f.session::timestamp AT TIME ZONE 'UTC'",
+                         2, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            tf_pg_classify(ctx->conn, r, "split_check", err, errlen);
+            PQclear(r);
+            return -1;
+        }
+        if (atoi(PQcmdTuples(r)) > 0 && dl < sizeof detail)
+            dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "; %s signals on them withdrawn", PQcmdTuples(r));
         if (dl >= sizeof detail) dl = sizeof detail - 1;
         PQclear(r);
     }

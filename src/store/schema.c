@@ -654,7 +654,22 @@ static const tf_migration migrations[] = {
      "  kind text NOT NULL CHECK (kind IN ('split', 'reverse_split')),"
      "  status text NOT NULL DEFAULT 'review' CHECK (status IN ('review', 'confirmed', 'dismissed')),"
      "  flagged_at timestamptz NOT NULL DEFAULT now(),"
-     "  PRIMARY KEY (ticker, market_code, session));"},
+     "  PRIMARY KEY (ticker, market_code, session));"
+     /* A probable split is held for review instead of firing signals on
+      * it: a 1d signal on a flagged session's bar (not dismissed) is not
+      * stored, whichever job or backtest writes it (split_check runs
+      * before daily_indicators and watchlist_scan, jobs.c's order). */
+     "CREATE FUNCTION tickflow_hold_split_signals() RETURNS trigger LANGUAGE plpgsql AS $f$"
+     " BEGIN"
+     "  IF NEW.interval = '1d' AND EXISTS (SELECT 1 FROM stock_split_flags f WHERE f.ticker = NEW.ticker"
+     "   AND f.market_code = NEW.market_code AND f.session = (NEW.bar_start AT TIME ZONE 'UTC')::date"
+     "   AND f.status <> 'dismissed') THEN"
+     "   RETURN NULL;"
+     "  END IF;"
+     "  RETURN NEW;"
+     " END $f$;"
+     "CREATE TRIGGER stock_signals_hold_splits BEFORE INSERT ON stock_signals"
+     " FOR EACH ROW EXECUTE FUNCTION tickflow_hold_split_signals();"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

@@ -19,7 +19,9 @@ upstream job (jobs.c's order table). A separate
     each run's logical time (as of "now" they would be frozen from bars
     the catch-up had not made final yet);
   - split_check flagged exactly the split (ratio 2, the rule applied here
-    to those bars), and a second run changes nothing;
+    to those bars), a 1d signal on that bar is held (stored again once the
+    flag is dismissed, withdrawn by the next check when it is not), and a
+    second run changes nothing else;
   - partitions exist for every day, days older than
     storage.compress_after_days are compressed (rows = trades imported);
   - the symbols file is in `symbols`;
@@ -310,6 +312,21 @@ def test_pipeline(c):
     c.eq(flags, expected_flags(bars, sessions), "split flags equal the rule applied to the bars")
     c.eq(flags, {("BBB", split_day): 2}, "the 2:1 split is the one flag")
     snap = pg.sql("SELECT * FROM stock_split_flags ORDER BY 1, 2, 3")
+    # held for review instead of firing: no 1d signal on the split bar, other bars as usual
+    bar = int(dt.datetime(split_day.year, split_day.month, split_day.day, tzinfo=UTC).timestamp())
+    for tk in ("BBB", "AAA"):
+        pg.sql("INSERT INTO stock_signals (id, rule, direction, ticker, market_code, interval, bar_start, price,"
+               " detected_at, score, indicators) VALUES ('s-%s-RSI_OVERSOLD-1d-%d000', 'RSI_OVERSOLD', 'long', '%s',"
+               " 'NASDAQ', '1d', to_timestamp(%d), 1, now(), 0, '{}')" % (tk, bar, tk, bar))
+    c.eq(pg.sql("SELECT ticker FROM stock_signals WHERE bar_start = to_timestamp(%d) ORDER BY 1" % bar), [["AAA"]],
+         "a 1d signal on the flagged bar is held")
+    pg.sql("UPDATE stock_split_flags SET status = 'dismissed'")
+    pg.sql("INSERT INTO stock_signals (id, rule, direction, ticker, market_code, interval, bar_start, price,"
+           " detected_at, score, indicators) VALUES ('s-BBB-RSI_OVERSOLD-1d-%d000', 'RSI_OVERSOLD', 'long', 'BBB',"
+           " 'NASDAQ', '1d', to_timestamp(%d), 1, now(), 0, '{}')" % (bar, bar))
+    c.eq(pg.scalar("SELECT count(*) FROM stock_signals WHERE bar_start = to_timestamp(%d)" % bar), "2",
+         "a dismissed flag holds nothing")
+    pg.sql("UPDATE stock_split_flags SET status = 'review'")
 
     # partitions: every day since the first session; compressed where old enough
     last_compress = max(want["compress"])
@@ -421,6 +438,9 @@ def test_pipeline(c):
     p = h.run(["job", "run", "split_check", "--for", split_day.isoformat()], env=base)
     c.eq(p.returncode, 0, "split_check again")
     c.eq(pg.sql("SELECT * FROM stock_split_flags ORDER BY 1, 2, 3"), snap, "second split_check changes nothing")
+    c.eq(pg.sql("SELECT ticker FROM stock_signals WHERE bar_start = to_timestamp(%d) ORDER BY 1" % bar), [["AAA"]],
+         "split_check withdrew the 1d signal stored on the flagged bar while it was dismissed")
+    c.check("1 signals on them withdrawn" in p.stdout, "withdrawal in the run's detail", p.stdout)
 
 
 def test_fold_waits_on_the_rollup_lock(c):
