@@ -5,7 +5,8 @@ tickers, one of them halving on one day: a 2:1 split) are imported; every
 daily job gets one succeeded run recorded 30 days ago, and `tickflow
 scheduler` with catchup = all then runs each job once per scheduled time
 since - partitions, daily_bars, split_check, daily_indicators,
-signal_performance, compress, symbols - each day's jobs after their
+watchlist_scan (no lists here: it runs, in order), signal_performance,
+compress, symbols - each day's jobs after their
 upstream job (jobs.c's order table). A separate
 `tickflow serve` (its own process, the same database) must show it all:
 
@@ -54,9 +55,10 @@ PIPELINE = {  # job: (cron hour, minute, zone, weekdays only, upstream)
     "daily_bars": (16, 30, NY, True, "partitions"),
     "split_check": (16, 40, NY, True, "daily_bars"),
     "daily_indicators": (16, 45, NY, True, "split_check"),
+    "watchlist_scan": (17, 0, NY, True, "daily_indicators"),
     "signal_performance": (17, 15, NY, True, "daily_bars"),
 }
-OFF = ["watchlist_scan"]
+OFF = []
 TICKERS = ["AAA", "BBB", "CCC"]
 COMPRESS_AFTER = 5
 
