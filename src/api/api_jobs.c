@@ -90,18 +90,24 @@ static void send_json(tf_http_req *req, int status, json_t *root)
     free(s);
 }
 
-/* 1 when the request has a query parameter; answers 400 unknown_parameter. */
-static int refuse_query(tf_http_req *r, const char *known)
+/* Answers 400 unknown_parameter naming query parameter i. */
+static void unknown_param(tf_http_req *r, int i, const char *known)
 {
-    if (tf_http_query_count(r) == 0) return 0;
     const char *name, *val;
     size_t vl;
-    tf_http_query_at(r, 0, &name, &val, &vl);
+    tf_http_query_at(r, i, &name, &val, &vl);
     size_t nl = strlen(name);
     int show = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl);
     char m[160];
     snprintf(m, sizeof m, "unknown parameter '%s' (%s)", show ? name : "?", known);
     tf_http_error(r, 400, "unknown_parameter", m, show ? name : "?");
+}
+
+/* 1 when the request has a query parameter (answered 400 unknown_parameter). */
+static int refuse_query(tf_http_req *r, const char *known)
+{
+    if (tf_http_query_count(r) == 0) return 0;
+    unknown_param(r, 0, known);
     return 1;
 }
 
@@ -276,7 +282,7 @@ static void h_runs(tf_http_req *r, tf_api_jobs *x)
         tf_http_query_at(r, i, &name, &val, &vl);
         int k = !strcmp(name, "status") ? 0 : !strcmp(name, "limit") ? 1 : !strcmp(name, "cursor") ? 2 : -1;
         if (k < 0) {
-            refuse_query(r, "known: status, limit, cursor");
+            unknown_param(r, i, "known: status, limit, cursor");
             return;
         }
         const char *param = k == 0 ? "status" : k == 1 ? "limit" : "cursor", *bad = NULL;

@@ -396,6 +396,8 @@ def test_pipeline(c):
     c.check(st == 200 and pf["count"] == 2 and all(r["status"] == "failed" for r in pf["data"]), "status filter")
     c.eq(h.http_json("GET", srv.base + "/api/v1/jobs/daily_bars/runs?limt=5")[1]["error"]["code"],
          "unknown_parameter", "unknown parameter")
+    c.eq(h.http_json("GET", srv.base + "/api/v1/jobs/daily_bars/runs?limit=5&foo=1")[1]["error"]["param"], "foo",
+         "the unknown parameter is the one named")
     c.eq(h.http("GET", srv.base + "/api/v1/jobs/nosuch/runs")[0], 404, "unknown job")
     c.eq(h.http_json("GET", srv.base + "/api/v1/jobs/daily_bars/runs?limit=0")[1]["error"]["param"], "limit",
          "bad limit named")
