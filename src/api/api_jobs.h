@@ -3,7 +3,14 @@
  *
  *   GET  /api/v1/jobs                 every built-in job: its settings, the
  *       next fire time, the last run and the last success:
- *       {"data":[job...],"count":n}. No query parameters.
+ *       {"data":[job...],"count":n}. No query parameters. A job:
+ *       {"name","about","enabled","cron","tz","catchup","retries",
+ *       "retry_backoff_s","timeout_s","after" (upstream job or null),
+ *       "next_run" (ISO, null when disabled),"last_run" (run or null),
+ *       "last_success_at","failing" (its latest attempt was the last one of
+ *       its scheduled time and failed)} (+ "error" for a bad cron/zone).
+ *       A run: {"id","scheduled_for","attempt","status","started_at",
+ *       "finished_at","seconds","rows","detail","owner","final_failure"}.
  *   GET  /api/v1/jobs/{name}/runs     its runs (one row per attempt), newest
  *       first (by id): {"job":name,"data":[run...],"count":n,
  *       "next_cursor":"..."|null}. Query: status (queued|running|succeeded|

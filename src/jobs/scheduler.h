@@ -25,7 +25,7 @@
  * Then it blocks on a condition variable (CLOCK_MONOTONIC) until the next
  * fire time or stop; the only timed re-checks are the waits for a busy
  * lock (every 250 ms while another process runs the job).
- * Order: a job whose definition names another (`after`, jobs.h) runs time T
+ * Order: a job with an upstream job (tf_jobs_after, jobs.h) runs time T
  * only once that job's thread has handled every one of its own times up to
  * T (the same condition variable), so a catch-up over many days runs
  * daily_bars, split_check, ... of one day before the next day's. Across
