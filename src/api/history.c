@@ -372,7 +372,9 @@ int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len)
     } else {
         if (strcmp(f[0], "b1") != 0 || nf != 5) return -1;
         if (tf_parse_i64(f[1], strlen(f[1]), &a) < 0 || a != q->width_us) return -1;
-        if (tf_parse_i64(f[2], strlen(f[2]), &b) < 0 || b % q->width_us != 0) return -1;
+        /* not necessarily aligned: imported intraday bars need not be
+         * (history reads from the aligned bucket at or before it) */
+        if (tf_parse_i64(f[2], strlen(f[2]), &b) < 0) return -1;
         size_t tl = strlen(f[3]), ml = strlen(f[4]);
         /* "~" sorts after every ticker: "resume after this bucket" */
         if ((tl && strcmp(f[3], "~") != 0 && !tf_ticker_valid(f[3], tl)) ||
@@ -1260,8 +1262,10 @@ static void on_query_done(tf_pga_conn *c, int err, const char *msg, void *ud)
     j->ws = j->we;
     j->q.has_cursor = 0; /* the cursor only matters inside its window */
     if (j->q.format == TF_HIST_JSON && j->want && j->got == j->want) {
-        /* page full exactly at a window edge: more only if rows remain */
-        j->last_time = j->ws - j->q.width_us;
+        /* page full exactly at a window edge: more only if rows remain;
+         * resume after everything before ws (1 us before it, after every
+         * ticker), also after imported bars that start inside a bucket */
+        j->last_time = j->ws - 1;
         j->more = j->ws < j->q.end_us ? 2 : 0;
         complete(j);
         return;
@@ -1378,7 +1382,12 @@ static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
     }
     j->want = j->q.limit; /* 0 = all */
     j->ws = j->q.start_us;
-    if (j->q.has_cursor && j->q.cur_time_us > j->ws) j->ws = j->q.cur_time_us;
+    /* windows stay aligned (raw aggregation covers whole buckets); the
+     * cursor's WHERE skips what it has seen */
+    if (j->q.has_cursor) {
+        int64_t cw = tf_floor_div(j->q.cur_time_us, j->q.width_us) * j->q.width_us;
+        if (cw > j->ws) j->ws = cw;
+    }
     j->phase = PH_BEGIN;
     send_or_fail(j, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0, TF_PGA_WHOLE,
                  &begin_cbs);
