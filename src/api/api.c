@@ -354,7 +354,7 @@ static void job_json(const jobset *k, int kind, const gjob *j, char *out, size_t
     tf_fmt_iso_us(j->rq.from_us, from);
     tf_fmt_iso_us(j->rq.to_us, to);
     tf_fmt_iso_us(st.base_us, base);
-    if (j->rq.speed > 0) snprintf(speed, sizeof speed, "%.17g", j->rq.speed);
+    if (j->rq.speed > 0) snprintf(speed, sizeof speed, "%.15g", j->rq.speed);
     else snprintf(speed, sizeof speed, "\"max\"");
     if (j->rq.tickers) { /* validated [A-Z0-9.-]: no escaping needed */
         size_t o = (size_t)snprintf(tk, sizeof tk, "[\"");

@@ -111,7 +111,7 @@ int tf_cmd_replay(tf_config *cfg, int npos, const char **pos)
 
     char base[40], speed[32];
     tf_fmt_iso_us(st.base_us, base);
-    if (o.speed > 0) snprintf(speed, sizeof speed, "%.17g", o.speed);
+    if (o.speed > 0) snprintf(speed, sizeof speed, "%.15g", o.speed);
     else snprintf(speed, sizeof speed, "\"max\"");
     printf("{\"read\":%lld,\"inserted\":%lld,\"total\":%lld,\"first_id\":%lld,\"last_id\":%lld,\"batches\":%lld,"
            "\"base\":\"%s\",\"speed\":%s,\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"stopped\":%s}\n",

@@ -54,6 +54,8 @@ struct tf_replay {
     char colname[TF_COL_N][64];
     tf_csv_field f[TF_CSV_FIELDS_MAX];
     tf_imp_defaults d;
+    tf_trade pending;        /* the first trade, read at start (header and first row checked there) */
+    int npending;
     /* writer */
     tf_copy *copy;
     tf_trade *rows;
@@ -287,7 +289,27 @@ static int file_next(tf_replay *j, tf_trade *t)
 
 static int next_trade(tf_replay *j, tf_trade *t)
 {
+    if (j->npending) {
+        j->npending = 0;
+        *t = j->pending;
+        return 1;
+    }
     return j->file ? file_next(j, t) : stored_next(j, t);
+}
+
+/* Reads the file's first trade now, so a bad header or first row is the
+ * start's error (400 / exit 2), not the job's. 0 or -1 with errbuf. */
+static int file_prime(tf_replay *j, char *errbuf, size_t errlen)
+{
+    int r = file_next(j, &j->pending);
+    if (r < 0) {
+        snprintf(errbuf, errlen, "%s", j->st.error);
+        j->st.error[0] = '\0';
+        j->st.error_code = 0;
+        return -1;
+    }
+    j->npending = r == 1;
+    return 0;
 }
 
 /* ---- the thread -------------------------------------------------------------- */
@@ -450,7 +472,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     j->o.file = j->file;
     j->o.market = j->market;
     j->o.time_unit = j->unit;
-    j->st.base_us = tf_now_us();
+    const int64_t now = tf_now_us();
     j->st.total = -1;
     if (j->file) {
         if (j->tickers[0]) {
@@ -480,17 +502,18 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
             set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
             goto err;
         }
-        if (file_open(j, errbuf, errlen) != 0 || (o->speed == 0 && file_prepass(j, errbuf, errlen) != 0)) {
+        if (file_open(j, errbuf, errlen) != 0 || (o->speed == 0 && file_prepass(j, errbuf, errlen) != 0) ||
+            file_prime(j, errbuf, errlen) != 0) {
             if (code) *code = TF_PG_EINVAL;
             goto err;
         }
     } else {
-        if (j->o.to_us == 0) j->o.to_us = j->st.base_us;
+        if (j->o.to_us == 0) j->o.to_us = now;
         if (j->o.from_us >= j->o.to_us) {
             set_err(code, TF_PG_EINVAL, errbuf, errlen, "from must be before to");
             goto err;
         }
-        if (j->o.to_us > j->st.base_us) {
+        if (j->o.to_us > now) {
             /* trades dated after now would be replayed into the window
              * being read; and a replay is of what happened */
             set_err(code, TF_PG_EINVAL, errbuf, errlen, "to must not be in the future");
@@ -519,9 +542,12 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
         set_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
         goto err;
     }
+    /* base and the pacing clock start together, after the source is open
+     * (counting a long range takes time): the first trade lands now */
+    j->st.base_us = tf_now_us();
+    j->t0_mono = tf_mono_us();
     snprintf(j->st.run_id, sizeof j->st.run_id, "r-%llx", (unsigned long long)j->st.base_us);
     j->st.running = 1;
-    j->t0_mono = tf_mono_us();
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
         j->st.running = 0;
         set_err(code, TF_PG_EOTHER, errbuf, errlen, "cannot start the replay thread");
