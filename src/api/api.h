@@ -88,8 +88,8 @@ enum { TF_API_JOB_GENERATE = 0, TF_API_JOB_REPLAY, TF_API_JOB_KINDS };
  * before the server runs. */
 void tf_api_set_job_ops(tf_api *a, int kind, const tf_api_job_ops *ops, void *ud);
 
-/* Waits for generate requests still starting, stops and joins generator
- * jobs, frees the pool (queries still running for clients that went away
+/* Waits for generate/replay requests still starting, stops and frees their
+ * jobs (through their ops, before the ops' ud goes), frees the pool (queries still running for clients that went away
  * are canceled and answered) and the rest. Call after tf_server_run returned
  * and BEFORE tf_server_free (the pool's handles are on the server's loop).
  * Accepts NULL. */
