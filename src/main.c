@@ -49,6 +49,7 @@ static const struct {
     {"job", tf_cmd_job, "scheduled jobs: list | run NAME [--for DATE] | history NAME | backfill NAME ..."},
     {"import", tf_cmd_import, "import files: trades (CSV/NDJSON, gzip), bars (OHLCV CSV), symbols"},
     {"detect", tf_cmd_detect, "detect --from T1 --to T2 [--tickers A,B] [--store]: anomaly rules over stored trades"},
+    {"replay", tf_cmd_replay, "replay --from T1 [--to T2] [--tickers A,B] [--speed N|max] | --file F: trades again, live"},
 };
 
 /* Flags a command parses itself (they are not config keys and go to it in
@@ -59,6 +60,7 @@ static const struct {
     {"job", "|--json|--for=|--from=|--to=|--limit=|"},
     {"import", "|--interval=|"}, /* bars' interval; backtest.interval is another command's */
     {"detect", "|--from=|--to=|--tickers=|--store|"}, /* backtest.* / --store are signals' */
+    {"replay", "|--from=|--to=|--tickers=|--speed=|--file=|--market=|--time-unit=|"},
 };
 
 /* A command's own config section: a bare --key that names a key of it
@@ -165,6 +167,13 @@ static const struct {
                "Runs the anomaly rules over stored trades of [T1, T2) in event-time order (warmed up on\n"
                "the 90 s before T1); prints a JSON summary. --store writes the anomalies to\n"
                "stock_anomalies with the live processor's ids (a re-run writes nothing new).\n"},
+    {"replay", "usage: tickflow replay --from T1 [--to T2] [--tickers A,B] [--speed N|max] [--pg-url URL]\n"
+               "       tickflow replay --file F [--market M] [--time-unit s|ms|us|ns] [--speed N|max]\n"
+               "Writes stored trades of [T1, T2) (T2 default now), or a CSV trade file (gzip ok; the\n"
+               "columns of `tickflow import trades`), again as new trades that CDC, the processor and\n"
+               "every client see live. Speed N: the first lands now, gaps divided by N, each written\n"
+               "when its time comes. max: as fast as possible, gaps kept, the last landing now.\n"
+               "Prints a JSON summary; SIGINT stops after the batch in flight.\n"},
 };
 
 static int wants_help(int argc, char **argv)

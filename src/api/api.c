@@ -1,10 +1,13 @@
 /*
- * api.c - route registration and POST/GET/DELETE /api/v1/stock/generate.
+ * api.c - route registration and POST/GET/DELETE /api/v1/stock/generate
+ * and /api/v1/stock/replay.
  *
  * Request bodies are parsed with jansson (packaged, strict RFC 8259, rejects
- * invalid UTF-8), validated field by field; errors name the field as param.
- * Generation uses the background generator job (ingest/genjob.h), which owns
- * its thread, COPY writer and blocking connection. Starting a job connects
+ * invalid UTF-8), validated field by field; errors name the field as param
+ * (an unknown field is unknown_parameter, a bad value invalid_parameter).
+ * The jobs themselves (the generator job, the replay job: each owns its
+ * thread, COPY writer and blocking connection) come through the ops table
+ * of api.h, wired by cmd/, so api/ never includes ingest/. Starting a job connects
  * to PostgreSQL and a synchronous run blocks until done, so both happen on
  * libuv's thread pool (uv_queue_work: its threads start on the first
  * generate request, not before), never on the loop; at most two synchronous
@@ -27,7 +30,6 @@
 #include "common/log.h"
 #include "event/trade.h"
 #include "common/util.h"
-#include "ingest/genjob.h"
 #include "api/api_health.h"
 #include "api/api_jobs.h"
 #include "api/api_symbols.h"
@@ -40,13 +42,22 @@
 #define MAX_SYNC 2
 #define SYNC_MAX_COUNT 5000000
 
+/* One started job of either kind, with what its JSON repeats of the request. */
 typedef struct gjob {
     int id;
-    tf_genjob *job;
-    double rate, duration_s;
-    int64_t start_us;
+    void *job;
+    double rate, duration_s;        /* generate */
+    tf_api_replay_req rq;           /* replay; rq.tickers points at tickers */
+    char tickers[1024];
     struct gjob *next;
 } gjob;
+
+typedef struct jobset {
+    const tf_api_job_ops *ops;      /* NULL: not wired, 503 */
+    void *ud;
+    gjob *jobs;
+    int njobs, next_id;
+} jobset;
 
 struct tf_api {
     tf_server *srv;
@@ -55,13 +66,14 @@ struct tf_api {
     tf_health *health;
     tf_api_jobs *jobsapi;   /* /api/v1/jobs (api_jobs.h) */
     int gen_inflight;       /* uv_queue_work requests not yet completed */
-    gjob *jobs;
-    int njobs;
-    int next_id;
+    jobset kinds[TF_API_JOB_KINDS];
     int sync_running;
     tf_api_signals *signals; /* the /api/v1/signals and /api/v1/indicators routes */
     tf_api_watchlists *watchlists; /* /api/v1/watchlists */
 };
+
+static const char *const kind_name[TF_API_JOB_KINDS] = {"generator", "replay"};
+static const char *const kind_path[TF_API_JOB_KINDS] = {"/api/v1/stock/generate", "/api/v1/stock/replay"};
 
 /* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
 static int jesc(const char *s, size_t len, char *buf, size_t cap)
@@ -74,11 +86,15 @@ static int jesc(const char *s, size_t len, char *buf, size_t cap)
 /* ---- body validation ----------------------------------------------------- */
 
 typedef struct gen_req {
-    tf_genjob_opts o;
+    int kind;               /* TF_API_JOB_* */
+    tf_api_gen_req o;
+    tf_api_replay_req r;
     char tickers[1024];
-    int continuous;
+    int continuous;         /* generate with rate; replay always */
     char err[256];
     const char *bad;
+    int unknown;            /* bad names an unknown key: unknown_parameter */
+    char badkey[64];
 } gen_req;
 
 static int bad(gen_req *g, const char *param, const char *fmt, const char *arg)
@@ -88,33 +104,73 @@ static int bad(gen_req *g, const char *param, const char *fmt, const char *arg)
     return -1;
 }
 
+/* An unknown key: 400 unknown_parameter naming it (sanitized). */
+static int unknown_key(gen_req *g, const char *key, const char *known)
+{
+    size_t kl = strlen(key);
+    snprintf(g->badkey, sizeof g->badkey, "%s",
+             kl < 60 && tf_utf8_valid((const unsigned char *)key, kl) ? key : "(invalid name)");
+    g->bad = g->badkey;
+    g->unknown = 1;
+    snprintf(g->err, sizeof g->err, "unknown field '%s' (known: %s)", g->badkey, known);
+    return -1;
+}
+
+/* Loads the body: an object, or NULL for an empty body. -1 with g->err. */
+static int load_body(gen_req *g, const char *body, size_t len, json_t **root)
+{
+    *root = NULL;
+    if (len == 0) return 0;
+    json_error_t je;
+    *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*root) {
+        g->bad = "body";
+        snprintf(g->err, sizeof g->err, "body is not valid JSON: %s (at byte %d)", je.text, je.position);
+        return -1;
+    }
+    if (!json_is_object(*root)) {
+        json_decref(*root);
+        *root = NULL;
+        return bad(g, "body", "body must be a JSON object%s", "");
+    }
+    return 0;
+}
+
+/* tickers: an array of 1..64 ticker strings, case-insensitive (upper-cased
+ * here), into g->tickers as a comma list. */
+static int parse_tickers(gen_req *g, json_t *v)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64)
+        return bad(g, "tickers", "tickers must be an array of 1 to 64 ticker strings%s", "");
+    size_t i, off = 0;
+    json_t *t;
+    json_array_foreach(v, i, t) {
+        const char *s = json_is_string(t) ? json_string_value(t) : NULL;
+        size_t sl = s ? json_string_length(t) : 0;
+        char up[TF_TICKER_MAX];
+        int ok = s && sl > 0 && sl < sizeof up && strlen(s) == sl;
+        for (size_t k = 0; ok && k < sl; k++) up[k] = (char)(s[k] >= 'a' && s[k] <= 'z' ? s[k] - 32 : s[k]);
+        if (ok) up[sl] = '\0';
+        if (!ok || !tf_ticker_valid(up, sl)) {
+            g->bad = "tickers";
+            snprintf(g->err, sizeof g->err,
+                     "tickers[%zu] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)", i);
+            return -1;
+        }
+        off += (size_t)snprintf(g->tickers + off, sizeof g->tickers - off, "%s%s", off ? "," : "", up);
+    }
+    return 0;
+}
+
 /* Fills g from the JSON body. Returns 0 or -1 with g->bad/g->err. */
 static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, gen_req *g)
 {
     memset(g, 0, sizeof *g);
-    g->o = tf_genjob_opts_from_config(cfg);
+    g->kind = TF_API_JOB_GENERATE;
     g->o.count = 1000;
-    g->o.rate = 0;
-    g->o.duration_s = 0;
-    g->o.start_us = 0;
-    g->o.tickers = NULL;
-    g->o.anomalies = 0;
     g->o.seed = (uint64_t)tf_now_us();
     json_t *root = NULL;
-    if (len > 0) {
-        json_error_t je;
-        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-        if (!root) {
-            g->bad = "body";
-            snprintf(g->err, sizeof g->err, "body is not valid JSON: %s (at byte %d)", je.text,
-                     je.position);
-            return -1;
-        }
-        if (!json_is_object(root)) {
-            json_decref(root);
-            return bad(g, "body", "body must be a JSON object%s", "");
-        }
-    }
+    if (load_body(g, body, len, &root) < 0) return -1;
     int have_count = 0, have_rate = 0, have_dur = 0, rc = 0;
     const char *key;
     json_t *v;
@@ -128,27 +184,7 @@ static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, ge
             g->o.count = json_integer_value(v);
             have_count = 1;
         } else if (strcmp(key, "tickers") == 0) {
-            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
-                rc = bad(g, "tickers", "tickers must be an array of 1 to 64 ticker strings%s", "");
-                break;
-            }
-            size_t i;
-            json_t *t;
-            size_t off = 0;
-            json_array_foreach(v, i, t) {
-                const char *s = json_is_string(t) ? json_string_value(t) : NULL;
-                size_t sl = s ? json_string_length(t) : 0;
-                if (!s || !tf_ticker_valid(s, sl) || strlen(s) != sl) {
-                    rc = bad(g, "tickers", "tickers[%s] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)",
-                             "i");
-                    snprintf(g->err, sizeof g->err,
-                             "tickers[%zu] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)", i);
-                    break;
-                }
-                off += (size_t)snprintf(g->tickers + off, sizeof g->tickers - off, "%s%s",
-                                        off ? "," : "", s);
-            }
-            if (rc) break;
+            if ((rc = parse_tickers(g, v)) != 0) break;
             g->o.tickers = g->tickers;
         } else if (strcmp(key, "start") == 0) {
             int64_t us;
@@ -193,14 +229,7 @@ static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, ge
             g->o.duration_s = d;
             have_dur = 1;
         } else {
-            char name[64];
-            size_t kl = strlen(key);
-            snprintf(name, sizeof name, "%s", kl < 60 && tf_utf8_valid((const unsigned char *)key, kl) ? key : "?");
-            g->bad = "body";
-            snprintf(g->err, sizeof g->err,
-                     "unknown field '%s' (known: count, tickers, start, seed, anomalies, rate, duration_s)",
-                     name);
-            rc = -1;
+            rc = unknown_key(g, key, "count, tickers, start, seed, anomalies, rate, duration_s");
             break;
         }
     }
@@ -232,23 +261,118 @@ static int parse_gen_body(const tf_config *cfg, const char *body, size_t len, ge
     return 0;
 }
 
+/* POST /api/v1/stock/replay: {"from": ISO (required), "to": ISO (default
+ * now), "tickers": [...] (default all), "speed": N | "max" (default 1)}.
+ * Only stored trades: a server that opened files named by HTTP clients
+ * would hand its file system to them (`tickflow replay --file` does that). */
+static int parse_replay_body(const char *body, size_t len, gen_req *g)
+{
+    memset(g, 0, sizeof *g);
+    g->kind = TF_API_JOB_REPLAY;
+    g->continuous = 1;
+    g->r.speed = 1;
+    json_t *root = NULL;
+    if (load_body(g, body, len, &root) < 0) return -1;
+    int have_from = 0, rc = 0;
+    const char *key;
+    json_t *v;
+    int64_t now = tf_now_us();
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "from") == 0 || strcmp(key, "to") == 0) {
+            int64_t us;
+            int from = key[0] == 'f';
+            if (!json_is_string(v) || tf_parse_iso_us(json_string_value(v), json_string_length(v), &us) < 0) {
+                rc = bad(g, from ? "from" : "to", "%s must be an ISO-8601 time string", from ? "from" : "to");
+                break;
+            }
+            if (us > now) {
+                rc = bad(g, from ? "from" : "to", "%s must not be in the future (a replay is of stored trades)",
+                         from ? "from" : "to");
+                break;
+            }
+            if (from) {
+                g->r.from_us = us;
+                have_from = 1;
+            } else {
+                g->r.to_us = us;
+            }
+        } else if (strcmp(key, "tickers") == 0) {
+            if ((rc = parse_tickers(g, v)) != 0) break;
+            g->r.tickers = g->tickers;
+        } else if (strcmp(key, "speed") == 0) {
+            if (json_is_string(v) && strcmp(json_string_value(v), "max") == 0) {
+                g->r.speed = 0;
+            } else {
+                double s = json_is_number(v) ? json_number_value(v) : -1;
+                if (!(s > 0 && s <= 1000000)) {
+                    rc = bad(g, "speed", "speed must be a number > 0 and <= 1000000, or \"max\"%s", "");
+                    break;
+                }
+                g->r.speed = s;
+            }
+        } else if (strcmp(key, "file") == 0) {
+            rc = bad(g, "file", "file: the API replays stored trades only; use `tickflow replay --file F`%s", "");
+            break;
+        } else {
+            rc = unknown_key(g, key, "from, to, tickers, speed");
+            break;
+        }
+    }
+    json_decref(root);
+    if (rc) return -1;
+    if (!have_from) return bad(g, "from", "from (an ISO-8601 time) is required%s", "");
+    if (g->r.from_us >= (g->r.to_us ? g->r.to_us : now)) return bad(g, "from", "from must be before to%s", "");
+    return 0;
+}
+
 /* ---- job JSON ------------------------------------------------------------ */
 
-static void job_json(const gjob *j, char *out, size_t cap)
+static const char *state_of(const tf_api_job_status *st)
 {
-    tf_genjob_status st;
-    tf_genjob_status_get(j->job, &st);
+    return st->running ? "running" : st->error_code ? "failed" : st->cancelled ? "cancelled" : "finished";
+}
+
+static void job_json(const jobset *k, int kind, const gjob *j, char *out, size_t cap)
+{
+    tf_api_job_status st;
+    memset(&st, 0, sizeof st);
+    k->ops->status(j->job, &st);
     char esc[600];
     if (jesc(st.error, strnlen(st.error, sizeof st.error), esc, sizeof esc - 1) < 0)
         esc[0] = '\0';
+    char errj[620];
+    snprintf(errj, sizeof errj, st.error_code ? "\"%s\"" : "null", esc);
+    if (kind == TF_API_JOB_GENERATE) {
+        snprintf(out, cap,
+                 "{\"id\":%d,\"status\":\"%s\",\"rate\":%.3f,\"duration_s\":%.3f,\"inserted\":%lld,"
+                 "\"first_id\":%lld,\"last_id\":%lld,\"batches\":%lld,\"anomalies_injected\":%lld,"
+                 "\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"error\":%s}",
+                 j->id, state_of(&st), j->rate, j->duration_s, (long long)st.inserted,
+                 (long long)st.first_id, (long long)st.last_id, (long long)st.batches,
+                 (long long)st.labels, (long long)st.elapsed_ms, st.run_id, errj);
+        return;
+    }
+    char from[40], to[40], base[40], speed[32], tk[1100] = "null";
+    tf_fmt_iso_us(j->rq.from_us, from);
+    tf_fmt_iso_us(j->rq.to_us, to);
+    tf_fmt_iso_us(st.base_us, base);
+    if (j->rq.speed > 0) snprintf(speed, sizeof speed, "%.15g", j->rq.speed);
+    else snprintf(speed, sizeof speed, "\"max\"");
+    if (j->rq.tickers) { /* validated [A-Z0-9.-]: no escaping needed */
+        size_t o = (size_t)snprintf(tk, sizeof tk, "[\"");
+        for (const char *p = j->rq.tickers; *p && o < sizeof tk - 4; p++) {
+            if (*p == ',') o += (size_t)snprintf(tk + o, sizeof tk - o, "\",\"");
+            else tk[o++] = *p;
+        }
+        snprintf(tk + o, sizeof tk - o, "\"]");
+    }
     snprintf(out, cap,
-             "{\"id\":%d,\"status\":\"%s\",\"rate\":%.3f,\"duration_s\":%.3f,\"inserted\":%lld,"
-             "\"first_id\":%lld,\"last_id\":%lld,\"batches\":%lld,\"anomalies_injected\":%lld,"
-             "\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"error\":%s%s%s}",
-             j->id, st.running ? "running" : st.error_code ? "failed" : st.cancelled ? "cancelled" : "finished", j->rate,
-             j->duration_s, (long long)st.inserted, (long long)st.first_id, (long long)st.last_id,
-             (long long)st.batches, (long long)st.labels, (long long)st.elapsed_ms, st.run_id,
-             st.error_code ? "\"" : "null", st.error_code ? esc : "", st.error_code ? "\"" : "");
+             "{\"id\":%d,\"status\":\"%s\",\"speed\":%s,\"from\":\"%s\",\"to\":\"%s\",\"tickers\":%s,"
+             "\"total\":%lld,\"read\":%lld,\"inserted\":%lld,\"first_id\":%lld,\"last_id\":%lld,"
+             "\"batches\":%lld,\"base\":\"%s\",\"elapsed_ms\":%lld,\"run_id\":\"%s\",\"error\":%s}",
+             j->id, state_of(&st), speed, from, to, tk, (long long)st.total, (long long)st.read,
+             (long long)st.inserted, (long long)st.first_id, (long long)st.last_id, (long long)st.batches,
+             base, (long long)st.elapsed_ms, st.run_id, errj);
 }
 
 /* ---- POST ---------------------------------------------------------------- */
@@ -258,8 +382,8 @@ typedef struct gen_ctx {
     tf_api *api;
     tf_http_req *req;
     gen_req g;
-    tf_genjob *job;
-    tf_genjob_status st;
+    void *job;
+    tf_api_job_status st;
     int code;
     char err[256];
 } gen_ctx;
@@ -267,10 +391,13 @@ typedef struct gen_ctx {
 static void gen_work(uv_work_t *w)
 {
     gen_ctx *x = w->data;
-    x->job = tf_genjob_start(&x->g.o, &x->code, x->err, sizeof x->err);
+    const jobset *k = &x->api->kinds[x->g.kind];
+    const void *req = x->g.kind == TF_API_JOB_GENERATE ? (const void *)&x->g.o : (const void *)&x->g.r;
+    x->job = k->ops->start(k->ud, req, &x->code, x->err, sizeof x->err);
     if (!x->job || x->g.continuous) return;
-    tf_genjob_wait(x->job, &x->st);
-    tf_genjob_free(x->job);
+    k->ops->wait(x->job);
+    k->ops->status(x->job, &x->st);
+    k->ops->free(x->job);
     x->job = NULL;
 }
 
@@ -279,6 +406,7 @@ static void gen_done(uv_work_t *w, int status)
     (void)status; /* never canceled: we do not call uv_cancel */
     gen_ctx *x = w->data;
     tf_api *a = x->api;
+    jobset *k = &a->kinds[x->g.kind];
     tf_http_req *r = x->req;
     a->gen_inflight--;
     if (!x->g.continuous) a->sync_running--;
@@ -307,19 +435,27 @@ static void gen_done(uv_work_t *w, int status)
     } else {
         gjob *j = calloc(1, sizeof *j);
         if (!j) {
-            tf_genjob_free(x->job);
+            k->ops->free(x->job);
             tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         } else {
-            j->id = ++a->next_id;
+            j->id = ++k->next_id;
             j->job = x->job;
             j->rate = x->g.o.rate;
             j->duration_s = x->g.o.duration_s;
-            j->next = a->jobs;
-            a->jobs = j;
-            a->njobs++;
-            char out[1024], loc[64];
-            job_json(j, out, sizeof out);
-            snprintf(loc, sizeof loc, "/api/v1/stock/generate/%d", j->id);
+            j->rq = x->g.r;
+            memcpy(j->tickers, x->g.tickers, sizeof j->tickers);
+            j->rq.tickers = x->g.r.tickers ? j->tickers : NULL;
+            if (!j->rq.to_us) { /* "to" defaulted to the job's start */
+                tf_api_job_status st;
+                k->ops->status(j->job, &st);
+                j->rq.to_us = st.base_us;
+            }
+            j->next = k->jobs;
+            k->jobs = j;
+            k->njobs++;
+            char out[2048], loc[64];
+            job_json(k, x->g.kind, j, out, sizeof out);
+            snprintf(loc, sizeof loc, "%s/%d", kind_path[x->g.kind], j->id);
             tf_http_add_header(r, "Location", loc);
             tf_http_json(r, 202, out);
         }
@@ -328,28 +464,32 @@ static void gen_done(uv_work_t *w, int status)
 }
 
 /* Drops finished jobs beyond the newest few so the list stays bounded. */
-static void prune_jobs(tf_api *a)
+static void prune_jobs(jobset *k)
 {
     int kept = 0;
-    gjob **pp = &a->jobs;
+    gjob **pp = &k->jobs;
     while (*pp) {
         gjob *j = *pp;
-        tf_genjob_status st;
-        tf_genjob_status_get(j->job, &st);
+        tf_api_job_status st;
+        k->ops->status(j->job, &st);
         if (!st.running && ++kept > 4) {
             *pp = j->next;
-            tf_genjob_free(j->job);
+            k->ops->free(j->job);
             free(j);
-            a->njobs--;
+            k->njobs--;
             continue;
         }
         pp = &j->next;
     }
 }
 
-static void h_gen_post(tf_http_req *r, void *ud)
+static void job_post(tf_api *a, int kind, tf_http_req *r)
 {
-    tf_api *a = ud;
+    jobset *k = &a->kinds[kind];
+    if (!k->ops) {
+        tf_http_error(r, 503, "unavailable", "this server runs no such jobs", NULL);
+        return;
+    }
     size_t len;
     const char *body = tf_http_body(r, &len);
     gen_ctx *x = calloc(1, sizeof *x);
@@ -365,18 +505,22 @@ static void h_gen_post(tf_http_req *r, void *ud)
                       tf_utf8_valid((const unsigned char *)nm, strlen(nm)) ? nm : "?");
         return;
     }
-    if (parse_gen_body(tf_server_config(a->srv), body, len, &x->g) < 0) {
-        tf_http_error(r, 400, "invalid_parameter", x->g.err, x->g.bad);
+    int prc = kind == TF_API_JOB_GENERATE ? parse_gen_body(tf_server_config(a->srv), body, len, &x->g)
+                                          : parse_replay_body(body, len, &x->g);
+    if (prc < 0) {
+        tf_http_error(r, 400, x->g.unknown ? "unknown_parameter" : "invalid_parameter", x->g.err, x->g.bad);
         free(x);
         return;
     }
     x->api = a;
     x->req = r;
     if (x->g.continuous) {
-        prune_jobs(a);
-        if (a->njobs >= MAX_JOBS) {
+        prune_jobs(k);
+        if (k->njobs >= MAX_JOBS) {
             free(x);
-            tf_http_error(r, 429, "too_many_jobs", "too many generator jobs; stop one first", NULL);
+            char m[80];
+            snprintf(m, sizeof m, "too many %s jobs; stop one first", kind_name[kind]);
+            tf_http_error(r, 429, "too_many_jobs", m, NULL);
             return;
         }
     } else if (a->sync_running >= MAX_SYNC) {
@@ -397,19 +541,19 @@ static void h_gen_post(tf_http_req *r, void *ud)
 
 /* ---- GET list / GET one / DELETE ------------------------------------------ */
 
-static void h_gen_list(tf_http_req *r, void *ud)
+static void job_list(tf_api *a, int kind, tf_http_req *r)
 {
-    tf_api *a = ud;
-    size_t cap = 64 + (size_t)a->njobs * 1024, n = 0;
+    jobset *k = &a->kinds[kind];
+    size_t cap = 64 + (size_t)k->njobs * 2048, n = 0;
     char *out = malloc(cap);
     if (!out) {
         tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
     n += (size_t)snprintf(out, cap, "{\"jobs\":[");
-    for (gjob *j = a->jobs; j; j = j->next) {
-        char one[1024];
-        job_json(j, one, sizeof one);
+    for (gjob *j = k->jobs; j; j = j->next) {
+        char one[2048];
+        job_json(k, kind, j, one, sizeof one);
         n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 9 ? "," : "", one);
     }
     snprintf(out + n, cap - n, "]}");
@@ -417,39 +561,46 @@ static void h_gen_list(tf_http_req *r, void *ud)
     free(out);
 }
 
-static gjob *find_job(tf_api *a, tf_http_req *r)
+static gjob *find_job(jobset *k, tf_http_req *r)
 {
     const char *rest = tf_http_path_rest(r);
     int64_t id;
     if (tf_parse_i64(rest, strlen(rest), &id) < 0 || id < 1) return NULL;
-    for (gjob *j = a->jobs; j; j = j->next)
+    for (gjob *j = k->jobs; j; j = j->next)
         if (j->id == id) return j;
     return NULL;
 }
 
-static void h_gen_get(tf_http_req *r, void *ud)
+static void job_get(tf_api *a, int kind, tf_http_req *r, int stop)
 {
-    gjob *j = find_job(ud, r);
+    jobset *k = &a->kinds[kind];
+    gjob *j = find_job(k, r);
     if (!j) {
-        tf_http_error(r, 404, "not_found", "no such generator job", "id");
+        char m[64];
+        snprintf(m, sizeof m, "no such %s job", kind_name[kind]);
+        tf_http_error(r, 404, "not_found", m, "id");
         return;
     }
-    char out[1024];
-    job_json(j, out, sizeof out);
+    if (stop) k->ops->stop(j->job); /* returns at once; the job stops after its batch */
+    char out[2048];
+    job_json(k, kind, j, out, sizeof out);
     tf_http_json(r, 200, out);
 }
 
-static void h_gen_delete(tf_http_req *r, void *ud)
+static void h_gen_post(tf_http_req *r, void *ud) { job_post(ud, TF_API_JOB_GENERATE, r); }
+static void h_gen_list(tf_http_req *r, void *ud) { job_list(ud, TF_API_JOB_GENERATE, r); }
+static void h_gen_get(tf_http_req *r, void *ud) { job_get(ud, TF_API_JOB_GENERATE, r, 0); }
+static void h_gen_delete(tf_http_req *r, void *ud) { job_get(ud, TF_API_JOB_GENERATE, r, 1); }
+static void h_rep_post(tf_http_req *r, void *ud) { job_post(ud, TF_API_JOB_REPLAY, r); }
+static void h_rep_list(tf_http_req *r, void *ud) { job_list(ud, TF_API_JOB_REPLAY, r); }
+static void h_rep_get(tf_http_req *r, void *ud) { job_get(ud, TF_API_JOB_REPLAY, r, 0); }
+static void h_rep_delete(tf_http_req *r, void *ud) { job_get(ud, TF_API_JOB_REPLAY, r, 1); }
+
+void tf_api_set_job_ops(tf_api *a, int kind, const tf_api_job_ops *ops, void *ud)
 {
-    gjob *j = find_job(ud, r);
-    if (!j) {
-        tf_http_error(r, 404, "not_found", "no such generator job", "id");
-        return;
-    }
-    tf_genjob_stop(j->job); /* returns at once; the job stops after its batch */
-    char out[1024];
-    job_json(j, out, sizeof out);
-    tf_http_json(r, 200, out);
+    if (kind < 0 || kind >= TF_API_JOB_KINDS) return;
+    a->kinds[kind].ops = ops;
+    a->kinds[kind].ud = ud;
 }
 
 static int rollup_ready(void *ud, char *detail, size_t cap)
@@ -492,6 +643,10 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/generate/*", h_gen_delete, a) < 0 ||
         !(a->jobsapi = tf_api_jobs_register(s, a->db, errbuf, errlen)) ||
+        tf_server_route(s, "POST", "/api/v1/stock/replay", h_rep_post, a) < 0 ||
+        tf_server_route(s, "GET", "/api/v1/stock/replay", h_rep_list, a) < 0 ||
+        tf_server_route(s, "GET", "/api/v1/stock/replay/*", h_rep_get, a) < 0 ||
+        tf_server_route(s, "DELETE", "/api/v1/stock/replay/*", h_rep_delete, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
         !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
         !(a->watchlists = tf_api_watchlists_register(s, a->db, errbuf, errlen)) ||
@@ -533,13 +688,16 @@ void tf_api_free(tf_api *a)
     tf_api_watchlists_free(a->watchlists); /* after the pool, likewise */
     tf_health_free(a->health);
     tf_api_jobs_free(a->jobsapi); /* after the pool: cancelled queries still find it */
-    gjob *j = a->jobs;
-    while (j) {
-        gjob *nx = j->next;
-        tf_genjob_stop(j->job);
-        tf_genjob_free(j->job);
-        free(j);
-        j = nx;
+    for (int kind = 0; kind < TF_API_JOB_KINDS; kind++) {
+        jobset *k = &a->kinds[kind];
+        gjob *j = k->jobs;
+        while (j) {
+            gjob *nx = j->next;
+            k->ops->stop(j->job);
+            k->ops->free(j->job);
+            free(j);
+            j = nx;
+        }
     }
     free(a);
 }

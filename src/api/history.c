@@ -372,7 +372,9 @@ int tf_hist_cursor_decode(tf_hist_query *q, const char *s, size_t len)
     } else {
         if (strcmp(f[0], "b1") != 0 || nf != 5) return -1;
         if (tf_parse_i64(f[1], strlen(f[1]), &a) < 0 || a != q->width_us) return -1;
-        if (tf_parse_i64(f[2], strlen(f[2]), &b) < 0 || b % q->width_us != 0) return -1;
+        /* not necessarily aligned: imported intraday bars need not be
+         * (history reads from the aligned bucket at or before it) */
+        if (tf_parse_i64(f[2], strlen(f[2]), &b) < 0) return -1;
         size_t tl = strlen(f[3]), ml = strlen(f[4]);
         /* "~" sorts after every ticker: "resume after this bucket" */
         if ((tl && strcmp(f[3], "~") != 0 && !tf_ticker_valid(f[3], tl)) ||
@@ -672,7 +674,8 @@ static int copy_tuple(hjob *j, const char *p, int len)
 }
 
 /* Bar columns: bucket, ticker, market_code, open, high, low, close, volume,
- * trades, vwap, buy_volume, sell_volume, notional */
+ * trades, vwap, buy_volume, sell_volume, notional, source. An imported bar
+ * has no notional: its vwap is null (JSON) / empty (CSV). */
 static void emit_bar(hjob *j, const PGresult *res, int i)
 {
     tf_sbuf *o = &j->out;
@@ -688,6 +691,9 @@ static void emit_bar(hjob *j, const PGresult *res, int i)
     int64_t vol = rd_i64(PQgetvalue(res, i, 7)), trades = rd_i64(PQgetvalue(res, i, 8));
     const char *vw = PQgetvalue(res, i, 9);
     int vwl = PQgetlength(res, i, 9);
+    int vnull = PQgetisnull(res, i, 9);
+    const char *src = PQgetvalue(res, i, 13);
+    int srcl = PQgetlength(res, i, 13);
     int64_t buy = rd_i64(PQgetvalue(res, i, 10)), sell = rd_i64(PQgetvalue(res, i, 11));
     char s1[40], s2[40];
     tf_fmt_iso_us(b, s1);
@@ -695,18 +701,19 @@ static void emit_bar(hjob *j, const PGresult *res, int i)
     char line[512];
     int n;
     if (j->q.format == TF_HIST_CSV) {
-        n = snprintf(line, sizeof line, "%.*s,%.*s,%s,%s,%.*s,%.*s,%.*s,%.*s,%lld,%lld,%.*s,%lld,%lld\n",
+        n = snprintf(line, sizeof line, "%.*s,%.*s,%s,%s,%.*s,%.*s,%.*s,%.*s,%lld,%lld,%.*s,%lld,%lld,%.*s\n",
                      tkl, tk, mkl, mk, s1, s2, fl[0], f[0], fl[1], f[1], fl[2], f[2], fl[3], f[3],
-                     (long long)vol, (long long)trades, vwl, vw, (long long)buy, (long long)sell);
+                     (long long)vol, (long long)trades, vwl, vw, (long long)buy, (long long)sell, srcl, src);
     } else {
         n = snprintf(line, sizeof line,
                      "%s{\"ticker\":\"%.*s\",\"market_code\":\"%.*s\",\"start\":\"%s\",\"end\":\"%s\","
                      "\"open\":\"%.*s\",\"high\":\"%.*s\",\"low\":\"%.*s\",\"close\":\"%.*s\","
-                     "\"volume\":%lld,\"count\":%lld,\"vwap\":\"%.*s\",\"buy_volume\":%lld,"
-                     "\"sell_volume\":%lld}%s",
+                     "\"volume\":%lld,\"count\":%lld,\"vwap\":%s%.*s%s,\"buy_volume\":%lld,"
+                     "\"sell_volume\":%lld,\"source\":\"%.*s\"}%s",
                      j->q.format == TF_HIST_JSON && j->n > 0 ? "," : "", tkl, tk, mkl, mk, s1, s2,
                      fl[0], f[0], fl[1], f[1], fl[2], f[2], fl[3], f[3], (long long)vol,
-                     (long long)trades, vwl, vw, (long long)buy, (long long)sell,
+                     (long long)trades, vnull ? "null" : "\"", vnull ? 0 : vwl, vw, vnull ? "" : "\"",
+                     (long long)buy, (long long)sell, srcl, src,
                      j->q.format == TF_HIST_NDJSON ? "\n" : "");
     }
     if (n > 0 && (size_t)n < sizeof line) tf_sbuf_add(o, line, (size_t)n);
@@ -797,24 +804,36 @@ static const char *table_of(int64_t w)
 
 /* Bars for buckets in [ws, we) (aligned), after the cursor if any: the
  * materialized row of each clean bucket (trade_type '*' = both sides, or the
- * requested side) plus raw aggregation of buckets with a dirty minute. */
+ * requested side) plus raw aggregation of buckets with a dirty minute, plus
+ * (DESIGN.md section 6) the imported market_bars of this interval that no
+ * trade covers. An imported bar is covered when its ticker (in the requested
+ * market, if any) has a trade bar overlapping [bucket, bucket + width): a
+ * materialized one, or a dirty minute that still holds a trade. Overlap, not
+ * equality, because intraday vendor bars need not be aligned to the epoch
+ * (Yahoo's 1h bars start at 9:30 New York); the check reads the tables
+ * directly, not this window's rows, so a bar at a window edge is judged the
+ * same in every window. Imported bars have no sides: with trade_type they
+ * are left out. Column 13 says "trades" or "imported". */
 static void build_bars(sqlp *s, const tf_hist_query *q, int64_t ws, int64_t we, int64_t limit)
 {
     memset(s, 0, sizeof *s);
     const char *w = width_sql(q->width_us);
     int ps = sp_time(s, ws), pe = sp_time(s, we);
+    int pk = q->ticker[0] ? sp_param(s, q->ticker) : 0; /* one $n per value, used where needed */
+    int pm = q->market[0] ? sp_param(s, q->market) : 0;
+    int pside = sp_param(s, q->side[0] ? q->side : "*");
     sp_cat(s,
            "WITH d AS (SELECT DISTINCT date_bin('%s', x.bucket, timestamptz 'epoch') AS b, x.ticker"
            " FROM stock_bars_dirty x WHERE x.bucket >= $%d AND x.bucket < $%d",
            w, ps, pe);
-    if (q->ticker[0]) sp_cat(s, " AND x.ticker = $%d", sp_param(s, q->ticker));
+    if (pk) sp_cat(s, " AND x.ticker = $%d", pk);
     sp_cat(s,
            "), u AS (SELECT m.bucket, m.ticker, m.market_code, m.open, m.high, m.low, m.close,"
            " m.volume, m.trades, m.notional, m.buy_volume, m.sell_volume"
            " FROM %s m WHERE m.bucket >= $%d AND m.bucket < $%d AND m.trade_type = $%d",
-           table_of(q->width_us), ps, pe, sp_param(s, q->side[0] ? q->side : "*"));
-    if (q->ticker[0]) sp_cat(s, " AND m.ticker = $%d", sp_param(s, q->ticker));
-    if (q->market[0]) sp_cat(s, " AND m.market_code = $%d", sp_param(s, q->market));
+           table_of(q->width_us), ps, pe, pside);
+    if (pk) sp_cat(s, " AND m.ticker = $%d", pk);
+    if (pm) sp_cat(s, " AND m.market_code = $%d", pm);
     sp_cat(s,
            " AND NOT EXISTS (SELECT 1 FROM d WHERE d.b = m.bucket AND d.ticker = m.ticker)"
            " UNION ALL SELECT d.b, t.ticker, t.market_code,"
@@ -826,18 +845,48 @@ static void build_bars(sqlp *s, const tf_hist_query *q, int64_t ws, int64_t we, 
            " FROM d JOIN stock_trades t ON t.ticker = d.ticker AND t.event_time >= d.b"
            " AND t.event_time < d.b + interval '%s' AND t.event_time >= $%d AND t.event_time < $%d",
            w, ps, pe);
-    filters(s, q, "t", 0);
+    if (pm) sp_cat(s, " AND t.market_code = $%d", pm);
+    if (q->side[0]) sp_cat(s, " AND t.trade_type = $%d", pside);
+    sp_cat(s, " GROUP BY 1, 2, 3), v AS (SELECT u.*, 'trades'::text AS source FROM u");
+    if (!q->side[0]) {
+        /* [bs, be): the trade buckets overlapping the imported bar */
+        char bs[96], be[128];
+        snprintf(bs, sizeof bs, "date_bin('%s', i.bucket, timestamptz 'epoch')", w);
+        snprintf(be, sizeof be,
+                 "date_bin('%s', i.bucket + interval '%s' - interval '1 microsecond', timestamptz 'epoch')"
+                 " + interval '%s'", w, w, w);
+        /* q->interval is one of 1m, 1h, 1d (tf_hist_parse), safe inline */
+        sp_cat(s,
+               " UNION ALL SELECT i.bucket, i.ticker, i.market_code, i.open, i.high, i.low, i.close,"
+               " i.volume, 0::bigint, NULL::numeric, 0::bigint, 0::bigint, 'imported'::text"
+               " FROM market_bars i WHERE i.interval = '%s' AND i.bucket >= $%d AND i.bucket < $%d",
+               q->interval, ps, pe);
+        if (pk) sp_cat(s, " AND i.ticker = $%d", pk);
+        if (pm) sp_cat(s, " AND i.market_code = $%d", pm);
+        sp_cat(s,
+               " AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.ticker = i.ticker AND c.trade_type = '*'"
+               " AND c.bucket >= %s AND c.bucket < %s",
+               table_of(q->width_us), bs, be);
+        if (pm) sp_cat(s, " AND c.market_code = $%d", pm);
+        sp_cat(s,
+               ") AND NOT EXISTS (SELECT 1 FROM stock_bars_dirty x2 JOIN stock_trades t2"
+               " ON t2.ticker = x2.ticker AND t2.event_time >= x2.bucket"
+               " AND t2.event_time < x2.bucket + interval '1 minute'"
+               " WHERE x2.ticker = i.ticker AND x2.bucket >= %s AND x2.bucket < %s",
+               bs, be);
+        if (pm) sp_cat(s, " AND t2.market_code = $%d", pm);
+        sp_cat(s, ")");
+    }
     sp_cat(s,
-           " GROUP BY 1, 2, 3)"
-           " SELECT bucket, ticker, market_code, open::text, high::text, low::text, close::text,"
-           " volume::int8, trades::int8, round(notional / volume, 4)::text, buy_volume::int8,"
-           " sell_volume::int8, notional::text FROM u");
+           ") SELECT bucket, ticker, market_code, open::text, high::text, low::text, close::text,"
+           " volume::int8, trades::int8, round(notional / nullif(volume, 0), 4)::text, buy_volume::int8,"
+           " sell_volume::int8, notional::text, source FROM v");
     if (q->has_cursor) {
         int pt = sp_time(s, q->cur_time_us);
-        int pk = sp_param(s, q->cur_ticker);
-        int pm = sp_param(s, q->cur_market);
+        int pck = sp_param(s, q->cur_ticker);
+        int pcm = sp_param(s, q->cur_market);
         sp_cat(s, " WHERE (bucket, ticker, market_code) > ($%d::timestamptz, $%d::text, $%d::text)",
-               pt, pk, pm);
+               pt, pck, pcm);
     }
     sp_cat(s, " ORDER BY bucket, ticker, market_code");
     if (limit > 0) sp_cat(s, " LIMIT %lld", (long long)limit);
@@ -1172,7 +1221,7 @@ static int on_bars(tf_pga_conn *c, const PGresult *res, void *ud)
     (void)c;
     hjob *j = ud;
     int n = PQntuples(res);
-    if (n > 0 && PQnfields(res) != 13) return 0;
+    if (n > 0 && PQnfields(res) != 14) return 0;
     for (int i = 0; i < n; i++) {
         if (j->want && j->got == j->want) { /* the extra row: there is more */
             j->more = 1;
@@ -1213,8 +1262,10 @@ static void on_query_done(tf_pga_conn *c, int err, const char *msg, void *ud)
     j->ws = j->we;
     j->q.has_cursor = 0; /* the cursor only matters inside its window */
     if (j->q.format == TF_HIST_JSON && j->want && j->got == j->want) {
-        /* page full exactly at a window edge: more only if rows remain */
-        j->last_time = j->ws - j->q.width_us;
+        /* page full exactly at a window edge: more only if rows remain;
+         * resume after everything before ws (1 us before it, after every
+         * ticker), also after imported bars that start inside a bucket */
+        j->last_time = j->ws - 1;
         j->more = j->ws < j->q.end_us ? 2 : 0;
         complete(j);
         return;
@@ -1322,7 +1373,7 @@ static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
         const char *hdr = j->q.width_us == 0
                               ? "id,ticker,market_code,trade_type,price,quantity,event_time\n"
                               : "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,"
-                                "buy_volume,sell_volume\n";
+                                "buy_volume,sell_volume,source\n";
         tf_sbuf_str(&j->out, hdr);
     }
     if (j->q.width_us == 0) {
@@ -1331,7 +1382,12 @@ static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
     }
     j->want = j->q.limit; /* 0 = all */
     j->ws = j->q.start_us;
-    if (j->q.has_cursor && j->q.cur_time_us > j->ws) j->ws = j->q.cur_time_us;
+    /* windows stay aligned (raw aggregation covers whole buckets); the
+     * cursor's WHERE skips what it has seen */
+    if (j->q.has_cursor) {
+        int64_t cw = tf_floor_div(j->q.cur_time_us, j->q.width_us) * j->q.width_us;
+        if (cw > j->ws) j->ws = cw;
+    }
     j->phase = PH_BEGIN;
     send_or_fail(j, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0, TF_PGA_WHOLE,
                  &begin_cbs);

@@ -22,6 +22,15 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos);   /* cmd_import.c
 extern const char tf_cmd_import_usage_text[];                   /* cmd_import.c   */
 int tf_cmd_compress(tf_config *cfg, int npos, const char **pos); /* cmd_compress.c */
 int tf_cmd_detect(tf_config *cfg, int npos, const char **pos);   /* cmd_detect.c   */
+int tf_cmd_replay(tf_config *cfg, int npos, const char **pos);   /* cmd_replay.c   */
+
+/* cmd_jobs.c: gives the api its generate and replay jobs (api.h
+ * tf_api_job_ops). Free after tf_api_free. NULL on out of memory. */
+struct tf_api;
+struct tf_metrics;
+typedef struct tf_cmd_jobs tf_cmd_jobs;
+tf_cmd_jobs *tf_cmd_jobs_wire(struct tf_api *api, const tf_config *cfg, struct tf_metrics *m);
+void tf_cmd_jobs_free(tf_cmd_jobs *w);
 
 /* cmd_common.c. tf_cmd_catch_stop installs SIGINT/SIGTERM handlers that set
  * the flag tf_cmd_stop_requested() reads and, when s is not NULL, stop that

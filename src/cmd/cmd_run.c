@@ -80,6 +80,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_cdc *cdc = NULL;
     tf_genjob *gen = NULL;
     tf_scheduler *sched = NULL; /* jobs hook */
+    tf_cmd_jobs *jobs = NULL;   /* generate and replay jobs behind the api */
 
     if (!(bus = tf_bus_new(cfg, m, err, sizeof err))) {
         fail("cannot create the bus", err);
@@ -92,7 +93,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         goto out;
     }
     if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, err, sizeof err)) ||
-        !(api = tf_api_register(srv, ru, err, sizeof err)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
+        !(api = tf_api_register(srv, ru, err, sizeof err)) || !(jobs = tf_cmd_jobs_wire(api, cfg, m)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
         !(sse = tf_sse_attach(srv, bus, tf_api_db(api), cfg, m, err, sizeof err))) {
         fail("cannot start the server", err);
         goto out;
@@ -156,6 +157,7 @@ out:
     tf_sse_free(sse);
     tf_ws_free(ws);
     tf_api_free(api);
+    tf_cmd_jobs_free(jobs);
     tf_server_free(srv);
     tf_rollup_stop(ru);
     tf_bus_free(bus);

@@ -50,6 +50,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
     tf_bus *bus = NULL;
     tf_ws *ws = NULL;
     tf_sse *sse = NULL;
+    tf_cmd_jobs *jobs = NULL; /* generate and replay jobs behind the api */
     int code = 1;
     if (!s) {
         tf_cmd_fail("serve", 1, "cannot start", err);
@@ -61,7 +62,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         goto out;
     }
     api = tf_api_register(s, ru, err, sizeof err);
-    if (!api) {
+    if (!api || !(jobs = tf_cmd_jobs_wire(api, cfg, m))) {
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
@@ -91,6 +92,7 @@ out:
     tf_sse_free(sse);
     tf_ws_free(ws);
     tf_api_free(api);
+    tf_cmd_jobs_free(jobs);
     tf_server_free(s);
     tf_rollup_stop(ru);
     tf_bus_free(bus);

@@ -670,6 +670,75 @@ static const tf_migration migrations[] = {
      " END $f$;"
      "CREATE TRIGGER stock_signals_hold_splits BEFORE INSERT ON stock_signals"
      " FOR EACH ROW EXECUTE FUNCTION tickflow_hold_split_signals();"},
+    {15, "bars_with_imported_overlap",
+     /* owner: api/history.c (GET /api/v1/stock bars use the same rule).
+      * Version 8's function hid an imported bar only when a trade bar had
+      * exactly its bucket: an intraday vendor bar not aligned to the epoch
+      * (Yahoo's 1h bars start at 9:30 New York) was shown next to the trade
+      * bar overlapping it, the same time counted twice. Now an imported bar
+      * steps aside when any trade bucket overlapping [bucket, bucket +
+      * width) holds a trade of its ticker (in p_market, if given): a
+      * materialized rollup bar, or a dirty minute that still holds a trade.
+      * The check reads the tables, not the range's own rows, so a bar near
+      * p_start or p_end is judged as it is inside the range. */
+     "CREATE OR REPLACE FUNCTION tickflow_bars_with_imported(p_interval text, p_start timestamptz,"
+     "  p_end timestamptz, p_ticker text DEFAULT NULL, p_market text DEFAULT NULL)"
+     " RETURNS TABLE (bucket timestamptz, ticker text, market_code text, open numeric,"
+     "  high numeric, low numeric, close numeric, volume bigint, trades bigint, notional numeric,"
+     "  buy_volume bigint, sell_volume bigint, source text)"
+     " LANGUAGE sql STABLE AS $f$"
+     " WITH w AS (SELECT CASE p_interval WHEN '1m' THEN interval '1 minute'"
+     "   WHEN '1h' THEN interval '1 hour' WHEN '1d' THEN interval '1 day' END AS width),"
+     " d AS (SELECT DISTINCT date_bin((SELECT width FROM w), x.bucket, timestamptz 'epoch') AS b,"
+     "   x.ticker FROM stock_bars_dirty x"
+     "   WHERE x.bucket >= p_start AND x.bucket < p_end AND (p_ticker IS NULL OR x.ticker = p_ticker)),"
+     " m AS (SELECT m.bucket, m.ticker, m.market_code, m.open, m.high, m.low, m.close, m.volume,"
+     "   m.trades, m.notional, m.buy_volume, m.sell_volume FROM stock_bars_1m m"
+     "   WHERE p_interval = '1m' AND m.trade_type = '*' AND m.bucket >= p_start AND m.bucket < p_end"
+     "   AND (p_ticker IS NULL OR m.ticker = p_ticker) AND (p_market IS NULL OR m.market_code = p_market)"
+     "  UNION ALL SELECT m.bucket, m.ticker, m.market_code, m.open, m.high, m.low, m.close, m.volume,"
+     "   m.trades, m.notional, m.buy_volume, m.sell_volume FROM stock_bars_1h m"
+     "   WHERE p_interval = '1h' AND m.trade_type = '*' AND m.bucket >= p_start AND m.bucket < p_end"
+     "   AND (p_ticker IS NULL OR m.ticker = p_ticker) AND (p_market IS NULL OR m.market_code = p_market)"
+     "  UNION ALL SELECT m.bucket, m.ticker, m.market_code, m.open, m.high, m.low, m.close, m.volume,"
+     "   m.trades, m.notional, m.buy_volume, m.sell_volume FROM stock_bars_1d m"
+     "   WHERE p_interval = '1d' AND m.trade_type = '*' AND m.bucket >= p_start AND m.bucket < p_end"
+     "   AND (p_ticker IS NULL OR m.ticker = p_ticker) AND (p_market IS NULL OR m.market_code = p_market)),"
+     " t AS (SELECT m.* FROM m WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.b = m.bucket AND d.ticker = m.ticker)"
+     "  UNION ALL SELECT d.b, s.ticker, s.market_code,"
+     "   (array_agg(s.price ORDER BY s.event_time, s.id))[1], max(s.price), min(s.price),"
+     "   (array_agg(s.price ORDER BY s.event_time DESC, s.id DESC))[1],"
+     "   sum(s.quantity)::bigint, count(*), sum(s.price * s.quantity),"
+     "   coalesce(sum(s.quantity) FILTER (WHERE s.trade_type = 'BUY'), 0)::bigint,"
+     "   coalesce(sum(s.quantity) FILTER (WHERE s.trade_type = 'SELL'), 0)::bigint"
+     "   FROM d JOIN stock_trades s ON s.ticker = d.ticker AND s.event_time >= d.b"
+     "   AND s.event_time < d.b + (SELECT width FROM w) AND s.event_time >= p_start AND s.event_time < p_end"
+     "   WHERE p_market IS NULL OR s.market_code = p_market"
+     "   GROUP BY 1, 2, 3),"
+     /* [lo, hi): the trade buckets overlapping each imported bar */
+     " i AS (SELECT b.*, date_bin((SELECT width FROM w), b.bucket, timestamptz 'epoch') AS lo,"
+     "   date_bin((SELECT width FROM w), b.bucket + (SELECT width FROM w) - interval '1 microsecond',"
+     "   timestamptz 'epoch') + (SELECT width FROM w) AS hi FROM market_bars b"
+     "  WHERE b.interval = p_interval AND b.bucket >= p_start AND b.bucket < p_end"
+     "  AND (p_ticker IS NULL OR b.ticker = p_ticker) AND (p_market IS NULL OR b.market_code = p_market))"
+     " SELECT t.bucket, t.ticker, t.market_code, t.open, t.high, t.low, t.close, t.volume, t.trades,"
+     "  t.notional, t.buy_volume, t.sell_volume, 'trades'::text FROM t"
+     " UNION ALL SELECT i.bucket, i.ticker, i.market_code, i.open, i.high, i.low, i.close, i.volume,"
+     "  0::bigint, NULL::numeric, 0::bigint, 0::bigint, 'imported'::text FROM i"
+     "  WHERE NOT EXISTS (SELECT 1 FROM stock_bars_1m c WHERE p_interval = '1m' AND c.ticker = i.ticker"
+     "   AND c.trade_type = '*' AND c.bucket >= i.lo AND c.bucket < i.hi"
+     "   AND (p_market IS NULL OR c.market_code = p_market))"
+     "  AND NOT EXISTS (SELECT 1 FROM stock_bars_1h c WHERE p_interval = '1h' AND c.ticker = i.ticker"
+     "   AND c.trade_type = '*' AND c.bucket >= i.lo AND c.bucket < i.hi"
+     "   AND (p_market IS NULL OR c.market_code = p_market))"
+     "  AND NOT EXISTS (SELECT 1 FROM stock_bars_1d c WHERE p_interval = '1d' AND c.ticker = i.ticker"
+     "   AND c.trade_type = '*' AND c.bucket >= i.lo AND c.bucket < i.hi"
+     "   AND (p_market IS NULL OR c.market_code = p_market))"
+     "  AND NOT EXISTS (SELECT 1 FROM stock_bars_dirty x JOIN stock_trades s ON s.ticker = x.ticker"
+     "   AND s.event_time >= x.bucket AND s.event_time < x.bucket + interval '1 minute'"
+     "   WHERE x.ticker = i.ticker AND x.bucket >= i.lo AND x.bucket < i.hi"
+     "   AND (p_market IS NULL OR s.market_code = p_market))"
+     " $f$;"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

@@ -313,7 +313,7 @@ def test_streaming(c):
     # bars as csv
     st, hd, body = h.http("GET", url(interval="1m", **q), headers={"Accept": "text/csv"})
     lines = body.decode().splitlines()
-    c.eq(lines[0], "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,buy_volume,sell_volume",
+    c.eq(lines[0], "ticker,market_code,start,end,open,high,low,close,volume,count,vwap,buy_volume,sell_volume,source",
          "bar csv header")
     minutes = int(PG.scalar("SELECT count(DISTINCT date_trunc('minute', event_time)) FROM stock_trades"
                             " WHERE ticker = 'NVDA'"))

@@ -76,18 +76,20 @@ def test_generate_sync(c):
 def test_generate_validation(c):
     cases = [
         (b"{", "body"), (b"[]", "body"), (b'{"count": 0}', "count"), (b'{"count": "5"}', "count"),
-        (b'{"count": 99999999999}', "count"), (b'{"tickers": ["aapl"]}', "tickers"),
+        (b'{"count": 99999999999}', "count"), (b'{"tickers": ["aa pl"]}', "tickers"),
         (b'{"tickers": []}', "tickers"), (b'{"tickers": "AAPL"}', "tickers"),
         (b'{"start": "yesterday"}', "start"), (b'{"start": "1900-01-01"}', "start"),
         (b'{"seed": -1}', "seed"), (b'{"anomalies": 0.5}', "anomalies"), (b'{"rate": -5}', "rate"),
         (b'{"rate": 1e300}', "rate"), (b'{"duration_s": 5}', "duration_s"),
-        (b'{"count": 5, "rate": 5}', "count"), (b'{"bogus": 1}', "body"),
+        (b'{"count": 5, "rate": 5}', "count"),
         (b'{"count": 1, "count": 2}', "body"), (b'{"tickers": ["\xff\xfe"]}', "body"),
     ]
     for body, param in cases:
         st, b = h.http_json("POST", BASE + "/api/v1/stock/generate", body,
                             headers={"Content-Type": "application/json"})
         expect_error(c, st, b, 400, "invalid_parameter", param, "generate %r" % body)
+    st, b = h.http_json("POST", BASE + "/api/v1/stock/generate", b'{"bogus": 1}')
+    expect_error(c, st, b, 400, "unknown_parameter", "bogus", "generate: an unknown key is named")
     st, b = h.http_json("POST", BASE + "/api/v1/stock/generate", b'{"count": 1' + b" " * 5000 + b"}")
     expect_error(c, st, b, 413, "payload_too_large", None, "oversize body")
     st, b = h.http_json("POST", BASE + "/api/v1/stock/generate?count=5", b"{}")
