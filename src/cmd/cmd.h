@@ -22,6 +22,8 @@ int tf_cmd_import(tf_config *cfg, int npos, const char **pos);   /* cmd_import.c
 extern const char tf_cmd_import_usage_text[];                   /* cmd_import.c   */
 int tf_cmd_compress(tf_config *cfg, int npos, const char **pos); /* cmd_compress.c */
 int tf_cmd_detect(tf_config *cfg, int npos, const char **pos);   /* cmd_detect.c   */
+int tf_cmd_ingest(tf_config *cfg, int npos, const char **pos);   /* cmd_ingest.c   */
+extern const char tf_cmd_ingest_usage_text[];                   /* cmd_ingest.c   */
 
 /* cmd_common.c. tf_cmd_catch_stop installs SIGINT/SIGTERM handlers that set
  * the flag tf_cmd_stop_requested() reads and, when s is not NULL, stop that
