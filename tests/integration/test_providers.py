@@ -536,7 +536,89 @@ def test_untrusted_certificate_refused(c):
     c.eq(count("alpaca"), 0, "nothing from an unverified server")
 
 
+def metric(port, name):
+    st, _, body = h.http("GET", "http://127.0.0.1:%d/metrics" % port, timeout=5)
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_run_ready_and_metrics(c):
+    """tickflow run --source.enabled: /ready names the active provider,
+    /metrics follows a switch."""
+    setup()
+    port = h.free_port()
+    p = h.Proc(["run", "--pg-url", PG.url, "--port", str(port), "--http.bind", "127.0.0.1",
+                "--source.enabled", "true", "--source.providers", "alpaca,finnhub",
+                "--source.symbols", ",".join(SYMBOLS), "--source.stall_s", "1", "--source.probe_s", "60",
+                "--source.flush_ms", "20", "--source.ca_file", SV.cert, "--scheduler.enabled", "false",
+                "--process.enabled", "false",
+                "--source.alpaca_url", "wss://localhost:%d/v2/iex" % SV.alpaca.port,
+                "--source.finnhub_url", "wss://localhost:%d" % SV.finnhub.port],
+               env={"APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET, "FINNHUB_TOKEN": TOKEN}, name="run-src")
+    h.wait_for(lambda: metric(port, 'tickflow_source_active{source="alpaca"}') == 1, 60, "alpaca active")
+    st, body = h.http_json("GET", "http://127.0.0.1:%d/ready" % port)
+    c.check("active alpaca" in json.dumps(body), "/ready names the active provider", json.dumps(body)[:400])
+    h.wait_for(lambda: (metric(port, 'tickflow_source_written_total{source="alpaca"}') or 0) >= 20, 30,
+               "alpaca trades written")
+    SV.alpaca.mode = "quiet"
+    h.wait_for(lambda: metric(port, 'tickflow_source_active{source="finnhub"}') == 1, 30, "finnhub active")
+    c.eq(metric(port, 'tickflow_source_active{source="alpaca"}'), 0, "alpaca no longer active")
+    c.eq(metric(port, "tickflow_source_switches_total"), 1, "one switch counted")
+    st, body = h.http_json("GET", "http://127.0.0.1:%d/ready" % port)
+    c.check("active finnhub" in json.dumps(body), "/ready follows the switch", json.dumps(body)[:400])
+    c.eq(p.stop(), 0, "run exits 0")
+    text = p.stderr()
+    c.check(SECRET not in text and TOKEN not in text, "no secret in the log")
+
+
+def test_chained_tickflows(c):
+    """Two tickflows chained by the tickflow provider: the downstream (its
+    own database) writes every upstream trade once, also around a kill -9.
+    An upstream without resume ("since", DESIGN section 9) loses what it
+    sent while the downstream was down; the downstream says so once."""
+    setup()
+    up_pg = h.Postgres()
+    port = h.free_port()
+    up = h.Proc(["run", "--pg-url", up_pg.url, "--port", str(port), "--http.bind", "127.0.0.1",
+                 "--generator.rate", "40", "--generator.tickers", "AAPL,MSFT", "--scheduler.enabled", "false",
+                 "--process.enabled", "false"], name="run-upstream")
+    h.wait_for(lambda: h.http("GET", "http://127.0.0.1:%d/health" % port, timeout=5)[0] == 200, 60, "upstream up")
+    url = "ws://127.0.0.1:%d/api/v1/stock/real-time" % port
+
+    def down():
+        return h.Proc(["ingest", "--pg-url", PG.url, "--source.providers", "tickflow", "--source.symbols", "*",
+                       "--source.tickflow_url", url, "--source.flush_ms", "20"], name="ingest-down")
+
+    d = down()
+    h.wait_for(lambda: count("tickflow") >= 40, 60, "upstream trades downstream")
+    d.kill(signal.SIGKILL)
+    d = down()
+    n1 = count("tickflow")
+    h.wait_for(lambda: count("tickflow") >= n1 + 40, 60, "upstream trades after the restart")
+    c.eq(d.stop(), 0, "downstream exits 0")
+    c.eq(up.stop(), 0, "upstream exits 0")
+    ours = [(int(r[0]), r[1], r[2], r[3], r[4]) for r in PG.sql(
+        "SELECT s.source_id, t.ticker, t.price::text, t.quantity, t.trade_type FROM stock_trades t"
+        " JOIN tickflow_source_trades s ON s.trade_id = t.id ORDER BY t.id")]
+    theirs = {int(r[0]): (r[1], r[2], int(r[3]), r[4]) for r in up_pg.sql(
+        "SELECT id, ticker, price::text, quantity, trade_type FROM stock_trades")}
+    ids = [o[0] for o in ours]
+    c.eq(len(ids), len(set(ids)), "no upstream trade twice downstream")
+    c.check(all(theirs.get(o[0]) == (o[1], o[2], int(o[3]), o[4]) for o in ours), "fields as upstream wrote them")
+    c.eq(ids, sorted(ids), "upstream order kept")
+    c.eq(PG.scalar("SELECT count(*) FROM stock_trades"), str(len(ours)), "no row without its key")
+    resumable = "cannot resume" not in d.stderr()
+    gaps = [(a, b) for a, b in zip(ids, ids[1:]) if b - a > 1]
+    if resumable:
+        c.eq(gaps, [], "no gap: the upstream resumed from the downstream's last trade")
+    else:
+        c.check(len(gaps) <= 1, "at most the downtime is missing (upstream cannot resume)", str(gaps[:5]))
+        c.check("since" in d.stderr(), "the downstream said why")
+
+
 if __name__ == "__main__":
     h.main([test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
             test_bad_messages_do_not_stop_the_feed, test_kill9_restart_no_duplicates, test_secret_and_config_errors,
-            test_untrusted_certificate_refused])
+            test_untrusted_certificate_refused, test_run_ready_and_metrics, test_chained_tickflows])

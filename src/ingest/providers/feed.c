@@ -561,6 +561,15 @@ static void accept_trade(tf_feed *f, int i, const tf_pv_trade *p)
                     : o->t.price_e4 < y->last_price                       ? 'S'
                                                                           : (y->last_side ? y->last_side : 'B');
     if (!o->t.market[0]) snprintf(o->t.market, sizeof o->t.market, "%s", f->cfg->source_market);
+    char why[160];
+    if (tf_copy_check_row(&o->t, why, sizeof why) != 0) { /* one refused row would fail its whole batch */
+        tf_source_log_bad(s->ops->name, why, p->sid, strlen(p->sid));
+        pthread_mutex_lock(&f->mu);
+        f->status.bad++;
+        pthread_mutex_unlock(&f->mu);
+        madd(s->m_bad, 1);
+        return;
+    }
     y->last_price = o->t.price_e4;
     y->last_side = o->t.side;
     y->src = i;

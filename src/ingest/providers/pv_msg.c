@@ -19,6 +19,12 @@
 #include "common/util.h"
 
 #define MAX_PRICE 1e11 /* numeric(18,4) holds 10^14; 4 decimals exact below 10^11 */
+/* event times the COPY writer sends: [1900-01-01, 10000-01-01) UTC; a trade
+ * outside is a bad item here rather than a refused batch there */
+#define MIN_EVENT_US (-2208988800LL * TF_US_PER_SEC)
+#define MAX_EVENT_US (253402300800LL * TF_US_PER_SEC)
+
+static int time_ok(int64_t us) { return us >= MIN_EVENT_US && us < MAX_EVENT_US; }
 
 void tf_pv_result_init(tf_pv_result *r, tf_pv_trade *trades, size_t cap)
 {
@@ -128,7 +134,8 @@ static void alpaca_trade(json_t *o, tf_pv_result *r, size_t idx)
         return bad_item(r, "item %zu: p is not a positive price", idx);
     if (qty_num(json_object_get(o, "s"), &t.t.quantity))
         return bad_item(r, "item %zu: s is not a positive whole size", idx);
-    if (!json_is_string(tm) || tf_parse_iso_us(json_string_value(tm), json_string_length(tm), &t.t.event_us))
+    if (!json_is_string(tm) || tf_parse_iso_us(json_string_value(tm), json_string_length(tm), &t.t.event_us) ||
+        !time_ok(t.t.event_us))
         return bad_item(r, "item %zu: t is not an RFC 3339 time", idx);
     if (!json_is_integer(id) || json_integer_value(id) < 0) return bad_item(r, "item %zu: i is not a trade id", idx);
     const char *xs = json_is_string(x) ? json_string_value(x) : "";
@@ -286,7 +293,8 @@ int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
         } else if (qty_num(json_object_get(root, "quantity"), &t.t.quantity)) {
             bad_item(r, "quantity is not a positive whole number");
         } else if (!json_is_string(tm) ||
-                   tf_parse_iso_us(json_string_value(tm), json_string_length(tm), &t.t.event_us)) {
+                   tf_parse_iso_us(json_string_value(tm), json_string_length(tm), &t.t.event_us) ||
+                   !time_ok(t.t.event_us)) {
             bad_item(r, "event_time is not an ISO-8601 time");
         } else {
             snprintf(t.t.market, sizeof t.t.market, "%s", json_string_value(mk));
