@@ -76,6 +76,15 @@ static void alpaca(void)
     TF_EQ_STR(r.bad, "item 0: p is not a positive price");
     TF_EQ_STR(buf[0].sid, "AAPL::5");
 
+    /* found by fuzz_pv_msg: an exchange code with ':' would blur the key,
+     * a year before 1900 is a time the COPY writer refuses */
+    TF_EQ_INT(run(tf_pv_parse_alpaca,
+                  "[{\"T\":\"t\",\"S\":\"A\",\"i\":1,\"x\":\":V\",\"p\":1,\"s\":1,\"t\":\"2021-02-22T15:51:44Z\"},"
+                  "{\"T\":\"t\",\"S\":\"A\",\"i\":2,\"x\":\"V\",\"p\":1,\"s\":1,\"t\":\"1381-02-22T15:51:44Z\"}]",
+                  &r), 0);
+    TF_EQ_INT(r.ntrades, 0);
+    TF_EQ_INT(r.nbad, 2);
+    TF_EQ_STR(r.bad, "item 0: x is not an exchange code");
     TF_EQ_INT(run(tf_pv_parse_alpaca, "{\"T\":\"t\"}", &r), -1);
     TF_EQ_STR(r.bad, "not a JSON array");
     TF_EQ_INT(run(tf_pv_parse_alpaca, "nope", &r), -1);
@@ -151,6 +160,12 @@ static void tickflow(void)
     TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"trade\",\"id\":1,\"ticker\":\"AAPL\",\"market_code\":\"LSE\"}", &r), 0);
     TF_EQ_INT(r.nbad, 1);
     TF_EQ_STR(r.bad, "market_code is not a market");
+    /* found by fuzz_pv_msg: a price beyond numeric(18,4) */
+    TF_EQ_INT(run(tf_pv_parse_tickflow,
+                  "{\"type\":\"trade\",\"id\":1,\"ticker\":\"AAPL\",\"market_code\":\"NYSE\",\"trade_type\":\"BUY\","
+                  "\"price\":\"888888888888882.5\",\"quantity\":1,\"event_time\":\"2024-11-20\"}", &r), 0);
+    TF_EQ_INT(r.ntrades, 0);
+    TF_EQ_STR(r.bad, "price is not a positive decimal string");
     TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"lagged\",\"dropped\":42,\"seq\":9}", &r), 0);
     TF_EQ_INT(r.ctl, TF_PV_CTL_LAGGED);
     TF_EQ_INT(r.code, 42);

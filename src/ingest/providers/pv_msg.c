@@ -139,7 +139,11 @@ static void alpaca_trade(json_t *o, tf_pv_result *r, size_t idx)
         return bad_item(r, "item %zu: t is not an RFC 3339 time", idx);
     if (!json_is_integer(id) || json_integer_value(id) < 0) return bad_item(r, "item %zu: i is not a trade id", idx);
     const char *xs = json_is_string(x) ? json_string_value(x) : "";
-    if (strlen(xs) > 8) return bad_item(r, "item %zu: x is too long", idx);
+    /* exchange codes are one letter; anything else would blur the key */
+    size_t xl = strlen(xs);
+    int xok = xl <= 8;
+    for (size_t k = 0; k < xl && xok; k++) xok = isalnum((unsigned char)xs[k]) != 0;
+    if (!xok) return bad_item(r, "item %zu: x is not an exchange code", idx);
     snprintf(t.sid, sizeof t.sid, "%s:%s:%" PRId64, t.t.ticker, xs, (int64_t)json_integer_value(id));
     push(r, &t);
 }
@@ -288,7 +292,7 @@ int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
             bad_item(r, "trade_type is not BUY or SELL");
         } else if (!json_is_string(p) ||
                    tf_parse_fixed(json_string_value(p), json_string_length(p), 4, &t.t.price_e4) ||
-                   t.t.price_e4 <= 0) {
+                   t.t.price_e4 <= 0 || t.t.price_e4 >= 1000000000000000000LL /* numeric(18,4) */) {
             bad_item(r, "price is not a positive decimal string");
         } else if (qty_num(json_object_get(root, "quantity"), &t.t.quantity)) {
             bad_item(r, "quantity is not a positive whole number");
