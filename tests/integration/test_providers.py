@@ -449,6 +449,8 @@ def test_stall_fallback_and_return(c):
     logs = log_lines(p)
     sw = [(l.get("from"), l.get("to")) for l in logs if l.get("msg") == "source switch"]
     c.eq(sw, [("alpaca", "finnhub"), ("finnhub", "alpaca")], "each switch is one log line")
+    lost = [l for l in logs if l.get("msg") == "provider connection lost; reconnecting"]
+    c.eq(lost, [], "no connection dropped by tickflow's own reads (a quiet feed is not a lost one)")
     reasons = [l.get("reason", "") for l in logs if l.get("msg") == "source switch"]
     c.check("stalled" in reasons[0] and "delivers again" in reasons[1], "switch reasons", str(reasons))
 

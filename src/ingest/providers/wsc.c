@@ -56,13 +56,17 @@ static void ssl_err(char *err, size_t errlen, const char *what)
     ERR_clear_error();
 }
 
-/* Reads up to n bytes: >0, 0 on orderly close, -1 on error/timeout. */
+/* Reads up to n bytes: >0, 0 on orderly close, -1 on error/timeout, -2
+ * when TLS consumed a record that held no data (a TLS 1.3 session ticket,
+ * a key update): poll again. AUTO_RETRY is off (tls_start) so that such a
+ * record never makes SSL_read block for the socket timeout. */
 static long io_read(tf_wsc *c, void *p, size_t n)
 {
     if (c->ssl) {
         int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
         if (r > 0) return r;
         int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ) return -2;
         return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
     }
     for (;;) {
@@ -182,6 +186,7 @@ static int tls_start(tf_wsc *c, const char *host, const char *ca_file, char *err
     if (!c->ctx) return ssl_err(err, errlen, "TLS context"), -1;
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_clear_mode(c->ctx, SSL_MODE_AUTO_RETRY);
     int ok = ca_file && *ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
                                  : SSL_CTX_set_default_verify_paths(c->ctx);
     if (ok != 1) return ssl_err(err, errlen, "cannot load the trusted certificates"), -1;
@@ -252,6 +257,7 @@ static int upgrade(tf_wsc *c, const char *host, const char *port, int tls, const
     while (!end) {
         if (hl >= MAX_RESPONSE_HEAD) return snprintf(err, errlen, "upgrade response head too long"), -1;
         long r = io_read(c, head + hl, MAX_RESPONSE_HEAD - hl);
+        if (r == -2) continue; /* blocking socket: the next read waits (up to the socket timeout) */
         if (r <= 0) return snprintf(err, errlen, "no upgrade response (%s)", r == 0 ? "closed" : "timed out"), -1;
         hl += (size_t)r;
         head[hl] = '\0';
@@ -399,6 +405,7 @@ int tf_wsc_recv(tf_wsc *c, int timeout_ms, const char **msg, size_t *len, char *
             }
         }
         long r = io_read(c, c->in + c->in_len, c->in_cap - c->in_len);
+        if (r == -2) continue;
         if (r <= 0) {
             snprintf(err, errlen, "%s", r == 0 ? "connection closed by the server" : "read failed or timed out");
             if (c->ssl) ERR_clear_error();
