@@ -637,8 +637,35 @@ def test_stop_writes_what_was_received(c):
     c.eq(ids, sorted(SV.alpaca.sent), "every received trade written at the stop")
 
 
+def test_file_provider_and_finnhub_auth(c):
+    """finnhub with a refused token (HTTP 401 at the upgrade) is down; the
+    file provider below it replays its NDJSON lines on a loop, skipping a
+    bad one with a JSON error."""
+    setup()
+    path = os.path.join(TMP, "trades.ndjson")
+    with open(path, "w") as f:
+        f.write('{"ticker":"aapl","price":"189.25","quantity":100,"trade_type":"SELL","market_code":"NYSE"}\n')
+        f.write('{"ticker":"MSFT","price":1.5,"quantity":0}\n')
+        f.write('{"symbol":"MSFT","price":"401.0100","size":7}\n')
+    p = ingest("finnhub,file", env={"FINNHUB_TOKEN": "zzWrongTokenzz"},
+               extra=["--source.file_path", path, "--source.file_rate", "100"])
+    h.wait_for(lambda: count("file") >= 20, 30, "file trades")
+    stop(c, p)
+    logs = log_lines(p)
+    refused = [l for l in logs if l.get("msg") == "provider refused the credentials" and l.get("source") == "finnhub"]
+    c.check(refused and "401" in refused[0].get("error", ""), "finnhub 401 is an auth failure", str(refused[:1]))
+    c.check("zzWrongTokenzz" not in p.stderr(), "the token is not in the log")
+    c.check(not any("token=" in l for l in p.stderr().splitlines()), "no URL query in the log")
+    got = PG.sql("SELECT ticker, market_code, trade_type, price::text, quantity FROM stock_trades ORDER BY id LIMIT 2")
+    c.eq(got, [["AAPL", "NYSE", "SELL", "189.2500", "100"], ["MSFT", "NASDAQ", "BUY", "401.0100", "7"]],
+         "file lines as written (market and side filled where missing)")
+    bad = [l for l in logs if l.get("msg") == "unusable message from provider" and l.get("source") == "file"]
+    c.check(bad and "quantity" in bad[0].get("error", ""), "the bad line is logged", str(bad[:1]))
+    c.eq(PG.scalar("SELECT count(DISTINCT ticker) FROM stock_trades"), "2", "only the two good lines, looped")
+
+
 if __name__ == "__main__":
     h.main([test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
             test_bad_messages_do_not_stop_the_feed, test_kill9_restart_no_duplicates, test_secret_and_config_errors,
             test_untrusted_certificate_refused, test_run_ready_and_metrics, test_chained_tickflows,
-            test_stop_writes_what_was_received])
+            test_stop_writes_what_was_received, test_file_provider_and_finnhub_auth])
