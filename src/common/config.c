@@ -179,6 +179,8 @@ static const key keys[] = {
     {"source", "symbols", T_STR, F(source_tickers), 0, 0, "AAPL,MSFT", NULL, NULL},
     {"source", "default_market", T_STR, F(source_market), 0, 0, "NASDAQ", NULL, "|KOSPI|KOSDAQ|NASDAQ|NYSE|"},
     {"source", "stall_s", T_DBL, F(source_stall_s), 0.1, 86400, "10", NULL, NULL},
+    /* a provider stalls only while this market's session is open (calendar.holidays_*) */
+    {"source", "market_hours", T_STR, F(source_market_hours), 0, 0, "NYSE", NULL, "|always|NYSE|KRX|"},
     {"source", "probe_s", T_DBL, F(source_probe_s), 0.1, 86400, "30", NULL, NULL},
     {"source", "flush_ms", T_INT, F(source_flush_ms), 1, 60000, "100", NULL, NULL},
     {"source", "timeout_ms", T_INT, F(source_timeout_ms), 100, 600000, "10000", NULL, NULL},

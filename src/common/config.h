@@ -178,6 +178,7 @@ typedef struct tf_config {
     char source_tickers[1024];     /* symbols to subscribe (comma list) */
     char source_market[8];         /* market_code of provider trades that name none */
     double source_stall_s;         /* no trade this long: the provider is down */
+    char source_market_hours[8];   /* always | NYSE | KRX: when silence is a stall */
     double source_probe_s;         /* a down provider is tried again this often */
     int source_flush_ms;           /* trades wait at most this long for their COPY batch */
     int source_timeout_ms;         /* connect / TLS / upgrade / auth handshake */

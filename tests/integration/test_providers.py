@@ -315,6 +315,7 @@ def ingest(providers, stall=1.0, probe=1.5, extra=(), env=None):
     e.update(env or {})
     args = ["ingest", "--pg-url", PG.url, "--source.providers", providers, "--source.symbols", ",".join(SYMBOLS),
             "--source.stall_s", str(stall), "--source.probe_s", str(probe), "--source.flush_ms", "20",
+            "--source.market_hours", "always",
             "--source.ca_file", SV.cert, "--source.timeout_ms", "3000",
             "--source.alpaca_url", "wss://localhost:%d/v2/iex" % SV.alpaca.port,
             "--source.finnhub_url", "wss://localhost:%d" % SV.finnhub.port,
@@ -557,6 +558,7 @@ def test_run_ready_and_metrics(c):
     p = h.Proc(["run", "--pg-url", PG.url, "--port", str(port), "--http.bind", "127.0.0.1",
                 "--source.enabled", "true", "--source.providers", "alpaca,finnhub",
                 "--source.symbols", ",".join(SYMBOLS), "--source.stall_s", "1", "--source.probe_s", "60",
+                "--source.market_hours", "always",
                 "--source.flush_ms", "20", "--source.ca_file", SV.cert, "--scheduler.enabled", "false",
                 "--process.enabled", "false",
                 "--source.alpaca_url", "wss://localhost:%d/v2/iex" % SV.alpaca.port,
@@ -664,8 +666,36 @@ def test_file_provider_and_finnhub_auth(c):
     c.eq(PG.scalar("SELECT count(DISTINCT ticker) FROM stock_trades"), "2", "only the two good lines, looped")
 
 
+def nyse_open_now():
+    from zoneinfo import ZoneInfo
+    import datetime
+    t = datetime.datetime.now(ZoneInfo("America/New_York"))
+    mins = t.hour * 60 + t.minute
+    return t.weekday() < 5 and 9 * 60 + 30 <= mins < 16 * 60  # no holidays configured here
+
+
+def test_stall_only_in_market_hours(c):
+    """source.market_hours NYSE: a quiet primary stalls only during the NYSE
+    session. Which branch runs depends on the wall clock; both assert."""
+    setup()
+    open_now = nyse_open_now()
+    p = ingest("alpaca,finnhub", stall=1.0, extra=["--source.market_hours", "NYSE"])
+    h.wait_for(lambda: count("alpaca") >= 20, 30, "alpaca trades")
+    SV.alpaca.mode = "quiet"
+    if open_now:
+        h.wait_for(lambda: count("finnhub") > 0, 10, "fallback during the session")
+        c.check(True, "session open: the quiet primary stalled")
+    else:
+        time.sleep(3.0)  # stall_s + 2 s: nothing may happen, so there is no condition to await
+        c.eq(count("finnhub"), 0, "market closed: a quiet primary is not a stalled one")
+        logs = log_lines(p) if not p.alive() else [json.loads(l) for l in p.stderr().splitlines() if l.startswith("{")]
+        c.check(not [l for l in logs if l.get("msg") == "source switch"], "no switch while the market is closed")
+    stop(c, p)
+
+
 if __name__ == "__main__":
     h.main([test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
             test_bad_messages_do_not_stop_the_feed, test_kill9_restart_no_duplicates, test_secret_and_config_errors,
             test_untrusted_certificate_refused, test_run_ready_and_metrics, test_chained_tickflows,
-            test_stop_writes_what_was_received, test_file_provider_and_finnhub_auth])
+            test_stop_writes_what_was_received, test_file_provider_and_finnhub_auth,
+            test_stall_only_in_market_hours])

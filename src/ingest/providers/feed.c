@@ -89,6 +89,8 @@ struct tf_feed {
     tf_feed_status status;
     int writer_ok;
     tf_metric *m_switches;
+    tf_feed_market_fn market_open;
+    void *market_ud;
     /* writer thread only */
     tf_copy *copy;
     tf_idset *recent;
@@ -182,9 +184,11 @@ static void check_health(tf_feed *f)
         src *s = &f->s[a];
         char why[320];
         int64_t last = s->last_trade_mono > f->active_since ? s->last_trade_mono : f->active_since;
-        if (s->fail_seq != f->seen_fail[a]) {
+        if (s->fail_seq != f->seen_fail[a]) { /* a failure counts whether the market is open or not */
             snprintf(why, sizeof why, "failed: %s", s->last_error);
             failover(f, why);
+        } else if (f->market_open && !f->market_open(f->market_ud, tf_now_us())) {
+            f->active_since = now; /* closed: silence is normal; the stall clock starts at the open */
         } else if (now - last > (int64_t)(f->cfg->source_stall_s * 1e6)) {
             snprintf(why, sizeof why, "stalled: no trade for %.1f s (source.stall_s %g)", (double)(now - last) / 1e6,
                      f->cfg->source_stall_s);
@@ -689,11 +693,14 @@ static int load_resume(tf_feed *f, char *err, size_t errlen)
     return 0;
 }
 
-tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, char *err, size_t errlen)
+tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, tf_feed_market_fn market_open, void *market_ud,
+                       char *err, size_t errlen)
 {
     tf_feed *f = calloc(1, sizeof *f);
     if (!f) return snprintf(err, errlen, "out of memory"), NULL;
     f->cfg = cfg;
+    f->market_open = market_open;
+    f->market_ud = market_ud;
     f->metrics = metrics;
     f->active = -2;
     pthread_mutex_init(&f->mu, NULL);

@@ -8,7 +8,9 @@
  * symbol, as section 6 says):
  *   - the active provider is down after a failed connect or authentication,
  *     a lost connection that does not come back at the first retry, or
- *     source.stall_s without a trade; the feed then moves to the next one
+ *     source.stall_s without a trade while the market of source.market_hours
+ *     is open (the stall clock starts again at the open); the feed then
+ *     moves to the next one
  *     (a circuit breaker: the down provider is left alone, only probed);
  *   - every provider above the active one is probed: reconnected every
  *     source.probe_s (a probe that stays connected but silent for probe_s is
@@ -54,12 +56,22 @@
 typedef struct tf_feed tf_feed;
 
 /*
+ * "Is the market open at now_us?" (DESIGN section 6: a provider stalls only
+ * while its market is open). The feed knows no calendar (ingest sits below
+ * jobs/); the caller passes one, or NULL for "always open". Called on the
+ * writer thread; must not block.
+ */
+typedef int (*tf_feed_market_fn)(void *ud, int64_t now_us);
+
+/*
  * Checks source.providers (known names, no repeats) and every provider's
  * configuration and secrets, connects the writer, loads where each provider
- * left off, and starts. cfg and metrics (may be NULL) are borrowed and must
- * outlive the feed. NULL with errbuf naming the provider or key.
+ * left off, and starts. cfg, metrics (may be NULL) and market_ud are
+ * borrowed and must outlive the feed. NULL with errbuf naming the provider
+ * or key.
  */
-tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, char *errbuf, size_t errlen);
+tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, tf_feed_market_fn market_open, void *market_ud,
+                       char *errbuf, size_t errlen);
 
 /* Stops the providers, writes what was received, frees. NULL ok. */
 void tf_feed_stop(tf_feed *f);
