@@ -50,6 +50,7 @@ static const struct {
     {"import", tf_cmd_import, "import files: trades (CSV/NDJSON, gzip), bars (OHLCV CSV), symbols"},
     {"detect", tf_cmd_detect, "detect --from T1 --to T2 [--tickers A,B] [--store]: anomaly rules over stored trades"},
     {"replay", tf_cmd_replay, "replay --from T1 [--to T2] [--tickers A,B] [--speed N|max] | --file F: trades again, live"},
+    {"ingest", tf_cmd_ingest, "live providers with fallback (alpaca, finnhub, tickflow, file, generator) -> stock_trades"},
 };
 
 /* Flags a command parses itself (they are not config keys and go to it in
@@ -73,6 +74,7 @@ static const struct {
     {"signals", "backtest"},
     {"compress", "compress"},
     {"import", "import"},
+    {"ingest", "source"},
 };
 
 static void prefer_own_section(const char *cmd, int argc, char **argv)
@@ -163,6 +165,7 @@ static const struct {
             "run without --for runs the latest scheduled time; backfill runs each time once and\n"
             "skips times that already succeeded.\n"},
     {"import", tf_cmd_import_usage_text},
+    {"ingest", tf_cmd_ingest_usage_text},
     {"detect", "usage: tickflow detect --from T1 --to T2 [--tickers A,B] [--store] [--pg-url URL]\n"
                "Runs the anomaly rules over stored trades of [T1, T2) in event-time order (warmed up on\n"
                "the 90 s before T1); prints a JSON summary. --store writes the anomalies to\n"

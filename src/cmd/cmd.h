@@ -31,6 +31,16 @@ struct tf_metrics;
 typedef struct tf_cmd_jobs tf_cmd_jobs;
 tf_cmd_jobs *tf_cmd_jobs_wire(struct tf_api *api, const tf_config *cfg, struct tf_metrics *m);
 void tf_cmd_jobs_free(tf_cmd_jobs *w);
+int tf_cmd_ingest(tf_config *cfg, int npos, const char **pos);   /* cmd_ingest.c   */
+extern const char tf_cmd_ingest_usage_text[];                   /* cmd_ingest.c   */
+/* cmd_ingest.c: the live-provider feed with the source.market_hours
+ * calendar wired in (ingest/ knows no calendar). NULL with errbuf. */
+struct tf_cmd_feed;
+struct tf_feed;
+struct tf_metrics;
+struct tf_cmd_feed *tf_cmd_feed_start(const tf_config *cfg, struct tf_metrics *m, char *errbuf, size_t errlen);
+struct tf_feed *tf_cmd_feed_get(struct tf_cmd_feed *cf);
+void tf_cmd_feed_stop(struct tf_cmd_feed *cf); /* NULL ok */
 
 /* cmd_common.c. tf_cmd_catch_stop installs SIGINT/SIGTERM handlers that set
  * the flag tf_cmd_stop_requested() reads and, when s is not NULL, stop that

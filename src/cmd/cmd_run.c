@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "ingest/genjob.h"
+#include "ingest/providers/feed.h"
 #include "jobs/scheduler.h"
 #include "process/processor.h"
 #include "process/signal_stage.h"
@@ -81,6 +82,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_genjob *gen = NULL;
     tf_scheduler *sched = NULL; /* jobs hook */
     tf_cmd_jobs *jobs = NULL;   /* generate and replay jobs behind the api */
+    struct tf_cmd_feed *feed = NULL; /* live providers hook */
 
     if (!(bus = tf_bus_new(cfg, m, err, sizeof err))) {
         fail("cannot create the bus", err);
@@ -110,7 +112,16 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         fail("cannot listen", err);
         goto out;
     }
-    if (cfg->gen_enabled) {
+    /* live providers hook: source.enabled runs the feed instead of the
+     * generator job (list "generator" in source.providers as a fallback) */
+    if (cfg->source_enabled) {
+        if (!(feed = tf_cmd_feed_start(cfg, m, err, sizeof err))) {
+            fail("cannot start the providers", err);
+            goto out;
+        }
+        tf_api_add_ready_check(api, "source", tf_feed_ready, tf_cmd_feed_get(feed));
+    }
+    if (cfg->gen_enabled && !cfg->source_enabled) {
         tf_genjob_opts go = tf_genjob_opts_from_config(cfg);
         go.count = 0; /* paced, until stopped (or generator.duration_s) */
         go.retry = 1;
@@ -151,6 +162,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
 out:
     tf_scheduler_stop(sched);      /* jobs hook: no new runs; a running one is recorded abandoned */
     tf_genjob_free(gen);           /* no new trades */
+    tf_cmd_feed_stop(feed);        /* live providers hook: no new trades */
     tf_cdc_stop(cdc, 10000);       /* hand on what was read, confirm the last delivered LSN */
     tf_processor_stop(proc);       /* process, store and commit what is buffered */
     tf_signal_stage_free(sig);     /* signals hook: after its last on_bar */

@@ -173,6 +173,24 @@ static const key keys[] = {
     {"import", "rejects", T_STR, F(import_rejects), 0, 0, "", "rejects", NULL},
     {"import", "force", T_BOOL, F(import_force), 0, 1, "false", "force", NULL},
     {"import", "max_future_ms", T_I64, F(import_max_future_ms), 0, 3.1e12, "300000", NULL, NULL},
+    /* live providers (ingest/providers): secrets are never keys here, see feed.h */
+    {"source", "enabled", T_BOOL, F(source_enabled), 0, 1, "false", NULL, NULL},
+    {"source", "providers", T_STR, F(source_providers), 0, 0, "generator", NULL, NULL},
+    {"source", "symbols", T_STR, F(source_tickers), 0, 0, "AAPL,MSFT", NULL, NULL},
+    {"source", "default_market", T_STR, F(source_market), 0, 0, "NASDAQ", NULL, "|KOSPI|KOSDAQ|NASDAQ|NYSE|"},
+    {"source", "stall_s", T_DBL, F(source_stall_s), 0.1, 86400, "10", NULL, NULL},
+    /* a provider stalls only while this market's session is open (calendar.holidays_*) */
+    {"source", "market_hours", T_STR, F(source_market_hours), 0, 0, "NYSE", NULL, "|always|NYSE|KRX|"},
+    {"source", "probe_s", T_DBL, F(source_probe_s), 0.1, 86400, "30", NULL, NULL},
+    {"source", "flush_ms", T_INT, F(source_flush_ms), 1, 60000, "100", NULL, NULL},
+    {"source", "timeout_ms", T_INT, F(source_timeout_ms), 100, 600000, "10000", NULL, NULL},
+    {"source", "alpaca_url", T_STR, F(source_alpaca_url), 0, 0, "wss://stream.data.alpaca.markets/v2/iex", NULL, NULL},
+    {"source", "finnhub_url", T_STR, F(source_finnhub_url), 0, 0, "wss://ws.finnhub.io", NULL, NULL},
+    {"source", "tickflow_url", T_STR, F(source_tickflow_url), 0, 0, "ws://127.0.0.1:8080/api/v1/stock/real-time", NULL, NULL},
+    {"source", "file_path", T_STR, F(source_file_path), 0, 0, "", NULL, NULL},
+    {"source", "file_rate", T_DBL, F(source_file_rate), 0.001, 1e7, "100", NULL, NULL},
+    {"source", "ca_file", T_STR, F(source_ca_file), 0, 0, "", NULL, NULL},
+    {"source", "secrets_file", T_STR, F(source_secrets_file), 0, 0, "", NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 

@@ -172,6 +172,23 @@ typedef struct tf_config {
     char import_rejects[512];      /* skipped rows go here (NDJSON) */
     int import_force;              /* import content seen before */
     int64_t import_max_future_ms;  /* event times later than now + this are rejected */
+    /* [source] live providers with fallback (ingest/providers/feed.h) */
+    int source_enabled;            /* tickflow run starts the feed */
+    char source_providers[128];    /* priority order: alpaca, finnhub, tickflow, file, generator */
+    char source_tickers[1024];     /* symbols to subscribe (comma list) */
+    char source_market[8];         /* market_code of provider trades that name none */
+    double source_stall_s;         /* no trade this long: the provider is down */
+    char source_market_hours[8];   /* always | NYSE | KRX: when silence is a stall */
+    double source_probe_s;         /* a down provider is tried again this often */
+    int source_flush_ms;           /* trades wait at most this long for their COPY batch */
+    int source_timeout_ms;         /* connect / TLS / upgrade / auth handshake */
+    char source_alpaca_url[256];
+    char source_finnhub_url[256];
+    char source_tickflow_url[256];
+    char source_file_path[512];    /* file provider: NDJSON trades, replayed on a loop */
+    double source_file_rate;       /* file provider: trades/s */
+    char source_ca_file[512];      /* PEM certificates to trust for wss ("" = system store) */
+    char source_secrets_file[512]; /* KEY=VALUE lines (APCA_API_KEY_ID, ...), mode 0600 */
 } tf_config;
 
 /* Fills defaults. */

@@ -739,6 +739,21 @@ static const tf_migration migrations[] = {
      "   WHERE x.ticker = i.ticker AND x.bucket >= i.lo AND x.bucket < i.hi"
      "   AND (p_market IS NULL OR s.market_code = p_market))"
      " $f$;"},
+    {17, "source_trades",
+     /* owner: ingest/providers/feed.c. One row per trade a live provider
+      * delivered: the provider's own key (source, source_id) and the
+      * stock_trades id it became, written in the same transaction as the
+      * trade (the COPY writer's in-transaction hook), so the primary key
+      * refuses a provider trade twice across reconnects, restarts and
+      * concurrent instances. event_time: where a restarted feed resumes. */
+     "CREATE TABLE tickflow_source_trades ("
+     "  source text NOT NULL,"
+     "  source_id text NOT NULL,"
+     "  trade_id bigint NOT NULL,"
+     "  event_time timestamptz NOT NULL,"
+     "  PRIMARY KEY (source, source_id)"
+     ");"
+     "CREATE INDEX tickflow_source_trades_time ON tickflow_source_trades (source, event_time);"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)
