@@ -39,6 +39,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "api/history_seg.h"
 #include "common/util.h"
 #include "store/pgasync.h"
 
@@ -417,6 +418,9 @@ typedef struct hjob {
     int in_tx;
     int more;               /* JSON: 1 / 2 = there is a next page */
     int64_t want, got, ws, we; /* bars window walk */
+    /* raw rows over compressed days (history_seg.h): the merge walk */
+    int segs;               /* the range has a compressed day */
+    tf_hseg *seg;
     /* whole-range aggregate (JSON pages): by_ticker JSON and totals */
     int agg_done;
     tf_sbuf by_ticker;
@@ -905,6 +909,7 @@ static void fail(hjob *j, int status, const char *fmt, const char *m)
 
 static void hjob_free(hjob *j)
 {
+    tf_hseg_free(j->seg);
     free(j->out.b);
     free(j->by_ticker.b);
     free(j);
@@ -1057,6 +1062,15 @@ static void start_agg(hjob *j)
     q.has_cursor = 0;
     sqlp s;
     char sql[8192];
+    if (q.width_us == 0 && j->segs) { /* rows and segments, combined in SQL */
+        int rc = tf_hseg_aggregate(j->c, &q, &agg_cbs, j);
+        if (rc) {
+            fail(j, 503, "database error: %s", tf_pg_strerror(rc));
+            j->agg_done = 1;
+            complete(j);
+        }
+        return;
+    }
     if (q.width_us == 0) {
         memset(&s, 0, sizeof s);
         int ps = sp_time(&s, q.start_us), pe = sp_time(&s, q.end_us);
@@ -1147,6 +1161,7 @@ static void hj_on_writable(tf_http_req *r, void *ud)
         j->wait_writable = 0;
         bars_next(j);
     }
+    if (j->seg && tf_hseg_paused(j->seg)) tf_hseg_resume(j->seg);
 }
 
 static void hj_on_close(tf_http_req *r, void *ud)
@@ -1154,7 +1169,7 @@ static void hj_on_close(tf_http_req *r, void *ud)
     (void)r;
     hjob *j = ud;
     j->gone = 1;
-    if (j->wait_writable) { /* between two windows: nothing runs */
+    if (j->wait_writable || (j->seg && tf_hseg_paused(j->seg))) { /* nothing runs */
         j->wait_writable = 0;
         fail(j, 503, "%s", "client went away");
         complete(j);
@@ -1312,8 +1327,9 @@ static void bars_next(hjob *j)
 }
 
 /* Raw rows: a JSON page with one LIMIT query; a stream as COPY binary (one
- * row per message, no per-row result objects). */
-static void start_raw(hjob *j)
+ * row per message, no per-row result objects). Runs in the transaction
+ * tf_hseg_probe opened, when the range has no compressed day. */
+static void start_raw_rows(hjob *j)
 {
     sqlp s;
     j->phase = PH_QUERY;
@@ -1352,6 +1368,84 @@ static void start_raw(hjob *j)
         return;
     }
     send_or_fail(j, copy, 0, NULL, 1, TF_PGA_COPY, &copy_cbs);
+}
+
+/* price_e4 (> 0, numeric(18,4)) as PostgreSQL prints it: 4 decimals. */
+static int fmt_px(int64_t e4, char *out)
+{
+    char *o = out;
+    uint64_t u = e4 < 0 ? (uint64_t)0 - (uint64_t)e4 : (uint64_t)e4;
+    if (e4 < 0) *o++ = '-';
+    o = put_i64(o, (int64_t)(u / 10000));
+    unsigned f = (unsigned)(u % 10000);
+    o[0] = '.';
+    o[1] = (char)('0' + f / 1000);
+    o[2] = (char)('0' + f / 100 % 10);
+    o[3] = (char)('0' + f / 10 % 10);
+    o[4] = (char)('0' + f % 10);
+    return (int)(o + 5 - out);
+}
+
+/* tf_hseg row callback: one trade of the merged walk, formatted as the
+ * rows path formats it. */
+static int seg_row(void *ud, const tf_trade *t)
+{
+    hjob *j = ud;
+    if (j->status || j->gone) return -1;
+    if (j->q.limit > 0 && j->n >= j->q.limit) {
+        if (j->q.format == TF_HIST_JSON) j->more = 1; /* a row after the page */
+        return 2;
+    }
+    char px[48];
+    int pxl = fmt_px(t->price_e4, px);
+    int sell = t->side == 'S';
+    emit_raw_fields(j, t->id, t->ticker, (int)strlen(t->ticker), t->market, (int)strlen(t->market),
+                    sell ? "SELL" : "BUY", sell ? 4 : 3, px, pxl, t->quantity, t->event_us);
+    if (j->q.format == TF_HIST_JSON) return 0;
+    if (j->out.len >= CHUNK && flush_chunk(j, 0) < 0) return -1;
+    return j->started && tf_http_stream_queued(j->req) > HIGH_WATER ? 1 : 0;
+}
+
+static void seg_done(void *ud, int err, const char *msg)
+{
+    hjob *j = ud;
+    if (err && err != TF_PGA_ECANCELED) fail(j, 503, "database error: %s", msg);
+    else if (err) fail(j, 503, "%s", j->gone ? "client went away" : "query canceled");
+    complete(j);
+}
+
+static void on_probe(void *ud, int err, const char *msg, int has_segments)
+{
+    hjob *j = ud;
+    if (err) {
+        fail(j, 503, "database error: %s", msg);
+        complete(j);
+        return;
+    }
+    if (!has_segments) {
+        start_raw_rows(j);
+        return;
+    }
+    static const tf_hseg_cbs cbs = {seg_row, seg_done};
+    j->segs = 1;
+    j->seg = tf_hseg_start(j->c, &j->q, &cbs, j);
+    if (!j->seg) {
+        fail(j, 503, "%s", "out of memory");
+        complete(j);
+    }
+}
+
+/* Raw rows, in one REPEATABLE READ transaction: rows only when no day of
+ * the range is compressed, else the merge walk of rows and segments. */
+static void start_raw(hjob *j)
+{
+    j->phase = PH_QUERY;
+    j->in_tx = 1; /* complete() commits it */
+    int rc = tf_hseg_probe(j->c, &j->q, on_probe, j);
+    if (rc) {
+        fail(j, 503, "database error: %s", tf_pg_strerror(rc));
+        complete(j);
+    }
 }
 
 static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)

@@ -22,6 +22,7 @@
 #include "store/pg.h"
 #include "store/pgbin.h"
 #include "store/segment.h"
+#include "store/segment_merge.h"
 
 #define FETCH_ROWS "10000"
 #define FETCH_SEGS "32"
@@ -898,136 +899,40 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
 
 /* ---- scan ------------------------------------------------------------- */
 
-#define SCAN_BLOCK 256
-
-typedef struct seg_src {
-    uint8_t *data; /* owned copy of the segment bytes */
-    tf_seg_reader rd;
-    tf_seg_row rows[SCAN_BLOCK];
-    int n, i;
-    char ticker[TF_TICKER_MAX], market[TF_MARKET_MAX];
-} seg_src;
-
 struct tf_seg_scan {
     PGconn *conn;
-    int64_t lo_us, lo_id, hi_us, hi_id;
-    PGresult *pend;
-    int pend_i, pend_n, cursor_done;
-    seg_src **heap;
-    size_t nheap, capheap;
+    tf_seg_merge *m;
+    int cursor_done;
 };
 
-static int key_less(int64_t au, int64_t ai, int64_t bu, int64_t bi)
-{
-    return au < bu || (au == bu && ai < bi);
-}
-
-static int src_less(const seg_src *a, const seg_src *b)
-{
-    const tf_seg_row *x = &a->rows[a->i], *y = &b->rows[b->i];
-    return key_less(x->event_us, x->id, y->event_us, y->id);
-}
-
-static void sift_down(tf_seg_scan *s, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < s->nheap && src_less(s->heap[l], s->heap[m])) m = l;
-        if (l + 1 < s->nheap && src_less(s->heap[l + 1], s->heap[m])) m = l + 1;
-        if (m == i)
-            return;
-        seg_src *t = s->heap[i];
-        s->heap[i] = s->heap[m];
-        s->heap[m] = t;
-        i = m;
-    }
-}
-
-static void src_free(seg_src *g)
-{
-    if (g) free(g->data);
-    free(g);
-}
-
-/* Refills g's block; 1 rows available, 0 segment done, -1 corrupt. */
-static int src_fill(seg_src *g, char *errbuf, size_t errlen)
-{
-    int k = tf_seg_next(&g->rd, g->rows, SCAN_BLOCK);
-    if (k < 0) {
-        snprintf(errbuf, errlen, "%s %s: %s", g->ticker, g->market, g->rd.err);
-        return -1;
-    }
-    g->n = k;
-    g->i = 0;
-    return k > 0;
-}
-
+/* Fetches the next batch of segments and pushes them all into the merge. */
 static int scan_fetch(tf_seg_scan *s, char *errbuf, size_t errlen)
 {
-    PQclear(s->pend);
-    s->pend = NULL;
-    s->pend_i = s->pend_n = 0;
     int rc = 0;
-    s->pend = query(s->conn, "FETCH " FETCH_SEGS " FROM tf_scan", 0, NULL, 1, "scanning segments",
-                    &rc, errbuf, errlen);
-    if (!s->pend)
+    PGresult *r = query(s->conn, "FETCH " FETCH_SEGS " FROM tf_scan", 0, NULL, 1,
+                        "scanning segments", &rc, errbuf, errlen);
+    if (!r)
         return -1;
-    s->pend_n = PQntuples(s->pend);
-    if (s->pend_n == 0)
-        s->cursor_done = 1;
-    return 0;
-}
-
-/* Opens pending segment i and pushes it on the heap (skipping rows below
- * lo, which only the first segments can hold). */
-static int scan_admit(tf_seg_scan *s, int i, char *errbuf, size_t errlen)
-{
-    seg_src *g = calloc(1, sizeof *g);
-    size_t len = (size_t)PQgetlength(s->pend, i, 4);
-    if (!g || !(g->data = malloc(len ? len : 1))) {
-        src_free(g);
-        snprintf(errbuf, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(g->data, PQgetvalue(s->pend, i, 4), len);
-    bin_text(s->pend, i, 0, g->ticker, sizeof g->ticker);
-    bin_text(s->pend, i, 1, g->market, sizeof g->market);
-    char err[160];
-    if (tf_seg_open(&g->rd, g->data, len, err, sizeof err) != 0) {
-        snprintf(errbuf, errlen, "%s %s: %s", g->ticker, g->market, err);
-        src_free(g);
-        return -1;
-    }
-    for (;;) {
-        int f = src_fill(g, errbuf, errlen);
-        if (f <= 0) {
-            src_free(g);
-            return f;
-        }
-        while (g->i < g->n &&
-               key_less(g->rows[g->i].event_us, g->rows[g->i].id, s->lo_us, s->lo_id))
-            g->i++;
-        if (g->i < g->n)
-            break;
-    }
-    if (s->nheap == s->capheap) {
-        size_t nc = s->capheap ? 2 * s->capheap : 16;
-        seg_src **h = realloc(s->heap, nc * sizeof *h);
-        if (!h) {
-            src_free(g);
-            snprintf(errbuf, errlen, "out of memory");
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        char tk[TF_TICKER_MAX], mk[TF_MARKET_MAX];
+        int64_t fu = 0;
+        bin_text(r, i, 0, tk, sizeof tk);
+        bin_text(r, i, 1, mk, sizeof mk);
+        if (tf_pgbin_timestamptz_get((const uint8_t *)PQgetvalue(r, i, 2),
+                                     (size_t)PQgetlength(r, i, 2), &fu) != 0 ||
+            tf_seg_merge_push(s->m, tk, mk, fu, bin_i64(r, i, 3),
+                              (const uint8_t *)PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4),
+                              errbuf, errlen) != 0) {
+            if (!errbuf[0]) snprintf(errbuf, errlen, "segment first_time not decodable");
+            PQclear(r);
             return -1;
         }
-        s->heap = h;
-        s->capheap = nc;
     }
-    size_t j = s->nheap++;
-    s->heap[j] = g;
-    while (j > 0 && src_less(s->heap[j], s->heap[(j - 1) / 2])) {
-        seg_src *t = s->heap[j];
-        s->heap[j] = s->heap[(j - 1) / 2];
-        s->heap[(j - 1) / 2] = t;
-        j = (j - 1) / 2;
+    PQclear(r);
+    if (n == 0) {
+        s->cursor_done = 1;
+        tf_seg_merge_end(s->m);
     }
     return 0;
 }
@@ -1052,10 +957,12 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
     int64_t d0 = day * US_PER_DAY, d1 = d0 + US_PER_DAY;
     if (lo_us < d0) lo_us = d0, lo_id = INT64_MIN;
     if (hi_us > d1) hi_us = d1, hi_id = INT64_MIN;
-    s->lo_us = lo_us;
-    s->lo_id = lo_id;
-    s->hi_us = hi_us;
-    s->hi_id = hi_id;
+    s->m = tf_seg_merge_new(lo_us, lo_id, hi_us, hi_id);
+    if (!s->m) {
+        free(s);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     char dstr[16], lt[40], ht[40], li[24], hid[24];
     fmt_day(day, dstr, sizeof dstr, "%Y-%m-%d");
     tf_fmt_iso_us(lo_us, lt);
@@ -1076,7 +983,7 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
                   " ORDER BY first_time, first_id",
                   6, p, 0, "scanning segments", &rc, errbuf, errlen);
     PQclear(r);
-    if (rc == 0 && scan_fetch(s, errbuf, errlen) == 0)
+    if (rc == 0)
         return s;
     tf_seg_scan_free(s);
     return NULL;
@@ -1085,56 +992,17 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
 int tf_seg_scan_next(tf_seg_scan *s, tf_trade *out, char *errbuf, size_t errlen)
 {
     for (;;) {
-        /* admit every pending segment that could hold the next row */
-        for (;;) {
-            if (s->pend_i >= s->pend_n) {
-                if (s->cursor_done)
-                    break;
-                if (scan_fetch(s, errbuf, errlen) != 0)
-                    return -1;
-                continue;
-            }
-            int64_t fu = 0, fi = bin_i64(s->pend, s->pend_i, 3);
-            if (tf_pgbin_timestamptz_get((const uint8_t *)PQgetvalue(s->pend, s->pend_i, 2),
-                                         (size_t)PQgetlength(s->pend, s->pend_i, 2), &fu) != 0) {
-                snprintf(errbuf, errlen, "segment first_time not decodable");
+        const tf_trade *t;
+        int k = tf_seg_merge_peek(s->m, &t, errbuf, errlen);
+        if (k == TF_SEG_MERGE_NEED) {
+            if (scan_fetch(s, errbuf, errlen) != 0)
                 return -1;
-            }
-            if (s->nheap > 0) {
-                const tf_seg_row *top = &s->heap[0]->rows[s->heap[0]->i];
-                if (key_less(top->event_us, top->id, fu, fi))
-                    break;
-            }
-            if (scan_admit(s, s->pend_i++, errbuf, errlen) != 0)
-                return -1;
+            continue;
         }
-        if (s->nheap == 0)
-            return 0;
-        seg_src *g = s->heap[0];
-        tf_seg_row r = g->rows[g->i++];
-        char tk[TF_TICKER_MAX], mk[TF_MARKET_MAX];
-        memcpy(tk, g->ticker, sizeof tk); /* g may go below */
-        memcpy(mk, g->market, sizeof mk);
-        if (g->i >= g->n) {
-            int f = src_fill(g, errbuf, errlen);
-            if (f < 0)
-                return -1;
-            if (f == 0) {
-                s->heap[0] = s->heap[--s->nheap];
-                src_free(g);
-            }
-        }
-        if (s->nheap > 0) sift_down(s, 0);
-        if (!key_less(r.event_us, r.id, s->hi_us, s->hi_id))
-            return 0; /* rows come in order: nothing after this is wanted */
-        memcpy(out->ticker, tk, sizeof tk);
-        memcpy(out->market, mk, sizeof mk);
-        out->id = r.id;
-        out->price_e4 = r.price_e4;
-        out->quantity = r.quantity;
-        out->event_us = r.event_us;
-        out->side = r.side;
-        return 1;
+        if (k != 1)
+            return k;
+        *out = *t;
+        return tf_seg_merge_pop(s->m, errbuf, errlen) == 0 ? 1 : -1;
     }
 }
 
@@ -1142,9 +1010,7 @@ void tf_seg_scan_free(tf_seg_scan *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nheap; i++) src_free(s->heap[i]);
-    free(s->heap);
-    PQclear(s->pend);
+    tf_seg_merge_free(s->m);
     rollback(s->conn); /* read only: nothing to keep */
     free(s);
 }
