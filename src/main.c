@@ -149,6 +149,8 @@ static const struct {
     {"compress", "usage: tickflow compress --day YYYY-MM-DD [--decompress | --scan [--ticker T]\n"
                  "                         [--compress.from ISO] [--compress.to ISO]] [--storage.segment_rows N]\n"
                  "       tickflow compress   (every day older than storage.compress_after_days)\n"
+                 "       tickflow compress --unpack --ticker T --compress.from ISO --compress.to ISO\n"
+                 "                           (segments back to rows, for UPDATE / DELETE corrections)\n"
                  "Turns a past day's partition into verified columnar segments in one transaction,\n"
                  "back into rows (--decompress), or prints its rows as history CSV (--scan).\n"},
     {"config", "usage: tickflow config [--config FILE] [--section.key VALUE ...]\n"

@@ -493,6 +493,14 @@ static void fmt_e4_128(__int128 v, char *out)
     out[o] = '\0';
 }
 
+/* a + b, saturating at INT64_MAX: volumes are sums of any positive bigint
+ * quantities (the rollup saturates the same way, store/rollup.c). */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 static void agg_row(hjob *j, int64_t open, int64_t high, int64_t low, int64_t close, int64_t vol,
                     int64_t trades, __int128 notional)
 {
@@ -504,7 +512,7 @@ static void agg_row(hjob *j, int64_t open, int64_t high, int64_t low, int64_t cl
     if (high > j->high_e4) j->high_e4 = high;
     if (low < j->low_e4) j->low_e4 = low;
     j->close_e4 = close;
-    j->volume += vol;
+    j->volume = sat_add(j->volume, vol);
     j->trades += trades;
     j->notional_e4 += notional;
     j->n++;
@@ -1037,7 +1045,7 @@ static int on_agg_rows(tf_pga_conn *c, const PGresult *res, void *ud)
         j->r_tickers++;
         j->r_buckets += b;
         j->r_trades += tr;
-        j->r_volume += vol;
+        j->r_volume = sat_add(j->r_volume, vol);
     }
     return 0;
 }
@@ -1075,7 +1083,9 @@ static void start_agg(hjob *j)
         memset(&s, 0, sizeof s);
         int ps = sp_time(&s, q.start_us), pe = sp_time(&s, q.end_us);
         sp_cat(&s,
-               "SELECT t.ticker, count(*)::int8, count(*)::int8, coalesce(sum(t.quantity), 0)::int8,"
+               /* volume saturates as the rollup's does (store/rollup.c SAT) */
+               "SELECT t.ticker, count(*)::int8, count(*)::int8,"
+               " LEAST(coalesce(sum(t.quantity), 0), 9223372036854775807)::int8,"
                " (array_agg(t.price ORDER BY t.event_time, t.id))[1]::text, max(t.price)::text,"
                " min(t.price)::text, (array_agg(t.price ORDER BY t.event_time DESC, t.id DESC))[1]::text,"
                " sum(t.price * t.quantity)::text"

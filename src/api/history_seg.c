@@ -614,7 +614,8 @@ static int agg_final(aggw *a)
         " s.mx, s.mn, s.nt FROM jsonb_to_recordset($%d::jsonb) AS s(ticker text, n numeric,"
         " q numeric, fp numeric, ft timestamptz, fi bigint, lp numeric, lt timestamptz, li bigint,"
         " mx numeric, mn numeric, nt numeric))"
-        " SELECT ticker, sum(n)::int8, sum(n)::int8, coalesce(sum(q), 0)::int8,"
+        " SELECT ticker, sum(n)::int8, sum(n)::int8,"
+        " LEAST(coalesce(sum(q), 0), 9223372036854775807)::int8,"
         " (array_agg(fp ORDER BY ft, fi))[1]::text, max(mx)::text, min(mn)::text,"
         " (array_agg(lp ORDER BY lt DESC, li DESC))[1]::text, sum(nt)::text"
         " FROM r GROUP BY ticker ORDER BY ticker",

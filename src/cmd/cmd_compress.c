@@ -9,6 +9,9 @@
  *                                                      print its rows as CSV
  *   tickflow compress                                  every day older than
  *                                                      storage.compress_after_days
+ *   tickflow compress --unpack --ticker T --compress.from ISO --compress.to ISO
+ *                                                      that ticker's segments
+ *                                                      back to rows (corrections)
  *
  * Usage text (--help) is in main.c's usages[]. Migrates first
  * (idempotent). Compress/decompress print one JSON summary line on stdout:
@@ -82,7 +85,12 @@ static int compress_due(PGconn *conn, const tf_config *cfg, const tf_compress_op
                          "SELECT (to_date(substr(c.relname, 15), 'YYYYMMDD') - date '1970-01-01')"
                          " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                          " WHERE i.inhparent = 'stock_trades'::regclass"
-                         " AND c.relname ~ '^stock_trades_p[0-9]{8}$' ORDER BY 1");
+                         " AND c.relname ~ '^stock_trades_p[0-9]{8}$'"
+                         /* compressed days written to since (rows in the default partition) */
+                         " UNION SELECT c.day - date '1970-01-01' FROM tickflow_compressed_days c"
+                         " WHERE EXISTS (SELECT 1 FROM stock_trades_default d WHERE d.event_time >="
+                         " c.day::timestamp AT TIME ZONE 'UTC' AND d.event_time <"
+                         " (c.day + 1)::timestamp AT TIME ZONE 'UTC') ORDER BY 1");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         tf_pg_classify(conn, r, "listing partitions", err, sizeof err);
         PQclear(r);
@@ -128,6 +136,19 @@ int tf_cmd_compress(tf_config *cfg, int npos, const char **pos)
     int code = 0;
     if (tf_schema_migrate(conn, NULL, NULL, err, sizeof err) != 0) {
         code = fail(1, err);
+    } else if (cfg->compress_unpack) {
+        int64_t lo, hi;
+        tf_compress_stats st;
+        int64_t t0 = tf_mono_us();
+        if (!cfg->compress_ticker[0] || !cfg->compress_from[0] || !cfg->compress_to[0] ||
+            tf_parse_iso_us(cfg->compress_from, strlen(cfg->compress_from), &lo) != 0 ||
+            tf_parse_iso_us(cfg->compress_to, strlen(cfg->compress_to), &hi) != 0)
+            code = fail(2, "--unpack needs --ticker T --compress.from ISO --compress.to ISO");
+        else if ((code = tf_compress_unpack(conn, cfg->compress_ticker, lo, hi, &st, err,
+                                            sizeof err)) != 0)
+            code = fail(code == TF_PG_EINVAL ? 2 : 1, err);
+        else
+            print_stats("unpack", cfg->compress_from, &st, t0);
     } else if (!cfg->compress_day[0]) {
         code = compress_due(conn, cfg, &o);
     } else if (cfg->compress_scan) {

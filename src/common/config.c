@@ -51,6 +51,7 @@ static const key keys[] = {
     {"compress", "day", T_STR, F(compress_day), 0, 0, "", "day", NULL},
     {"compress", "decompress", T_BOOL, F(compress_decompress), 0, 1, "false", "decompress", NULL},
     {"compress", "scan", T_BOOL, F(compress_scan), 0, 1, "false", "scan", NULL},
+    {"compress", "unpack", T_BOOL, F(compress_unpack), 0, 1, "false", "unpack", NULL},
     {"compress", "ticker", T_STR, F(compress_ticker), 0, 0, "", NULL, NULL},
     {"compress", "from", T_STR, F(compress_from), 0, 0, "", NULL, NULL},
     {"compress", "to", T_STR, F(compress_to), 0, 0, "", NULL, NULL},

@@ -67,6 +67,7 @@ typedef struct tf_config {
     char compress_day[16];       /* tickflow compress --day YYYY-MM-DD */
     int compress_decompress;     /* --decompress: the reverse */
     int compress_scan;           /* --scan: print the compressed day as CSV */
+    int compress_unpack;         /* --unpack: segments of --ticker in [from, to) back to rows */
     char compress_ticker[24];    /* --ticker T: scan one ticker */
     char compress_from[40];      /* --compress.from ISO: scan from this time */
     char compress_to[40];        /* --compress.to ISO: scan before this time */

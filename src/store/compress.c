@@ -530,7 +530,21 @@ int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_com
         rc = TF_PG_EOTHER;
         goto out;
     }
-    rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
+    /* a compressed day written to since (late trades, unpacked segments)
+     * has its rows in the default partition: give them their partition
+     * (tickflow_ensure_partitions moves them under the maintenance message)
+     * so they are compressed like any day's rows, into more segments */
+    const char *pd0[1] = {c.day};
+    PGresult *pr = query(conn,
+                         "SELECT tickflow_ensure_partitions($1::date, $1::date)"
+                         " WHERE EXISTS (SELECT 1 FROM tickflow_compressed_days WHERE day = $1::date)"
+                         " AND EXISTS (SELECT 1 FROM stock_trades_default WHERE event_time >="
+                         " $1::date::timestamp AT TIME ZONE 'UTC' AND event_time <"
+                         " ($1::date + 1)::timestamp AT TIME ZONE 'UTC')",
+                         1, pd0, 0, "moving the day's late rows", &rc, errbuf, errlen);
+    PQclear(pr);
+    if (rc == 0)
+        rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
     int64_t exists = 0;
     const char *pp[1] = {part};
     if (rc == 0)
@@ -889,6 +903,105 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
     s.rows = d.rows;
     if (rc == 0) {
         tf_info("compress", "day decompressed", TF_STR("day", dstr), TF_INT("rows", s.rows),
+                TF_INT("segments", s.segments));
+        if (st)
+            *st = s;
+    }
+    free(d.buf);
+    return rc;
+}
+
+/* ---- unpack (corrections) -------------------------------------------- */
+
+int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_t to_us,
+                       tf_compress_stats *st, char *errbuf, size_t errlen)
+{
+    if (!ticker || !*ticker || from_us >= to_us) {
+        snprintf(errbuf, errlen, "unpack needs a ticker and a non-empty time range");
+        return TF_PG_EINVAL;
+    }
+    char f[40], t[40];
+    tf_fmt_iso_us(from_us, f);
+    tf_fmt_iso_us(to_us, t);
+    const char *p[3] = {ticker, f, t};
+    tf_compress_stats s = {0};
+    dstate d = {.conn = conn, .part = "stock_trades", .cap = 1 << 16};
+    d.buf = malloc(d.cap);
+    if (!d.buf) {
+        snprintf(errbuf, errlen, "out of memory");
+        return TF_PG_EOTHER;
+    }
+    /* the compression lock, then the partition DDL lock: no partition of
+     * these days appears (moving default rows) while we insert */
+    int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
+    if (rc == 0)
+        rc = lock_ddl(conn, errbuf, errlen);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        /* first in the transaction: CDC skips the row changes after it */
+        r = query(conn, "SELECT pg_logical_emit_message(true, 'tickflow.maintenance', 'unpack ' || $1)",
+                  1, p, 0, "marking the unpack", &rc, errbuf, errlen);
+        PQclear(r);
+        r = NULL;
+    }
+    if (rc == 0)
+        r = query(conn,
+                  "DELETE FROM stock_trade_segments WHERE ticker = $1"
+                  " AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
+                  " AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date"
+                  " AND first_time < $3::timestamptz AND last_time >= $2::timestamptz"
+                  " RETURNING " SEG_COLS,
+                  3, p, 1, "taking the segments", &rc, errbuf, errlen);
+    int64_t want = 0;
+    for (int i = 0; rc == 0 && r && i < PQntuples(r); i++) {
+        agg a = {0};
+        bin_text(r, i, 0, a.ticker, sizeof a.ticker);
+        bin_text(r, i, 1, a.market, sizeof a.market);
+        rc = check_segment(r, i, &a, copy_rows, &d, errbuf, errlen);
+        want += a.n;
+        s.segments++;
+        s.segment_bytes += PQgetlength(r, i, 12);
+    }
+    PQclear(r);
+    if (rc == 0 && end_copy(&d, NULL, NULL, NULL, 0) != 0) {
+        snprintf(errbuf, errlen, "writing rows failed: %s", d.err);
+        rc = TF_PG_EOTHER;
+    }
+    if (d.in_copy) {
+        PQputCopyEnd(conn, "aborted");
+        PGresult *x;
+        while ((x = PQgetResult(conn)) != NULL) PQclear(x);
+    }
+    if (rc == 0 && d.rows != want) {
+        snprintf(errbuf, errlen, "unpacked %lld rows, segments held %lld", (long long)d.rows,
+                 (long long)want);
+        rc = TF_PG_EDATA;
+    }
+    if (rc == 0 && s.segments > 0) {
+        /* the days' sizes: what is left in segments (a day with none left
+         * is no longer compressed); row bytes shrink in proportion */
+        r = query(conn,
+                  "WITH s AS (SELECT day, sum(n) AS n, sum(octet_length(data)) AS b"
+                  "  FROM stock_trade_segments WHERE day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
+                  "  AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date GROUP BY day),"
+                  " u AS (UPDATE tickflow_compressed_days c SET rows = s.n, segment_bytes = s.b,"
+                  "  row_bytes = CASE WHEN c.rows > 0 THEN c.row_bytes * s.n / c.rows ELSE 0 END"
+                  "  FROM s WHERE c.day = s.day AND $1::text IS NOT NULL RETURNING c.day)"
+                  " DELETE FROM tickflow_compressed_days c"
+                  " WHERE c.day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
+                  " AND c.day <= ($3::timestamptz AT TIME ZONE 'UTC')::date"
+                  " AND NOT EXISTS (SELECT 1 FROM s WHERE s.day = c.day)",
+                  3, p, 0, "updating the day sizes", &rc, errbuf, errlen);
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
+    if (rc)
+        rollback(conn);
+    s.rows = d.rows;
+    if (rc == 0) {
+        tf_info("compress", "segments unpacked to rows", TF_STR("ticker", ticker),
+                TF_STR("from", f), TF_STR("to", t), TF_INT("rows", s.rows),
                 TF_INT("segments", s.segments));
         if (st)
             *st = s;

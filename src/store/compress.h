@@ -84,6 +84,24 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
                       tf_compress_stats *st, char *errbuf, size_t errlen);
 
 /*
+ * Corrections to compressed trades: moves every segment of `ticker` (any
+ * market) whose rows overlap [from_us, to_us) back into stock_trades as
+ * rows with their ids, in one transaction marked 'tickflow.maintenance'
+ * (CDC emits nothing for the move) that also deletes those segments and
+ * updates tickflow_compressed_days (a day left without segments is no
+ * longer compressed). The rows land in the day's partition if there is one,
+ * else the default partition; their inserts mark the minutes dirty, and the
+ * rollup recomputes them from rows that are now all there. After it, plain
+ * UPDATE / DELETE statements change those trades and reach CDC as u / d
+ * events like any other; the next compression of the day packs them again.
+ * The rollup calls this itself for a (ticker, hour) that a late write
+ * touched (store/rollup.c). Returns 0 (also when nothing matched: st->rows
+ * 0) or a TF_PG_E* code with errbuf; then nothing changed.
+ */
+int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_t to_us,
+                       tf_compress_stats *st, char *errbuf, size_t errlen);
+
+/*
  * A scan of one compressed day's segments as rows, in (event_time, id)
  * order across all segments (a k-way merge: memory is bounded by the
  * segments whose time ranges overlap, each held once). Only rows with

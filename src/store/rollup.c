@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "store/compress.h"
 #include "store/pg.h"
 
 #define LOCK_ROLLUP "7370010"
@@ -42,14 +43,22 @@ struct tf_rollup {
     tf_metric *m_rounds, *m_marks, *m_errors, *m_seconds;
 };
 
+/* Volumes are bigint everywhere a bar is read (history, WebSocket candles,
+ * signals), but a sum of bigint quantities need not fit one: quantity is
+ * any positive bigint. A plain ::bigint cast then failed the whole round
+ * with "bigint out of range", and since a failed round puts its marks back,
+ * every later round failed the same way: one absurd trade stopped the bars
+ * of every ticker. Sums saturate at the bigint maximum instead (SAT). */
+#define SAT(x) "LEAST(" x ", 9223372036854775807)::bigint"
+
 /* Combining bars (minute -> hour -> day, per trade_type incl. '*'): the
  * open of the earliest part, the close of the latest. */
 #define COMBINE_COLS                                                               \
     "(array_agg(open ORDER BY first_time, first_id))[1],"                          \
     " max(high), min(low),"                                                        \
     " (array_agg(close ORDER BY last_time DESC, last_id DESC))[1],"                \
-    " sum(volume)::bigint, sum(trades)::bigint, sum(notional),"                    \
-    " sum(buy_volume)::bigint, sum(sell_volume)::bigint,"                          \
+    " " SAT("sum(volume)") ", sum(trades)::bigint, sum(notional),"               \
+    " " SAT("sum(buy_volume)") ", " SAT("sum(sell_volume)") ","                   \
     " min(first_time), (array_agg(first_id ORDER BY first_time, first_id))[1],"    \
     " max(last_time), (array_agg(last_id ORDER BY last_time DESC, last_id DESC))[1]"
 
@@ -62,9 +71,9 @@ struct tf_rollup {
     " SELECT bucket, ticker, market_code, trade_type,"                                     \
     "  (array_agg(price ORDER BY event_time, id))[1], max(price), min(price),"             \
     "  (array_agg(price ORDER BY event_time DESC, id DESC))[1],"                           \
-    "  sum(quantity)::bigint, count(*), sum(price * quantity),"                            \
-    "  coalesce(sum(quantity) FILTER (WHERE trade_type = 'BUY'), 0)::bigint,"             \
-    "  coalesce(sum(quantity) FILTER (WHERE trade_type = 'SELL'), 0)::bigint,"            \
+    "  " SAT("sum(quantity)") ", count(*), sum(price * quantity),"                        \
+    "  " SAT("coalesce(sum(quantity) FILTER (WHERE trade_type = 'BUY'), 0)") ","           \
+    "  " SAT("coalesce(sum(quantity) FILTER (WHERE trade_type = 'SELL'), 0)") ","          \
     "  min(event_time), (array_agg(id ORDER BY event_time, id))[1],"                       \
     "  max(event_time), (array_agg(id ORDER BY event_time DESC, id DESC))[1]"              \
     " FROM x GROUP BY bucket, ticker, market_code, trade_type;"                            \
@@ -93,6 +102,42 @@ static int exec_ok(PGconn *c, const char *sql, char *errbuf, size_t errlen, long
     return 0;
 }
 
+/*
+ * A dirty minute of a compressed day (a late trade written to it, or a
+ * correction) is recomputed from raw rows, but most of that ticker's
+ * trades of the minute are in segments: unpack the (ticker, hour) first
+ * (store/compress.h, its own transaction), so the minute is all rows when
+ * the round reads it. Bounded per round; the rest go next round.
+ */
+static int unpack_dirty(PGconn *conn, char *errbuf, size_t errlen)
+{
+    PGresult *r = PQexec(conn,
+                         "SELECT DISTINCT d.ticker,"
+                         " (extract(epoch FROM date_bin('1 hour', d.bucket, timestamptz 'epoch'))"
+                         " * 1000000)::bigint FROM stock_bars_dirty d JOIN tickflow_compressed_days c"
+                         " ON c.day = (d.bucket AT TIME ZONE 'UTC')::date WHERE EXISTS (SELECT 1"
+                         " FROM stock_trade_segments s WHERE s.day = c.day AND s.ticker = d.ticker"
+                         " AND s.first_time < d.bucket + interval '1 minute'"
+                         " AND s.last_time >= d.bucket) LIMIT 1000");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(errbuf, errlen, "rollup: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        int64_t h = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        char e[512];
+        if (tf_compress_unpack(conn, PQgetvalue(r, i, 0), h, h + 3600 * TF_US_PER_SEC, NULL, e,
+                               sizeof e) != 0) {
+            snprintf(errbuf, errlen, "rollup: unpacking a compressed hour: %s", e);
+            rc = -1;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
 long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen)
 {
     char sql[4096];
@@ -106,6 +151,8 @@ long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen
                 "CREATE TEMP TABLE IF NOT EXISTS tf_rollup_days"
                 " (bucket timestamptz NOT NULL, ticker text NOT NULL)",
                 errbuf, errlen, NULL) < 0)
+        return -1;
+    if (unpack_dirty(conn, errbuf, errlen) < 0)
         return -1;
     if (exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", errbuf, errlen, NULL) < 0)
         return -1;
