@@ -35,6 +35,7 @@
 #include "api/api_symbols.h"
 #include "api/api_signals.h"
 #include "api/api_watchlists.h"
+#include "api/api_storage.h"
 #include "api/history.h"
 #include "store/pg.h"
 
@@ -70,6 +71,7 @@ struct tf_api {
     int sync_running;
     tf_api_signals *signals; /* the /api/v1/signals and /api/v1/indicators routes */
     tf_api_watchlists *watchlists; /* /api/v1/watchlists */
+    tf_api_storage *storage; /* GET /api/v1/storage and tickflow_storage_* */
 };
 
 static const char *const kind_name[TF_API_JOB_KINDS] = {"generator", "replay"};
@@ -650,6 +652,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
         !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
         !(a->watchlists = tf_api_watchlists_register(s, a->db, errbuf, errlen)) ||
+        !(a->storage = tf_api_storage_register(s, a->db, tf_server_metrics(s), errbuf, errlen)) ||
         (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, a);
@@ -660,6 +663,7 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_pga_free(a->db);
         tf_api_signals_free(a->signals);
         tf_api_watchlists_free(a->watchlists);
+        tf_api_storage_free(a->storage);
         free(a);
         return NULL;
     }
@@ -686,6 +690,7 @@ void tf_api_free(tf_api *a)
     tf_pga_free(a->db);
     tf_api_signals_free(a->signals); /* after the pool: cancelled queries still find it */
     tf_api_watchlists_free(a->watchlists); /* after the pool, likewise */
+    tf_api_storage_free(a->storage);  /* the same */
     tf_health_free(a->health);
     tf_api_jobs_free(a->jobsapi); /* after the pool: cancelled queries still find it */
     for (int kind = 0; kind < TF_API_JOB_KINDS; kind++) {

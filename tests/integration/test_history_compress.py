@@ -123,6 +123,35 @@ def test_rows_vs_segments(c):
     compare(c, answers(), before, "every answer byte-identical over compressed days 1-2")
 
 
+def test_storage_api(c):
+    st, body = h.http_json("GET", srv.base + "/api/v1/storage")
+    c.eq(st, 200, "GET /api/v1/storage")
+    days = {d["day"]: d for d in body["days"]}
+    c.check(set(DAYS) <= set(days) and len(days) == len(body["days"]), "one entry per day (and days ahead)", sorted(days))
+    for d in DAYS[:2]:
+        x = days[d]
+        n, b = pg.sql("SELECT sum(n), sum(octet_length(data)) FROM stock_trade_segments WHERE day = '%s'" % d)[0]
+        rb = pg.scalar("SELECT row_bytes FROM tickflow_compressed_days WHERE day = '%s'" % d)
+        c.eq((x["form"], x["rows"], x["bytes"], x["row_form"]), ("segments", int(n), int(b), None), "%s as segments" % d)
+        c.eq(x["segments"]["segments"], int(pg.scalar("SELECT count(*) FROM stock_trade_segments WHERE day = '%s'" % d)),
+             "%s segment count" % d)
+        c.eq(x["segments"]["ratio"], round(int(rb) / int(b), 2), "%s ratio = row bytes / segment bytes" % d)
+        c.check(x["segments"]["ratio"] > 2, "%s compresses" % d, x)
+    x = days[DAYS[2]]
+    c.eq((x["form"], x["segments"]), ("rows", None), "day 3 as rows")
+    c.eq(x["bytes"], int(pg.scalar("SELECT pg_total_relation_size('stock_trades_p20261003')")), "day 3 bytes")
+    c.eq(body["totals"]["segments"]["rows"], sum(days[d]["rows"] for d in DAYS[:2]), "totals")
+    st, _, m = h.http("GET", srv.base + "/metrics")
+    m = m.decode()
+    want = 'tickflow_storage_day_bytes{day="%s",form="segments"} %d' % (DAYS[0], days[DAYS[0]]["bytes"])
+    c.check(want in m, "/metrics has the day's bytes", [l for l in m.splitlines() if "storage" in l][:8])
+    c.check('tickflow_storage_rows{form="segments"} %d' % body["totals"]["segments"]["rows"] in m,
+            "/metrics has the compressed rows")
+    c.check("tickflow_storage_compression_ratio" in m, "/metrics has the ratio")
+    st, body = h.http_json("GET", srv.base + "/api/v1/storage?day=1")
+    c.eq((st, body["error"]["code"], body["error"]["param"]), (400, "unknown_parameter", "day"), "unknown parameter")
+
+
 def test_mixed_day(c):
     # trades written to compressed day 2 after compression land in the
     # default partition; they interleave with segment rows (same tickers,
@@ -155,4 +184,4 @@ def test_server_clean(c):
 
 
 if __name__ == "__main__":
-    h.main([setup, test_rows_vs_segments, test_mixed_day, test_server_clean])
+    h.main([setup, test_rows_vs_segments, test_storage_api, test_mixed_day, test_server_clean])
