@@ -277,8 +277,8 @@ static void walk_done(tf_pga_conn *c, int err, const char *msg, void *ud)
 {
     (void)c;
     tf_hseg *w = ud;
-    if (err) {
-        walk_finish(w, err, w->err[0] ? w->err : msg);
+    if (err) { /* a batch we could not take is a data error, not a cancel */
+        walk_finish(w, w->err[0] ? TF_PG_EDATA : err, w->err[0] ? w->err : msg);
         return;
     }
     if (w->step == W_DECLARE_ROWS) {

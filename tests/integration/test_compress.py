@@ -75,10 +75,11 @@ def setup(c):
                "--start", DAYS[0] + "T00:00:00Z", "--seed", "7"], timeout=300)
     c.check(p.returncode == 0, "generate", p.stderr[-2000:])
     # adversarial rows on day 2: ids past 2^53, the numeric(18,4) price
-    # limit, a huge quantity (not INT64_MAX: the rollup's bigint volume
-    # sums overflow on that, and bars must fold before compression), equal event times, a ticker on two markets, 4-decimal prices
+    # limit, the largest quantity (the rollup's volumes saturate at it,
+    # test_compress_fix), equal event times, a ticker on two markets,
+    # 4-decimal prices
     pg.sql("INSERT INTO stock_trades (id, ticker, market_code, trade_type, price, quantity, event_time) VALUES"
-           " (9007199254740993, 'EDGE', 'NYSE', 'SELL', 99999999999999.9999, 1000000000000000000,"
+           " (9007199254740993, 'EDGE', 'NYSE', 'SELL', 99999999999999.9999, 9223372036854775807,"
            "  '2026-10-02 12:00:00.000001+00'),"
            " (9007199254740994, 'EDGE', 'NYSE', 'BUY', 0.0001, 1, '2026-10-02 12:00:00.000001+00'),"
            " (9007199254740995, 'EDGE', 'NASDAQ', 'BUY', 1234.5678, 3, '2026-10-02 12:00:00.000001+00'),"

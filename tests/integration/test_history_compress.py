@@ -31,7 +31,8 @@ def setup(c):
     # rises (REV) and ties one id below generated rows (TIE): the merge of
     # segments must order by (event_time, id)
     pg.sql("INSERT INTO stock_trades (id, ticker, market_code, trade_type, price, quantity, event_time) VALUES"
-           " (9007199254740993, 'EDGE', 'NYSE', 'SELL', 99999999999999.9999, 7, '2026-10-02 12:00:00.000001+00'),"
+           " (9007199254740993, 'EDGE', 'NYSE', 'SELL', 99999999999999.9999, 9223372036854775807,"
+           " '2026-10-02 12:00:00.000001+00'),"
            " (9007199254740994, 'EDGE', 'NYSE', 'BUY', 0.0001, 1, '2026-10-02 12:00:00.000001+00'),"
            " (9007199254740995, 'EDGE', 'NASDAQ', 'BUY', 1234.5678, 3, '2026-10-02 12:00:00.000001+00'),"
            " (9007199254740992, 'EDGE', 'NYSE', 'SELL', 0.1, 5, '2026-10-02 23:59:59.999999+00'),"
