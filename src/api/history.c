@@ -24,10 +24,13 @@
  * ClientWrite) until the queue drains to TF_HTTP_LOW_WATER: a slow reader
  * holds one dedicated connection and bounded memory, never a thread.
  *
- * Raw rows are one statement (a JSON page with LIMIT, a stream as COPY
- * binary), so they need no transaction; bars walk several windows inside
- * one REPEATABLE READ transaction so the windows see one snapshot. The
- * response is finished before the COMMIT round trip.
+ * Raw rows run in one REPEATABLE READ transaction opened after LOCK TABLE
+ * ONLY stock_trades (api/history_seg.h says why): when no day of the range
+ * is compressed, one statement (a JSON page with LIMIT, a stream as COPY
+ * binary); else the merge walk of rows and compressed segments in
+ * history_seg.c, which hands rows to the same formatting. Bars walk several
+ * windows inside one REPEATABLE READ transaction so the windows see one
+ * snapshot. The response is finished before the COMMIT round trip.
  */
 #include "api/history.h"
 
