@@ -95,8 +95,10 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
  * UPDATE / DELETE statements change those trades and reach CDC as u / d
  * events like any other; the next compression of the day packs them again.
  * The rollup calls this itself for a (ticker, hour) that a late write
- * touched (store/rollup.c). Returns 0 (also when nothing matched: st->rows
- * 0) or a TF_PG_E* code with errbuf; then nothing changed.
+ * touched (store/rollup.c). The matching segments are held in memory at
+ * once (a correction's range is an hour or so: a few segments). Returns 0
+ * (also when nothing matched: st->rows 0) or a TF_PG_E* code with errbuf;
+ * then nothing changed.
  */
 int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_t to_us,
                        tf_compress_stats *st, char *errbuf, size_t errlen);
