@@ -14,6 +14,24 @@
  * on tf_bus_commit, committed in the background and on close; the rebalance
  * callback is forwarded). group == NULL -> no group: assign every partition
  * of the topic, starting at the end (or beginning).
+ *
+ * Read path (issue 16: the processor read Kafka at 0.18-0.30 of its
+ * embedded-bus speed). What held it back was not the per-message call but
+ * librdkafka's pre-fetch queue: queued.min.messages (100,000, counted over
+ * all partitions of the consumer's queue) was reached while the processor
+ * was busy, and librdkafka 2.0 then backs that partition's fetch off for a
+ * fixed second (fetch.queue.backoff.ms only exists from 2.1): the queue ran
+ * dry after ~0.2 s and the processor waited out the rest. So the message
+ * count limit is lifted and the queue is bounded by bytes only
+ * (kafka.fetch_queue_mb, default 256 MB: about 450,000 trades, more than a
+ * second of processing, so a backoff no longer starves the reader).
+ * Messages are then taken one by one with rd_kafka_consumer_poll in a
+ * tight loop: one queue pop, no allocation and no clock read of ours per
+ * message. rd_kafka_consume_batch_queue was measured no faster here and has
+ * known rebalance and pause problems in librdkafka 2.0.x (listed as known
+ * issues of 2.0.0, fixed in 2.1), which a consumer group cannot afford.
+ * A blocked poll is ended by tf_bus_consumer_wake through
+ * rd_kafka_queue_yield on the consumer queue, not by polling a flag.
  * Message headers "lsn"/"xid" carry the source commit LSN and xid as text.
  */
 #include <inttypes.h>
@@ -42,6 +60,7 @@ typedef struct kbus {
     char group_default[64];
     char session_timeout[16];   /* group consumers: how fast a dead member's partitions move */
     char heartbeat_interval[16];
+    char fetch_queue_kb[16];    /* consumers: queued.max.messages.kbytes */
     pthread_mutex_t mu; /* status cache; with room_cv: producers waiting for queue room */
     pthread_cond_t room_cv; /* signalled by every delivery report */
     int64_t status_checked_us;
@@ -66,7 +85,9 @@ typedef struct kconsumer {
     int grouped;
     int from_beginning;
     int assigned; /* no-group consumers: partitions assigned yet */
+    rd_kafka_queue_t *q; /* the consumer queue rd_kafka_consumer_poll reads (for yield) */
     atomic_int wake;
+    atomic_int polling; /* inside k_poll: a wake must also yield the queue */
     tf_bus_rebalance_cb rebalance;
     void *rebalance_ctx;
     rd_kafka_message_t *cur;
@@ -329,72 +350,85 @@ static int assign_all(kconsumer *c)
     return 0;
 }
 
+/* Fills c->msg from m (which c then holds until the next poll). */
+static void set_msg(kconsumer *c, rd_kafka_message_t *m)
+{
+    c->cur = m;
+    c->msg.topic = c->topic;
+    c->msg.key = m->key ? m->key : "";
+    c->msg.key_len = m->key_len;
+    c->msg.value = m->payload ? m->payload : "";
+    c->msg.value_len = m->len;
+    c->msg.partition = m->partition;
+    c->msg.offset = m->offset;
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    c->msg.ts_us = ts > 0 ? ts * 1000 : 0;
+    c->msg.lsn = 0;
+    c->msg.xid = 0;
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+        const void *v;
+        size_t vl;
+        char tmp[24];
+        if (rd_kafka_header_get_last(h, "lsn", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
+            memcpy(tmp, v, vl);
+            tmp[vl] = '\0';
+            c->msg.lsn = strtoull(tmp, NULL, 10);
+        }
+        if (rd_kafka_header_get_last(h, "xid", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
+            memcpy(tmp, v, vl);
+            tmp[vl] = '\0';
+            c->msg.xid = strtoll(tmp, NULL, 10);
+        }
+    }
+}
+
+/* How long a no-group consumer waits before asking for the topic's
+ * partitions again (the topic does not exist yet, or the broker is down).
+ * A retry of an outside condition, not a hand-off: the wait is spent
+ * blocked on the consumer queue, which tf_bus_consumer_wake ends at once. */
+#define ASSIGN_RETRY_MS 200
+
 static int k_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
 {
     kconsumer *c = (kconsumer *)cc;
     free_cur(c);
-    int64_t deadline = tf_mono_us() + (int64_t)timeout_ms * 1000;
-    for (;;) {
-        if (atomic_exchange(&c->wake, 0))
-            return 0;
-        if (atomic_load(&c->bus->closing))
-            return TF_BUS_ECLOSED;
-        if (!c->grouped && !c->assigned && assign_all(c) < 0) {
-            if (timeout_ms >= 0 && tf_mono_us() >= deadline)
-                return 0;
-            usleep(100000);
-            continue;
-        }
-        int slice = 100;
-        if (timeout_ms >= 0) {
-            int64_t left = (deadline - tf_mono_us()) / 1000;
-            if (left < slice)
-                slice = left < 0 ? 0 : (int)left;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, slice);
-        if (m) {
-            if (m->err) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    tf_warn("bus", "kafka consumer error", TF_STR("topic", c->topic),
-                            TF_STR("error", rd_kafka_message_errstr(m)));
-                rd_kafka_message_destroy(m);
-                return TF_BUS_ERR;
-            }
-            c->cur = m;
-            c->msg.topic = c->topic;
-            c->msg.key = m->key ? m->key : "";
-            c->msg.key_len = m->key_len;
-            c->msg.value = m->payload ? m->payload : "";
-            c->msg.value_len = m->len;
-            c->msg.partition = m->partition;
-            c->msg.offset = m->offset;
-            rd_kafka_timestamp_type_t tt;
-            int64_t ts = rd_kafka_message_timestamp(m, &tt);
-            c->msg.ts_us = ts > 0 ? ts * 1000 : 0;
-            c->msg.lsn = 0;
-            c->msg.xid = 0;
-            rd_kafka_headers_t *h = NULL;
-            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
-                const void *v;
-                size_t vl;
-                char tmp[24];
-                if (rd_kafka_header_get_last(h, "lsn", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
-                    memcpy(tmp, v, vl);
-                    tmp[vl] = '\0';
-                    c->msg.lsn = strtoull(tmp, NULL, 10);
-                }
-                if (rd_kafka_header_get_last(h, "xid", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR && vl < sizeof(tmp)) {
-                    memcpy(tmp, v, vl);
-                    tmp[vl] = '\0';
-                    c->msg.xid = strtoll(tmp, NULL, 10);
-                }
-            }
-            *out = &c->msg;
-            return 1;
-        }
-        if (timeout_ms >= 0 && tf_mono_us() >= deadline)
-            return 0;
+    if (atomic_exchange(&c->wake, 0))
+        return 0;
+    if (atomic_load(&c->bus->closing))
+        return TF_BUS_ECLOSED;
+    if (!c->grouped && !c->assigned && assign_all(c) < 0) {
+        int wait = timeout_ms < 0 || timeout_ms > ASSIGN_RETRY_MS ? ASSIGN_RETRY_MS : timeout_ms;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait); /* nothing assigned: errors only */
+        if (m)
+            rd_kafka_message_destroy(m);
+        return 0;
     }
+    /* one call: a message, the timeout, or a yield from k_wake. polling is
+     * raised before wake is looked at again, so a wake either is seen here
+     * or yields the queue this call is about to block on. */
+    atomic_store(&c->polling, 1);
+    if (atomic_exchange(&c->wake, 0)) {
+        atomic_store(&c->polling, 0);
+        return 0;
+    }
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    atomic_store(&c->polling, 0);
+    if (!m) {
+        atomic_store(&c->wake, 0); /* that wake ended this poll */
+        return 0;
+    }
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            tf_warn("bus", "kafka consumer error", TF_STR("topic", c->topic),
+                    TF_STR("error", rd_kafka_message_errstr(m)));
+        rd_kafka_message_destroy(m);
+        return TF_BUS_ERR;
+    }
+    set_msg(c, m);
+    *out = &c->msg;
+    return 1;
 }
 
 static int k_commit(tf_bus_consumer *cc, const tf_bus_msg *msg)
@@ -419,6 +453,8 @@ static void k_wake(tf_bus_consumer *cc)
 {
     kconsumer *c = (kconsumer *)cc;
     atomic_store(&c->wake, 1);
+    if (atomic_load(&c->polling))
+        rd_kafka_queue_yield(c->q); /* ends a poll blocked in librdkafka now */
 }
 
 static int64_t k_lag(tf_bus_consumer *cc)
@@ -446,6 +482,7 @@ static void k_close(tf_bus_consumer *cc)
 {
     kconsumer *c = (kconsumer *)cc;
     free_cur(c);
+    rd_kafka_queue_destroy(c->q);
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
     free(c);
@@ -473,6 +510,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     c->rebalance = rebalance;
     c->rebalance_ctx = rebalance_ctx;
     atomic_init(&c->wake, 0);
+    atomic_init(&c->polling, 0);
     char anon_group[96];
     snprintf(anon_group, sizeof(anon_group), "tickflow-assign-%d-%p", (int)getpid(), (void *)c);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -481,6 +519,9 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         setc(conf, "auto.offset.reset", c->from_beginning ? "earliest" : "latest", errbuf, errlen) ||
         setc(conf, "enable.partition.eof", "false", errbuf, errlen) ||
         setc(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
+        /* bounded by bytes only (see the top of the file) */
+        setc(conf, "queued.min.messages", "10000000", errbuf, errlen) ||
+        setc(conf, "queued.max.messages.kbytes", b->fetch_queue_kb, errbuf, errlen) ||
         (group && (setc(conf, "group.id", group, errbuf, errlen) ||
                    /* librdkafka's 45 s default leaves a killed processor's
                     * tickers unprocessed for that long */
@@ -510,6 +551,13 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk);
+    c->q = rd_kafka_queue_get_consumer(c->rk);
+    if (!c->q) {
+        snprintf(errbuf, errlen, "kafka consumer: no consumer queue");
+        rd_kafka_destroy(c->rk);
+        free(c);
+        return NULL;
+    }
     if (group) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
@@ -517,6 +565,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         rd_kafka_topic_partition_list_destroy(l);
         if (err) {
             snprintf(errbuf, errlen, "kafka subscribe %s: %s", topic, rd_kafka_err2str(err));
+            rd_kafka_queue_destroy(c->q);
             rd_kafka_destroy(c->rk);
             free(c);
             return NULL;
@@ -574,6 +623,8 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     snprintf(b->session_timeout, sizeof(b->session_timeout), "%d", cfg->kafka_session_timeout_ms);
     snprintf(b->heartbeat_interval, sizeof(b->heartbeat_interval), "%d",
              cfg->kafka_session_timeout_ms / 5 > 100 ? cfg->kafka_session_timeout_ms / 5 : 100);
+    snprintf(b->fetch_queue_kb, sizeof(b->fetch_queue_kb), "%d",
+             (cfg->kafka_fetch_queue_mb > 0 ? cfg->kafka_fetch_queue_mb : 256) * 1024);
     atomic_init(&b->closing, 0);
     atomic_init(&b->outstanding, 0);
     atomic_init(&b->fatal, 0);

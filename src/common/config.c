@@ -79,6 +79,10 @@ static const key keys[] = {
     {"kafka", "compression", T_STR, F(kafka_compression), 0, 0, "none", NULL, "|none|gzip|snappy|lz4|zstd|"},
     {"kafka", "session_timeout_ms", T_INT, F(kafka_session_timeout_ms), 6000, 300000, "10000", NULL, NULL},
     {"kafka", "linger_ms", T_INT, F(kafka_linger_ms), 0, 10000, "2", NULL, NULL},
+    /* scaling out (issue 16): a read replica for serve-side reads, the Kafka consumer fetch queue */
+    {"postgres", "read_url", T_STR, F(pg_read_url), 0, 0, "", "pg-read-url", NULL},
+    {"postgres", "read_max_lag_ms", T_INT, F(pg_read_max_lag_ms), 0, 86400000, "5000", NULL, NULL},
+    {"kafka", "fetch_queue_mb", T_INT, F(kafka_fetch_queue_mb), 1, 2047, "256", NULL, NULL},
     {"rollup", "interval_ms", T_INT, F(rollup_interval_ms), 50, 3600000, "1000", NULL, NULL},
     {"history", "max_range_days", T_INT, F(history_max_range_days), 1, 36500, "366", NULL, NULL},
     {"history", "default_limit", T_INT, F(history_default_limit), 1, 10000, "1000", NULL, NULL},

@@ -46,6 +46,8 @@ typedef struct tf_job_config {
 typedef struct tf_config {
     /* [postgres] */
     char pg_url[512];
+    char pg_read_url[512];      /* streaming replica for history/indicator/signal reads; "" = none */
+    int pg_read_max_lag_ms;     /* replica further behind than this: reads go to the primary */
     /* [log] */
     char log_level[16];
     /* [http] */
@@ -98,6 +100,7 @@ typedef struct tf_config {
     char kafka_compression[16];
     int kafka_linger_ms;
     int kafka_session_timeout_ms; /* consumer group session timeout */
+    int kafka_fetch_queue_mb;   /* per consumer: messages fetched ahead, at most this many MB */
     /* [rollup] */
     int rollup_interval_ms;
     /* [history] */

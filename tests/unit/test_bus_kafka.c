@@ -8,8 +8,11 @@
  * test_cdc.py runs it so): delivery callbacks, lsn/xid headers, key,
  * partition/offset; a no-group consumer reading every partition from the
  * beginning; a group consumer with its rebalance callback and committed
- * offsets surviving close/re-open; wake-up of a blocked poll.
+ * offsets surviving close/re-open; wake-up of a poll (woken before it
+ * started, and blocked in librdkafka for seconds, woken from another
+ * thread).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,22 @@ static void on_delivery(void *ctx, void *opaque, int err)
         atomic_fetch_add(&closed_cb, 1);
     else
         atomic_fetch_add(&err_cb, 1);
+}
+
+/* a poll blocked in librdkafka, ended by tf_bus_consumer_wake */
+typedef struct blocked_poll {
+    tf_bus_consumer *c;
+    atomic_int rc;
+    atomic_int done;
+} blocked_poll;
+
+static void *blocked_main(void *arg)
+{
+    blocked_poll *bp = arg;
+    const tf_bus_msg *m;
+    atomic_store(&bp->rc, tf_bus_poll(bp->c, 3000, &m)); /* the wake comes after 0.3 s */
+    atomic_store(&bp->done, 1);
+    return NULL;
 }
 
 static int assigned_calls;
@@ -139,6 +158,25 @@ static void online(const char *brokers)
     int64_t t0 = tf_mono_us();
     TF_EQ_INT(tf_bus_poll(all, -1, &m), 0);
     TF_CHECK(tf_mono_us() - t0 < 1000000);
+    /* blocked inside librdkafka (nothing new to read), woken from another
+     * thread: returns 0 promptly, not at some poll slice */
+    while (tf_bus_poll(all, 500, &m) == 1) { /* what other runs left in the topic */
+    }
+    blocked_poll bp = {.c = all};
+    atomic_init(&bp.rc, 99);
+    atomic_init(&bp.done, 0);
+    pthread_t th;
+    TF_EQ_INT(pthread_create(&th, NULL, blocked_main, &bp), 0);
+    usleep(300000); /* let it block; the wake below must end it either way */
+    TF_EQ_INT(atomic_load(&bp.done), 0);
+    t0 = tf_mono_us();
+    tf_bus_consumer_wake(all);
+    while (!atomic_load(&bp.done) && tf_mono_us() - t0 < 5000000)
+        usleep(1000);
+    int64_t woke_us = tf_mono_us() - t0;
+    pthread_join(th, NULL);
+    TF_EQ_INT(atomic_load(&bp.rc), 0);
+    TF_CHECK(woke_us < 50000); /* a hand-off, not a 100 ms slice */
     tf_bus_consumer_close(all);
 
     /* group consumer: commit half, close, reopen: continues after the commit */
