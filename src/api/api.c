@@ -17,7 +17,11 @@
  *
  * The api also owns the server's asynchronous PostgreSQL pool
  * (store/pgasync.h; history, anomalies and /ready run on it) and the
- * operational endpoints (api_health.h).
+ * operational endpoints (api_health.h). With [postgres] read_url set, a
+ * second pool on that streaming replica takes history, indicator and
+ * signal queries, falling back to the primary pool when the replica is down
+ * or lags beyond postgres.read_max_lag_ms (tf_pga_new_replica); /ready
+ * reports it as the "replica" check, ready either way (reads are served).
  */
 #include "api/api.h"
 
@@ -64,6 +68,7 @@ struct tf_api {
     tf_server *srv;
     tf_rollup *rollup;
     tf_pga *db;
+    tf_pga *rdb;            /* the read replica's pool, NULL without postgres.read_url */
     tf_health *health;
     tf_api_jobs *jobsapi;   /* /api/v1/jobs (api_jobs.h) */
     int gen_inflight;       /* uv_queue_work requests not yet completed */
@@ -605,6 +610,20 @@ void tf_api_set_job_ops(tf_api *a, int kind, const tf_api_job_ops *ops, void *ud
     a->kinds[kind].ud = ud;
 }
 
+static int replica_ready(void *ud, char *detail, size_t cap)
+{
+    int64_t lag = -1;
+    int max = 0;
+    int on = tf_pga_replica_state(ud, &lag, &max);
+    if (on == 1)
+        snprintf(detail, cap, "reads on the replica, lag %lld ms (max %d)", (long long)lag, max);
+    else if (lag < 0)
+        snprintf(detail, cap, "replica unreachable: reads on the primary");
+    else
+        snprintf(detail, cap, "replica lags %lld ms (max %d): reads on the primary", (long long)lag, max);
+    return 1; /* the primary serves the reads meanwhile */
+}
+
 static int rollup_ready(void *ud, char *detail, size_t cap)
 {
     int64_t pending = 0;
@@ -626,20 +645,30 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
     const tf_config *cfg = tf_server_config(s);
     /* JIT compiles plans over many partitions for ~200 ms: a loss for every
      * query we run */
-    a->db = tf_pga_new(tf_server_loop(s), cfg->pg_url,
-                       "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off", cfg->http_db_pool,
-                       errbuf, errlen);
+    static const char opts[] = "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off";
+    a->db = tf_pga_new(tf_server_loop(s), cfg->pg_url, opts, cfg->http_db_pool, errbuf, errlen);
     if (!a->db) {
         free(a);
         return NULL;
     }
+    if (cfg->pg_read_url[0]) {
+        a->rdb = tf_pga_new_replica(tf_server_loop(s), cfg->pg_read_url, opts, cfg->http_db_pool, a->db,
+                                    cfg->pg_read_max_lag_ms, tf_server_metrics(s), errbuf, errlen);
+        if (!a->rdb) {
+            tf_pga_free(a->db);
+            free(a);
+            return NULL;
+        }
+    }
+    tf_pga *reads = a->rdb ? a->rdb : a->db; /* history, indicators, signals */
     a->health = tf_health_register(s, a->db, errbuf, errlen);
     if (!a->health) {
+        tf_pga_free(a->rdb);
         tf_pga_free(a->db);
         free(a);
         return NULL;
     }
-    if (tf_server_route(s, "GET", "/api/v1/stock", tf_hist_handle, a->db) < 0 ||
+    if (tf_server_route(s, "GET", "/api/v1/stock", tf_hist_handle, reads) < 0 ||
         tf_server_route(s, "POST", "/api/v1/stock/generate", h_gen_post, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate", h_gen_list, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/stock/generate/*", h_gen_get, a) < 0 ||
@@ -650,16 +679,18 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
         tf_server_route(s, "GET", "/api/v1/stock/replay/*", h_rep_get, a) < 0 ||
         tf_server_route(s, "DELETE", "/api/v1/stock/replay/*", h_rep_delete, a) < 0 ||
         tf_server_route(s, "GET", "/api/v1/symbols", tf_api_symbols_handle, a) < 0 ||
-        !(a->signals = tf_api_signals_register(s, a->db, errbuf, errlen)) ||
+        !(a->signals = tf_api_signals_register(s, reads, errbuf, errlen)) ||
         !(a->watchlists = tf_api_watchlists_register(s, a->db, errbuf, errlen)) ||
         !(a->storage = tf_api_storage_register(s, a->db, tf_server_metrics(s), errbuf, errlen)) ||
-        (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0)) {
+        (rollup && tf_health_add_check(a->health, "rollup", rollup_ready, rollup) < 0) ||
+        (a->rdb && tf_health_add_check(a->health, "replica", replica_ready, a->rdb) < 0)) {
         snprintf(errbuf, errlen, "out of memory");
         tf_server_unroute(s, a);
-        tf_server_unroute(s, a->db);
+        tf_server_unroute(s, reads);
         tf_server_unroute(s, a->health);
         tf_api_jobs_free(a->jobsapi);
         tf_health_free(a->health);
+        tf_pga_free(a->rdb);
         tf_pga_free(a->db);
         tf_api_signals_free(a->signals);
         tf_api_watchlists_free(a->watchlists);
@@ -686,7 +717,9 @@ void tf_api_free(tf_api *a)
     /* a generate request still on the thread pool completes on the loop
      * (a synchronous run until its count is written) */
     while (a->gen_inflight > 0) uv_run(tf_server_loop(a->srv), UV_RUN_ONCE);
-    /* answers queries still running (clients gone) before their owners go */
+    /* answers queries still running (clients gone) before their owners go;
+     * the replica's first: its reads may have been routed to the primary */
+    tf_pga_free(a->rdb);
     tf_pga_free(a->db);
     tf_api_signals_free(a->signals); /* after the pool: cancelled queries still find it */
     tf_api_watchlists_free(a->watchlists); /* after the pool, likewise */

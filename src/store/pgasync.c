@@ -15,6 +15,18 @@
  * remain in libpq's buffer the timer is kicked so other sockets get their
  * turn. A paused query is simply not read: PQconsumeInput is the only place
  * bytes leave the socket.
+ *
+ * A replica pool (tf_pga_new_replica) is the same pool on a standby plus a
+ * route: every acquire asks "is the replica usable?" (a pooled connection
+ * is up and the last lag probe, run on the pool's own connections every
+ * check period, found replay within read_max_lag_ms) and otherwise goes to
+ * the primary pool instead, whose connection the caller then holds as any
+ * other (tf_pga_send/release follow c->p). The replica failing under
+ * queued work moves that work to the primary rather than failing it:
+ * waiters when the last replica connection is lost, a long stream's
+ * connect that failed, a pooled connection found dead at hand-off, and a
+ * tf_pga_query whose connection broke before any row came back. A stream
+ * already under way on the replica is not moved (its rows were sent).
  */
 #include "store/pgasync.h"
 
@@ -23,6 +35,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 #define DRAIN_BUDGET 512
 #define CONNECT_TIMEOUT_MS 5000
@@ -73,8 +86,23 @@ struct tf_pga_conn {
     void *ud;
 };
 
+/* A replica pool's route and health (see the top of the file). */
+typedef struct replica {
+    tf_pga *self;
+    tf_pga *primary;         /* borrowed: where reads go when the replica cannot take them */
+    int max_lag_ms;
+    int check_ms;
+    uv_timer_t timer;        /* the lag probe */
+    int probing;             /* a probe query is out */
+    int usable;              /* last probe: up and within max_lag_ms */
+    int64_t lag_ms;          /* last probe's replay lag; -1 = unknown (down) */
+    int logged;              /* usable as last logged: -1 = nothing logged yet */
+    tf_metric *m_lag, *m_up, *m_target, *m_reads_replica, *m_reads_primary;
+} replica;
+
 struct tf_pga {
     uv_loop_t *loop;
+    replica *rep;            /* NULL: a plain pool */
     char *conninfo;
     char *options;
     int size;
@@ -88,6 +116,8 @@ struct tf_pga {
 static void start_connect(tf_pga_conn *c);
 static void drain(tf_pga_conn *c);
 static void dispatch(tf_pga *p);
+static int route_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud);
+static void set_usable(tf_pga *p, int usable, int64_t lag_ms);
 
 static char *dupstr(const char *s)
 {
@@ -195,8 +225,12 @@ int tf_pga_healthy(const tf_pga *p)
 static void fail_waiters(tf_pga *p, int err, const char *msg)
 {
     waiter *w;
+    if (p->rep && err == TF_PG_ECONN && !p->freeing) set_usable(p, 0, -1);
     while ((w = wq_pop(p))) {
-        w->cb(NULL, err, msg, w->ud);
+        /* a replica that went away: the primary takes the work (runs from
+         * the loop: connect_failed is never inside a caller's acquire) */
+        int rc = p->rep && err == TF_PG_ECONN && !p->freeing ? route_acquire(p, 0, w->cb, w->ud) : err;
+        if (rc) w->cb(NULL, rc == err ? err : rc, msg, w->ud);
         free(w);
     }
 }
@@ -258,6 +292,10 @@ static void connect_failed(tf_pga_conn *c, const char *why)
         void *ud = c->handoff_ud;
         c->handoff = NULL;
         uv_timer_stop(&c->timer);
+        if (p->rep && cb && !p->freeing) { /* a replica stream: the primary's instead */
+            set_usable(p, 0, -1);
+            if (route_acquire(p, 1, cb, ud) == 0) return;
+        }
         if (cb) cb(NULL, TF_PG_ECONN, msg, ud);
         return;
     }
@@ -459,8 +497,23 @@ static void on_timer(uv_timer_t *t)
     case S_BUSY:
         if (c->handoff) {
             tf_pga_acquire_cb cb = c->handoff;
+            void *hud = c->handoff_ud;
             c->handoff = NULL;
-            cb(c, 0, NULL, c->handoff_ud);
+            /* a replica connection whose server went away since it was last
+             * idle (a standby stopped: its FATAL is in the socket already)
+             * is not handed out: the work goes where route_acquire says */
+            if (c->p->rep && !c->longslot && (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)) {
+                tf_warn("pgasync", "replica connection lost before use, reconnecting", TF_INT("slot", c->idx));
+                close_pg(c);
+                c->state = S_DOWN;
+                c->failed_once = 1;
+                kick(c, 0);
+                if (!tf_pga_healthy(c->p)) set_usable(c->p, 0, -1);
+                int rc = route_acquire(c->p, 0, cb, hud);
+                if (rc) cb(NULL, rc, "no PostgreSQL connection", hud);
+                break;
+            }
+            cb(c, 0, NULL, hud);
         } else if (c->qactive && c->cancel) {
             finish(c, TF_PGA_ECANCELED, "query canceled");
         } else if (c->qactive && !c->paused) {
@@ -539,13 +592,18 @@ void tf_pga_free(tf_pga *p)
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_slot_closed);
     }
+    if (p->rep) {
+        uv_timer_stop(&p->rep->timer);
+        uv_close((uv_handle_t *)&p->rep->timer, on_slot_closed); /* frees the replica struct */
+    }
     free(p->slots);
     free(p->conninfo);
     free(p->options);
     free(p);
 }
 
-int tf_pga_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud)
+/* An acquire on this pool's own connections. */
+static int pool_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud)
 {
     if (p->freeing) return TF_PGA_ECANCELED;
     if (longq) {
@@ -573,6 +631,28 @@ int tf_pga_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud)
     p->nwait++;
     dispatch(p);
     return 0;
+}
+
+/* The replica route: its own connections when usable, else the primary's. */
+static int route_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud)
+{
+    replica *r = p->rep;
+    if (!r) return pool_acquire(p, longq, cb, ud);
+    if (p->freeing) return TF_PGA_ECANCELED;
+    if (r->usable && tf_pga_healthy(p)) {
+        int rc = pool_acquire(p, longq, cb, ud);
+        if (rc == 0) {
+            tf_metric_add(r->m_reads_replica, 1);
+            return 0;
+        }
+    }
+    tf_metric_add(r->m_reads_primary, 1);
+    return pool_acquire(r->primary, longq, cb, ud);
+}
+
+int tf_pga_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud)
+{
+    return route_acquire(p, longq, cb, ud);
 }
 
 int tf_pga_send(tf_pga_conn *c, const char *sql, int n, const char *const *vals, int binary,
@@ -665,6 +745,7 @@ void tf_pga_release(tf_pga_conn *c)
 typedef struct oneq {
     tf_pga_query_cb cb;
     void *ud;
+    int retried;           /* moved from a broken replica connection to the primary once */
     int n;
     int binary;
     int got;
@@ -688,10 +769,21 @@ static int oneq_result(tf_pga_conn *c, const PGresult *res, void *ud)
     return 0;
 }
 
+static void oneq_conn(tf_pga_conn *c, int err, const char *msg, void *ud);
+
 static void oneq_done(tf_pga_conn *c, int err, const char *msg, void *ud)
 {
     oneq *q = ud;
+    tf_pga *p = c->p;
     tf_pga_release(c);
+    if (err == TF_PG_ECONN && !q->got && !q->retried && p->rep && !p->freeing) {
+        /* the replica broke under a query that had returned nothing yet:
+         * the same query on the primary, so the caller sees no failure */
+        q->retried = 1;
+        if (!tf_pga_healthy(p)) set_usable(p, 0, -1);
+        tf_metric_add(p->rep->m_reads_primary, 1);
+        if (pool_acquire(p->rep->primary, 0, oneq_conn, q) == 0) return;
+    }
     if (err) q->cb(NULL, err, msg, q->ud);
     else if (!q->got) q->cb(NULL, TF_PG_EOTHER, "query returned no result", q->ud);
     oneq_free(q);
@@ -737,4 +829,136 @@ int tf_pga_query(tf_pga *p, const char *sql, int n, const char *const *vals, int
     int rc = tf_pga_acquire(p, 0, oneq_conn, q);
     if (rc) oneq_free(q);
     return rc;
+}
+
+/* ---- the read replica ------------------------------------------------------------------ */
+
+/* Replay lag of the standby in ms: 0 when it has replayed everything it
+ * received (an idle primary is not lag), else the age of the last replayed
+ * commit; -1 when that is unknown (nothing replayed since it started). A
+ * server that is not in recovery (a promoted standby) has none. */
+static const char LAG_SQL[] =
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+    " ELSE coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::bigint, -1)"
+    " END";
+
+static void set_usable(tf_pga *p, int usable, int64_t lag_ms)
+{
+    replica *r = p->rep;
+    r->usable = usable;
+    r->lag_ms = lag_ms;
+    tf_metric_set(r->m_lag, lag_ms);
+    tf_metric_set(r->m_up, lag_ms >= 0);
+    tf_metric_set(r->m_target, usable);
+    if (r->logged == usable) return;
+    if (usable)
+        tf_info("pgasync", "reads go to the replica", TF_INT("lag_ms", (long long)lag_ms));
+    else if (r->logged != -1 || lag_ms >= 0)
+        tf_warn("pgasync", lag_ms < 0 ? "replica unreachable, reads go to the primary"
+                                      : "replica lags beyond postgres.read_max_lag_ms, reads go to the primary",
+                TF_INT("lag_ms", (long long)lag_ms), TF_INT("max_lag_ms", r->max_lag_ms));
+    r->logged = usable;
+}
+
+static int probe_result(tf_pga_conn *c, const PGresult *res, void *ud)
+{
+    (void)c;
+    tf_pga *p = ud;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        long long lag = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        set_usable(p, lag >= 0 && lag <= p->rep->max_lag_ms, lag < 0 ? p->rep->max_lag_ms + 1LL : lag);
+    }
+    return 0;
+}
+
+static void probe_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+{
+    tf_pga *p = ud;
+    p->rep->probing = 0;
+    tf_pga_release(c);
+    if (err) {
+        if (!p->freeing)
+            tf_warn("pgasync", "replica lag probe failed", TF_STR("error", msg ? msg : "?"));
+        set_usable(p, 0, -1);
+    }
+}
+
+static void probe_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    tf_pga *p = ud;
+    if (!c) {
+        p->rep->probing = 0;
+        if (err != TF_PGA_ECANCELED) set_usable(p, 0, -1);
+        return;
+    }
+    static const tf_pga_cbs cbs = {probe_result, NULL, probe_done};
+    if (tf_pga_send(c, LAG_SQL, 0, NULL, 0, TF_PGA_WHOLE, &cbs, p) != 0) {
+        p->rep->probing = 0;
+        tf_pga_release(c);
+        set_usable(p, 0, -1);
+    }
+}
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    tf_pga *p = ((replica *)t->data)->self;
+    if (p->freeing || p->rep->probing) return;
+    /* the replica's own connections only: a probe must never reach the primary */
+    p->rep->probing = 1;
+    if (pool_acquire(p, 0, probe_conn, p) != 0) {
+        p->rep->probing = 0;
+        set_usable(p, 0, -1);
+    }
+}
+
+tf_pga *tf_pga_new_replica(uv_loop_t *loop, const char *conninfo, const char *options, int size,
+                           tf_pga *primary, int max_lag_ms, tf_metrics *m, char *errbuf, size_t errlen)
+{
+    replica *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    tf_pga *p = tf_pga_new(loop, conninfo, options, size, errbuf, errlen);
+    if (!p) {
+        free(r);
+        return NULL;
+    }
+    r->self = p;
+    r->primary = primary;
+    r->max_lag_ms = max_lag_ms < 0 ? 0 : max_lag_ms;
+    /* a few probes per allowed lag, so a replica falling behind is seen
+     * well before it is max_lag_ms stale; no more than needed */
+    r->check_ms = r->max_lag_ms / 4 < 50 ? 50 : r->max_lag_ms / 4 > 1000 ? 1000 : r->max_lag_ms / 4;
+    r->lag_ms = -1;
+    r->logged = -1;
+    if (m) {
+        r->m_lag = tf_gauge(m, "tickflow_pg_replica_lag_ms",
+                            "Replay lag of the read replica (postgres.read_url) in ms; -1 = unreachable", NULL);
+        r->m_up = tf_gauge(m, "tickflow_pg_replica_up", "1 when the read replica answers its lag probe", NULL);
+        r->m_target = tf_gauge(m, "tickflow_pg_read_replica",
+                               "1 when reads go to the replica, 0 when to the primary (down or lagging)", NULL);
+        r->m_reads_replica = tf_counter(m, "tickflow_pg_reads_total",
+                                        "History, indicator and signal queries by the server that ran them",
+                                        "target=\"replica\"");
+        r->m_reads_primary = tf_counter(m, "tickflow_pg_reads_total",
+                                        "History, indicator and signal queries by the server that ran them",
+                                        "target=\"primary\"");
+    }
+    tf_metric_set(r->m_lag, -1);
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    p->rep = r;
+    uv_timer_start(&r->timer, on_probe_timer, 0, (uint64_t)r->check_ms);
+    return p;
+}
+
+int tf_pga_replica_state(const tf_pga *p, int64_t *lag_ms, int *max_lag_ms)
+{
+    if (!p || !p->rep) return -1;
+    if (lag_ms) *lag_ms = p->rep->lag_ms;
+    if (max_lag_ms) *max_lag_ms = p->rep->max_lag_ms;
+    return p->rep->usable;
 }

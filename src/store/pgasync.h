@@ -43,6 +43,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "common/metrics.h"
 #include "store/pg.h"
 
 #define TF_PGA_MAX_LONG 32
@@ -74,6 +75,25 @@ tf_pga *tf_pga_new(uv_loop_t *loop, const char *conninfo, const char *options, i
  * the loop until uv_loop_close succeeds, as tf_server_free does). NULL ok.
  */
 void tf_pga_free(tf_pga *p);
+
+/*
+ * A read pool on a streaming replica ([postgres] read_url): a pool like
+ * tf_pga_new's on conninfo whose tf_pga_acquire / tf_pga_query take the
+ * replica's connections while it is usable (up, and its replay lag, probed
+ * every max_lag_ms / 4 clamped to 50..1000 ms, is at most max_lag_ms) and
+ * primary's otherwise, so callers need not know which answered. Work queued
+ * on the replica when it goes away is moved to the primary (see
+ * pgasync.c). Until the first probe answers, reads go to the primary.
+ * primary is borrowed and must outlive the replica pool (free this first).
+ * m (may be NULL): gauges tickflow_pg_replica_lag_ms, tickflow_pg_replica_up,
+ * tickflow_pg_read_replica and counter tickflow_pg_reads_total{target}.
+ */
+tf_pga *tf_pga_new_replica(uv_loop_t *loop, const char *conninfo, const char *options, int size,
+                           tf_pga *primary, int max_lag_ms, tf_metrics *m, char *errbuf, size_t errlen);
+
+/* A replica pool's state: 1 reads go to it, 0 they go to the primary, -1 p
+ * is not a replica pool. *lag_ms: last probed lag, -1 = unreachable. */
+int tf_pga_replica_state(const tf_pga *p, int64_t *lag_ms, int *max_lag_ms);
 
 /* 1 when at least one pooled connection is up (for /ready without a query). */
 int tf_pga_healthy(const tf_pga *p);
