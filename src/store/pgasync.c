@@ -230,7 +230,7 @@ static void fail_waiters(tf_pga *p, int err, const char *msg)
         /* a replica that went away: the primary takes the work (runs from
          * the loop: connect_failed is never inside a caller's acquire) */
         int rc = p->rep && err == TF_PG_ECONN && !p->freeing ? route_acquire(p, 0, w->cb, w->ud) : err;
-        if (rc) w->cb(NULL, rc == err ? err : rc, msg, w->ud);
+        if (rc) w->cb(NULL, rc, msg, w->ud);
         free(w);
     }
 }
