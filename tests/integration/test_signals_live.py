@@ -7,7 +7,10 @@ back-dated over the last ~2.5 hours (a wave that makes RSI, Bollinger, MACD
 and SMA crosses happen, plus volume surges), 6 trades a minute, then one
 trade a minute later that closes the last bar.
 
-Checks: signals appear in stock_signals; parity: `tickflow signals backtest`
+A late trade (within the allowed lateness) revises SIGA's minute N-2 after
+it was handed over: the live stage rebuilds SIGA's state from the table.
+
+Checks: signals appear in stock_signals; parity (after that revision): `tickflow signals backtest`
 over the same stored bars gives exactly the same ids, prices, scores and
 indicator values, and after `tickflow job run signal_performance` (the
 finaliser) the stored horizons equal the backtest's track record; REST
@@ -62,6 +65,13 @@ class Pipe:
              % (self.base_s, start_min * 6, (start_min + minutes) * 6 - 1, vals))
         self.pg.sql(q)
 
+    def late_trade(self, ticker, minute):
+        """A big trade at the end of an already closed minute, within process.allowed_lateness_ms (60 s) of the
+        watermark: the processor hands that minute's bar over once more, revised."""
+        self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
+                    "VALUES ('%s', 'NASDAQ', 'BUY', 112, 20000, to_timestamp(%d))"
+                    % (ticker, self.base_s + minute * 60 + 59))
+
     def close_bars(self, ticker, at_min):
         self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
                     "VALUES ('%s', 'NASDAQ', 'BUY', 100, 1, to_timestamp(%d))" % (ticker, self.base_s + at_min * 60 + 5))
@@ -83,6 +93,7 @@ def pipe():
     if P is None:
         P = Pipe()
         P.path([("SIGA", 0.0), ("SIGB", 2.0)], N)
+        P.late_trade("SIGA", N - 2)  # the stage rebuilds SIGA from the table: parity must hold after it
         P.close_bars("SIGA", N)
         # every bar of both tickers reached the stage: the last scripted minute's signals are in
         h.wait_for(lambda: stable_count(P), 90, "live signals settle")
@@ -144,6 +155,10 @@ def test_live_signals_and_parity(c):
                 or not all(close(s["indicators"][k], w["indicators"][k]) for k in w["indicators"])):
             bad.append((s, w))
     c.eq(bad[:2], [], "live values == backtest values")
+    # the revised minute: its volume surge (the late trade's 20000) is only in the revised bar
+    rev = "s-SIGA-VOLUME_SURGE-1m-%d" % ((p.base_s + (N - 2) * 60) * 1000)
+    c.check(rev in want, "the backtest fires on the revised minute", rev)
+    c.check(rev in got and got[rev]["indicators"]["volume"] > 20000, "so does the live path, with the revised bar")
     # a second pass changes nothing (ids are deterministic; no duplicates)
     c.eq(int(p.pg.scalar("SELECT count(DISTINCT id) FROM stock_signals")), len(live), "no duplicate signals")
 
