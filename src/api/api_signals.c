@@ -397,7 +397,14 @@ static void h_one(tf_http_req *r, void *ud)
     const char *id = tf_http_path_rest(r);
     size_t n = strlen(id);
     if (tf_http_query_count(r) > 0) {
-        tf_http_error(r, 400, "unknown_parameter", "this route takes no parameters", NULL);
+        const char *name, *val;
+        size_t vl;
+        tf_http_query_at(r, 0, &name, &val, &vl);
+        size_t nl = strlen(name);
+        const char *shown = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl) ? name : "?";
+        char m[120];
+        snprintf(m, sizeof m, "unknown parameter '%s' (this route takes none)", shown);
+        tf_http_error(r, 400, "unknown_parameter", m, shown);
         return;
     }
     if (n < 3 || n > 200 || strncmp(id, "s-", 2) != 0 || !tf_utf8_valid((const unsigned char *)id, n)) {
@@ -1015,7 +1022,9 @@ static void h_stream(tf_http_req *r, void *ud)
     if (x->clients) x->clients->prev = c;
     x->clients = c;
     c->last_hb_us = tf_mono_us();
-    tf_http_stream_write(r, "retry: 2000\n\n", 13);
+    char retry[48]; /* sse.retry_ms, as the anomaly stream says it */
+    int rn = snprintf(retry, sizeof retry, "retry: %d\n\n", x->cfg->sse_retry_ms);
+    tf_http_stream_write(r, retry, (size_t)rn);
     uv_timer_start(&c->timer, on_tick, POLL_MS, POLL_MS);
     poll_start(c);
 }

@@ -328,12 +328,29 @@ class SSE:
         self.sock.close()
 
 
+def _has_retry(s):
+    # the first chunk may still be unread: read until it is there (or 5 s)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and b"retry: " not in s.raw:
+        s.sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            d = s.sock.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        s.raw += d
+    return b"retry: 3000\n" in s.raw
+
+
 def test_sse_replay_and_live(c):
     p = pipe()
     live = stored(p)
     k = len(live) // 2
     s = SSE(p.port, last_event_id=live[k]["id"])
     c.eq(s.status, 200, "stream status")
+    c.check("retry: 3000\n" in s.raw.decode(errors="replace") or "retry: 3000\n" in s.text or _has_retry(s),
+            "retry: is sse.retry_ms (3000 by default), as on the anomaly stream")
     ev = s.events(len(live) - k - 1)
     c.eq([e[0] for e in ev], [x["id"] for x in live[k + 1:]], "Last-Event-ID replays exactly the rest, in order")
     c.check(all(e[0] == e[1]["id"] for e in ev), "id line == data id")
@@ -366,7 +383,10 @@ def test_errors(c):
                         ("/api/v1/indicators?interval=1m", "ticker"),
                         ("/api/v1/indicators?ticker=SIGA&interval=5m", "interval"),
                         ("/api/v1/indicators?ticker=SIGA&names=rsi14,wat", "names"),
-                        ("/api/v1/signals/stream?last_event_id=xyz", "last_event_id")):
+                        ("/api/v1/signals/stream?last_event_id=xyz", "last_event_id"),
+                        ("/api/v1/signals/stream?watchlist=a%20b", "watchlist"),
+                        ("/api/v1/signals/performance?group_by=watchlist&watchlist=", "watchlist"),
+                        ("/api/v1/signals/s-SIGA-RSI_OVERSOLD-1m-1?verbose=1", "verbose")):
         st, b = get(p, path)
         c.eq(st, 400, path)
         c.eq((b or {}).get("error", {}).get("param"), param, "param of " + path)
