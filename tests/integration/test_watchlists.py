@@ -11,6 +11,7 @@ run scans Friday's session; re-running runs changes nothing.
 """
 import csv
 import datetime
+import http.client
 import json
 import math
 import os
@@ -421,6 +422,21 @@ def test_signals_by_watchlist(c):
             break
     c.eq(sorted(walked), sorted(by["bands"]), "paged by watchlist")
     c.eq(len(walked), len(set(walked)), "no page repeats a signal")
+    # the stream: Last-Event-ID before every signal replays exactly the list's ones, in bar order
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+    conn.request("GET", "/api/v1/signals/stream?watchlist=gainers", headers={"Last-Event-ID": "s-X-RSI_OVERSOLD-1d-0"})
+    resp = conn.getresponse()
+    streamed = []
+    while len(streamed) < len(by["gainers"]):
+        line = resp.readline().decode()
+        if not line:
+            break
+        if line.startswith("id: "):
+            streamed.append(line[4:].strip())
+    conn.close()
+    c.eq(sorted(streamed), sorted(by["gainers"]), "stream?watchlist=gainers replays that list's signals")
+    c.check([int(i.rsplit("-", 1)[1]) for i in streamed] == sorted(int(i.rsplit("-", 1)[1]) for i in streamed),
+            "in bar order", streamed)
     st, b = api("GET", "/api/v1/signals?watchlist=nosuchlist")
     c.eq((st, b["data"]), (200, []), "a list without signals: none")
     for q in ("watchlist=bad%20name", "watchlist=tech,,bands"):
