@@ -39,6 +39,11 @@ struct tf_api_signals {
     int64_t h_ms[TF_TRACK_MAX_HORIZONS];
     char h_name[TF_TRACK_MAX_HORIZONS][8];
     sclient *clients;
+    /* the pipeline status the anomaly stream reports (api/sse.c), told here
+     * too: polled from a client's tick, one query at a time */
+    int st_busy;
+    int64_t st_next_us;
+    char st_last[16], st_json[400];
 };
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -734,6 +739,7 @@ struct sclient {
     tf_http_req *req;         /* NULL once the stream ended */
     uv_timer_t timer;
     int timer_open, busy, seeded;
+    int st_busy;              /* the status query in flight is this client's */
     int warned;               /* a failing poll is logged once until one succeeds */
     int64_t last_hb_us;
     filt f;
@@ -748,7 +754,7 @@ struct sclient {
 
 static void client_maybe_free(sclient *c)
 {
-    if (c->req || c->busy || c->timer_open) return;
+    if (c->req || c->busy || c->st_busy || c->timer_open) return;
     for (size_t i = 0; i < c->nseen; i++) free(c->seen[i]);
     free(c->seen);
     free(c->seen_bs);
@@ -770,6 +776,7 @@ static void client_end(sclient *c)
         c->req = NULL;
     }
     if (c->x) {
+        if (c->st_busy) c->x->st_busy = 0; /* its answer is dropped; another client asks again */
         if (c->prev) c->prev->next = c->next;
         else c->x->clients = c->next;
         if (c->next) c->next->prev = c->prev;
@@ -941,6 +948,55 @@ static void poll_start(sclient *c)
     free(ids.b);
 }
 
+/* The processors' heartbeat rows as api/sse.c reads them: none fresh is
+ * "down", a lag past sse.lag_threshold_ms "lagging". A change goes to every
+ * signal stream as `event: status` (no id), as on the anomaly stream. */
+static void status_cb(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    sclient *c = ud;
+    c->st_busy = 0;
+    tf_api_signals *x = c->x;
+    if (!x) {
+        client_maybe_free(c);
+        return;
+    }
+    x->st_busy = 0;
+    if (err || PQntuples(r) != 1) return; /* unknown: keep the last state */
+    long long live = atoll(PQgetvalue(r, 0, 0)), lag = atoll(PQgetvalue(r, 0, 1));
+    const char *st = live == 0 ? "down" : lag > x->cfg->sse_lag_threshold_ms ? "lagging" : "ok";
+    if (!strcmp(st, x->st_last)) return;
+    char now[40], ev[480];
+    tf_fmt_iso_us(tf_now_us(), now);
+    snprintf(x->st_json, sizeof x->st_json,
+             "{\"status\":\"%s\",\"component\":\"processor\",\"previous\":\"%s\",\"processors\":%lld,"
+             "\"lag_ms\":%lld,\"lag_threshold_ms\":%d,\"at\":\"%s\"}",
+             st, x->st_last, live, lag, x->cfg->sse_lag_threshold_ms, now);
+    snprintf(x->st_last, sizeof x->st_last, "%s", st);
+    int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", x->st_json);
+    for (sclient *k = x->clients; k; k = k->next)
+        if (k->req) tf_http_stream_write(k->req, ev, (size_t)n);
+}
+
+static void status_poll(sclient *c)
+{
+    tf_api_signals *x = c->x;
+    int64_t now = tf_mono_us();
+    if (!x || !x->db || x->st_busy || now < x->st_next_us) return;
+    x->st_next_us = now + POLL_MS * 1000LL;
+    int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
+    if (stale_ms < 2000) stale_ms = 2000;
+    char stale[32];
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    const char *v[] = {stale};
+    if (tf_pga_query(x->db,
+                     "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0)"
+                     " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
+                     " AS live FROM tickflow_processor_status) s",
+                     1, v, 0, status_cb, c) == 0)
+        x->st_busy = c->st_busy = 1;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sclient *c = t->data;
@@ -952,6 +1008,7 @@ static void on_tick(uv_timer_t *t)
         c->last_hb_us = now;
         tf_http_stream_write(c->req, ": heartbeat\n\n", 13);
     }
+    status_poll(c);
     poll_start(c);
 }
 
@@ -1025,6 +1082,11 @@ static void h_stream(tf_http_req *r, void *ud)
     char retry[48]; /* sse.retry_ms, as the anomaly stream says it */
     int rn = snprintf(retry, sizeof retry, "retry: %d\n\n", x->cfg->sse_retry_ms);
     tf_http_stream_write(r, retry, (size_t)rn);
+    if (x->st_last[0] && strcmp(x->st_last, "ok") && x->st_json[0]) { /* a new client is told at once */
+        char ev[480];
+        int k = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", x->st_json);
+        tf_http_stream_write(r, ev, (size_t)k);
+    }
     uv_timer_start(&c->timer, on_tick, POLL_MS, POLL_MS);
     poll_start(c);
 }
@@ -1039,6 +1101,7 @@ tf_api_signals *tf_api_signals_register(tf_server *s, tf_pga *db, char *errbuf, 
         return NULL;
     }
     x->srv = s, x->db = db, x->cfg = tf_server_config(s);
+    snprintf(x->st_last, sizeof x->st_last, "ok");
     char err[256];
     x->nh = tf_track_parse_horizons(x->cfg->signals_horizons, x->h_ms, x->h_name, TF_TRACK_MAX_HORIZONS, err,
                                     sizeof err);

@@ -22,6 +22,7 @@ parameter named, 404).
 import json
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -428,6 +429,43 @@ def test_finalize_daily(c):
             "same return, MFE, MAE")
 
 
+def test_status_event(c):
+    """The signal stream reports pipeline trouble as the anomaly stream does: a processor heartbeat row with a
+    lag past sse.lag_threshold_ms makes it say "lagging" (a new client is told at once), "ok" once it goes."""
+    p = pipe()
+    s = SSE(p.port)
+
+    def status(x, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(r"event: status\ndata: (\{[^\n]*\})\n\n", x.raw.decode(errors="replace"))
+            if m:
+                x.raw = x.raw[x.raw.index(m.group(1).encode()) + len(m.group(1)):]
+                return json.loads(m.group(1))
+            x.sock.settimeout(0.2)
+            try:
+                d = x.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not d:
+                break
+            x.raw += d
+        return None
+
+    p.pg.sql("INSERT INTO tickflow_processor_status (instance, updated_at, lag_ms, trades, anomalies, late, state)"
+             " VALUES ('fake:1', now() + interval '1 hour', 999999, 0, 0, 0, 'running')")
+    st = status(s, 10)
+    c.check(st is not None and st["status"] == "lagging" and st["lag_ms"] == 999999, "lagging status", st)
+    late = SSE(p.port)
+    st2 = status(late, 5)
+    c.check(st2 is not None and st2["status"] == "lagging", "a new client is told at once", st2)
+    p.pg.sql("DELETE FROM tickflow_processor_status WHERE instance = 'fake:1'")
+    st = status(s, 10)
+    c.check(st is not None and st["status"] == "ok" and st["previous"] == "lagging", "recovered", st)
+    s.close()
+    late.close()
+
+
 def test_shutdown_with_stream(c):
     """SIGTERM with a stream open: the stream ends (final chunk), exit 0; the
     harness checks the sanitizer logs (no leak) at exit."""
@@ -452,4 +490,4 @@ def test_shutdown_with_stream(c):
 if __name__ == "__main__":
     h.main([test_live_signals_and_parity, test_track_record_parity, test_rest_list_filters_paging,
             test_rest_one_and_performance, test_indicators, test_sse_replay_and_live, test_errors,
-            test_finalize_daily, test_shutdown_with_stream])
+            test_finalize_daily, test_status_event, test_shutdown_with_stream])
