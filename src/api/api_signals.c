@@ -39,6 +39,11 @@ struct tf_api_signals {
     int64_t h_ms[TF_TRACK_MAX_HORIZONS];
     char h_name[TF_TRACK_MAX_HORIZONS][8];
     sclient *clients;
+    /* the pipeline status the anomaly stream reports (api/sse.c), told here
+     * too: polled from a client's tick, one query at a time */
+    int st_busy;
+    int64_t st_next_us;
+    char st_last[16], st_json[400];
 };
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -65,11 +70,13 @@ static void put_num(tf_sbuf *o, double v)
     else tf_sbuf_str(o, "null");
 }
 
-/* The signal columns every query selects first (text results). */
+/* The signal columns every query selects first (text results). price with
+ * four decimals as stock.signals has it, whoever stored the row (a
+ * watchlist scan stores the shortest exact form). */
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define SIG_COLS                                                                                   \
     "s.id, s.rule, s.direction, s.ticker, s.market_code, s.interval, " TS("s.bar_start") ", "     \
-    "s.price::text, " TS("s.detected_at") ", s.score, s.indicators::text, to_json(s.watchlists)::text," \
+    "round(s.price, 4)::text, " TS("s.detected_at") ", s.score, s.indicators::text, to_json(s.watchlists)::text," \
     " (extract(epoch FROM s.bar_start) * 1000)::bigint"
 #define SIG_NCOLS 13
 
@@ -105,10 +112,10 @@ static void db_down(tf_http_req *req, const char *msg)
     tf_http_error(req, 503, "unavailable", m, NULL);
 }
 
-/* Common filters: rule, ticker, direction as comma lists (SQL text[]
- * literals), start / end as ISO text. */
+/* Common filters: rule, ticker, direction, watchlist as comma lists (SQL
+ * text[] literals), start / end as ISO text. */
 typedef struct filt {
-    char rules[512], tickers[MAX_LIST_ITEMS * 34 + 4], dirs[32];
+    char rules[512], tickers[MAX_LIST_ITEMS * 34 + 4], dirs[32], wls[MAX_LIST_ITEMS * 66 + 4];
     char start[40], end[40];
     int64_t start_us, end_us;
 } filt;
@@ -153,6 +160,19 @@ static int ok_ticker(const char *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* a watchlist name as migration 13 allows it: [A-Za-z0-9_.-]{1,64} */
+static int ok_wl(const char *p, size_t n)
+{
+    if (n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_'))
             return 0;
     }
     return 1;
@@ -211,6 +231,12 @@ static int parse_common(tf_http_req *r, const char *const *known, int nknown, fi
                 tf_http_error(r, 400, "invalid_parameter", m, "ticker");
                 return -1;
             }
+        } else if (!strcmp(name, "watchlist")) {
+            if (list_param(val, f->wls, sizeof f->wls, ok_wl, &why)) {
+                snprintf(m, sizeof m, "watchlist: %s (a comma list of watchlist names)", why);
+                tf_http_error(r, 400, "invalid_parameter", m, "watchlist");
+                return -1;
+            }
         } else if (!strcmp(name, "direction")) {
             if (list_param(val, f->dirs, sizeof f->dirs, ok_dir, &why)) {
                 tf_http_error(r, 400, "invalid_parameter", "direction must be long or short", "direction");
@@ -237,19 +263,25 @@ static int parse_common(tf_http_req *r, const char *const *known, int nknown, fi
 }
 
 #define NUL_IF_EMPTY(s) ((s)[0] ? (s) : NULL)
-/* $1 rules, $2 tickers, $3 directions, $4 start, $5 end */
+#define FILTER_VALUES(f)                                                                           \
+    NUL_IF_EMPTY((f).rules), NUL_IF_EMPTY((f).tickers), NUL_IF_EMPTY((f).dirs), NUL_IF_EMPTY((f).start), \
+        NUL_IF_EMPTY((f).end), NUL_IF_EMPTY((f).wls)
+#define FILTER_NPARAMS 6
+/* $1 rules, $2 tickers, $3 directions, $4 start, $5 end, $6 watchlists (any
+ * of them: the GIN index on stock_signals.watchlists serves &&) */
 #define FILTER_SQL                                                                                 \
     " ($1::text[] IS NULL OR s.rule = ANY ($1::text[])) AND ($2::text[] IS NULL OR s.ticker = ANY ($2::text[]))" \
     " AND ($3::text[] IS NULL OR s.direction = ANY ($3::text[]))"                                 \
     " AND ($4::timestamptz IS NULL OR s.bar_start >= $4::timestamptz)"                           \
-    " AND ($5::timestamptz IS NULL OR s.bar_start < $5::timestamptz)"
+    " AND ($5::timestamptz IS NULL OR s.bar_start < $5::timestamptz)"                            \
+    " AND ($6::text[] IS NULL OR s.watchlists && $6::text[])"
 
 /* A query job of one request. */
 typedef struct qjob {
     tf_api_signals *x;
     tf_http_req *req;
     int limit;
-    char hname[8], group[8];
+    char hname[8], group[12];
     char ticker[32], interval[4];
     int64_t start_ms, end_ms;
     tf_ind_params ip;
@@ -311,9 +343,9 @@ static void list_cb(const PGresult *r, int err, const char *msg, void *ud)
 
 static void h_list(tf_http_req *r, void *ud)
 {
-    static const char *const known[] = {"rule", "ticker", "direction", "start", "end", "limit", "cursor"};
+    static const char *const known[] = {"rule", "ticker", "direction", "watchlist", "start", "end", "limit", "cursor"};
     filt f;
-    if (parse_common(r, known, 7, &f)) return;
+    if (parse_common(r, known, 8, &f)) return;
     int64_t lim = LIST_DEFAULT;
     const char *lv = tf_http_query(r, "limit");
     if (lv && (tf_parse_i64(lv, strlen(lv), &lim) || lim < 1 || lim > LIST_MAX)) {
@@ -338,14 +370,13 @@ static void h_list(tf_http_req *r, void *ud)
     j->limit = (int)lim;
     char l1[16];
     snprintf(l1, sizeof l1, "%d", j->limit + 1);
-    const char *v[] = {NUL_IF_EMPTY(f.rules), NUL_IF_EMPTY(f.tickers), NUL_IF_EMPTY(f.dirs), NUL_IF_EMPTY(f.start),
-                       NUL_IF_EMPTY(f.end), NUL_IF_EMPTY(cbs), cid, l1};
+    const char *v[] = {FILTER_VALUES(f), NUL_IF_EMPTY(cbs), cid, l1};
     job_send(j,
              "SELECT " SIG_COLS " FROM stock_signals s WHERE" FILTER_SQL
-             " AND ($6::bigint IS NULL OR s.bar_start <= to_timestamp($6::bigint / 1000.0) + interval '1 ms')"
-             " AND ($6::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) < ($6::bigint, $7))"
-             " ORDER BY s.bar_start DESC, s.id DESC LIMIT $8::int",
-             8, v, list_cb);
+             " AND ($7::bigint IS NULL OR s.bar_start <= to_timestamp($7::bigint / 1000.0) + interval '1 ms')"
+             " AND ($7::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) < ($7::bigint, $8))"
+             " ORDER BY s.bar_start DESC, s.id DESC LIMIT $9::int",
+             FILTER_NPARAMS + 3, v, list_cb);
 }
 
 /* ---- GET /api/v1/signals/{id} ------------------------------------------------ */
@@ -371,7 +402,14 @@ static void h_one(tf_http_req *r, void *ud)
     const char *id = tf_http_path_rest(r);
     size_t n = strlen(id);
     if (tf_http_query_count(r) > 0) {
-        tf_http_error(r, 400, "unknown_parameter", "this route takes no parameters", NULL);
+        const char *name, *val;
+        size_t vl;
+        tf_http_query_at(r, 0, &name, &val, &vl);
+        size_t nl = strlen(name);
+        const char *shown = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl) ? name : "?";
+        char m[120];
+        snprintf(m, sizeof m, "unknown parameter '%s' (this route takes none)", shown);
+        tf_http_error(r, 400, "unknown_parameter", m, shown);
         return;
     }
     if (n < 3 || n > 200 || strncmp(id, "s-", 2) != 0 || !tf_utf8_valid((const unsigned char *)id, n)) {
@@ -461,12 +499,13 @@ static void perf_cb(const PGresult *r, int err, const char *msg, void *ud)
 static void h_perf(tf_http_req *r, void *ud)
 {
     tf_api_signals *x = ud;
-    static const char *const known[] = {"rule", "ticker", "direction", "start", "end", "group_by", "horizon"};
+    static const char *const known[] = {"rule",  "ticker",   "direction", "watchlist",
+                                        "start", "end",      "group_by",  "horizon"};
     filt f;
-    if (parse_common(r, known, 7, &f)) return;
+    if (parse_common(r, known, 8, &f)) return;
     const char *g = tf_http_query(r, "group_by");
-    if (g && strcmp(g, "rule") && strcmp(g, "ticker")) {
-        tf_http_error(r, 400, "invalid_parameter", "group_by must be rule or ticker", "group_by");
+    if (g && strcmp(g, "rule") && strcmp(g, "ticker") && strcmp(g, "watchlist")) {
+        tf_http_error(r, 400, "invalid_parameter", "group_by must be rule, ticker or watchlist", "group_by");
         return;
     }
     const char *h = tf_http_query(r, "horizon");
@@ -484,17 +523,20 @@ static void h_perf(tf_http_req *r, void *ud)
     if (!j) return;
     snprintf(j->group, sizeof j->group, "%s", g ? g : "rule");
     snprintf(j->hname, sizeof j->hname, "%s", x->h_name[hi]);
-    const char *v[] = {NUL_IF_EMPTY(f.rules), NUL_IF_EMPTY(f.tickers), NUL_IF_EMPTY(f.dirs), NUL_IF_EMPTY(f.start),
-                       NUL_IF_EMPTY(f.end), j->hname};
-    job_send(j,
-             !strcmp(j->group, "rule")
-                 ? "SELECT s.rule, x.return_pct, x.mfe_pct, x.mae_pct FROM stock_signals s JOIN stock_signal_returns x"
-                   " ON x.signal_id = s.id AND x.horizon = $6 AND x.status = 'final' WHERE" FILTER_SQL
-                   " ORDER BY s.rule"
-                 : "SELECT s.ticker, x.return_pct, x.mfe_pct, x.mae_pct FROM stock_signals s JOIN stock_signal_returns x"
-                   " ON x.signal_id = s.id AND x.horizon = $6 AND x.status = 'final' WHERE" FILTER_SQL
-                   " ORDER BY s.ticker",
-             6, v, perf_cb);
+    const char *v[] = {FILTER_VALUES(f), j->hname};
+    const char *sql;
+    if (!strcmp(j->group, "rule"))
+        sql = "SELECT s.rule, x.return_pct, x.mfe_pct, x.mae_pct FROM stock_signals s JOIN stock_signal_returns x"
+              " ON x.signal_id = s.id AND x.horizon = $7 AND x.status = 'final' WHERE" FILTER_SQL " ORDER BY s.rule";
+    else if (!strcmp(j->group, "ticker"))
+        sql = "SELECT s.ticker, x.return_pct, x.mfe_pct, x.mae_pct FROM stock_signals s JOIN stock_signal_returns x"
+              " ON x.signal_id = s.id AND x.horizon = $7 AND x.status = 'final' WHERE" FILTER_SQL " ORDER BY s.ticker";
+    else /* a signal counts in each list it carries (none: in no group); a watchlist filter keeps only those groups */
+        sql = "SELECT w.name, x.return_pct, x.mfe_pct, x.mae_pct FROM stock_signals s"
+              " CROSS JOIN LATERAL unnest(s.watchlists) AS w(name) JOIN stock_signal_returns x"
+              " ON x.signal_id = s.id AND x.horizon = $7 AND x.status = 'final' WHERE" FILTER_SQL
+              " AND ($6::text[] IS NULL OR w.name = ANY ($6::text[])) ORDER BY w.name";
+    job_send(j, sql, FILTER_NPARAMS + 1, v, perf_cb);
 }
 
 /* ---- GET /api/v1/indicators ---------------------------------------------------- */
@@ -697,6 +739,7 @@ struct sclient {
     tf_http_req *req;         /* NULL once the stream ended */
     uv_timer_t timer;
     int timer_open, busy, seeded;
+    int st_busy;              /* the status query in flight is this client's */
     int warned;               /* a failing poll is logged once until one succeeds */
     int64_t last_hb_us;
     filt f;
@@ -711,7 +754,7 @@ struct sclient {
 
 static void client_maybe_free(sclient *c)
 {
-    if (c->req || c->busy || c->timer_open) return;
+    if (c->req || c->busy || c->st_busy || c->timer_open) return;
     for (size_t i = 0; i < c->nseen; i++) free(c->seen[i]);
     free(c->seen);
     free(c->seen_bs);
@@ -733,6 +776,7 @@ static void client_end(sclient *c)
         c->req = NULL;
     }
     if (c->x) {
+        if (c->st_busy) c->x->st_busy = 0; /* its answer is dropped; another client asks again */
         if (c->prev) c->prev->next = c->next;
         else c->x->clients = c->next;
         if (c->next) c->next->prev = c->prev;
@@ -870,9 +914,9 @@ static void poll_start(sclient *c)
     if (!c->seeded) {
         /* what is there already: the client has it (Last-Event-ID) or only wants what comes */
         sql = "SELECT s.id, (extract(epoch FROM s.bar_start) * 1000)::bigint FROM stock_signals s WHERE" FILTER_SQL
-              " AND s.bar_start >= to_timestamp((coalesce($6::bigint, (SELECT (extract(epoch FROM max(bar_start))"
-              " * 1000)::bigint FROM stock_signals)) - $8::bigint) / 1000.0)"
-              " AND ($6::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) <= ($6::bigint, $7))";
+              " AND s.bar_start >= to_timestamp((coalesce($7::bigint, (SELECT (extract(epoch FROM max(bar_start))"
+              " * 1000)::bigint FROM stock_signals)) - $9::bigint) / 1000.0)"
+              " AND ($7::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) <= ($7::bigint, $8))";
     } else {
         tf_sbuf_str(&ids, "{");
         for (size_t i = 0; i < c->nseen; i++) {
@@ -890,17 +934,67 @@ static void poll_start(sclient *c)
             return;
         }
         sql = "SELECT " SIG_COLS " FROM stock_signals s WHERE" FILTER_SQL
-              " AND ($6::bigint IS NULL OR s.bar_start >= to_timestamp(($6::bigint - $8::bigint) / 1000.0))"
-              " AND ($6::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) > ($6::bigint, $7)"
-              "  OR NOT (s.id = ANY ($9::text[])))"
-              " ORDER BY s.bar_start, s.id LIMIT $10::int";
+              " AND ($7::bigint IS NULL OR s.bar_start >= to_timestamp(($7::bigint - $9::bigint) / 1000.0))"
+              " AND ($7::bigint IS NULL OR ((extract(epoch FROM s.bar_start) * 1000)::bigint, s.id) > ($7::bigint, $8)"
+              "  OR NOT (s.id = ANY ($10::text[])))"
+              " ORDER BY s.bar_start, s.id LIMIT $11::int";
     }
     char late[24];
     snprintf(late, sizeof late, "%lld", LATE_MS);
     const char *v[] = {NUL_IF_EMPTY(c->f.rules), NUL_IF_EMPTY(c->f.tickers), NUL_IF_EMPTY(c->f.dirs), NULL, NULL,
-                       c->have_cursor ? bs : NULL, c->c_id, late, ids.b ? ids.b : "{}", lim};
-    if (tf_pga_query(c->x->db, sql, c->seeded ? 10 : 8, v, 0, c->seeded ? poll_cb : seed_cb, c) == 0) c->busy = 1;
+                       NUL_IF_EMPTY(c->f.wls), c->have_cursor ? bs : NULL, c->c_id, late, ids.b ? ids.b : "{}", lim};
+    if (tf_pga_query(c->x->db, sql, FILTER_NPARAMS + (c->seeded ? 5 : 3), v, 0, c->seeded ? poll_cb : seed_cb, c) == 0)
+        c->busy = 1;
     free(ids.b);
+}
+
+/* The processors' heartbeat rows as api/sse.c reads them: none fresh is
+ * "down", a lag past sse.lag_threshold_ms "lagging". A change goes to every
+ * signal stream as `event: status` (no id), as on the anomaly stream. */
+static void status_cb(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    sclient *c = ud;
+    c->st_busy = 0;
+    tf_api_signals *x = c->x;
+    if (!x) {
+        client_maybe_free(c);
+        return;
+    }
+    x->st_busy = 0;
+    if (err || PQntuples(r) != 1) return; /* unknown: keep the last state */
+    long long live = atoll(PQgetvalue(r, 0, 0)), lag = atoll(PQgetvalue(r, 0, 1));
+    const char *st = live == 0 ? "down" : lag > x->cfg->sse_lag_threshold_ms ? "lagging" : "ok";
+    if (!strcmp(st, x->st_last)) return;
+    char now[40], ev[480];
+    tf_fmt_iso_us(tf_now_us(), now);
+    snprintf(x->st_json, sizeof x->st_json,
+             "{\"status\":\"%s\",\"component\":\"processor\",\"previous\":\"%s\",\"processors\":%lld,"
+             "\"lag_ms\":%lld,\"lag_threshold_ms\":%d,\"at\":\"%s\"}",
+             st, x->st_last, live, lag, x->cfg->sse_lag_threshold_ms, now);
+    snprintf(x->st_last, sizeof x->st_last, "%s", st);
+    int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", x->st_json);
+    for (sclient *k = x->clients; k; k = k->next)
+        if (k->req) tf_http_stream_write(k->req, ev, (size_t)n);
+}
+
+static void status_poll(sclient *c)
+{
+    tf_api_signals *x = c->x;
+    int64_t now = tf_mono_us();
+    if (!x || !x->db || x->st_busy || now < x->st_next_us) return;
+    x->st_next_us = now + POLL_MS * 1000LL;
+    int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
+    if (stale_ms < 2000) stale_ms = 2000;
+    char stale[32];
+    snprintf(stale, sizeof stale, "%lld", (long long)stale_ms);
+    const char *v[] = {stale};
+    if (tf_pga_query(x->db,
+                     "SELECT count(*) FILTER (WHERE live), coalesce(max(lag_ms) FILTER (WHERE live), 0)"
+                     " FROM (SELECT lag_ms, state = 'running' AND updated_at > now() - $1::bigint * interval '1 ms'"
+                     " AS live FROM tickflow_processor_status) s",
+                     1, v, 0, status_cb, c) == 0)
+        x->st_busy = c->st_busy = 1;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -914,6 +1008,7 @@ static void on_tick(uv_timer_t *t)
         c->last_hb_us = now;
         tf_http_stream_write(c->req, ": heartbeat\n\n", 13);
     }
+    status_poll(c);
     poll_start(c);
 }
 
@@ -933,13 +1028,13 @@ static void on_shutdown(tf_server *s, void *ud)
 static void h_stream(tf_http_req *r, void *ud)
 {
     tf_api_signals *x = ud;
-    static const char *const known[] = {"rule", "ticker", "direction", "last_event_id"};
+    static const char *const known[] = {"rule", "ticker", "direction", "watchlist", "last_event_id"};
     sclient *c = calloc(1, sizeof *c);
     if (!c) {
         tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    if (parse_common(r, known, 4, &c->f)) {
+    if (parse_common(r, known, 5, &c->f)) {
         free(c);
         return;
     }
@@ -984,7 +1079,14 @@ static void h_stream(tf_http_req *r, void *ud)
     if (x->clients) x->clients->prev = c;
     x->clients = c;
     c->last_hb_us = tf_mono_us();
-    tf_http_stream_write(r, "retry: 2000\n\n", 13);
+    char retry[48]; /* sse.retry_ms, as the anomaly stream says it */
+    int rn = snprintf(retry, sizeof retry, "retry: %d\n\n", x->cfg->sse_retry_ms);
+    tf_http_stream_write(r, retry, (size_t)rn);
+    if (x->st_last[0] && strcmp(x->st_last, "ok") && x->st_json[0]) { /* a new client is told at once */
+        char ev[480];
+        int k = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", x->st_json);
+        tf_http_stream_write(r, ev, (size_t)k);
+    }
     uv_timer_start(&c->timer, on_tick, POLL_MS, POLL_MS);
     poll_start(c);
 }
@@ -999,6 +1101,7 @@ tf_api_signals *tf_api_signals_register(tf_server *s, tf_pga *db, char *errbuf, 
         return NULL;
     }
     x->srv = s, x->db = db, x->cfg = tf_server_config(s);
+    snprintf(x->st_last, sizeof x->st_last, "ok");
     char err[256];
     x->nh = tf_track_parse_horizons(x->cfg->signals_horizons, x->h_ms, x->h_name, TF_TRACK_MAX_HORIZONS, err,
                                     sizeof err);

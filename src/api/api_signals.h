@@ -4,13 +4,16 @@
  *
  *   GET /api/v1/signals              stored signals, newest first (bar_start,
  *       id): {"data":[signal...],"count":n,"next_cursor":"..."|null}.
- *       Query: rule, ticker, direction (comma lists), start, end (ISO-8601,
+ *       Query: rule, ticker, direction, watchlist (comma lists; watchlist:
+ *       signals carrying any of those lists), start, end (ISO-8601,
  *       on bar_start), limit (1..1000, default 100), cursor.
  *   GET /api/v1/signals/{id}         one signal with "returns":{horizon:
  *       {status, return_pct, mfe_pct, mae_pct}}; 404 when unknown.
- *   GET /api/v1/signals/performance  group_by=rule|ticker (default rule),
- *       horizon (one of [signals] horizons, default 1h), start, end, rule,
- *       ticker, direction: per group the final outcomes' count, hits,
+ *   GET /api/v1/signals/performance  group_by=rule|ticker|watchlist
+ *       (default rule; by watchlist a signal counts in each list it carries,
+ *       and a watchlist filter keeps those groups only), horizon (one of
+ *       [signals] horizons, default 1h), start, end, rule, ticker,
+ *       direction, watchlist: per group the final outcomes' count, hits,
  *       hit_rate, hit_rate_ci95 (Wilson), mean/median return, profit factor,
  *       mean MFE/MAE (process/track.h).
  *   GET /api/v1/indicators           ticker (required), interval 1m|1d
@@ -21,7 +24,10 @@
  *       before end; at most 10,000 rows (the newest) are returned.
  *   GET /api/v1/signals/stream       text/event-stream: id: <signal id>,
  *       event: signal, data: <the stock.signals JSON as stored>. Filters
- *       rule, ticker, direction; Last-Event-ID (header or last_event_id)
+ *       rule, ticker, direction, watchlist; retry: sse.retry_ms; `event:
+ *       status` (no id) when the processors' heartbeat rows say down /
+ *       lagging / ok again, as on the anomaly stream, and at once to a new
+ *       client while not ok; Last-Event-ID (header or last_event_id)
  *       replays the stored signals after that one, in (bar_start, id)
  *       order, then goes on live. Minimal: the stream polls stock_signals
  *       every 500 ms (no bus consumer; api/sse.c's anomaly feed is built

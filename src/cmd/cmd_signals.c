@@ -20,10 +20,16 @@
  * "signals":[signal + "returns":{h:{status,return_pct,mfe_pct,mae_pct}}],
  * "performance":{h:{"all":summary,"by_rule":{RULE:summary}}}} where a
  * summary counts final outcomes only. --store upserts every signal into
- * stock_signals and its horizons into stock_signal_returns (by id:
- * running it twice changes nothing).
+ * stock_signals (by id: running it twice changes nothing) and then fills
+ * stock_signal_returns with the live path's own finaliser
+ * (tf_signal_finalize, process/signal_stage.h: the signal_performance job),
+ * in the same transaction, so stored horizons never depend on which path
+ * stored the signal; the printed ones are computed here from the same bars
+ * and equal them (test_signals_backtest checks both). That finaliser also
+ * completes any other stored signal's due horizons, as the job would.
  * Exit 0 ok, 2 bad arguments, 1 PostgreSQL failed.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +38,7 @@
 #include "cmd/cmd.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "process/signal_stage.h"
 #include "process/signals.h"
 #include "process/track.h"
 #include "store/rollup.h"
@@ -106,8 +113,9 @@ static void num(tf_sbuf *s, double v)
     else tf_sbuf_str(s, "null");
 }
 
-static int store_signal(bt *x, const tf_signal *g, const char *json_ind, const tf_track_result *res,
-                        const int *applies)
+/* The signal row; its horizons are dropped so that the finaliser, run after
+ * every signal is stored, computes them afresh. */
+static int store_signal(bt *x, const tf_signal *g, const char *json_ind)
 {
     char id[160], bs[40], da[40], price[48], score[16];
     tf_signal_id(g, id, sizeof id);
@@ -129,21 +137,11 @@ static int store_signal(bt *x, const tf_signal *g, const char *json_ind, const t
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) snprintf(x->err, sizeof x->err, "storing %s: %s", id, PQerrorMessage(x->conn));
     PQclear(r);
-    for (int h = 0; ok && h < x->nh; h++) {
-        if (!applies[h]) continue;
-        char rp[40], fe[40], ae[40];
-        snprintf(rp, sizeof rp, "%.17g", res[h].return_pct);
-        snprintf(fe, sizeof fe, "%.17g", res[h].mfe_pct);
-        snprintf(ae, sizeof ae, "%.17g", res[h].mae_pct);
-        const char *w[] = {id, x->h_name[h], res[h].status == TF_TRACK_FINAL ? "final" : "pending", rp, fe, ae};
-        r = PQexecParams(x->conn,
-                         "INSERT INTO stock_signal_returns (signal_id, horizon, status, return_pct, mfe_pct, mae_pct)"
-                         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (signal_id, horizon) DO UPDATE SET"
-                         " status = EXCLUDED.status, return_pct = EXCLUDED.return_pct,"
-                         " mfe_pct = EXCLUDED.mfe_pct, mae_pct = EXCLUDED.mae_pct",
-                         6, NULL, w, NULL, NULL, 0);
+    if (ok) {
+        const char *w[] = {id};
+        r = PQexecParams(x->conn, "DELETE FROM stock_signal_returns WHERE signal_id = $1", 1, NULL, w, NULL, NULL, 0);
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) snprintf(x->err, sizeof x->err, "storing returns of %s: %s", id, PQerrorMessage(x->conn));
+        if (!ok) snprintf(x->err, sizeof x->err, "clearing the horizons of %s: %s", id, PQerrorMessage(x->conn));
         PQclear(r);
     }
     return ok ? 0 : -1;
@@ -210,7 +208,7 @@ static int run_series(bt *x, series *s)
                     p += strlen("\"indicators\": ");
                     char *ind = strndup(p, (size_t)(q - p + 1));
                     if (!ind) x->oom = 1;
-                    else rc = store_signal(x, g, ind, res, applies);
+                    else rc = store_signal(x, g, ind);
                     free(ind);
                 }
             }
@@ -416,6 +414,13 @@ static int backtest(tf_config *cfg)
         free(all[i].b), free(all[i].t), free(all[i].start);
     }
     free(all);
+    if (x.store && rc == 0) {
+        tf_err e;
+        if (tf_signal_finalize(x.conn, cfg, x.now_ms, LONG_MAX, &e) < 0) {
+            snprintf(x.err, sizeof x.err, "track record: %s", e.msg);
+            rc = -1;
+        }
+    }
     if (x.store) {
         r = PQexec(x.conn, rc == 0 ? "COMMIT" : "ROLLBACK");
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {

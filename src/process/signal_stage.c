@@ -27,13 +27,14 @@ typedef struct tick {
     struct tick *next;
     char ticker[32];
     tf_sig_state *st;
-    int64_t last_start_ms;      /* newest bar fed; older ones (revisions) are ignored */
+    int64_t last_start_ms;      /* newest bar fed; an older one is a revision (rebuild) or a repeat (ignored) */
 } tick;
 
 struct tf_signal_stage {
     const tf_config *cfg;
     tf_bus *bus;
     tf_sig_rules rules;
+    int64_t max_horizon_ms;     /* the longest of [signals] horizons: how far back a revision reaches */
     tick *b[NBUCKETS];
     PGconn *pg;                 /* processor thread only */
     int64_t pg_retry_us, last_finalize_us;
@@ -64,6 +65,16 @@ tf_signal_stage *tf_signal_stage_new(const tf_config *cfg, tf_bus *bus, char *er
         free(s);
         return NULL;
     }
+    int64_t hms[TF_TRACK_MAX_HORIZONS];
+    char hname[TF_TRACK_MAX_HORIZONS][8], herr[200];
+    int nh = tf_track_parse_horizons(cfg->signals_horizons, hms, hname, TF_TRACK_MAX_HORIZONS, herr, sizeof herr);
+    if (nh < 0) {
+        snprintf(errbuf, errlen, "signals.horizons: %s", herr);
+        free(s);
+        return NULL;
+    }
+    for (int h = 0; h < nh; h++)
+        if (hms[h] > s->max_horizon_ms) s->max_horizon_ms = hms[h];
     s->cfg = cfg;
     s->bus = bus;
     s->last_finalize_us = tf_mono_us();
@@ -159,22 +170,34 @@ static void row_bar(const PGresult *r, int i, tf_ind_bar *b, int64_t *start)
 
 static void emit(tf_signal_stage *s, const tf_signal *g);
 
+/* Appends id to an SQL text[] literal being built ("{" opened by the caller). */
+static void id_add(tf_sbuf *ids, const char *id)
+{
+    tf_sbuf_str(ids, ids->len > 1 ? ",\"" : "\"");
+    for (const char *q = id; *q; q++) { /* array literal quoting: a ticker is any text */
+        if (*q == '"' || *q == '\\') tf_sbuf_add(ids, "\\", 1);
+        tf_sbuf_add(ids, q, 1);
+    }
+    tf_sbuf_str(ids, "\"");
+}
+
 /* Feeds t's state every stored minute before start_ms. Signals of minutes
  * up to emit_after_ms were handled before (stored under the same ids) and
- * are dropped; later ones are emitted: a bar that was still open in the
- * previous owner's builder when its trades were committed (a restart, a
- * rebalance) reaches no live on_bar, only this. */
-static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_after_ms)
+ * are dropped; later ones are emitted (their ids appended to ids when not
+ * NULL): a bar that was still open in the previous owner's builder when
+ * its trades were committed (a restart, a rebalance) reaches no live
+ * on_bar, only this. 0, or -1 when the table could not be read. */
+static int warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_after_ms, tf_sbuf *ids)
 {
     PGconn *c = conn(s);
-    if (!c) return;
+    if (!c) return -1;
     PGresult *r = trade_minutes(c, t->ticker, INT64_MIN, start_ms);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         tf_err e;
         tf_pg_error(c, r, "signal warm-up", &e);
         tf_warn("signals", "warm-up failed, indicators start cold", TF_STR("ticker", t->ticker), TF_ERR_FIELDS(&e));
         PQclear(r);
-        return;
+        return -1;
     }
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
@@ -183,11 +206,19 @@ static void warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_
         tf_signal out[TF_SIG_NRULES];
         row_bar(r, i, &b, &st);
         int k = tf_sig_update(t->st, &b, st, st + 60000, out, NULL, NULL);
-        for (int j = 0; st > emit_after_ms && j < k; j++) emit(s, &out[j]);
+        for (int j = 0; st > emit_after_ms && j < k; j++) {
+            emit(s, &out[j]);
+            if (ids) {
+                char id[160];
+                tf_signal_id(&out[j], id, sizeof id);
+                id_add(ids, id);
+            }
+        }
         t->last_start_ms = st;
     }
     PQclear(r);
     BUMP(s, warmed_bars, n);
+    return 0;
 }
 
 static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int *fresh)
@@ -207,7 +238,7 @@ static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int
     t->next = s->b[h];
     s->b[h] = t;
     *fresh = 1;
-    warm_up(s, t, start_ms, start_ms - REEMIT_MS);
+    warm_up(s, t, start_ms, start_ms - REEMIT_MS, NULL);
     return t;
 }
 
@@ -264,6 +295,78 @@ static void emit(tf_signal_stage *s, const tf_signal *g)
     free(j.b);
 }
 
+static int exec_ok(PGconn *c, const char *sql, int n, const char *const *v, const char *what, const char *ticker)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        tf_err e;
+        tf_pg_error(c, r, what, &e);
+        tf_warn("signals", "revision: cannot update stored signals", TF_STR("ticker", ticker), TF_ERR_FIELDS(&e));
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/*
+ * A revised minute start_ms (late trades; its trades are committed, since
+ * the processor reads them from the table's change stream): t's state is
+ * rebuilt from the table through the newest minute it was fed, as a
+ * backtest over the stored bars would compute it, and the signals of
+ * minutes from start_ms on are emitted again (upserts by id, new values).
+ * Stored 1m signals of the ticker in [start_ms, newest] that the rebuilt
+ * state does not fire are deleted (their horizons with them), and final
+ * horizons of signals whose window or entry can hold the revised minute
+ * go back to pending, so the finaliser recomputes them. 0, or -1 (no
+ * connection, a failed read: the state is left as it was).
+ */
+static int revise(tf_signal_stage *s, tick *t, const tf_bar *b, int64_t start_ms)
+{
+    if (!conn(s)) return -1;
+    char err[256];
+    tf_sig_state *ns = tf_sig_state_new(&s->rules, b->ticker, b->market, "1m", err, sizeof err);
+    if (!ns) return -1;
+    tf_sig_state *old = t->st;
+    int64_t newest = t->last_start_ms;
+    t->st = ns;
+    t->last_start_ms = INT64_MIN;
+    tf_sbuf ids = {0};
+    tf_sbuf_str(&ids, "{");
+    if (warm_up(s, t, newest + 60000, start_ms - 1, &ids)) {
+        tf_sig_state_free(ns);
+        t->st = old;
+        t->last_start_ms = newest;
+        free(ids.b);
+        return -1;
+    }
+    tf_sig_state_free(old);
+    if (t->last_start_ms < newest) t->last_start_ms = newest; /* never feed a minute twice */
+    tf_sbuf_str(&ids, "}");
+    PGconn *c = conn(s);
+    if (ids.oom || !c) {
+        free(ids.b);
+        return 0; /* the state is right; only the stale rows stay */
+    }
+    char from[24], to[24], back[24];
+    snprintf(from, sizeof from, "%lld", (long long)start_ms);
+    snprintf(to, sizeof to, "%lld", (long long)newest);
+    snprintf(back, sizeof back, "%lld", (long long)(start_ms - s->max_horizon_ms - 60000));
+    const char *dv[] = {t->ticker, from, to, ids.b};
+    exec_ok(c,
+            "DELETE FROM stock_signals WHERE ticker = $1 AND interval = '1m'"
+            " AND bar_start >= to_timestamp($2::bigint / 1000.0) AND bar_start <= to_timestamp($3::bigint / 1000.0)"
+            " AND NOT (id = ANY ($4::text[]))",
+            4, dv, "DELETE withdrawn signals", t->ticker);
+    const char *uv[] = {t->ticker, back};
+    exec_ok(c,
+            "UPDATE stock_signal_returns SET status = 'pending' WHERE status = 'final' AND signal_id IN"
+            " (SELECT id FROM stock_signals WHERE ticker = $1 AND interval = '1m'"
+            " AND bar_start >= to_timestamp($2::bigint / 1000.0))",
+            2, uv, "UPDATE revised horizons", t->ticker);
+    free(ids.b);
+    return 0;
+}
+
 void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
 {
     tf_signal_stage *s = ctx;
@@ -283,11 +386,16 @@ void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
             t->st = ns;
             int64_t seen = t->last_start_ms;
             t->last_start_ms = INT64_MIN;
-            warm_up(s, t, start_ms, seen);
+            warm_up(s, t, start_ms, seen, NULL);
             fresh = 1;
         }
     }
-    if (b->c.revised || start_ms <= t->last_start_ms) {
+    if (b->c.revised && !fresh && start_ms <= t->last_start_ms) {
+        if (revise(s, t, b, start_ms) == 0) BUMP(s, revised_rebuilt, 1);
+        else BUMP(s, revised_ignored, 1);
+        return;
+    }
+    if (start_ms <= t->last_start_ms) { /* a repeat (or a revision the warm-up already read from the table) */
         BUMP(s, revised_ignored, 1);
         return;
     }

@@ -29,11 +29,19 @@
  * restart or rebalance such a minute reaches no live bar. Re-emitting is
  * an idempotent upsert plus a re-publish under the same id.
  *
- * Revised bars (late trades, c.revised = 1) are ignored: the indicator
- * states are incremental and cannot take back a bar exactly, so a revision
- * is counted (revised_ignored) and the live path keeps the first version.
- * A backtest over the stored bars sees the revised minute; only then can
- * the two differ.
+ * Revised bars (late trades, c.revised = 1): the indicator states are
+ * incremental and cannot take back a bar, so the ticker's state is rebuilt
+ * from the table (every stored minute through the newest one fed, the
+ * revised minute as stored) and the signals from the revised minute on are
+ * emitted again (same ids, new values); stored ones the rebuilt state does
+ * not fire are deleted, and final horizons that can include the revised
+ * minute go back to pending for the finaliser (counted revised_rebuilt). So
+ * after a revision the live rows are again exactly what a backtest over the
+ * stored bars gives. The cost is one read of the ticker's stored minutes per
+ * revised (ticker, minute) -- the processor revises a bar at most once.
+ * Without a store (or PostgreSQL down) a revision is counted
+ * (revised_ignored) and the first version kept; a withdrawn signal gets no
+ * message on stock.signals (its row is gone).
  *
  * Track record: tf_signal_finalize fills stock_signal_returns for stored
  * signals from stored bars (process/track.h): pending rows while a horizon
@@ -60,7 +68,7 @@
 typedef struct tf_signal_stage tf_signal_stage;
 
 typedef struct tf_signal_stage_stats {
-    int64_t bars, revised_ignored, warmed_bars, signals, stored, published, store_errors, finalized;
+    int64_t bars, revised_ignored, revised_rebuilt, warmed_bars, signals, stored, published, store_errors, finalized;
 } tf_signal_stage_stats;
 
 /* Optional observer, called on the processor thread after each signal was

@@ -7,7 +7,10 @@ back-dated over the last ~2.5 hours (a wave that makes RSI, Bollinger, MACD
 and SMA crosses happen, plus volume surges), 6 trades a minute, then one
 trade a minute later that closes the last bar.
 
-Checks: signals appear in stock_signals; parity: `tickflow signals backtest`
+A late trade (within the allowed lateness) revises SIGA's minute N-2 after
+it was handed over: the live stage rebuilds SIGA's state from the table.
+
+Checks: signals appear in stock_signals; parity (after that revision): `tickflow signals backtest`
 over the same stored bars gives exactly the same ids, prices, scores and
 indicator values, and after `tickflow job run signal_performance` (the
 finaliser) the stored horizons equal the backtest's track record; REST
@@ -19,6 +22,7 @@ parameter named, 404).
 import json
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -62,6 +66,13 @@ class Pipe:
              % (self.base_s, start_min * 6, (start_min + minutes) * 6 - 1, vals))
         self.pg.sql(q)
 
+    def late_trade(self, ticker, minute):
+        """A big trade at the end of an already closed minute, within process.allowed_lateness_ms (60 s) of the
+        watermark: the processor hands that minute's bar over once more, revised."""
+        self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
+                    "VALUES ('%s', 'NASDAQ', 'BUY', 112, 20000, to_timestamp(%d))"
+                    % (ticker, self.base_s + minute * 60 + 59))
+
     def close_bars(self, ticker, at_min):
         self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
                     "VALUES ('%s', 'NASDAQ', 'BUY', 100, 1, to_timestamp(%d))" % (ticker, self.base_s + at_min * 60 + 5))
@@ -83,6 +94,7 @@ def pipe():
     if P is None:
         P = Pipe()
         P.path([("SIGA", 0.0), ("SIGB", 2.0)], N)
+        P.late_trade("SIGA", N - 2)  # the stage rebuilds SIGA from the table: parity must hold after it
         P.close_bars("SIGA", N)
         # every bar of both tickers reached the stage: the last scripted minute's signals are in
         h.wait_for(lambda: stable_count(P), 90, "live signals settle")
@@ -144,6 +156,10 @@ def test_live_signals_and_parity(c):
                 or not all(close(s["indicators"][k], w["indicators"][k]) for k in w["indicators"])):
             bad.append((s, w))
     c.eq(bad[:2], [], "live values == backtest values")
+    # the revised minute: its volume surge (the late trade's 20000) is only in the revised bar
+    rev = "s-SIGA-VOLUME_SURGE-1m-%d" % ((p.base_s + (N - 2) * 60) * 1000)
+    c.check(rev in want, "the backtest fires on the revised minute", rev)
+    c.check(rev in got and got[rev]["indicators"]["volume"] > 20000, "so does the live path, with the revised bar")
     # a second pass changes nothing (ids are deterministic; no duplicates)
     c.eq(int(p.pg.scalar("SELECT count(DISTINCT id) FROM stock_signals")), len(live), "no duplicate signals")
 
@@ -313,12 +329,29 @@ class SSE:
         self.sock.close()
 
 
+def _has_retry(s):
+    # the first chunk may still be unread: read until it is there (or 5 s)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and b"retry: " not in s.raw:
+        s.sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            d = s.sock.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        s.raw += d
+    return b"retry: 3000\n" in s.raw
+
+
 def test_sse_replay_and_live(c):
     p = pipe()
     live = stored(p)
     k = len(live) // 2
     s = SSE(p.port, last_event_id=live[k]["id"])
     c.eq(s.status, 200, "stream status")
+    c.check("retry: 3000\n" in s.raw.decode(errors="replace") or "retry: 3000\n" in s.text or _has_retry(s),
+            "retry: is sse.retry_ms (3000 by default), as on the anomaly stream")
     ev = s.events(len(live) - k - 1)
     c.eq([e[0] for e in ev], [x["id"] for x in live[k + 1:]], "Last-Event-ID replays exactly the rest, in order")
     c.check(all(e[0] == e[1]["id"] for e in ev), "id line == data id")
@@ -351,7 +384,10 @@ def test_errors(c):
                         ("/api/v1/indicators?interval=1m", "ticker"),
                         ("/api/v1/indicators?ticker=SIGA&interval=5m", "interval"),
                         ("/api/v1/indicators?ticker=SIGA&names=rsi14,wat", "names"),
-                        ("/api/v1/signals/stream?last_event_id=xyz", "last_event_id")):
+                        ("/api/v1/signals/stream?last_event_id=xyz", "last_event_id"),
+                        ("/api/v1/signals/stream?watchlist=a%20b", "watchlist"),
+                        ("/api/v1/signals/performance?group_by=watchlist&watchlist=", "watchlist"),
+                        ("/api/v1/signals/s-SIGA-RSI_OVERSOLD-1m-1?verbose=1", "verbose")):
         st, b = get(p, path)
         c.eq(st, 400, path)
         c.eq((b or {}).get("error", {}).get("param"), param, "param of " + path)
@@ -393,6 +429,43 @@ def test_finalize_daily(c):
             "same return, MFE, MAE")
 
 
+def test_status_event(c):
+    """The signal stream reports pipeline trouble as the anomaly stream does: a processor heartbeat row with a
+    lag past sse.lag_threshold_ms makes it say "lagging" (a new client is told at once), "ok" once it goes."""
+    p = pipe()
+    s = SSE(p.port)
+
+    def status(x, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(r"event: status\ndata: (\{[^\n]*\})\n\n", x.raw.decode(errors="replace"))
+            if m:
+                x.raw = x.raw[x.raw.index(m.group(1).encode()) + len(m.group(1)):]
+                return json.loads(m.group(1))
+            x.sock.settimeout(0.2)
+            try:
+                d = x.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not d:
+                break
+            x.raw += d
+        return None
+
+    p.pg.sql("INSERT INTO tickflow_processor_status (instance, updated_at, lag_ms, trades, anomalies, late, state)"
+             " VALUES ('fake:1', now() + interval '1 hour', 999999, 0, 0, 0, 'running')")
+    st = status(s, 10)
+    c.check(st is not None and st["status"] == "lagging" and st["lag_ms"] == 999999, "lagging status", st)
+    late = SSE(p.port)
+    st2 = status(late, 5)
+    c.check(st2 is not None and st2["status"] == "lagging", "a new client is told at once", st2)
+    p.pg.sql("DELETE FROM tickflow_processor_status WHERE instance = 'fake:1'")
+    st = status(s, 10)
+    c.check(st is not None and st["status"] == "ok" and st["previous"] == "lagging", "recovered", st)
+    s.close()
+    late.close()
+
+
 def test_shutdown_with_stream(c):
     """SIGTERM with a stream open: the stream ends (final chunk), exit 0; the
     harness checks the sanitizer logs (no leak) at exit."""
@@ -417,4 +490,4 @@ def test_shutdown_with_stream(c):
 if __name__ == "__main__":
     h.main([test_live_signals_and_parity, test_track_record_parity, test_rest_list_filters_paging,
             test_rest_one_and_performance, test_indicators, test_sse_replay_and_live, test_errors,
-            test_finalize_daily, test_shutdown_with_stream])
+            test_finalize_daily, test_status_event, test_shutdown_with_stream])

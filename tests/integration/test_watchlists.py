@@ -11,9 +11,11 @@ run scans Friday's session; re-running runs changes nothing.
 """
 import csv
 import datetime
+import http.client
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -384,6 +386,107 @@ def test_scan_against_talib(c):
     c.check(dump() == before, "re-running runs changes no signal, result, member, change or indicator row")
 
 
+Z95 = 1.959963984540054
+
+
+def near(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def test_signals_by_watchlist(c):
+    """GET /api/v1/signals?watchlist= and /api/v1/signals/performance?group_by=watchlist (DESIGN section 7)
+    over the signals the scans stored, against the rows themselves."""
+    by = {}
+    for sid, wls in pg.sql("SELECT id, watchlists FROM stock_signals"):
+        for w in wls.strip("{}").split(","):
+            if w:
+                by.setdefault(w, set()).add(sid)
+    c.eq(sorted(by), ["bands", "gainers", "tech"], "every list has signals")
+    for w in sorted(by):
+        st, b = api("GET", "/api/v1/signals?limit=1000&watchlist=" + w)
+        c.eq((st, {s["id"] for s in b["data"]}), (200, by[w]), "watchlist=%s: exactly its signals" % w)
+        c.check(all(w in s["watchlists"] for s in b["data"]), "each carries %s" % w)
+        c.check(all(re.fullmatch(r"[0-9]+[.][0-9]{4}", s["price"]) for s in b["data"]), "price with 4 decimals",
+                [s["price"] for s in b["data"]])
+    st, b = api("GET", "/api/v1/signals?limit=1000&watchlist=tech,gainers&ticker=INV")
+    want = {i for i in by["tech"] | by["gainers"] if i.startswith("s-INV-")}
+    c.eq({s["id"] for s in b["data"]}, want, "a comma list of lists, with another filter")
+    walked, cur = [], None
+    for _ in range(500):
+        st, b = api("GET", "/api/v1/signals?limit=2&watchlist=bands" + ("&cursor=" + cur if cur else ""))
+        walked += [s["id"] for s in b["data"]]
+        cur = b["next_cursor"]
+        if not cur:
+            break
+    c.eq(sorted(walked), sorted(by["bands"]), "paged by watchlist")
+    c.eq(len(walked), len(set(walked)), "no page repeats a signal")
+    # the stream: Last-Event-ID before every signal replays exactly the list's ones, in bar order
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=20)
+    conn.request("GET", "/api/v1/signals/stream?watchlist=gainers", headers={"Last-Event-ID": "s-X-RSI_OVERSOLD-1d-0"})
+    resp = conn.getresponse()
+    streamed = []
+    while len(streamed) < len(by["gainers"]):
+        line = resp.readline().decode()
+        if not line:
+            break
+        if line.startswith("id: "):
+            streamed.append(line[4:].strip())
+    conn.close()
+    c.eq(sorted(streamed), sorted(by["gainers"]), "stream?watchlist=gainers replays that list's signals")
+    c.check([int(i.rsplit("-", 1)[1]) for i in streamed] == sorted(int(i.rsplit("-", 1)[1]) for i in streamed),
+            "in bar order", streamed)
+    st, b = api("GET", "/api/v1/signals?watchlist=nosuchlist")
+    c.eq((st, b["data"]), (200, []), "a list without signals: none")
+    for q in ("watchlist=bad%20name", "watchlist=tech,,bands"):
+        st, b = api("GET", "/api/v1/signals?" + q)
+        c.eq((st, b["error"]["code"], b["error"].get("param")), (400, "invalid_parameter", "watchlist"), q)
+
+    job("run", "signal_performance")
+    rows = pg.sql("SELECT s.id, s.watchlists, s.rule, r.return_pct, r.mfe_pct, r.mae_pct FROM stock_signals s"
+                  " JOIN stock_signal_returns r ON r.signal_id = s.id WHERE r.horizon = '1d' AND r.status = 'final'")
+    outc = {}
+    for sid, wls, rule, rp, fe, ae in rows:
+        for w in wls.strip("{}").split(","):
+            outc.setdefault(w, []).append((float(rp), float(fe), float(ae), rule))
+    c.eq(sorted(outc), sorted(by), "every list's signals have a final 1d outcome")
+
+    def same(g, xs, what):
+        n = len(xs)
+        hits = sum(1 for x in xs if x[0] > 0)
+        c.eq((g["count"], g["hits"]), (n, hits), "count/hits " + what)
+        ph = hits / n
+        den = 1 + Z95 * Z95 / n
+        ctr = (ph + Z95 * Z95 / (2 * n)) / den
+        half = Z95 * math.sqrt(ph * (1 - ph) / n + Z95 * Z95 / (4 * n * n)) / den
+        srt = sorted(x[0] for x in xs)
+        med = srt[n // 2] if n % 2 else (srt[n // 2 - 1] + srt[n // 2]) / 2
+        gain, loss = sum(x[0] for x in xs if x[0] > 0), -sum(x[0] for x in xs if x[0] < 0)
+        pf = gain / loss if loss > 0 else None
+        c.check(near(g["hit_rate_ci95"][0], ctr - half) and near(g["hit_rate_ci95"][1], ctr + half), "Wilson " + what)
+        c.check(near(g["mean_return_pct"], sum(x[0] for x in xs) / n) and near(g["median_return_pct"], med),
+                "mean/median " + what, (g, xs))
+        c.check(near(g["profit_factor"], pf), "profit factor " + what, (g["profit_factor"], pf))
+        c.check(near(g["mean_mfe_pct"], sum(x[1] for x in xs) / n) and
+                near(g["mean_mae_pct"], sum(x[2] for x in xs) / n), "mean MFE/MAE " + what)
+
+    st, b = api("GET", "/api/v1/signals/performance?group_by=watchlist&horizon=1d")
+    c.eq((st, b["group_by"], [g["watchlist"] for g in b["data"]]), (200, "watchlist", sorted(outc)),
+         "performance: a group per list")
+    for g in b["data"]:
+        same(g, outc[g["watchlist"]], "of list " + g["watchlist"])
+    st, b = api("GET", "/api/v1/signals/performance?group_by=watchlist&horizon=1d&watchlist=tech")
+    c.eq([g["watchlist"] for g in b["data"]], ["tech"], "group_by=watchlist with watchlist=tech: that group only")
+    st, b = api("GET", "/api/v1/signals/performance?group_by=rule&horizon=1d&watchlist=gainers")
+    rules = {}
+    for x in outc["gainers"]:
+        rules.setdefault(x[3], []).append(x)
+    c.eq(sorted(g["rule"] for g in b["data"]), sorted(rules), "by rule within one list")
+    for g in b["data"]:
+        same(g, rules[g["rule"]], "of gainers/" + g["rule"])
+
+
 def test_monday_uses_friday(c):
     out = job("run", "watchlist_scan", "--for", "2012-11-12T14:00:00Z", "--json")  # Monday 09:00 New York
     runs = json.loads(out)["runs"]
@@ -410,4 +513,4 @@ def test_retention(c):
 
 if __name__ == "__main__":
     setup()
-    h.main([test_rest, test_scan_against_talib, test_monday_uses_friday, test_retention])
+    h.main([test_rest, test_scan_against_talib, test_signals_by_watchlist, test_monday_uses_friday, test_retention])

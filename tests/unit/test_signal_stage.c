@@ -2,7 +2,7 @@
  * test_signal_stage.c - the live signal stage (process/signal_stage.c)
  * without PostgreSQL or a bus: hand-made 1-minute bars through its on_bar
  * must give exactly the signals (ids, values, JSON) of the engine driven
- * directly as the backtest drives it; revised and repeated bars are
+ * directly as the backtest drives it; without a store, revised and repeated bars are
  * ignored; tickers keep separate states; the hook sets the callback.
  */
 #include <math.h>
@@ -118,6 +118,7 @@ static void test_parity(void)
     tf_signal_stage_get_stats(s, &st);
     TF_EQ_INT(st.bars, 2 * NB + 2 * (int)((NB - 1) / 17));
     TF_EQ_INT(st.revised_ignored, 2 * (int)((NB - 1) / 17));
+    TF_EQ_INT(st.revised_rebuilt, 0); /* no table to rebuild from */
     TF_EQ_INT(st.signals, live[0].n + live[1].n);
     TF_EQ_INT(st.stored, 0);
     TF_EQ_INT(st.store_errors, 0);
