@@ -70,7 +70,7 @@ static void commands(void)
         {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"interval_ms\":1.5}", "invalid_parameter", "interval_ms"},
         {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"interval_ms\":\"1000\"}", "invalid_parameter", "interval_ms"},
         {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"interval_ms\":86400001}", "invalid_parameter", "interval_ms"},
-        {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"extra\":1}", "invalid_parameter", "extra"},
+        {"{\"action\":\"subscribe\",\"tickers\":[\"A\"],\"extra\":1}", "unknown_parameter", "extra"},
         {"{\"action\":\"set_interval\"}", "invalid_parameter", "interval_ms"},
         {"{\"action\":\"set_interval\",\"interval_ms\":100,\"tickers\":[\"A B\"]}", "invalid_parameter", "tickers"},
         {"{\"action\":\"set_interval\",\"interval_ms\":100,\"from_ms\":5}", "invalid_parameter", "from_ms"},
@@ -117,16 +117,16 @@ static void encoders(void)
     t.price_e4 = 1892500;
     t.quantity = 100;
     t.event_us = 1763890200123456LL;
-    int n = tf_ws_enc_trade(b, sizeof b, &t, 1763890200130LL);
+    int n = tf_ws_enc_trade(b, sizeof b, &t, 1763890200130LL, 0);
     TF_CHECK(n > 0);
     TF_EQ_STR(b, "{\"type\":\"trade\",\"id\":123456,\"ticker\":\"AAPL\",\"market_code\":\"NASDAQ\","
                  "\"trade_type\":\"BUY\",\"price\":\"189.2500\",\"quantity\":100,"
                  "\"event_time\":\"2025-11-23T09:30:00.123456Z\",\"commit_ts_ms\":1763890200130}");
-    TF_EQ_INT(tf_ws_enc_trade(b, 20, &t, 0), -1);
+    TF_EQ_INT(tf_ws_enc_trade(b, 20, &t, 0, 0), -1);
     tf_candle c;
     tf_candle_init(&c, 1000, t.event_us);
     tf_candle_add(&c, &t);
-    n = tf_ws_enc_tick(b, sizeof b, "AAPL", &c);
+    n = tf_ws_enc_tick(b, sizeof b, "AAPL", &c, 0);
     TF_CHECK(n > 0);
     TF_EQ_STR(b, "{\"type\":\"tick\",\"ticker\":\"AAPL\",\"start\":\"2025-11-23T09:30:00.000000Z\","
                  "\"end\":\"2025-11-23T09:30:01.000000Z\",\"interval_ms\":1000,\"open\":\"189.2500\","
