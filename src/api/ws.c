@@ -1553,12 +1553,16 @@ static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
     trade_arg a = {t, commit_ts_ms};
     fanout(ws, t->ticker, 0, make_trade, &a);
     int64_t now = ws->ngroups ? tf_now_us() : 0;
+    int late = 0, revised = 0, future = 0; /* counted once per trade, whatever the intervals in use */
     for (int i = 0; i < ws->ngroups; i++) {
         int r = tf_candle_agg_add(ws->groups[i]->agg, t, commit_ts_ms, now);
-        if (r == TF_CANDLE_LATE && ws->m_late) tf_metric_add(ws->m_late, 1);
-        if (r == TF_CANDLE_REVISED && ws->m_revised) tf_metric_add(ws->m_revised, 1);
-        if (r == TF_CANDLE_FUTURE && ws->m_future) tf_metric_add(ws->m_future, 1);
+        late |= r == TF_CANDLE_LATE;
+        revised |= r == TF_CANDLE_REVISED;
+        future |= r == TF_CANDLE_FUTURE;
     }
+    if (late && ws->m_late) tf_metric_add(ws->m_late, 1);
+    if (revised && ws->m_revised) tf_metric_add(ws->m_revised, 1);
+    if (future && ws->m_future) tf_metric_add(ws->m_future, 1);
 }
 
 void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)

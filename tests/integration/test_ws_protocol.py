@@ -99,8 +99,9 @@ class Candles:
         self.dups = []
         self.partial = []
 
-    def add(self, m):
+    def add(self, m, src=""):
         k = (m["ticker"], us_of(m["start"]))
+        m["_src"] = src
         if m.get("partial"):
             self.partial.append(m)
         if k in self.final and not m.get("revised"):
@@ -117,7 +118,8 @@ def check_candles(c, what, have, tickers, iv, start_us, end_us):
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     c.eq((missing[:5], extra[:5]), ([], []), "%s: the same buckets as SQL (%d)" % (what, len(want)))
-    bad = [(k, got[k], want[k]) for k in sorted(set(got) & set(want)) if got[k] != want[k]]
+    bad = [(k, have.final[k].get("_src"), have.final[k].get("revised"), got[k], want[k])
+           for k in sorted(set(got) & set(want)) if got[k] != want[k]]
     c.eq(bad[:3], [], "%s: every candle equals SQL" % what)
     c.check(len(want) >= 3, "%s: enough candles compared" % what, "got %d" % len(want))
     return len(want)
@@ -226,6 +228,32 @@ def test_seam_raw(c):
     print("  raw: %d history + %d live trades, %d compared with SQL" % (len(hist), len(live), len(want)), flush=True)
 
 
+def test_seam_raw_big_commit(c):
+    """A trade can be in the snapshot and still on its way through CDC: one
+    transaction of 30,000 trades, then at once a subscribe with since - the
+    feed is still delivering that transaction while the history is read,
+    so both carry it and the seam must drop the live copies."""
+    x = T.P.ws()
+    x.send({"action": "list"})
+    x.recv()
+    t0 = now_us()
+    T.PG.sql("insert into stock_trades(ticker,market_code,trade_type,price,quantity,event_time) "
+             "select 'PZ','NYSE',case when i %% 2 = 0 then 'BUY' else 'SELL' end, 10 + i %% 7, 1 + i %% 100, "
+             "'%s'::timestamptz + i * interval '1 microsecond' from generate_series(1, 30000) i" % iso(t0))
+    ack, hist, end, early = subscribe(x, ["PZ"], 0, since=iso(t0))
+    got = [m["id"] for m in hist]
+    dl = time.monotonic() + 60
+    live = []
+    while time.monotonic() < dl and len(set(got + live)) < 30000:
+        live += [m["id"] for m in x.drain(0.5) if m["type"] == "trade"]
+    live += [m["id"] for m in x.drain(1.0) if m["type"] == "trade"]
+    x.close()
+    allids = got + live
+    c.eq(len(allids) - len(set(allids)), 0, "no trade twice though history and feed both carried the transaction")
+    c.eq(sorted(allids), sql_trade_ids(["PZ"], t0, t0 + 10 ** 9), "history + live equal SQL")
+    print("  big commit: %d from history, %d live" % (len(got), len(live)), flush=True)
+
+
 def test_seam_1m(c):
     # the 1 m aggregator starts with the server: the first minute is partial
     # in it, and a history subscribe waits for that bucket to close (or
@@ -258,11 +286,11 @@ def resume(c, first, second, what):
     _, rhist, _, _ = subscribe(r, ["PD"], 0, history=100)
     have = Candles()
     for m in hist:
-        have.add(m)
+        have.add(m, "history1")
     trades = list(rhist)
     for ms in both(a, r, 3.0):
         if ms["type"] == "tick":
-            have.add(ms)
+            have.add(ms, "live1")
         elif ms["type"] == "trade":
             trades.append(ms)
     start = min(k[1] for k in have.final)
@@ -277,7 +305,7 @@ def resume(c, first, second, what):
     _, rhist2, _, early2 = subscribe(r2, ["PD"], 0, since=last_trade)
     c.eq(early + early2, [], "%s: nothing live before history_end" % what)
     for m in hist2:
-        have.add(m)
+        have.add(m, "history2")
     c.check(len(hist2) >= 4, "%s: the outage's candles come as history" % what, "got %d" % len(hist2))
     trades += rhist2
     live = []
@@ -289,10 +317,11 @@ def resume(c, first, second, what):
             elif ms["type"] == "trade":
                 trades.append(ms)
     for m in live:
-        have.add(m)
+        have.add(m, "live2")
     b.close()
     r2.close()
     last = max(us_of(m["start"]) for m in live if not m.get("revised"))
+    print("  %s: session 1 up to %s, session 2 from %s" % (what, iso(last_end), iso(last_end)), flush=True)
     n = check_candles(c, what + " 1 s", have, tickers, 1000, start, last + 1000000)
     # raw: since is inclusive, so only trades at exactly that time may come again
     ids = [m["id"] for m in trades]
@@ -343,5 +372,6 @@ def test_teardown(c):
 
 
 if __name__ == "__main__":
-    main([test_setup, test_hello_seq_and_errors, test_seam_1s, test_seam_raw, test_resume_same_server,
+    main([test_setup, test_hello_seq_and_errors, test_seam_1s, test_seam_raw, test_seam_raw_big_commit,
+          test_resume_same_server,
           test_resume_other_server_over_kafka, test_seam_1m, test_teardown])
