@@ -21,6 +21,16 @@
  * ws.ping_interval_ms a silent client is pinged; one that stays silent for
  * another interval is dropped (dead peer).
  *
+ * Protocol additions of DESIGN.md section 9: the first message is
+ * {"type":"hello","server":...}; every message gets "seq" (0 for hello, one
+ * more each) when it is written (frame_seq), so shared frames stay shared.
+ * A subscribe with "history" or "since" holds the live messages of its
+ * (tickers, interval), reads storage on the async pool (ws_hist.c), sends
+ * the ack, the history marked "history":true (paced by the client's queue),
+ * {"type":"history_end",...}, then the held messages minus what the history
+ * had - see "history then live" below for where the seam lies. Commands that
+ * arrive meanwhile wait and run in order afterwards.
+ *
  * Lifetime: http.c calls on_close synchronously from tf_http_conn_abort (and
  * from a write only if uv_write itself refuses; socket errors come later), so
  * on_close only marks the client gone; it is unlinked and freed at
@@ -98,6 +108,8 @@ typedef struct hist {
     char (*tickers)[TF_TICKER_MAX];
     size_t ntickers;
     int wildcard;
+    uint8_t *added;     /* per ticker: this subscribe added it (undone if the history fails) */
+    int wildcard_added;
     tf_ws_map *set;     /* the tickers (NULL with the wildcard) */
     int64_t since_us;   /* INT64_MIN: none */
     int64_t n;          /* history: N (0: since) */
@@ -963,6 +975,7 @@ static void hist_free(hist *h)
     for (size_t i = 0; i < h->nheld; i++) msg_unref(h->held[i]);
     free(h->held);
     free(h->tickers);
+    free(h->added);
     tf_ws_map_free(h->set);
     free(h->rows);
     free(h);
@@ -1057,8 +1070,9 @@ static void hist_abort(client *c, const char *code, const char *msg)
     hist *h = c->hist;
     unwait(c);
     c->hist = NULL;
-    for (size_t k = 0; k < h->ntickers; k++) client_unsub(c, h->tickers[k], h->slot, 0);
-    if (h->wildcard) set_wildcard(c, h->slot, 0);
+    for (size_t k = 0; k < h->ntickers; k++)
+        if (h->added[k]) client_unsub(c, h->tickers[k], h->slot, 0);
+    if (h->wildcard_added) set_wildcard(c, h->slot, 0);
     slot_release_if_idle(c, h->slot);
     send_error(c, code, msg, h->n ? "history" : "since");
     hist_free(h);
@@ -1219,8 +1233,9 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
     slot *sl = &c->slots[i];
     hist *h = calloc(1, sizeof *h);
     if (h && cmd->ntickers) h->tickers = malloc(cmd->ntickers * TF_TICKER_MAX);
+    if (h && cmd->ntickers) h->added = calloc(cmd->ntickers, 1);
     if (h && !cmd->wildcard) h->set = tf_ws_map_new();
-    if (!h || (cmd->ntickers && !h->tickers) || (!cmd->wildcard && !h->set)) {
+    if (!h || (cmd->ntickers && (!h->tickers || !h->added)) || (!cmd->wildcard && !h->set)) {
         hist_free(h);
         send_error(c, "internal", "out of memory", NULL);
         slot_release_if_idle(c, i);
@@ -1261,7 +1276,11 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
         }
     }
     for (size_t k = 0; k < cmd->ntickers; k++) {
-        if (client_sub(c, cmd->tickers[k], i) < 0) {
+        int r = client_sub(c, cmd->tickers[k], i);
+        h->added[k] = r == 1;
+        if (r < 0) {
+            for (size_t j = 0; j < k; j++)
+                if (h->added[j]) client_unsub(c, h->tickers[j], i, 0);
             hist_free(h);
             slot_release_if_idle(c, i);
             send_error(c, "too_many_subscriptions", "subscription limit reached (per connection or server-wide)",
@@ -1269,7 +1288,10 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
             return;
         }
     }
-    if (cmd->wildcard) set_wildcard(c, i, 1);
+    if (cmd->wildcard) {
+        h->wildcard_added = !sl->wildcard;
+        set_wildcard(c, i, 1);
+    }
     if (iv > 0 && !lowered) sl->complete_only = 1;
     if (cmd->has_since) {
         int64_t m = iv > 0 ? tf_floor_div(cmd->since_us + iv * 1000 - 1, iv * 1000) * iv * 1000 : cmd->since_us;

@@ -7,6 +7,9 @@
  * aggregators (ws_candle.c, one per interval in use), per-client bounded
  * output queues with skip-ahead for slow clients, pings, and metrics.
  *
+ * Protocol: section 4's messages plus section 9's (hello, seq on every
+ * message, subscribe with history/since, history_end); see ws.c.
+ *
  * Threading: tf_ws_attach and tf_ws_free run on the thread that owns the
  * server loop, outside or before tf_server_run. A graceful server stop
  * (tf_server_stop) closes every client with 1001 through a shutdown hook.

@@ -372,6 +372,6 @@ def test_teardown(c):
 
 
 if __name__ == "__main__":
-    main([test_setup, test_hello_seq_and_errors, test_seam_1s, test_seam_raw, test_seam_raw_big_commit,
+    main([test_setup, test_hello_seq_and_errors, test_seam_raw, test_seam_raw_big_commit, test_seam_1s,
           test_resume_same_server,
           test_resume_other_server_over_kafka, test_seam_1m, test_teardown])
