@@ -114,6 +114,8 @@ typedef struct hist {
     int64_t since_us;   /* INT64_MIN: none */
     int64_t n;          /* history: N (0: since) */
     int64_t cutoff_us;  /* candles: buckets from this one on come live */
+    int lowered;        /* the cutoff bucket is one the aggregator has only in part: its
+                           trades so far come in the history too, flagged partial */
     int waiting, querying;
     tf_ws_hist_row *rows; /* the answer, being sent (hist_pump) */
     size_t nrows, next;
@@ -1094,7 +1096,7 @@ static void hist_query(client *c)
                         .max_rows = HIST_MAX_ROWS};
     if (h->interval_ms > 0) {
         int64_t iv = h->interval_ms * 1000;
-        r.before_us = h->cutoff_us;
+        r.before_us = h->lowered ? h->cutoff_us + iv : h->cutoff_us;
         if (h->n) r.from_us = h->cutoff_us - h->n * iv;
         else r.from_us = tf_floor_div(h->since_us + iv - 1, iv) * iv; /* buckets starting at or after since */
     } else if (h->n) {
@@ -1111,7 +1113,9 @@ static void hist_query(client *c)
 static out_msg *hist_msg(const hist *h, const tf_ws_hist_row *w)
 {
     char js[TF_WS_TICK_JSON_MAX];
-    int n = h->interval_ms > 0 ? tf_ws_enc_tick(js, sizeof js, w->ticker, &w->c, 1)
+    tf_candle cd = w->c;
+    cd.partial = h->lowered && cd.start_us >= h->cutoff_us; /* in progress: more to come */
+    int n = h->interval_ms > 0 ? tf_ws_enc_tick(js, sizeof js, w->ticker, &cd, 1)
                                : tf_ws_enc_trade(js, sizeof js, &w->t, 0, 1);
     return n < 0 ? NULL : msg_new(K_CTRL, w->ticker, js, (size_t)n);
 }
@@ -1257,11 +1261,12 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
         wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
         if (wait_until - now > HIST_MAX_WAIT_US) {
             /* the aggregator began during the bucket before the cutoff and
-             * it closes too far ahead to wait: that bucket comes live,
-             * flagged partial, the history ends before it */
+             * it closes too far ahead to wait (an interval first asked for,
+             * 1 h say): that bucket comes in the history as far as it got
+             * and live when it closes, both flagged partial */
             h->cutoff_us -= iv * 1000;
             wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
-            lowered = 1;
+            lowered = h->lowered = 1;
         }
         int64_t from = h->n ? h->cutoff_us - h->n * iv * 1000 : h->since_us;
         if (!cmd->wildcard && from < h->cutoff_us &&

@@ -254,6 +254,24 @@ def test_seam_raw_big_commit(c):
     print("  big commit: %d from history (%.1fs), %d live" % (len(got), t_hist, len(live)), flush=True)
 
 
+def test_new_long_interval(c):
+    """An interval nobody aggregated before (2 h): its bucket in progress
+    closes too far ahead to wait for, so it comes in the history as far as
+    storage has it, flagged partial (the chart has its forming bar)."""
+    x = T.P.ws()
+    t0 = now_us()
+    ack, hist, end, early = subscribe(x, ["PA"], 7200000, history=3)
+    x.close()
+    cur = floor_to(t0, 7200000)
+    c.eq([(m["ticker"], us_of(m["start"]), bool(m.get("partial"))) for m in hist if us_of(m["start"]) >= cur],
+         [("PA", cur, True)], "the 2 h bucket in progress, partial")
+    m = [m for m in hist if us_of(m["start"]) == cur]
+    if m:
+        n_sql = int(T.PG.scalar("select count(*) from stock_trades where ticker = 'PA' and event_time >= '%s'"
+                                % iso(cur)))
+        c.check(0 < m[0]["count"] <= n_sql, "its trades so far", "%d of %d" % (m[0]["count"], n_sql))
+
+
 def test_seam_1m(c):
     # the 1 m aggregator starts with the server: the first minute is partial
     # in it, and a history subscribe waits for that bucket to close (or
@@ -374,4 +392,4 @@ def test_teardown(c):
 if __name__ == "__main__":
     main([test_setup, test_hello_seq_and_errors, test_seam_raw, test_seam_raw_big_commit, test_seam_1s,
           test_resume_same_server,
-          test_resume_other_server_over_kafka, test_seam_1m, test_teardown])
+          test_resume_other_server_over_kafka, test_new_long_interval, test_seam_1m, test_teardown])
