@@ -21,6 +21,16 @@
  * ws.ping_interval_ms a silent client is pinged; one that stays silent for
  * another interval is dropped (dead peer).
  *
+ * Protocol additions of DESIGN.md section 9: the first message is
+ * {"type":"hello","server":...}; every message gets "seq" (0 for hello, one
+ * more each) when it is written (frame_seq), so shared frames stay shared.
+ * A subscribe with "history" or "since" holds the live messages of its
+ * (tickers, interval), reads storage on the async pool (ws_hist.c), sends
+ * the ack, the history marked "history":true (paced by the client's queue),
+ * {"type":"history_end",...}, then the held messages minus what the history
+ * had - see "history then live" below for where the seam lies. Commands that
+ * arrive meanwhile wait and run in order afterwards.
+ *
  * Lifetime: http.c calls on_close synchronously from tf_http_conn_abort (and
  * from a write only if uv_write itself refuses; socket errors come later), so
  * on_close only marks the client gone; it is unlinked and freed at
@@ -32,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -40,6 +51,7 @@
 #include "http/ws_frame.h"
 #include "api/ws_map.h"
 #include "api/ws_msg.h"
+#include "api/ws_hist.h"
 
 #define TF_WS_CLIENT_INTERVALS 8 /* distinct intervals one connection watches at once */
 #define INFLIGHT_MAX (128 * 1024) /* bytes handed to the socket at once per client */
@@ -48,14 +60,23 @@
 
 enum { K_TRADE = 0, K_TICK, K_CTRL };
 
-/* One encoded server frame, shared by every client it is queued on. */
+/* One encoded server message (a JSON object, without "seq": each
+ * connection numbers what it writes), shared by every client it is queued
+ * on. The meta fields let the history seam filter it (slot_pass). */
 typedef struct out_msg {
     int refs;
     uint8_t kind;
+    uint8_t revised, partial;
     char ticker[TF_TICKER_MAX];
+    int64_t t_us;      /* candle start / trade event time */
+    int64_t id;        /* trade id */
     size_t len;
     uint8_t data[];
 } out_msg;
+
+/* Room a message needs in a write beyond its JSON: frame header and
+ * ,"seq":N (at most 20 digits). */
+#define FRAME_EXTRA (TF_WS_MAX_HEADER + 32)
 
 typedef struct client client;
 
@@ -68,7 +89,39 @@ typedef struct slot {
     int wildcard;
     tf_ws_map *excluded; /* NULL when empty */
     size_t nsubs;        /* explicit tickers */
+    /* filters left by a subscribe with history/since (slot_pass) */
+    int complete_only;    /* no partial candles: history gave those buckets whole */
+    int64_t min_start_us; /* since: nothing older (INT64_MIN: off) */
+    int64_t *dedup;       /* raw: sorted ids sent from storage, live copies dropped */
+    size_t ndedup;
+    int64_t dedup_until_us; /* wall clock: the dedup set is dropped then */
 } slot;
+
+/* A subscribe with history/since in progress (DESIGN.md section 9): live
+ * messages of its (tickers, interval) are held while storage is read and
+ * sent after history_end, minus what the history already carried. One per
+ * connection at a time; later commands wait in client.deferred. */
+typedef struct hist {
+    struct client *c;  /* NULL once the client is gone while the query runs */
+    int slot;
+    int64_t interval_ms;
+    char (*tickers)[TF_TICKER_MAX];
+    size_t ntickers;
+    int wildcard;
+    uint8_t *added;     /* per ticker: this subscribe added it (undone if the history fails) */
+    int wildcard_added;
+    tf_ws_map *set;     /* the tickers (NULL with the wildcard) */
+    int64_t since_us;   /* INT64_MIN: none */
+    int64_t n;          /* history: N (0: since) */
+    int64_t cutoff_us;  /* candles: buckets from this one on come live */
+    int lowered;        /* the cutoff bucket is one the aggregator has only in part: its
+                           trades so far come in the history too, flagged partial */
+    int waiting, querying;
+    tf_ws_hist_row *rows; /* the answer, being sent (hist_pump) */
+    size_t nrows, next;
+    struct out_msg **held;
+    size_t nheld, capheld, heldbytes;
+} hist;
 
 typedef struct cvec {
     client **v;
@@ -106,6 +159,12 @@ struct client {
     int ping_outstanding;
     int closing, gone, dirty, dead_listed;
     int64_t close_deadline_us;
+    uint64_t seq;      /* of the next message written (hello is 0) */
+    hist *hist;        /* subscribe with history in progress, or NULL */
+    char **deferred;   /* commands that came in meanwhile (copies, in order) */
+    size_t *deferred_len;
+    size_t ndeferred;
+    int waiting_listed; /* in ws->waiting */
 };
 
 struct tf_ws {
@@ -113,7 +172,10 @@ struct tf_ws {
     uv_loop_t *loop;
     const tf_config *cfg;
     tf_ws_feed *feed;
-    cvec clients, dirty, dead, wild;
+    cvec clients, dirty, dead, wild, waiting;
+    tf_pga *db;        /* history reads (tf_ws_set_db); NULL: history unavailable */
+    char server_id[96];
+    group *fixed[2];   /* intervals kept aggregating from the start (ws.c: seam) */
     tf_ws_map *watch; /* ticker -> cvec* */
     group *groups[TF_WS_MAX_INTERVALS];
     int ngroups;
@@ -156,17 +218,32 @@ static void cvec_remove(cvec *v, client *c)
 
 /* ---- messages ---- */
 
-static out_msg *msg_new(int kind, const char *ticker, const char *payload, size_t plen, int opcode)
+/* payload: a JSON object (ends in '}'), copied. */
+static out_msg *msg_new(int kind, const char *ticker, const char *payload, size_t plen)
 {
-    out_msg *m = malloc(sizeof *m + TF_WS_MAX_HEADER + plen);
+    if (plen < 2 || payload[plen - 1] != '}') return NULL;
+    out_msg *m = calloc(1, sizeof *m + plen);
     if (!m) return NULL;
     m->refs = 1;
     m->kind = (uint8_t)kind;
     snprintf(m->ticker, sizeof m->ticker, "%s", ticker ? ticker : "");
-    size_t hl = tf_ws_frame_header(m->data, opcode, 1, plen, NULL);
-    memcpy(m->data + hl, payload, plen);
-    m->len = hl + plen;
+    memcpy(m->data, payload, plen);
+    m->len = plen;
     return m;
+}
+
+/* One text frame of json (jlen bytes, a JSON object) with ,"seq":seq
+ * spliced in before its closing brace, into dst (room: jlen +
+ * FRAME_EXTRA). Returns the frame's length. */
+static size_t frame_seq(uint8_t *dst, const uint8_t *json, size_t jlen, uint64_t seq)
+{
+    char suf[40];
+    int sl = snprintf(suf, sizeof suf, jlen > 2 ? ",\"seq\":%" PRIu64 "}" : "\"seq\":%" PRIu64 "}", seq);
+    size_t plen = jlen - 1 + (size_t)sl;
+    size_t hl = tf_ws_frame_header(dst, TF_WS_OP_TEXT, 1, plen, NULL);
+    memcpy(dst + hl, json, jlen - 1);
+    memcpy(dst + hl + jlen - 1, suf, (size_t)sl);
+    return hl + plen;
 }
 
 static void msg_unref(out_msg *m)
@@ -204,6 +281,10 @@ static void mark_dirty(client *c)
 }
 
 static void close_client(client *c, int code, const char *reason);
+static void q_append(client *c, out_msg *m);
+static void hist_free(hist *h);
+static void unwait(client *c);
+static void hist_pump(client *c);
 
 /* Queues m on c (takes a new reference). Applies the drop policy. */
 static void push(client *c, out_msg *m)
@@ -248,6 +329,15 @@ static void push(client *c, out_msg *m)
         close_client(c, TF_WS_CLOSE_POLICY, "client does not read its replies");
         return;
     }
+    q_append(c, m);
+}
+
+/* Queues m on c (new reference) with no drop policy: history, whose pace
+ * hist_pump sets by the queue's size. */
+static void q_append(client *c, out_msg *m)
+{
+    tf_ws *ws = c->ws;
+    if (c->closing || c->gone) return;
     if (c->qn == c->qcap) {
         size_t nc = c->qcap ? c->qcap * 2 : 16;
         out_msg **nq = malloc(nc * sizeof *nq);
@@ -272,7 +362,7 @@ static void push(client *c, out_msg *m)
 /* Sends a control/ack text message (copied) to one client. */
 static void send_text(client *c, const char *json, size_t len)
 {
-    out_msg *m = msg_new(K_CTRL, NULL, json, len, TF_WS_OP_TEXT);
+    out_msg *m = msg_new(K_CTRL, NULL, json, len);
     if (!m) return;
     push(c, m);
     msg_unref(m);
@@ -290,32 +380,37 @@ static void send_error(client *c, const char *code, const char *message, const c
 static void flush(client *c)
 {
     tf_ws *ws = c->ws;
-    while (!c->gone && !c->closing && (c->qn > 0 || c->dropped_pending > 0)) {
+    while (!c->gone && !c->closing) {
+        if (c->hist && c->hist->rows) hist_pump(c); /* history goes out as the socket takes it */
+        if (c->qn == 0 && c->dropped_pending == 0) break;
         if (tf_http_conn_queued(c->conn) >= INFLIGHT_MAX) break;
         size_t len = 0;
         int64_t counts[3] = {0, 0, 0};
         if (c->dropped_pending > 0) {
             char js[64];
             int n = tf_ws_enc_lagged(js, sizeof js, c->dropped_pending);
-            len += tf_ws_frame_header(ws->scratch, TF_WS_OP_TEXT, 1, (uint64_t)n, NULL);
-            memcpy(ws->scratch + len, js, (size_t)n);
-            len += (size_t)n;
+            len += frame_seq(ws->scratch, (const uint8_t *)js, (size_t)n, c->seq++);
             counts[K_CTRL]++;
             c->dropped_pending = 0;
             if (ws->m_lag) tf_metric_add(ws->m_lag, 1);
         }
-        if (c->qn > 0 && len == 0 && (*qat(c, 0))->len > SCRATCH) { /* big ack: write directly */
+        if (c->qn > 0 && len == 0 && (*qat(c, 0))->len + FRAME_EXTRA > SCRATCH) { /* big ack: on its own */
             out_msg *m = *qat(c, 0);
+            uint8_t *big = malloc(m->len + FRAME_EXTRA);
+            if (!big) {
+                close_client(c, TF_WS_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
             counts[m->kind]++;
-            len = m->len;
-            int rc = tf_http_conn_write(c->conn, m->data, m->len);
+            len = frame_seq(big, m->data, m->len, c->seq++);
+            int rc = tf_http_conn_write(c->conn, big, len);
+            free(big);
             q_remove_at(c, 0);
             if (rc != 0) return;
         } else {
-            while (c->qn > 0 && len + (*qat(c, 0))->len <= SCRATCH) {
+            while (c->qn > 0 && len + (*qat(c, 0))->len + FRAME_EXTRA <= SCRATCH) {
                 out_msg *m = *qat(c, 0);
-                memcpy(ws->scratch + len, m->data, m->len);
-                len += m->len;
+                len += frame_seq(ws->scratch + len, m->data, m->len, c->seq++);
                 counts[m->kind]++;
                 q_remove_at(c, 0);
             }
@@ -441,7 +536,7 @@ static int slot_get(client *c, int64_t iv)
     if (i == TF_WS_CLIENT_INTERVALS) return -1;
     group *g = NULL;
     if (iv > 0 && !(g = group_ref(c->ws, iv))) return -1;
-    c->slots[i] = (slot){.interval_ms = iv, .grp = g};
+    c->slots[i] = (slot){.interval_ms = iv, .grp = g, .min_start_us = INT64_MIN};
     if (iv == 0) c->ws->nraw++;
     return i;
 }
@@ -452,9 +547,11 @@ static void slot_release_if_idle(client *c, int i)
     slot *sl = &c->slots[i];
     if (sl->interval_ms < 0 || sl->wildcard || sl->nsubs) return;
     if (sl->interval_ms == 0) c->ws->nraw--;
+    if (c->hist && c->hist->slot == i) return; /* its history is still coming */
     group_unref(c->ws, sl->grp);
     tf_ws_map_free(sl->excluded);
-    *sl = (slot){.interval_ms = -1};
+    free(sl->dedup);
+    *sl = (slot){.interval_ms = -1, .min_start_us = INT64_MIN};
 }
 
 static int excluded(const slot *sl, const char *ticker)
@@ -563,6 +660,16 @@ static size_t client_sub_count(const client *c)
 static void client_free(client *c)
 {
     tf_ws *ws = c->ws;
+    if (c->hist) {
+        hist *h = c->hist;
+        unwait(c);
+        c->hist = NULL;
+        if (h->querying) h->c = NULL; /* its callback frees it */
+        else hist_free(h);
+    }
+    for (size_t i = 0; i < c->ndeferred; i++) free(c->deferred[i]);
+    free(c->deferred);
+    free(c->deferred_len);
     /* collect first: unsubscribing changes the map being iterated */
     size_t got = 0;
     char (*names)[TF_TICKER_MAX] = client_tickers(c, &got);
@@ -708,6 +815,8 @@ static void send_list(client *c)
     free(names);
 }
 
+static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i);
+
 static void too_many_intervals(client *c)
 {
     send_error(c, "too_many_intervals",
@@ -726,6 +835,11 @@ static void do_subscribe(client *c, const tf_ws_cmd *cmd)
         return;
     }
     c->default_iv = iv;
+    if (cmd->history_n || cmd->has_since) {
+        do_subscribe_hist(c, cmd, iv, i);
+        return;
+    }
+    c->slots[i].min_start_us = INT64_MIN; /* a plain subscribe: everything from now on */
     for (size_t k = 0; k < cmd->ntickers; k++) {
         if (client_sub(c, cmd->tickers[k], i) < 0) {
             slot_release_if_idle(c, i);
@@ -833,10 +947,399 @@ static void do_set_interval(client *c, const tf_ws_cmd *cmd)
              cmd->interval_ms, extra);
 }
 
+/* ---- history then live (DESIGN.md section 9) ----
+ *
+ * The seam. Candles: at the subscribe, the interval's aggregator names a
+ * cutoff bucket G (tf_candle_agg_cutoff): no ticker has had a candle for G
+ * or later yet, and the aggregator saw those buckets whole, so every candle
+ * from G on will go out live; every bucket before G is closed (we wait for
+ * that when the aggregator started during it, at most HIST_MAX_WAIT_US) and
+ * so is whole in PostgreSQL. History is then read for buckets before G,
+ * live candles are held meanwhile, and after history_end the held ones go
+ * out except those before G that are not revisions (the history had them).
+ * Raw trades: live trades are held from the subscribe on; the snapshot
+ * has every trade committed before it, the held ones every trade
+ * delivered after the subscribe, so the two cover everything and the
+ * overlap is found by trade id (slot.dedup, kept HIST_DEDUP_US after the
+ * answer for copies still in flight). */
+
+#define HIST_MAX_ROWS 50000
+#define HIST_MAX_WAIT_US (10 * TF_US_PER_SEC)
+#define HIST_DEDUP_US (30 * TF_US_PER_SEC)
+#define DEFERRED_MAX 32
+
+static void handle_text(client *c, const uint8_t *data, size_t len);
+static void schedule_candles(tf_ws *ws);
+
+static void hist_free(hist *h)
+{
+    if (!h) return;
+    for (size_t i = 0; i < h->nheld; i++) msg_unref(h->held[i]);
+    free(h->held);
+    free(h->tickers);
+    free(h->added);
+    tf_ws_map_free(h->set);
+    free(h->rows);
+    free(h);
+}
+
+static int hist_covers(const hist *h, const char *ticker)
+{
+    return h->wildcard || tf_ws_map_get(h->set, ticker) != NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether live message m may go to c on slot s (the filters a history
+ * subscribe left there). */
+static int slot_pass(client *c, int s, const out_msg *m)
+{
+    slot *sl = &c->slots[s];
+    if (m->kind == K_TICK && m->partial && sl->complete_only) return 0;
+    if (m->t_us < sl->min_start_us) return 0;
+    if (m->kind == K_TRADE && sl->dedup) {
+        if (tf_now_us() > sl->dedup_until_us) {
+            free(sl->dedup);
+            sl->dedup = NULL;
+            sl->ndedup = 0;
+        } else if (bsearch(&m->id, sl->dedup, sl->ndedup, sizeof *sl->dedup, cmp_i64)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Holds a live message of the pending subscription; past 4x the queue
+ * budget the oldest held one goes (a lagged notice says so). */
+static void hist_hold(client *c, out_msg *m)
+{
+    hist *h = c->hist;
+    size_t lim = 4 * (size_t)c->ws->cfg->ws_max_queue_bytes;
+    while (h->nheld && h->heldbytes + m->len > lim) {
+        h->heldbytes -= h->held[0]->len;
+        msg_unref(h->held[0]);
+        memmove(h->held, h->held + 1, (h->nheld - 1) * sizeof *h->held);
+        h->nheld--;
+        c->dropped_pending++;
+        c->dropped_total++;
+    }
+    if (h->nheld == h->capheld) {
+        size_t nc = h->capheld ? 2 * h->capheld : 64;
+        out_msg **nh = realloc(h->held, nc * sizeof *nh);
+        if (!nh) {
+            c->dropped_pending++;
+            return;
+        }
+        h->held = nh;
+        h->capheld = nc;
+    }
+    m->refs++;
+    h->held[h->nheld++] = m;
+    h->heldbytes += m->len;
+}
+
+/* Runs the commands that came in while a history was pending, until one
+ * starts another. */
+static void run_deferred(client *c)
+{
+    while (!c->hist && c->ndeferred && !c->closing && !c->gone) {
+        char *t = c->deferred[0];
+        size_t tl = c->deferred_len[0];
+        c->ndeferred--;
+        memmove(c->deferred, c->deferred + 1, c->ndeferred * sizeof *c->deferred);
+        memmove(c->deferred_len, c->deferred_len + 1, c->ndeferred * sizeof *c->deferred_len);
+        handle_text(c, (const uint8_t *)t, tl);
+        free(t);
+    }
+}
+
+static void unwait(client *c)
+{
+    if (c->waiting_listed) {
+        cvec_remove(&c->ws->waiting, c);
+        c->waiting_listed = 0;
+    }
+}
+
+/* The history failed: nothing of it is kept, the subscription is undone,
+ * the error says why. */
+static void hist_abort(client *c, const char *code, const char *msg)
+{
+    hist *h = c->hist;
+    unwait(c);
+    c->hist = NULL;
+    for (size_t k = 0; k < h->ntickers; k++)
+        if (h->added[k]) client_unsub(c, h->tickers[k], h->slot, 0);
+    if (h->wildcard_added) set_wildcard(c, h->slot, 0);
+    slot_release_if_idle(c, h->slot);
+    send_error(c, code, msg, h->n ? "history" : "since");
+    hist_free(h);
+    run_deferred(c);
+}
+
+static void hist_fetched(void *ud, int err, const char *msg, const tf_ws_hist_row *rows, size_t n, int too_many);
+
+static void hist_query(client *c)
+{
+    hist *h = c->hist;
+    tf_ws *ws = c->ws;
+    tf_ws_hist_req r = {.interval_ms = h->interval_ms,
+                        .tickers = (const char(*)[TF_TICKER_MAX])h->tickers,
+                        .ntickers = h->ntickers,
+                        .wildcard = h->wildcard,
+                        .from_us = h->since_us,
+                        .before_us = INT64_MAX,
+                        .max_rows = HIST_MAX_ROWS};
+    if (h->interval_ms > 0) {
+        int64_t iv = h->interval_ms * 1000;
+        r.before_us = h->lowered ? h->cutoff_us + iv : h->cutoff_us;
+        if (h->n) r.from_us = h->cutoff_us - h->n * iv;
+        else r.from_us = tf_floor_div(h->since_us + iv - 1, iv) * iv; /* buckets starting at or after since */
+    } else if (h->n) {
+        r.last_n = h->n;
+    }
+    h->querying = 1;
+    int rc = tf_ws_hist_fetch(ws->db, &r, hist_fetched, h);
+    if (rc != 0) {
+        h->querying = 0;
+        hist_abort(c, "unavailable", "history cannot be read now (database unavailable or busy)");
+    }
+}
+
+static out_msg *hist_msg(const hist *h, const tf_ws_hist_row *w)
+{
+    char js[TF_WS_TICK_JSON_MAX];
+    tf_candle cd = w->c;
+    cd.partial = h->lowered && cd.start_us >= h->cutoff_us; /* in progress: more to come */
+    int n = h->interval_ms > 0 ? tf_ws_enc_tick(js, sizeof js, w->ticker, &cd, 1)
+                               : tf_ws_enc_trade(js, sizeof js, &w->t, 0, 1);
+    return n < 0 ? NULL : msg_new(K_CTRL, w->ticker, js, (size_t)n);
+}
+
+/* Queues history rows while the client's queue is under half its budget
+ * (so memory stays bounded by the rows read, not by copies of them), then
+ * history_end, then the held live messages that pass the seam. */
+static void hist_pump(client *c)
+{
+    hist *h = c->hist;
+    tf_ws *ws = c->ws;
+    size_t lim = (size_t)ws->cfg->ws_max_queue_bytes / 2;
+    while (h->next < h->nrows && c->qbytes < lim && !c->closing && !c->gone) {
+        out_msg *m = hist_msg(h, &h->rows[h->next++]);
+        if (m) q_append(c, m);
+        msg_unref(m);
+    }
+    if (h->next < h->nrows || c->closing || c->gone) return;
+    char buf[256];
+    int n = tf_ws_enc_history_end(buf, sizeof buf, (const char(*)[TF_TICKER_MAX])h->tickers,
+                                  h->ntickers > 8 ? 0 : h->ntickers, h->wildcard, h->interval_ms,
+                                  (int64_t)h->nrows);
+    if (n < 0) /* many tickers: the count says enough */
+        n = tf_ws_enc_history_end(buf, sizeof buf, NULL, 0, h->wildcard, h->interval_ms, (int64_t)h->nrows);
+    if (n > 0) {
+        out_msg *m = msg_new(K_CTRL, NULL, buf, (size_t)n);
+        if (m) q_append(c, m);
+        msg_unref(m);
+    }
+    c->hist = NULL; /* live from here on: held messages go through push */
+    for (size_t i = 0; i < h->nheld; i++) {
+        out_msg *m = h->held[i];
+        int keep = slot_pass(c, h->slot, m);
+        if (keep && m->kind == K_TICK && m->t_us < h->cutoff_us && !m->revised) keep = 0; /* history had it */
+        if (keep) push(c, m);
+    }
+    hist_free(h);
+    run_deferred(c);
+}
+
+static void hist_fetched(void *ud, int err, const char *msg, const tf_ws_hist_row *rows, size_t n, int too_many)
+{
+    hist *h = ud;
+    client *c = h->c;
+    if (!c) { /* the client went away meanwhile */
+        hist_free(h);
+        return;
+    }
+    tf_ws *ws = c->ws;
+    h->querying = 0;
+    if (err) {
+        tf_warn("ws", "history query failed", TF_UINT("client", c->id), TF_STR("error", msg ? msg : ""));
+        hist_abort(c, "unavailable", "history cannot be read now (database unavailable)");
+    } else if (too_many) {
+        char m[160];
+        snprintf(m, sizeof m, "more than %d history messages: ask for fewer (a later since, a smaller history "
+                 "or fewer tickers)", HIST_MAX_ROWS);
+        hist_abort(c, "history_too_large", m);
+    } else {
+        h->rows = malloc((n ? n : 1) * sizeof *rows);
+        if (!h->rows) {
+            hist_abort(c, "internal", "out of memory");
+        } else {
+            memcpy(h->rows, rows, n * sizeof *rows);
+            h->nrows = n;
+            slot *sl = &c->slots[h->slot];
+            if (h->interval_ms == 0 && n) { /* live copies of these trades are dropped for a while */
+                int64_t *ids = malloc((n + sl->ndedup) * sizeof *ids);
+                if (ids) {
+                    for (size_t i = 0; i < n; i++) ids[i] = rows[i].t.id;
+                    if (sl->ndedup) memcpy(ids + n, sl->dedup, sl->ndedup * sizeof *ids);
+                    free(sl->dedup);
+                    sl->dedup = ids;
+                    sl->ndedup += n;
+                    qsort(ids, sl->ndedup, sizeof *ids, cmp_i64);
+                    sl->dedup_until_us = tf_now_us() + HIST_DEDUP_US;
+                }
+            }
+            send_ack(c, "subscribed", (const char(*)[TF_TICKER_MAX])h->tickers, h->ntickers, h->wildcard,
+                     h->interval_ms, NULL);
+            flush(c); /* pumps the history */
+        }
+    }
+    flush_dirty(ws);
+    reap(ws);
+}
+
+/* Starts the queries of waiting history subscribes whose buckets before
+ * the cutoff have closed. */
+static void check_waiting(tf_ws *ws, int64_t now)
+{
+    for (size_t i = 0; i < ws->waiting.n;) {
+        client *c = ws->waiting.v[i];
+        hist *h = c->hist;
+        if (h && c->slots[h->slot].grp &&
+            tf_candle_agg_closed_at(c->slots[h->slot].grp->agg, h->cutoff_us) > now) {
+            i++;
+            continue;
+        }
+        unwait(c); /* swaps the last one in at i */
+        if (h) {
+            h->waiting = 0;
+            hist_query(c);
+        }
+    }
+}
+
+/* A subscribe with history or since: subscribes as usual (live messages
+ * held), then waits for the cutoff's buckets to close or queries at once. */
+static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i)
+{
+    tf_ws *ws = c->ws;
+    const char *param = cmd->history_n ? "history" : "since";
+    if (!ws->db) {
+        send_error(c, "unavailable", "history needs the database, which this server does not use", param);
+        slot_release_if_idle(c, i);
+        return;
+    }
+    slot *sl = &c->slots[i];
+    hist *h = calloc(1, sizeof *h);
+    if (h && cmd->ntickers) h->tickers = malloc(cmd->ntickers * TF_TICKER_MAX);
+    if (h && cmd->ntickers) h->added = calloc(cmd->ntickers, 1);
+    if (h && !cmd->wildcard) h->set = tf_ws_map_new();
+    if (!h || (cmd->ntickers && (!h->tickers || !h->added)) || (!cmd->wildcard && !h->set)) {
+        hist_free(h);
+        send_error(c, "internal", "out of memory", NULL);
+        slot_release_if_idle(c, i);
+        return;
+    }
+    h->slot = i;
+    h->interval_ms = iv;
+    h->wildcard = cmd->wildcard;
+    h->ntickers = cmd->ntickers;
+    if (cmd->ntickers) memcpy(h->tickers, cmd->tickers, cmd->ntickers * TF_TICKER_MAX);
+    for (size_t k = 0; h->set && k < cmd->ntickers; k++) tf_ws_map_put(h->set, cmd->tickers[k], (void *)1);
+    h->since_us = cmd->has_since ? cmd->since_us : INT64_MIN;
+    h->n = cmd->history_n;
+    int64_t now = tf_now_us(), wait_until = 0;
+    int lowered = 0;
+    if (iv > 0) {
+        tf_candle_agg *agg = sl->grp->agg;
+        h->cutoff_us = tf_candle_agg_cutoff(agg);
+        wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
+        if (wait_until - now > HIST_MAX_WAIT_US) {
+            /* the aggregator began during the bucket before the cutoff and
+             * it closes too far ahead to wait (an interval first asked for,
+             * 1 h say): that bucket comes in the history as far as it got
+             * and live when it closes, both flagged partial */
+            h->cutoff_us -= iv * 1000;
+            wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
+            lowered = h->lowered = 1;
+        }
+        int64_t from = h->n ? h->cutoff_us - h->n * iv * 1000 : h->since_us;
+        if (!cmd->wildcard && from < h->cutoff_us &&
+            ((h->cutoff_us - from) / (iv * 1000) + 1) * (int64_t)cmd->ntickers > HIST_MAX_ROWS) {
+            hist_free(h);
+            char m[160];
+            snprintf(m, sizeof m, "more than %d history candles: ask for fewer (a later since, a smaller history "
+                     "or fewer tickers)", HIST_MAX_ROWS);
+            send_error(c, "history_too_large", m, param);
+            slot_release_if_idle(c, i);
+            return;
+        }
+    }
+    for (size_t k = 0; k < cmd->ntickers; k++) {
+        int r = client_sub(c, cmd->tickers[k], i);
+        h->added[k] = r == 1;
+        if (r < 0) {
+            for (size_t j = 0; j < k; j++)
+                if (h->added[j]) client_unsub(c, h->tickers[j], i, 0);
+            hist_free(h);
+            slot_release_if_idle(c, i);
+            send_error(c, "too_many_subscriptions", "subscription limit reached (per connection or server-wide)",
+                       "tickers");
+            return;
+        }
+    }
+    if (cmd->wildcard) {
+        h->wildcard_added = !sl->wildcard;
+        set_wildcard(c, i, 1);
+    }
+    if (iv > 0 && !lowered) sl->complete_only = 1;
+    if (cmd->has_since) {
+        int64_t m = iv > 0 ? tf_floor_div(cmd->since_us + iv * 1000 - 1, iv * 1000) * iv * 1000 : cmd->since_us;
+        if (sl->min_start_us == INT64_MIN || m < sl->min_start_us) sl->min_start_us = m;
+    } else {
+        sl->min_start_us = INT64_MIN;
+    }
+    h->c = c;
+    c->hist = h;
+    if (iv > 0 && wait_until > now) {
+        h->waiting = 1;
+        if (cvec_push(&ws->waiting, c) == 0) c->waiting_listed = 1;
+        else hist_query(c); /* cannot wait: the seam may show a partial bucket */
+        schedule_candles(ws);
+        return;
+    }
+    hist_query(c);
+}
+
 static void handle_text(client *c, const uint8_t *data, size_t len)
 {
     tf_ws_cmd cmd;
     tf_ws_err err;
+    if (c->hist) { /* after the pending history, in order */
+        if (c->ndeferred == DEFERRED_MAX) {
+            send_error(c, "too_many_pending", "too many commands while a history is being sent", "action");
+            return;
+        }
+        char *t = malloc(len ? len : 1);
+        char **nd = realloc(c->deferred, (c->ndeferred + 1) * sizeof *nd);
+        if (nd) c->deferred = nd;
+        size_t *nl = nd ? realloc(c->deferred_len, (c->ndeferred + 1) * sizeof *nl) : NULL;
+        if (nl) c->deferred_len = nl;
+        if (!t || !nd || !nl) {
+            free(t);
+            send_error(c, "internal", "out of memory", NULL);
+            return;
+        }
+        memcpy(t, data, len);
+        c->deferred[c->ndeferred] = t;
+        c->deferred_len[c->ndeferred++] = len;
+        return;
+    }
     if (tf_ws_cmd_parse((const char *)data, len, TF_WS_MAX_SUBSCRIPTIONS, &cmd, &err) != 0) {
         send_error(c, err.code, err.message, err.param);
         return;
@@ -972,7 +1475,8 @@ static void fanout(tf_ws *ws, const char *ticker, int64_t interval_ms, make_msg_
         if (i >= nv && mask) continue;
         if (!(mask & ((uintptr_t)1 << s)) && !(sl->wildcard && !excluded(sl, ticker))) continue;
         if (!m && !(m = make(arg))) return;
-        push(c, m);
+        if (c->hist && c->hist->slot == s && hist_covers(c->hist, ticker)) hist_hold(c, m);
+        else if (slot_pass(c, s, m)) push(c, m);
     }
     msg_unref(m);
 }
@@ -986,8 +1490,14 @@ static out_msg *make_tick(const void *arg)
 {
     const candle_arg *a = arg;
     char js[TF_WS_TICK_JSON_MAX];
-    int n = tf_ws_enc_tick(js, sizeof js, a->ticker, a->cd);
-    return n < 0 ? NULL : msg_new(K_TICK, a->ticker, js, (size_t)n, TF_WS_OP_TEXT);
+    int n = tf_ws_enc_tick(js, sizeof js, a->ticker, a->cd, 0);
+    out_msg *m = n < 0 ? NULL : msg_new(K_TICK, a->ticker, js, (size_t)n);
+    if (m) {
+        m->t_us = a->cd->start_us;
+        m->revised = (uint8_t)a->cd->revised;
+        m->partial = (uint8_t)a->cd->partial;
+    }
+    return m;
 }
 
 typedef struct trade_arg {
@@ -999,8 +1509,13 @@ static out_msg *make_trade(const void *arg)
 {
     const trade_arg *a = arg;
     char js[TF_WS_TRADE_JSON_MAX];
-    int n = tf_ws_enc_trade(js, sizeof js, a->t, a->commit_ts_ms);
-    return n < 0 ? NULL : msg_new(K_TRADE, a->t->ticker, js, (size_t)n, TF_WS_OP_TEXT);
+    int n = tf_ws_enc_trade(js, sizeof js, a->t, a->commit_ts_ms, 0);
+    out_msg *m = n < 0 ? NULL : msg_new(K_TRADE, a->t->ticker, js, (size_t)n);
+    if (m) {
+        m->t_us = a->t->event_us;
+        m->id = a->t->id;
+    }
+    return m;
 }
 
 static void on_candle(void *ud, const char *ticker, const tf_candle *cd)
@@ -1021,6 +1536,7 @@ static void on_candle_timer(uv_timer_t *t)
     int n = 0;
     for (int i = 0; i < ws->ngroups; i++) n += tf_candle_agg_flush(ws->groups[i]->agg, now);
     ws->candle_due = INT64_MAX;
+    check_waiting(ws, now);
     size_t nclients = ws->dirty.n;
     flush_dirty(ws);
     if (n) {
@@ -1041,6 +1557,12 @@ static void schedule_candles(tf_ws *ws)
         int64_t d = tf_candle_agg_next_due(ws->groups[i]->agg);
         if (d < due) due = d;
     }
+    for (size_t i = 0; i < ws->waiting.n; i++) { /* history subscribes waiting for their cutoff */
+        const client *c = ws->waiting.v[i];
+        if (!c->hist || !c->slots[c->hist->slot].grp) continue;
+        int64_t d = tf_candle_agg_closed_at(c->slots[c->hist->slot].grp->agg, c->hist->cutoff_us);
+        if (d < due) due = d;
+    }
     if (due == ws->candle_due) return;
     ws->candle_due = due;
     if (due == INT64_MAX) {
@@ -1058,18 +1580,23 @@ static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
     trade_arg a = {t, commit_ts_ms};
     fanout(ws, t->ticker, 0, make_trade, &a);
     int64_t now = ws->ngroups ? tf_now_us() : 0;
+    int late = 0, revised = 0, future = 0; /* counted once per trade, whatever the intervals in use */
     for (int i = 0; i < ws->ngroups; i++) {
         int r = tf_candle_agg_add(ws->groups[i]->agg, t, commit_ts_ms, now);
-        if (r == TF_CANDLE_LATE && ws->m_late) tf_metric_add(ws->m_late, 1);
-        if (r == TF_CANDLE_REVISED && ws->m_revised) tf_metric_add(ws->m_revised, 1);
-        if (r == TF_CANDLE_FUTURE && ws->m_future) tf_metric_add(ws->m_future, 1);
+        late |= r == TF_CANDLE_LATE;
+        revised |= r == TF_CANDLE_REVISED;
+        future |= r == TF_CANDLE_FUTURE;
     }
+    if (late && ws->m_late) tf_metric_add(ws->m_late, 1);
+    if (revised && ws->m_revised) tf_metric_add(ws->m_revised, 1);
+    if (future && ws->m_future) tf_metric_add(ws->m_future, 1);
 }
 
 void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
 {
     if (ws->stopping) return;
     ingest(ws, t, commit_ts_ms);
+    if (ws->waiting.n) check_waiting(ws, tf_now_us());
     flush_dirty(ws);
     reap(ws);
     schedule_candles(ws);
@@ -1083,6 +1610,7 @@ static void on_batch(void *ud, tf_ws_batch *b)
             tf_warn("ws", "feed fell behind the bus; trades skipped", TF_INT("missed", b->missed));
         }
         for (size_t i = 0; i < b->n; i++) ingest(ws, &b->items[i].t, b->items[i].commit_ts_ms);
+        if (ws->waiting.n) check_waiting(ws, tf_now_us());
         flush_dirty(ws);
         reap(ws);
         schedule_candles(ws);
@@ -1252,6 +1780,9 @@ static void on_upgrade(tf_http_req *r, void *ud)
                      "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
     tf_http_conn_write(conn, resp, (size_t)n);
     tf_debug("ws", "client connected", TF_UINT("client", c->id), TF_STR("peer", peer));
+    char hello[160];
+    int hn = tf_ws_enc_hello(hello, sizeof hello, ws->server_id);
+    if (hn > 0) send_text(c, hello, (size_t)hn); /* seq 0: first of all */
     if (cmd.ntickers || cmd.wildcard || cmd.has_interval) do_subscribe(c, &cmd);
     tf_ws_cmd_clear(&cmd);
     flush(c);
@@ -1306,6 +1837,15 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
         ws->m_slow = tf_counter(m, "tickflow_ws_slow_closed_total", "WebSocket clients closed for being too slow (1008)", NULL);
         ws->m_proto = tf_counter(m, "tickflow_ws_protocol_errors_total", "WebSocket connections closed for protocol errors", NULL);
     }
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(ws->server_id, sizeof ws->server_id, "tickflow-0.1.0 %.40s:%d", host, (int)getpid());
+    /* 1 s and 1 m candles aggregate from the start, so a history subscribe
+     * to them finds the aggregator warm (no partial bucket to wait for) */
+    if (!(ws->fixed[0] = group_ref(ws, 1000)) || !(ws->fixed[1] = group_ref(ws, 60000))) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
     uv_timer_init(ws->loop, &ws->candle_timer);
     uv_timer_init(ws->loop, &ws->maint_timer);
     ws->candle_timer.data = ws->maint_timer.data = ws;
@@ -1337,6 +1877,8 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 size_t tf_ws_client_count(const tf_ws *ws) { return ws->clients.n; }
+
+void tf_ws_set_db(tf_ws *ws, tf_pga *db) { ws->db = db; }
 
 void tf_ws_free(tf_ws *ws)
 {
@@ -1371,6 +1913,7 @@ void tf_ws_free(tf_ws *ws)
     free(ws->dirty.v);
     free(ws->dead.v);
     free(ws->wild.v);
+    free(ws->waiting.v);
     free(ws->scratch);
     free(ws);
 }

@@ -7,6 +7,9 @@
  * aggregators (ws_candle.c, one per interval in use), per-client bounded
  * output queues with skip-ahead for slow clients, pings, and metrics.
  *
+ * Protocol: section 4's messages plus section 9's (hello, seq on every
+ * message, subscribe with history/since, history_end); see ws.c.
+ *
  * Threading: tf_ws_attach and tf_ws_free run on the thread that owns the
  * server loop, outside or before tf_server_run. A graceful server stop
  * (tf_server_stop) closes every client with 1001 through a shutdown hook.
@@ -25,6 +28,7 @@
 #include "common/metrics.h"
 #include "event/trade.h"
 #include "http/http.h"
+#include "store/pgasync.h"
 
 #define TF_WS_PATH "/api/v1/stock/real-time"
 #define TF_WS_MAX_SUBSCRIPTIONS 20000 /* tickers per connection */
@@ -47,6 +51,11 @@ void tf_ws_free(tf_ws *ws);
 
 /* Loop thread only: feeds one trade as if it came from the bus (tests). */
 void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms);
+
+/* The pool history subscribes read from (DESIGN.md section 9; borrowed,
+ * must outlive ws until tf_ws_free). Without it, "history" and "since" are
+ * answered with an "unavailable" error. */
+void tf_ws_set_db(tf_ws *ws, tf_pga *db);
 
 /* Connected clients (loop thread). */
 size_t tf_ws_client_count(const tf_ws *ws);

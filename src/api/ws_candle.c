@@ -34,6 +34,7 @@ struct tf_candle_agg {
     tf_candle_emit_fn emit;
     void *ud;
     tf_ws_map *tickers; /* ticker -> tstate* */
+    int64_t max_emitted;  /* newest bucket start emitted for any ticker, INT64_MIN */
     int64_t progress_us;      /* latest commit time delivered */
     int64_t last_delivery_us; /* wall clock of the latest delivery */
     int64_t delay_cur, delay_prev, delay_rot_us; /* windowed max of commit - event */
@@ -50,6 +51,7 @@ tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us
     if (a->o.idle_ms < 0) a->o.idle_ms = 0;
     if (a->o.lateness_ms < 0) a->o.lateness_ms = 0;
     a->created_us = created_us;
+    a->max_emitted = INT64_MIN;
     a->emit = emit;
     a->ud = ud;
     a->tickers = tf_ws_map_new();
@@ -191,6 +193,7 @@ static void emit_oldest(tf_candle_agg *a, const char *ticker, tstate *s, int64_t
     c.partial = c.start_us < a->created_us;
     if (c.start_us > s->last_emitted) {
         s->last_emitted = c.start_us;
+        if (c.start_us > a->max_emitted) a->max_emitted = c.start_us;
     } else {
         c.revised = 1; /* a late bucket that had no candle: out of order */
     }
@@ -323,6 +326,32 @@ int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
             if (!s->kept[i].dirty_us) continue;
             int64_t d = revise_due(a, &s->kept[i]);
             if (d < due) due = d;
+        }
+    }
+    return due;
+}
+
+int64_t tf_candle_agg_cutoff(const tf_candle_agg *a)
+{
+    int64_t first_full = tf_candle_bucket(a->o.interval_ms, a->created_us);
+    if (first_full < a->created_us) first_full += interval_us(a);
+    int64_t next = a->max_emitted == INT64_MIN ? INT64_MIN : a->max_emitted + interval_us(a);
+    return next > first_full ? next : first_full;
+}
+
+int64_t tf_candle_agg_closed_at(const tf_candle_agg *a, int64_t cutoff_us)
+{
+    int64_t due = open_due(a, cutoff_us - interval_us(a));
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
+        const tstate *s = v;
+        /* one still open before the cutoff (a ticker behind the others):
+         * its own close time counts too */
+        if (s->nopen > 0 && s->open[0].start_us < cutoff_us) {
+            int64_t d = open_due(a, s->open[0].start_us);
+            if (d > due) due = d;
         }
     }
     return due;

@@ -90,6 +90,19 @@ int tf_candle_agg_flush_all(tf_candle_agg *a);
  * pending. */
 int64_t tf_candle_agg_next_due(const tf_candle_agg *a);
 
+/* ---- the seam between history from storage and live candles (ws.c,
+ * DESIGN.md section 9) ----
+ * Cutoff: the start of the first bucket that no ticker has had a candle
+ * for yet and that this aggregator saw whole (it began at or after
+ * created_us): every candle with start >= cutoff will still be emitted
+ * live, complete (or flagged revised); every bucket before it is, or will
+ * be, closed. */
+int64_t tf_candle_agg_cutoff(const tf_candle_agg *a);
+/* Wall-clock time at which every bucket starting before cutoff_us is
+ * closed: no ticker holds one open and the close rule above holds for the
+ * last of them (so storage has all of their trades). <= now: already. */
+int64_t tf_candle_agg_closed_at(const tf_candle_agg *a, int64_t cutoff_us);
+
 /* The commit-minus-event delay bound D in use, in us (tests, debug logs). */
 int64_t tf_candle_agg_delay_us(const tf_candle_agg *a);
 /* The feed's delivery lag bound L (now minus commit time), in us. */

@@ -95,7 +95,7 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) return fail(err, "bad_json", "", "message is not valid JSON: %s", je.text);
     int rc = -1;
-    json_t *act = NULL, *tick = NULL, *iv = NULL, *from = NULL;
+    json_t *act = NULL, *tick = NULL, *iv = NULL, *from = NULL, *hist = NULL, *since = NULL;
     const char *key;
     json_t *val;
     if (!json_is_object(root)) {
@@ -107,11 +107,13 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
         else if (strcmp(key, "tickers") == 0) tick = val;
         else if (strcmp(key, "interval_ms") == 0) iv = val;
         else if (strcmp(key, "from_ms") == 0) from = val;
+        else if (strcmp(key, "history") == 0) hist = val;
+        else if (strcmp(key, "since") == 0) since = val;
         else {
             char shown[40];
             int w = tf_json_escape(key, strlen(key) > 24 ? 24 : strlen(key), shown, sizeof shown - 1);
             shown[w < 0 ? 0 : w] = '\0';
-            fail(err, "invalid_parameter", shown, "unknown key \"%s\"", shown);
+            fail(err, "unknown_parameter", shown, "unknown key \"%s\"", shown);
             goto out;
         }
     }
@@ -147,6 +149,31 @@ int tf_ws_cmd_parse(const char *json, size_t len, size_t max_tickers, tf_ws_cmd 
         }
         if (parse_interval(from, "from_ms", &cmd->from_ms, err) != 0) goto out;
         cmd->has_from = 1;
+    }
+    if ((hist || since) && cmd->action != TF_WS_ACT_SUBSCRIBE) {
+        fail(err, "invalid_parameter", hist ? "history" : "since", "%s goes with subscribe only",
+             hist ? "history" : "since");
+        goto out;
+    }
+    if (hist && since) {
+        fail(err, "invalid_parameter", "since", "give history or since, not both%s", "");
+        goto out;
+    }
+    if (hist) {
+        if (!json_is_integer(hist) || json_integer_value(hist) < 1 ||
+            json_integer_value(hist) > TF_WS_HISTORY_N_MAX) {
+            fail(err, "invalid_parameter", "history", "history must be an integer 1..10000%s", "");
+            goto out;
+        }
+        cmd->history_n = json_integer_value(hist);
+    }
+    if (since) {
+        if (!json_is_string(since) ||
+            tf_parse_iso_us(json_string_value(since), json_string_length(since), &cmd->since_us) != 0) {
+            fail(err, "invalid_parameter", "since", "since must be an ISO-8601 time%s", "");
+            goto out;
+        }
+        cmd->has_since = 1;
     }
     switch (cmd->action) {
     case TF_WS_ACT_SUBSCRIBE:
@@ -184,7 +211,7 @@ out:
 
 static int fit(int n, size_t cap) { return (n < 0 || (size_t)n >= cap) ? -1 : n; }
 
-int tf_ws_enc_trade(char *buf, size_t cap, const tf_trade *t, int64_t commit_ts_ms)
+int tf_ws_enc_trade(char *buf, size_t cap, const tf_trade *t, int64_t commit_ts_ms, int history)
 {
     char price[32], ts[40], tk[TF_TICKER_MAX * 6], mk[TF_MARKET_MAX * 6];
     tf_fmt_fixed(t->price_e4, 4, price);
@@ -196,13 +223,13 @@ int tf_ws_enc_trade(char *buf, size_t cap, const tf_trade *t, int64_t commit_ts_
     return fit(snprintf(buf, cap,
                         "{\"type\":\"trade\",\"id\":%" PRId64 ",\"ticker\":\"%s\",\"market_code\":\"%s\","
                         "\"trade_type\":\"%s\",\"price\":\"%s\",\"quantity\":%" PRId64
-                        ",\"event_time\":\"%s\",\"commit_ts_ms\":%" PRId64 "}",
+                        ",\"event_time\":\"%s\",\"commit_ts_ms\":%" PRId64 "%s}",
                         t->id, tk, mk, t->side == 'B' ? "BUY" : "SELL", price, t->quantity, ts,
-                        commit_ts_ms),
+                        commit_ts_ms, history ? ",\"history\":true" : ""),
                cap);
 }
 
-int tf_ws_enc_tick(char *buf, size_t cap, const char *ticker, const tf_candle *c)
+int tf_ws_enc_tick(char *buf, size_t cap, const char *ticker, const tf_candle *c, int history)
 {
     char o[32], h[32], l[32], cl[32], vw[32], s[40], e[40], tk[TF_TICKER_MAX * 6];
     tf_fmt_fixed(c->open_e4, 4, o);
@@ -219,10 +246,10 @@ int tf_ws_enc_tick(char *buf, size_t cap, const char *ticker, const tf_candle *c
                         "{\"type\":\"tick\",\"ticker\":\"%s\",\"start\":\"%s\",\"end\":\"%s\","
                         "\"interval_ms\":%" PRId64 ",\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\","
                         "\"close\":\"%s\",\"volume\":%" PRId64 ",\"count\":%" PRId64
-                        ",\"vwap\":\"%s\",\"buy_volume\":%" PRId64 ",\"sell_volume\":%" PRId64 "%s%s}",
+                        ",\"vwap\":\"%s\",\"buy_volume\":%" PRId64 ",\"sell_volume\":%" PRId64 "%s%s%s}",
                         tk, s, e, c->interval_ms, o, h, l, cl, c->volume, c->count, vw,
                         c->buy_volume, c->sell_volume, c->partial ? ",\"partial\":true" : "",
-                        c->revised ? ",\"revised\":true" : ""),
+                        c->revised ? ",\"revised\":true" : "", history ? ",\"history\":true" : ""),
                cap);
 }
 
@@ -246,4 +273,29 @@ int tf_ws_enc_error(char *buf, size_t cap, const char *code, const char *message
 int tf_ws_enc_lagged(char *buf, size_t cap, int64_t dropped)
 {
     return fit(snprintf(buf, cap, "{\"type\":\"lagged\",\"dropped\":%" PRId64 "}", dropped), cap);
+}
+
+int tf_ws_enc_hello(char *buf, size_t cap, const char *server)
+{
+    char sv[256];
+    int a = tf_json_escape(server, strnlen(server, 40), sv, sizeof sv - 1);
+    if (a < 0) return -1;
+    sv[a] = '\0';
+    return fit(snprintf(buf, cap, "{\"type\":\"hello\",\"server\":\"%s\"}", sv), cap);
+}
+
+int tf_ws_enc_history_end(char *buf, size_t cap, const char (*tickers)[TF_TICKER_MAX], size_t n,
+                          int wildcard, int64_t interval_ms, int64_t count)
+{
+    int o = snprintf(buf, cap, "{\"type\":\"history_end\",\"tickers\":[%s", wildcard ? "\"*\"" : "");
+    if (fit(o, cap) < 0) return -1;
+    for (size_t i = 0; i < n; i++) { /* tickers are validated [A-Z0-9.-]: nothing to escape */
+        int w = snprintf(buf + o, cap - (size_t)o, "%s\"%s\"", (i || wildcard) ? "," : "", tickers[i]);
+        if (fit(w, cap - (size_t)o) < 0) return -1;
+        o += w;
+    }
+    int w = snprintf(buf + o, cap - (size_t)o, "],\"interval_ms\":%" PRId64 ",\"count\":%" PRId64 "}",
+                     interval_ms, count);
+    if (fit(w, cap - (size_t)o) < 0) return -1;
+    return o + w;
 }

@@ -101,6 +101,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         goto out;
     }
     tf_api_add_ready_check(api, "bus", tf_bus_ready, bus);
+    tf_ws_set_db(ws, tf_api_db(api)); /* WebSocket history (DESIGN.md section 9) */
     if (cfg->cdc_enabled) {
         if (!(cdc = tf_cdc_start(cfg, bus, m, err, sizeof err))) {
             fail("cannot start CDC", err);

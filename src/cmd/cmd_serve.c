@@ -75,6 +75,7 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
+    tf_ws_set_db(ws, tf_api_db(api)); /* WebSocket history (DESIGN.md section 9) */
     if (tf_server_listen(s, err, sizeof err) < 0) {
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;

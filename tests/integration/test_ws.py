@@ -47,6 +47,8 @@ class WS:
         self.sock.connect(("127.0.0.1", port))
         self.buf = b""
         self.closed = None
+        self.next_seq = 0
+        self.hello = None
         key = base64.b64encode(os.urandom(16)).decode()
         hd = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket", "Connection": "Upgrade",
               "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
@@ -140,7 +142,21 @@ class WS:
                 self.closed = struct.unpack("!H", p[:2])[0] if len(p) >= 2 else 1005
                 return None
             elif op == 1:
-                return json.loads(p.decode())
+                m = json.loads(p.decode())
+                # DESIGN.md section 9: hello first (seq 0), then seq one more
+                # each message; checked on every message every test reads
+                want = self.next_seq
+                self.next_seq = m.get("seq", -1) + 1
+                if m.get("seq") != want:
+                    raise WSError("seq %r after %d: %r" % (m.get("seq"), want - 1, m))
+                if m.get("type") == "hello":
+                    if want != 0:
+                        raise WSError("hello not first: %r" % m)
+                    self.hello = m
+                    continue
+                if want == 0:
+                    raise WSError("first message is not hello: %r" % m)
+                return m
 
     def recv_until(self, pred, timeout=10.0):
         """Reads messages until pred(msg); returns (msg, all messages read)."""
@@ -448,8 +464,10 @@ def test_candles_equal_sql(c):
         have = [(m["ticker"], k_of(m["start"])) for m in full if k0 <= k_of(m["start"]) < k1]
         c.eq(sorted(have), want, "one candle per traded interval, none twice")
         wt = [m for m in w.drain(0.5) if m["type"] == "tick" and m["ticker"] in ("CA", "CB")]
-        c.eq(sorted(json.dumps(m, sort_keys=True) for m in wt if not m.get("partial")),
-             sorted(json.dumps(m, sort_keys=True) for m in ticks if not m.get("partial")),
+        def noseq(m):
+            return json.dumps({k: v for k, v in m.items() if k != "seq"}, sort_keys=True)
+        c.eq(sorted(noseq(m) for m in wt if not m.get("partial")),
+             sorted(noseq(m) for m in ticks if not m.get("partial")),
              "same interval, same candles for every client")
     x.close()
     w.close()

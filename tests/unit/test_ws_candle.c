@@ -196,6 +196,38 @@ static void generator_flow(void)
     tf_candle_agg_free(a);
 }
 
+/* The seam's cutoff: the first bucket no ticker had a candle for that the
+ * aggregator saw whole; and when the buckets before it are closed. */
+static void cutoff(void)
+{
+    got g;
+    memset(&g, 0, sizeof g);
+    int64_t t0 = 1763890200000000LL; /* a whole second */
+    tf_candle_agg *a = agg(1000, t0 + 300 * MS, &g); /* started inside [t0, t0+1s) */
+    TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC);    /* that bucket is partial: not before the next */
+    /* nothing delivered: the partial bucket closes by the wall clock at its end */
+    TF_EQ_INT(tf_candle_agg_closed_at(a, t0 + SEC), t0 + SEC);
+    tf_trade t1 = mk(1, "AAPL", 1000000, 10, t0 + 500 * MS, 'B');
+    tf_trade t2 = mk(2, "MSFT", 1000000, 10, t0 + 1500 * MS, 'B');
+    tf_candle_agg_add(a, &t1, (t0 + 520 * MS) / 1000, t0 + 530 * MS);
+    tf_candle_agg_add(a, &t2, (t0 + 1520 * MS) / 1000, t0 + 1530 * MS);
+    TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC);
+    /* progress (commit t0+1.52 s) passed e + D: bucket [t0, t0+1) may close now */
+    TF_CHECK(tf_candle_agg_closed_at(a, t0 + SEC) <= t0 + 1530 * MS);
+    TF_EQ_INT(tf_candle_agg_flush(a, t0 + 1530 * MS), 1);
+    TF_CHECK(g.c[0].partial);
+    TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC); /* the partial candle does not move it back */
+    /* MSFT's [t0+1, t0+2) closes: cutoff moves past it for every ticker */
+    tf_trade t3 = mk(3, "AAPL", 1000000, 10, t0 + 2500 * MS, 'B');
+    tf_candle_agg_add(a, &t3, (t0 + 2520 * MS) / 1000, t0 + 2530 * MS);
+    TF_EQ_INT(tf_candle_agg_flush(a, t0 + 2530 * MS), 1);
+    TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + 2 * SEC);
+    TF_CHECK(tf_candle_agg_closed_at(a, t0 + 2 * SEC) <= t0 + 2530 * MS);
+    /* AAPL's [t0+2, t0+3) is open: buckets before t0+3 s are not closed yet */
+    TF_CHECK(tf_candle_agg_closed_at(a, t0 + 3 * SEC) > t0 + 2530 * MS);
+    tf_candle_agg_free(a);
+}
+
 static void map(void)
 {
     tf_ws_map *m = tf_ws_map_new();
@@ -227,6 +259,7 @@ static void map(void)
 
 int main(void)
 {
+    cutoff();
     closes_on_progress();
     outliers_and_late();
     generator_flow();

@@ -1,8 +1,9 @@
-// The one WebSocket to /api/v1/stock/real-time (DESIGN.md section 4), with
-// reconnect and re-subscription. Works with today's protocol (subscribe /
-// unsubscribe, tick and trade messages) and uses the section 9 additions when
-// the server has them: a first {"type":"hello"} message switches on seq
-// checking, and lets subscribers ask for history/since in the subscribe.
+// The one WebSocket to /api/v1/stock/real-time (DESIGN.md sections 4 and 9),
+// with reconnect and re-subscription. The server's first message,
+// {"type":"hello"}, switches on seq checking (a gap reconnects) and lets
+// subscribers ask for history/since in the subscribe: on a reconnect each
+// subscription resumes with since, so nothing is missed. Without hello (an
+// older server) subscriptions are sent plain after a second.
 
 export type ConnState = 'connecting' | 'open' | 'down';
 
@@ -65,18 +66,22 @@ export class Live {
     this.ws = ws;
     this.hello = false;
     this.lastSeq = -1;
+    let resumed = false;
+    // (Re)subscribes once per connection: on hello (a section 9 server says
+    // it first, so the subscribe can carry history/since), or after a short
+    // wait when an older server says nothing first.
+    let subscribed = false;
+    const subscribeAll = () => {
+      if (this.ws !== ws || subscribed) return;
+      subscribed = true;
+      for (const s of this.subs.values()) this.sendSub(s, resumed);
+      this.setState('open', resumed);
+    };
     ws.onopen = () => {
-      const resumed = this.everOpen;
+      resumed = this.everOpen;
       this.everOpen = true;
       this.attempt = 0;
-      // Give a section-9 server a moment to say hello before subscribing, so
-      // the subscribe can carry history/since; today's server sends nothing
-      // first, and a short wait costs nothing visible.
-      setTimeout(() => {
-        if (this.ws !== ws) return;
-        for (const s of this.subs.values()) this.sendSub(s, resumed);
-        this.setState('open', resumed);
-      }, 60);
+      setTimeout(subscribeAll, 1000);
     };
     ws.onmessage = (ev) => {
       let m: Msg;
@@ -90,6 +95,7 @@ export class Live {
         this.hello = true;
         this.server = String(m.server ?? '');
         this.lastSeq = typeof m.seq === 'number' ? m.seq : 0;
+        subscribeAll();
         return;
       }
       if (this.hello && typeof m.seq === 'number') {

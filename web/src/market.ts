@@ -1,6 +1,7 @@
-// Market view: candlestick + volume chart of one ticker (history from REST,
-// then live ticks on the WebSocket, merged by bucket start so the seam has
-// no duplicate and no gap), interval and ticker switches in place, the watch
+// Market view: candlestick + volume chart of one ticker (history by the
+// WebSocket subscribe's "history", resumed by "since" after a reconnect
+// (DESIGN.md section 9); REST only against a server without hello; merged
+// by bucket start so the seam has no duplicate and no gap), interval and ticker switches in place, the watch
 // list (every ticker at 2 s candles) and the time-and-sales tape (raw mode).
 
 import {
@@ -260,6 +261,9 @@ export class Market {
         this.tapeDirty = true;
       }
     } else if (m.type === 'history_end') {
+      // the end of the chart's own history (not of an earlier subscription's)
+      const tk = Array.isArray(m.tickers) ? (m.tickers as string[]) : [];
+      if (m.interval_ms !== this.intervalMs || !tk.includes(this.ticker)) return;
       this.loaded = true;
       this.redraw();
       $('m-status').textContent = `${this.ticker} · ${label(this.intervalMs)} · ${this.bars.size} bars, live`;
