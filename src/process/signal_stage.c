@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common/log.h"
 #include "common/util.h"
 #include "process/track.h"
+#include "process/watchlist.h"
 #include "store/pg.h"
 
 #define NBUCKETS 1024           /* ticker hash; chains grow beyond */
@@ -22,13 +25,41 @@
  * this close before its first live bar (idempotent upserts; the ids are the
  * same): they may have been in a bar the previous owner never closed. */
 #define REEMIT_MS (15 * 60000LL)
+/* Watchlists and their members are read again this often (wall time, on a
+ * bar): a list made or changed over REST applies within it. */
+#define WL_RELOAD_S 15
+
+/* One (ticker, watchlist) state: its own indicators and cool-downs. Not
+ * shared with the default state even where the periods match -- the
+ * indicator set is small next to a bar's cost, and one state per rule set
+ * keeps warm-up, rebuilds and cool-downs exactly the backtest's. */
+typedef struct tlist {
+    char name[72];
+    uint64_t h;                 /* hash of the list's stored rules: a change rebuilds the state */
+    tf_sig_rules rules;
+    tf_sig_state *st;
+} tlist;
 
 typedef struct tick {
     struct tick *next;
-    char ticker[32];
-    tf_sig_state *st;
+    char ticker[32], market[16];
+    tf_sig_state *st;           /* the [signals] rules */
+    tlist *l;                   /* the lists this ticker is a member of, nl of them */
+    size_t nl;
     int64_t last_start_ms;      /* newest bar fed; an older one is a revision (rebuild) or a repeat (ignored) */
 } tick;
+
+typedef struct wlist {          /* a watchlist as last read */
+    char name[72];
+    uint64_t h;
+    int ok;                     /* its rules still validate over [signals] */
+    tf_sig_rules rules;
+} wlist;
+
+typedef struct wmember {
+    char ticker[32];
+    size_t list;                /* index into wl */
+} wmember;
 
 struct tf_signal_stage {
     const tf_config *cfg;
@@ -40,6 +71,17 @@ struct tf_signal_stage {
     int64_t pg_retry_us, last_finalize_us;
     tf_signal_sink sink;
     void *sink_ctx;
+    /* watchlists, processor thread only: lists by name and members by
+     * (ticker, list), both in strcmp order */
+    wlist *wl;
+    size_t nwl;
+    wmember *wm;
+    size_t nwm;
+    int wl_loaded;
+    int64_t wl_at_us;           /* the last read (or try); 0: none yet */
+    uint64_t wl_sig;            /* of everything read: a change is logged */
+    const char **names;         /* scratch for a bar's merged list names */
+    size_t names_cap;
     pthread_mutex_t lock;       /* guards st */
     tf_signal_stage_stats st;
 };
@@ -49,6 +91,20 @@ static uint32_t hash(const char *s)
     uint32_t h = 2166136261u; /* FNV-1a */
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
+}
+
+static uint64_t hash64(uint64_t h, const char *s)
+{
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull; /* FNV-1a, 64 bits */
+    return (h ^ 0xff) * 1099511628211ull; /* a separator: ("ab","c") != ("a","bc") */
+}
+
+static void tick_lists_free(tick *t)
+{
+    for (size_t i = 0; i < t->nl; i++) tf_sig_state_free(t->l[i].st);
+    free(t->l);
+    t->l = NULL;
+    t->nl = 0;
 }
 
 #define BUMP(s, f, n) \
@@ -89,9 +145,13 @@ void tf_signal_stage_free(tf_signal_stage *s)
         for (tick *t = s->b[i], *n; t; t = n) {
             n = t->next;
             tf_sig_state_free(t->st);
+            tick_lists_free(t);
             free(t);
         }
     if (s->pg) PQfinish(s->pg);
+    free(s->wl);
+    free(s->wm);
+    free(s->names);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -168,8 +228,6 @@ static void row_bar(const PGresult *r, int i, tf_ind_bar *b, int64_t *start)
                       atof(PQgetvalue(r, i, 4)), atof(PQgetvalue(r, i, 5))};
 }
 
-static void emit(tf_signal_stage *s, const tf_signal *g);
-
 /* Appends id to an SQL text[] literal being built ("{" opened by the caller). */
 static void id_add(tf_sbuf *ids, const char *id)
 {
@@ -181,13 +239,148 @@ static void id_add(tf_sbuf *ids, const char *id)
     tf_sbuf_str(ids, "\"");
 }
 
-/* Feeds t's state every stored minute before start_ms. Signals of minutes
- * up to emit_after_ms were handled before (stored under the same ids) and
- * are dropped; later ones are emitted (their ids appended to ids when not
+/* The stored watchlists of a signal only grow: a re-emit (restart, replay,
+ * revision) or another list's firing adds names, as the watchlist_scan
+ * job's upsert (jobs/job_watchlist.c) does; the rest is replaced as before
+ * (a revision's new values). With no list names the row is what it was
+ * before watchlists existed. */
+static int store(tf_signal_stage *s, const tf_signal *g, const char *id, const char *json, const char *const *names,
+                 size_t nnames)
+{
+    PGconn *c = conn(s);
+    if (!c) return s->cfg->process_store ? -1 : 0;
+    char bs[40], da[40], price[48], score[16];
+    tf_fmt_iso_us(g->bar_start_ms * 1000, bs);
+    tf_fmt_iso_us(g->detected_at_ms * 1000, da);
+    snprintf(price, sizeof price, "%.4f", g->price);
+    snprintf(score, sizeof score, "%d", g->score);
+    tf_sbuf wl = {0};
+    tf_sbuf_str(&wl, "{");
+    for (size_t i = 0; i < nnames; i++) id_add(&wl, names[i]);
+    tf_sbuf_str(&wl, "}");
+    if (wl.oom) {
+        free(wl.b);
+        tf_warn("signals", "cannot store a signal: out of memory", TF_STR("id", id));
+        return -1;
+    }
+    const char *v[] = {id, tf_sig_rule_name(g->rule), g->direction > 0 ? "long" : "short", g->ticker,
+                       g->market_code, g->interval, bs, price, da, score, json, wl.b};
+    /* a replay keeps the first detection time; the rest is the same by construction */
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO stock_signals (id, rule, direction, ticker, market_code, interval,"
+                               " bar_start, price, detected_at, score, indicators, watchlists)"
+                               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ($11::jsonb) -> 'indicators',"
+                               " $12::text[])"
+                               " ON CONFLICT (id) DO UPDATE SET price = EXCLUDED.price, score = EXCLUDED.score,"
+                               " indicators = EXCLUDED.indicators, watchlists = CASE WHEN"
+                               " stock_signals.watchlists @> EXCLUDED.watchlists THEN stock_signals.watchlists"
+                               " ELSE (SELECT array_agg(DISTINCT w ORDER BY w)"
+                               " FROM unnest(stock_signals.watchlists || EXCLUDED.watchlists) w) END",
+                               12, NULL, v, NULL, NULL, 0);
+    free(wl.b);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        tf_err e;
+        tf_pg_error(c, r, "INSERT stock_signals", &e);
+        tf_warn("signals", "cannot store a signal", TF_STR("id", id), TF_ERR_FIELDS(&e));
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* Stores, publishes and hands to the sink one signal; ind names its
+ * indicator periods, names (n of them, borrowed) are the lists that fired it. */
+static void emit(tf_signal_stage *s, const tf_signal *g, const tf_ind_params *ind, const char *const *names,
+                 size_t n)
+{
+    char id[160];
+    tf_signal_id(g, id, sizeof id);
+    tf_sbuf j = {0};
+    tf_signal_json(g, ind, n ? names : NULL, n, &j);
+    if (j.oom || !j.len) {
+        free(j.b);
+        tf_error("signals", "out of memory encoding a signal", TF_STR("id", id));
+        return;
+    }
+    BUMP(s, signals, 1);
+    if (store(s, g, id, j.b, names, n)) BUMP(s, store_errors, 1);
+    else if (s->cfg->process_store) BUMP(s, stored, 1);
+    if (s->bus) {
+        int rc = tf_bus_produce(s->bus, TF_TOPIC_SIGNALS, g->ticker, strlen(g->ticker), j.b, j.len, 0, 0, NULL, NULL,
+                                NULL, 1000);
+        if (rc == 0) BUMP(s, published, 1);
+        else tf_warn("signals", "cannot publish a signal", TF_STR("id", id), TF_INT("rc", rc));
+    }
+    if (s->sink) s->sink(s->sink_ctx, g, j.b, j.len);
+    free(j.b);
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/*
+ * Feeds one minute to t's default state (when dflt) and to its list states
+ * from index from on. The rules that fired are merged by id (one rule, one
+ * bar): the default state's values when it fired, else the first list's
+ * (lists in name order), with the names of every list that fired it. When
+ * do_emit each merged signal is emitted, its id appended to ids (not NULL).
+ */
+static void feed(tf_signal_stage *s, tick *t, int dflt, size_t from, const tf_ind_bar *b, int64_t start_ms,
+                 int do_emit, tf_sbuf *ids)
+{
+    tf_signal g[TF_SIG_NRULES], out[TF_SIG_NRULES];
+    const tf_ind_params *ind[TF_SIG_NRULES];
+    size_t nn[TF_SIG_NRULES] = {0};
+    int on[TF_SIG_NRULES] = {0};
+    size_t nl = t->nl;
+    if (nl > from && s->names_cap < nl * TF_SIG_NRULES) {
+        const char **nb = realloc(s->names, nl * TF_SIG_NRULES * sizeof *nb);
+        if (!nb) {
+            tf_error("signals", "out of memory: the watchlists' rules skip a bar", TF_STR("ticker", t->ticker));
+            nl = from;
+        } else {
+            s->names = nb;
+            s->names_cap = nl * TF_SIG_NRULES;
+        }
+    }
+    if (dflt) {
+        int k = tf_sig_update(t->st, b, start_ms, start_ms + 60000, out, NULL, NULL);
+        for (int j = 0; j < k; j++) {
+            int r = out[j].rule;
+            g[r] = out[j], ind[r] = &s->rules.ind, on[r] = 1;
+        }
+    }
+    for (size_t i = from; i < nl; i++) {
+        int k = tf_sig_update(t->l[i].st, b, start_ms, start_ms + 60000, out, NULL, NULL);
+        for (int j = 0; j < k; j++) {
+            int r = out[j].rule;
+            if (!on[r]) g[r] = out[j], ind[r] = &t->l[i].rules.ind, on[r] = 1;
+            s->names[(size_t)r * nl + nn[r]++] = t->l[i].name;
+        }
+    }
+    if (!do_emit) return;
+    for (int r = 0; r < TF_SIG_NRULES; r++) { /* rule order, as before lists existed */
+        if (!on[r]) continue;
+        const char **nm = nn[r] ? s->names + (size_t)r * nl : NULL;
+        if (nn[r] > 1) qsort(nm, nn[r], sizeof *nm, cmp_name);
+        emit(s, &g[r], ind[r], nm, nn[r]);
+        if (ids) {
+            char id[160];
+            tf_signal_id(&g[r], id, sizeof id);
+            id_add(ids, id);
+        }
+    }
+}
+
+/* Feeds t's states (the default one when dflt, the lists' from index from
+ * on) every stored minute before start_ms. Signals of minutes up to
+ * emit_after_ms were handled before (stored under the same ids) and are
+ * dropped; later ones are emitted (their ids appended to ids when not
  * NULL): a bar that was still open in the previous owner's builder when
  * its trades were committed (a restart, a rebalance) reaches no live
- * on_bar, only this. 0, or -1 when the table could not be read. */
-static int warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_after_ms, tf_sbuf *ids)
+ * on_bar, only this. t->last_start_ms follows the default state. 0, or -1
+ * when the table could not be read. */
+static int warm_up(tf_signal_stage *s, tick *t, int dflt, size_t from, int64_t start_ms, int64_t emit_after_ms,
+                   tf_sbuf *ids)
 {
     PGconn *c = conn(s);
     if (!c) return -1;
@@ -203,23 +396,161 @@ static int warm_up(tf_signal_stage *s, tick *t, int64_t start_ms, int64_t emit_a
     for (int i = 0; i < n; i++) {
         tf_ind_bar b;
         int64_t st;
-        tf_signal out[TF_SIG_NRULES];
         row_bar(r, i, &b, &st);
-        int k = tf_sig_update(t->st, &b, st, st + 60000, out, NULL, NULL);
-        for (int j = 0; st > emit_after_ms && j < k; j++) {
-            emit(s, &out[j]);
-            if (ids) {
-                char id[160];
-                tf_signal_id(&out[j], id, sizeof id);
-                id_add(ids, id);
-            }
-        }
-        t->last_start_ms = st;
+        feed(s, t, dflt, from, &b, st, st > emit_after_ms, ids);
+        if (dflt) t->last_start_ms = st;
     }
     PQclear(r);
     BUMP(s, warmed_bars, n);
     return 0;
 }
+
+/* ---- watchlists ---------------------------------------------------------- */
+
+static void sync_tick(tf_signal_stage *s, tick *t);
+
+/* The lists' rule sets and members, read again (processor thread). A
+ * list whose rules no longer validate over [signals] (the section changed)
+ * is skipped with a warning, as the watchlist_scan job skips it. On a
+ * failed read the previous tables stay. */
+static void wl_reload(tf_signal_stage *s)
+{
+    s->wl_at_us = tf_mono_us();
+    PGconn *c = conn(s);
+    if (!c) return;
+    PGresult *r = PQexec(c, "SELECT name, rules::text FROM tickflow_watchlists ORDER BY name COLLATE \"C\"");
+    PGresult *m = PQresultStatus(r) == PGRES_TUPLES_OK
+                      ? PQexec(c, "SELECT ticker, watchlist FROM tickflow_watchlist_members GROUP BY 1, 2"
+                                  " ORDER BY ticker COLLATE \"C\", watchlist COLLATE \"C\"")
+                      : NULL;
+    if (!m || PQresultStatus(m) != PGRES_TUPLES_OK) {
+        tf_err e;
+        tf_pg_error(c, m ? m : r, "SELECT watchlists", &e);
+        tf_warn("signals", "cannot read the watchlists, keeping the previous ones", TF_ERR_FIELDS(&e));
+        PQclear(r);
+        PQclear(m);
+        return;
+    }
+    size_t nl = (size_t)PQntuples(r), nm = (size_t)PQntuples(m);
+    wlist *wl = calloc(nl + 1, sizeof *wl);
+    wmember *wm = calloc(nm + 1, sizeof *wm);
+    if (!wl || !wm) {
+        free(wl), free(wm);
+        PQclear(r), PQclear(m);
+        tf_error("signals", "out of memory reading the watchlists");
+        return;
+    }
+    uint64_t sig = 14695981039346656037ull;
+    size_t nok = 0;
+    for (size_t i = 0; i < nl; i++) {
+        wlist *w = &wl[i];
+        snprintf(w->name, sizeof w->name, "%s", PQgetvalue(r, (int)i, 0));
+        const char *text = PQgetvalue(r, (int)i, 1);
+        w->h = hash64(hash64(14695981039346656037ull, w->name), text);
+        sig = hash64(sig, w->name), sig = hash64(sig, text);
+        json_t *rj = json_loads(text, 0, NULL);
+        char e[300] = "", pk[128];
+        int unk;
+        w->ok = rj && tf_wl_rules_parse(rj, &s->rules, &w->rules, e, sizeof e, pk, sizeof pk, &unk) == 0;
+        json_decref(rj);
+        int was_bad = 0; /* warn once per (list, rules) */
+        for (size_t k = 0; k < s->nwl; k++)
+            if (!s->wl[k].ok && s->wl[k].h == w->h) was_bad = 1;
+        if (!w->ok && !was_bad)
+            tf_warn("signals", "watchlist skipped: its rule set no longer validates", TF_STR("watchlist", w->name),
+                    TF_STR("error", rj ? e : "not JSON"));
+        nok += (size_t)w->ok;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nm; i++) {
+        const char *tk = PQgetvalue(m, (int)i, 0), *ln = PQgetvalue(m, (int)i, 1);
+        sig = hash64(sig, tk), sig = hash64(sig, ln);
+        size_t lo = 0, hi = nl; /* lists in strcmp order ("C" collation) */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(wl[mid].name, ln) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == nl || strcmp(wl[lo].name, ln) || !wl[lo].ok || strlen(tk) >= sizeof wm->ticker) continue;
+        snprintf(wm[k].ticker, sizeof wm[k].ticker, "%s", tk);
+        wm[k++].list = lo;
+    }
+    PQclear(r), PQclear(m);
+    free(s->wl), free(s->wm);
+    s->wl = wl, s->nwl = nl, s->wm = wm, s->nwm = k;
+    if (!s->wl_loaded || sig != s->wl_sig)
+        tf_info("signals", "watchlist rule sets loaded", TF_INT("watchlists", (int64_t)nok),
+                TF_INT("members", (int64_t)k));
+    s->wl_loaded = 1;
+    s->wl_sig = sig;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (tick *t = s->b[i]; t; t = t->next) sync_tick(s, t);
+}
+
+/*
+ * t's list states made to follow the members just read: a state kept when
+ * its list's rules are unchanged, dropped when the ticker left the list (or
+ * the list went), made new for a new (ticker, list) or changed rules. New
+ * states of a ticker already fed are warmed up from the table through its
+ * newest minute, emitting nothing: those minutes were handled before the
+ * list applied (a list does not relabel the past live; the watchlist_scan
+ * job and a backtest do history).
+ */
+static void sync_tick(tf_signal_stage *s, tick *t)
+{
+    size_t lo = 0, hi = s->nwm;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(s->wm[mid].ticker, t->ticker) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t k = 0;
+    while (lo + k < s->nwm && strcmp(s->wm[lo + k].ticker, t->ticker) == 0) k++;
+    int same = k == t->nl;
+    for (size_t i = 0; same && i < k; i++) {
+        const wlist *w = &s->wl[s->wm[lo + i].list];
+        same = strcmp(t->l[i].name, w->name) == 0 && t->l[i].h == w->h;
+    }
+    if (same) return;
+    tlist *nl = calloc(k + 1, sizeof *nl);
+    if (!nl) {
+        tf_error("signals", "out of memory: watchlist states unchanged", TF_STR("ticker", t->ticker));
+        return;
+    }
+    size_t n = 0, kept;
+    for (size_t i = 0; i < k; i++) { /* kept ones first (name order), then the new ones */
+        const wlist *w = &s->wl[s->wm[lo + i].list];
+        for (size_t j = 0; j < t->nl; j++)
+            if (t->l[j].st && strcmp(t->l[j].name, w->name) == 0 && t->l[j].h == w->h) {
+                nl[n++] = t->l[j];
+                t->l[j].st = NULL;
+                break;
+            }
+    }
+    kept = n;
+    for (size_t i = 0; i < k; i++) {
+        const wlist *w = &s->wl[s->wm[lo + i].list];
+        int have = 0;
+        for (size_t j = 0; j < kept; j++) have |= strcmp(nl[j].name, w->name) == 0;
+        if (have) continue;
+        char err[256];
+        tf_sig_state *st = tf_sig_state_new(&w->rules, t->ticker, t->market, "1m", err, sizeof err);
+        if (!st) {
+            tf_error("signals", "cannot make a watchlist signal state", TF_STR("ticker", t->ticker),
+                     TF_STR("watchlist", w->name), TF_STR("error", err));
+            continue;
+        }
+        snprintf(nl[n].name, sizeof nl[n].name, "%s", w->name);
+        nl[n].h = w->h, nl[n].rules = w->rules, nl[n].st = st;
+        n++;
+    }
+    tick_lists_free(t); /* the moved ones are NULL there */
+    t->l = nl, t->nl = n;
+    /* merged names are sorted per signal, so the order here is free */
+    if (n > kept && t->last_start_ms != INT64_MIN) warm_up(s, t, 0, kept, t->last_start_ms + 60000, INT64_MAX, NULL);
+}
+
+/* ---- ticker states ------------------------------------------------------- */
 
 static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int *fresh)
 {
@@ -234,65 +565,48 @@ static tick *get_tick(tf_signal_stage *s, const tf_bar *b, int64_t start_ms, int
         return NULL;
     }
     snprintf(t->ticker, sizeof t->ticker, "%s", b->ticker);
+    snprintf(t->market, sizeof t->market, "%s", b->market);
     t->last_start_ms = INT64_MIN;
     t->next = s->b[h];
     s->b[h] = t;
     *fresh = 1;
-    warm_up(s, t, start_ms, start_ms - REEMIT_MS, NULL);
+    sync_tick(s, t); /* its list states, warmed together with the default one */
+    warm_up(s, t, 1, 0, start_ms, start_ms - REEMIT_MS, NULL);
     return t;
 }
 
-static int store(tf_signal_stage *s, const tf_signal *g, const char *id, const char *json)
+/* Fresh states for every rule set of t (the default one, then each list's,
+ * in place); the old ones go to *old ([0] the default, then t->l's order)
+ * for states_done. -1 (t unchanged) when one cannot be made. */
+static int states_renew(tf_signal_stage *s, tick *t, tf_sig_state ***old)
 {
-    PGconn *c = conn(s);
-    if (!c) return s->cfg->process_store ? -1 : 0;
-    char bs[40], da[40], price[48], score[16];
-    tf_fmt_iso_us(g->bar_start_ms * 1000, bs);
-    tf_fmt_iso_us(g->detected_at_ms * 1000, da);
-    snprintf(price, sizeof price, "%.4f", g->price);
-    snprintf(score, sizeof score, "%d", g->score);
-    const char *v[] = {id, tf_sig_rule_name(g->rule), g->direction > 0 ? "long" : "short", g->ticker,
-                       g->market_code, g->interval, bs, price, da, score, json};
-    /* a replay keeps the first detection time; the rest is the same by construction */
-    PGresult *r = PQexecParams(c,
-                               "INSERT INTO stock_signals (id, rule, direction, ticker, market_code, interval,"
-                               " bar_start, price, detected_at, score, indicators)"
-                               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ($11::jsonb) -> 'indicators')"
-                               " ON CONFLICT (id) DO UPDATE SET price = EXCLUDED.price, score = EXCLUDED.score,"
-                               " indicators = EXCLUDED.indicators",
-                               11, NULL, v, NULL, NULL, 0);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    tf_sig_state **o = calloc(t->nl + 1, sizeof *o), **n = calloc(t->nl + 1, sizeof *n);
+    char err[256];
+    int ok = o && n && (n[0] = tf_sig_state_new(&s->rules, t->ticker, t->market, "1m", err, sizeof err));
+    for (size_t i = 0; ok && i < t->nl; i++)
+        ok = (n[i + 1] = tf_sig_state_new(&t->l[i].rules, t->ticker, t->market, "1m", err, sizeof err)) != NULL;
     if (!ok) {
-        tf_err e;
-        tf_pg_error(c, r, "INSERT stock_signals", &e);
-        tf_warn("signals", "cannot store a signal", TF_STR("id", id), TF_ERR_FIELDS(&e));
+        for (size_t i = 0; n && i <= t->nl; i++) tf_sig_state_free(n[i]);
+        free(o), free(n);
+        return -1;
     }
-    PQclear(r);
-    return ok ? 0 : -1;
+    o[0] = t->st, t->st = n[0];
+    for (size_t i = 0; i < t->nl; i++) o[i + 1] = t->l[i].st, t->l[i].st = n[i + 1];
+    free(n);
+    *old = o;
+    return 0;
 }
 
-static void emit(tf_signal_stage *s, const tf_signal *g)
+/* Frees the old states (restore 0) or puts them back, freeing the new. */
+static void states_done(tick *t, tf_sig_state **old, int restore)
 {
-    char id[160];
-    tf_signal_id(g, id, sizeof id);
-    tf_sbuf j = {0};
-    tf_signal_json(g, &s->rules.ind, NULL, 0, &j);
-    if (j.oom || !j.len) {
-        free(j.b);
-        tf_error("signals", "out of memory encoding a signal", TF_STR("id", id));
-        return;
+    if (restore) {
+        tf_sig_state *x = t->st;
+        t->st = old[0], old[0] = x;
+        for (size_t i = 0; i < t->nl; i++) x = t->l[i].st, t->l[i].st = old[i + 1], old[i + 1] = x;
     }
-    BUMP(s, signals, 1);
-    if (store(s, g, id, j.b)) BUMP(s, store_errors, 1);
-    else if (s->cfg->process_store) BUMP(s, stored, 1);
-    if (s->bus) {
-        int rc = tf_bus_produce(s->bus, TF_TOPIC_SIGNALS, g->ticker, strlen(g->ticker), j.b, j.len, 0, 0, NULL, NULL,
-                                NULL, 1000);
-        if (rc == 0) BUMP(s, published, 1);
-        else tf_warn("signals", "cannot publish a signal", TF_STR("id", id), TF_INT("rc", rc));
-    }
-    if (s->sink) s->sink(s->sink_ctx, g, j.b, j.len);
-    free(j.b);
+    for (size_t i = 0; i <= t->nl; i++) tf_sig_state_free(old[i]);
+    free(old);
 }
 
 static int exec_ok(PGconn *c, const char *sql, int n, const char *const *v, const char *what, const char *ticker)
@@ -310,36 +624,33 @@ static int exec_ok(PGconn *c, const char *sql, int n, const char *const *v, cons
 
 /*
  * A revised minute start_ms (late trades; its trades are committed, since
- * the processor reads them from the table's change stream): t's state is
- * rebuilt from the table through the newest minute it was fed, as a
- * backtest over the stored bars would compute it, and the signals of
- * minutes from start_ms on are emitted again (upserts by id, new values).
- * Stored 1m signals of the ticker in [start_ms, newest] that the rebuilt
- * state does not fire are deleted (their horizons with them), and final
- * horizons of signals whose window or entry can hold the revised minute
- * go back to pending, so the finaliser recomputes them. 0, or -1 (no
- * connection, a failed read: the state is left as it was).
+ * the processor reads them from the table's change stream): t's states
+ * (the default one and its lists') are rebuilt from the table through the
+ * newest minute it was fed, as a backtest over the stored bars would
+ * compute them, and the signals of minutes from start_ms on are emitted
+ * again (upserts by id, new values). Stored 1m signals of the ticker in
+ * [start_ms, newest] that no rebuilt state fires are deleted (their
+ * horizons with them), and final horizons of signals whose window or entry
+ * can hold the revised minute go back to pending, so the finaliser
+ * recomputes them. 0, or -1 (no connection, a failed read: the states are
+ * left as they were).
  */
-static int revise(tf_signal_stage *s, tick *t, const tf_bar *b, int64_t start_ms)
+static int revise(tf_signal_stage *s, tick *t, int64_t start_ms)
 {
     if (!conn(s)) return -1;
-    char err[256];
-    tf_sig_state *ns = tf_sig_state_new(&s->rules, b->ticker, b->market, "1m", err, sizeof err);
-    if (!ns) return -1;
-    tf_sig_state *old = t->st;
+    tf_sig_state **old;
+    if (states_renew(s, t, &old)) return -1;
     int64_t newest = t->last_start_ms;
-    t->st = ns;
     t->last_start_ms = INT64_MIN;
     tf_sbuf ids = {0};
     tf_sbuf_str(&ids, "{");
-    if (warm_up(s, t, newest + 60000, start_ms - 1, &ids)) {
-        tf_sig_state_free(ns);
-        t->st = old;
+    if (warm_up(s, t, 1, 0, newest + 60000, start_ms - 1, &ids)) {
+        states_done(t, old, 1);
         t->last_start_ms = newest;
         free(ids.b);
         return -1;
     }
-    tf_sig_state_free(old);
+    states_done(t, old, 0);
     if (t->last_start_ms < newest) t->last_start_ms = newest; /* never feed a minute twice */
     tf_sbuf_str(&ids, "}");
     PGconn *c = conn(s);
@@ -372,26 +683,26 @@ void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
     tf_signal_stage *s = ctx;
     int64_t start_ms = tf_floor_div(b->c.start_us, 1000);
     BUMP(s, bars, 1);
+    if (s->cfg->process_store && (!s->wl_at_us || tf_mono_us() - s->wl_at_us >= WL_RELOAD_S * 1000000LL))
+        wl_reload(s);
     int fresh = 0;
     tick *t = get_tick(s, b, start_ms, &fresh);
     if (!t) return;
     if (!fresh && b->c.partial && !b->c.revised && conn(s)) {
         /* the first bar after a partition assignment: this member may have
-         * missed the ticker's bars while another owned it, so its state is
+         * missed the ticker's bars while another owned it, so its states are
          * rebuilt from the table as for a ticker never seen */
-        char err[256];
-        tf_sig_state *ns = tf_sig_state_new(&s->rules, b->ticker, b->market, "1m", err, sizeof err);
-        if (ns) {
-            tf_sig_state_free(t->st);
-            t->st = ns;
+        tf_sig_state **old;
+        if (states_renew(s, t, &old) == 0) {
+            states_done(t, old, 0);
             int64_t seen = t->last_start_ms;
             t->last_start_ms = INT64_MIN;
-            warm_up(s, t, start_ms, seen, NULL);
+            warm_up(s, t, 1, 0, start_ms, seen, NULL);
             fresh = 1;
         }
     }
     if (b->c.revised && !fresh && start_ms <= t->last_start_ms) {
-        if (revise(s, t, b, start_ms) == 0) BUMP(s, revised_rebuilt, 1);
+        if (revise(s, t, start_ms) == 0) BUMP(s, revised_rebuilt, 1);
         else BUMP(s, revised_ignored, 1);
         return;
     }
@@ -409,10 +720,8 @@ void tf_signal_stage_on_bar(void *ctx, const tf_bar *b)
         PQclear(r);
     }
     t->last_start_ms = start_ms;
-    tf_signal out[TF_SIG_NRULES];
     /* detected at the bar's close, as the backtest stamps it: a replay gives the same row */
-    int n = tf_sig_update(t->st, &ib, start_ms, start_ms + 60000, out, NULL, NULL);
-    for (int i = 0; i < n; i++) emit(s, &out[i]);
+    feed(s, t, 1, 0, &ib, start_ms, 1, NULL);
     if (s->cfg->process_store && tf_mono_us() - s->last_finalize_us >= FINALIZE_EVERY_S * 1000000LL) {
         s->last_finalize_us = tf_mono_us();
         PGconn *c = conn(s);

@@ -7,6 +7,20 @@
  * signals backtest`, so the live path and a backtest over the same stored
  * bars agree.
  *
+ * Watchlists (DESIGN §7, §8): each list's rule set (tickflow_watchlists.
+ * rules over [signals], parsed by process/watchlist.h) runs on its member
+ * tickers (tickflow_watchlist_members, manual and scan), one more
+ * tf_sig_state per (ticker, list), warmed, rebuilt and revised with the
+ * ticker's default state. Lists and members are read at the first bar and
+ * again every 15 s (on a bar); a new (ticker, list) state is warmed from
+ * the table without emitting (the list applies from then on), a list whose
+ * rules changed gets a new state the same way. The rules that fire on one
+ * bar are merged by id (ticker, rule, bar): the default state's values when
+ * it fired (else the first list's, by name), "watchlists" the sorted names
+ * of the lists that fired it ([] when only the default did, as before
+ * lists existed), stored with the names unioned into the row's (as the
+ * watchlist_scan job does) and published once.
+ *
  * Threads: on_bar runs on the processor thread (processor.c calls it from
  * its trade path), so the stage stores synchronously there on its own
  * connection: the HTTP loop never waits on it, and a signal is stored
