@@ -7,7 +7,8 @@ Lists, made over REST before any trade (the stage reads them at its first
 bar):
   tech  members WLA       rules RSI_OVERSOLD/RSI_OVERBOUGHT at 40/60 (the
                           default is 30/70): fires where the default does not;
-                          and MACD_BULL_CROSS (so WLA's carry both lists)
+                          and MACD_BULL_CROSS (so WLA's carry both lists);
+                          sma_fast 10, so its values (sma10, the score) differ
   macd  members WLA, WLB  rules ["MACD_BULL_CROSS"], default parameters: fires
                           exactly where the default MACD_BULL_CROSS does
 WLC is in no list at first. The expectation is built from three `tickflow
@@ -16,6 +17,9 @@ rules as [signals]; MACD_BULL_CROSS only): every id of their union stored,
 with the default run's values where it fired (else the list run's), and
 "watchlists" exactly the lists whose run fired that id -- in stock_signals,
 on the SSE stream (stock.signals) and in the REST watchlist filter.
+
+A late trade revises WLA's minute N-2 after it was handed over, so the
+comparison also covers the rebuild of a ticker's list states.
 
 Then WLC joins macd (PUT); once the stage has read the change (its log line,
 bars of a filler ticker drive its periodic reload), WLC's later
@@ -34,9 +38,10 @@ N = 110                  # scripted minutes of WLA / WLB / WLC
 N2 = 60                  # WLC's minutes after it joined macd
 GAP = 40                 # phase 2 starts at minute N + GAP (the filler's minutes are in between)
 ARGS = ["--signals.horizons", "1m,5m", "--signals.cooldown_bars", "3"]
-TECH = {"enabled": ["RSI_OVERSOLD", "RSI_OVERBOUGHT", "MACD_BULL_CROSS"], "rsi_low": 40, "rsi_high": 60}
+TECH = {"enabled": ["RSI_OVERSOLD", "RSI_OVERBOUGHT", "MACD_BULL_CROSS"], "rsi_low": 40, "rsi_high": 60,
+        "sma_fast": 10}
 TECH_ARGS = ["--signals.rules", "RSI_OVERSOLD,RSI_OVERBOUGHT,MACD_BULL_CROSS", "--signals.rsi_low", "40",
-             "--signals.rsi_high", "60"]
+             "--signals.rsi_high", "60", "--signals.sma_fast", "10"]
 MACD_ARGS = ["--signals.rules", "MACD_BULL_CROSS"]
 LOADED = "watchlist rule sets loaded"
 
@@ -72,6 +77,13 @@ class Pipe:
         self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
                     "VALUES ('%s', 'NASDAQ', 'BUY', 100, 1, to_timestamp(%d))"
                     % (ticker, self.base_s + at_min * 60 + sec))
+
+    def late(self, ticker, minute):
+        """A big trade at the end of a closed minute, within process.allowed_lateness_ms: that bar comes again,
+        revised (as in test_signals_live)."""
+        self.pg.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) "
+                    "VALUES ('%s', 'NASDAQ', 'BUY', 112, 20000, to_timestamp(%d))"
+                    % (ticker, self.base_s + minute * 60 + 59))
 
     def iso(self, minute):
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.base_s + minute * 60))
@@ -110,6 +122,7 @@ def pipe():
         put_list(P, "macd", ["wla", "WLB"], ["MACD_BULL_CROSS"], True)  # tickers are case-insensitive
         P.sse = SSE(P.port)                                           # live from the first signal on
         P.path([("WLA", 0.0), ("WLB", 2.0), ("WLC", 1.0)], N)
+        P.late("WLA", N - 2)  # a revised minute: the stage rebuilds WLA's default and list states from the table
         for tk in ("WLA", "WLB", "WLC"):
             P.trade(tk, N)                                            # closes each one's last bar
         h.wait_for(lambda: stable_count(P), 90, "live signals settle")
@@ -158,12 +171,18 @@ def test_stored_per_watchlist(c):
             "and the default RSI rules fire where tech does not")
     c.check(len(set(m) & set(d)) >= 2 and set(m) <= set(d), "macd fires exactly on default MACD_BULL_CROSS bars")
     c.eq(sorted(got), sorted(want), "stored ids == the union of the three backtests")
+    rev = [i for i in t if i.endswith("-%d" % p.ms(N - 2))]
+    c.check(rev and all(i in got for i in rev), "a tech signal on the revised minute", rev)
     bad = [(i, got[i]["watchlists"], want[i]["watchlists"]) for i in want
            if i in got and got[i]["watchlists"] != want[i]["watchlists"]]
     c.eq(bad[:4], [], "watchlists exactly where the list's rules fired")
     bad = [i for i in want if i in got and not same_values(got[i], want[i])]
     c.eq(bad[:3], [], "values: the default run's where it fired, else the list's")
     c.check(all(got[i]["watchlists"] == [] for i in got if "-WLC-" in i), "WLC (no list): all []")
+    c.check(all("sma10" in got[i]["indicators"] and "sma20" not in got[i]["indicators"]
+                for i in set(t) - set(d) if i in got), "a tech-only signal carries tech's sma10")
+    c.check(all("sma20" in got[i]["indicators"] for i in set(t) & set(d) if i in got),
+            "one the default fired too carries the default's values")
     both = set(t) & set(m)
     c.check(len(both) >= 1 and all(got.get(i, {}).get("watchlists") == ["macd", "tech"] for i in both),
             "a signal both lists fire carries both, sorted", sorted(both))
