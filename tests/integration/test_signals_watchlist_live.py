@@ -215,11 +215,14 @@ def test_rest_watchlist_filter(c):
 
 
 def test_reload_membership(c):
-    """WLC joins macd over REST; the stage applies it at its next reload (<= 15 s, driven by filler bars)."""
+    """WLC joins macd and tech's rsi_low becomes 45 over REST; the stage applies both at its next reload
+    (<= 15 s, driven by filler bars)."""
     p = pipe()
     before = stored(p, "ticker = 'WLC'")
+    before_a = stored(p, "ticker = 'WLA'")
     loads = p.proc.stderr().count(LOADED)
     put_list(p, "macd", ["WLA", "WLB", "WLC"], ["MACD_BULL_CROSS"], False)
+    put_list(p, "tech", ["WLA"], dict(TECH, rsi_low=45), False)
     k = [0]
 
     def reloaded():
@@ -229,7 +232,8 @@ def test_reload_membership(c):
             k[0] += 1
         return p.proc.stderr().count(LOADED) > loads
     h.wait_for(reloaded, 40, "the stage read the new membership", interval=0.8)
-    p.path([("WLC", 1.0)], N2, start_min=N + GAP)
+    p.path([("WLA", 0.0), ("WLC", 1.0)], N2, start_min=N + GAP)
+    p.trade("WLA", N + GAP + N2)
     p.trade("WLC", N + GAP + N2)
     h.wait_for(lambda: stable_count(p), 90, "phase 2 settles")
     after = stored(p, "ticker = 'WLC'")
@@ -247,6 +251,22 @@ def test_reload_membership(c):
     c.check(all(after[i]["watchlists"] in ([], ["macd"]) for i in after), "no other list on WLC")
     c.eq(sorted(after), sorted(d), "WLC's ids are still the default run's")
     c.check(all(same_values(after[i], d[i]) for i in d if i in after), "with its values")
+    # WLA: the changed tech rules apply from the reload on, to a state rebuilt from the table (= a backtest
+    # with the new rules over every bar); its earlier rows keep their lists
+    end = N + GAP + N2
+    t45 = backtest(p, "WLA", [a if a != "40" else "45" for a in TECH_ARGS], end)
+    ma = backtest(p, "WLA", MACD_ARGS, end)
+    da = backtest(p, "WLA", [], end)
+    after_a = stored(p, "ticker = 'WLA'")
+    c.eq({i: after_a[i]["watchlists"] for i in before_a}, {i: before_a[i]["watchlists"] for i in before_a},
+         "WLA's earlier rows unchanged")
+    late_a = {i for i in set(t45) | set(ma) | set(da) if int(i.rsplit("-", 1)[1]) >= p.ms(N + GAP)}
+    c.check(any(i in t45 and i not in da for i in late_a), "the new tech rules fire on WLA alone in phase 2")
+    c.eq({i: after_a.get(i, {}).get("watchlists") for i in late_a},
+         {i: sorted(n for n, x in (("macd", ma), ("tech", t45)) if i in x) for i in late_a},
+         "WLA's phase-2 signals: the lists whose current rules fire them")
+    c.check(all(same_values(after_a[i], (da.get(i) or t45.get(i) or ma[i])) for i in late_a if i in after_a),
+            "and their values")
 
 
 if __name__ == "__main__":
