@@ -18,7 +18,12 @@
  *                 single largest step in the move's direction (so one jump
  *                 is a spike, not a move, while a drift made of large steps
  *                 still counts), beyond rapid_pct percent and beyond a
- *                 calibrated threshold on move / (scale * sqrt(trades)).
+ *                 calibrated threshold on sum(u) / sqrt(trades), where each
+ *                 step u = return / the drift-free scale before it (EWMA of
+ *                 |r_t - r_t-1| / sqrt 2): devolatilised steps, so clusters
+ *                 inside the window are not moves, and the drift's own
+ *                 steps (whose common mean cancels in r_t - r_t-1) do not
+ *                 raise the scale they are measured against.
  *   VOLUME_SPIKE  one trade's quantity as a multiple of the ticker's running
  *                 median size, beyond the calibrated threshold, capped at
  *                 volume_median_multiple (so a print of that many medians
