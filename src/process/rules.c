@@ -39,6 +39,7 @@ void tf_rules_cfg_defaults(tf_rules_cfg *c)
     c->spike_fa = 0.2;
     c->rapid_fa = 0.2;
     c->volume_fa = 0.2;
+    c->burst_fa = 0.2;
     c->volume_median_multiple = 50;
     c->upgrade_ratio = 2.0;
     c->spike_window_s = 60;
@@ -47,7 +48,7 @@ void tf_rules_cfg_defaults(tf_rules_cfg *c)
     c->rapid_window_s = 30;
     c->volume_k = 6.0; /* now a multiple of the median */
     c->volume_window_s = 300;
-    c->burst_k = 8.0;
+    c->burst_k = 3.0; /* a floor now: the threshold is calibrated (burst_cal_thr) */
     c->burst_window_ms = 200;
     c->burst_history_s = 60;
     c->burst_min_trades = 20;
@@ -67,6 +68,7 @@ void tf_rules_cfg_from_config(tf_rules_cfg *c, const tf_config *cfg)
     c->spike_fa = cfg->process_spike_fa;
     c->rapid_fa = cfg->process_rapid_fa;
     c->volume_fa = cfg->process_volume_fa;
+    c->burst_fa = cfg->process_burst_fa;
     c->volume_median_multiple = cfg->process_volume_median_multiple;
     c->upgrade_ratio = cfg->process_upgrade_ratio;
     c->spike_window_s = cfg->process_spike_window_s;
@@ -164,6 +166,9 @@ typedef struct tstate {
     int bvalid;
     int64_t bucket;
     int bcount, bfired, nbids;
+    int bthr_ok;        /* bthr is the threshold for the current history */
+    double bthr, bmean, bsd;
+    double bcal, bcal_mean, bcal_var; /* burst_cal_thr's last result and its inputs */
     int64_t bfirst_us;
     int64_t bids[BURST_MAX_IDS];
     int64_t cool[TF_ANOM_NTYPES]; /* no alert of that type before this event time ... */
@@ -487,6 +492,39 @@ static void burst_close(tf_rules *r, tstate *s, int64_t b)
     for (int64_t k = from; k < b; k++) tf_win_push(&s->bhist, k * r->bw_us, 0.0, 1);
     s->bucket = b;
     s->bcount = s->bfired = s->nbids = 0;
+    s->bthr_ok = 0;
+}
+
+/* The calibrated burst threshold: the smallest count k with
+ * P(N >= k) <= p * mean, where N is a window's count under the history's
+ * law and p the configured false alarms per trade (a window holds `mean`
+ * trades, so alarms per trade = P(alarm per window) / mean). The law: a
+ * window's count is Poisson(mean) if arrivals are Poisson; when the history
+ * is overdispersed (activity that varies within it) a negative binomial
+ * with its mean and variance (a Poisson whose rate is gamma-distributed).
+ * Counts are discrete, so the rate is at most the configured one (by up to
+ * the tail's ratio P(N >= k) / P(N >= k + 1) ~ k / mean below it). Summed in
+ * log space from 0 (terms that underflow are negligible then). */
+static double burst_cal_thr(double mean, double var, double p)
+{
+    double P = p * (mean > 1e-3 ? mean : 1e-3);
+    double lp, lq = 0, rr = 0;
+    int nb = var > 1.05 * mean && mean > 0;
+    if (nb) {
+        rr = mean * mean / (var - mean);
+        lq = log(mean / var);
+        lp = rr * lq; /* log P(N = 0) */
+    } else {
+        lp = -mean;
+    }
+    double cdf = 0;
+    for (int k = 0; k < 10000000; k++) {
+        cdf += exp(lp);
+        if (1.0 - cdf <= P) return k + 1;
+        /* P(N = k + 1) / P(N = k) */
+        lp += nb ? log((k + rr) / (k + 1.0)) + log1p(-exp(lq)) : log(mean / (k + 1.0));
+    }
+    return 1e300;
 }
 
 static void rule_burst(emit_ctx *e, const tf_trade *t, int late)
@@ -507,12 +545,30 @@ static void rule_burst(emit_ctx *e, const tf_trade *t, int late)
     if (s->nbids < BURST_MAX_IDS) s->bids[s->nbids++] = t->id;
     int warm = r->c.warmup < r->bhist_cap ? r->c.warmup : r->bhist_cap;
     if (s->bfired || tf_win_count(&s->bhist) < warm) return;
-    double mean = tf_win_mean(&s->bhist), sd = tf_win_sd(&s->bhist);
-    double spread = sd;
-    if (spread < sqrt(mean)) spread = sqrt(mean);
-    if (spread < 1.0) spread = 1.0;
-    double thr = mean + r->c.burst_k * spread;
-    if (thr < r->c.burst_min_trades) thr = r->c.burst_min_trades;
+    if (!s->bthr_ok) { /* once per window (the history changes as one closes) */
+        double mean = tf_win_mean(&s->bhist), sd = tf_win_sd(&s->bhist);
+        double spread = sd;
+        if (spread < sqrt(mean)) spread = sqrt(mean);
+        if (spread < 1.0) spread = 1.0;
+        /* the tail sum is the costly part: redone only when the history's
+         * mean or variance moved by more than 1 % since (a threshold of k
+         * moves by well under one count then) */
+        double var = sd * sd;
+        if (!(s->bcal > 0) || fabs(mean - s->bcal_mean) > 0.01 * s->bcal_mean ||
+            fabs(var - s->bcal_var) > 0.01 * s->bcal_var) {
+            s->bcal = burst_cal_thr(mean, var, r->c.burst_fa / 1e5);
+            s->bcal_mean = mean;
+            s->bcal_var = var;
+        }
+        double thr = s->bcal;
+        if (thr < mean + r->c.burst_k * spread) thr = mean + r->c.burst_k * spread;
+        if (thr < r->c.burst_min_trades) thr = r->c.burst_min_trades;
+        s->bthr = thr;
+        s->bmean = mean;
+        s->bsd = sd;
+        s->bthr_ok = 1;
+    }
+    double thr = s->bthr, mean = s->bmean, sd = s->bsd;
     if (s->bcount >= thr) {
         s->bfired = 1;
         emit(e, TF_ANOM_TRADE_BURST, s->bfirst_us, s->bids[0], "trades_per_window", s->bcount, thr,

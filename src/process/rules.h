@@ -29,11 +29,15 @@
  *                 volume_median_multiple (so a print of that many medians
  *                 fires whatever the size spread) and at least volume_k.
  *   TRADE_BURST   trades in the current tumbling window of burst_window_ms
- *                 beyond mean + burst_k * max(sd, sqrt(mean), 1) of the
- *                 previous windows' counts (empty windows included) and at
- *                 least burst_min_trades; fires as soon as the count crosses.
- *                 (Counts of a short window are light-tailed and the window
- *                 is in time already, so this one is not tail-calibrated.)
+ *                 at or beyond the count whose tail probability under the
+ *                 previous windows' counts (empty windows included: Poisson
+ *                 with their mean, or negative binomial with their mean and
+ *                 variance when overdispersed) is the configured false-alarm
+ *                 rate (process.burst.false_alarms_per_100k; see
+ *                 burst_cal_thr in rules.c), and at least mean + burst_k *
+ *                 max(sd, sqrt(mean), 1) and burst_min_trades (floors);
+ *                 fires as soon as the count crosses. (A count's law has two
+ *                 parameters to fit, not a tail shape, so no POT here.)
  *
  * Calibration (PRICE_SPIKE, RAPID_MOVE, VOLUME_SPIKE): each rule's
  * statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
@@ -79,6 +83,7 @@ typedef struct tf_rules_cfg {
     double spike_fa;         /* false alarms per 100k trades, per rule ... */
     double rapid_fa;
     double volume_fa;
+    double burst_fa;
     double volume_median_multiple; /* a print this many medians always fires */
     double upgrade_ratio;    /* fires within a cool-down when this much more severe */
     double spike_window_s;
