@@ -119,6 +119,7 @@ static const key keys[] = {
     {"process", "rapid.false_alarms_per_100k", T_DBL, F(process_rapid_fa), 1e-6, 1000, "0.2", NULL, NULL},
     {"process", "volume.false_alarms_per_100k", T_DBL, F(process_volume_fa), 1e-6, 1000, "0.2", NULL, NULL},
     {"process", "burst.false_alarms_per_100k", T_DBL, F(process_burst_fa), 1e-6, 1000, "0.2", NULL, NULL},
+    {"process", "vwap.false_alarms_per_100k", T_DBL, F(process_vwap_fa), 1e-6, 1000, "0.2", NULL, NULL},
     {"process", "volume_median_multiple", T_DBL, F(process_volume_median_multiple), 1, 1e9, "50", NULL, NULL},
     {"process", "upgrade_ratio", T_DBL, F(process_upgrade_ratio), 1, 1000, "2", NULL, NULL},
     {"process", "status_interval_ms", T_INT, F(process_status_interval_ms), 100, 600000, "1000", NULL, NULL},

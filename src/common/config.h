@@ -142,6 +142,7 @@ typedef struct tf_config {
     double process_rapid_fa;
     double process_volume_fa;
     double process_burst_fa;
+    double process_vwap_fa;
     double process_volume_median_multiple; /* a print of this many medians always fires */
     double process_upgrade_ratio;  /* fires within a cool-down when this much more severe */
     int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */

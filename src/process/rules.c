@@ -40,6 +40,7 @@ void tf_rules_cfg_defaults(tf_rules_cfg *c)
     c->rapid_fa = 0.2;
     c->volume_fa = 0.2;
     c->burst_fa = 0.2;
+    c->vwap_fa = 0.2;
     c->volume_median_multiple = 50;
     c->upgrade_ratio = 2.0;
     c->spike_window_s = 60;
@@ -69,6 +70,7 @@ void tf_rules_cfg_from_config(tf_rules_cfg *c, const tf_config *cfg)
     c->rapid_fa = cfg->process_rapid_fa;
     c->volume_fa = cfg->process_volume_fa;
     c->burst_fa = cfg->process_burst_fa;
+    c->vwap_fa = cfg->process_vwap_fa;
     c->volume_median_multiple = cfg->process_volume_median_multiple;
     c->upgrade_ratio = cfg->process_upgrade_ratio;
     c->spike_window_s = cfg->process_spike_window_s;
@@ -158,6 +160,7 @@ typedef struct tstate {
     int pend;
     tf_trade pend_tr;
     double pend_r, pend_z, pend_thr, pend_sd;
+    double pend_vthr, pend_trig; /* OFF_VWAP's threshold; the lower of the two */
     int64_t pend_n;
     int pend_dok;                 /* far from VWAP */
     double pend_d, pend_dthr, pend_dmean, pend_dsd;
@@ -183,7 +186,7 @@ struct tf_rules {
     int64_t bw_us;  /* burst window */
     int bhist_cap;
     int64_t rb_us;   /* rapid-move bucket width */
-    double lr_spike, lr_rapid, lr_vol; /* log(CAL_P0 / p) per rule */
+    double lr_spike, lr_rapid, lr_vol, lr_vwap; /* log(CAL_P0 / p) per rule */
     double cal_up, cal_down;           /* anchor steps (factors) */
     tail_pool pool_spike, pool_rapid, pool_vol;
 };
@@ -359,6 +362,7 @@ tf_rules *tf_rules_new(const tf_rules_cfg *c)
     r->lr_spike = log_ratio(r->c.spike_fa);
     r->lr_rapid = log_ratio(r->c.rapid_fa);
     r->lr_vol = log_ratio(r->c.volume_fa);
+    r->lr_vwap = log_ratio(r->c.vwap_fa);
     r->cal_down = exp(-CAL_ETA);
     r->cal_up = exp(CAL_ETA * (1 - CAL_P0) / CAL_P0);
     if (r->c.upgrade_ratio < 1) r->c.upgrade_ratio = 1;
@@ -764,14 +768,17 @@ static void resolve_pending(emit_ctx *e, const tf_trade *t)
     tstate *s = e->s;
     const tf_trade *p = &s->pend_tr;
     double back = log((double)t->price_e4 / (double)s->ref_price);
-    int reverted = fabs(back) < 0.5 * fabs(s->pend_r) && fabs(back) < s->pend_thr * s->pend_sd;
-    if (reverted && s->pend_dok) {
+    int reverted = fabs(back) < 0.5 * fabs(s->pend_r) && fabs(back) < s->pend_trig * s->pend_sd;
+    if (reverted && s->pend_dok && s->pend_z >= s->pend_vthr) {
         emit(e, TF_ANOM_OFF_VWAP, p->event_us, p->id, "vwap_deviation_pct", fabs(s->pend_d) * 100.0,
              s->pend_dthr * 100.0, r->c.vwap_window_s, s->pend_dmean * 100.0, s->pend_dsd * 100.0,
              s->pend_dn, &p->id, 1);
     } else {
-        emit(e, TF_ANOM_PRICE_SPIKE, p->event_us, p->id, "return_zscore", s->pend_z, s->pend_thr,
-             r->c.spike_window_s, 0, s->pend_sd, s->pend_n, &p->id, 1);
+        /* below the spike threshold (only when OFF_VWAP's is lower): an
+         * outlier at that rate all the same, kept out of the baselines */
+        if (s->pend_z >= s->pend_thr)
+            emit(e, TF_ANOM_PRICE_SPIKE, p->event_us, p->id, "return_zscore", s->pend_z, s->pend_thr,
+                 r->c.spike_window_s, 0, s->pend_sd, s->pend_n, &p->id, 1);
         if (!reverted) { /* a jump: the new level is the path now */
             path_add(r, s, p, s->pend_r, path_scale(s, p->price_e4));
             s->ref_price = p->price_e4;
@@ -809,12 +816,24 @@ static void rule_price(emit_ctx *e, const tf_trade *t)
     if (warm && x > s->cal_spike.q0) {
         thr = cal_thr(&s->cal_spike, &r->pool_spike, r->lr_spike);
         if (thr < r->c.spike_k) thr = r->c.spike_k;
-        if (x >= thr) {
+        /* OFF_VWAP's own quantile of the same tail, at its configured rate:
+         * a print fires as OFF_VWAP only beyond it, so that rule's false
+         * alarms are at most that rate (the reversion and the VWAP distance
+         * only remove some) */
+        double vthr = thr;
+        if (r->lr_vwap != r->lr_spike) {
+            vthr = cal_thr(&s->cal_spike, &r->pool_spike, r->lr_vwap);
+            if (vthr < r->c.spike_k) vthr = r->c.spike_k;
+        }
+        double trig = thr < vthr ? thr : vthr;
+        if (x >= trig) {
             s->pend = 1;
             s->pend_tr = *t;
             s->pend_r = ret;
             s->pend_z = x;
             s->pend_thr = thr;
+            s->pend_vthr = vthr;
+            s->pend_trig = trig;
             s->pend_sd = scale;
             s->pend_n = s->nret;
             s->pend_dok = 0;
@@ -832,7 +851,7 @@ static void rule_price(emit_ctx *e, const tf_trade *t)
                 s->pend_dn = tf_win_count(&s->dev);
                 s->pend_dok = fabs(d) >= dthr;
             }
-            cal_add(r, &s->cal_spike, &r->pool_spike, x, thr);
+            cal_add(r, &s->cal_spike, &r->pool_spike, x, trig);
             return; /* nothing of this print enters the path until it is decided */
         }
     }

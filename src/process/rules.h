@@ -8,8 +8,10 @@
  *                 calibrated from the ticker's own tail (see "Calibration"),
  *                 and the next trade holds the new level (a jump).
  *   OFF_VWAP      an isolated print: a trade whose return is an outlier as
- *                 above, far from the rolling VWAP (beyond vwap_k sd of the
- *                 price's usual distance from VWAP and vwap_pct percent), and
+ *                 above (beyond the same tail's quantile at the rate
+ *                 process.vwap.false_alarms_per_100k), far from the rolling
+ *                 VWAP (beyond vwap_k sd of the price's usual distance from
+ *                 VWAP and vwap_pct percent), and
  *                 whose next trade is back near the price before it. A print
  *                 that reverts but is not far from VWAP is a PRICE_SPIKE.
  *                 (So both wait for the ticker's next trade to decide.)
@@ -39,8 +41,8 @@
  *                 fires as soon as the count crosses. (A count's law has two
  *                 parameters to fit, not a tail shape, so no POT here.)
  *
- * Calibration (PRICE_SPIKE, RAPID_MOVE, VOLUME_SPIKE): each rule's
- * statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
+ * Calibration (PRICE_SPIKE, OFF_VWAP, RAPID_MOVE, VOLUME_SPIKE; TRADE_BURST
+ * above): each rule's statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
  * anchor q0 tracks the 97.5 % quantile of x (stochastic approximation), the
  * Hill estimate h of the tail index (mean of log(x / q0) over the
  * exceedances) gives a Pareto tail P(x > y) = 0.025 (y / q0)^(-1/h), and the
@@ -84,6 +86,7 @@ typedef struct tf_rules_cfg {
     double rapid_fa;
     double volume_fa;
     double burst_fa;
+    double vwap_fa;
     double volume_median_multiple; /* a print this many medians always fires */
     double upgrade_ratio;    /* fires within a cool-down when this much more severe */
     double spike_window_s;
