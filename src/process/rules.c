@@ -3,13 +3,16 @@
  * what each rule means; the generator (tickflow generate) injects exactly
  * these shapes).
  *
- * Per ticker we keep: an EWMA of |return| (the robust scale), sliding
- * windows (process/window.h) of the VWAP pairs, the relative distance of
- * each price from that VWAP and the counts of past burst windows; a running
- * median of log size; three tail calibrators (see rules.h, "Calibration");
- * and 64 time buckets of the price path for the rapid-move scan. O(1) per
- * trade except the rapid-move scan (at most RAPID_NB buckets); logarithms
- * only on the 2.5 % of samples beyond a calibrator's anchor.
+ * Per ticker we keep: an EWMA of |return| (the robust scale) and one of
+ * |r_t - r_t-1| (the drift-free scale the rapid-move path is standardised
+ * by), sliding windows (process/window.h) of the VWAP pairs, the relative
+ * distance of each price from that VWAP and the counts of past burst
+ * windows; a running median of log size; three tail calibrators (see
+ * rules.h, "Calibration") and the burst count's tail threshold (redone when
+ * the history's mean or variance moves); and 64 time buckets of the price
+ * path for the rapid-move scan. O(1) per trade except the rapid-move scan
+ * (at most RAPID_NB buckets); logarithms only on the 2.5 % of samples
+ * beyond a calibrator's anchor.
  */
 #include "process/rules.h"
 
