@@ -32,8 +32,8 @@
 #define CAL_KT 200.0     /* weight of the pool in a ticker's shape, in exceedances */
 #define CAL_MEM 400.0    /* the Hill mean's memory, in exceedances */
 #define SCALE_LAMBDA 0.02 /* EWMA of |return|: ~50 trades, follows clustered volatility */
-#define SCALE_CLIP 6.0
-#define GAP_FACTOR 20.0  /* a pause of this many typical intervals is a reopening */   /* |return| enters the scale clipped at this many scales */
+#define SCALE_CLIP 6.0   /* |return| enters the scale clipped at this many scales */
+#define GAP_FACTOR 20.0  /* a pause of this many typical intervals is a reopening */
 #define BURST_MAX_IDS TF_ANOMALY_MAX_IDS
 
 void tf_rules_cfg_defaults(tf_rules_cfg *c)
@@ -211,8 +211,8 @@ static void cal_init(tail_cal *c, double q0, double m1p, double m2p, int gap, in
  * Gaussian log sizes, sums of many steps) instead of overstating them.
  * m1, m2 are shrunk to the priors while there are few exceedances, and the
  * RAPID_MOVE's result gets a CAL_SAFETY margin (simulated at 2e-6: the
- * estimate falls 8 % short for Gaussian and 14 % for Student-t(4) tails). Frozen during a
- * run (cal_add).
+ * estimate falls 8 % short for Gaussian and 14 % for Student-t(4) tails).
+ * Frozen during a run (cal_add).
  * With expo set (RAPID_MOVE: a maximum of sums of many steps, light-tailed
  * by the central limit theorem, and its exceedances come in few long runs,
  * too few to estimate a shape from) the shape is taken as 0 and only the

@@ -164,8 +164,8 @@ static void test_vwap_print_noise(void)
         }
         double rate = s.by[TF_ANOM_OFF_VWAP] * 1e5 / (double)s.trades;
         double spikes = s.by[TF_ANOM_PRICE_SPIKE] * 1e5 / (double)s.trades;
-        fprintf(stderr, "print noise: OFF_VWAP %.1f per 100k (configured %.0f), PRICE_SPIKE %.2f (configured 0.2)\n",
-                rate, fa[k], spikes);
+        fprintf(stderr, "print noise: OFF_VWAP %.1f per 100k (configured %.0f), PRICE_SPIKE %.2f"
+                " (configured 0.2)\n", rate, fa[k], spikes);
         TF_CHECK(rate <= fa[k] * 1.3);
         TF_CHECK(rate >= fa[k] * 0.4);
         TF_CHECK(spikes <= 1.0);

@@ -105,8 +105,8 @@ static void test_busy_clustered_drifts(void)
         }
         found += hit;
     }
-    fprintf(stderr, "clustered busy ticker: %d of %d drifts found, %d other RAPID_MOVE, %d alarms before them\n",
-            found, NEV, others, quiet);
+    fprintf(stderr, "clustered busy ticker: %d of %d drifts found, %d other RAPID_MOVE,"
+            " %d alarms before them\n", found, NEV, others, quiet);
     TF_CHECK(found >= NEV - 1);
     /* 70,000 noise trades at 0.2 per 100k configured: 0.14 expected */
     TF_CHECK(others + quiet <= 1);
