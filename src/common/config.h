@@ -128,7 +128,7 @@ typedef struct tf_config {
     double process_rapid_window_s;
     double process_volume_k;       /* VOLUME_SPIKE: log-quantity z-score */
     double process_volume_window_s;
-    double process_burst_k;        /* TRADE_BURST: count vs rolling mean + k * spread */
+    double process_burst_k;        /* TRADE_BURST: floor, rolling mean + k * spread */
     int process_burst_window_ms;
     double process_burst_history_s;
     int process_burst_min_trades;
@@ -141,6 +141,8 @@ typedef struct tf_config {
     double process_spike_fa;       /* calibrated false alarms per 100k trades, per rule */
     double process_rapid_fa;
     double process_volume_fa;
+    double process_burst_fa;
+    double process_vwap_fa;
     double process_volume_median_multiple; /* a print of this many medians always fires */
     double process_upgrade_ratio;  /* fires within a cool-down when this much more severe */
     int process_status_interval_ms; /* processor heartbeat row in PostgreSQL */

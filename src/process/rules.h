@@ -8,8 +8,10 @@
  *                 calibrated from the ticker's own tail (see "Calibration"),
  *                 and the next trade holds the new level (a jump).
  *   OFF_VWAP      an isolated print: a trade whose return is an outlier as
- *                 above, far from the rolling VWAP (beyond vwap_k sd of the
- *                 price's usual distance from VWAP and vwap_pct percent), and
+ *                 above (beyond the same tail's quantile at the rate
+ *                 process.vwap.false_alarms_per_100k), far from the rolling
+ *                 VWAP (beyond vwap_k sd of the price's usual distance from
+ *                 VWAP and vwap_pct percent), and
  *                 whose next trade is back near the price before it. A print
  *                 that reverts but is not far from VWAP is a PRICE_SPIKE.
  *                 (So both wait for the ticker's next trade to decide.)
@@ -18,20 +20,29 @@
  *                 single largest step in the move's direction (so one jump
  *                 is a spike, not a move, while a drift made of large steps
  *                 still counts), beyond rapid_pct percent and beyond a
- *                 calibrated threshold on move / (scale * sqrt(trades)).
+ *                 calibrated threshold on sum(u) / sqrt(trades), where each
+ *                 step u = return / the drift-free scale before it (EWMA of
+ *                 |r_t - r_t-1| / sqrt 2): devolatilised steps, so clusters
+ *                 inside the window are not moves, and the drift's own
+ *                 steps (whose common mean cancels in r_t - r_t-1) do not
+ *                 raise the scale they are measured against.
  *   VOLUME_SPIKE  one trade's quantity as a multiple of the ticker's running
  *                 median size, beyond the calibrated threshold, capped at
  *                 volume_median_multiple (so a print of that many medians
  *                 fires whatever the size spread) and at least volume_k.
  *   TRADE_BURST   trades in the current tumbling window of burst_window_ms
- *                 beyond mean + burst_k * max(sd, sqrt(mean), 1) of the
- *                 previous windows' counts (empty windows included) and at
- *                 least burst_min_trades; fires as soon as the count crosses.
- *                 (Counts of a short window are light-tailed and the window
- *                 is in time already, so this one is not tail-calibrated.)
+ *                 at or beyond the count whose tail probability under the
+ *                 previous windows' counts (empty windows included: Poisson
+ *                 with their mean, or negative binomial with their mean and
+ *                 variance when overdispersed) is the configured false-alarm
+ *                 rate (process.burst.false_alarms_per_100k; see
+ *                 burst_cal_thr in rules.c), and at least mean + burst_k *
+ *                 max(sd, sqrt(mean), 1) and burst_min_trades (floors);
+ *                 fires as soon as the count crosses. (A count's law has two
+ *                 parameters to fit, not a tail shape, so no POT here.)
  *
- * Calibration (PRICE_SPIKE, RAPID_MOVE, VOLUME_SPIKE): each rule's
- * statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
+ * Calibration (PRICE_SPIKE, OFF_VWAP, RAPID_MOVE, VOLUME_SPIKE; TRADE_BURST
+ * above): each rule's statistic x > 0 is watched per ticker by a peaks-over-threshold fit: an
  * anchor q0 tracks the 97.5 % quantile of x (stochastic approximation), the
  * Hill estimate h of the tail index (mean of log(x / q0) over the
  * exceedances) gives a Pareto tail P(x > y) = 0.025 (y / q0)^(-1/h), and the
@@ -74,6 +85,8 @@ typedef struct tf_rules_cfg {
     double spike_fa;         /* false alarms per 100k trades, per rule ... */
     double rapid_fa;
     double volume_fa;
+    double burst_fa;
+    double vwap_fa;
     double volume_median_multiple; /* a print this many medians always fires */
     double upgrade_ratio;    /* fires within a cool-down when this much more severe */
     double spike_window_s;
