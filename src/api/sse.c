@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api_source.h"
 #include "common/log.h"
 #include "event/trade.h"
 #include "common/util.h"
@@ -120,6 +121,8 @@ struct tf_sse {
     long long job_fail_seen;  /* tickflow_job_runs.final_failure sent up to here */
     int jf_primed, jf_inflight;
     int64_t started_us;       /* failures that finished before this are not sent */
+    long long src_sw_seen;    /* live providers: tickflow_source_switches.seq sent up to here */
+    int sw_primed, sw_inflight;
 
     tf_metric *m_clients, *m_sent, *m_dropped, *m_replayed, *m_dups;
 };
@@ -592,11 +595,56 @@ static void job_fail_poll(tf_sse *x)
     }
 }
 
+/* Live provider switches (api/api_source.h: whichever process runs the
+ * feed records them): one status event each, in order, from the start of
+ * this module on. */
+static void source_sw_done(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    tf_sse *x = ud;
+    x->sw_inflight = 0;
+    if (!err && r && !x->released && !x->shut) {
+        for (int i = 0; i < PQntuples(r); i++) {
+            char json[1400], ev[1500];
+            long long seq = 0;
+            if (!x->sw_primed) {
+                seq = atoll(PQgetvalue(r, i, 0));
+            } else if (tf_srcsw_json(r, i, json, sizeof json, &seq) >= 0) {
+                int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
+                for (sse_client *c = x->clients, *nx; c && n > 0 && n < (int)sizeof ev; c = nx) {
+                    nx = c->next;
+                    client_send(x, c, ev, (size_t)n);
+                }
+            }
+            if (seq > x->src_sw_seen) x->src_sw_seen = seq;
+        }
+        x->sw_primed = 1;
+    }
+    x_unref(x);
+}
+
+static void source_sw_poll(tf_sse *x)
+{
+    if (x->sw_inflight) return;
+    char after[32];
+    if (x->sw_primed) snprintf(after, sizeof after, "%lld", x->src_sw_seen);
+    else snprintf(after, sizeof after, "%.6f", (double)x->started_us / 1e6);
+    const char *vals[1] = {after};
+    x_ref(x);
+    x->sw_inflight = 1;
+    if (tf_pga_query(x->db, x->sw_primed ? tf_srcsw_sql_after : tf_srcsw_sql_prime, 1, vals, 0, source_sw_done, x) !=
+        0) {
+        x->sw_inflight = 0;
+        x_unref(x);
+    }
+}
+
 static void on_status_timer(uv_timer_t *t)
 {
     hb_timer *h = t->data;
     tf_sse *x = h->x;
     if (!x->shut) job_fail_poll(x);
+    if (!x->shut) source_sw_poll(x);
     if (x->st_inflight || x->shut) return; /* a slow database: one poll at a time */
     int64_t stale_ms = 3LL * x->cfg->process_status_interval_ms;
     if (stale_ms < 2000) stale_ms = 2000;

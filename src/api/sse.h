@@ -9,7 +9,8 @@
  *       every sse.heartbeat_s, and `event: status` (no id) when the
  *       processor is lagging (lag_ms > sse.lag_threshold_ms) or down (its
  *       heartbeat row in tickflow_processor_status is stale) and when it
- *       recovers. Last-Event-ID (header, or last_event_id in the query)
+ *       recovers; also one `event: status` per live provider switch
+ *       (api/api_source.h). Last-Event-ID (header, or last_event_id in the query)
  *       replays the stored anomalies after that id (stock_anomalies, in
  *       insertion order) before going live; live events that arrive during
  *       the replay are held and sent after it, minus the ones the replay

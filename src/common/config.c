@@ -198,6 +198,7 @@ static const key keys[] = {
     {"source", "file_rate", T_DBL, F(source_file_rate), 0.001, 1e7, "100", NULL, NULL},
     {"source", "ca_file", T_STR, F(source_ca_file), 0, 0, "", NULL, NULL},
     {"source", "secrets_file", T_STR, F(source_secrets_file), 0, 0, "", NULL, NULL},
+    {"source", "keys_retention_days", T_INT, F(source_keys_retention_days), 0, 100000, "7", NULL, NULL},
 };
 #define NKEYS (sizeof keys / sizeof *keys)
 

@@ -195,6 +195,7 @@ typedef struct tf_config {
     double source_file_rate;       /* file provider: trades/s */
     char source_ca_file[512];      /* PEM certificates to trust for wss ("" = system store) */
     char source_secrets_file[512]; /* KEY=VALUE lines (APCA_API_KEY_ID, ...), mode 0600 */
+    int source_keys_retention_days; /* provider keys (tickflow_source_trades) kept this long; 0 = forever */
 } tf_config;
 
 /* Fills defaults. */

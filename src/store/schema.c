@@ -754,6 +754,21 @@ static const tf_migration migrations[] = {
      "  PRIMARY KEY (source, source_id)"
      ");"
      "CREATE INDEX tickflow_source_trades_time ON tickflow_source_trades (source, event_time);"},
+    {19, "source_switches",
+     /* owner: ingest/providers/feed.c. One row per move of a feed from one
+      * live provider to another (and its start): the server's SSE and
+      * WebSocket status events read it, whichever process runs the feed
+      * (tickflow run or a separate tickflow ingest). from_source NULL: the
+      * feed started; to_source NULL: every provider is down. Rows older
+      * than source.keys_retention_days are deleted by the feed. */
+     "CREATE TABLE tickflow_source_switches ("
+     "  seq bigserial PRIMARY KEY,"
+     "  at timestamptz NOT NULL DEFAULT now(),"
+     "  instance text NOT NULL,"
+     "  from_source text,"
+     "  to_source text,"
+     "  reason text NOT NULL"
+     ");"},
 };
 
 const tf_migration *tf_schema_migrations(size_t *n)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -35,6 +36,10 @@
 #define HEALTH_MS 50         /* the writer checks stalls this often */
 #define RECENT_KEYS (1 << 18)
 #define RETRY_MS 1000        /* writer retry after a failed batch */
+#define SWITCHES_MAX 16      /* switch rows waiting for tickflow_source_switches */
+#define SWEEP_US (3600LL * TF_US_PER_SEC) /* key retention: a sweep this often */
+#define SWEEP_CHUNK 10000    /* keys deleted per statement (never a long lock) */
+#define MARKET_RETRY_US (10LL * TF_US_PER_SEC)
 
 enum { M_IDLE, M_RUN, M_PROBE };
 static const char *const mode_names[] = {"idle", "run", "probe"};
@@ -68,7 +73,16 @@ typedef struct sym {
     int64_t hwm_us;
     int64_t last_price;
     char last_side;
+    char market[8];          /* from the symbols table, else source.default_market */
+    int64_t market_mono;     /* when market was looked up (0: not yet) */
+    int market_found;        /* 1: from symbols (kept); 0: the default (looked up again later) */
 } sym;
+
+/* A switch waiting to be recorded in tickflow_source_switches. */
+typedef struct sw_row {
+    char from[16], to[16]; /* "" = none (start / every provider down) */
+    char reason[320];
+} sw_row;
 
 struct tf_feed {
     const tf_config *cfg;
@@ -91,6 +105,9 @@ struct tf_feed {
     tf_metric *m_switches;
     tf_feed_market_fn market_open;
     void *market_ud;
+    sw_row sw[SWITCHES_MAX]; /* under mu: switches not yet handed to the writer */
+    int nsw;
+    char instance[96];       /* host:pid, in each switch row */
     /* writer thread only */
     tf_copy *copy;
     tf_idset *recent;
@@ -101,6 +118,10 @@ struct tf_feed {
     int pend_src;
     int64_t pend_first_mono;
     tf_trade *rows;
+    sw_row swq[SWITCHES_MAX]; /* taken from sw, inserted (kept while PostgreSQL is down) */
+    int nswq;
+    int64_t next_sweep_mono;
+    int sweep_more;           /* the last sweep chunk was full: go on */
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -152,6 +173,13 @@ static void switch_to(tf_feed *f, int to, const char *reason)
         mset(f->s[j].m_active, j == to);
     }
     snprintf(f->status.active, sizeof f->status.active, "%s", src_name(f, to));
+    /* for the status events of the server, whichever process it is (the
+     * writer inserts it: record_switches); the oldest goes when full */
+    if (f->nsw == SWITCHES_MAX) memmove(f->sw, f->sw + 1, --f->nsw * sizeof *f->sw);
+    sw_row *w = &f->sw[f->nsw++];
+    snprintf(w->from, sizeof w->from, "%s", from >= 0 ? src_name(f, from) : "");
+    snprintf(w->to, sizeof w->to, "%s", src_name(f, to));
+    snprintf(w->reason, sizeof w->reason, "%s", reason);
     if (from != -2) { /* -2: the start, not a switch */
         f->status.switches++;
         madd(f->m_switches, 1);
@@ -536,6 +564,114 @@ static void flush(tf_feed *f)
     free(conflict);
 }
 
+/* Inserts the switches switch_to queued (writer thread, no lock held on
+ * the connection's behalf). Rows that cannot be written now stay for the
+ * next round; the log line of each switch was written already. */
+static void record_switches(tf_feed *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->nsw) {
+        if (f->nswq == SWITCHES_MAX) memmove(f->swq, f->swq + 1, --f->nswq * sizeof *f->swq);
+        f->swq[f->nswq++] = f->sw[0];
+        memmove(f->sw, f->sw + 1, --f->nsw * sizeof *f->sw);
+    }
+    pthread_mutex_unlock(&f->mu);
+    PGconn *c = tf_copy_conn(f->copy);
+    int done = 0;
+    while (c && done < f->nswq) {
+        sw_row *w = &f->swq[done];
+        const char *p[4] = {f->instance, w->from[0] ? w->from : NULL, w->to[0] ? w->to : NULL, w->reason};
+        PGresult *r = PQexecParams(c,
+                                   "INSERT INTO tickflow_source_switches (instance, from_source, to_source, reason)"
+                                   " VALUES ($1, $2, $3, $4)",
+                                   4, NULL, p, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) tf_warn("source", "cannot record a switch (tried again)", TF_STR("error", PQerrorMessage(c)));
+        PQclear(r);
+        if (!ok) break;
+        done++;
+    }
+    memmove(f->swq, f->swq + done, (size_t)(f->nswq - done) * sizeof *f->swq);
+    f->nswq -= done;
+}
+
+/* Key retention: tickflow_source_trades only has to remember a key while
+ * its provider could send the trade again (a reconnect's or restart's
+ * replay: seconds to minutes). Keys older than source.keys_retention_days
+ * (or storage.retention_days when shorter: the trades are gone by then) are
+ * deleted, SWEEP_CHUNK per statement so a big backlog never stalls the
+ * writes; the newest key of each source stays (it is where the source
+ * resumes). Switch rows older than that go too. Writer thread. */
+static void sweep_keys(tf_feed *f)
+{
+    int days = f->cfg->source_keys_retention_days;
+    if (f->cfg->storage_retention_days > 0 && (days == 0 || f->cfg->storage_retention_days < days))
+        days = f->cfg->storage_retention_days;
+    int64_t now = tf_mono_us();
+    if (days <= 0 || (!f->sweep_more && now < f->next_sweep_mono)) return;
+    PGconn *c = tf_copy_conn(f->copy);
+    if (!c) return;
+    char d[16], chunk[16];
+    snprintf(d, sizeof d, "%d", days);
+    snprintf(chunk, sizeof chunk, "%d", SWEEP_CHUNK);
+    const char *p[2] = {d, chunk};
+    PGresult *r = PQexecParams(c,
+                               "DELETE FROM tickflow_source_trades WHERE ctid IN (SELECT k.ctid FROM tickflow_source_trades k"
+                               " WHERE k.event_time < now() - $1::int * interval '1 day' AND k.event_time <"
+                               " (SELECT max(m.event_time) FROM tickflow_source_trades m WHERE m.source = k.source)"
+                               " LIMIT $2::int)",
+                               2, NULL, p, NULL, NULL, 0);
+    long n = PQresultStatus(r) == PGRES_COMMAND_OK ? atol(PQcmdTuples(r)) : -1;
+    if (n < 0) tf_warn("source", "key retention: delete failed (tried again later)", TF_STR("error", PQerrorMessage(c)));
+    PQclear(r);
+    f->sweep_more = n == SWEEP_CHUNK;
+    if (n > 0) tf_info("source", "old provider keys deleted", TF_INT("keys", n), TF_INT("older_than_days", days));
+    if (f->sweep_more) return;
+    f->next_sweep_mono = now + SWEEP_US;
+    if (n < 0) return;
+    r = PQexecParams(c, "DELETE FROM tickflow_source_switches WHERE at < now() - $1::int * interval '1 day'", 1, NULL, p,
+                     NULL, NULL, 0);
+    PQclear(r);
+}
+
+/* The market of a trade its provider did not name (alpaca, finnhub): the
+ * symbol's market in the symbols table (tickflow import symbols) when it is
+ * listed in a market stock_trades accepts (source.default_market preferred
+ * when it is listed in several; test issues last), else
+ * source.default_market. Looked up once per symbol per run; a symbol not
+ * found (or a failed query) is looked up again after MARKET_RETRY_US, so
+ * symbols imported while the feed runs are picked up. Writer thread. */
+static const char *sym_market(tf_feed *f, sym *y)
+{
+    int64_t now = tf_mono_us();
+    if (y->market_found || (y->market_mono && now - y->market_mono < MARKET_RETRY_US)) return y->market;
+    y->market_mono = now;
+    snprintf(y->market, sizeof y->market, "%s", f->cfg->source_market);
+    PGconn *c = tf_copy_conn(f->copy);
+    if (!c) return y->market;
+    const char *p[1] = {y->ticker};
+    PGresult *r = PQexecParams(c, "SELECT market FROM symbols WHERE symbol = $1 ORDER BY test_issue, market", 1, NULL,
+                               p, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        const char *pick = NULL;
+        for (int i = 0; i < PQntuples(r); i++) {
+            const char *m = PQgetvalue(r, i, 0);
+            if (!tf_market_valid(m, strlen(m))) continue;
+            if (!pick || !strcmp(m, f->cfg->source_market)) pick = m;
+            if (!strcmp(m, f->cfg->source_market)) break;
+        }
+        if (pick) {
+            snprintf(y->market, sizeof y->market, "%s", pick);
+            y->market_found = 1;
+        }
+    } else {
+        tf_warn("source", "symbols lookup failed; default market used", TF_STR("ticker", y->ticker),
+                TF_STR("error", PQerrorMessage(c)));
+    }
+    PQclear(r);
+    return y->market;
+}
+
 /* Takes one received trade of provider i (the writer decided it is the one
  * to write): de-dup, overlap, side, market, append. */
 static void accept_trade(tf_feed *f, int i, const tf_pv_trade *p)
@@ -564,7 +700,7 @@ static void accept_trade(tf_feed *f, int i, const tf_pv_trade *p)
         o->t.side = y->last_price == 0 || o->t.price_e4 > y->last_price ? 'B'
                     : o->t.price_e4 < y->last_price                       ? 'S'
                                                                           : (y->last_side ? y->last_side : 'B');
-    if (!o->t.market[0]) snprintf(o->t.market, sizeof o->t.market, "%s", f->cfg->source_market);
+    if (!o->t.market[0]) snprintf(o->t.market, sizeof o->t.market, "%s", sym_market(f, y));
     char why[160];
     if (tf_copy_check_row(&o->t, why, sizeof why) != 0) { /* one refused row would fail its whole batch */
         tf_source_log_bad(s->ops->name, why, p->sid, strlen(p->sid));
@@ -622,6 +758,8 @@ static void *writer_main(void *arg)
         if (f->npend && (stop || tf_mono_us() - f->pend_first_mono >= flush_us ||
                          f->npend >= (size_t)f->cfg->storage_batch_size))
             flush(f);
+        record_switches(f);
+        if (!stop) sweep_keys(f);
 
         pthread_mutex_lock(&f->mu);
         if (stop && f->qlen == 0 && f->npend == 0) break;
@@ -703,6 +841,9 @@ tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, tf_feed_market
     f->market_ud = market_ud;
     f->metrics = metrics;
     f->active = -2;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(f->instance, sizeof f->instance, "%s:%ld", host, (long)getpid());
     pthread_mutex_init(&f->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
