@@ -31,6 +31,7 @@ import threading
 import time
 
 import tfharness as h
+from test_sse import SSE
 
 RATE = 40.0  # tape trades per second
 SYMBOLS = ["AAPL", "MSFT"]
@@ -550,9 +551,20 @@ def metric(port, name):
     return None
 
 
+def source_status(sse, timeout=20.0, skip_start=False):
+    """The next SSE status event of the live providers (processor and job
+    status events are skipped; with skip_start, so is the feed's start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        e = sse.event(deadline - time.monotonic(), kinds=("status",))
+        if e and e[2].get("component") == "source" and not (skip_start and e[2].get("previous") is None):
+            return e[2]
+    return None
+
+
 def test_run_ready_and_metrics(c):
     """tickflow run --source.enabled: /ready names the active provider,
-    /metrics follows a switch."""
+    /metrics and an SSE status event follow a switch."""
     setup()
     port = h.free_port()
     p = h.Proc(["run", "--pg-url", PG.url, "--port", str(port), "--http.bind", "127.0.0.1",
@@ -569,8 +581,14 @@ def test_run_ready_and_metrics(c):
     c.check("active alpaca" in json.dumps(body), "/ready names the active provider", json.dumps(body)[:400])
     h.wait_for(lambda: (metric(port, 'tickflow_source_written_total{source="alpaca"}') or 0) >= 20, 30,
                "alpaca trades written")
+    sse = SSE(port)
+    c.eq(sse.status, 200, "SSE connected")
     SV.alpaca.mode = "quiet"
     h.wait_for(lambda: metric(port, 'tickflow_source_active{source="finnhub"}') == 1, 30, "finnhub active")
+    ev = source_status(sse, skip_start=True)  # the start may come first: it can be newer than the server
+    c.check(ev and ev["status"] == "ok" and ev["source"] == "finnhub" and ev["previous"] == "alpaca" and
+            "stalled" in ev["reason"] and ev.get("at"), "SSE status event names the switch (same process)", str(ev))
+    sse.close()
     c.eq(metric(port, 'tickflow_source_active{source="alpaca"}'), 0, "alpaca no longer active")
     c.eq(metric(port, "tickflow_source_switches_total"), 1, "one switch counted")
     st, body = h.http_json("GET", "http://127.0.0.1:%d/ready" % port)
@@ -578,6 +596,89 @@ def test_run_ready_and_metrics(c):
     c.eq(p.stop(), 0, "run exits 0")
     text = p.stderr()
     c.check(SECRET not in text and TOKEN not in text, "no secret in the log")
+
+
+def test_sse_status_from_a_separate_ingest(c):
+    """The feed in its own `tickflow ingest` process, the server in `tickflow
+    run` without one: the server still sends each switch as an SSE status
+    event (through tickflow_source_switches)."""
+    setup()
+    port = h.free_port()
+    srv = h.Proc(["run", "--pg-url", PG.url, "--port", str(port), "--http.bind", "127.0.0.1",
+                  "--generator.enabled", "false", "--scheduler.enabled", "false", "--process.enabled", "false"],
+                 name="run-server")
+    h.wait_for(lambda: h.http("GET", "http://127.0.0.1:%d/health" % port, timeout=5)[0] == 200, 60, "server up")
+    sse = SSE(port)
+    c.eq(sse.status, 200, "SSE connected")
+    p = ingest("alpaca,finnhub", stall=1.0, probe=1.0)
+    ev = source_status(sse)
+    c.check(ev and ev["status"] == "ok" and ev["source"] == "alpaca" and ev["previous"] is None,
+            "the feed's start: alpaca active", str(ev))
+    h.wait_for(lambda: count("alpaca") >= 20, 30, "alpaca trades")
+    SV.alpaca.mode = "quiet"
+    ev = source_status(sse)
+    c.check(ev and ev["source"] == "finnhub" and ev["previous"] == "alpaca" and "stalled" in ev["reason"],
+            "switch to finnhub as a status event", str(ev))
+    c.check(ev and ev.get("instance", "").endswith(":%d" % p.p.pid), "names the ingest process", str(ev))
+    SV.alpaca.mode = "on"
+    ev = source_status(sse)
+    c.check(ev and ev["source"] == "alpaca" and ev["previous"] == "finnhub" and "delivers again" in ev["reason"],
+            "and back to alpaca", str(ev))
+    stop(c, p)
+    sse.close()
+    c.eq(srv.stop(), 0, "server exits 0")
+    n = int(PG.scalar("SELECT count(*) FROM tickflow_source_switches WHERE instance LIKE '%%:%d'" % p.p.pid))
+    c.eq(n, 3, "three rows: start, away, back")
+
+
+def test_market_from_symbols(c):
+    """Alpaca trades name no market: a symbol listed in the symbols table
+    (tickflow import symbols) gets its market, another one
+    source.default_market."""
+    setup()
+    saved = PG.sql("SELECT symbol, name, market, source FROM symbols WHERE symbol IN ('AAPL', 'MSFT')")
+    PG.sql("DELETE FROM symbols WHERE symbol IN ('AAPL', 'MSFT')")
+    try:
+        path = os.path.join(TMP, "symbols.csv")
+        with open(path, "w") as f:
+            f.write("symbol,name,market\nAAPL,Apple Inc.,NYSE\nAAPL,Apple (test),NYSEAMERICAN\n")
+        r = h.run(["import", "symbols", path, "--pg-url", PG.url])
+        c.eq(r.returncode, 0, "import symbols: " + r.stderr[-200:])
+        p = ingest("alpaca", extra=["--source.default_market", "KOSDAQ"])
+        h.wait_for(lambda: count("alpaca") >= 20, 30, "alpaca trades")
+        stop(c, p)
+        got = dict((t, m) for t, m in PG.sql("SELECT DISTINCT ticker, market_code FROM stock_trades"))
+        c.eq(got, {"AAPL": "NYSE", "MSFT": "KOSDAQ"}, "AAPL from symbols (a market trades can carry), MSFT the default")
+    finally:
+        PG.sql("DELETE FROM symbols WHERE symbol IN ('AAPL', 'MSFT')")
+        for sym, name, mk, src in saved:
+            PG.sql("INSERT INTO symbols (symbol, name, market, source) VALUES ('%s', '%s', '%s', '%s')"
+                   % (sym, name.replace("'", "''"), mk, src))
+
+
+def test_key_retention(c):
+    """Provider keys older than source.keys_retention_days are deleted by
+    the feed, except each source's newest (its resume point); switch rows
+    that old too."""
+    setup()
+    PG.sql("DELETE FROM tickflow_source_switches")
+    PG.sql("INSERT INTO tickflow_source_trades (source, source_id, trade_id, event_time) VALUES"
+           " ('alpaca', 'old-1', 1, now() - interval '3 days'), ('alpaca', 'old-2', 2, now() - interval '50 hours'),"
+           " ('alpaca', 'recent', 3, now() - interval '20 hours'),"
+           " ('gone', 'only', 4, now() - interval '9 days'), ('gone', 'older', 5, now() - interval '10 days')")
+    PG.sql("INSERT INTO tickflow_source_switches (at, instance, from_source, to_source, reason) VALUES"
+           " (now() - interval '3 days', 'x:1', NULL, 'alpaca', 'old')")
+    p = ingest("alpaca", extra=["--source.keys_retention_days", "2"])
+    h.wait_for(lambda: PG.scalar("SELECT count(*) FROM tickflow_source_trades WHERE source_id LIKE 'old%'") == "0",
+               30, "old keys deleted")
+    h.wait_for(lambda: count("alpaca") >= 10, 30, "alpaca trades")
+    stop(c, p)
+    keep = [r[0] for r in PG.sql("SELECT source_id FROM tickflow_source_trades WHERE trade_id <= 5 ORDER BY trade_id")]
+    c.eq(keep, ["recent", "only"], "younger keys and each source's newest kept")
+    c.eq(PG.scalar("SELECT count(*) FROM tickflow_source_switches WHERE reason = 'old'"), "0", "old switch rows deleted")
+    logs = log_lines(p)
+    c.check(any(l.get("msg") == "old provider keys deleted" and l.get("keys") == 3 for l in logs), "logged with the count",
+            str([l for l in logs if "keys" in l.get("msg", "")][:2]))
 
 
 def test_chained_tickflows(c):
@@ -694,8 +795,11 @@ def test_stall_only_in_market_hours(c):
 
 
 if __name__ == "__main__":
-    h.main([test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
+    ALL = [test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
             test_bad_messages_do_not_stop_the_feed, test_kill9_restart_no_duplicates, test_secret_and_config_errors,
-            test_untrusted_certificate_refused, test_run_ready_and_metrics, test_chained_tickflows,
+            test_untrusted_certificate_refused, test_run_ready_and_metrics, test_sse_status_from_a_separate_ingest,
+            test_market_from_symbols, test_key_retention, test_chained_tickflows,
             test_stop_writes_what_was_received, test_file_provider_and_finnhub_auth,
-            test_stall_only_in_market_hours])
+            test_stall_only_in_market_hours]
+    only = os.environ.get("TF_PROVIDERS_ONLY")  # e.g. "test_key_retention,test_market_from_symbols"
+    h.main([t for t in ALL if not only or t.__name__ in only.split(",")])
