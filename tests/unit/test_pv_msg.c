@@ -157,6 +157,21 @@ static void tickflow(void)
     TF_EQ_INT(buf[0].t.side, 'S');
     TF_EQ_INT(buf[0].t.price_e4, 1892500);
     TF_EQ_INT(buf[0].t.event_us, iso("2025-11-23T09:30:00.123456Z"));
+    TF_EQ_INT(r.seq, 5);
+    TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"hello\",\"server\":\"x\",\"seq\":0}", &r), 0);
+    TF_EQ_INT(r.ctl, TF_PV_CTL_CONNECTED);
+    TF_EQ_INT(r.seq, 0);
+    TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"history_end\",\"tickers\":[\"*\"],\"seq\":7}", &r), 0);
+    TF_EQ_INT(r.ctl, TF_PV_CTL_HISTORY_END);
+    TF_EQ_INT(r.seq, 7);
+    TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"subscribed\"}", &r), 0);
+    TF_EQ_INT(r.seq, -1); /* an upstream without seq */
+    TF_EQ_INT(run(tf_pv_parse_tickflow,
+                  "{\"type\":\"error\",\"code\":\"history_too_large\",\"message\":\"m\",\"param\":\"since\"}", &r), 0);
+    TF_EQ_INT(r.code, TF_PV_TF_TOO_MUCH);
+    TF_EQ_INT(run(tf_pv_parse_tickflow,
+                  "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"m\",\"param\":\"since\"}", &r), 0);
+    TF_EQ_INT(r.code, TF_PV_TF_UNAVAILABLE);
     TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"trade\",\"id\":1,\"ticker\":\"AAPL\",\"market_code\":\"LSE\"}", &r), 0);
     TF_EQ_INT(r.nbad, 1);
     TF_EQ_STR(r.bad, "market_code is not a market");
@@ -172,7 +187,7 @@ static void tickflow(void)
     TF_EQ_INT(run(tf_pv_parse_tickflow,
                   "{\"type\":\"error\",\"code\":\"unknown_parameter\",\"message\":\"no\",\"param\":\"since\"}", &r), 0);
     TF_EQ_INT(r.ctl, TF_PV_CTL_ERROR);
-    TF_EQ_INT(r.code, 1);
+    TF_EQ_INT(r.code, TF_PV_TF_NO_SINCE);
     TF_EQ_INT(run(tf_pv_parse_tickflow, "{\"type\":\"tick\",\"ticker\":\"AAPL\"}", &r), 0);
     TF_EQ_INT(r.ntrades + r.nbad, 0);
     size_t n = strlen(m);

@@ -38,6 +38,7 @@ static void reset(tf_pv_result *r)
     r->ntrades = 0;
     r->ctl = TF_PV_CTL_NONE;
     r->code = 0;
+    r->seq = -1;
     r->text[0] = r->bad[0] = '\0';
     r->nbad = 0;
 }
@@ -275,6 +276,8 @@ int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
         goto out;
     }
     const char *k = json_string_value(type);
+    json_t *seq = json_object_get(root, "seq");
+    if (json_is_integer(seq) && json_integer_value(seq) >= 0) r->seq = json_integer_value(seq);
     if (!strcmp(k, "trade")) {
         tf_pv_trade t;
         memset(&t, 0, sizeof t);
@@ -313,14 +316,19 @@ int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
     } else if (!strcmp(k, "error")) {
         r->ctl = TF_PV_CTL_ERROR;
         set_text(r, json_object_get(root, "message"));
-        json_t *param = json_object_get(root, "param");
-        if (json_is_string(param) && !strcmp(json_string_value(param), "since")) r->code = 1;
+        json_t *param = json_object_get(root, "param"), *code = json_object_get(root, "code");
+        const char *c = json_is_string(code) ? json_string_value(code) : "";
+        if (!strcmp(c, "history_too_large")) r->code = TF_PV_TF_TOO_MUCH;
+        else if (!strcmp(c, "unavailable")) r->code = TF_PV_TF_UNAVAILABLE;
+        else if (json_is_string(param) && !strcmp(json_string_value(param), "since")) r->code = TF_PV_TF_NO_SINCE;
+    } else if (!strcmp(k, "history_end")) {
+        r->ctl = TF_PV_CTL_HISTORY_END;
     } else if (!strcmp(k, "lagged")) {
         r->ctl = TF_PV_CTL_LAGGED;
         json_t *d = json_object_get(root, "dropped");
         r->code = json_is_integer(d) ? (int)json_integer_value(d) : 0;
     }
-    /* candles ("tick"), history_end, ... : not trades, ignored */
+    /* candles ("tick"), ... : not trades, ignored */
 out:
     json_decref(root);
     return rc;

@@ -31,10 +31,16 @@
  *   cost of a provider without ids, stated here.
  *   Volumes must be whole shares (a fractional "v", e.g. crypto, is a bad item).
  *
- * tickflow (another tickflow's /api/v1/stock/real-time, raw trades):
+ * tickflow (another tickflow's /api/v1/stock/real-time, raw trades; DESIGN
+ * section 9):
+ *   {"type":"hello","server":..,"seq":0}      first; every later message has
+ *                                             "seq", one more than the last
+ *   {"action":"subscribe","tickers":[..],"interval_ms":0,"since":"<ISO>"}
  *   {"type":"trade","id":N,"ticker":..,"market_code":..,"trade_type":..,
- *    "price":"189.2500","quantity":100,"event_time":"...",...}
- *   plus hello / subscribed / error / lagged. Key: the upstream id.
+ *    "price":"189.2500","quantity":100,"event_time":"...",["history":true,]..}
+ *   {"type":"history_end",...}                 stored trades done, live next
+ *   plus subscribed / error {"code","message","param"} / lagged.
+ *   Key: the upstream id.
  *
  * Providers other than tickflow do not say buy or sell; those trades come
  * out with side 0 and the feed classifies them by the tick rule.
@@ -65,6 +71,14 @@ enum {
     TF_PV_CTL_PING,          /* finnhub's application-level ping */
     TF_PV_CTL_ERROR,         /* code + text */
     TF_PV_CTL_LAGGED,        /* tickflow upstream skipped us ahead: code = dropped */
+    TF_PV_CTL_HISTORY_END,   /* tickflow: the stored trades of a "since" were sent */
+};
+
+/* tickflow error codes in tf_pv_result.code */
+enum {
+    TF_PV_TF_NO_SINCE = 1,   /* "since" refused as unknown / invalid: this upstream cannot resume */
+    TF_PV_TF_TOO_MUCH = 2,   /* history_too_large: more to resume than the upstream sends */
+    TF_PV_TF_UNAVAILABLE = 3 /* unavailable: its history cannot be read now */
 };
 
 /*
@@ -76,7 +90,8 @@ typedef struct tf_pv_result {
     tf_pv_trade *trades;
     size_t ntrades, cap;
     int ctl;          /* the last control message in it, TF_PV_CTL_* */
-    int code;         /* TF_PV_CTL_ERROR: provider's code (0 if none) */
+    int code;         /* TF_PV_CTL_ERROR: provider's code (0 if none; tickflow: TF_PV_TF_*) */
+    int64_t seq;      /* tickflow: the message's "seq" (-1: none) */
     char text[160];   /* control text / error message */
     size_t nbad;      /* items rejected */
     char bad[160];    /* why the first one was rejected */

@@ -52,8 +52,9 @@ int tf_wsrc_send(tf_wsrc *w, const char *msg, char *err, size_t errlen)
     return w->ws && tf_wsc_send_text(w->ws, msg, strlen(msg), err, errlen) == 0 ? 0 : TF_SRC_ECONN;
 }
 
-/* Parses and delivers one message; returns the parse result (0 / -1). */
-static int handle(tf_wsrc *w, const char *m, size_t n)
+/* Parses and delivers one message: 0, -1 not understood, -2 the backend's
+ * on_msg ends the connection (err). */
+static int handle(tf_wsrc *w, const char *m, size_t n, char *err, size_t errlen)
 {
     if (w->parse(m, n, &w->r) != 0) {
         tf_source_log_bad(w->ctx.name, w->r.bad, m, n);
@@ -61,6 +62,7 @@ static int handle(tf_wsrc *w, const char *m, size_t n)
         return -1;
     }
     tf_source_deliver(&w->ctx, &w->r, m, n);
+    if (w->on_msg && w->on_msg(w, &w->r, err, errlen) != 0) return -2;
     return 0;
 }
 
@@ -82,7 +84,9 @@ int tf_wsrc_await(tf_wsrc *w, int want, int timeout_ms, char *err, size_t errlen
             return TF_SRC_ECONN;
         }
         if (rc == 0) continue;
-        if (handle(w, m, n) != 0) continue;
+        rc = handle(w, m, n, err, errlen);
+        if (rc == -2) return TF_SRC_ECONN;
+        if (rc != 0) continue;
         if (w->r.ctl == TF_PV_CTL_ERROR) {
             if (w->r.code)
                 snprintf(err, errlen, "%s refused: %s (code %d)", w->ctx.name, w->r.text, w->r.code);
@@ -111,7 +115,9 @@ int tf_wsrc_poll(void *st, int timeout_ms, char *err, size_t errlen)
             return -1;
         }
         if (rc == 0) return 0;
-        if (handle(w, m, n) != 0) continue;
+        rc = handle(w, m, n, err, errlen);
+        if (rc == -2) return -1;
+        if (rc != 0) continue;
         if (w->r.ctl == TF_PV_CTL_NONE || w->r.ctl == TF_PV_CTL_PING) continue;
         if (w->on_ctl) {
             w->on_ctl(w, &w->r);

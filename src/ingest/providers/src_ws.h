@@ -23,6 +23,10 @@ typedef struct tf_wsrc {
     /* provider-specific hook for control messages seen while streaming
      * (NULL: errors are logged as warnings) */
     void (*on_ctl)(struct tf_wsrc *w, const tf_pv_result *r);
+    /* provider-specific check of every message understood, after its trades
+     * were delivered (NULL: none): -1 with errbuf ends the connection (the
+     * feed then reconnects at once). */
+    int (*on_msg)(struct tf_wsrc *w, const tf_pv_result *r, char *errbuf, size_t errlen);
     void *sub; /* the backend's own state */
 } tf_wsrc;
 
