@@ -18,8 +18,11 @@
  *     feed back to it; the ones below the new active are disconnected;
  *   - when every provider is down, all are probed and the first to deliver
  *     becomes active.
- * Each switch is one log line ("source switch": from, to, reason) and moves
- * the metrics tickflow_source_active{source}, tickflow_source_switches_total.
+ * Each switch is one log line ("source switch": from, to, reason), moves
+ * the metrics tickflow_source_active{source}, tickflow_source_switches_total,
+ * and is one row of tickflow_source_switches (the start too), which the
+ * server turns into SSE / WebSocket status events (api/api_source.h) whether
+ * the feed runs in its process (tickflow run) or another (tickflow ingest).
  *
  * Never twice, in order:
  *   - each trade keeps its provider key (source, source_id; pv_msg.h says
@@ -39,7 +42,15 @@
  *     provider per batch.
  * Trades with no side (alpaca, finnhub) get one by the tick rule (up-tick
  * BUY, down-tick SELL, unchanged: the previous side, first: BUY); trades
- * with no market get source.default_market.
+ * with no market get the symbol's market from the symbols table (tickflow
+ * import symbols) when it lists one stock_trades accepts, else
+ * source.default_market.
+ *
+ * Key retention: keys older than source.keys_retention_days (or
+ * storage.retention_days when shorter) are deleted by the writer at start
+ * and hourly, in chunks, keeping each source's newest (its resume point). A
+ * provider replaying a trade older than that would get it written again;
+ * replays here are seconds to minutes old.
  *
  * Threads: one per provider (providers/source.h) and one writer; the caller
  * only starts, reads status and stops.
