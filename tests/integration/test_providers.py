@@ -65,6 +65,13 @@ class Tape:
             return {(t["S"], t["t_ms"], "%.4f" % t["p"], t["s"]): t["k"] for t in self.trades}
 
 
+def iso_us(s):
+    """"2026-12-01T14:00:00.123456Z" -> epoch microseconds."""
+    import calendar
+    us = calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) * 1000000
+    return us + (int((s[20:26] + "000000")[:6]) if len(s) > 20 and s[19] == "." else 0)
+
+
 def iso_ms(t_ms):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_ms // 1000)) + ".%03dZ" % (t_ms % 1000)
 
@@ -145,6 +152,11 @@ class Servers:
     def __init__(self, tmp):
         self.tape = Tape()
         self.alpaca, self.finnhub = Provider("alpaca"), Provider("finnhub")
+        self.tf = Provider("tickflow")
+        self.tf.trades = []     # the mock upstream's stock_trades: dicts with id, ticker, us, ...
+        self.tf.fault = None    # "gap": the next trade is not sent (its seq is skipped); "lag": dropped + lagged
+        self.tf.subscribes = []  # every subscribe message received
+        self.tf.conns = {}      # writer -> {"seq": next seq, "live": bool}
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                         "-days", "1", "-subj", "/CN=localhost",
@@ -167,8 +179,10 @@ class Servers:
         async def start():
             a = await asyncio.start_server(self._alpaca_conn, "127.0.0.1", 0, ssl=self.ctx)
             f = await asyncio.start_server(self._finnhub_conn, "127.0.0.1", 0, ssl=self.ctx)
+            t = await asyncio.start_server(self._tf_conn, "127.0.0.1", 0)
             self.alpaca.port = a.sockets[0].getsockname()[1]
             self.finnhub.port = f.sockets[0].getsockname()[1]
+            self.tf.port = t.sockets[0].getsockname()[1]
             self.loop.create_task(self._ticker())
             ready.set()
 
@@ -196,6 +210,74 @@ class Servers:
             # back the same tape trades then come from both
             self._publish_finnhub(tr)
             self.loop.call_later(0.03, self._publish_alpaca, tr)
+            self._publish_tf(tr)
+
+    # --- tickflow upstream, DESIGN section 9: hello, seq, subscribe with since, history, history_end
+    def _tf_trade(self, t, conn, history=False):
+        m = {"type": "trade", "id": t["id"], "ticker": t["ticker"], "market_code": "NASDAQ",
+             "trade_type": t["side"], "price": t["price"], "quantity": t["qty"], "event_time": t["iso"],
+             "commit_ts_ms": t["us"] // 1000, "seq": conn["seq"]}
+        if history:
+            m["history"] = True
+        conn["seq"] += 1
+        return ws_frame(json.dumps(m))
+
+    def _publish_tf(self, tr):
+        pv = self.tf
+        us = tr["t_ms"] * 1000 + 123
+        t = {"id": 5000 + tr["k"], "ticker": tr["S"], "us": us, "side": "BUY" if tr["k"] % 3 else "SELL",
+             "price": "%.4f" % tr["p"], "qty": tr["s"],
+             "iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1000000)) + ".%06dZ" % (us % 1000000)}
+        pv.trades.append(t)
+        fault, pv.fault = pv.fault, None
+        for w, conn in list(pv.conns.items()):
+            if not conn["live"]:
+                continue
+            if fault == "gap":
+                conn["seq"] += 1  # the message is lost: its seq is never seen
+            elif fault == "lag":
+                w.write(ws_frame(json.dumps({"type": "lagged", "dropped": 1, "seq": conn["seq"]})))
+                conn["seq"] += 1
+            else:
+                w.write(self._tf_trade(t, conn))
+        if fault and pv.conns:
+            pv.sent.append(("dropped", t["id"]))
+
+    async def _tf_conn(self, reader, writer):
+        pv = self.tf
+        pv.connections += 1
+        conn = {"seq": 0, "live": False}
+        try:
+            if await ws_accept(reader, writer) is None:
+                return
+            writer.write(ws_frame(json.dumps({"type": "hello", "server": "mock", "seq": 0})))
+            conn["seq"] = 1
+            pv.conns[writer] = conn
+            while True:
+                op, data = await ws_read(reader)
+                if op == 8:
+                    return
+                if op != 1:
+                    continue
+                m = json.loads(data)
+                pv.subscribes.append(m)
+                writer.write(ws_frame(json.dumps({"type": "subscribed", "tickers": m.get("tickers"),
+                                                  "interval_ms": 0, "seq": conn["seq"]})))
+                conn["seq"] += 1
+                if "since" in m:
+                    us = iso_us(m["since"])
+                    for t in list(pv.trades):
+                        if t["us"] >= us:
+                            writer.write(self._tf_trade(t, conn, history=True))
+                    writer.write(ws_frame(json.dumps({"type": "history_end", "tickers": ["*"], "seq": conn["seq"]})))
+                    conn["seq"] += 1
+                conn["live"] = True
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            pv.conns.pop(writer, None)
+            writer.close()
 
     # --- alpaca: documented v2 flow
     def _alpaca_msg(self, tr):
@@ -686,6 +768,59 @@ def test_key_retention(c):
 REQUIRE_RESUME = False
 
 
+def test_tickflow_resume_on_seq_gap_and_lag(c):
+    """The tickflow provider against a mock upstream speaking DESIGN section
+    9: a message lost (its seq skipped) and a "lagged" each end the
+    connection; the reconnect subscribes with since (the newest trade
+    written, less 2 s) and the stored trades fill the hole, the overlap
+    dropped by its keys: every upstream trade once. Then kill -9 and a
+    restart resume the same way."""
+    setup()
+    pv = SV.tf
+    pv.subscribes, pv.sent, pv.fault = [], [], None
+    url = "ws://127.0.0.1:%d/api/v1/stock/real-time" % pv.port
+
+    def down():
+        return h.Proc(["ingest", "--pg-url", PG.url, "--source.providers", "tickflow", "--source.symbols", "*",
+                       "--source.tickflow_url", url, "--source.flush_ms", "20"], name="ingest-tf")
+
+    d = down()
+    h.wait_for(lambda: count("tickflow") >= 30, 30, "trades from the mock upstream")
+    c.check("since" not in pv.subscribes[0], "the first subscribe (nothing written yet) has no since",
+            str(pv.subscribes[:1]))
+    for fault in ("gap", "lag"):
+        n = len(pv.subscribes)
+        pv.fault = fault
+        h.wait_for(lambda: len(pv.subscribes) > n, 20, "a resubscribe after the %s" % fault)
+        sub = pv.subscribes[n]
+        newest = int(PG.scalar("SELECT (extract(epoch FROM max(event_time)) * 1000000)::bigint"
+                               " FROM tickflow_source_trades WHERE source = 'tickflow'"))
+        c.check("since" in sub and iso_us(sub["since"]) <= newest - 2000000,
+                "the resubscribe after the %s carries since = newest written - 2 s" % fault, str(sub))
+        h.wait_for(lambda: count("tickflow") >= 30 + 40 * (1 + ("gap", "lag").index(fault)), 30, "trades again")
+    d1 = d
+    d.kill(signal.SIGKILL)
+    n = len(pv.subscribes)
+    time.sleep(0.5)  # the upstream goes on while the downstream is down (nothing to await)
+    d = down()
+    h.wait_for(lambda: len(pv.subscribes) > n, 20, "the restart subscribes")
+    c.check("since" in pv.subscribes[n], "the restart subscribes with since", str(pv.subscribes[n]))
+    k = count("tickflow")
+    h.wait_for(lambda: count("tickflow") >= k + 30, 30, "trades after the restart")
+    c.eq(d.stop(), 0, "ingest exits 0")
+    ids = [int(r[2]) for r in rows()]
+    c.eq(len(ids), len(set(ids)), "no upstream trade twice")
+    up = [t["id"] for t in pv.trades]
+    want = [i for i in up if ids and min(ids) <= i <= max(ids)]
+    c.eq(sorted(set(ids)), want, "every upstream trade from the first on (the lost ones came from storage)")
+    c.check(len([s for s in pv.sent if s[0] == "dropped"]) == 2, "two trades were never sent live", str(pv.sent))
+    logs = log_lines(d)
+    c.check(any(l.get("msg") == "resuming from the upstream's storage" for l in logs), "the restart resumed")
+    lost = [l.get("error", "") for l in log_lines(d1) if l.get("msg") == "provider connection lost; reconnecting"]
+    c.check(any("messages missing" in e for e in lost) and any("skipped 1 trades" in e for e in lost),
+            "the seq gap and the lag were named", str(lost))
+
+
 def test_chained_tickflows(c):
     """Two tickflows chained by the tickflow provider: every trade of the
     upstream from the downstream's first one on reaches the downstream's
@@ -833,7 +968,8 @@ if __name__ == "__main__":
     ALL = [test_alpaca_flow, test_auth_failure_falls_back, test_stall_fallback_and_return,
             test_bad_messages_do_not_stop_the_feed, test_kill9_restart_no_duplicates, test_secret_and_config_errors,
             test_untrusted_certificate_refused, test_run_ready_and_metrics, test_sse_status_from_a_separate_ingest,
-            test_market_from_symbols, test_key_retention, test_chained_tickflows,
+            test_market_from_symbols, test_key_retention, test_tickflow_resume_on_seq_gap_and_lag,
+            test_chained_tickflows,
             test_stop_writes_what_was_received, test_file_provider_and_finnhub_auth,
             test_stall_only_in_market_hours]
     only = os.environ.get("TF_PROVIDERS_ONLY")  # e.g. "test_key_retention,test_market_from_symbols"
