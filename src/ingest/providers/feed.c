@@ -121,7 +121,9 @@ struct tf_feed {
     sw_row swq[SWITCHES_MAX]; /* taken from sw, inserted (kept while PostgreSQL is down) */
     int nswq;
     int64_t next_sweep_mono;
-    int sweep_more;           /* the last sweep chunk was full: go on */
+    int sweep_more;           /* a sweep is under way: go on at the next round */
+    int sweep_src;            /* the provider being swept */
+    int64_t sweep_deleted;    /* its keys deleted so far in this sweep */
 };
 
 /* ---------------------------------------------------------------- metrics */
@@ -597,10 +599,11 @@ static void record_switches(tf_feed *f)
 
 /* Key retention: tickflow_source_trades only has to remember a key while
  * its provider could send the trade again (a reconnect's or restart's
- * replay: seconds to minutes). Keys older than source.keys_retention_days
- * (or storage.retention_days when shorter: the trades are gone by then) are
- * deleted, SWEEP_CHUNK per statement so a big backlog never stalls the
- * writes; the newest key of each source stays (it is where the source
+ * replay: seconds to minutes). The keys of this feed's providers older than
+ * source.keys_retention_days (or storage.retention_days when shorter: the
+ * trades are gone by then) are deleted, per provider through its (source,
+ * event_time) index and SWEEP_CHUNK per statement, so a big backlog never
+ * stalls the writes for long; each provider's newest key stays (where it
  * resumes). Switch rows older than that go too. Writer thread. */
 static void sweep_keys(tf_feed *f)
 {
@@ -614,23 +617,37 @@ static void sweep_keys(tf_feed *f)
     char d[16], chunk[16];
     snprintf(d, sizeof d, "%d", days);
     snprintf(chunk, sizeof chunk, "%d", SWEEP_CHUNK);
-    const char *p[2] = {d, chunk};
+    const char *source = f->s[f->sweep_src].ops->name;
+    const char *p[3] = {source, d, chunk};
     PGresult *r = PQexecParams(c,
-                               "DELETE FROM tickflow_source_trades WHERE ctid IN (SELECT k.ctid FROM tickflow_source_trades k"
-                               " WHERE k.event_time < now() - $1::int * interval '1 day' AND k.event_time <"
-                               " (SELECT max(m.event_time) FROM tickflow_source_trades m WHERE m.source = k.source)"
-                               " LIMIT $2::int)",
-                               2, NULL, p, NULL, NULL, 0);
+                               "DELETE FROM tickflow_source_trades WHERE ctid IN (SELECT ctid FROM tickflow_source_trades"
+                               " WHERE source = $1 AND event_time < least(now() - $2::int * interval '1 day',"
+                               " (SELECT max(event_time) FROM tickflow_source_trades WHERE source = $1))"
+                               " LIMIT $3::int)",
+                               3, NULL, p, NULL, NULL, 0);
     long n = PQresultStatus(r) == PGRES_COMMAND_OK ? atol(PQcmdTuples(r)) : -1;
-    if (n < 0) tf_warn("source", "key retention: delete failed (tried again later)", TF_STR("error", PQerrorMessage(c)));
     PQclear(r);
-    f->sweep_more = n == SWEEP_CHUNK;
-    if (n > 0) tf_info("source", "old provider keys deleted", TF_INT("keys", n), TF_INT("older_than_days", days));
-    if (f->sweep_more) return;
+    if (n < 0) { /* tried again at the next sweep */
+        tf_warn("source", "key retention: delete failed", TF_STR("source", source), TF_STR("error", PQerrorMessage(c)));
+        f->sweep_more = 0;
+        f->sweep_src = 0;
+        f->sweep_deleted = 0;
+        f->next_sweep_mono = now + SWEEP_US;
+        return;
+    }
+    f->sweep_deleted += n;
+    f->sweep_more = 1;
+    if (n == SWEEP_CHUNK) return; /* more of this provider's */
+    if (f->sweep_deleted)
+        tf_info("source", "old provider keys deleted", TF_STR("source", source), TF_INT("keys", f->sweep_deleted),
+                TF_INT("older_than_days", days));
+    f->sweep_deleted = 0;
+    if (++f->sweep_src < f->n) return; /* the next provider's */
+    f->sweep_src = 0;
+    f->sweep_more = 0;
     f->next_sweep_mono = now + SWEEP_US;
-    if (n < 0) return;
-    r = PQexecParams(c, "DELETE FROM tickflow_source_switches WHERE at < now() - $1::int * interval '1 day'", 1, NULL, p,
-                     NULL, NULL, 0);
+    r = PQexecParams(c, "DELETE FROM tickflow_source_switches WHERE at < now() - $1::int * interval '1 day'", 1, NULL,
+                     p + 1, NULL, NULL, 0);
     PQclear(r);
 }
 
