@@ -120,6 +120,7 @@ struct tf_feed {
     tf_trade *rows;
     sw_row swq[SWITCHES_MAX]; /* taken from sw, inserted (kept while PostgreSQL is down) */
     int nswq;
+    int sw_failing;
     int64_t next_sweep_mono;
     int sweep_more;           /* a sweep is under way: go on at the next round */
     int sweep_src;            /* the provider being swept */
@@ -588,8 +589,10 @@ static void record_switches(tf_feed *f)
                                    " VALUES ($1, $2, $3, $4)",
                                    4, NULL, p, NULL, NULL, 0);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok) tf_warn("source", "cannot record a switch (tried again)", TF_STR("error", PQerrorMessage(c)));
+        if (!ok && !f->sw_failing) /* once per outage, not every round */
+            tf_warn("source", "cannot record a switch (kept, tried again)", TF_STR("error", PQerrorMessage(c)));
         PQclear(r);
+        f->sw_failing = !ok;
         if (!ok) break;
         done++;
     }
