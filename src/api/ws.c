@@ -31,6 +31,10 @@
  * had - see "history then live" below for where the seam lies. Commands that
  * arrive meanwhile wait and run in order afterwards.
  *
+ * Live provider switches (DESIGN.md section 6): every client gets
+ * {"type":"status","status":...,"component":"source",...} (api_source.h's
+ * fields), read from tickflow_source_switches on the maintenance timer.
+ *
  * Lifetime: http.c calls on_close synchronously from tf_http_conn_abort (and
  * from a write only if uv_write itself refuses; socket errors come later), so
  * on_close only marks the client gone; it is unlinked and freed at
@@ -52,6 +56,7 @@
 #include "api/ws_map.h"
 #include "api/ws_msg.h"
 #include "api/ws_hist.h"
+#include "api/api_source.h"
 
 #define TF_WS_CLIENT_INTERVALS 8 /* distinct intervals one connection watches at once */
 #define INFLIGHT_MAX (128 * 1024) /* bytes handed to the socket at once per client */
@@ -174,6 +179,7 @@ struct tf_ws {
     tf_ws_feed *feed;
     cvec clients, dirty, dead, wild, waiting;
     tf_pga *db;        /* history reads (tf_ws_set_db); NULL: history unavailable */
+    struct srcpoll *srcpoll; /* live provider switches -> status messages */
     char server_id[96];
     group *fixed[2];   /* intervals kept aggregating from the start (ws.c: seam) */
     tf_ws_map *watch; /* ticker -> cvec* */
@@ -1619,6 +1625,58 @@ static void on_batch(void *ud, tf_ws_batch *b)
 }
 
 
+/* ---- live provider switches as {"type":"status",...} (api/api_source.h) ---- */
+
+/* Polled on the maintenance timer (every 500 ms) from ws->db; heap-owned so
+ * a query still out when tf_ws_free runs finds ws NULL (the pool calls back
+ * with an error when it is freed) and frees it. */
+typedef struct srcpoll {
+    tf_ws *ws;
+    int inflight, primed;
+    long long seen; /* tickflow_source_switches.seq sent up to here */
+    int64_t started_us;
+} srcpoll;
+
+static void srcpoll_done(const PGresult *r, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    srcpoll *p = ud;
+    tf_ws *ws = p->ws;
+    p->inflight = 0;
+    if (!ws) {
+        free(p);
+        return;
+    }
+    if (err || !r) return;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long seq = 0;
+        char json[1400], out[1500];
+        if (!p->primed) {
+            seq = atoll(PQgetvalue(r, i, 0));
+        } else if (tf_srcsw_json(r, i, json, sizeof json, &seq) > 2) {
+            int n = snprintf(out, sizeof out, "{\"type\":\"status\",%s", json + 1);
+            for (size_t k = 0; n > 0 && n < (int)sizeof out && k < ws->clients.n; k++)
+                send_text(ws->clients.v[k], out, (size_t)n);
+        }
+        if (seq > p->seen) p->seen = seq;
+    }
+    p->primed = 1;
+    flush_dirty(ws);
+}
+
+static void srcpoll_run(tf_ws *ws)
+{
+    srcpoll *p = ws->srcpoll;
+    if (!ws->db || ws->stopping || !p || p->inflight) return;
+    char after[32];
+    if (p->primed) snprintf(after, sizeof after, "%lld", p->seen);
+    else snprintf(after, sizeof after, "%.6f", (double)p->started_us / 1e6);
+    const char *vals[1] = {after};
+    p->inflight = 1;
+    if (tf_pga_query(ws->db, p->primed ? tf_srcsw_sql_after : tf_srcsw_sql_prime, 1, vals, 0, srcpoll_done, p) != 0)
+        p->inflight = 0;
+}
+
 /* ---- maintenance: pings, dead peers, hopeless clients ---- */
 
 static void on_maint_timer(uv_timer_t *t)
@@ -1654,6 +1712,7 @@ static void on_maint_timer(uv_timer_t *t)
             }
         }
     }
+    srcpoll_run(ws);
     flush_dirty(ws);
     reap(ws);
 }
@@ -1840,6 +1899,12 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     snprintf(ws->server_id, sizeof ws->server_id, "tickflow-0.1.0 %.40s:%d", host, (int)getpid());
+    if (!(ws->srcpoll = calloc(1, sizeof *ws->srcpoll))) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    ws->srcpoll->ws = ws;
+    ws->srcpoll->started_us = tf_now_us();
     /* 1 s and 1 m candles aggregate from the start, so a history subscribe
      * to them finds the aggregator warm (no partial bucket to wait for) */
     if (!(ws->fixed[0] = group_ref(ws, 1000)) || !(ws->fixed[1] = group_ref(ws, 60000))) {
@@ -1915,5 +1980,7 @@ void tf_ws_free(tf_ws *ws)
     free(ws->wild.v);
     free(ws->waiting.v);
     free(ws->scratch);
+    if (ws->srcpoll && ws->srcpoll->inflight) ws->srcpoll->ws = NULL; /* its callback frees it */
+    else free(ws->srcpoll);
     free(ws);
 }

@@ -32,6 +32,7 @@ import time
 
 import tfharness as h
 from test_sse import SSE
+from test_ws import WS
 
 RATE = 40.0  # tape trades per second
 SYMBOLS = ["AAPL", "MSFT"]
@@ -644,9 +645,17 @@ def source_status(sse, timeout=20.0, skip_start=False):
     return None
 
 
+def ws_source_status(ws, skip_start=False, timeout=20.0):
+    """The next WebSocket status message of the live providers."""
+    m, _ = ws.recv_until(lambda m: m.get("type") == "status" and m.get("component") == "source" and
+                         not (skip_start and m.get("previous") is None), timeout)
+    return m
+
+
 def test_run_ready_and_metrics(c):
     """tickflow run --source.enabled: /ready names the active provider,
-    /metrics and an SSE status event follow a switch."""
+    /metrics, an SSE status event and a WebSocket status message follow a
+    switch."""
     setup()
     port = h.free_port()
     p = h.Proc(["run", "--pg-url", PG.url, "--port", str(port), "--http.bind", "127.0.0.1",
@@ -665,12 +674,18 @@ def test_run_ready_and_metrics(c):
                "alpaca trades written")
     sse = SSE(port)
     c.eq(sse.status, 200, "SSE connected")
+    ws = WS(port)
+    c.eq(ws.status, 101, "WebSocket connected")
     SV.alpaca.mode = "quiet"
     h.wait_for(lambda: metric(port, 'tickflow_source_active{source="finnhub"}') == 1, 30, "finnhub active")
     ev = source_status(sse, skip_start=True)  # the start may come first: it can be newer than the server
     c.check(ev and ev["status"] == "ok" and ev["source"] == "finnhub" and ev["previous"] == "alpaca" and
             "stalled" in ev["reason"] and ev.get("at"), "SSE status event names the switch (same process)", str(ev))
     sse.close()
+    m = ws_source_status(ws, skip_start=True)
+    c.check(m["status"] == "ok" and m["source"] == "finnhub" and m["previous"] == "alpaca" and "stalled" in m["reason"]
+            and isinstance(m.get("seq"), int) and m["seq"] > 0, "WebSocket status message names the switch", str(m))
+    ws.sock.close()
     c.eq(metric(port, 'tickflow_source_active{source="alpaca"}'), 0, "alpaca no longer active")
     c.eq(metric(port, "tickflow_source_switches_total"), 1, "one switch counted")
     st, body = h.http_json("GET", "http://127.0.0.1:%d/ready" % port)
@@ -692,6 +707,8 @@ def test_sse_status_from_a_separate_ingest(c):
     h.wait_for(lambda: h.http("GET", "http://127.0.0.1:%d/health" % port, timeout=5)[0] == 200, 60, "server up")
     sse = SSE(port)
     c.eq(sse.status, 200, "SSE connected")
+    ws = WS(port)  # its recv checks hello first and every seq
+    c.eq(ws.status, 101, "WebSocket connected")
     p = ingest("alpaca,finnhub", stall=1.0, probe=1.0)
     ev = source_status(sse)
     c.check(ev and ev["status"] == "ok" and ev["source"] == "alpaca" and ev["previous"] is None,
@@ -706,8 +723,15 @@ def test_sse_status_from_a_separate_ingest(c):
     ev = source_status(sse)
     c.check(ev and ev["source"] == "alpaca" and ev["previous"] == "finnhub" and "delivers again" in ev["reason"],
             "and back to alpaca", str(ev))
+    msgs = [ws_source_status(ws) for _ in range(3)]
+    c.eq([(m["previous"], m["source"]) for m in msgs], [(None, "alpaca"), ("alpaca", "finnhub"), ("finnhub", "alpaca")],
+         "the same three as WebSocket status messages")
+    c.eq([m["seq"] for m in msgs], sorted(m["seq"] for m in msgs), "in seq order")
+    c.check(msgs[1].get("instance", "").endswith(":%d" % p.p.pid) and "stalled" in msgs[1]["reason"],
+            "with the instance and the reason", str(msgs[1]))
     stop(c, p)
     sse.close()
+    ws.sock.close()
     c.eq(srv.stop(), 0, "server exits 0")
     n = int(PG.scalar("SELECT count(*) FROM tickflow_source_switches WHERE instance LIKE '%%:%d'" % p.p.pid))
     c.eq(n, 3, "three rows: start, away, back")
@@ -764,9 +788,10 @@ def test_key_retention(c):
     c.eq(dl, {"alpaca": 2, "finnhub": 1}, "logged per provider with the count")
 
 
-# DESIGN section 9 on the upstream (hello, seq, subscribe with since): the
-# strict resume check needs it; an upstream without it gets the lenient one.
-REQUIRE_RESUME = False
+# DESIGN section 9 on the upstream (hello, seq, subscribe with since): our
+# own server has it, so the strict check is required; TF_UPSTREAM_BIN=<an
+# older build> with TF_REQUIRE_RESUME=0 runs the lenient one against it.
+REQUIRE_RESUME = os.environ.get("TF_REQUIRE_RESUME", "1") != "0"
 
 
 def test_tickflow_resume_on_seq_gap_and_lag(c):
