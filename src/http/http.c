@@ -676,6 +676,23 @@ void tf_http_error(tf_http_req *r, int status, const char *code, const char *mes
     tf_http_respond(r, status, "application/json", out, (size_t)n);
 }
 
+int tf_http_reject_unknown(tf_http_req *r, const char *const *known, int n)
+{
+    for (int i = 0; i < r->nq; i++) {
+        const char *name = r->qnames[i];
+        int k = 0;
+        while (k < n && strcmp(known[k], name) != 0) k++;
+        if (k < n) continue;
+        size_t nl = strlen(name);
+        const char *shown = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl) ? name : "?";
+        char m[80];
+        snprintf(m, sizeof m, "unknown parameter '%s'", shown);
+        tf_http_error(r, 400, "unknown_parameter", m, shown);
+        return -1;
+    }
+    return 0;
+}
+
 int tf_http_add_header(tf_http_req *r, const char *name, const char *value)
 {
     if (r->state != REQ_OPEN) return -1;

@@ -162,6 +162,12 @@ void tf_http_json(tf_http_req *r, int status, const char *json);
  * NULL). message and param are JSON-escaped here. Finishes. */
 void tf_http_error(tf_http_req *r, int status, const char *code, const char *message,
                    const char *param);
+/* The rule on every endpoint for query keys: a key not in known[0..n) is
+ * answered 400 unknown_parameter naming it (the first such key; "?" when
+ * it is not short UTF-8), and -1 is returned (the request is finished);
+ * 0 when every key is known (nothing sent). known may be NULL when n is 0,
+ * for a route that takes no query parameter. */
+int tf_http_reject_unknown(tf_http_req *r, const char *const *known, int n);
 
 /*
  * Streaming. tf_http_stream_begin sends the status line and headers with

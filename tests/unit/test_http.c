@@ -160,7 +160,7 @@ static void test_hist_parse(void)
         const char *qs, *param;
     } errs[] = {
         {"limit=0", "limit"}, {"limit=10001", "limit"}, {"limit=1x", "limit"},
-        {"ticker=a", "ticker"}, {"market_code=X", "market_code"}, {"trade_type=B", "trade_type"},
+        {"ticker=a_b", "ticker"}, {"market_code=X", "market_code"}, {"trade_type=B", "trade_type"},
         {"start=x", "start"}, {"end=2026-02-30", "end"}, {"duration=0s", "duration"},
         {"duration=367d", "duration"}, {"start=2026-11-20&end=2026-11-19", "start"},
         {"start=2026-11-20&end=2026-11-21&duration=1h", "duration"}, {"interval=2m", "interval"},
@@ -175,6 +175,8 @@ static void test_hist_parse(void)
         TF_CHECK(rc == -1 && strcmp(bad, errs[i].param) == 0);
     }
     TF_EQ_INT(hist("Ticker=AAPL", NULL, &q, &bad), -2); /* names are case-sensitive */
+    TF_EQ_INT(hist("ticker=brk.b", NULL, &q, &bad), 0);   /* tickers are not: upper-cased */
+    TF_EQ_STR(q.ticker, "BRK.B");
     TF_EQ_INT(hist("a=1&ticker=AAPL", NULL, &q, &bad), -2);
     TF_EQ_INT(hist("ticker=AAPL&zz=1", NULL, &q, &bad), -3);
 }
