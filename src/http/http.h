@@ -70,8 +70,8 @@ int tf_server_run(tf_server *s);
 void tf_server_stop(tf_server *s);
 
 /* Frees everything; the server must have been stopped and drained (or never
- * run). Accepts NULL. Pending tf_server_post() callbacks run before return
- * (with the loop no longer serving) so their arguments get freed. */
+ * run). Accepts NULL. Callbacks still queued by tf_server_post() ran when the
+ * server finished running (or run here if it never ran). */
 void tf_server_free(tf_server *s);
 
 uv_loop_t *tf_server_loop(tf_server *s);
@@ -90,10 +90,13 @@ typedef void (*tf_server_hook)(tf_server *s, void *ud);
 int tf_server_on_shutdown(tf_server *s, tf_server_hook fn, void *ud);
 
 /*
- * Runs fn(arg) on the loop thread soon. Thread-safe (uv_async + a mutexed
- * queue). Returns 0, or -1 when out of memory (fn is then never called).
- * Callbacks posted after the server stopped still run (from tf_server_free at
- * the latest) so arg can always be freed by fn.
+ * Runs fn(arg) on the loop thread soon, in posting order (common/tq.h, the
+ * one thread->loop hand-off). From any thread but the loop's own: while
+ * 1024 callbacks are queued it waits (back-pressure, on a condition) until
+ * the loop has run some. Returns 0 (arg TRANSFERRED: fn receives it exactly
+ * once; what is queued when the server finishes running still runs then),
+ * or -1 once the server has finished running: fn is never called and the
+ * caller still owns arg. A poster must stop before tf_server_free.
  */
 int tf_server_post(tf_server *s, void (*fn)(void *arg), void *arg);
 
