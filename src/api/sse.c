@@ -14,7 +14,7 @@
  *
  * Lifetime: the tf_sse is reference counted: one reference for the owner and
  * one per posted batch / query in flight, so a callback that runs after
- * tf_sse_free (a posted batch drained by tf_server_free, a query answered
+ * tf_sse_free (a posted batch the server runs as it finishes, a query answered
  * with TF_PGA_ECANCELED by tf_pga_free) finds the handle still allocated
  * (marked released) and only frees its own data. Routes are registered last
  * and removed again (tf_server_unroute) if setup fails, so a failed attach
