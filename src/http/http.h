@@ -4,8 +4,8 @@
  * and Server-Sent Events (sse*.c) code build on.
  *
  * Threading: everything here runs on the loop thread and must be called from
- * it, except tf_server_stop() and tf_server_post() which are safe from any
- * thread (tf_server_stop also from a signal handler).
+ * it, except tf_server_stop(), safe from any thread and a signal handler,
+ * and tf_server_post(), for the other threads (it may wait for room).
  *
  * Life of a request:
  *   - the router calls the handler registered for (method, path) on the loop
