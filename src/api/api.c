@@ -154,14 +154,10 @@ static int parse_tickers(gen_req *g, json_t *v)
     json_array_foreach(v, i, t) {
         const char *s = json_is_string(t) ? json_string_value(t) : NULL;
         size_t sl = s ? json_string_length(t) : 0;
-        char up[TF_TICKER_MAX];
-        int ok = s && sl > 0 && sl < sizeof up && strlen(s) == sl;
-        for (size_t k = 0; ok && k < sl; k++) up[k] = (char)(s[k] >= 'a' && s[k] <= 'z' ? s[k] - 32 : s[k]);
-        if (ok) up[sl] = '\0';
-        if (!ok || !tf_ticker_valid(up, sl)) {
+        char up[TF_TICKER_MAX]; /* any case in, upper-case stored (tf_ticker_norm) */
+        if (!s || strlen(s) != sl || tf_ticker_norm(s, sl, up) != 0) {
             g->bad = "tickers";
-            snprintf(g->err, sizeof g->err,
-                     "tickers[%zu] is not a valid ticker (A-Z, 0-9, '.', '-', 1-15 chars)", i);
+            snprintf(g->err, sizeof g->err, "tickers[%zu] is not a valid ticker (" TF_TICKER_RULE ")", i);
             return -1;
         }
         off += (size_t)snprintf(g->tickers + off, sizeof g->tickers - off, "%s%s", off ? "," : "", up);
@@ -504,12 +500,8 @@ static void job_post(tf_api *a, int kind, tf_http_req *r)
         tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    if (tf_http_query_count(r) > 0) {
-        const char *nm;
-        tf_http_query_at(r, 0, &nm, NULL, NULL);
+    if (tf_http_reject_unknown(r, NULL, 0)) { /* a JSON body, no query parameters */
         free(x);
-        tf_http_error(r, 400, "unknown_parameter", "this endpoint takes a JSON body, not query parameters",
-                      tf_utf8_valid((const unsigned char *)nm, strlen(nm)) ? nm : "?");
         return;
     }
     int prc = kind == TF_API_JOB_GENERATE ? parse_gen_body(tf_server_config(a->srv), body, len, &x->g)
@@ -550,6 +542,7 @@ static void job_post(tf_api *a, int kind, tf_http_req *r)
 
 static void job_list(tf_api *a, int kind, tf_http_req *r)
 {
+    if (tf_http_reject_unknown(r, NULL, 0)) return;
     jobset *k = &a->kinds[kind];
     size_t cap = 64 + (size_t)k->njobs * 2048, n = 0;
     char *out = malloc(cap);
@@ -580,6 +573,7 @@ static gjob *find_job(jobset *k, tf_http_req *r)
 
 static void job_get(tf_api *a, int kind, tf_http_req *r, int stop)
 {
+    if (tf_http_reject_unknown(r, NULL, 0)) return;
     jobset *k = &a->kinds[kind];
     gjob *j = find_job(k, r);
     if (!j) {

@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "event/trade.h"
 #include "process/indicators.h"
 #include "process/signals.h"
 #include "process/track.h"
@@ -154,15 +155,18 @@ static int ok_rule(const char *p, size_t n)
     return tf_sig_rule_from_name(b) >= 0;
 }
 
+/* Tickers are any case on input (tf_ticker_norm, the rule on every endpoint);
+ * list_param keeps the bytes as given, so the caller upper-cases the list. */
 static int ok_ticker(const char *p, size_t n)
 {
-    if (n > 15) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
-            return 0;
-    }
-    return 1;
+    char t[TF_TICKER_MAX];
+    return tf_ticker_norm(p, n, t) == 0;
+}
+
+static void upper_ascii(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'a' && *s <= 'z') *s = (char)(*s - 'a' + 'A');
 }
 
 /* a watchlist name as migration 13 allows it: [A-Za-z0-9_.-]{1,64} */
@@ -227,10 +231,11 @@ static int parse_common(tf_http_req *r, const char *const *known, int nknown, fi
             }
         } else if (!strcmp(name, "ticker")) {
             if (list_param(val, f->tickers, sizeof f->tickers, ok_ticker, &why)) {
-                snprintf(m, sizeof m, "ticker: %s (a comma list of tickers)", why);
+                snprintf(m, sizeof m, "ticker: %s (a comma list of tickers, each " TF_TICKER_RULE ")", why);
                 tf_http_error(r, 400, "invalid_parameter", m, "ticker");
                 return -1;
             }
+            upper_ascii(f->tickers);
         } else if (!strcmp(name, "watchlist")) {
             if (list_param(val, f->wls, sizeof f->wls, ok_wl, &why)) {
                 snprintf(m, sizeof m, "watchlist: %s (a comma list of watchlist names)", why);
@@ -401,17 +406,7 @@ static void h_one(tf_http_req *r, void *ud)
 {
     const char *id = tf_http_path_rest(r);
     size_t n = strlen(id);
-    if (tf_http_query_count(r) > 0) {
-        const char *name, *val;
-        size_t vl;
-        tf_http_query_at(r, 0, &name, &val, &vl);
-        size_t nl = strlen(name);
-        const char *shown = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl) ? name : "?";
-        char m[120];
-        snprintf(m, sizeof m, "unknown parameter '%s' (this route takes none)", shown);
-        tf_http_error(r, 400, "unknown_parameter", m, shown);
-        return;
-    }
+    if (tf_http_reject_unknown(r, NULL, 0)) return; /* takes none */
     if (n < 3 || n > 200 || strncmp(id, "s-", 2) != 0 || !tf_utf8_valid((const unsigned char *)id, n)) {
         tf_http_error(r, 404, "not_found", "no such signal", NULL);
         return;
@@ -664,8 +659,10 @@ static void h_ind(tf_http_req *r, void *ud)
     filt f;
     if (parse_common(r, known, 5, &f)) return;
     const char *tk = tf_http_query(r, "ticker");
-    if (!tk || !ok_ticker(tk, strlen(tk)) || !tk[0]) {
-        tf_http_error(r, 400, "invalid_parameter", tk ? "ticker must be one ticker" : "ticker is required", "ticker");
+    char tku[TF_TICKER_MAX];
+    if (!tk || tf_ticker_norm(tk, strlen(tk), tku) != 0) {
+        tf_http_error(r, 400, "invalid_parameter",
+                      tk ? "ticker must be one ticker, " TF_TICKER_RULE : "ticker is required", "ticker");
         return;
     }
     const char *iv = tf_http_query(r, "interval");
@@ -676,7 +673,7 @@ static void h_ind(tf_http_req *r, void *ud)
     }
     qjob *j = job_new(ud, r);
     if (!j) return;
-    snprintf(j->ticker, sizeof j->ticker, "%s", tk);
+    snprintf(j->ticker, sizeof j->ticker, "%s", tku);
     snprintf(j->interval, sizeof j->interval, "%s", iv);
     tf_ind_params_default(&j->ip);
     const char *nm = tf_http_query(r, "names");

@@ -181,12 +181,12 @@ int tf_hist_parse(const tf_config *cfg, const tf_hist_param *ps, int np, const c
         snprintf(q->interval, sizeof q->interval, "%s", s);
     }
     if (v[0]) {
-        if (!tf_ticker_valid(v[0]->value, v[0]->vlen)) {
+        /* any case on input, stored upper-case (tf_ticker_norm) */
+        if (tf_ticker_norm(v[0]->value, v[0]->vlen, q->ticker) != 0) {
             *bad = "ticker";
-            snprintf(msg, msglen, "ticker must be 1-15 characters of A-Z, 0-9, '.', '-'");
+            snprintf(msg, msglen, "ticker must be " TF_TICKER_RULE);
             return -1;
         }
-        snprintf(q->ticker, sizeof q->ticker, "%s", v[0]->value);
     }
     if (v[1]) {
         if (!tf_market_valid(v[1]->value, v[1]->vlen)) {

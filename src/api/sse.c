@@ -14,7 +14,7 @@
  *
  * Lifetime: the tf_sse is reference counted: one reference for the owner and
  * one per posted batch / query in flight, so a callback that runs after
- * tf_sse_free (a posted batch drained by tf_server_free, a query answered
+ * tf_sse_free (a posted batch the server runs as it finishes, a query answered
  * with TF_PGA_ECANCELED by tf_pga_free) finds the handle still allocated
  * (marked released) and only frees its own data. Routes are registered last
  * and removed again (tf_server_unroute) if setup fails, so a failed attach
@@ -179,16 +179,16 @@ static int parse_list(const char *name, const char *v, sse_filter *f, char *msg,
         if (!n) continue;
         any = 1;
         if (strcmp(name, "ticker") == 0) {
-            for (size_t i = 0; i < n; i++) tok[i] = (char)toupper((unsigned char)tok[i]);
-            if (!tf_ticker_valid(tok, n)) {
-                snprintf(msg, cap, "ticker '%.40s' is not a valid ticker", tok);
-                return -1;
-            }
             if (f->nt == MAX_FILTER) {
                 snprintf(msg, cap, "at most %d tickers", MAX_FILTER);
                 return -1;
             }
-            snprintf(f->tickers[f->nt++], TF_TICKER_MAX, "%s", tok);
+            /* any case in, upper-case compared (tf_ticker_norm) */
+            if (tf_ticker_norm(tok, n, f->tickers[f->nt]) != 0) {
+                snprintf(msg, cap, "ticker '%.40s' is not a valid ticker (" TF_TICKER_RULE ")", tok);
+                return -1;
+            }
+            f->nt++;
         } else if (strcmp(name, "type") == 0) {
             int t = tf_anomaly_from_name(tok);
             if (t < 0) {
@@ -868,11 +868,20 @@ static int parse_filters(tf_http_req *r, sse_filter *f, const char *const *extra
             if (!strcmp(name, extra[k])) known = 1;
         if (!known) {
             snprintf(msg, cap, "unknown parameter '%.40s'", name);
-            return -1;
+            return -2;
         }
     }
     *param = NULL;
     return 0;
+}
+
+/* The 400 for a parse_filters failure: an unknown key is unknown_parameter,
+ * a bad value invalid_parameter (the rule on every endpoint). */
+static void filter_error(tf_http_req *r, int rc, const char *msg, const char *param)
+{
+    size_t pl = param ? strlen(param) : 0;
+    if (param && (pl >= 40 || !tf_utf8_valid((const unsigned char *)param, pl))) param = "?";
+    tf_http_error(r, 400, rc == -2 ? "unknown_parameter" : "invalid_parameter", msg, param);
 }
 
 static void h_stream(tf_http_req *r, void *ud);
@@ -889,8 +898,9 @@ static void h_stream(tf_http_req *r, void *ud)
         tf_http_error(r, 503, "unavailable", "server is shutting down", NULL);
         return;
     }
-    if (parse_filters(r, &f, extra, 1, msg, sizeof msg, &param)) {
-        tf_http_error(r, 400, "invalid_parameter", msg, param);
+    int frc = parse_filters(r, &f, extra, 1, msg, sizeof msg, &param);
+    if (frc) {
+        filter_error(r, frc, msg, param);
         return;
     }
     const char *last = tf_http_header(r, "Last-Event-ID");
@@ -1029,9 +1039,10 @@ static void h_list(tf_http_req *r, void *ud)
         tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    if (parse_filters(r, &j->f, extra, 4, msg, sizeof msg, &param)) {
+    int frc = parse_filters(r, &j->f, extra, 4, msg, sizeof msg, &param);
+    if (frc) {
         free(j);
-        tf_http_error(r, 400, "invalid_parameter", msg, param);
+        filter_error(r, frc, msg, param);
         return;
     }
     int64_t ts[2] = {0, 0};

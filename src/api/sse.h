@@ -56,8 +56,9 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, tf_pga *db, const tf_config *cf
                       char *errbuf, size_t errlen);
 
 /* Stops the threads and releases this handle. Call after tf_server_run()
- * returned and BEFORE tf_server_free() (which may still run callbacks this
- * module posted; they see the handle released and only free their data).
+ * returned and BEFORE tf_server_free() (callbacks this module posted ran
+ * when the server finished running; a post after that is refused and its
+ * batch freed here, on the feed thread).
  * Accepts NULL. */
 void tf_sse_free(tf_sse *x);
 

@@ -30,14 +30,7 @@ static int fail(tf_ws_err *e, const char *code, const char *param, const char *f
 
 int tf_ws_ticker_norm(const char *s, size_t len, char out[TF_TICKER_MAX])
 {
-    if (len == 0 || len >= TF_TICKER_MAX) return -1;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
-        out[i] = ch;
-    }
-    out[len] = '\0';
-    return tf_ticker_valid(out, len) ? 0 : -1;
+    return tf_ticker_norm(s, len, out); /* the one rule on every endpoint */
 }
 
 void tf_ws_cmd_clear(tf_ws_cmd *cmd)

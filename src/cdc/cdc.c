@@ -78,6 +78,8 @@ struct tf_cdc {
     pthread_mutex_t mu; /* guards st and the sleep cv */
     pthread_cond_t cv;
     tf_cdc_status st;
+    void (*on_end)(void *); /* under mu (tf_cdc_on_end) */
+    void *on_end_ud;
 
     PGconn *conn;
     char dbname[128];
@@ -131,12 +133,29 @@ static int parse_lsn(const char *s, uint64_t *out)
 
 static void set_state(tf_cdc *c, int state, const char *err)
 {
+    void (*fn)(void *) = NULL;
+    void *ud = NULL;
     pthread_mutex_lock(&c->mu);
     c->st.state = state;
     c->st.state_name = state_names[state];
     if (err)
         snprintf(c->st.last_error, sizeof(c->st.last_error), "%.*s", (int)sizeof(c->st.last_error) - 1, err);
+    if (state == TF_CDC_FAILED || state == TF_CDC_STOPPED) {
+        fn = c->on_end;
+        ud = c->on_end_ud;
+    }
     pthread_mutex_unlock(&c->mu);
+    if (fn) fn(ud); /* outside mu: it may read the status */
+}
+
+void tf_cdc_on_end(tf_cdc *c, void (*fn)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&c->mu);
+    c->on_end = fn;
+    c->on_end_ud = ud;
+    int ended = c->st.state == TF_CDC_FAILED || c->st.state == TF_CDC_STOPPED;
+    pthread_mutex_unlock(&c->mu);
+    if (ended && fn) fn(ud);
 }
 
 /* Sleeps up to ms unless stop is requested. */

@@ -69,6 +69,12 @@ void tf_cdc_free(tf_cdc *c);
 
 void tf_cdc_get_status(tf_cdc *c, tf_cdc_status *out);
 
+/* Has fn(ud) called when replication ends (state failed or stopped): from
+ * the CDC thread, or at once from this call when it has already ended. So a
+ * command waits for the end instead of polling the state. fn must be quick
+ * and safe from any thread (e.g. a write to a pipe); NULL removes it. */
+void tf_cdc_on_end(tf_cdc *c, void (*fn)(void *ud), void *ud);
+
 /* "1/2A3B4C" into buf (>= 20 bytes). */
 const char *tf_lsn_fmt(uint64_t lsn, char *buf);
 

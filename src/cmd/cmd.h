@@ -7,6 +7,8 @@
 #ifndef TF_CMD_H
 #define TF_CMD_H
 
+#include <stdint.h>
+
 #include "common/config.h"
 
 int tf_cmd_migrate(tf_config *cfg, int npos, const char **pos);  /* cmd_migrate.c  */
@@ -53,6 +55,12 @@ int tf_cmd_stop_requested(void);
 /* Blocks until a stop signal arrives or timeout_ms pass (a self-pipe the
  * handler writes, not a sleep). Returns 1 when a stop was requested. */
 int tf_cmd_wait_stop(int timeout_ms);
+/* Wakes a tf_cmd_wait_stop early without asking for a stop (it then returns
+ * 0 and the caller looks at what changed). Any thread; async-signal-safe. */
+void tf_cmd_wake(void);
+/* Milliseconds from now until the tf_mono_us() instant mono_us, rounded up,
+ * at least 0: a tf_cmd_wait_stop timeout that never becomes "forever". */
+int tf_cmd_ms_until(int64_t mono_us);
 /* Logs one error line (what, with err as its "error" field) and returns
  * code: errors are reported once, as JSON, on stderr. */
 int tf_cmd_fail(const char *cmd, int code, const char *what, const char *err);

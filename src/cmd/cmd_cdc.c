@@ -21,6 +21,14 @@
 #include "common/metrics.h"
 #include "common/util.h"
 
+#define REPORT_US (10 * 1000000LL) /* a status line every 10 s */
+
+static void wake_main(void *ud)
+{
+    (void)ud;
+    tf_cmd_wake();
+}
+
 int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
 {
     if (tf_cmd_no_args("cdc", npos, pos) != 0)
@@ -37,7 +45,9 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
         tf_metrics_free(m);
         return 1;
     }
-    /* Fail fast on a broker that cannot be reached at all. */
+    /* Fail fast on a broker that cannot be reached at all: a deliberate
+     * bounded retry (10 s, every 100 ms; a stop ends it), since librdkafka
+     * has no "first broker up" event to wait on. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
     while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_wait_stop(100))
         ;
@@ -56,17 +66,20 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
     }
     tf_info("cdc", "started", TF_STR("slot", cfg->cdc_slot), TF_STR("publication", cfg->cdc_publication),
             TF_STR("brokers", cfg->kafka_brokers));
-    int64_t last_report = tf_mono_us();
+    /* wait for a stop signal, the end of replication (the CDC thread wakes
+     * us: no polling of its state) or the next status line */
+    tf_cdc_on_end(cdc, wake_main, NULL);
+    int64_t next_report = tf_mono_us() + REPORT_US;
     int code = 0;
-    while (!tf_cmd_wait_stop(1000)) {
+    while (!tf_cmd_wait_stop(tf_cmd_ms_until(next_report))) {
         tf_cdc_status now;
         tf_cdc_get_status(cdc, &now);
         if (now.state == TF_CDC_FAILED) { /* fatal: logged by the CDC thread */
             code = 1;
             break;
         }
-        if (tf_mono_us() - last_report >= 10 * 1000000LL) {
-            last_report = tf_mono_us();
+        if (tf_mono_us() >= next_report) {
+            next_report = tf_mono_us() + REPORT_US;
             tf_cdc_status st;
             tf_cdc_get_status(cdc, &st);
             tf_info("cdc", "status", TF_STR("state", st.state_name), TF_INT("events", (long long)st.events),

@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "http/http.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -62,10 +64,33 @@ int tf_cmd_wait_stop(int timeout_ms)
     struct pollfd p = {stop_pipe[0], POLLIN, 0};
     if (stop_pipe[0] >= 0) {
         if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR) return stop_flag;
+        /* empty the pipe (non-blocking): a wake-up is seen once, not again
+         * by every later wait */
+        char b[64];
+        if (!stop_flag)
+            while (read(stop_pipe[0], b, sizeof b) > 0)
+                ;
     } else {
         poll(NULL, 0, timeout_ms); /* no pipe (pipe2 failed): a plain wait */
     }
     return stop_flag;
+}
+
+int tf_cmd_ms_until(int64_t mono_us)
+{
+    int64_t left = mono_us - tf_mono_us();
+    if (left <= 0) return 0;
+    return left > INT32_MAX * 1000LL ? INT32_MAX : (int)((left + 999) / 1000);
+}
+
+void tf_cmd_wake(void)
+{
+    if (stop_pipe[1] >= 0) {
+        int saved = errno;
+        ssize_t w = write(stop_pipe[1], "w", 1); /* a full pipe already wakes */
+        (void)w;
+        errno = saved;
+    }
 }
 
 int tf_cmd_fail(const char *cmd, int code, const char *what, const char *err)

@@ -49,10 +49,11 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
         tf_metrics_free(m);
         return 1;
     }
-    int64_t last_report = tf_mono_us();
-    while (!tf_cmd_wait_stop(1000)) {
-        if (tf_mono_us() - last_report >= 10 * 1000000LL) {
-            last_report = tf_mono_us();
+    /* wait for a stop signal or the next status line (no 1 s polling) */
+    int64_t next_report = tf_mono_us() + 10 * 1000000LL;
+    while (!tf_cmd_wait_stop(tf_cmd_ms_until(next_report))) {
+        if (tf_mono_us() >= next_report) {
+            next_report = tf_mono_us() + 10 * 1000000LL;
             tf_processor_stats s;
             tf_processor_get_stats(p, &s);
             tf_info("process", "status", TF_INT("trades", s.trades), TF_INT("anomalies", s.anomalies),

@@ -1,4 +1,5 @@
-/* trade.c - the identifiers a trade carries and its market's tick size. */
+/* trade.c - the identifiers a trade carries (and the one input rule for a
+ * ticker: any case, upper-cased) and its market's tick size. */
 #include "event/trade.h"
 
 #include <string.h>
@@ -11,6 +12,24 @@ int tf_ticker_valid(const char *s, size_t len)
         if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) return 0;
     }
     return 1;
+}
+
+int tf_ticker_norm(const char *s, size_t len, char out[TF_TICKER_MAX])
+{
+    /* into t first: out may be s itself (an in-place upper-casing) */
+    char t[TF_TICKER_MAX];
+    int ok = len > 0 && len < TF_TICKER_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = s[i];
+        t[i] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+    }
+    if (!ok || !tf_ticker_valid(t, len)) {
+        out[0] = '\0';
+        return -1;
+    }
+    t[len] = '\0';
+    memcpy(out, t, len + 1);
+    return 0;
 }
 
 int tf_market_valid(const char *s, size_t len)

@@ -29,6 +29,16 @@ typedef struct tf_trade {
 
 /* Returns 1 when s is a valid ticker: 1..15 chars of [A-Z0-9.-]. */
 int tf_ticker_valid(const char *s, size_t len);
+
+/* The one rule for a ticker given on input (query, body, subscription,
+ * file): case-insensitive, upper-cased, then tf_ticker_valid. Writes the
+ * upper-cased NUL-terminated ticker to out (borrowed, TF_TICKER_MAX bytes)
+ * and returns 0, or returns -1 (out then holds "") when s[0..len) is not a
+ * ticker. s need not be NUL-terminated; out may be s itself (in place,
+ * then out needs only len + 1 bytes). */
+int tf_ticker_norm(const char *s, size_t len, char out[TF_TICKER_MAX]);
+/* What an endpoint says when tf_ticker_norm refuses (param "ticker"). */
+#define TF_TICKER_RULE "1-15 characters of A-Z, 0-9, '.', '-' (any case)"
 /* Returns 1 for KOSPI, KOSDAQ, NASDAQ, NYSE. */
 int tf_market_valid(const char *s, size_t len);
 

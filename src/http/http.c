@@ -12,7 +12,8 @@
  * what it hands us into a per-request buffer bounded by the header limit.
  *
  * Structure: one tf_server owns a listening socket, the connections (a
- * doubly linked list), the router and a thread-safe post queue (uv_async).
+ * doubly linked list), the router and the cross-thread post queue (the
+ * project's one hand-off, common/tq.h).
  * It knows HTTP only: no endpoint, no database (the application registers
  * /health, /ready, /metrics and / like any other route). A connection handles one request at a
  * time: after a message is parsed the parser is paused and further bytes are
@@ -36,6 +37,7 @@
 #include <sys/resource.h>
 
 #include "common/log.h"
+#include "common/tq.h"
 #include "common/util.h"
 
 #define MAX_HEADERS 64
@@ -59,12 +61,6 @@ typedef struct hook {
     tf_server_hook fn;
     void *ud;
 } hook;
-
-typedef struct post_item {
-    void (*fn)(void *);
-    void *arg;
-    struct post_item *next;
-} post_item;
 
 typedef struct hdr {
     uint32_t noff, nlen, voff, vlen;
@@ -149,15 +145,19 @@ struct tf_server {
     int listening;
     int port;
     uv_async_t stop_async;
-    uv_async_t post_async;
     uv_timer_t grace_timer;
-    int handles_open;       /* async x2 + grace timer + listener */
+    int handles_open;       /* stop async + grace timer */
     volatile int stop_requested;
     int stopping;
     int done;
     int forced;
-    pthread_mutex_t post_mu;
-    post_item *post_head, *post_tail;
+    /* tf_server_post: post_q is the queue until the server finished
+     * running (then NULL). Posters hold post_lk shared while they post (and
+     * may block there on a full queue, which the loop drains); the loop
+     * closes the queue first, so blocked posters return, then takes the lock
+     * exclusively to clear post_q, so no poster touches a freed queue. */
+    tf_tq *post_q;
+    pthread_rwlock_t post_lk;
     route *routes;
     int nroutes, caproutes;
     hook *hooks;
@@ -674,6 +674,23 @@ void tf_http_error(tf_http_req *r, int status, const char *code, const char *mes
     }
     if (n < 0 || (size_t)n >= sizeof out) n = (int)strlen(out);
     tf_http_respond(r, status, "application/json", out, (size_t)n);
+}
+
+int tf_http_reject_unknown(tf_http_req *r, const char *const *known, int n)
+{
+    for (int i = 0; i < r->nq; i++) {
+        const char *name = r->qnames[i];
+        int k = 0;
+        while (k < n && strcmp(known[k], name) != 0) k++;
+        if (k < n) continue;
+        size_t nl = strlen(name);
+        const char *shown = nl < 40 && tf_utf8_valid((const unsigned char *)name, nl) ? name : "?";
+        char m[80];
+        snprintf(m, sizeof m, "unknown parameter '%s'", shown);
+        tf_http_error(r, 400, "unknown_parameter", m, shown);
+        return -1;
+    }
+    return 0;
 }
 
 int tf_http_add_header(tf_http_req *r, const char *name, const char *value)
@@ -1316,41 +1333,28 @@ const char *tf_http_body(const tf_http_req *r, size_t *len)
 
 /* ---- post queue -------------------------------------------------------- */
 
-static void drain_posts(tf_server *s)
-{
-    for (;;) {
-        pthread_mutex_lock(&s->post_mu);
-        post_item *it = s->post_head;
-        s->post_head = s->post_tail = NULL;
-        pthread_mutex_unlock(&s->post_mu);
-        if (!it) return;
-        while (it) {
-            post_item *nx = it->next;
-            it->fn(it->arg);
-            free(it);
-            it = nx;
-        }
-    }
-}
-
-static void on_post_async(uv_async_t *a)
-{
-    drain_posts(a->data);
-}
+/* Room for this many callbacks before a poster waits (back-pressure on the
+ * producing thread, never a drop): a few seconds of SSE batches. */
+#define POST_CAP 1024
 
 int tf_server_post(tf_server *s, void (*fn)(void *), void *arg)
 {
-    post_item *it = malloc(sizeof *it);
-    if (!it) return -1;
-    it->fn = fn;
-    it->arg = arg;
-    it->next = NULL;
-    pthread_mutex_lock(&s->post_mu);
-    if (s->post_tail) s->post_tail->next = it; else s->post_head = it;
-    s->post_tail = it;
-    pthread_mutex_unlock(&s->post_mu);
-    uv_async_send(&s->post_async);
-    return 0;
+    pthread_rwlock_rdlock(&s->post_lk);
+    int rc = s->post_q ? tf_tq_post(s->post_q, fn, arg, -1) : TF_TQ_ECLOSED;
+    pthread_rwlock_unlock(&s->post_lk);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Loop thread: runs what is queued, refuses later posts and lets the queue
+ * free itself when the loop runs its close callbacks. */
+static void close_posts(tf_server *s)
+{
+    if (!s->post_q) return;
+    tf_tq *q = s->post_q;
+    tf_tq_close(q, NULL); /* runs the queued calls; waiting posters return */
+    pthread_rwlock_wrlock(&s->post_lk);
+    s->post_q = NULL;
+    pthread_rwlock_unlock(&s->post_lk);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -1364,8 +1368,8 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void close_server_handles(tf_server *s)
 {
+    close_posts(s);
     uv_close((uv_handle_t *)&s->stop_async, on_handle_closed);
-    uv_close((uv_handle_t *)&s->post_async, on_handle_closed);
     uv_close((uv_handle_t *)&s->grace_timer, on_handle_closed);
 }
 
@@ -1387,7 +1391,6 @@ static void maybe_done(tf_server *s)
         return;
     }
     if (s->listening || s->nconns > 0) return;
-    drain_posts(s);
     if (closing_handles_started(s)) return;
     s->done = 1;
     close_server_handles(s);
@@ -1492,12 +1495,16 @@ tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metr
         s->owns_loop = 1;
         s->loop = &s->own_loop;
     }
-    pthread_mutex_init(&s->post_mu, NULL);
+    if (!(s->post_q = tf_tq_new(s->loop, POST_CAP, errbuf, errlen))) {
+        if (s->owns_loop) uv_loop_close(&s->own_loop);
+        free(s);
+        return NULL;
+    }
+    pthread_rwlock_init(&s->post_lk, NULL);
     uv_async_init(s->loop, &s->stop_async, on_stop_async);
-    uv_async_init(s->loop, &s->post_async, on_post_async);
     uv_timer_init(s->loop, &s->grace_timer);
-    s->stop_async.data = s->post_async.data = s->grace_timer.data = s;
-    s->handles_open = 3;
+    s->stop_async.data = s->grace_timer.data = s;
+    s->handles_open = 2;
     raise_nofile();
     if (metrics) {
         s->m_conns = tf_gauge(metrics, "tickflow_http_connections", "Open HTTP connections", NULL);
@@ -1570,17 +1577,14 @@ void tf_server_free(tf_server *s)
         }
         while (s->handles_open > 0 || s->listening) uv_run(s->loop, UV_RUN_ONCE);
     }
-    drain_posts(s);
     if (s->owns_loop) {
-        /* handles other modules closed (ws, sse timers) finish closing here */
+        /* handles other modules closed (ws, sse timers) and the post queue
+         * finish closing here */
         int tries = 0;
-        while (uv_loop_close(s->loop) == UV_EBUSY && tries++ < 1000) {
-            uv_run(s->loop, UV_RUN_NOWAIT);
-            drain_posts(s);
-        }
+        while (uv_loop_close(s->loop) == UV_EBUSY && tries++ < 1000) uv_run(s->loop, UV_RUN_NOWAIT);
         if (tries >= 1000) tf_warn("http", "event loop still has open handles at free");
     }
-    pthread_mutex_destroy(&s->post_mu);
+    pthread_rwlock_destroy(&s->post_lk);
     free(s->routes);
     free(s->hooks);
     free(s);

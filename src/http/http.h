@@ -4,8 +4,8 @@
  * and Server-Sent Events (sse*.c) code build on.
  *
  * Threading: everything here runs on the loop thread and must be called from
- * it, except tf_server_stop() and tf_server_post() which are safe from any
- * thread (tf_server_stop also from a signal handler).
+ * it, except tf_server_stop(), safe from any thread and a signal handler,
+ * and tf_server_post(), for the other threads (it may wait for room).
  *
  * Life of a request:
  *   - the router calls the handler registered for (method, path) on the loop
@@ -70,8 +70,8 @@ int tf_server_run(tf_server *s);
 void tf_server_stop(tf_server *s);
 
 /* Frees everything; the server must have been stopped and drained (or never
- * run). Accepts NULL. Pending tf_server_post() callbacks run before return
- * (with the loop no longer serving) so their arguments get freed. */
+ * run). Accepts NULL. Callbacks still queued by tf_server_post() ran when the
+ * server finished running (or run here if it never ran). */
 void tf_server_free(tf_server *s);
 
 uv_loop_t *tf_server_loop(tf_server *s);
@@ -90,10 +90,13 @@ typedef void (*tf_server_hook)(tf_server *s, void *ud);
 int tf_server_on_shutdown(tf_server *s, tf_server_hook fn, void *ud);
 
 /*
- * Runs fn(arg) on the loop thread soon. Thread-safe (uv_async + a mutexed
- * queue). Returns 0, or -1 when out of memory (fn is then never called).
- * Callbacks posted after the server stopped still run (from tf_server_free at
- * the latest) so arg can always be freed by fn.
+ * Runs fn(arg) on the loop thread soon, in posting order (common/tq.h, the
+ * one thread->loop hand-off). From any thread but the loop's own: while
+ * 1024 callbacks are queued it waits (back-pressure, on a condition) until
+ * the loop has run some. Returns 0 (arg TRANSFERRED: fn receives it exactly
+ * once; what is queued when the server finishes running still runs then),
+ * or -1 once the server has finished running: fn is never called and the
+ * caller still owns arg. A poster must stop before tf_server_free.
  */
 int tf_server_post(tf_server *s, void (*fn)(void *arg), void *arg);
 
@@ -162,6 +165,12 @@ void tf_http_json(tf_http_req *r, int status, const char *json);
  * NULL). message and param are JSON-escaped here. Finishes. */
 void tf_http_error(tf_http_req *r, int status, const char *code, const char *message,
                    const char *param);
+/* The rule on every endpoint for query keys: a key not in known[0..n) is
+ * answered 400 unknown_parameter naming it (the first such key; "?" when
+ * it is not short UTF-8), and -1 is returned (the request is finished);
+ * 0 when every key is known (nothing sent). known may be NULL when n is 0,
+ * for a route that takes no query parameter. */
+int tf_http_reject_unknown(tf_http_req *r, const char *const *known, int n);
 
 /*
  * Streaming. tf_http_stream_begin sends the status line and headers with

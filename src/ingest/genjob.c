@@ -116,9 +116,11 @@ static int parse_tickers(tf_genjob *j, const char *list, int *code, char *errbuf
         size_t len = strlen(t);
         while (len > 0 && t[len - 1] == ' ')
             t[--len] = '\0';
-        if (!tf_ticker_valid(t, len))
+        char up[TF_TICKER_MAX]; /* any case in, upper-case stored (tf_ticker_norm) */
+        if (tf_ticker_norm(t, len, up) != 0)
             return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                           "tickers: bad ticker '%.40s' (1-15 characters of A-Z 0-9 . -)", t);
+                           "tickers: bad ticker '%.40s' (" TF_TICKER_RULE ")", t);
+        memcpy(t, up, len); /* same length */
         if (j->ntickers == MAX_TICKERS)
             return set_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: more than %d given",
                            MAX_TICKERS);

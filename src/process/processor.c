@@ -435,6 +435,8 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         tf_reorder_set_future(p->ro, 0, 0);
         tf_reorder_flush(p->ro);
         drain(p);
+        /* deliberate back-off: a bounded retry (2 s) of a failed store before
+         * the partitions move; what stays unstored is found again on replay */
         for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
         if (p->npend == 0) commit_all(p);
         for (int i = 0; i < n; i++) tf_reorder_drop_partition(p->ro, parts[i]);
@@ -574,12 +576,14 @@ static void *run(void *arg)
         if (!p->npend && now - p->last_commit_mono >= COMMIT_EVERY_US) commit_all(p);
         if (now - p->last_status_mono >= status_us) write_status(p, "running");
         publish_stats(p);
-        if (blocked) usleep(20000); /* deliberate back-off: PostgreSQL is down, anomalies wait */
+        /* no wait for `blocked`: the flush above either failed (and backed
+         * off) or stored everything, so there is nothing to wait for here */
     }
     /* graceful: everything held is processed, stored, published, committed */
     tf_reorder_set_future(p->ro, 0, 0);
     tf_reorder_flush(p->ro);
     drain(p);
+    /* deliberate back-off: a bounded retry (2 s) of a failed store at stop */
     for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
     if (p->npend == 0) commit_all(p);
     else tf_warn("process", "stopping with anomalies not stored (they are found again on replay)",

@@ -256,6 +256,39 @@ def test_bad_states(c):
     other.destroy()
 
 
+def test_fatal_ends_the_command(c):
+    """A fatal error mid-stream ends `tickflow cdc` with exit 1 at once: the
+    CDC thread wakes the command (tf_cdc_on_end), which does not poll the
+    state, so it does not wait for its next 10 s status tick either."""
+    pg.sql("CREATE PUBLICATION tfend_pub FOR TABLE stock_trades WITH (publish_via_partition_root = true)")
+    p = start_cdc(TICKFLOW_CDC_PUBLICATION="tfend_pub", TICKFLOW_CDC_SLOT="tfend")
+    try:
+        pg.sql("DROP PUBLICATION tfend_pub")
+        pg.sql("INSERT INTO stock_trades(ticker, market_code, trade_type, price, quantity, event_time) "
+               "VALUES ('TFEND', 'NYSE', 'BUY', 1, 1, now())")
+        c.eq(p.wait(60), 1, "exit 1 after the fatal error")
+        lines = []
+        for ln in p.output().splitlines():
+            try:
+                lines.append(json.loads(ln))
+            except ValueError:
+                pass
+        fatal = [l for l in lines if l.get("msg") == "replication cannot continue"]
+        stopping = [l for l in lines if l.get("msg") == "stopping" and l.get("comp") == "cdc"]
+        c.check(len(fatal) == 1 and len(stopping) == 1, "one fatal line, then the command stops",
+                p.output()[-2000:])
+        if fatal and stopping:
+            def ts(l):
+                import datetime
+                return datetime.datetime.strptime(l["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+            gap = ts(stopping[0]) - ts(fatal[0])
+            c.check(0 <= gap < 5, "the command stops on the end event, not at a status tick (%.3f s)" % gap)
+    finally:
+        if p.alive():
+            p.kill()
+        pg.sql("SELECT pg_drop_replication_slot('tfend') FROM pg_replication_slots WHERE slot_name = 'tfend'")
+
+
 def test_bus_kafka_against_broker(c):
     """The Kafka bus backend's own checks (tests/unit/test_bus_kafka.c) with a real broker."""
     build = os.environ.get("TICKFLOW_BUILD") or os.path.dirname(h.BIN)
@@ -278,7 +311,8 @@ def main():
     kafka = h.Kafka()
     cdc = start_cdc()
     h.main([test_envelopes, test_exact_values, test_column_added_mid_stream, test_idle_publication_does_not_pin_wal,
-            test_snapshot_initial, test_graceful_stop_confirms, test_bad_states, test_bus_kafka_against_broker])
+            test_snapshot_initial, test_graceful_stop_confirms, test_bad_states, test_fatal_ends_the_command,
+            test_bus_kafka_against_broker])
 
 
 if __name__ == "__main__":

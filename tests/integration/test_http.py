@@ -94,6 +94,8 @@ def test_generate_validation(c):
     expect_error(c, st, b, 413, "payload_too_large", None, "oversize body")
     st, b = h.http_json("POST", BASE + "/api/v1/stock/generate?count=5", b"{}")
     expect_error(c, st, b, 400, "unknown_parameter", "count", "generate query param")
+    st, b = h.http_json("POST", BASE + "/api/v1/stock/generate", b'{"bogus": 1}')
+    expect_error(c, st, b, 400, "unknown_parameter", "bogus", "generate: an unknown body key is named")
 
 
 def test_generate_continuous(c):
@@ -165,7 +167,7 @@ def test_history_errors(c):
     cases = [
         ("foo=1", "unknown_parameter", "foo"),
         (base + "&Ticker=A", "unknown_parameter", "Ticker"),
-        ("ticker=aapl", "invalid_parameter", "ticker"),
+        ("ticker=aa_pl", "invalid_parameter", "ticker"),
         ("ticker=" + "A" * 40, "invalid_parameter", "ticker"),
         ("ticker=AAPL&ticker=MSFT", "invalid_parameter", "ticker"),
         ("market_code=LSE", "invalid_parameter", "market_code"),

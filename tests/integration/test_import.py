@@ -373,6 +373,48 @@ def test_symbols_and_api(c):
     c.eq(srv.stop(), 0, "server exits cleanly (no sanitizer report)")
 
 
+def test_future_bound(c):
+    """import.max_future_ms (default 5 min): a trade dated later than now +
+    the bound is a bad row like any other - its line, the event_time column
+    and the reason - under abort and under skip; within the bound it is
+    stored; --import.max_future_ms moves the bound."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def iso(delta_s):
+        return (now + datetime.timedelta(seconds=delta_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def rows(tk, deltas):
+        return "ticker,market_code,side,price,qty,event_time\n" + "".join(
+            "%s,NYSE,B,%d,1,%s\n" % (tk, 10 + i, iso(d)) for i, d in enumerate(deltas))
+
+    deltas = [-60, 60, 3600, 2 * 86400, -30]  # lines 2..6: lines 4 and 5 are too far ahead
+    rc, s, err = imp("trades", write("future_abort.csv", rows("FUTA", deltas)))
+    c.eq(rc, 1, "abort: a trade beyond now + 5 min ends the import with exit 1")
+    c.check("future_abort.csv:4" in err and "event_time" in err and "future" in err and "max_future_ms" in err,
+            "abort: the message names the line (4), the column and the reason", err[-600:])
+    c.eq(pg.scalar("SELECT count(*) FROM stock_trades WHERE ticker = 'FUTA'"), "0", "abort: nothing stored")
+    rej = path("future_rejects.ndjson")
+    rc, s, err = imp("trades", write("future_skip.csv", rows("FUTB", deltas)), "--on-error", "skip",
+                     "--rejects", rej)
+    c.eq((rc, s and s["inserted"], s and s["rejected"]), (0, 3, 2), "skip: the 3 rows within the bound stored")
+    with open(rej) as fh:
+        rj = [json.loads(x) for x in fh]
+    c.eq([r["line"] for r in rj], [4, 5], "skip: the rejects are lines 4 and 5")
+    c.eq([r["column"] for r in rj], ["event_time", "event_time"], "skip: column event_time")
+    c.check(all("future" in r["reason"] and "max_future_ms" in r["reason"] for r in rj), "skip: the reason",
+            repr(rj))
+    c.eq(pg.scalar("SELECT count(*) FROM stock_trades WHERE ticker = 'FUTB' AND event_time > now() + interval '5 min'"),
+         "0", "skip: nothing beyond the bound stored")
+    # the bound is a setting: 2 h lets the 1 h trade in, 0 refuses even a minute ahead
+    rc, s, err = imp("trades", write("future_2h.csv", rows("FUTC", deltas)), "--on-error", "skip",
+                     "--import.max_future_ms", "7200000")
+    c.eq((rc, s and s["inserted"], s and s["rejected"]), (0, 4, 1), "max_future_ms 2 h: only the 2-day trade refused")
+    rc, s, err = imp("trades", write("future_0.csv", rows("FUTD", deltas)), "--on-error", "skip",
+                     "--import.max_future_ms", "0")
+    c.eq((rc, s and s["inserted"], s and s["rejected"]), (0, 2, 3), "max_future_ms 0: every future trade refused")
+
+
 def main():
     global pg
     pg = h.Postgres()
@@ -380,7 +422,7 @@ def main():
     assert r.returncode == 0, r.stderr
     h.main([test_aliases_and_times, test_abort_and_skip, test_gzip_stdin_reimport, test_gzip_members_and_kill,
             test_generator_symbols,
-            test_bars_goog, test_bars_checks, test_bars_with_trades, test_symbols_and_api])
+            test_bars_goog, test_bars_checks, test_bars_with_trades, test_symbols_and_api, test_future_bound])
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ def test_bad_input(c):
         (["--count", -5], None, 2, "count"),
         (["--count", 99999999999], None, 2, "count"),
         (["--count", "lots"], None, 2, "count"),
-        (["--count", 10, "--tickers", "aapl"], None, 2, "ticker"),
+        (["--count", 10, "--tickers", "aa_pl"], None, 2, "ticker"),
         (["--count", 10, "--tickers", "AAPL,WAYTOOLONGTICKER1"], None, 2, "ticker"),
         (["--count", 10, "--tickers", "AA PL"], None, 2, "ticker"),
         (["--count", 10, "--start", "yesterday"], None, 2, "start"),

@@ -51,7 +51,7 @@ int main(void)
     o = base(); o.count = 1000000; o.rate = 0.001; expect_bad(o, "3650 days");
     o = base(); o.anomalies = 0.2; expect_bad(o, "anomalies");
     o = base(); o.batch_size = 0; expect_bad(o, "batch_size");
-    o = base(); o.tickers = "AAPL,msft"; expect_bad(o, "msft");
+    o = base(); o.tickers = "AAPL,ms_ft"; expect_bad(o, "ms_ft"); /* lower case is fine (upper-cased), _ is not */
     o = base(); o.tickers = ",,"; expect_bad(o, "tickers");
     o = base(); o.tickers = "ABCDEFGHIJKLMNOP"; expect_bad(o, "ticker");
 

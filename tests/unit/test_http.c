@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -160,7 +161,7 @@ static void test_hist_parse(void)
         const char *qs, *param;
     } errs[] = {
         {"limit=0", "limit"}, {"limit=10001", "limit"}, {"limit=1x", "limit"},
-        {"ticker=a", "ticker"}, {"market_code=X", "market_code"}, {"trade_type=B", "trade_type"},
+        {"ticker=a_b", "ticker"}, {"market_code=X", "market_code"}, {"trade_type=B", "trade_type"},
         {"start=x", "start"}, {"end=2026-02-30", "end"}, {"duration=0s", "duration"},
         {"duration=367d", "duration"}, {"start=2026-11-20&end=2026-11-19", "start"},
         {"start=2026-11-20&end=2026-11-21&duration=1h", "duration"}, {"interval=2m", "interval"},
@@ -175,6 +176,8 @@ static void test_hist_parse(void)
         TF_CHECK(rc == -1 && strcmp(bad, errs[i].param) == 0);
     }
     TF_EQ_INT(hist("Ticker=AAPL", NULL, &q, &bad), -2); /* names are case-sensitive */
+    TF_EQ_INT(hist("ticker=brk.b", NULL, &q, &bad), 0);   /* tickers are not: upper-cased */
+    TF_EQ_STR(q.ticker, "BRK.B");
     TF_EQ_INT(hist("a=1&ticker=AAPL", NULL, &q, &bad), -2);
     TF_EQ_INT(hist("ticker=AAPL&zz=1", NULL, &q, &bad), -3);
 }
@@ -463,6 +466,74 @@ static void test_status_text(void)
     TF_EQ_STR(tf_http_status_text(404), "Not Found");
 }
 
+/* tf_server_post is the tq hand-off: many more posts than the queue holds
+ * all run, in order, on the loop thread (the poster waits for room instead
+ * of dropping); once the server finished running a post is refused (-1) and
+ * its function never runs, so the caller knows it still owns arg. */
+#define NPOSTS 5000
+typedef struct post_t {
+    tf_server *s;
+    pthread_t loop_th;
+    int next, in_order, on_loop, failed, late_ran;
+} post_t;
+static post_t g_post;
+
+static void post_one(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (i != g_post.next) g_post.in_order = 0;
+    if (!pthread_equal(pthread_self(), g_post.loop_th)) g_post.on_loop = 0;
+    g_post.next = i + 1;
+    if (i == NPOSTS - 1) tf_server_stop(g_post.s);
+}
+
+static void post_late(void *arg)
+{
+    (void)arg;
+    g_post.late_ran = 1;
+}
+
+static void *post_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NPOSTS; i++)
+        if (tf_server_post(g_post.s, post_one, (void *)(intptr_t)i) != 0) g_post.failed++;
+    return NULL;
+}
+
+static void *post_after(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)tf_server_post(g_post.s, post_late, NULL);
+}
+
+static void test_post(void)
+{
+    tf_config c;
+    tf_config_defaults(&c);
+    char err[256];
+    memset(&g_post, 0, sizeof g_post);
+    g_post.in_order = g_post.on_loop = 1;
+    g_post.s = tf_server_new(NULL, &c, NULL, err, sizeof err);
+    TF_CHECK(g_post.s != NULL);
+    if (!g_post.s) return;
+    g_post.loop_th = pthread_self();
+    pthread_t t;
+    pthread_create(&t, NULL, post_thread, NULL);
+    tf_server_run(g_post.s);
+    pthread_join(t, NULL);
+    TF_EQ_INT(g_post.failed, 0);
+    TF_EQ_INT(g_post.next, NPOSTS);
+    TF_CHECK(g_post.in_order);
+    TF_CHECK(g_post.on_loop);
+    void *rc = NULL;
+    pthread_create(&t, NULL, post_after, NULL);
+    pthread_join(t, &rc);
+    TF_EQ_INT((intptr_t)rc, -1); /* finished: refused */
+    tf_server_free(g_post.s);
+    TF_EQ_INT(g_post.late_ran, 0);
+}
+
 int main(void)
 {
     tf_config_defaults(&cfg);
@@ -473,6 +544,7 @@ int main(void)
     test_hist_parse();
     test_cursor();
     test_live();
+    test_post();
     test_client_resets();
     test_accept();
     test_status_text();
