@@ -371,6 +371,61 @@ def test_aggregate_range_and_accept(c):
          "parameter names are case-sensitive")
 
 
+def test_aggregate_over_hours(c):
+    """A raw range holding whole hours takes its aggregate from the 1h
+    rollup plus the trades of the partial edge hours (and of dirty minutes),
+    and open/close from the first and last trade: it must equal aggregating
+    every trade, for every filter, also while minutes are dirty."""
+    PG.sql("SELECT setseed(0.42);"
+           "INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time)"
+           " SELECT v.t, v.m, CASE WHEN random() < 0.5 THEN 'BUY' ELSE 'SELL' END,"
+           "  round((50 + random() * 10)::numeric, 4), 1 + (random() * 500)::int,"
+           "  timestamptz '2026-11-23T09:00:00Z' + date_trunc('second', random() * interval '5 hours')"
+           " FROM generate_series(1, 3000) g,"
+           " (VALUES ('HRA','NASDAQ'), ('HRA','NYSE'), ('HRB','NASDAQ')) v(t, m)")
+    h.wait_for(lambda: dirty_count() == 0, 60, "rollup caught up")
+    # trades at the range's very edges, ties on event_time, and dirty minutes inside whole hours
+    PG.sql("INSERT INTO stock_trades (ticker, market_code, trade_type, price, quantity, event_time) VALUES"
+           " ('HRA', 'NASDAQ', 'BUY', 41.0000, 7, '2026-11-23T09:10:00Z'),"
+           " ('HRA', 'NYSE', 'SELL', 42.0000, 8, '2026-11-23T09:10:00Z'),"
+           " ('HRB', 'NASDAQ', 'BUY', 99.9999, 9, '2026-11-23T13:19:59.999999Z'),"
+           " ('HRA', 'NYSE', 'BUY', 71.0000, 3, '2026-11-23T11:30:00Z')")
+
+    def direct(start, end, ticker=None, market=None, side=None):
+        f = "".join([" AND ticker = '%s'" % ticker if ticker else "",
+                     " AND market_code = '%s'" % market if market else "",
+                     " AND trade_type = '%s'" % side if side else ""])
+        rows = PG.sql(
+            "SELECT ticker, count(*), sum(quantity), (array_agg(price ORDER BY event_time, id))[1], max(price),"
+            " min(price), (array_agg(price ORDER BY event_time DESC, id DESC))[1],"
+            " round(sum(price * quantity) / sum(quantity), 4) FROM stock_trades"
+            " WHERE event_time >= '%s' AND event_time < '%s'%s GROUP BY 1 ORDER BY 1" % (start, end, f))
+        return {r[0]: {"trades": int(r[1]), "volume": int(r[2]), "open": r[3], "high": r[4], "low": r[5],
+                       "close": r[6], "vwap": r[7]} for r in rows}
+
+    fields = ("trades", "volume", "open", "high", "low", "close", "vwap")
+    ranges = [("2026-11-23T09:10:00Z", "2026-11-23T13:20:00Z"),   # partial hours at both ends
+              ("2026-11-23T10:00:00Z", "2026-11-23T13:00:00Z"),   # whole hours only
+              ("2026-11-23T09:59:59Z", "2026-11-23T11:00:01Z"),   # one whole hour, thin edges
+              ("2026-11-23T10:05:00Z", "2026-11-23T10:55:00Z")]   # no whole hour
+    for start, end in ranges:
+        for filt in [{}, {"ticker": "HRA"}, {"market": "NYSE"}, {"side": "SELL"},
+                     {"ticker": "HRA", "market": "NASDAQ", "side": "BUY"}]:
+            q = {"start": start, "end": end, "limit": 1}
+            if "ticker" in filt:
+                q["ticker"] = filt["ticker"]
+            if "market" in filt:
+                q["market_code"] = filt["market"]
+            if "side" in filt:
+                q["trade_type"] = filt["side"]
+            a = get(**q)["aggregate"]
+            got = {k: {f: v[f] for f in fields} for k, v in a["by_ticker"].items()}
+            want = direct(start, end, **filt)
+            c.eq(got, want, "raw aggregate %s..%s %s equals every trade's" % (start[11:], end[11:], filt))
+            c.eq(a["trades"], sum(w["trades"] for w in want.values()), "raw total trades %s..%s %s"
+                 % (start[11:], end[11:], filt))
+
+
 def test_shutdown(c):
     c.eq(SRV.stop(), 0, "server exits 0 on SIGTERM")
 
@@ -378,4 +433,4 @@ def test_shutdown(c):
 if __name__ == "__main__":
     setup()
     h.main([test_rollup_equals_raw, test_late_trades, test_cursor_walk_while_inserting, test_streaming,
-            test_aggregate_range_and_accept, test_shutdown])
+            test_aggregate_range_and_accept, test_aggregate_over_hours, test_shutdown])
