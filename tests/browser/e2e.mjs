@@ -241,6 +241,22 @@ try {
   const injectAt = Date.now();
   await page.click('#t-inject button[type=submit]');
   await waitFor(() => tf(() => /Wrote/.test(document.getElementById('t-status').textContent)), 30000, 'inject answered');
+  // replay a stored span (the first minute of MSFT's back-filled half hour)
+  // at max speed: it runs to its end with every stored trade written again
+  if (cfg.replay) {
+    const rp = cfg.replay;
+    await page.fill('#t-r-from', rp.from.slice(0, 19));
+    await page.fill('#t-r-to', rp.to.slice(0, 19));
+    await page.fill('#t-r-tickers', rp.ticker.toLowerCase());
+    await page.fill('#t-r-speed', 'max');
+    await page.click('#t-replay button[type=submit]');
+    await waitFor(() => tf(() => /^Replay \d+ started/.test(document.getElementById('t-status').textContent)), 15000, 'replay started').then(
+      () => check(true, 'Try it starts a replay of stored trades'), async () => check(false, 'Try it starts a replay of stored trades', await tf(() => document.getElementById('t-status').textContent)));
+    const rj = await waitFor(async () => { await tf(() => window.__tickflow.show('try')); const r = await tf(() => window.__tickflow.replays()); const j = r.at(-1); return j && j.status !== 'running' ? j : null; }, 30000, 'replay finished').catch(() => null);
+    check(rj && rj.status === 'finished' && rj.total === rp.count && rj.inserted === rp.count && rj.tickers?.[0] === rp.ticker && Date.parse(rj.from) === Date.parse(rp.from) && Date.parse(rj.to) === Date.parse(rp.to),
+      'the replay ran to its end: every stored trade of the span written again', `${JSON.stringify(rj)} want ${rp.count}`);
+    check(await tf((id) => { const tr = document.querySelector(`#t-replays tr[data-replay="${id}"]`); return !!tr && tr.textContent.includes('finished'); }, rj?.id), 'the replay is listed, finished');
+  }
   await shot('try');
   const an = await waitFor(() => tf((n) => { const a = window.__tickflow.anomalies(); return a.length > n ? a.at(-1) : null; }, nBefore), 45000, 'an injected anomaly on the SSE feed');
   check(Date.parse(an.event_time) > injectAt - 60000, 'the anomaly is from the injected trades', an.event_time);
@@ -256,12 +272,45 @@ try {
   check(mk && mk.time === bucket, 'a marker at the anomaly bar', JSON.stringify(mk));
   await shot('market-anomaly');
 
-  // ---- signals: graceful when the server has none ----
+  // ---- signals: a stored signal appears with its track record ----
+  // (the harness stored one day of HIST signals with `signals backtest --store`)
   await tf(() => window.__tickflow.show('signals'));
-  await waitFor(() => tf(() => document.getElementById('s-status').textContent.length > 0), 10000, 'signals status');
-  const sst = await tf(() => document.getElementById('s-status').textContent);
-  check(/not available on this server|signals\./i.test(sst), 'signals view says what it has', sst);
-  await shot('signals');
+  if (cfg.signals) {
+    const sg = cfg.signals;
+    await page.fill('#s-ticker', sg.ticker);
+    await waitFor(() => tf((tk) => { const s = window.__tickflow.signals(); return s.items.length > 0 && s.items.every((x) => x.ticker === tk) && s.perf.length > 0 && document.querySelectorAll('#s-list li[data-id]').length > 0; }, sg.ticker), 20000, 'stored signals listed');
+    const sv = await tf(() => { const s = window.__tickflow.signals(); return { n: s.items.length, li: document.querySelectorAll('#s-list li[data-id]').length, first: document.querySelector('#s-list li[data-id]').textContent, status: document.getElementById('s-status').textContent, perfRows: document.querySelectorAll('#s-perf tbody tr').length, perf: s.perf }; });
+    check(sv.n === Math.min(sg.count, 100) && sv.li === sv.n, 'the stored signals are listed (ticker filter, first page)', `${sv.n} listed, ${sg.count} stored`);
+    check(new RegExp(` on ${sg.ticker} \\((long|short)\\) at \\d`).test(sv.first), 'a signal is described in words', sv.first);
+    const perfCount = sv.perf.reduce((a, r) => a + (r.count || 0), 0);
+    check(sv.perfRows >= 1 && perfCount === sg.final_1h, 'track record table: per rule, counts of finished 1h horizons', `${sv.perfRows} rows, count ${perfCount} vs ${sg.final_1h}`);
+    check(sv.perf.every((r) => typeof r.hit_rate === 'number' && Array.isArray(r.hit_rate_ci95) && 'mean_mfe_pct' in r), 'track record has hit rate, its interval and MFE/MAE', JSON.stringify(sv.perf[0]));
+    await page.selectOption('#s-group', 'ticker');
+    await waitFor(() => tf((tk) => { const p = window.__tickflow.signals().perf; return p.length === 1 && p[0].ticker === tk; }, sg.ticker), 10000, 'track record by ticker').then(() => check(true, 'track record regroups by ticker'), (e) => check(false, 'track record regroups by ticker', String(e)));
+    // click a signal: its horizons and the price path after it
+    const id0 = await tf(() => document.querySelector('#s-list li[data-id]').getAttribute('data-id'));
+    await page.click(`#s-list li[data-id="${id0}"]`);
+    const d0 = await waitFor(() => tf((id) => { const d = window.__tickflow.signals().detail; return d && d.id === id && d.path > 0 ? d : null; }, id0), 20000, 'signal detail with price path');
+    const rows = await tf(() => [...document.querySelectorAll('#s-detail tr[data-h]')].map((r) => [...r.children].map((c) => c.textContent)));
+    const want = sg.returns[id0] || {};
+    const bad = rows.filter((r) => !want[r[0]] || want[r[0]][0] !== r[1] || (want[r[0]][1] === null ? r[2] !== '–' : Math.abs(parseFloat(r[2]) - want[r[0]][1]) > 0.0011));
+    check(!!sg.returns[id0] && rows.length === Object.keys(want).length && rows.length === sg.horizons && bad.length === 0,
+      'the chosen signal shows every stored horizon with its status and return (SQL)', `${JSON.stringify(rows)} want ${JSON.stringify(want)}`);
+    check(d0.path >= 2, 'the chosen signal shows its price path after the trigger', `${d0.path} bars`);
+    // keyboard: Tab to the next signal, Enter opens it
+    const id1 = await tf(() => document.querySelectorAll('#s-list li[data-id]')[1]?.getAttribute('data-id'));
+    if (id1) {
+      await page.focus(`#s-list li[data-id="${id0}"]`);
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Enter');
+      const ok = await waitFor(() => tf((id) => window.__tickflow.signals().detail?.id === id, id1), 10000, 'keyboard opens a signal').catch(() => false);
+      check(ok, 'a signal opens from the keyboard (Tab, Enter)');
+    }
+    await shot('signals');
+  } else {
+    await waitFor(() => tf(() => document.getElementById('s-status').textContent.length > 0), 10000, 'signals status');
+    await shot('signals');
+  }
 
   // ---- pipeline ----
   await tf(() => window.__tickflow.show('pipeline'));
@@ -269,6 +318,23 @@ try {
   await sleep(2500);
   const rate = await tf(() => document.querySelector('#p-tiles .tile .v').textContent);
   check(Number(rate.replace(/,/g, '')) > 0, 'pipeline shows a live ingest rate', rate);
+  const rdy = await tf(() => ({ text: document.getElementById('p-ready').textContent, checks: [...document.querySelectorAll('#p-checks li')].map((l) => l.textContent) }));
+  check(/^Ready: .*postgres/.test(rdy.text) && rdy.checks.some((c) => /^✓ postgres/.test(c)), '/ready at a glance, per check', JSON.stringify(rdy));
+  const src = await tf(() => document.getElementById('p-source').textContent);
+  check(/^Market data source: (generator|not configured|\w+)/.test(src), 'the market-data source is named', src);
+  // jobs with their last runs, and one run from its button
+  await waitFor(() => tf(() => document.querySelectorAll('#p-jobs tr[data-job]').length > 0), 15000, 'jobs table');
+  const jobs = await tf(() => ({ rows: [...document.querySelectorAll('#p-jobs tr[data-job]')].map((r) => r.getAttribute('data-job')), api: window.__tickflow.pipelineState().jobs.map((j) => j.name) }));
+  const apiJobs = await (await fetch(`${base}/api/v1/jobs`)).json();
+  check(jobs.rows.length > 0 && JSON.stringify(jobs.rows) === JSON.stringify(apiJobs.data.map((j) => j.name)), 'every job of /api/v1/jobs is listed', JSON.stringify(jobs.rows));
+  const runJob = jobs.rows.includes('signal_performance') ? 'signal_performance' : jobs.rows.at(-1);
+  const runAt = new Date(Date.now() - 1000).toISOString();
+  await page.click(`#p-jobs tr[data-job="${runJob}"] button`);
+  await waitFor(() => tf(() => /queued/.test(document.getElementById('p-jobs-status').textContent)), 10000, 'job queued').then(
+    () => check(true, 'the run button queues the job'), async () => check(false, 'the run button queues the job', await tf(() => document.getElementById('p-jobs-status').textContent)));
+  const lr = await waitFor(() => tf(([name, t]) => { const j = (window.__tickflow.pipelineState().jobs || []).find((x) => x.name === name); return j && j.last_run && j.last_run.finished_at && j.last_run.started_at >= t ? j.last_run : null; }, [runJob, runAt]), 60000, 'the job run finished').catch(() => null);
+  const lrText = await tf((n) => document.querySelector(`#p-jobs tr[data-job="${n}"] td.last`)?.textContent ?? '', runJob);
+  check(lr && lr.status === 'succeeded' && lrText.startsWith('succeeded'), `the job's run (${runJob}) shows as its last run`, `${JSON.stringify(lr)} | ${lrText}`);
   await shot('pipeline');
 
   // ---- history explorer: 30 days of 1m bars, whole ----

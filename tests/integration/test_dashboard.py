@@ -4,7 +4,10 @@ the page itself in headless Chromium (Debian's chromium, driven by
 playwright-core from web/node_modules via tests/browser/e2e.mjs) against
 `tickflow run` with its generator on: candles move, ticker and interval
 switch in place, chart bars equal REST bars across the history/live seam,
-an injected anomaly reaches the feed and the chart, 30 days of 1m bars
+an injected anomaly reaches the feed and the chart, a stored signal is
+listed with its horizons, price path and track record, the pipeline shows
+readiness, the market-data source and the jobs (one run from its button),
+a replay started from Try it runs to its end, 30 days of 1m bars
 arrive whole in the history explorer (and as CSV), and the page recovers
 from a server restart with no chart gap. Prints the bundle's gzipped size
 and the first contentful paint. Screenshots go to
@@ -64,8 +67,39 @@ def setup():
              "--generator.tickers", "MSFT", "--generator.anomalies", "0"], timeout=300)
     if r.returncode != 0:
         raise AssertionError("generate failed: %s %s" % (r.stdout, r.stderr))
+    r0 = pg.scalar("SELECT to_char(date_trunc('second', min(event_time)) AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM stock_trades WHERE ticker = 'MSFT'")
+    r0t = datetime.datetime.strptime(r0, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    r1t = r0t + datetime.timedelta(seconds=60)
+    nrep = int(pg.scalar("SELECT count(*) FROM stock_trades WHERE ticker = 'MSFT' AND event_time >= '%s' "
+                         "AND event_time < '%s'" % (r0, r1t.strftime("%Y-%m-%dT%H:%M:%SZ"))))
+    state["replay"] = {"ticker": "MSFT", "from": r0, "to": r1t.strftime("%Y-%m-%dT%H:%M:%SZ"), "count": nrep}
     hs = start + datetime.timedelta(minutes=5)
     he = hs + datetime.timedelta(days=DAYS)
+    # signals with a finished track record, the simplest deterministic way:
+    # the backtest over one day of HIST's 1m bars, stored (the same engine
+    # and finaliser the live path runs; every horizon is days in the past)
+    s0 = hs + datetime.timedelta(days=DAYS - 3)
+    r = run(["signals", "backtest", "--pg-url", pg.url, "--from", s0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "--to", (s0 + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "--tickers", HIST,
+             "--interval", "1m", "--store"], timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("signals backtest failed: %s %s" % (r.stdout, r.stderr))
+    nsig = int(pg.scalar("SELECT count(*) FROM stock_signals WHERE ticker = '%s'" % HIST))
+    nhz = int(pg.scalar("SELECT count(DISTINCT horizon) FROM stock_signal_returns x JOIN stock_signals s "
+                        "ON s.id = x.signal_id WHERE s.ticker = '%s' AND x.status = 'final'" % HIST))
+    if nsig == 0 or nhz == 0:
+        raise AssertionError("the backtest stored no HIST signals with final horizons (%d, %d)" % (nsig, nhz))
+    n1h = int(pg.scalar("SELECT count(*) FROM stock_signal_returns x JOIN stock_signals s ON s.id = x.signal_id "
+                        "WHERE s.ticker = '%s' AND x.horizon = '1h' AND x.status = 'final'" % HIST))
+    # every stored horizon, the oracle for the signal the page opens
+    rets = {}
+    for sid, hz, st, rp in pg.sql("SELECT x.signal_id, x.horizon, x.status, round(x.return_pct::numeric, 3) "
+                                  "FROM stock_signal_returns x JOIN stock_signals s ON s.id = x.signal_id "
+                                  "WHERE s.ticker = '%s'" % HIST):
+        rets.setdefault(sid, {})[hz] = [st, float(rp) if rp else None]
+    state["signals"] = {"ticker": HIST, "count": nsig, "horizons": nhz, "final_1h": n1h, "returns": rets}
+
     state["hist"] = {"ticker": HIST, "start": hs.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                      "end": he.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "bars": DAYS * 1440}
     state["pg"] = pg
@@ -137,7 +171,8 @@ def test_browser(c):
         return
     shutil.rmtree(ART, ignore_errors=True)  # screenshots of this run only
     os.makedirs(ART, exist_ok=True)
-    p = subprocess.Popen(["node", E2E, state["base"], ART, json.dumps({"hist": state["hist"]})],
+    p = subprocess.Popen(["node", E2E, state["base"], ART, json.dumps({"hist": state["hist"], "signals": state["signals"],
+                                                              "replay": state["replay"]})],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     on_exit(lambda: p.poll() is None and p.kill())
     killer = threading.Timer(480, p.kill)

@@ -119,6 +119,9 @@ window.__tickflow = {
   loadHistory: (p: Record<string, string>) => history.load(p),
   live: () => ({ state: live.state, hello: live.hello, received: live.received }),
   pipeline: () => (pipeline.last ? Object.fromEntries(pipeline.last) : null),
+  pipelineState: () => ({ source: pipeline.source, ready: pipeline.ready, jobs: pipeline.jobs }),
+  signals: () => ({ items: signals.items, perf: signals.perf, detail: signals.detail }),
+  replays: () => tryit.replays,
   show: (name: string) => showTab(`tab-${name}`),
   label,
 };

@@ -1,7 +1,11 @@
 // Signals and their track record (DESIGN.md section 7). The endpoints may be
 // missing on this server (they come with the signals issue): then the view
-// says so in words and opens no stream.
+// says so in words and opens no stream. Clicking a signal (or Enter on it)
+// opens its horizons (GET /api/v1/signals/{id}) and its price path after the
+// trigger (REST 1m bars from the trigger bar to its longest horizon).
 
+import { createChart, ColorType, IChartApi, LineSeries, UTCTimestamp } from 'lightweight-charts';
+import { fetchBars } from './rest';
 import { $, api, debounce, fmtTime, h } from './util';
 
 interface Signal {
@@ -16,6 +20,15 @@ interface Signal {
   indicators?: Record<string, number>;
 }
 
+interface Horizon {
+  status: string;
+  return_pct: number | null;
+  mfe_pct: number | null;
+  mae_pct: number | null;
+}
+
+const HORIZON_MS: Record<string, number> = { '1m': 60e3, '5m': 300e3, '15m': 900e3, '1h': 3600e3, '4h': 4 * 3600e3, '1d': 86400e3 };
+
 interface PerfRow {
   [k: string]: unknown;
 }
@@ -23,11 +36,26 @@ interface PerfRow {
 export class Signals {
   available: boolean | null = null;
   items: Signal[] = [];
+  perf: PerfRow[] = [];
+  detail: { id: string; returns: Record<string, Horizon>; path: number } | null = null;
   private es: EventSource | null = null;
+  private chart: IChartApi | null = null;
 
   constructor() {
     const again = debounce(() => this.refresh(), 300);
     for (const id of ['s-rule', 's-ticker', 's-dir', 's-group', 's-horizon']) $(id).addEventListener('input', again);
+    const list = $('s-list');
+    const pick = (ev: Event) => {
+      const li = (ev.target as HTMLElement).closest('li[data-id]');
+      if (li) this.openDetail(li.getAttribute('data-id') ?? '');
+    };
+    list.addEventListener('click', pick);
+    list.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        pick(ev);
+      }
+    });
   }
 
   async refresh() {
@@ -38,6 +66,8 @@ export class Signals {
     if (rule) q.set('rule', rule);
     if (tk) q.set('ticker', tk);
     if (dir) q.set('direction', dir);
+    this.items = [];
+    this.perf = [];
     const r = await api<{ data: Signal[] }>(`/api/v1/signals?${q}`);
     const st = $('s-status');
     if (!r.ok) {
@@ -60,13 +90,20 @@ export class Signals {
   private async loadPerf() {
     const g = $<HTMLSelectElement>('s-group').value;
     const hz = $<HTMLSelectElement>('s-horizon').value;
-    const r = await api<{ data: PerfRow[] }>(`/api/v1/signals/performance?group_by=${g}&horizon=${hz}`);
+    // the same filters as the list, so the table speaks of what is listed
+    const q = new URLSearchParams({ group_by: g, horizon: hz });
+    for (const [id, k] of [['s-rule', 'rule'], ['s-ticker', 'ticker'], ['s-dir', 'direction']]) {
+      const v = $<HTMLInputElement>(id).value.trim().toUpperCase();
+      if (v) q.set(k, k === 'direction' ? v.toLowerCase() : v);
+    }
+    const r = await api<{ data: PerfRow[] }>(`/api/v1/signals/performance?${q}`);
     const box = $('s-perf');
     if (!r.ok) {
       box.replaceChildren(h('p', { class: 'muted' }, `Track record: ${r.message}.`));
       return;
     }
     const rows = r.data.data ?? [];
+    this.perf = rows;
     if (!rows.length) {
       box.replaceChildren(h('p', { class: 'muted' }, 'No finished horizons yet.'));
       return;
@@ -77,6 +114,58 @@ export class Signals {
         h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, c.replace(/_/g, ' '))))),
         h('tbody', {}, ...rows.map((row) => h('tr', {}, ...cols.map((c) => h('td', {}, fmtCell(row[c]))))))),
     );
+  }
+
+  // The signal's horizons and the price path after it, under the list's
+  // heading (one at a time).
+  async openDetail(id: string) {
+    const box = $('s-detail');
+    box.hidden = false;
+    box.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    const r = await api<Signal & { returns?: Record<string, Horizon> }>(`/api/v1/signals/${encodeURIComponent(id)}`);
+    if (!r.ok) {
+      box.replaceChildren(h('p', {}, `Signal ${id}: ${r.message}.`));
+      return;
+    }
+    const s = r.data;
+    const ret = s.returns ?? {};
+    const hz = Object.keys(ret).sort((a, b) => (HORIZON_MS[a] ?? 0) - (HORIZON_MS[b] ?? 0));
+    const pct = (v: number | null) => (v == null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(3)}%`);
+    const chartEl = h('div', { class: 'chart small', role: 'img', 'aria-label': `Price of ${s.ticker} after the signal` });
+    box.replaceChildren(
+      h('h2', { id: 's-detail-title' }, `${s.rule.replace(/_/g, ' ').toLowerCase()} on ${s.ticker} (${s.direction}) at ${s.price}, bar ${fmtTime(Date.parse(s.bar_start), true)} UTC`),
+      hz.length
+        ? h('table', { class: 'grid', 'aria-label': 'Horizons of this signal' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'horizon'), h('th', {}, 'status'), h('th', {}, 'return'), h('th', {}, 'MFE'), h('th', {}, 'MAE'))),
+          h('tbody', {}, ...hz.map((k) => h('tr', { 'data-h': k }, h('td', {}, k), h('td', {}, ret[k].status), h('td', {}, pct(ret[k].return_pct)), h('td', {}, pct(ret[k].mfe_pct)), h('td', {}, pct(ret[k].mae_pct))))))
+        : h('p', { class: 'muted' }, 'No horizons yet (they are filled as time passes).'),
+      chartEl,
+    );
+    this.detail = { id, returns: ret, path: 0 };
+    // price path: 1m bars from the trigger bar through the longest horizon
+    const t0 = Date.parse(s.bar_start);
+    const span = Math.max(3600e3, ...hz.map((k) => HORIZON_MS[k] ?? 0));
+    const end = Math.min(Date.now(), t0 + span + 60e3);
+    let bars;
+    try {
+      bars = await fetchBars(s.ticker, 60000, t0, end);
+    } catch (e) {
+      chartEl.replaceWith(h('p', { class: 'muted' }, `Price path: ${String((e as Error).message ?? e)}.`));
+      return;
+    }
+    if (this.detail?.id !== id) return;
+    if (this.chart) this.chart.remove();
+    this.chart = createChart(chartEl, {
+      layout: { background: { type: ColorType.Solid, color: '#161b22' }, textColor: '#d8dee4' },
+      grid: { vertLines: { color: '#21262d' }, horzLines: { color: '#21262d' } },
+      timeScale: { timeVisible: true, secondsVisible: false },
+      autoSize: true,
+    });
+    const line = this.chart.addSeries(LineSeries, { color: s.direction === 'long' ? '#26a69a' : '#ef5350', lineWidth: 2 });
+    line.setData(bars.map((b) => ({ time: (b.t / 1000) as UTCTimestamp, value: b.close })));
+    line.createPriceLine({ price: Number(s.price), color: '#8b949e', lineStyle: 2, lineWidth: 1, title: 'trigger' });
+    this.chart.timeScale().fitContent();
+    this.detail.path = bars.length;
   }
 
   private openStream() {
@@ -95,7 +184,8 @@ export class Signals {
   private renderList() {
     $('s-list').replaceChildren(
       ...this.items.slice(0, 200).map((s) =>
-        h('li', { class: s.direction === 'long' ? 'low' : 'high' },
+        h('li', { class: s.direction === 'long' ? 'low' : 'high', 'data-id': s.id, tabindex: '0', role: 'button',
+          'aria-label': `${s.rule} on ${s.ticker}, ${s.direction}: show its track record` },
           h('div', {}, `${s.rule.replace(/_/g, ' ').toLowerCase()} on ${s.ticker} (${s.direction}) at ${s.price}, bar ${fmtTime(Date.parse(s.bar_start), true)} UTC` +
             (typeof s.score === 'number' ? `, score ${s.score}` : '')),
           h('div', { class: 'ev' }, Object.entries(s.indicators ?? {}).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(3) : v}`).join(' · ')))),
