@@ -330,7 +330,7 @@ try {
   const runJob = jobs.rows.includes('signal_performance') ? 'signal_performance' : jobs.rows.at(-1);
   const runAt = new Date(Date.now() - 1000).toISOString();
   await page.click(`#p-jobs tr[data-job="${runJob}"] button`);
-  await waitFor(() => tf(() => /queued/.test(document.getElementById('p-jobs-status').textContent)), 10000, 'job queued').then(
+  await waitFor(() => tf(() => /queued for \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/.test(document.getElementById('p-jobs-status').textContent)), 10000, 'job queued').then(
     () => check(true, 'the run button queues the job'), async () => check(false, 'the run button queues the job', await tf(() => document.getElementById('p-jobs-status').textContent)));
   const lr = await waitFor(() => tf(([name, t]) => { const j = (window.__tickflow.pipelineState().jobs || []).find((x) => x.name === name); return j && j.last_run && j.last_run.finished_at && j.last_run.started_at >= t ? j.last_run : null; }, [runJob, runAt]), 60000, 'the job run finished').catch(() => null);
   const lrText = await tf((n) => document.querySelector(`#p-jobs tr[data-job="${n}"] td.last`)?.textContent ?? '', runJob);

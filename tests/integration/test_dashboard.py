@@ -32,6 +32,7 @@ ART = os.path.join(BUILD, "artifacts", "dashboard")
 E2E = os.path.join(SRC, "tests", "browser", "e2e.mjs")
 CHROMIUM = "/usr/bin/chromium"
 HIST = "HIST"            # a ticker with back-dated history only
+OTHER = "OTHR"           # one back-dated day, for signals of a second ticker
 DAYS = 30
 SPACING_S = 30           # one trade every 30 s: two per 1m bucket
 
@@ -79,17 +80,25 @@ def setup():
     # signals with a finished track record, the simplest deterministic way:
     # the backtest over one day of HIST's 1m bars, stored (the same engine
     # and finaliser the live path runs; every horizon is days in the past)
+    # (and of OTHER, a day of trades inside that window, so the page's ticker
+    # filter has something to leave out)
     s0 = hs + datetime.timedelta(days=DAYS - 3)
+    r = run(["generate", "--pg-url", pg.url, "--count", str(86400 // SPACING_S), "--generator.rate", str(1.0 / SPACING_S),
+             "--generator.start", (s0 - datetime.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "--generator.tickers", OTHER, "--generator.anomalies", "0"], timeout=300)
+    if r.returncode != 0:
+        raise AssertionError("generate failed: %s %s" % (r.stdout, r.stderr))
     r = run(["signals", "backtest", "--pg-url", pg.url, "--from", s0.strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "--to", (s0 + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "--tickers", HIST,
+             "--to", (s0 + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "--tickers", HIST + "," + OTHER,
              "--interval", "1m", "--store"], timeout=300)
     if r.returncode != 0:
         raise AssertionError("signals backtest failed: %s %s" % (r.stdout, r.stderr))
     nsig = int(pg.scalar("SELECT count(*) FROM stock_signals WHERE ticker = '%s'" % HIST))
     nhz = int(pg.scalar("SELECT count(DISTINCT horizon) FROM stock_signal_returns x JOIN stock_signals s "
                         "ON s.id = x.signal_id WHERE s.ticker = '%s' AND x.status = 'final'" % HIST))
-    if nsig == 0 or nhz == 0:
-        raise AssertionError("the backtest stored no HIST signals with final horizons (%d, %d)" % (nsig, nhz))
+    nother = int(pg.scalar("SELECT count(*) FROM stock_signals WHERE ticker = '%s'" % OTHER))
+    if nsig == 0 or nhz == 0 or nother == 0:
+        raise AssertionError("the backtest stored no HIST signals with final horizons (%d, %d, %d)" % (nsig, nhz, nother))
     n1h = int(pg.scalar("SELECT count(*) FROM stock_signal_returns x JOIN stock_signals s ON s.id = x.signal_id "
                         "WHERE s.ticker = '%s' AND x.horizon = '1h' AND x.status = 'final'" % HIST))
     # every stored horizon, the oracle for the signal the page opens

@@ -111,8 +111,8 @@ export class Signals {
     const cols = Object.keys(rows[0]);
     box.replaceChildren(
       h('table', { class: 'grid', 'aria-label': 'Track record' },
-        h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, c.replace(/_/g, ' '))))),
-        h('tbody', {}, ...rows.map((row) => h('tr', {}, ...cols.map((c) => h('td', {}, fmtCell(row[c]))))))),
+        h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', {}, c.replace(/_/g, ' '))), h('th', {}, 'hit rate (chart)'))),
+        h('tbody', {}, ...rows.map((row) => h('tr', {}, ...cols.map((c) => h('td', {}, fmtCell(row[c]))), h('td', {}, hitBar(row)))))),
     );
   }
 
@@ -191,6 +191,20 @@ export class Signals {
           h('div', { class: 'ev' }, Object.entries(s.indicators ?? {}).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(3) : v}`).join(' · ')))),
     );
   }
+}
+
+// The hit rate as a bar with its Wilson 95% interval drawn as a whisker
+// (the track record "as a chart", one row per group, readable as text too).
+function hitBar(row: PerfRow): HTMLElement {
+  const hr = typeof row.hit_rate === 'number' ? row.hit_rate : NaN;
+  const ci = Array.isArray(row.hit_rate_ci95) ? (row.hit_rate_ci95 as number[]) : [NaN, NaN];
+  const pct = (v: number) => `${Math.max(0, Math.min(100, v * 100)).toFixed(1)}%`;
+  if (!isFinite(hr)) return h('span', { class: 'muted' }, '–');
+  const label = `hit rate ${pct(hr)}, 95% interval ${pct(ci[0])} to ${pct(ci[1])}`;
+  return h('div', { class: 'hitbar', role: 'img', 'aria-label': label, title: label },
+    h('div', { class: 'fill', style: `width:${pct(hr)}` }),
+    isFinite(ci[0]) && isFinite(ci[1]) ? h('div', { class: 'ci', style: `left:${pct(ci[0])};width:${pct(ci[1] - ci[0])}` }) : '',
+    h('div', { class: 'half' }));
 }
 
 function fmtCell(v: unknown): string {

@@ -32,6 +32,7 @@ const listOf = <T>(d: List<T>): T[] => (Array.isArray(d) ? d : d.jobs ?? d.data 
 
 // datetime-local value (UTC, as the page shows every time) <-> ISO
 const toLocal = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+const utc = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} UTC`;
 const fromLocal = (v: string) => (v ? `${v.length === 16 ? v + ':00' : v}Z` : '');
 
 export class TryIt {
@@ -104,7 +105,7 @@ export class TryIt {
       body: JSON.stringify(body),
     });
     this.status(r.ok
-      ? `Replay ${r.data.id} started: trades from ${r.data.from} to ${r.data.to} arrive again as live trades at speed ${r.data.speed}.`
+      ? `Replay ${r.data.id} started: trades from ${utc(r.data.from)} to ${utc(r.data.to)} arrive again as live trades at speed ${r.data.speed}.`
       : `Could not start the replay: ${r.message}.`);
     this.refresh();
   }
