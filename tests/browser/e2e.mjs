@@ -370,7 +370,7 @@ try {
   await waitFor(() => tf(() => window.__tickflow.live().state !== 'open'), 30000, 'page notices the server is down');
   await sleep(800);
   const downText = await tf(() => document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent);
-  check(/cannot be reached|reconnecting/i.test(downText), 'page says the server is down, in words', downText);
+  check(/cannot be reached.*reconnecting/i.test(downText), 'page says the server is down and that it is reconnecting, in words', downText);
   await shot('server-down');
   await waitLine('RESTARTED', 90000);
   outage[1] = Date.now();
