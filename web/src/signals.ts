@@ -173,7 +173,14 @@ export class Signals {
     this.es = es;
     es.addEventListener('signal', (ev) => {
       try {
-        this.items.unshift(JSON.parse((ev as MessageEvent).data) as Signal);
+        const sg = JSON.parse((ev as MessageEvent).data) as Signal;
+        // the live stream carries every signal: keep the list to its filters
+        const rule = $<HTMLInputElement>('s-rule').value.trim().toUpperCase();
+        const tk = $<HTMLInputElement>('s-ticker').value.trim().toUpperCase();
+        const dir = $<HTMLSelectElement>('s-dir').value;
+        if ((rule && !rule.split(',').includes(sg.rule)) || (tk && !tk.split(',').includes(sg.ticker)) || (dir && dir !== sg.direction)) return;
+        if (this.items.some((x) => x.id === sg.id)) return;
+        this.items.unshift(sg);
         this.renderList();
       } catch {
         /* skipped */
