@@ -228,6 +228,7 @@ export class Market {
       this.buffer = null;
       for (const t of buf) this.applyTick(t, false);
       this.redraw();
+      this.fitFew();
       this.loaded = true;
       $('m-status').textContent = `${ticker} · ${label(iv)} · ${this.bars.size} bars, live`;
     } catch (e) {
@@ -266,6 +267,7 @@ export class Market {
       if (m.interval_ms !== this.intervalMs || !tk.includes(this.ticker)) return;
       this.loaded = true;
       this.redraw();
+      this.fitFew();
       $('m-status').textContent = `${this.ticker} · ${label(this.intervalMs)} · ${this.bars.size} bars, live`;
     } else if (m.type === 'lagged') {
       // the server skipped us ahead: candles may be missing, so refill
@@ -312,6 +314,13 @@ export class Market {
     } finally {
       this.refetching.delete(t);
     }
+  }
+
+  // A short history (10 to 120 bars: a server that just started) fills the chart's width
+  // instead of sitting in its right quarter; a long one keeps the default
+  // spacing, scrolled to the newest bar.
+  private fitFew() {
+    if (this.bars.size >= 10 && this.bars.size < 120) this.chart.timeScale().fitContent();
   }
 
   private redraw() {
