@@ -831,18 +831,28 @@ static void advance(sclient *c, int64_t bs, const char *id)
 
 static void poll_start(sclient *c);
 
-static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
+/* The start of a stream query's callback (seed or poll): 0 to go on with
+ * the rows; -1 when the client is gone (freed if that was the last use) or
+ * the query failed (warned once until a poll succeeds; the timer tries
+ * again). */
+static int query_back(sclient *c, int err, const char *warn, const char *msg)
 {
-    sclient *c = ud;
     c->busy = 0;
     if (!c->req) {
         client_maybe_free(c);
-        return;
+        return -1;
     }
     if (err) {
-        if (!c->warned++) tf_warn("signals", "stream start query failed, retrying", TF_STR("error", msg));
-        return; /* the timer tries again */
+        if (!c->warned++) tf_warn("signals", warn, TF_STR("error", msg));
+        return -1;
     }
+    return 0;
+}
+
+static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
+{
+    sclient *c = ud;
+    if (query_back(c, err, "stream start query failed, retrying", msg)) return;
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         int64_t bs = atoll(PQgetvalue(r, i, 1));
@@ -859,15 +869,7 @@ static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
 static void poll_cb(const PGresult *r, int err, const char *msg, void *ud)
 {
     sclient *c = ud;
-    c->busy = 0;
-    if (!c->req) {
-        client_maybe_free(c);
-        return;
-    }
-    if (err) {
-        if (!c->warned++) tf_warn("signals", "stream poll failed, retrying", TF_STR("error", msg));
-        return;
-    }
+    if (query_back(c, err, "stream poll failed, retrying", msg)) return;
     c->warned = 0;
     int n = PQntuples(r), fresh = 0;
     tf_sbuf o = {0};

@@ -484,16 +484,23 @@ static void *feed_main(void *arg)
 
 /* ---- processor status (a query on the loop every 500 ms) -------------------- */
 
+/* One status event (json: its data) to every client; an event that does not
+ * fit its buffer is not sent. */
+static void status_broadcast(tf_sse *x, const char *json)
+{
+    char ev[1500];
+    int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
+    for (sse_client *c = x->clients, *nx; c && n > 0 && n < (int)sizeof ev; c = nx) {
+        nx = c->next;
+        client_send(x, c, ev, (size_t)n);
+    }
+}
+
 static void deliver_status(tf_sse *x, const char *st, const char *json)
 {
     snprintf(x->status, sizeof x->status, "%s", st);
     snprintf(x->status_json, sizeof x->status_json, "%s", json);
-    char ev[512];
-    int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
-    for (sse_client *c = x->clients, *nx; c; c = nx) {
-        nx = c->next;
-        client_send(x, c, ev, (size_t)n);
-    }
+    status_broadcast(x, json);
     tf_info("sse", "pipeline status changed", TF_STR("status", st), TF_INT("clients", x->nclients));
 }
 
@@ -520,17 +527,13 @@ static void status_done(const PGresult *r, int err, const char *msg, void *ud)
          * "<instance>/quarantine" rows): a status event when the count grows */
         long long q = PQnfields(r) > 3 ? atoll(PQgetvalue(r, 0, 3)) : 0;
         if (q > x->quarantined) {
-            char now[40], json[384], ev[512];
+            char now[40], json[384];
             tf_fmt_iso_us(tf_now_us(), now);
             snprintf(json, sizeof json,
                      "{\"status\":\"%s\",\"component\":\"processor\",\"quarantined\":%lld,"
                      "\"reason\":\"trades dated beyond now + process.max_future_ms quarantined\",\"at\":\"%s\"}",
                      x->st_last[0] ? x->st_last : "ok", q, now);
-            int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
-            for (sse_client *c = x->clients, *nx; c; c = nx) {
-                nx = c->next;
-                client_send(x, c, ev, (size_t)n);
-            }
+            status_broadcast(x, json);
             tf_warn("sse", "processor quarantined trades", TF_INT("quarantined", q), TF_INT("clients", x->nclients));
         }
         x->quarantined = q;
@@ -572,27 +575,35 @@ static void job_fail_done(const PGresult *r, int err, const char *msg, void *ud)
     x_unref(x);
 }
 
-static void job_fail_poll(tf_sse *x)
+/* One poll of a numbered status feed (job failures, source switches): once
+ * primed, the rows after the last number sent; before, the number reached by
+ * this module's start (sql_prime gets the start as epoch seconds). */
+static void seq_poll(tf_sse *x, int *inflight, int primed, long long seen, const char *sql_after,
+                     const char *sql_prime, tf_pga_query_cb done)
 {
-    if (x->jf_inflight) return;
+    if (*inflight) return;
     char after[32];
-    if (x->jf_primed) snprintf(after, sizeof after, "%lld", x->job_fail_seen);
+    if (primed) snprintf(after, sizeof after, "%lld", seen);
     else snprintf(after, sizeof after, "%.6f", (double)x->started_us / 1e6);
     const char *vals[1] = {after};
     x_ref(x);
-    x->jf_inflight = 1;
-    if (tf_pga_query(x->db,
-                     x->jf_primed
-                         ? "SELECT final_failure, job, to_char(scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                           " attempt, detail, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-                           " FROM tickflow_job_runs WHERE final_failure > $1::bigint AND job ~ '^[a-z0-9_]+$'"
-                           " ORDER BY final_failure LIMIT 50"
-                         : "SELECT coalesce(max(final_failure), 0) FROM tickflow_job_runs"
-                           " WHERE finished_at < to_timestamp($1::float8)",
-                     1, vals, 0, job_fail_done, x) != 0) {
-        x->jf_inflight = 0;
+    *inflight = 1;
+    if (tf_pga_query(x->db, primed ? sql_after : sql_prime, 1, vals, 0, done, x) != 0) {
+        *inflight = 0;
         x_unref(x);
     }
+}
+
+static void job_fail_poll(tf_sse *x)
+{
+    seq_poll(x, &x->jf_inflight, x->jf_primed, x->job_fail_seen,
+             "SELECT final_failure, job, to_char(scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+             " attempt, detail, to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+             " FROM tickflow_job_runs WHERE final_failure > $1::bigint AND job ~ '^[a-z0-9_]+$'"
+             " ORDER BY final_failure LIMIT 50",
+             "SELECT coalesce(max(final_failure), 0) FROM tickflow_job_runs"
+             " WHERE finished_at < to_timestamp($1::float8)",
+             job_fail_done);
 }
 
 /* Live provider switches (api/api_source.h: whichever process runs the
@@ -605,16 +616,12 @@ static void source_sw_done(const PGresult *r, int err, const char *msg, void *ud
     x->sw_inflight = 0;
     if (!err && r && !x->released && !x->shut) {
         for (int i = 0; i < PQntuples(r); i++) {
-            char json[1400], ev[1500];
+            char json[1400];
             long long seq = 0;
             if (!x->sw_primed) {
                 seq = atoll(PQgetvalue(r, i, 0));
             } else if (tf_srcsw_json(r, i, json, sizeof json, &seq) >= 0) {
-                int n = snprintf(ev, sizeof ev, "event: status\ndata: %s\n\n", json);
-                for (sse_client *c = x->clients, *nx; c && n > 0 && n < (int)sizeof ev; c = nx) {
-                    nx = c->next;
-                    client_send(x, c, ev, (size_t)n);
-                }
+                status_broadcast(x, json);
             }
             if (seq > x->src_sw_seen) x->src_sw_seen = seq;
         }
@@ -625,18 +632,8 @@ static void source_sw_done(const PGresult *r, int err, const char *msg, void *ud
 
 static void source_sw_poll(tf_sse *x)
 {
-    if (x->sw_inflight) return;
-    char after[32];
-    if (x->sw_primed) snprintf(after, sizeof after, "%lld", x->src_sw_seen);
-    else snprintf(after, sizeof after, "%.6f", (double)x->started_us / 1e6);
-    const char *vals[1] = {after};
-    x_ref(x);
-    x->sw_inflight = 1;
-    if (tf_pga_query(x->db, x->sw_primed ? tf_srcsw_sql_after : tf_srcsw_sql_prime, 1, vals, 0, source_sw_done, x) !=
-        0) {
-        x->sw_inflight = 0;
-        x_unref(x);
-    }
+    seq_poll(x, &x->sw_inflight, x->sw_primed, x->src_sw_seen, tf_srcsw_sql_after, tf_srcsw_sql_prime,
+             source_sw_done);
 }
 
 static void on_status_timer(uv_timer_t *t)

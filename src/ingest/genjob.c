@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "ingest/gen.h"
+#include "ingest/jobsync.h"
 #include "store/copy.h"
 #include "store/pg.h"
 #include "store/schema.h"
@@ -87,18 +88,6 @@ int tf_genjob_parse_start(const char *iso, int64_t *start_us, char *errbuf, size
     return 0;
 }
 
-static int set_err(int *code, int v, char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int set_err(int *code, int v, char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    if (code)
-        *code = v;
-    return -1;
-}
 
 /* Splits the comma list into j->tickers (pointers into j->tickers_buf). */
 static int parse_tickers(tf_genjob *j, const char *list, int *code, char *errbuf, size_t errlen)
@@ -108,7 +97,7 @@ static int parse_tickers(tf_genjob *j, const char *list, int *code, char *errbuf
         return 0;
     j->tickers_buf = strdup(list);
     if (!j->tickers_buf)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "out of memory");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "out of memory");
     char *save = NULL;
     for (char *t = strtok_r(j->tickers_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
@@ -118,52 +107,52 @@ static int parse_tickers(tf_genjob *j, const char *list, int *code, char *errbuf
             t[--len] = '\0';
         char up[TF_TICKER_MAX]; /* any case in, upper-case stored (tf_ticker_norm) */
         if (tf_ticker_norm(t, len, up) != 0)
-            return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                           "tickers: bad ticker '%.40s' (" TF_TICKER_RULE ")", t);
+            return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                                  "tickers: bad ticker '%.40s' (" TF_TICKER_RULE ")", t);
         memcpy(t, up, len); /* same length */
         if (j->ntickers == MAX_TICKERS)
-            return set_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: more than %d given",
-                           MAX_TICKERS);
+            return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: more than %d given",
+                                  MAX_TICKERS);
         j->tickers[j->ntickers++] = t;
     }
     if (j->ntickers == 0)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: empty list");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: empty list");
     return 0;
 }
 
 static int validate(const tf_genjob_opts *o, int *code, char *errbuf, size_t errlen)
 {
     if (o->count < 0 || o->count > TF_GENJOB_MAX_COUNT)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "count must be 1..%lld (got %lld)",
-                       (long long)TF_GENJOB_MAX_COUNT, (long long)o->count);
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "count must be 1..%lld (got %lld)",
+                              (long long)TF_GENJOB_MAX_COUNT, (long long)o->count);
     if (!(o->rate >= 0 && o->rate <= TF_GENJOB_MAX_RATE)) /* also rejects NaN */
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "rate must be 0..%.0f trades/s",
-                       TF_GENJOB_MAX_RATE);
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "rate must be 0..%.0f trades/s",
+                              TF_GENJOB_MAX_RATE);
     if (o->count == 0 && o->rate <= 0)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                       "count must be >= 1, or give a rate > 0 for paced mode");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                              "count must be >= 1, or give a rate > 0 for paced mode");
     if (!(o->duration_s >= 0 && o->duration_s <= 1e9))
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "duration_s must be 0..1e9");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "duration_s must be 0..1e9");
     if (o->count == 0 && o->duration_s > 0 && o->rate * o->duration_s > (double)TF_GENJOB_MAX_COUNT)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                       "rate * duration_s must be at most %lld trades",
-                       (long long)TF_GENJOB_MAX_COUNT);
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                              "rate * duration_s must be at most %lld trades",
+                              (long long)TF_GENJOB_MAX_COUNT);
     if (o->count == 0 && o->duration_s > 0 && llround(o->rate * o->duration_s) < 1)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                       "rate * duration_s is less than one trade");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                              "rate * duration_s is less than one trade");
     {
         /* every day touched gets a partition: keep the history to ten years */
         double rate = o->rate > 0 ? o->rate : 1000.0;
         double n = o->count > 0 ? (double)o->count : rate * o->duration_s;
         if (n / rate > 3650.0 * 86400.0)
-            return set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                           "rate: %lld trades at %g/s span more than 3650 days of event time",
-                           (long long)n, rate);
+            return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                                  "rate: %lld trades at %g/s span more than 3650 days of event time",
+                                  (long long)n, rate);
     }
     if (!(o->anomalies >= 0 && o->anomalies <= 0.1))
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "anomalies must be 0..0.1");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "anomalies must be 0..0.1");
     if (o->batch_size < 1 || o->batch_size > 1000000)
-        return set_err(code, TF_PG_EINVAL, errbuf, errlen, "batch_size must be 1..1000000");
+        return tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "batch_size must be 1..1000000");
     return 0;
 }
 
@@ -232,31 +221,8 @@ static int insert_labels(PGconn *conn, int64_t first_id, void *arg, char *errbuf
 }
 
 /* Sleeps up to us microseconds or until stop; returns 1 if asked to stop. */
-static int nap(tf_genjob *j, int64_t us)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = (int64_t)ts.tv_nsec + (us % 1000000) * 1000;
-    ts.tv_sec += (time_t)(us / 1000000 + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    pthread_mutex_lock(&j->mu);
-    while (!j->stop) {
-        int e = pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        if (e == ETIMEDOUT)
-            break;
-    }
-    int s = j->stop;
-    pthread_mutex_unlock(&j->mu);
-    return s;
-}
-
-static int stopping(tf_genjob *j)
-{
-    pthread_mutex_lock(&j->mu);
-    int s = j->stop;
-    pthread_mutex_unlock(&j->mu);
-    return s;
-}
+static int nap(tf_genjob *j, int64_t us) { return tf_jobsync_nap(&j->mu, &j->cv, &j->stop, us); }
+static int stopping(tf_genjob *j) { return tf_jobsync_stopping(&j->mu, &j->stop); }
 
 /*
  * Generates and writes trades k0 .. k0+n-1, event window
@@ -425,20 +391,15 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
         return NULL;
     tf_genjob *j = calloc(1, sizeof *j);
     if (!j) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* nap() deadlines are monotonic */
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tf_jobsync_init(&j->mu, &j->cv);
     j->o = *o;
     j->url = strdup(o->pg_url ? o->pg_url : "");
     j->o.pg_url = j->url;
     if (!j->url) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
         goto err;
     }
     if (parse_tickers(j, o->tickers, code, errbuf, errlen) != 0)
@@ -454,20 +415,20 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
     char gerr[256];
     j->gen = tf_gen_new(&go, gerr, sizeof gerr);
     if (!j->gen) {
-        set_err(code, TF_PG_EINVAL, errbuf, errlen, "%s", gerr);
+        tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "%s", gerr);
         goto err;
     }
     j->rows = calloc((size_t)o->batch_size, sizeof *j->rows);
     j->maxlabels = (size_t)o->batch_size / 5 + 64;
     j->labels = calloc(j->maxlabels, sizeof *j->labels);
     if (!j->rows || !j->labels) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory (batch_size %d)", o->batch_size);
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory (batch_size %d)", o->batch_size);
         goto err;
     }
     char cerr[512];
     j->copy = tf_copy_new(j->url, o->metrics, cerr, sizeof cerr);
     if (!j->copy) {
-        set_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
         goto err;
     }
     snprintf(j->st.run_id, sizeof j->st.run_id, "g-%llx-%llu", (unsigned long long)tf_now_us(),
@@ -475,7 +436,7 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
     j->st.running = 1;
     j->t0_mono = tf_mono_us();
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "cannot start generator thread");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "cannot start generator thread");
         goto err;
     }
     j->thread_started = 1;
@@ -508,14 +469,7 @@ void tf_genjob_stop(tf_genjob *j)
 
 int tf_genjob_wait_for(tf_genjob *j, int timeout_ms)
 {
-    struct timespec ts;
-    tf_mono_timespec(tf_mono_us() + (int64_t)timeout_ms * 1000, &ts);
-    pthread_mutex_lock(&j->mu);
-    while (j->st.running && pthread_cond_timedwait(&j->cv, &j->mu, &ts) == 0)
-        ;
-    int done = !j->st.running;
-    pthread_mutex_unlock(&j->mu);
-    return done;
+    return tf_jobsync_wait_for(&j->mu, &j->cv, &j->st.running, timeout_ms);
 }
 
 void tf_genjob_wait(tf_genjob *j, tf_genjob_status *out)

@@ -28,6 +28,7 @@
 #include "event/trade.h"
 #include "ingest/import.h"
 #include "ingest/import_src.h"
+#include "ingest/jobsync.h"
 #include "store/copy.h"
 #include "store/pg.h"
 
@@ -68,17 +69,6 @@ struct tf_replay {
     int64_t t0_mono;
 };
 
-static int set_err(int *code, int v, char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int set_err(int *code, int v, char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    if (code) *code = v;
-    return -1;
-}
 
 /* ---- stored source ------------------------------------------------------- */
 
@@ -96,14 +86,14 @@ static int ticker_list(const char *list, char *out, size_t cap, char *errbuf, si
         while (len && *p == ' ') p++, len--;
         while (len && p[len - 1] == ' ') len--;
         char t[TF_TICKER_MAX];
-        if (len == 0 || len >= sizeof t) return set_err(NULL, 0, errbuf, errlen, "tickers: bad ticker '%.*s'", (int)(len > 40 ? 40 : len), p);
+        if (len == 0 || len >= sizeof t) return tf_jobsync_err(NULL, 0, errbuf, errlen, "tickers: bad ticker '%.*s'", (int)(len > 40 ? 40 : len), p);
         for (size_t i = 0; i < len; i++) t[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
         t[len] = '\0';
         if (!tf_ticker_valid(t, len))
-            return set_err(NULL, 0, errbuf, errlen, "tickers: bad ticker '%s' (1-15 characters of A-Z 0-9 . -)", t);
-        if (++n > MAX_TICKERS) return set_err(NULL, 0, errbuf, errlen, "tickers: more than %d given", MAX_TICKERS);
+            return tf_jobsync_err(NULL, 0, errbuf, errlen, "tickers: bad ticker '%s' (1-15 characters of A-Z 0-9 . -)", t);
+        if (++n > MAX_TICKERS) return tf_jobsync_err(NULL, 0, errbuf, errlen, "tickers: more than %d given", MAX_TICKERS);
         int w = snprintf(out + o, cap - o, "%s'%s'", o ? "," : "", t);
-        if (w < 0 || (size_t)w >= cap - o) return set_err(NULL, 0, errbuf, errlen, "tickers: list too long");
+        if (w < 0 || (size_t)w >= cap - o) return tf_jobsync_err(NULL, 0, errbuf, errlen, "tickers: list too long");
         o += (size_t)w;
         p = e ? e + 1 : NULL;
     }
@@ -315,25 +305,8 @@ static int file_prime(tf_replay *j, char *errbuf, size_t errlen)
 /* ---- the thread -------------------------------------------------------------- */
 
 /* Sleeps up to us microseconds or until stop; returns 1 if asked to stop. */
-static int nap(tf_replay *j, int64_t us)
-{
-    struct timespec ts;
-    tf_mono_timespec(tf_mono_us() + us, &ts);
-    pthread_mutex_lock(&j->mu);
-    while (!j->stop && pthread_cond_timedwait(&j->cv, &j->mu, &ts) != ETIMEDOUT)
-        ;
-    int s = j->stop;
-    pthread_mutex_unlock(&j->mu);
-    return s;
-}
-
-static int stopping(tf_replay *j)
-{
-    pthread_mutex_lock(&j->mu);
-    int s = j->stop;
-    pthread_mutex_unlock(&j->mu);
-    return s;
-}
+static int nap(tf_replay *j, int64_t us) { return tf_jobsync_nap(&j->mu, &j->cv, &j->stop, us); }
+static int stopping(tf_replay *j) { return tf_jobsync_stopping(&j->mu, &j->stop); }
 
 static int write_rows(tf_replay *j, size_t n)
 {
@@ -438,24 +411,19 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
 {
     if (code) *code = 0;
     if (!(o->speed == 0 || (o->speed > 0 && o->speed <= TF_REPLAY_MAX_SPEED))) {
-        set_err(code, TF_PG_EINVAL, errbuf, errlen, "speed must be > 0 and <= %.0f, or max", TF_REPLAY_MAX_SPEED);
+        tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "speed must be > 0 and <= %.0f, or max", TF_REPLAY_MAX_SPEED);
         return NULL;
     }
     if (o->batch_size < 1 || o->batch_size > 1000000) {
-        set_err(code, TF_PG_EINVAL, errbuf, errlen, "batch_size must be 1..1000000");
+        tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "batch_size must be 1..1000000");
         return NULL;
     }
     tf_replay *j = calloc(1, sizeof *j);
     if (!j) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* nap() deadlines are monotonic */
-    pthread_cond_init(&j->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    tf_jobsync_init(&j->mu, &j->cv);
     j->o = *o;
     j->url = dup_or_empty(o->pg_url);
     j->tickers = dup_or_empty(o->tickers);
@@ -464,7 +432,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     j->file = o->file ? strdup(o->file) : NULL;
     j->rows = calloc((size_t)o->batch_size, sizeof *j->rows);
     if (!j->url || !j->tickers || !j->market || !j->unit || (o->file && !j->file) || !j->rows) {
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
         goto err;
     }
     j->o.pg_url = j->url;
@@ -476,21 +444,21 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     j->st.total = -1;
     if (j->file) {
         if (j->tickers[0]) {
-            set_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: a file is replayed whole (give tickers for stored trades only)");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "tickers: a file is replayed whole (give tickers for stored trades only)");
             goto err;
         }
         j->time_unit = tf_imp_time_unit(j->unit);
         if (j->time_unit < 0) {
-            set_err(code, TF_PG_EINVAL, errbuf, errlen, "time_unit must be s, ms, us or ns");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "time_unit must be s, ms, us or ns");
             goto err;
         }
         if (j->market[0] && !tf_market_valid(j->market, strlen(j->market))) {
-            set_err(code, TF_PG_EINVAL, errbuf, errlen, "market must be one of KOSPI, KOSDAQ, NASDAQ, NYSE");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "market must be one of KOSPI, KOSDAQ, NASDAQ, NYSE");
             goto err;
         }
         if (o->speed == 0 && strcmp(j->file, "-") == 0) {
-            set_err(code, TF_PG_EINVAL, errbuf, errlen,
-                    "speed max reads the file twice (its last time first): give a file, not stdin");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen,
+                           "speed max reads the file twice (its last time first): give a file, not stdin");
             goto err;
         }
         snprintf(j->d.market, sizeof j->d.market, "%s", j->market);
@@ -499,7 +467,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
         j->buf = malloc(FBUF);
         j->scratch = malloc(FBUF);
         if (!j->buf || !j->scratch) {
-            set_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
+            tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory");
             goto err;
         }
         if (file_open(j, errbuf, errlen) != 0 || (o->speed == 0 && file_prepass(j, errbuf, errlen) != 0) ||
@@ -510,13 +478,13 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     } else {
         if (j->o.to_us == 0) j->o.to_us = now;
         if (j->o.from_us >= j->o.to_us) {
-            set_err(code, TF_PG_EINVAL, errbuf, errlen, "from must be before to");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "from must be before to");
             goto err;
         }
         if (j->o.to_us > now) {
             /* trades dated after now would be replayed into the window
              * being read; and a replay is of what happened */
-            set_err(code, TF_PG_EINVAL, errbuf, errlen, "to must not be in the future");
+            tf_jobsync_err(code, TF_PG_EINVAL, errbuf, errlen, "to must not be in the future");
             goto err;
         }
         char tl[MAX_TICKERS * 20 + 8];
@@ -527,7 +495,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
         char cerr[512];
         j->rd = tf_pg_connect(j->url, cerr, sizeof cerr);
         if (!j->rd) {
-            set_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+            tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
             goto err;
         }
         int rc = stored_open(j, errbuf, errlen);
@@ -539,7 +507,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     char cerr[512];
     j->copy = tf_copy_new(j->url, o->metrics, cerr, sizeof cerr);
     if (!j->copy) {
-        set_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
         goto err;
     }
     /* base and the pacing clock start together, after the source is open
@@ -550,7 +518,7 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
     j->st.running = 1;
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
         j->st.running = 0;
-        set_err(code, TF_PG_EOTHER, errbuf, errlen, "cannot start the replay thread");
+        tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "cannot start the replay thread");
         goto err;
     }
     j->thread_started = 1;
@@ -580,14 +548,7 @@ void tf_replay_stop(tf_replay *j)
 
 int tf_replay_wait_for(tf_replay *j, int timeout_ms)
 {
-    struct timespec ts;
-    tf_mono_timespec(tf_mono_us() + (int64_t)timeout_ms * 1000, &ts);
-    pthread_mutex_lock(&j->mu);
-    while (j->st.running && pthread_cond_timedwait(&j->cv, &j->mu, &ts) == 0)
-        ;
-    int done = !j->st.running;
-    pthread_mutex_unlock(&j->mu);
-    return done;
+    return tf_jobsync_wait_for(&j->mu, &j->cv, &j->st.running, timeout_ms);
 }
 
 void tf_replay_wait(tf_replay *j, tf_replay_status *out)

@@ -760,6 +760,41 @@ static int end_copy(void *arg, const char *ticker, const char *market, const tf_
     return ok ? 0 : -1;
 }
 
+/* The decoding state both decompress and unpack COPY through: its first
+ * buffer, or -1 with errbuf set. */
+static int dstate_init(dstate *d, PGconn *conn, const char *part, char *errbuf, size_t errlen)
+{
+    *d = (dstate){.conn = conn, .part = part, .cap = 1 << 16};
+    d->buf = malloc(d->cap);
+    if (!d->buf) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A COPY a failure left open: ended and drained so the connection can roll
+ * back. */
+static void copy_abort(dstate *d)
+{
+    if (d->in_copy) {
+        PQputCopyEnd(d->conn, "aborted");
+        PGresult *r;
+        while ((r = PQgetResult(d->conn)) != NULL) PQclear(r);
+    }
+}
+
+/* The transaction's end: COMMIT when all went well, else (or when COMMIT
+ * fails) ROLLBACK; the final rc. */
+static int commit_or_rollback(PGconn *conn, int rc, char *errbuf, size_t errlen)
+{
+    if (rc == 0)
+        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
+    if (rc)
+        rollback(conn);
+    return rc;
+}
+
 int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
                       tf_compress_stats *st, char *errbuf, size_t errlen)
 {
@@ -767,12 +802,9 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
     fmt_day(day, dstr, sizeof dstr, "%Y-%m-%d");
     fmt_day(day, part, sizeof part, "stock_trades_p%Y%m%d");
     tf_compress_stats s = {0};
-    dstate d = {.conn = conn, .part = part, .cap = 1 << 16};
-    d.buf = malloc(d.cap);
-    if (!d.buf) {
-        snprintf(errbuf, errlen, "out of memory");
+    dstate d;
+    if (dstate_init(&d, conn, part, errbuf, errlen))
         return TF_PG_EOTHER;
-    }
     const char *pd[1] = {dstr};
     const char *pp[1] = {part};
     int64_t nseg = 0, exists = 0, rows0 = 0;
@@ -855,11 +887,7 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
         size_t n = strlen(errbuf);
         snprintf(errbuf + n, errlen - n, ": %s", d.err);
     }
-    if (d.in_copy) {
-        PQputCopyEnd(conn, "aborted");
-        PGresult *r;
-        while ((r = PQgetResult(conn)) != NULL) PQclear(r);
-    }
+    copy_abort(&d);
     if (rc == 0)
         maybe_pause(o, "copied");
     int64_t rows1 = 0;
@@ -896,10 +924,7 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
                             0, "forgetting the day", &rc, errbuf, errlen);
         PQclear(r);
     }
-    if (rc == 0)
-        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
-    if (rc)
-        rollback(conn);
+    rc = commit_or_rollback(conn, rc, errbuf, errlen);
     s.rows = d.rows;
     if (rc == 0) {
         tf_info("compress", "day decompressed", TF_STR("day", dstr), TF_INT("rows", s.rows),
@@ -925,12 +950,9 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
     tf_fmt_iso_us(to_us, t);
     const char *p[3] = {ticker, f, t};
     tf_compress_stats s = {0};
-    dstate d = {.conn = conn, .part = "stock_trades", .cap = 1 << 16};
-    d.buf = malloc(d.cap);
-    if (!d.buf) {
-        snprintf(errbuf, errlen, "out of memory");
+    dstate d;
+    if (dstate_init(&d, conn, "stock_trades", errbuf, errlen))
         return TF_PG_EOTHER;
-    }
     /* the compression lock, then the partition DDL lock: no partition of
      * these days appears (moving default rows) while we insert */
     int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
@@ -967,11 +989,7 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
         snprintf(errbuf, errlen, "writing rows failed: %s", d.err);
         rc = TF_PG_EOTHER;
     }
-    if (d.in_copy) {
-        PQputCopyEnd(conn, "aborted");
-        PGresult *x;
-        while ((x = PQgetResult(conn)) != NULL) PQclear(x);
-    }
+    copy_abort(&d);
     if (rc == 0 && d.rows != want) {
         snprintf(errbuf, errlen, "unpacked %lld rows, segments held %lld", (long long)d.rows,
                  (long long)want);
@@ -994,10 +1012,7 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
                   3, p, 0, "updating the day sizes", &rc, errbuf, errlen);
         PQclear(r);
     }
-    if (rc == 0)
-        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
-    if (rc)
-        rollback(conn);
+    rc = commit_or_rollback(conn, rc, errbuf, errlen);
     s.rows = d.rows;
     if (rc == 0) {
         tf_info("compress", "segments unpacked to rows", TF_STR("ticker", ticker),

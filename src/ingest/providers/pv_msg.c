@@ -191,20 +191,32 @@ out:
     return rc;
 }
 
+/* A message that must be an object with a string "type" (Finnhub,
+ * tickflow): the parsed root (the caller's to free) with *kind its type, or
+ * NULL with r->bad set (r reset first either way). */
+static json_t *load_typed(const char *buf, size_t len, tf_pv_result *r, const char **kind)
+{
+    reset(r);
+    json_t *root = load(buf, len, r);
+    if (!root) return NULL;
+    json_t *type = json_object_get(root, "type");
+    if (!json_is_object(root) || !json_is_string(type)) {
+        bad_msg(r, "not an object with \"type\"");
+        json_decref(root);
+        return NULL;
+    }
+    *kind = json_string_value(type);
+    return root;
+}
+
 /* ---- Finnhub ---- */
 
 int tf_pv_parse_finnhub(const char *buf, size_t len, tf_pv_result *r)
 {
-    reset(r);
-    json_t *root = load(buf, len, r);
+    const char *k;
+    json_t *root = load_typed(buf, len, r, &k);
     if (!root) return -1;
     int rc = 0;
-    json_t *type = json_object_get(root, "type");
-    if (!json_is_object(root) || !json_is_string(type)) {
-        rc = bad_msg(r, "not an object with \"type\"");
-        goto out;
-    }
-    const char *k = json_string_value(type);
     if (!strcmp(k, "ping")) {
         r->ctl = TF_PV_CTL_PING;
     } else if (!strcmp(k, "error")) {
@@ -266,16 +278,9 @@ out:
 
 int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
 {
-    reset(r);
-    json_t *root = load(buf, len, r);
+    const char *k;
+    json_t *root = load_typed(buf, len, r, &k);
     if (!root) return -1;
-    int rc = 0;
-    json_t *type = json_object_get(root, "type");
-    if (!json_is_object(root) || !json_is_string(type)) {
-        rc = bad_msg(r, "not an object with \"type\"");
-        goto out;
-    }
-    const char *k = json_string_value(type);
     json_t *seq = json_object_get(root, "seq");
     if (json_is_integer(seq) && json_integer_value(seq) >= 0) r->seq = json_integer_value(seq);
     if (!strcmp(k, "trade")) {
@@ -329,9 +334,8 @@ int tf_pv_parse_tickflow(const char *buf, size_t len, tf_pv_result *r)
         r->code = json_is_integer(d) ? (int)json_integer_value(d) : 0;
     }
     /* candles ("tick"), ... : not trades, ignored */
-out:
     json_decref(root);
-    return rc;
+    return 0;
 }
 
 /* ---- encoders ---- */
