@@ -49,21 +49,7 @@ struct tf_api_signals {
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static void put_str(tf_sbuf *o, const char *s)
-{
-    size_t len = strlen(s);
-    char tmp[512];
-    tf_sbuf_add(o, "\"", 1);
-    while (len) {
-        size_t n = len > 120 ? 120 : len;
-        while (n < len && n > 1 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-        int w = tf_json_escape(s, n, tmp, sizeof tmp);
-        if (w > 0) tf_sbuf_add(o, tmp, (size_t)w);
-        s += n;
-        len -= n;
-    }
-    tf_sbuf_add(o, "\"", 1);
-}
+static void put_str(tf_sbuf *o, const char *s) { tf_sbuf_json_str(o, s); }
 
 static void put_num(tf_sbuf *o, double v)
 {

@@ -697,15 +697,23 @@ static int buf_add(char **p, size_t *len, size_t *cap, const char *s, size_t n)
 static void replay_done(replay_job *j);
 static void replay_page(replay_job *j);
 
+/* A replay query's answer that ends the replay: an error (j->err), or the
+ * client gone meanwhile; 1 when replay_done has run. */
+static int replay_ended(replay_job *j, const PGresult *r, int err)
+{
+    if (err || !r || j->c->gone) {
+        j->err = err || !r;
+        replay_done(j);
+        return 1;
+    }
+    return 0;
+}
+
 static void replay_page_cb(const PGresult *r, int err, const char *msg, void *ud)
 {
     (void)msg;
     replay_job *j = ud;
-    if (err || !r || j->c->gone) {
-        j->err = err || !r;
-        replay_done(j);
-        return;
-    }
+    if (replay_ended(j, r, err)) return;
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         const char *id = PQgetvalue(r, i, 1), *body = PQgetvalue(r, i, 2);
@@ -766,11 +774,7 @@ static void replay_seq_cb(const PGresult *r, int err, const char *msg, void *ud)
 {
     (void)msg;
     replay_job *j = ud;
-    if (err || !r || j->c->gone) {
-        j->err = err || !r;
-        replay_done(j);
-        return;
-    }
+    if (replay_ended(j, r, err)) return;
     if (PQntuples(r) == 0) { /* not found: live only */
         replay_done(j);
         return;

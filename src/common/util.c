@@ -353,6 +353,22 @@ void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n)
 
 void tf_sbuf_str(tf_sbuf *s, const char *str) { tf_sbuf_add(s, str, strlen(str)); }
 
+void tf_sbuf_json_str(tf_sbuf *o, const char *s)
+{
+    size_t len = strlen(s);
+    char tmp[512];
+    tf_sbuf_add(o, "\"", 1);
+    while (len) {
+        size_t n = len > 120 ? 120 : len;
+        while (n < len && n > 1 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        int w = tf_json_escape(s, n, tmp, sizeof tmp);
+        if (w > 0) tf_sbuf_add(o, tmp, (size_t)w);
+        s += n;
+        len -= n;
+    }
+    tf_sbuf_add(o, "\"", 1);
+}
+
 void tf_sbuf_fmt(tf_sbuf *s, const char *fmt, ...)
 {
     va_list ap;

@@ -68,5 +68,8 @@ int tf_sbuf_reserve(tf_sbuf *s, size_t n);
 void tf_sbuf_add(tf_sbuf *s, const void *p, size_t n);
 void tf_sbuf_str(tf_sbuf *s, const char *str);
 void tf_sbuf_fmt(tf_sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* str as a quoted, escaped JSON string (escaped a whole UTF-8 character at a
+ * time, in chunks of at most 120 bytes). */
+void tf_sbuf_json_str(tf_sbuf *s, const char *str);
 
 #endif
