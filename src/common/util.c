@@ -359,7 +359,9 @@ void tf_sbuf_json_str(tf_sbuf *o, const char *s)
     char tmp[512];
     tf_sbuf_add(o, "\"", 1);
     while (len) {
-        size_t n = len > 120 ? 120 : len;
+        /* 80 bytes escape to at most 480 (a control byte is \u00XX), so a
+         * chunk always fits tmp; 120 could need 720 and was then dropped */
+        size_t n = len > 80 ? 80 : len;
         while (n < len && n > 1 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
         int w = tf_json_escape(s, n, tmp, sizeof tmp);
         if (w > 0) tf_sbuf_add(o, tmp, (size_t)w);

@@ -182,9 +182,27 @@ static void floor_div(void)
     TF_EQ_INT(tf_floor_div(-61, 60), -2);
 }
 
+/* tf_sbuf_json_str escapes in chunks: a chunk of control characters (six
+ * bytes each escaped) must not overflow its scratch and be dropped */
+static void sbuf_json_str(void)
+{
+    char in[301];
+    memset(in, 1, 300);
+    in[300] = '\0';
+    tf_sbuf s = {0};
+    tf_sbuf_json_str(&s, in);
+    TF_EQ_INT(s.len, 2 + 300 * 6);
+    TF_CHECK(s.len > 8 && memcmp(s.b, "\"\\u0001", 7) == 0 && s.b[s.len - 1] == '"');
+    s.len = 0;
+    tf_sbuf_json_str(&s, "a\"b\n\xc3\xa9");
+    TF_EQ_STR(s.b, "\"a\\\"b\\n\xc3\xa9\"");
+    free(s.b);
+}
+
 int main(void)
 {
     floor_div();
+    sbuf_json_str();
     sbuf();
     iso();
     fixed();
