@@ -367,44 +367,20 @@ int tf_import_bars(const tf_import_opts *o, tf_import_result *res)
             snprintf(res->error, sizeof res->error, "%s: empty input (no header)", b.name);
             res->code = 2;
         }
-        if (!res->code && (rc = tf_imp_copy_put(b.conn, &b.out, 1, err, sizeof err)) != 0) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        rc = tf_imp_copy_end(b.conn, res->code != 0, err, sizeof err);
-        if (rc && !res->code) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        if (!res->code) {
-            char src_name[300];
-            const char *base = strrchr(b.name, '/');
-            snprintf(src_name, sizeof src_name, "file:%s", base ? base + 1 : b.name);
-            const char *p[4] = {o->defaults.ticker, market, o->interval, src_name};
-            PGresult *q = PQexecParams(
-                b.conn,
-                "INSERT INTO market_bars (ticker, market_code, interval, bucket, open, high, low, close,"
-                " adj_close, volume, source) SELECT $1, $2, $3, bucket, open, high, low, close, adj_close,"
-                " volume, $4 FROM tf_bars_in"
-                " ON CONFLICT (ticker, interval, bucket) DO UPDATE SET market_code = EXCLUDED.market_code,"
-                " open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,"
-                " adj_close = EXCLUDED.adj_close, volume = EXCLUDED.volume, source = EXCLUDED.source,"
-                " imported_at = now()",
-                4, NULL, p, NULL, NULL, 0);
-            if (PQresultStatus(q) != PGRES_COMMAND_OK) {
-                tf_pg_classify(b.conn, q, "upserting market_bars", res->error, sizeof res->error);
-                res->code = 1;
-            }
-            PQclear(q);
-        }
-        if (!res->code && tf_pg_exec(b.conn, "COMMIT", err, sizeof err) != 0) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        if (res->code)
-            tf_pg_exec(b.conn, "ROLLBACK", err, sizeof err);
-        else
-            res->inserted += b.rows;
+        char src_name[300];
+        const char *base = strrchr(b.name, '/');
+        snprintf(src_name, sizeof src_name, "file:%s", base ? base + 1 : b.name);
+        const char *p[4] = {o->defaults.ticker, market, o->interval, src_name};
+        tf_imp_stage_finish(b.conn, &b.out,
+                            "INSERT INTO market_bars (ticker, market_code, interval, bucket, open, high, low, close,"
+                            " adj_close, volume, source) SELECT $1, $2, $3, bucket, open, high, low, close, adj_close,"
+                            " volume, $4 FROM tf_bars_in"
+                            " ON CONFLICT (ticker, interval, bucket) DO UPDATE SET market_code = EXCLUDED.market_code,"
+                            " open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,"
+                            " adj_close = EXCLUDED.adj_close, volume = EXCLUDED.volume, source = EXCLUDED.source,"
+                            " imported_at = now()",
+                            4, p, "upserting market_bars", res);
+        if (!res->code) res->inserted += b.rows;
         /* the hash is complete now (read once, as a stream) */
         char ib[24];
         snprintf(ib, sizeof ib, "%lld", (long long)id);

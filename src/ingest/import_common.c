@@ -340,6 +340,33 @@ int tf_imp_copy_end(PGconn *conn, int abort, char *errbuf, size_t errlen)
     return rc;
 }
 
+void tf_imp_stage_finish(PGconn *conn, tf_sbuf *out, const char *upsert, int nparams,
+                         const char *const *params, const char *what, tf_import_result *res)
+{
+    char err[512];
+    if (!res->code && tf_imp_copy_put(conn, out, 1, err, sizeof err) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", err);
+        res->code = 1;
+    }
+    if (tf_imp_copy_end(conn, res->code != 0, err, sizeof err) != 0 && !res->code) {
+        snprintf(res->error, sizeof res->error, "%s", err);
+        res->code = 1;
+    }
+    if (!res->code) {
+        PGresult *q = PQexecParams(conn, upsert, nparams, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(q) != PGRES_COMMAND_OK) {
+            tf_pg_classify(conn, q, what, res->error, sizeof res->error);
+            res->code = 1;
+        }
+        PQclear(q);
+    }
+    if (!res->code && tf_pg_exec(conn, "COMMIT", err, sizeof err) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", err);
+        res->code = 1;
+    }
+    if (res->code) tf_pg_exec(conn, "ROLLBACK", err, sizeof err);
+}
+
 void tf_imp_where(char *buf, size_t cap, const char *file, int64_t line, const char *column)
 {
     if (column)

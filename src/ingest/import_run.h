@@ -119,6 +119,13 @@ void tf_imp_copy_text(struct tf_sbuf *b, const char *s, size_t len);
 int tf_imp_copy_begin(struct pg_conn *conn, const char *sql, char *errbuf, size_t errlen);
 int tf_imp_copy_put(struct pg_conn *conn, struct tf_sbuf *b, int force, char *errbuf, size_t errlen);
 int tf_imp_copy_end(struct pg_conn *conn, int abort, char *errbuf, size_t errlen);
+/* The end of a staged import (bars, symbols), in the caller's transaction:
+ * flushes and ends the COPY into the staging table (aborted when res->code
+ * is already set), runs `upsert` from it, commits, and rolls back on any
+ * failure. The first failure sets res->code = 1 and res->error (`what`
+ * names the upsert in it). */
+void tf_imp_stage_finish(struct pg_conn *conn, struct tf_sbuf *out, const char *upsert, int nparams,
+                         const char *const *params, const char *what, tf_import_result *res);
 
 /* A progress line on stderr ("\r..."), at most twice a second; final = 1
  * ends it with a newline. */

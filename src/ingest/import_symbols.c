@@ -315,44 +315,20 @@ int tf_import_symbols(const tf_import_opts *o, tf_import_result *res)
             snprintf(res->error, sizeof res->error, "%s: empty input (no header)", s.name);
             res->code = 2;
         }
-        if (!res->code && tf_imp_copy_put(s.conn, &s.out, 1, err, sizeof err) != 0) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        rc = tf_imp_copy_end(s.conn, res->code != 0, err, sizeof err);
-        if (rc && !res->code) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        if (!res->code) {
-            const char *base = strrchr(s.name, '/');
-            char source[300];
-            snprintf(source, sizeof source, "%s:%s", s.nasdaq ? "nasdaqtrader" : "csv", base ? base + 1 : s.name);
-            const char *p[1] = {source};
-            PGresult *q = PQexecParams(
-                s.conn,
-                "INSERT INTO symbols (symbol, name, market, market_cap, sector, test_issue, source)"
-                " SELECT DISTINCT ON (symbol, market) symbol, name, market, market_cap, sector, test_issue, $1"
-                " FROM tf_symbols_in ORDER BY symbol, market, line DESC"
-                " ON CONFLICT (symbol, market) DO UPDATE SET name = EXCLUDED.name,"
-                " market_cap = coalesce(EXCLUDED.market_cap, symbols.market_cap),"
-                " sector = coalesce(EXCLUDED.sector, symbols.sector), test_issue = EXCLUDED.test_issue,"
-                " source = EXCLUDED.source, updated_at = now()",
-                1, NULL, p, NULL, NULL, 0);
-            if (PQresultStatus(q) != PGRES_COMMAND_OK) {
-                tf_pg_classify(s.conn, q, "upserting symbols", res->error, sizeof res->error);
-                res->code = 1;
-            }
-            PQclear(q);
-        }
-        if (!res->code && tf_pg_exec(s.conn, "COMMIT", err, sizeof err) != 0) {
-            snprintf(res->error, sizeof res->error, "%s", err);
-            res->code = 1;
-        }
-        if (res->code)
-            tf_pg_exec(s.conn, "ROLLBACK", err, sizeof err);
-        else
-            res->inserted += s.rows;
+        const char *base = strrchr(s.name, '/');
+        char source[300];
+        snprintf(source, sizeof source, "%s:%s", s.nasdaq ? "nasdaqtrader" : "csv", base ? base + 1 : s.name);
+        const char *p[1] = {source};
+        tf_imp_stage_finish(s.conn, &s.out,
+                            "INSERT INTO symbols (symbol, name, market, market_cap, sector, test_issue, source)"
+                            " SELECT DISTINCT ON (symbol, market) symbol, name, market, market_cap, sector, test_issue, $1"
+                            " FROM tf_symbols_in ORDER BY symbol, market, line DESC"
+                            " ON CONFLICT (symbol, market) DO UPDATE SET name = EXCLUDED.name,"
+                            " market_cap = coalesce(EXCLUDED.market_cap, symbols.market_cap),"
+                            " sector = coalesce(EXCLUDED.sector, symbols.sector), test_issue = EXCLUDED.test_issue,"
+                            " source = EXCLUDED.source, updated_at = now()",
+                            1, p, "upserting symbols", res);
+        if (!res->code) res->inserted += s.rows;
         if (!res->code && s.nasdaq && !s.footer)
             tf_warn("import", "no 'File Creation Time:' footer: the file may be cut short", TF_STR("file", s.name));
         char ib[24];
