@@ -13,11 +13,11 @@ int tf_bus_topic_known(const char *topic)
                      strcmp(topic, TF_TOPIC_SIGNALS) == 0);
 }
 
-tf_bus *tf_bus_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen)
+tf_bus *tf_bus_new(const tf_config *cfg, tf_metrics *m, tf_err *e)
 {
     if (cfg->kafka_brokers[0])
-        return tf_bus_kafka_new(cfg, m, errbuf, errlen);
-    return tf_bus_embedded_new(cfg, m, errbuf, errlen);
+        return tf_bus_kafka_new(cfg, m, e);
+    return tf_bus_embedded_new(cfg, m, e);
 }
 
 void tf_bus_free(tf_bus *bus)
@@ -47,22 +47,20 @@ int tf_bus_flush(tf_bus *bus, int timeout_ms)
     return bus->ops->flush(bus, timeout_ms);
 }
 
-int tf_bus_status(tf_bus *bus, char *msg, size_t msglen)
+int tf_bus_status(tf_bus *bus, tf_err *e)
 {
-    if (msglen)
-        msg[0] = '\0';
-    return bus->ops->status(bus, msg, msglen);
+    return bus->ops->status(bus, e);
 }
 
 tf_bus_consumer *tf_bus_subscribe(tf_bus *bus, const char *topic, const char *group, int flags,
                                   tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
-                                  char *errbuf, size_t errlen)
+                                  tf_err *e)
 {
     if (!tf_bus_topic_known(topic)) {
-        snprintf(errbuf, errlen, "unknown topic \"%s\"", topic ? topic : "(null)");
+        tf_err_set(e, TF_EFATAL, NULL, "unknown topic \"%s\"", topic ? topic : "(null)");
         return NULL;
     }
-    return bus->ops->subscribe(bus, topic, group, flags, rebalance, rebalance_ctx, errbuf, errlen);
+    return bus->ops->subscribe(bus, topic, group, flags, rebalance, rebalance_ctx, e);
 }
 
 int tf_bus_poll(tf_bus_consumer *c, int timeout_ms, const tf_bus_msg **out)
@@ -101,8 +99,8 @@ void tf_bus_consumer_close(tf_bus_consumer *c)
 
 int tf_bus_ready(void *bus, char *detail, size_t cap)
 {
-    detail[0] = 0;
-    int rc = tf_bus_status(bus, detail, cap);
-    if (rc == 0 && !detail[0]) snprintf(detail, cap, "%s", tf_bus_kind(bus));
+    tf_err e = {0};
+    int rc = tf_bus_status(bus, &e);
+    snprintf(detail, cap, "%s", rc == 0 ? tf_bus_kind(bus) : e.msg);
     return rc == 0;
 }

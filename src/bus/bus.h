@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "common/config.h"
 #include "common/metrics.h"
 
@@ -42,7 +43,7 @@
 #define TF_TOPIC_SIGNALS "stock.signals"
 
 /* Return codes (0 = ok). */
-#define TF_BUS_ERR (-1)       /* generic failure (message in log / errbuf) */
+#define TF_BUS_ERR (-1)       /* generic failure (message in log / tf_err) */
 #define TF_BUS_ETIMEDOUT (-2) /* produce: queue full until the timeout (back-pressure) */
 #define TF_BUS_ECLOSED (-3)   /* bus or consumer is shutting down */
 #define TF_BUS_EINVAL (-4)    /* bad argument: unknown topic, too large, NULL */
@@ -81,9 +82,9 @@ typedef void (*tf_bus_delivery_cb)(void *ctx, void *opaque, int err);
 
 /* Creates the bus: Kafka when cfg->kafka_brokers is non-empty, else
  * embedded (cfg->bus_capacity messages per topic). m may be NULL. Returns
- * NULL with a message in errbuf on failure (Kafka: bad config; an
+ * NULL with e filled on failure (Kafka: bad config; an
  * unreachable broker is NOT a failure here, see tf_bus_status). */
-tf_bus *tf_bus_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen);
+tf_bus *tf_bus_new(const tf_config *cfg, tf_metrics *m, tf_err *e);
 
 /* Calls pending delivery callbacks with TF_BUS_ECLOSED (those not yet
  * delivered), frees everything. Close consumers first. Accepts NULL. Call
@@ -106,9 +107,12 @@ int tf_bus_produce(tf_bus *bus, const char *topic, const char *key, size_t key_l
  * callback. Returns 0 or TF_BUS_ETIMEDOUT. */
 int tf_bus_flush(tf_bus *bus, int timeout_ms);
 
-/* Health for /ready: 0 when usable; TF_BUS_ERR with a reason in msg when not
- * (Kafka: all brokers down / fatal error). Embedded is always 0. */
-int tf_bus_status(tf_bus *bus, char *msg, size_t msglen);
+/* Health for /ready: 0 when usable; else e (may be NULL) says why:
+ * TF_BUS_ERR with class reconnect when all Kafka brokers are down (librdkafka
+ * reconnects by itself), TF_BUS_EFATAL with class fatal after a fatal
+ * producer error (only a new process can produce again). Embedded is
+ * always 0. */
+int tf_bus_status(tf_bus *bus, tf_err *e);
 
 /* The same as a readiness check for GET /ready (http/http.h tf_ready_check):
  * bus is a tf_bus*; returns 1 ready, 0 not, with the kind or reason in detail. */
@@ -135,10 +139,10 @@ typedef void (*tf_bus_rebalance_cb)(void *ctx, int assigned, const int32_t *part
  *   NULL     - reads every partition, no group, nothing committed to Kafka
  *              (each API server sees everything).
  * flags: TF_BUS_DURABLE | TF_BUS_FROM_BEGINNING. rebalance may be NULL.
- * Returns NULL with errbuf on failure. */
+ * Returns NULL with e filled on failure. */
 tf_bus_consumer *tf_bus_subscribe(tf_bus *bus, const char *topic, const char *group, int flags,
                                   tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
-                                  char *errbuf, size_t errlen);
+                                  tf_err *e);
 
 /* Waits up to timeout_ms (-1 = until woken) for the next message. Returns 1
  * and sets *out (borrowed until the next call), 0 on timeout or wake-up,

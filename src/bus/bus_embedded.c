@@ -305,11 +305,10 @@ static int e_flush(tf_bus *bb, int timeout_ms)
     return 0;
 }
 
-static int e_status(tf_bus *b, char *msg, size_t msglen)
+static int e_status(tf_bus *b, tf_err *e)
 {
     (void)b;
-    (void)msg;
-    (void)msglen;
+    (void)e;
     return 0;
 }
 
@@ -529,18 +528,18 @@ static const struct tf_bus_consumer_ops econsumer_ops = {
 
 static tf_bus_consumer *e_subscribe(tf_bus *bb, const char *topic, const char *group, int flags,
                                     tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
-                                    char *errbuf, size_t errlen)
+                                    tf_err *e)
 {
     (void)group;
     ebus *b = (ebus *)bb;
     etopic *t = find_topic(b, topic);
     if (!t) {
-        snprintf(errbuf, errlen, "unknown topic \"%s\"", topic);
+        tf_err_set(e, TF_EFATAL, NULL, "unknown topic \"%s\"", topic);
         return NULL;
     }
     econsumer *c = calloc(1, sizeof(*c));
     if (!c) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     c->base.ops = &econsumer_ops;
@@ -568,7 +567,7 @@ static const struct tf_bus_ops ebus_ops = {
     "embedded", e_free, e_produce, e_flush, e_status, e_subscribe,
 };
 
-tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen)
+tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, tf_err *e)
 {
     int64_t cap = cfg->bus_capacity > 0 ? cfg->bus_capacity : 65536;
     ebus *b = calloc(1, sizeof(*b));
@@ -615,6 +614,6 @@ tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, s
     }
     return &b->base;
 err:
-    snprintf(errbuf, errlen, "embedded bus: out of memory (capacity %lld per topic)", (long long)cap);
+    tf_err_set(e, TF_ERETRY, NULL, "embedded bus: out of memory (capacity %lld per topic)", (long long)cap);
     return NULL;
 }

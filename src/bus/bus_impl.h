@@ -15,10 +15,10 @@ struct tf_bus_ops {
                    const char *value, size_t value_len, uint64_t lsn, int64_t xid,
                    tf_bus_delivery_cb cb, void *ctx, void *opaque, int timeout_ms);
     int (*flush)(tf_bus *b, int timeout_ms);
-    int (*status)(tf_bus *b, char *msg, size_t msglen);
+    int (*status)(tf_bus *b, tf_err *e);
     tf_bus_consumer *(*subscribe)(tf_bus *b, const char *topic, const char *group, int flags,
                                   tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
-                                  char *errbuf, size_t errlen);
+                                  tf_err *e);
 };
 
 struct tf_bus_consumer_ops {
@@ -38,8 +38,8 @@ struct tf_bus_consumer {
     const struct tf_bus_consumer_ops *ops;
 };
 
-tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen);
-tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen);
+tf_bus *tf_bus_embedded_new(const tf_config *cfg, tf_metrics *m, tf_err *e);
+tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, tf_err *e);
 
 /* 1 when topic is one of the TF_TOPIC_* names. */
 int tf_bus_topic_known(const char *topic);

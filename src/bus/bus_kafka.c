@@ -55,6 +55,7 @@ typedef struct kbus {
     atomic_int closing;
     atomic_long outstanding;
     atomic_int fatal;
+    char fatal_why[256]; /* rd_kafka_fatal_error's reason, written before fatal is set */
     atomic_int all_down;
     char brokers[512];
     char group_default[64];
@@ -101,16 +102,39 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     tf_log(l, "kafka", buf, TF_STR("facility", fac));
 }
 
+/* The class of a librdkafka error (common/err.h): a fatal error, or a bad
+ * argument / config, cannot get better by retrying; lost brokers come back
+ * by librdkafka's own reconnect; the rest (timeouts, queue full, a
+ * rebalance in progress) is worth the same call again. */
+static tf_err_class kafka_class(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_GROUP:
+    case RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED:
+    case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_CONFIG: return TF_EFATAL;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__RESOLVE: return TF_ERECONNECT;
+    default: return TF_ERETRY;
+    }
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kbus *b = opaque;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         atomic_store(&b->all_down, 1);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[256];
-        rd_kafka_fatal_error(rk, why, sizeof(why));
-        tf_error("bus", "kafka fatal error", TF_STR("reason", why));
-        atomic_store(&b->fatal, 1);
+        rd_kafka_fatal_error(rk, b->fatal_why, sizeof(b->fatal_why));
+        tf_error("bus", "kafka fatal error", TF_STR("reason", b->fatal_why), TF_STR("class", "fatal"));
+        atomic_store(&b->fatal, 1); /* after fatal_why: readers check fatal first */
         return;
     }
     tf_warn("bus", "kafka error", TF_STR("code", rd_kafka_err2name(err)), TF_STR("reason", reason));
@@ -170,11 +194,12 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-static int setc(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf, size_t errlen)
+/* A bad setting is fatal: the same config fails the same way again. */
+static int setc(rd_kafka_conf_t *conf, const char *k, const char *v, tf_err *e)
 {
-    char e[256];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errbuf, errlen, "kafka config %s=%s: %s", k, v, e);
+    char why[256];
+    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        tf_err_set(e, TF_EFATAL, NULL, "kafka config %s=%s: %s", k, v, why);
         return -1;
     }
     return 0;
@@ -244,12 +269,13 @@ static int k_flush(tf_bus *bb, int timeout_ms)
     return 0;
 }
 
-static int k_status(tf_bus *bb, char *msg, size_t msglen)
+static int k_status(tf_bus *bb, tf_err *e)
 {
     kbus *b = (kbus *)bb;
     if (atomic_load(&b->fatal)) {
-        snprintf(msg, msglen, "kafka producer hit a fatal error");
-        return TF_BUS_ERR;
+        /* the idempotent producer cannot go on: only a new process can */
+        tf_err_set(e, TF_EFATAL, NULL, "kafka producer hit a fatal error: %s", b->fatal_why);
+        return TF_BUS_EFATAL;
     }
     pthread_mutex_lock(&b->mu);
     int64_t now = tf_mono_us();
@@ -267,7 +293,8 @@ static int k_status(tf_bus *bb, char *msg, size_t msglen)
         b->status_checked_us = tf_mono_us();
     }
     int ok = b->status_ok;
-    snprintf(msg, msglen, "%s", b->status_msg);
+    if (!ok) /* brokers down: librdkafka reconnects by itself */
+        tf_err_set(e, TF_ERECONNECT, NULL, "%s", b->status_msg);
     pthread_mutex_unlock(&b->mu);
     return ok ? 0 : TF_BUS_ERR;
 }
@@ -494,12 +521,12 @@ static const struct tf_bus_consumer_ops kconsumer_ops = {
 
 static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *group, int flags,
                                     tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
-                                    char *errbuf, size_t errlen)
+                                    tf_err *e)
 {
     kbus *b = (kbus *)bb;
     kconsumer *c = calloc(1, sizeof(*c));
     if (!c) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     c->base.ops = &kconsumer_ops;
@@ -514,26 +541,26 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     char anon_group[96];
     snprintf(anon_group, sizeof(anon_group), "tickflow-assign-%d-%p", (int)getpid(), (void *)c);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (setc(conf, "bootstrap.servers", b->brokers, errbuf, errlen) ||
-        setc(conf, "client.id", "tickflow", errbuf, errlen) ||
-        setc(conf, "auto.offset.reset", c->from_beginning ? "earliest" : "latest", errbuf, errlen) ||
-        setc(conf, "enable.partition.eof", "false", errbuf, errlen) ||
-        setc(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
+    if (setc(conf, "bootstrap.servers", b->brokers, e) ||
+        setc(conf, "client.id", "tickflow", e) ||
+        setc(conf, "auto.offset.reset", c->from_beginning ? "earliest" : "latest", e) ||
+        setc(conf, "enable.partition.eof", "false", e) ||
+        setc(conf, "fetch.wait.max.ms", "10", e) ||
         /* bounded by bytes only (see the top of the file) */
-        setc(conf, "queued.min.messages", "10000000", errbuf, errlen) ||
-        setc(conf, "queued.max.messages.kbytes", b->fetch_queue_kb, errbuf, errlen) ||
-        (group && (setc(conf, "group.id", group, errbuf, errlen) ||
+        setc(conf, "queued.min.messages", "10000000", e) ||
+        setc(conf, "queued.max.messages.kbytes", b->fetch_queue_kb, e) ||
+        (group && (setc(conf, "group.id", group, e) ||
                    /* librdkafka's 45 s default leaves a killed processor's
                     * tickers unprocessed for that long */
-                   setc(conf, "session.timeout.ms", b->session_timeout, errbuf, errlen) ||
-                   setc(conf, "heartbeat.interval.ms", b->heartbeat_interval, errbuf, errlen) ||
-                   setc(conf, "enable.auto.commit", "true", errbuf, errlen) ||
-                   setc(conf, "auto.commit.interval.ms", "1000", errbuf, errlen) ||
-                   setc(conf, "enable.auto.offset.store", "false", errbuf, errlen))) ||
+                   setc(conf, "session.timeout.ms", b->session_timeout, e) ||
+                   setc(conf, "heartbeat.interval.ms", b->heartbeat_interval, e) ||
+                   setc(conf, "enable.auto.commit", "true", e) ||
+                   setc(conf, "auto.commit.interval.ms", "1000", e) ||
+                   setc(conf, "enable.auto.offset.store", "false", e))) ||
         /* librdkafka's consumer API needs a group.id even for manual
          * assignment; a private one that never joins or commits anything. */
-        (!group && (setc(conf, "group.id", anon_group, errbuf, errlen) ||
-                    setc(conf, "enable.auto.commit", "false", errbuf, errlen)))) {
+        (!group && (setc(conf, "group.id", anon_group, e) ||
+                    setc(conf, "enable.auto.commit", "false", e)))) {
         rd_kafka_conf_destroy(conf);
         free(c);
         return NULL;
@@ -542,10 +569,10 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     rd_kafka_conf_set_opaque(conf, c);
     if (group)
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    char e[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    char why[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!c->rk) {
-        snprintf(errbuf, errlen, "kafka consumer: %s", e);
+        tf_err_set(e, TF_EFATAL, NULL, "kafka consumer: %s", why);
         rd_kafka_conf_destroy(conf);
         free(c);
         return NULL;
@@ -553,7 +580,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     rd_kafka_poll_set_consumer(c->rk);
     c->q = rd_kafka_queue_get_consumer(c->rk);
     if (!c->q) {
-        snprintf(errbuf, errlen, "kafka consumer: no consumer queue");
+        tf_err_set(e, TF_ERETRY, NULL, "kafka consumer: no consumer queue");
         rd_kafka_destroy(c->rk);
         free(c);
         return NULL;
@@ -564,7 +591,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, l);
         rd_kafka_topic_partition_list_destroy(l);
         if (err) {
-            snprintf(errbuf, errlen, "kafka subscribe %s: %s", topic, rd_kafka_err2str(err));
+            tf_err_set(e, kafka_class(err), NULL, "kafka subscribe %s: %s", topic, rd_kafka_err2str(err));
             rd_kafka_queue_destroy(c->q);
             rd_kafka_destroy(c->rk);
             free(c);
@@ -611,11 +638,11 @@ static void ensure_topics(kbus *b)
         rd_kafka_NewTopic_destroy(nt[i]);
 }
 
-tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size_t errlen)
+tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, tf_err *e)
 {
     kbus *b = calloc(1, sizeof(*b));
     if (!b) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     b->base.ops = &kbus_ops;
@@ -638,18 +665,18 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     char linger[16];
     snprintf(linger, sizeof(linger), "%d", cfg->kafka_linger_ms >= 0 ? cfg->kafka_linger_ms : 5);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (setc(conf, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen) ||
-        setc(conf, "client.id", "tickflow", errbuf, errlen) ||
-        setc(conf, "enable.idempotence", "true", errbuf, errlen) ||
-        setc(conf, "acks", "all", errbuf, errlen) ||
-        setc(conf, "message.timeout.ms", "0", errbuf, errlen) ||
-        setc(conf, "linger.ms", linger, errbuf, errlen) ||
-        setc(conf, "batch.num.messages", "10000", errbuf, errlen) ||
-        setc(conf, "queue.buffering.max.messages", "200000", errbuf, errlen) ||
-        setc(conf, "reconnect.backoff.ms", "100", errbuf, errlen) ||
-        setc(conf, "reconnect.backoff.max.ms", "2000", errbuf, errlen) ||
+    if (setc(conf, "bootstrap.servers", cfg->kafka_brokers, e) ||
+        setc(conf, "client.id", "tickflow", e) ||
+        setc(conf, "enable.idempotence", "true", e) ||
+        setc(conf, "acks", "all", e) ||
+        setc(conf, "message.timeout.ms", "0", e) ||
+        setc(conf, "linger.ms", linger, e) ||
+        setc(conf, "batch.num.messages", "10000", e) ||
+        setc(conf, "queue.buffering.max.messages", "200000", e) ||
+        setc(conf, "reconnect.backoff.ms", "100", e) ||
+        setc(conf, "reconnect.backoff.max.ms", "2000", e) ||
         (cfg->kafka_compression[0] &&
-         setc(conf, "compression.codec", cfg->kafka_compression, errbuf, errlen))) {
+         setc(conf, "compression.codec", cfg->kafka_compression, e))) {
         rd_kafka_conf_destroy(conf);
         goto err;
     }
@@ -657,10 +684,10 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    char e[512];
-    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    char why[512];
+    b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!b->rk) {
-        snprintf(errbuf, errlen, "kafka producer: %s", e);
+        tf_err_set(e, TF_EFATAL, NULL, "kafka producer: %s", why);
         rd_kafka_conf_destroy(conf);
         goto err;
     }
@@ -672,7 +699,7 @@ tf_bus *tf_bus_kafka_new(const tf_config *cfg, tf_metrics *m, char *errbuf, size
     }
     ensure_topics(b);
     if (pthread_create(&b->poller, NULL, poller_main, b) != 0) {
-        snprintf(errbuf, errlen, "cannot start the Kafka poller thread");
+        tf_err_set(e, TF_ERETRY, NULL, "cannot start the Kafka poller thread");
         rd_kafka_destroy(b->rk);
         goto err;
     }

@@ -1090,26 +1090,26 @@ static void *cdc_thread(void *arg)
     return NULL;
 }
 
-tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *errbuf, size_t errlen)
+tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, tf_err *e)
 {
     if (strcmp(cfg->cdc_snapshot, "initial") != 0 && strcmp(cfg->cdc_snapshot, "no_data") != 0) {
-        snprintf(errbuf, errlen, "cdc.snapshot must be \"initial\" or \"no_data\", not \"%s\"", cfg->cdc_snapshot);
+        tf_err_set(e, TF_EFATAL, NULL, "cdc.snapshot must be \"initial\" or \"no_data\", not \"%s\"", cfg->cdc_snapshot);
         return NULL;
     }
     if (!cfg->cdc_slot[0] || strspn(cfg->cdc_slot, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(cfg->cdc_slot)) {
-        snprintf(errbuf, errlen, "cdc.slot \"%s\" is not a valid slot name (lower-case letters, digits, _)",
+        tf_err_set(e, TF_EFATAL, NULL, "cdc.slot \"%s\" is not a valid slot name (lower-case letters, digits, _)",
                  cfg->cdc_slot);
         return NULL;
     }
     if (strcmp(cfg->cdc_skipped_operations, "none") != 0 &&
         strspn(cfg->cdc_skipped_operations, "cudt, ") != strlen(cfg->cdc_skipped_operations)) {
-        snprintf(errbuf, errlen, "cdc.skipped_operations \"%s\": a comma list of c, u, d, t, or none",
+        tf_err_set(e, TF_EFATAL, NULL, "cdc.skipped_operations \"%s\": a comma list of c, u, d, t, or none",
                  cfg->cdc_skipped_operations);
         return NULL;
     }
     tf_cdc *c = calloc(1, sizeof(*c));
     if (!c) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     c->cfg = *cfg;
@@ -1142,21 +1142,21 @@ tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *err
      * waited for a few seconds. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
     for (;;) {
-        tf_err e = {0};
-        if (setup(c, 1, &e) == 0)
+        tf_err se = {0};
+        if (setup(c, 1, &se) == 0)
             break;
-        if (e.code == CDC_ESLOT_BUSY && tf_mono_us() < deadline) {
+        if (se.code == CDC_ESLOT_BUSY && tf_mono_us() < deadline) {
             nap(c, 200); /* deliberate back-off: the old walsender is exiting */
             continue;
         }
-        snprintf(errbuf, errlen, "%s", e.msg);
+        if (e) *e = se; /* its class says whether starting again can help */
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;
     }
     if (pthread_create(&c->thread, NULL, cdc_thread, c) != 0) {
-        snprintf(errbuf, errlen, "cannot start the CDC thread");
+        tf_err_set(e, TF_ERETRY, NULL, "cannot start the CDC thread");
         PQfinish(c->conn);
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "bus/bus.h"
 #include "common/config.h"
 #include "common/metrics.h"
@@ -49,9 +50,9 @@ typedef struct tf_cdc_status {
 /* Connects, checks wal_level, the publication and the slot (creating it if
  * missing; cfg->cdc_snapshot "initial" then emits existing rows as op "r"),
  * and starts streaming on a new thread. Returns NULL with a clear reason in
- * errbuf when PostgreSQL is unreachable or misconfigured. bus and m are
+ * e (class fatal) when PostgreSQL is unreachable or misconfigured. bus and m are
  * borrowed and must outlive the tf_cdc. */
-tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, char *errbuf, size_t errlen);
+tf_cdc *tf_cdc_start(const tf_config *cfg, tf_bus *bus, tf_metrics *m, tf_err *e);
 
 /* Graceful stop: stops reading, waits (up to timeout_ms) for the bus to
  * deliver what was produced, confirms the last delivered position, closes

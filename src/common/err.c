@@ -20,6 +20,19 @@ int tf_err_set(tf_err *e, tf_err_class cls, const char *sqlstate, const char *fm
     return -1;
 }
 
+int tf_err_setc(tf_err *e, tf_err_class cls, int code, const char *fmt, ...)
+{
+    if (!e) return code;
+    e->cls = cls;
+    e->code = code;
+    e->sqlstate[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 void tf_err_prefix(tf_err *e, const char *what)
 {
     if (!e || !what || !*what) return;

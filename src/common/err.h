@@ -31,6 +31,11 @@ typedef struct tf_err {
 int tf_err_set(tf_err *e, tf_err_class cls, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same with a classifier's detail code (e.g. TF_PG_EINVAL) in e->code;
+ * returns code, so `return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, ...)`. */
+int tf_err_setc(tf_err *e, tf_err_class cls, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Prefixes the message with "what: " (context added on the way up). */
 void tf_err_prefix(tf_err *e, const char *what);
 

@@ -43,26 +43,26 @@ static void fmt_day(int64_t day, char *buf, size_t cap, const char *fmt)
 }
 
 /* Runs sql (no parameters); 0 or a classified code. */
-static int exec(PGconn *conn, const char *sql, const char *what, char *errbuf, size_t errlen)
+static int exec(PGconn *conn, const char *sql, const char *what, tf_err *e)
 {
     PGresult *r = PQexec(conn, sql);
     ExecStatusType s = PQresultStatus(r);
     int rc = (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) ? 0
-                                                             : tf_pg_classify(conn, r, what, errbuf, errlen);
+                                                             : tf_pg_error(conn, r, what, e);
     PQclear(r);
     return rc;
 }
 
 /* A query with text parameters; returns the result (caller PQclears) or
- * NULL with *rc and errbuf set. binary: binary result format. */
+ * NULL with *rc and e set. binary: binary result format. */
 static PGresult *query(PGconn *conn, const char *sql, int np, const char *const *params, int binary,
-                       const char *what, int *rc, char *errbuf, size_t errlen)
+                       const char *what, int *rc, tf_err *e)
 {
     PGresult *r = PQexecParams(conn, sql, np, NULL, params, NULL, NULL, binary);
     ExecStatusType s = PQresultStatus(r);
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
         return r;
-    *rc = tf_pg_classify(conn, r, what, errbuf, errlen);
+    *rc = tf_pg_error(conn, r, what, e);
     PQclear(r);
     return NULL;
 }
@@ -176,17 +176,15 @@ typedef struct cstate {
     tf_compress_stats st;
 } cstate;
 
-static int flush(cstate *c, char *errbuf, size_t errlen)
+static int flush(cstate *c, tf_err *e)
 {
     if (c->n == 0)
         return 0;
-    char err[160];
+    tf_err err = {0};
     tf_seg_info info;
-    size_t len = tf_seg_encode(c->rows, c->n, c->buf, c->cap, &info, err, sizeof err);
-    if (len == 0) {
-        snprintf(errbuf, errlen, "%s (%s %s)", err, c->ticker, c->market);
-        return TF_PG_EINVAL;
-    }
+    size_t len = tf_seg_encode(c->rows, c->n, c->buf, c->cap, &info, &err);
+    if (len == 0)
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "%s (%s %s)", err.msg, c->ticker, c->market);
     agg a = {0};
     for (size_t i = 0; i < c->n; i++) agg_add(&a, &c->rows[i]);
     char seq[16], t0[40], t1[40], id0[24], id1[24], n[16], sq[48], sn[48], ck[16], ver[8];
@@ -215,7 +213,7 @@ static int flush(cstate *c, char *errbuf, size_t errlen)
                                14, NULL, p, lens, fmts, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = tf_pg_classify(c->conn, r, "inserting a segment", errbuf, errlen);
+        rc = tf_pg_error(c->conn, r, "inserting a segment", e);
     PQclear(r);
     c->st.segments++;
     c->st.segment_bytes += (int64_t)len;
@@ -227,17 +225,17 @@ static int flush(cstate *c, char *errbuf, size_t errlen)
 }
 
 /* Reads the partition through a cursor and writes segments. */
-static int write_segments(cstate *c, const char *part, char *errbuf, size_t errlen)
+static int write_segments(cstate *c, const char *part, tf_err *e)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
              "DECLARE tf_rows NO SCROLL CURSOR FOR SELECT id, ticker, market_code, trade_type,"
              " price, quantity, event_time FROM %s ORDER BY ticker, market_code, event_time, id",
              part);
-    int rc = exec(c->conn, sql, "reading the day", errbuf, errlen);
+    int rc = exec(c->conn, sql, "reading the day", e);
     while (rc == 0) {
         PGresult *r = query(c->conn, "FETCH " FETCH_ROWS " FROM tf_rows", 0, NULL, 1,
-                            "reading the day", &rc, errbuf, errlen);
+                            "reading the day", &rc, e);
         if (!r)
             break;
         int nt = PQntuples(r);
@@ -252,16 +250,15 @@ static int write_segments(cstate *c, const char *part, char *errbuf, size_t errl
                                      (size_t)PQgetlength(r, i, 4), 4, &row.price_e4) != 0 ||
                 tf_pgbin_timestamptz_get((const uint8_t *)PQgetvalue(r, i, 6),
                                          (size_t)PQgetlength(r, i, 6), &row.event_us) != 0) {
-                snprintf(errbuf, errlen, "trade %lld: price or time not decodable",
+                rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "trade %lld: price or time not decodable",
                          (long long)row.id);
-                rc = TF_PG_EDATA;
                 break;
             }
             for (int k = 0; k < 7; k++) c->st.input_bytes += PQgetlength(r, i, k);
             int64_t hour = tf_floor_div(row.event_us, US_PER_HOUR);
             if (c->n > 0 && (strcmp(tk, c->ticker) != 0 || strcmp(mk, c->market) != 0 ||
                              hour != c->hour || c->n == (size_t)c->o->segment_rows))
-                rc = flush(c, errbuf, errlen);
+                rc = flush(c, e);
             if (c->n == 0) {
                 snprintf(c->ticker, sizeof c->ticker, "%s", tk);
                 snprintf(c->market, sizeof c->market, "%s", mk);
@@ -274,15 +271,14 @@ static int write_segments(cstate *c, const char *part, char *errbuf, size_t errl
             break;
     }
     if (rc == 0)
-        rc = flush(c, errbuf, errlen);
+        rc = flush(c, e);
     if (rc == 0)
-        rc = exec(c->conn, "CLOSE tf_rows", "reading the day", errbuf, errlen);
+        rc = exec(c->conn, "CLOSE tf_rows", "reading the day", e);
     return rc;
 }
 
 /* Per (ticker, market_code) aggregates of the rows, ordered. */
-static int row_aggs(PGconn *conn, const char *part, agg **out, size_t *nout, char *errbuf,
-                    size_t errlen)
+static int row_aggs(PGconn *conn, const char *part, agg **out, size_t *nout, tf_err *e)
 {
     char sql[640];
     snprintf(sql, sizeof sql,
@@ -293,15 +289,14 @@ static int row_aggs(PGconn *conn, const char *part, agg **out, size_t *nout, cha
              " GROUP BY ticker, market_code ORDER BY ticker, market_code",
              part);
     int rc = 0;
-    PGresult *r = query(conn, sql, 0, NULL, 1, "aggregating the rows", &rc, errbuf, errlen);
+    PGresult *r = query(conn, sql, 0, NULL, 1, "aggregating the rows", &rc, e);
     if (!r)
         return rc;
     size_t n = (size_t)PQntuples(r);
     agg *a = calloc(n ? n : 1, sizeof *a);
     if (!a) {
         PQclear(r);
-        snprintf(errbuf, errlen, "out of memory");
-        return TF_PG_EOTHER;
+        return tf_err_setc(e, TF_ERETRY, TF_PG_EOTHER, "out of memory");
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         int row = (int)i;
@@ -319,8 +314,7 @@ static int row_aggs(PGconn *conn, const char *part, agg **out, size_t *nout, cha
         bin_text(r, row, 10, id, sizeof id);
         if (parse_dec(q, 0, &a[i].sum_qty) || parse_dec(nt, 4, &a[i].sum_notional) ||
             parse_dec(id, 0, &a[i].sum_id)) {
-            snprintf(errbuf, errlen, "unexpected aggregate text '%s' '%s' '%s'", q, nt, id);
-            rc = TF_PG_EOTHER;
+            rc = tf_err_setc(e, TF_EFATAL, TF_PG_EOTHER, "unexpected aggregate text '%s' '%s' '%s'", q, nt, id);
         }
     }
     PQclear(r);
@@ -346,20 +340,16 @@ static int agg_equal(const agg *a, const agg *b)
 typedef int (*row_fn)(void *arg, const char *ticker, const char *market, const tf_seg_row *rows,
                       size_t n);
 
-static int check_segment(const PGresult *r, int i, agg *a, row_fn fn, void *arg, char *errbuf,
-                         size_t errlen)
+static int check_segment(const PGresult *r, int i, agg *a, row_fn fn, void *arg, tf_err *e)
 {
     /* columns: 0 ticker, 1 market, 2 seq, 3 n, 4 sum_qty, 5 sum_notional,
      * 6 first_id, 7 last_id, 8 first_us, 9 last_us, 10 checksum,
      * 11 codec_version, 12 data */
-    char err[160];
+    tf_err err = {0};
     long long seq = (long long)bin_i32(r, i, 2);
     tf_seg_reader rd;
-    if (tf_seg_open(&rd, (const uint8_t *)PQgetvalue(r, i, 12), (size_t)PQgetlength(r, i, 12), err,
-                    sizeof err) != 0) {
-        snprintf(errbuf, errlen, "segment %lld: %s", seq, err);
-        return TF_PG_EDATA;
-    }
+    if (tf_seg_open(&rd, (const uint8_t *)PQgetvalue(r, i, 12), (size_t)PQgetlength(r, i, 12), &err) != 0)
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segment %lld: %s", seq, err.msg);
     agg s = {0};
     tf_seg_row rows[512], first = {0}, last = {0};
     int k;
@@ -368,13 +358,11 @@ static int check_segment(const PGresult *r, int i, agg *a, row_fn fn, void *arg,
         last = rows[k - 1];
         for (int j = 0; j < k; j++) agg_add(&s, &rows[j]);
         if (fn && fn(arg, a->ticker, a->market, rows, (size_t)k) != 0) {
-            snprintf(errbuf, errlen, "segment %lld: writing rows failed", seq);
-            return TF_PG_EOTHER;
+            return tf_err_setc(e, TF_EFATAL, TF_PG_EOTHER, "segment %lld: writing rows failed", seq);
         }
     }
     if (k < 0) {
-        snprintf(errbuf, errlen, "segment %lld: %s", seq, rd.err);
-        return TF_PG_EDATA;
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segment %lld: %s", seq, rd.err);
     }
     char q[64], nt[64];
     bin_text(r, i, 4, q, sizeof q);
@@ -386,8 +374,7 @@ static int check_segment(const PGresult *r, int i, agg *a, row_fn fn, void *arg,
         bin_i64(r, i, 9) != last.event_us || bin_i64(r, i, 10) != (int64_t)rd.info.crc ||
         PQgetlength(r, i, 11) != 2 ||
         tf_be16_get((const uint8_t *)PQgetvalue(r, i, 11)) != TF_SEG_VERSION) {
-        snprintf(errbuf, errlen, "segment %lld: its columns do not match its data", seq);
-        return TF_PG_EDATA;
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segment %lld: its columns do not match its data", seq);
     }
     a->n += s.n;
     a->sells += s.sells;
@@ -411,7 +398,7 @@ static int check_segment(const PGresult *r, int i, agg *a, row_fn fn, void *arg,
  * not NULL: compared with want[0..nwant) as it goes). fn gets every row. */
 static int walk_segments(PGconn *conn, const char *day, int min_seq, const agg *want,
                          size_t nwant, row_fn fn, void *arg, row_fn batch_end, int64_t *nsegs,
-                         char *errbuf, size_t errlen)
+                         tf_err *e)
 {
     char ms[16];
     snprintf(ms, sizeof ms, "%d", min_seq);
@@ -421,7 +408,7 @@ static int walk_segments(PGconn *conn, const char *day, int min_seq, const agg *
                         "DECLARE tf_segs NO SCROLL CURSOR FOR SELECT " SEG_COLS
                         " FROM stock_trade_segments WHERE day = $1::date AND seq >= $2"
                         " ORDER BY ticker, market_code, seq",
-                        2, p, 0, "reading segments", &rc, errbuf, errlen);
+                        2, p, 0, "reading segments", &rc, e);
     if (!r)
         return rc;
     PQclear(r);
@@ -429,8 +416,7 @@ static int walk_segments(PGconn *conn, const char *day, int min_seq, const agg *
     agg cur = {0};
     int have = 0;
     while (rc == 0) {
-        r = query(conn, "FETCH " FETCH_SEGS " FROM tf_segs", 0, NULL, 1, "reading segments", &rc,
-                  errbuf, errlen);
+        r = query(conn, "FETCH " FETCH_SEGS " FROM tf_segs", 0, NULL, 1, "reading segments", &rc, e);
         if (!r)
             break;
         int nt = PQntuples(r);
@@ -440,9 +426,8 @@ static int walk_segments(PGconn *conn, const char *day, int min_seq, const agg *
             bin_text(r, i, 1, mk, sizeof mk);
             if (have && (strcmp(tk, cur.ticker) || strcmp(mk, cur.market))) {
                 if (want && (g >= nwant || !agg_equal(&cur, &want[g]))) {
-                    snprintf(errbuf, errlen, "segments of %s %s do not match the rows",
+                    rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segments of %s %s do not match the rows",
                              cur.ticker, cur.market);
-                    rc = TF_PG_EDATA;
                     break;
                 }
                 g++;
@@ -454,38 +439,35 @@ static int walk_segments(PGconn *conn, const char *day, int min_seq, const agg *
                 snprintf(cur.market, sizeof cur.market, "%s", mk);
                 have = 1;
             }
-            rc = check_segment(r, i, &cur, fn, arg, errbuf, errlen);
+            rc = check_segment(r, i, &cur, fn, arg, e);
             if (rc == 0)
                 (*nsegs)++;
         }
         PQclear(r);
         if (rc == 0 && batch_end && nt > 0 && batch_end(arg, NULL, NULL, NULL, 0) != 0) {
-            snprintf(errbuf, errlen, "writing rows failed");
-            rc = TF_PG_EOTHER;
+            rc = tf_err_setc(e, TF_EFATAL, TF_PG_EOTHER, "writing rows failed");
         }
         if (nt == 0)
             break;
     }
     if (rc == 0 && have) {
         if (want && (g >= nwant || !agg_equal(&cur, &want[g]))) {
-            snprintf(errbuf, errlen, "segments of %s %s do not match the rows", cur.ticker,
+            rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segments of %s %s do not match the rows", cur.ticker,
                      cur.market);
-            rc = TF_PG_EDATA;
         }
         g++;
     }
     if (rc == 0 && want && g != nwant) {
-        snprintf(errbuf, errlen, "segments cover %zu (ticker, market) groups, rows %zu", g, nwant);
-        rc = TF_PG_EDATA;
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segments cover %zu (ticker, market) groups, rows %zu", g, nwant);
     }
     if (rc == 0)
-        rc = exec(conn, "CLOSE tf_segs", "reading segments", errbuf, errlen);
+        rc = exec(conn, "CLOSE tf_segs", "reading segments", e);
     return rc;
 }
 
-static int lock_ddl(PGconn *conn, char *errbuf, size_t errlen)
+static int lock_ddl(PGconn *conn, tf_err *e)
 {
-    return exec(conn, "SELECT pg_advisory_xact_lock(7370001)", "partition lock", errbuf, errlen);
+    return exec(conn, "SELECT pg_advisory_xact_lock(7370001)", "partition lock", e);
 }
 
 static void rollback(PGconn *conn)
@@ -497,10 +479,10 @@ static void rollback(PGconn *conn)
 }
 
 static int one_i64(PGconn *conn, const char *sql, int np, const char *const *p, int64_t *out,
-                   const char *what, char *errbuf, size_t errlen)
+                   const char *what, tf_err *e)
 {
     int rc = 0;
-    PGresult *r = query(conn, sql, np, p, 0, what, &rc, errbuf, errlen);
+    PGresult *r = query(conn, sql, np, p, 0, what, &rc, e);
     if (!r)
         return rc;
     *out = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
@@ -509,11 +491,10 @@ static int one_i64(PGconn *conn, const char *sql, int np, const char *const *p, 
 }
 
 int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_compress_stats *st,
-                    char *errbuf, size_t errlen)
+                    tf_err *e)
 {
     if (!o || o->segment_rows < 1 || (unsigned)o->segment_rows > TF_SEG_MAX_ROWS) {
-        snprintf(errbuf, errlen, "segment rows must be 1..%u", TF_SEG_MAX_ROWS);
-        return TF_PG_EINVAL;
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "segment rows must be 1..%u", TF_SEG_MAX_ROWS);
     }
     cstate c = {.conn = conn, .o = o};
     char part[40];
@@ -526,8 +507,7 @@ int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_com
     size_t nwant = 0;
     int rc = 0;
     if (!c.rows || !c.buf) {
-        snprintf(errbuf, errlen, "out of memory");
-        rc = TF_PG_EOTHER;
+        rc = tf_err_setc(e, TF_ERETRY, TF_PG_EOTHER, "out of memory");
         goto out;
     }
     /* a compressed day written to since (late trades, unpacked segments)
@@ -541,28 +521,27 @@ int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_com
                          " AND EXISTS (SELECT 1 FROM stock_trades_default WHERE event_time >="
                          " $1::date::timestamp AT TIME ZONE 'UTC' AND event_time <"
                          " ($1::date + 1)::timestamp AT TIME ZONE 'UTC')",
-                         1, pd0, 0, "moving the day's late rows", &rc, errbuf, errlen);
+                         1, pd0, 0, "moving the day's late rows", &rc, e);
     PQclear(pr);
     if (rc == 0)
-        rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
+        rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", e);
     int64_t exists = 0;
     const char *pp[1] = {part};
     if (rc == 0)
         rc = one_i64(conn, "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                            " WHERE i.inhparent = 'stock_trades'::regclass AND c.relname = $1",
-                     1, pp, &exists, "finding the partition", errbuf, errlen);
+                     1, pp, &exists, "finding the partition", e);
     if (rc == 0 && exists != 1) {
-        snprintf(errbuf, errlen, "no partition %s to compress (already compressed?)", part);
-        rc = TF_PG_EINVAL;
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "no partition %s to compress (already compressed?)", part);
     }
     char sql[256];
     if (rc == 0) {
         snprintf(sql, sizeof sql, "LOCK TABLE %s IN SHARE MODE", part);
-        rc = exec(conn, sql, "locking the partition", errbuf, errlen);
+        rc = exec(conn, sql, "locking the partition", e);
     }
     if (rc == 0)
         rc = one_i64(conn, "SELECT pg_total_relation_size($1::regclass)", 1, pp, &c.st.row_bytes,
-                     "sizing the partition", errbuf, errlen);
+                     "sizing the partition", e);
     int64_t base = 0, dirty = 0;
     const char *pd[1] = {c.day};
     /* A dirty minute is one the rollup will recompute from raw trades:
@@ -572,42 +551,39 @@ int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_com
         rc = one_i64(conn, "SELECT count(*) FROM (SELECT 1 FROM stock_bars_dirty WHERE bucket >="
                            " $1::date::timestamp AT TIME ZONE 'UTC' AND bucket < ($1::date + 1)::timestamp"
                            " AT TIME ZONE 'UTC' LIMIT 1) x",
-                     1, pd, &dirty, "checking the rollup", errbuf, errlen);
+                     1, pd, &dirty, "checking the rollup", e);
     if (rc == 0 && dirty > 0) {
-        snprintf(errbuf, errlen,
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL,
                  "day %s has trades not yet rolled up into bars (stock_bars_dirty); let the rollup"
                  " (tickflow serve or run) catch up first",
                  c.day);
-        rc = TF_PG_EINVAL;
     }
     if (rc == 0)
         rc = one_i64(conn, "SELECT coalesce(max(seq) + 1, 0) FROM stock_trade_segments WHERE day = $1::date",
-                     1, pd, &base, "numbering segments", errbuf, errlen);
+                     1, pd, &base, "numbering segments", e);
     c.seq = (int)base;
     if (rc == 0)
-        rc = write_segments(&c, part, errbuf, errlen);
+        rc = write_segments(&c, part, e);
     if (rc == 0)
         maybe_pause(o, "inserted");
     if (rc == 0)
-        rc = row_aggs(conn, part, &want, &nwant, errbuf, errlen);
+        rc = row_aggs(conn, part, &want, &nwant, e);
     if (rc == 0) {
         int64_t nsegs = 0;
-        rc = walk_segments(conn, c.day, (int)base, want, nwant, NULL, NULL, NULL, &nsegs, errbuf,
-                           errlen);
+        rc = walk_segments(conn, c.day, (int)base, want, nwant, NULL, NULL, NULL, &nsegs, e);
         if (rc == 0 && nsegs != c.st.segments) {
-            snprintf(errbuf, errlen, "read back %lld segments, wrote %lld", (long long)nsegs,
+            rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "read back %lld segments, wrote %lld", (long long)nsegs,
                      (long long)c.st.segments);
-            rc = TF_PG_EDATA;
         }
     }
     if (rc == 0)
         maybe_pause(o, "verified");
     if (rc == 0)
-        rc = lock_ddl(conn, errbuf, errlen);
+        rc = lock_ddl(conn, e);
     if (rc == 0) {
         snprintf(sql, sizeof sql, "ALTER TABLE stock_trades DETACH PARTITION %s; DROP TABLE %s",
                  part, part);
-        rc = exec(conn, sql, "dropping the partition", errbuf, errlen);
+        rc = exec(conn, sql, "dropping the partition", e);
     }
     if (rc == 0) {
         char rows[24], rb[24], sb[24];
@@ -621,13 +597,13 @@ int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_com
                             " rows = d.rows + excluded.rows, row_bytes = d.row_bytes + excluded.row_bytes,"
                             " segment_bytes = d.segment_bytes + excluded.segment_bytes,"
                             " compressed_at = now()",
-                            4, p, 0, "recording the day", &rc, errbuf, errlen);
+                            4, p, 0, "recording the day", &rc, e);
         PQclear(r);
     }
     if (rc == 0)
         maybe_pause(o, "dropped");
     if (rc == 0)
-        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
+        rc = exec(conn, "COMMIT", "committing", e);
     if (rc == 0)
         tf_info("compress", "day compressed", TF_STR("day", c.day), TF_INT("rows", c.st.rows),
                 TF_INT("segments", c.st.segments), TF_INT("row_bytes", c.st.row_bytes),
@@ -652,7 +628,7 @@ typedef struct dstate {
     int in_copy;
     const char *part;
     int64_t rows;
-    char err[256]; /* why a COPY failed, for the caller's errbuf */
+    char err[256]; /* why a COPY failed, appended to the caller's e->msg */
 } dstate;
 
 static const uint8_t COPY_HDR[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0,
@@ -761,13 +737,13 @@ static int end_copy(void *arg, const char *ticker, const char *market, const tf_
 }
 
 /* The decoding state both decompress and unpack COPY through: its first
- * buffer, or -1 with errbuf set. */
-static int dstate_init(dstate *d, PGconn *conn, const char *part, char *errbuf, size_t errlen)
+ * buffer, or -1 with e set. */
+static int dstate_init(dstate *d, PGconn *conn, const char *part, tf_err *e)
 {
     *d = (dstate){.conn = conn, .part = part, .cap = 1 << 16};
     d->buf = malloc(d->cap);
     if (!d->buf) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return -1;
     }
     return 0;
@@ -786,57 +762,55 @@ static void copy_abort(dstate *d)
 
 /* The transaction's end: COMMIT when all went well, else (or when COMMIT
  * fails) ROLLBACK; the final rc. */
-static int commit_or_rollback(PGconn *conn, int rc, char *errbuf, size_t errlen)
+static int commit_or_rollback(PGconn *conn, int rc, tf_err *e)
 {
     if (rc == 0)
-        rc = exec(conn, "COMMIT", "committing", errbuf, errlen);
+        rc = exec(conn, "COMMIT", "committing", e);
     if (rc)
         rollback(conn);
     return rc;
 }
 
 int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
-                      tf_compress_stats *st, char *errbuf, size_t errlen)
+                      tf_compress_stats *st, tf_err *e)
 {
     char dstr[16], part[40], sql[512];
     fmt_day(day, dstr, sizeof dstr, "%Y-%m-%d");
     fmt_day(day, part, sizeof part, "stock_trades_p%Y%m%d");
     tf_compress_stats s = {0};
     dstate d;
-    if (dstate_init(&d, conn, part, errbuf, errlen))
+    if (dstate_init(&d, conn, part, e))
         return TF_PG_EOTHER;
     const char *pd[1] = {dstr};
     const char *pp[1] = {part};
     int64_t nseg = 0, exists = 0, rows0 = 0;
-    int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
+    int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", e);
     if (rc == 0)
         rc = one_i64(conn, "SELECT count(*) FROM stock_trade_segments WHERE day = $1::date", 1, pd,
-                     &nseg, "counting segments", errbuf, errlen);
+                     &nseg, "counting segments", e);
     if (rc == 0 && nseg <= 0) {
-        snprintf(errbuf, errlen, "day %s has no segments to decompress", dstr);
-        rc = TF_PG_EINVAL;
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "day %s has no segments to decompress", dstr);
     }
     int64_t attached = 0;
     if (rc == 0)
         rc = one_i64(conn, "SELECT count(*) FROM pg_class WHERE relname = $1", 1, pp, &exists,
-                     "finding the partition", errbuf, errlen);
+                     "finding the partition", e);
     if (rc == 0)
         rc = one_i64(conn, "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                            " WHERE i.inhparent = 'stock_trades'::regclass AND c.relname = $1",
-                     1, pp, &attached, "finding the partition", errbuf, errlen);
+                     1, pp, &attached, "finding the partition", e);
     if (rc == 0 && exists && !attached) {
         /* rows copied there would not be part of stock_trades */
-        snprintf(errbuf, errlen, "%s exists but is not a partition of stock_trades", part);
-        rc = TF_PG_EINVAL;
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "%s exists but is not a partition of stock_trades", part);
     }
     /* the partition DDL lock for the whole decompress: no writer may create
      * this day's partition (moving default rows) while we build it */
     if (rc == 0)
-        rc = lock_ddl(conn, errbuf, errlen);
+        rc = lock_ddl(conn, e);
     if (rc == 0 && !exists) {
         snprintf(sql, sizeof sql,
                  "CREATE TABLE %s (LIKE stock_trades INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", part);
-        rc = exec(conn, sql, "creating the day's table", errbuf, errlen);
+        rc = exec(conn, sql, "creating the day's table", e);
         /* Trades of this day written after compression sit in the default
          * partition (migration 12); ATTACH would fail on them. Move them
          * into the new table as tickflow_ensure_partitions does, under the
@@ -847,11 +821,10 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
             rc = one_i64(conn, "SELECT count(*) FROM (SELECT 1 FROM stock_trades_default WHERE"
                                " event_time >= $1::date::timestamp AT TIME ZONE 'UTC' AND event_time <"
                                " ($1::date + 1)::timestamp AT TIME ZONE 'UTC' LIMIT 1) x",
-                         1, pd, &in_default, "checking the default partition", errbuf, errlen);
+                         1, pd, &in_default, "checking the default partition", e);
         if (rc == 0 && in_default > 0) {
             PGresult *r = query(conn, "SELECT pg_logical_emit_message(true, 'tickflow.maintenance',"
-                                      " 'move ' || $1::text)", 1, pp, 0, "marking the move", &rc,
-                                errbuf, errlen);
+                                      " 'move ' || $1::text)", 1, pp, 0, "marking the move", &rc, e);
             PQclear(r);
             snprintf(sql, sizeof sql,
                      "WITH m AS (DELETE FROM stock_trades_default WHERE event_time >="
@@ -859,33 +832,31 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
                      " AT TIME ZONE 'UTC' RETURNING *) INSERT INTO %s SELECT * FROM m",
                      part);
             if (rc == 0) {
-                r = query(conn, sql, 1, pd, 0, "moving rows from the default partition", &rc,
-                          errbuf, errlen);
+                r = query(conn, sql, 1, pd, 0, "moving rows from the default partition", &rc, e);
                 if (r) rows0 = strtoll(PQcmdTuples(r), NULL, 10);
                 PQclear(r);
             }
         }
     } else if (rc == 0) {
         snprintf(sql, sizeof sql, "LOCK TABLE %s IN SHARE MODE", part);
-        rc = exec(conn, sql, "locking the partition", errbuf, errlen);
+        rc = exec(conn, sql, "locking the partition", e);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", part);
         if (rc == 0)
-            rc = one_i64(conn, sql, 0, NULL, &rows0, "counting rows", errbuf, errlen);
+            rc = one_i64(conn, sql, 0, NULL, &rows0, "counting rows", e);
     }
     /* expected totals: the segments' own columns (checked against their
      * data while decoding) */
     int64_t want_n = 0;
     if (rc == 0)
         rc = one_i64(conn, "SELECT coalesce(sum(n), 0) FROM stock_trade_segments WHERE day = $1::date",
-                     1, pd, &want_n, "summing segments", errbuf, errlen);
+                     1, pd, &want_n, "summing segments", e);
     /* one COPY per FETCH batch of segments: a COPY and a FETCH cannot
      * overlap on one connection */
     if (rc == 0)
-        rc = walk_segments(conn, dstr, 0, NULL, 0, copy_rows, &d, end_copy, &s.segments, errbuf,
-                           errlen);
-    if (rc && d.err[0]) {
-        size_t n = strlen(errbuf);
-        snprintf(errbuf + n, errlen - n, ": %s", d.err);
+        rc = walk_segments(conn, dstr, 0, NULL, 0, copy_rows, &d, end_copy, &s.segments, e);
+    if (rc && d.err[0] && e) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, ": %s", d.err);
     }
     copy_abort(&d);
     if (rc == 0)
@@ -893,11 +864,10 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
     int64_t rows1 = 0;
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", part);
     if (rc == 0)
-        rc = one_i64(conn, sql, 0, NULL, &rows1, "counting rows", errbuf, errlen);
+        rc = one_i64(conn, sql, 0, NULL, &rows1, "counting rows", e);
     if (rc == 0 && (rows1 - rows0 != want_n || d.rows != want_n)) {
-        snprintf(errbuf, errlen, "decompressed %lld rows, segments hold %lld",
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "decompressed %lld rows, segments hold %lld",
                  (long long)(rows1 - rows0), (long long)want_n);
-        rc = TF_PG_EDATA;
     }
     if (rc == 0 && !exists) {
         char a[16], b[16];
@@ -907,24 +877,23 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
                  "ALTER TABLE stock_trades ATTACH PARTITION %s FOR VALUES FROM ('%s 00:00:00+00')"
                  " TO ('%s 00:00:00+00'); ALTER TABLE %s REPLICA IDENTITY FULL",
                  part, a, b, part);
-        rc = exec(conn, sql, "attaching the partition", errbuf, errlen);
+        rc = exec(conn, sql, "attaching the partition", e);
     }
     if (rc == 0)
         rc = one_i64(conn, "SELECT coalesce(sum(octet_length(data)), 0) FROM stock_trade_segments"
-                           " WHERE day = $1::date", 1, pd, &s.segment_bytes, "sizing segments",
-                     errbuf, errlen);
+                           " WHERE day = $1::date", 1, pd, &s.segment_bytes, "sizing segments", e);
     if (rc == 0) {
         PGresult *r = query(conn,
                             "DELETE FROM stock_trade_segments WHERE day = $1::date;", 1, pd, 0,
-                            "deleting segments", &rc, errbuf, errlen);
+                            "deleting segments", &rc, e);
         PQclear(r);
     }
     if (rc == 0) {
         PGresult *r = query(conn, "DELETE FROM tickflow_compressed_days WHERE day = $1::date", 1, pd,
-                            0, "forgetting the day", &rc, errbuf, errlen);
+                            0, "forgetting the day", &rc, e);
         PQclear(r);
     }
-    rc = commit_or_rollback(conn, rc, errbuf, errlen);
+    rc = commit_or_rollback(conn, rc, e);
     s.rows = d.rows;
     if (rc == 0) {
         tf_info("compress", "day decompressed", TF_STR("day", dstr), TF_INT("rows", s.rows),
@@ -939,11 +908,10 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
 /* ---- unpack (corrections) -------------------------------------------- */
 
 int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_t to_us,
-                       tf_compress_stats *st, char *errbuf, size_t errlen)
+                       tf_compress_stats *st, tf_err *e)
 {
     if (!ticker || !*ticker || from_us >= to_us) {
-        snprintf(errbuf, errlen, "unpack needs a ticker and a non-empty time range");
-        return TF_PG_EINVAL;
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "unpack needs a ticker and a non-empty time range");
     }
     char f[40], t[40];
     tf_fmt_iso_us(from_us, f);
@@ -951,18 +919,18 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
     const char *p[3] = {ticker, f, t};
     tf_compress_stats s = {0};
     dstate d;
-    if (dstate_init(&d, conn, "stock_trades", errbuf, errlen))
+    if (dstate_init(&d, conn, "stock_trades", e))
         return TF_PG_EOTHER;
     /* the compression lock, then the partition DDL lock: no partition of
      * these days appears (moving default rows) while we insert */
-    int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", errbuf, errlen);
+    int rc = exec(conn, "BEGIN; SELECT pg_advisory_xact_lock(7370003)", "starting", e);
     if (rc == 0)
-        rc = lock_ddl(conn, errbuf, errlen);
+        rc = lock_ddl(conn, e);
     PGresult *r = NULL;
     if (rc == 0) {
         /* first in the transaction: CDC skips the row changes after it */
         r = query(conn, "SELECT pg_logical_emit_message(true, 'tickflow.maintenance', 'unpack ' || $1)",
-                  1, p, 0, "marking the unpack", &rc, errbuf, errlen);
+                  1, p, 0, "marking the unpack", &rc, e);
         PQclear(r);
         r = NULL;
     }
@@ -973,27 +941,25 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
                   " AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date"
                   " AND first_time < $3::timestamptz AND last_time >= $2::timestamptz"
                   " RETURNING " SEG_COLS,
-                  3, p, 1, "taking the segments", &rc, errbuf, errlen);
+                  3, p, 1, "taking the segments", &rc, e);
     int64_t want = 0;
     for (int i = 0; rc == 0 && r && i < PQntuples(r); i++) {
         agg a = {0};
         bin_text(r, i, 0, a.ticker, sizeof a.ticker);
         bin_text(r, i, 1, a.market, sizeof a.market);
-        rc = check_segment(r, i, &a, copy_rows, &d, errbuf, errlen);
+        rc = check_segment(r, i, &a, copy_rows, &d, e);
         want += a.n;
         s.segments++;
         s.segment_bytes += PQgetlength(r, i, 12);
     }
     PQclear(r);
     if (rc == 0 && end_copy(&d, NULL, NULL, NULL, 0) != 0) {
-        snprintf(errbuf, errlen, "writing rows failed: %s", d.err);
-        rc = TF_PG_EOTHER;
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EOTHER, "writing rows failed: %s", d.err);
     }
     copy_abort(&d);
     if (rc == 0 && d.rows != want) {
-        snprintf(errbuf, errlen, "unpacked %lld rows, segments held %lld", (long long)d.rows,
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "unpacked %lld rows, segments held %lld", (long long)d.rows,
                  (long long)want);
-        rc = TF_PG_EDATA;
     }
     if (rc == 0 && s.segments > 0) {
         /* the days' sizes: what is left in segments (a day with none left
@@ -1009,10 +975,10 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
                   " WHERE c.day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
                   " AND c.day <= ($3::timestamptz AT TIME ZONE 'UTC')::date"
                   " AND NOT EXISTS (SELECT 1 FROM s WHERE s.day = c.day)",
-                  3, p, 0, "updating the day sizes", &rc, errbuf, errlen);
+                  3, p, 0, "updating the day sizes", &rc, e);
         PQclear(r);
     }
-    rc = commit_or_rollback(conn, rc, errbuf, errlen);
+    rc = commit_or_rollback(conn, rc, e);
     s.rows = d.rows;
     if (rc == 0) {
         tf_info("compress", "segments unpacked to rows", TF_STR("ticker", ticker),
@@ -1034,11 +1000,11 @@ struct tf_seg_scan {
 };
 
 /* Fetches the next batch of segments and pushes them all into the merge. */
-static int scan_fetch(tf_seg_scan *s, char *errbuf, size_t errlen)
+static int scan_fetch(tf_seg_scan *s, tf_err *e)
 {
     int rc = 0;
     PGresult *r = query(s->conn, "FETCH " FETCH_SEGS " FROM tf_scan", 0, NULL, 1,
-                        "scanning segments", &rc, errbuf, errlen);
+                        "scanning segments", &rc, e);
     if (!r)
         return -1;
     int n = PQntuples(r);
@@ -1048,11 +1014,13 @@ static int scan_fetch(tf_seg_scan *s, char *errbuf, size_t errlen)
         bin_text(r, i, 0, tk, sizeof tk);
         bin_text(r, i, 1, mk, sizeof mk);
         if (tf_pgbin_timestamptz_get((const uint8_t *)PQgetvalue(r, i, 2),
-                                     (size_t)PQgetlength(r, i, 2), &fu) != 0 ||
-            tf_seg_merge_push(s->m, tk, mk, fu, bin_i64(r, i, 3),
-                              (const uint8_t *)PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4),
-                              errbuf, errlen) != 0) {
-            if (!errbuf[0]) snprintf(errbuf, errlen, "segment first_time not decodable");
+                                     (size_t)PQgetlength(r, i, 2), &fu) != 0) {
+            tf_err_setc(e, TF_EFATAL, TF_PG_EDATA, "segment first_time not decodable");
+            PQclear(r);
+            return -1;
+        }
+        if (tf_seg_merge_push(s->m, tk, mk, fu, bin_i64(r, i, 3), (const uint8_t *)PQgetvalue(r, i, 4),
+                              (size_t)PQgetlength(r, i, 4), e) != 0) {
             PQclear(r);
             return -1;
         }
@@ -1066,17 +1034,16 @@ static int scan_fetch(tf_seg_scan *s, char *errbuf, size_t errlen)
 }
 
 tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int64_t lo_us,
-                             int64_t lo_id, int64_t hi_us, int64_t hi_id, char *errbuf,
-                             size_t errlen)
+                             int64_t lo_id, int64_t hi_us, int64_t hi_id, tf_err *e)
 {
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
         /* the scan's own transaction would end the caller's */
-        snprintf(errbuf, errlen, "segment scan: the connection is inside a transaction");
+        tf_err_set(e, TF_EFATAL, NULL, "segment scan: the connection is inside a transaction");
         return NULL;
     }
     tf_seg_scan *s = calloc(1, sizeof *s);
     if (!s) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     s->conn = conn;
@@ -1088,7 +1055,7 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
     s->m = tf_seg_merge_new(lo_us, lo_id, hi_us, hi_id);
     if (!s->m) {
         free(s);
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     char dstr[16], lt[40], ht[40], li[24], hid[24];
@@ -1098,8 +1065,7 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
     snprintf(li, sizeof li, "%lld", (long long)lo_id);
     snprintf(hid, sizeof hid, "%lld", (long long)hi_id);
     const char *p[6] = {dstr, ticker, lt, li, ht, hid};
-    int rc = exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting a scan", errbuf,
-                  errlen);
+    int rc = exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting a scan", e);
     PGresult *r = NULL;
     if (rc == 0)
         r = query(conn,
@@ -1109,7 +1075,7 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
                   " AND (last_time, last_id) >= ($3::timestamptz, $4::bigint)"
                   " AND (first_time, first_id) < ($5::timestamptz, $6::bigint)"
                   " ORDER BY first_time, first_id",
-                  6, p, 0, "scanning segments", &rc, errbuf, errlen);
+                  6, p, 0, "scanning segments", &rc, e);
     PQclear(r);
     if (rc == 0)
         return s;
@@ -1117,20 +1083,20 @@ tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int6
     return NULL;
 }
 
-int tf_seg_scan_next(tf_seg_scan *s, tf_trade *out, char *errbuf, size_t errlen)
+int tf_seg_scan_next(tf_seg_scan *s, tf_trade *out, tf_err *e)
 {
     for (;;) {
         const tf_trade *t;
-        int k = tf_seg_merge_peek(s->m, &t, errbuf, errlen);
+        int k = tf_seg_merge_peek(s->m, &t, e);
         if (k == TF_SEG_MERGE_NEED) {
-            if (scan_fetch(s, errbuf, errlen) != 0)
+            if (scan_fetch(s, e) != 0)
                 return -1;
             continue;
         }
         if (k != 1)
             return k;
         *out = *t;
-        return tf_seg_merge_pop(s->m, errbuf, errlen) == 0 ? 1 : -1;
+        return tf_seg_merge_pop(s->m, e) == 0 ? 1 : -1;
     }
 }
 

@@ -50,6 +50,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/err.h"
 #include "event/trade.h"
 
 typedef struct tf_compress_opts {
@@ -72,16 +73,16 @@ typedef struct tf_compress_stats {
 /*
  * Compresses the UTC day `day` (unix day number) on conn, which must be idle
  * (no transaction open). Returns 0 with *st filled (st may be NULL), or a
- * TF_PG_E* code (store/pg.h) with errbuf saying why; then nothing changed.
+ * TF_PG_E* code (store/pg.h) with e saying why; then nothing changed.
  * TF_PG_EINVAL: no partition for that day, dirty minutes (see above), or
  * bad options.
  */
 int tf_compress_day(PGconn *conn, int64_t day, const tf_compress_opts *o, tf_compress_stats *st,
-                    char *errbuf, size_t errlen);
+                    tf_err *e);
 
 /* The reverse (see above). TF_PG_EINVAL when the day has no segments. */
 int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
-                      tf_compress_stats *st, char *errbuf, size_t errlen);
+                      tf_compress_stats *st, tf_err *e);
 
 /*
  * Corrections to compressed trades: moves every segment of `ticker` (any
@@ -97,11 +98,11 @@ int tf_decompress_day(PGconn *conn, int64_t day, const tf_compress_opts *o,
  * The rollup calls this itself for a (ticker, hour) that a late write
  * touched (store/rollup.c). The matching segments are held in memory at
  * once (a correction's range is an hour or so: a few segments). Returns 0
- * (also when nothing matched: st->rows 0) or a TF_PG_E* code with errbuf;
+ * (also when nothing matched: st->rows 0) or a TF_PG_E* code with e;
  * then nothing changed.
  */
 int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_t to_us,
-                       tf_compress_stats *st, char *errbuf, size_t errlen);
+                       tf_compress_stats *st, tf_err *e);
 
 /*
  * A scan of one compressed day's segments as rows, in (event_time, id)
@@ -109,15 +110,14 @@ int tf_compress_unpack(PGconn *conn, const char *ticker, int64_t from_us, int64_
  * segments whose time ranges overlap, each held once). Only rows with
  * lo <= (event_us, id) < hi are returned; ticker NULL = every ticker.
  * The scan runs in its own transaction on conn (which must be idle and is
- * borrowed until tf_seg_scan_free). NULL with errbuf on failure.
+ * borrowed until tf_seg_scan_free). NULL with e filled on failure.
  */
 typedef struct tf_seg_scan tf_seg_scan;
 tf_seg_scan *tf_seg_scan_new(PGconn *conn, int64_t day, const char *ticker, int64_t lo_us,
-                             int64_t lo_id, int64_t hi_us, int64_t hi_id, char *errbuf,
-                             size_t errlen);
-/* 1 with *out filled, 0 at the end, -1 on error (errbuf; corrupt segment,
+                             int64_t lo_id, int64_t hi_us, int64_t hi_id, tf_err *e);
+/* 1 with *out filled, 0 at the end, -1 on error (e; corrupt segment,
  * connection lost). */
-int tf_seg_scan_next(tf_seg_scan *s, tf_trade *out, char *errbuf, size_t errlen);
+int tf_seg_scan_next(tf_seg_scan *s, tf_trade *out, tf_err *e);
 /* Ends the scan's transaction. NULL ok. */
 void tf_seg_scan_free(tf_seg_scan *s);
 

@@ -60,21 +60,23 @@ static void quiet_notice(void *arg, const char *msg)
     (void)msg; /* "no transaction in progress" after a failed BEGIN etc. */
 }
 
-static int connect_now(tf_copy *c, char *errbuf, size_t errlen)
+static int connect_now(tf_copy *c, tf_err *e)
 {
     if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
         return 0;
     if (c->conn)
         PQfinish(c->conn);
-    c->conn = tf_pg_connect(c->url, errbuf, errlen);
+    c->conn = tf_pg_connect(c->url, e);
     if (!c->conn)
-        return TF_PG_ECONN;
+        return e->code ? e->code : TF_PG_ECONN;
     PQsetNoticeProcessor(c->conn, quiet_notice, NULL);
     return 0;
 }
 
-tf_copy *tf_copy_new(const char *url, tf_metrics *metrics, char *errbuf, size_t errlen)
+tf_copy *tf_copy_new(const char *url, tf_metrics *metrics, tf_err *e)
 {
+    tf_err local;
+    if (!e) e = &local;
     tf_copy *c = calloc(1, sizeof *c);
     if (!c)
         goto oom;
@@ -93,13 +95,13 @@ tf_copy *tf_copy_new(const char *url, tf_metrics *metrics, char *errbuf, size_t 
                                     "Time to write and commit one COPY batch", NULL,
                                     tf_latency_bounds, tf_latency_nbounds);
     }
-    if (connect_now(c, errbuf, errlen) != 0) {
+    if (connect_now(c, e) != 0) {
         tf_copy_free(c);
         return NULL;
     }
     return c;
 oom:
-    snprintf(errbuf, errlen, "out of memory");
+    tf_err_set(e, TF_ERETRY, NULL, "out of memory");
     tf_copy_free(c);
     return NULL;
 }
@@ -125,28 +127,28 @@ PGconn *tf_copy_conn(tf_copy *c)
     return c->conn && PQstatus(c->conn) == CONNECTION_OK ? c->conn : NULL;
 }
 
-int tf_copy_check_row(const tf_trade *t, char *errbuf, size_t errlen)
+int tf_copy_check_row(const tf_trade *t, tf_err *e)
 {
     size_t tl = strnlen(t->ticker, TF_TICKER_MAX);
     if (!tf_ticker_valid(t->ticker, tl)) {
-        snprintf(errbuf, errlen, "ticker must be 1-15 characters of A-Z 0-9 . -");
+        tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "ticker must be 1-15 characters of A-Z 0-9 . -");
         return -1;
     }
     if (!tf_market_valid(t->market, strnlen(t->market, TF_MARKET_MAX))) {
-        snprintf(errbuf, errlen, "market_code must be KOSPI, KOSDAQ, NASDAQ or NYSE");
+        tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "market_code must be KOSPI, KOSDAQ, NASDAQ or NYSE");
         return -1;
     }
     if (t->side != 'B' && t->side != 'S') {
-        snprintf(errbuf, errlen, "trade_type must be BUY or SELL");
+        tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "trade_type must be BUY or SELL");
         return -1;
     }
     if (t->event_us < MIN_EVENT_US || t->event_us >= MAX_EVENT_US) {
-        snprintf(errbuf, errlen, "event_time out of range (1900-01-01 .. 9999-12-31)");
+        tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "event_time out of range (1900-01-01 .. 9999-12-31)");
         return -1;
     }
     /* numeric(18,4): |price| < 10^14 */
     if (t->price_e4 >= 1000000000000000000LL || t->price_e4 <= -1000000000000000000LL) {
-        snprintf(errbuf, errlen, "price does not fit numeric(18,4)");
+        tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "price does not fit numeric(18,4)");
         return -1;
     }
     /* price <= 0 and quantity <= 0 are left to the table's CHECK constraints */
@@ -197,7 +199,6 @@ size_t tf_copy_encode(const tf_trade *rows, size_t n, int64_t first_id, int with
                       int with_trailer, uint8_t *buf, size_t cap)
 {
     size_t off = 0;
-    char err[128];
     if (with_header) {
         if (cap < sizeof copy_header)
             return 0;
@@ -205,7 +206,7 @@ size_t tf_copy_encode(const tf_trade *rows, size_t n, int64_t first_id, int with
         off = sizeof copy_header;
     }
     for (size_t i = 0; i < n; i++) {
-        if (cap - off < TF_COPY_ROW_MAX || tf_copy_check_row(&rows[i], err, sizeof err) != 0)
+        if (cap - off < TF_COPY_ROW_MAX || tf_copy_check_row(&rows[i], NULL) != 0)
             return 0;
         off += encode_row(&rows[i], first_id > 0 ? first_id + (int64_t)i : 0, buf + off);
     }
@@ -256,7 +257,7 @@ static void day_add(tf_copy *c, int64_t day)
     c->ndays++;
 }
 
-static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf, size_t errlen)
+static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, tf_err *e)
 {
     int64_t d0 = tf_unix_day(min_us), d1 = tf_unix_day(max_us);
     int missing = 0;
@@ -264,7 +265,7 @@ static int ensure_days(tf_copy *c, int64_t min_us, int64_t max_us, char *errbuf,
         missing = !day_known(c, d);
     if (!missing)
         return 0;
-    int rc = tf_partitions_ensure(c->conn, min_us, max_us, errbuf, errlen);
+    int rc = tf_partitions_ensure(c->conn, min_us, max_us, e);
     if (rc == 0)
         for (int64_t d = d0; d <= d1; d++)
             day_add(c, d);
@@ -321,8 +322,7 @@ static int add_marks(tf_sbuf *b, const tf_trade *rows, size_t n)
 }
 
 /* Streams the rows as COPY data; returns 0 or TF_PG_ECONN. */
-static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, char *errbuf,
-                     size_t errlen)
+static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, tf_err *e)
 {
     size_t off = 0;
     memcpy(c->buf, copy_header, sizeof copy_header);
@@ -335,7 +335,7 @@ static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, 
                 off += 2;
             }
             if (PQputCopyData(c->conn, (const char *)c->buf, (int)off) != 1)
-                return tf_pg_classify(c->conn, NULL, "sending COPY data", errbuf, errlen);
+                return tf_pg_error(c->conn, NULL, "sending COPY data", e);
             off = 0;
         }
     }
@@ -343,20 +343,20 @@ static int send_rows(tf_copy *c, const tf_trade *rows, size_t n, int64_t first, 
 }
 
 /* Reads every pending result; returns 0 if all were `want` (or COMMAND_OK). */
-static int drain(tf_copy *c, const char *what, char *errbuf, size_t errlen)
+static int drain(tf_copy *c, const char *what, tf_err *e)
 {
     int rc = 0;
     PGresult *r;
     while ((r = PQgetResult(c->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (rc == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-            rc = tf_pg_classify(c->conn, r, what, errbuf, errlen);
+            rc = tf_pg_error(c->conn, r, what, e);
         PQclear(r);
         if (st == PGRES_COPY_IN) /* should not happen here: abandon the copy */
             PQputCopyEnd(c->conn, "unexpected COPY state");
     }
     if (rc == 0 && PQstatus(c->conn) != CONNECTION_OK)
-        rc = tf_pg_classify(c->conn, NULL, what, errbuf, errlen);
+        rc = tf_pg_error(c->conn, NULL, what, e);
     return rc;
 }
 
@@ -365,16 +365,13 @@ static int drain(tf_copy *c, const char *what, char *errbuf, size_t errlen)
  * be stored. Reconnect and look for its first row (an index probe on the
  * primary key within one partition). Returns 0 if it is there.
  */
-static int resolve_commit(tf_copy *c, const tf_trade *row0, int64_t first, char *errbuf,
-                          size_t errlen)
+static int resolve_commit(tf_copy *c, const tf_trade *row0, int64_t first, tf_err *e)
 {
-    char cerr[256];
-    if (connect_now(c, cerr, sizeof cerr) != 0) {
-        snprintf(errbuf, errlen,
-                 "connection lost during COMMIT of ids %lld..; outcome unknown (reconnect failed: %s)",
-                 (long long)first, cerr);
-        return TF_PG_EUNKNOWN;
-    }
+    tf_err cerr = {0};
+    if (connect_now(c, &cerr) != 0)
+        return tf_err_setc(e, TF_ERECONNECT, TF_PG_EUNKNOWN,
+                           "connection lost during COMMIT of ids %lld..; outcome unknown (reconnect failed: %s)",
+                           (long long)first, cerr.msg);
     char idb[24], tsb[40];
     snprintf(idb, sizeof idb, "%lld", (long long)first);
     tf_fmt_iso_us(row0->event_us, tsb);
@@ -385,14 +382,14 @@ static int resolve_commit(tf_copy *c, const tf_trade *row0, int64_t first, char 
                                2, NULL, params, NULL, NULL, 0);
     int rc;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tf_pg_classify(c->conn, r, NULL, cerr, sizeof cerr);
-        snprintf(errbuf, errlen, "connection lost during COMMIT; outcome unknown (%s)", cerr);
-        rc = TF_PG_EUNKNOWN;
+        tf_pg_error(c->conn, r, NULL, &cerr);
+        rc = tf_err_setc(e, TF_ERECONNECT, TF_PG_EUNKNOWN, "connection lost during COMMIT; outcome unknown (%s)",
+                         cerr.msg);
     } else if (strcmp(PQgetvalue(r, 0, 0), "0") != 0) {
         rc = 0;
     } else {
-        snprintf(errbuf, errlen, "connection lost during COMMIT; the batch was not stored");
-        rc = TF_PG_ECONN;
+        /* not stored: the same batch can be written again */
+        rc = tf_err_setc(e, TF_ERECONNECT, TF_PG_ECONN, "connection lost during COMMIT; the batch was not stored");
     }
     PQclear(r);
     return rc;
@@ -417,13 +414,12 @@ static void count_error(tf_copy *c, int rc)
  * With a hook the query is "...; BEGIN; COPY ...", then the hook, then COMMIT.
  */
 static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us, int64_t max_us,
-                      tf_copy_tx_fn in_tx, void *arg, int64_t *first_out, char *errbuf,
-                      size_t errlen)
+                      tf_copy_tx_fn in_tx, void *arg, int64_t *first_out, tf_err *e)
 {
-    int rc = connect_now(c, errbuf, errlen);
+    int rc = connect_now(c, e);
     if (rc)
         return rc;
-    if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, errbuf, errlen)) != 0)
+    if (c->auto_partition && (rc = ensure_days(c, min_us, max_us, e)) != 0)
         return rc;
     tf_sbuf q = {0};
     tf_sbuf_fmt(&q, "SELECT tickflow_reserve_ids(%zu);%s", n, in_tx ? " BEGIN;" : "");
@@ -441,13 +437,12 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
                " FROM STDIN (FORMAT binary)");
     if (q.oom) {
         free(q.b);
-        snprintf(errbuf, errlen, "out of memory");
-        return TF_PG_EOTHER;
+        return tf_err_setc(e, TF_ERETRY, TF_PG_EOTHER, "out of memory");
     }
     int sent = PQsendQuery(c->conn, q.b);
     free(q.b);
     if (!sent)
-        return tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
+        return tf_pg_error(c->conn, NULL, "starting COPY", e);
     int64_t first = 0;
     int in_copy = 0, copy_sent = 0;
     PGresult *r;
@@ -458,38 +453,38 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         else if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
             first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         else if (st != PGRES_COMMAND_OK && rc == 0)
-            rc = tf_pg_classify(c->conn, r, "starting COPY", errbuf, errlen);
+            rc = tf_pg_error(c->conn, r, "starting COPY", e);
         PQclear(r);
     }
     if (!in_copy || first <= 0) {
         if (rc == 0)
-            rc = tf_pg_classify(c->conn, NULL, "starting COPY", errbuf, errlen);
+            rc = tf_pg_error(c->conn, NULL, "starting COPY", e);
         if (in_copy) /* cannot happen: ids always come first; abandon the copy */
             PQputCopyEnd(c->conn, "no ids reserved");
         goto fail;
     }
-    rc = send_rows(c, rows, n, first, errbuf, errlen);
+    rc = send_rows(c, rows, n, first, e);
     if (PQstatus(c->conn) == CONNECTION_OK) {
         if (PQputCopyEnd(c->conn, rc ? "aborted by tickflow" : NULL) == 1)
             copy_sent = rc == 0;
         else if (rc == 0)
-            rc = tf_pg_classify(c->conn, NULL, "ending COPY", errbuf, errlen);
+            rc = tf_pg_error(c->conn, NULL, "ending COPY", e);
     }
     if (PQstatus(c->conn) == CONNECTION_OK) {
-        char derr[512];
-        int drc = drain(c, "COPY stock_trades", derr, sizeof derr);
+        tf_err derr = {0};
+        int drc = drain(c, "COPY stock_trades", &derr);
         if (rc == 0 && drc != 0) {
             rc = drc;
-            snprintf(errbuf, errlen, "%s", derr);
+            *e = derr;
         }
     } else if (rc == 0) {
-        rc = tf_pg_classify(c->conn, NULL, "COPY stock_trades", errbuf, errlen);
+        rc = tf_pg_error(c->conn, NULL, "COPY stock_trades", e);
     }
     if (rc) {
         /* the implicit transaction commits as the COPY ends: if the link
          * broke after the whole COPY was sent, it may have committed */
         if (rc == TF_PG_ECONN && !in_tx && copy_sent && PQstatus(c->conn) != CONNECTION_OK) {
-            rc = resolve_commit(c, &rows[0], first, errbuf, errlen);
+            rc = resolve_commit(c, &rows[0], first, e);
             if (rc == 0)
                 *first_out = first;
             return rc;
@@ -500,14 +495,14 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
         *first_out = first;
         return 0;
     }
-    if ((rc = in_tx(c->conn, first, arg, errbuf, errlen)) != 0)
+    if ((rc = in_tx(c->conn, first, arg, e)) != 0)
         goto fail;
     r = PQexec(c->conn, "COMMIT");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        rc = tf_pg_classify(c->conn, r, "COMMIT", errbuf, errlen);
+        rc = tf_pg_error(c->conn, r, "COMMIT", e);
         PQclear(r);
         if (rc == TF_PG_ECONN && PQstatus(c->conn) != CONNECTION_OK)
-            rc = resolve_commit(c, &rows[0], first, errbuf, errlen);
+            rc = resolve_commit(c, &rows[0], first, e);
         if (rc == 0)
             *first_out = first;
         return rc;
@@ -517,26 +512,24 @@ static int write_once(tf_copy *c, const tf_trade *rows, size_t n, int64_t min_us
     return 0;
 fail:
     if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
-        char ignore[128];
-        tf_pg_exec(c->conn, "ROLLBACK", ignore, sizeof ignore);
+        tf_pg_exec(c->conn, "ROLLBACK", NULL);
     }
     return rc;
 }
 
 int tf_copy_write(tf_copy *c, const tf_trade *rows, size_t n, tf_copy_tx_fn in_tx, void *arg,
-                  int64_t *first_id, int64_t *last_id, char *errbuf, size_t errlen)
+                  int64_t *first_id, int64_t *last_id, tf_err *e)
 {
-    if (n == 0 || n > MAX_ROWS) {
-        snprintf(errbuf, errlen, "batch size %zu out of range 1..%d", n, MAX_ROWS);
-        return TF_PG_EINVAL;
-    }
+    tf_err local;
+    if (!e) e = &local;
+    if (n == 0 || n > MAX_ROWS)
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "batch size %zu out of range 1..%d", n, MAX_ROWS);
     int64_t min_us = rows[0].event_us, max_us = rows[0].event_us;
     for (size_t i = 0; i < n; i++) {
-        char why[128];
-        if (tf_copy_check_row(&rows[i], why, sizeof why) != 0) {
-            snprintf(errbuf, errlen, "row %zu: %s", i, why);
+        tf_err why = {0};
+        if (tf_copy_check_row(&rows[i], &why) != 0) {
             count_error(c, TF_PG_EINVAL);
-            return TF_PG_EINVAL;
+            return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "row %zu: %s", i, why.msg);
         }
         if (rows[i].event_us < min_us)
             min_us = rows[i].event_us;
@@ -545,11 +538,11 @@ int tf_copy_write(tf_copy *c, const tf_trade *rows, size_t n, tf_copy_tx_fn in_t
     }
     int64_t t0 = tf_mono_us();
     int64_t first = 0;
-    int rc = write_once(c, rows, n, min_us, max_us, in_tx, arg, &first, errbuf, errlen);
+    int rc = write_once(c, rows, n, min_us, max_us, in_tx, arg, &first, e);
     if (rc == TF_PG_ENOPART && c->auto_partition) {
         /* retention (or someone) dropped a partition we thought existed */
         tf_copy_forget_partitions(c);
-        rc = write_once(c, rows, n, min_us, max_us, in_tx, arg, &first, errbuf, errlen);
+        rc = write_once(c, rows, n, min_us, max_us, in_tx, arg, &first, e);
     }
     if (rc == TF_PG_ECONN && c->conn && PQstatus(c->conn) != CONNECTION_OK) {
         PQfinish(c->conn); /* the next write reconnects */

@@ -16,7 +16,7 @@
  * reserved ids are skipped, and possibly empty partitions remain). The return
  * code says why (store/pg.h): TF_PG_ECONN (connection lost: the next write
  * reconnects), TF_PG_ECONSTRAINT, TF_PG_ENOPART, TF_PG_EDATA, TF_PG_EINVAL
- * (a row we refuse to send, errbuf names its index and field), TF_PG_EUNKNOWN
+ * (a row we refuse to send, e->msg names its index and field), TF_PG_EUNKNOWN
  * (connection lost during COMMIT and it could not be checked afterwards).
  *
  * A tf_copy is used by one thread at a time.
@@ -29,6 +29,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/err.h"
 #include "common/metrics.h"
 #include "event/trade.h"
 
@@ -39,29 +40,28 @@ typedef struct tf_copy tf_copy;
  * tickflow_ingest_rows_total, tickflow_ingest_batches_total,
  * tickflow_ingest_errors_total{kind} and the histogram
  * tickflow_ingest_batch_seconds (metrics must outlive the writer).
- * Returns NULL with errbuf filled (bad URL, cannot connect).
+ * Returns NULL with e filled (bad URL, cannot connect).
  */
-tf_copy *tf_copy_new(const char *url, tf_metrics *metrics, char *errbuf, size_t errlen);
+tf_copy *tf_copy_new(const char *url, tf_metrics *metrics, tf_err *e);
 void tf_copy_free(tf_copy *c);
 
 /*
  * Optional work done inside the batch's transaction after the rows are in
  * and before COMMIT (e.g. insert ground-truth labels that refer to the new
  * ids): gets the live connection and the batch's first id. Return 0, or a
- * TF_PG_E* code with errbuf filled to roll the whole batch back.
+ * TF_PG_E* code with e filled to roll the whole batch back.
  */
-typedef int (*tf_copy_tx_fn)(PGconn *conn, int64_t first_id, void *arg, char *errbuf,
-                             size_t errlen);
+typedef int (*tf_copy_tx_fn)(PGconn *conn, int64_t first_id, void *arg, tf_err *e);
 
 /*
  * Writes rows[0..n) (borrowed; their id fields are ignored) in one
  * transaction. n must be 1..10,000,000. On success returns 0 and sets
  * *first_id / *last_id (row i has id *first_id + i). On failure returns a
- * TF_PG_E* code with errbuf saying why; nothing of the batch is visible.
+ * TF_PG_E* code with e saying why; nothing of the batch is visible.
  * in_tx may be NULL.
  */
 int tf_copy_write(tf_copy *c, const tf_trade *rows, size_t n, tf_copy_tx_fn in_tx, void *arg,
-                  int64_t *first_id, int64_t *last_id, char *errbuf, size_t errlen);
+                  int64_t *first_id, int64_t *last_id, tf_err *e);
 
 /* Tests only: 0 stops the writer from creating partitions on demand, so a
  * missing partition surfaces as TF_PG_ENOPART. Default 1. */
@@ -89,7 +89,7 @@ PGconn *tf_copy_conn(tf_copy *c);
 size_t tf_copy_encode(const tf_trade *rows, size_t n, int64_t first_id, int with_header,
                       int with_trailer, uint8_t *buf, size_t cap);
 
-/* 0 if a row can be sent, else -1 with errbuf naming the field. */
-int tf_copy_check_row(const tf_trade *t, char *errbuf, size_t errlen);
+/* 0 if a row can be sent, else -1 with e naming the field. */
+int tf_copy_check_row(const tf_trade *t, tf_err *e);
 
 #endif

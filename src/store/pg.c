@@ -44,17 +44,20 @@ void tf_pg_notice_log(void *arg, const char *msg)
     tf_debug("store", "PostgreSQL notice", TF_STRN("notice", msg, n));
 }
 
-PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
+PGconn *tf_pg_connect(const char *url, tf_err *e)
 {
+    char msg[sizeof e->msg];
     if (!url || !*url) {
-        snprintf(errbuf, errlen, "no PostgreSQL URL given (set --pg-url or TICKFLOW_POSTGRES_URL)");
+        tf_err_set(e, TF_EFATAL, NULL, "no PostgreSQL URL given (set --pg-url or TICKFLOW_POSTGRES_URL)");
         return NULL;
     }
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
-        trim_copy(errbuf, errlen, "bad PostgreSQL URL", perr ? perr : "cannot parse");
+        trim_copy(msg, sizeof msg, "bad PostgreSQL URL", perr ? perr : "cannot parse");
         PQfreemem(perr);
+        tf_err_set(e, TF_EFATAL, NULL, "%s", msg);
+        if (e) e->code = TF_PG_EINVAL;
         return NULL;
     }
     PQconninfoFree(opts);
@@ -63,11 +66,15 @@ PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
     const char *vals[] = {"5", "tickflow", "-c TimeZone=UTC", url, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
-        snprintf(errbuf, errlen, "cannot connect to PostgreSQL: out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "cannot connect to PostgreSQL: out of memory");
         return NULL;
     }
     if (PQstatus(c) != CONNECTION_OK) {
-        trim_copy(errbuf, errlen, "cannot connect to PostgreSQL", PQerrorMessage(c));
+        /* libpq gives no SQLSTATE for a failed connect (refused, timeout,
+         * bad password alike): the caller reconnects with back-off */
+        trim_copy(msg, sizeof msg, "cannot connect to PostgreSQL", PQerrorMessage(c));
+        tf_err_set(e, TF_ERECONNECT, NULL, "%s", msg);
+        if (e) e->code = TF_PG_ECONN;
         PQfinish(c);
         return NULL;
     }
@@ -75,8 +82,8 @@ PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen)
     return c;
 }
 
-int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
-                   size_t errlen)
+/* The TF_PG_E* detail of a failed result, with "what: message" in errbuf. */
+static int classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf, size_t errlen)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
@@ -116,7 +123,7 @@ static int transient_state(const char *st)
 int tf_pg_error(PGconn *conn, const PGresult *res, const char *what, tf_err *e)
 {
     char msg[sizeof e->msg];
-    int code = tf_pg_classify(conn, res, what, msg, sizeof msg);
+    int code = classify(conn, res, what, msg, sizeof msg);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     tf_err_class cls;
     switch (code) {
@@ -131,13 +138,13 @@ int tf_pg_error(PGconn *conn, const PGresult *res, const char *what, tf_err *e)
     return code;
 }
 
-int tf_pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
+int tf_pg_exec(PGconn *conn, const char *sql, tf_err *e)
 {
     PGresult *r = PQexec(conn, sql);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     int rc = TF_PG_OK;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        rc = tf_pg_classify(conn, r, NULL, errbuf, errlen);
+        rc = tf_pg_error(conn, r, NULL, e);
     PQclear(r);
     return rc;
 }

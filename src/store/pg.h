@@ -2,7 +2,10 @@
  * pg.h - connecting to PostgreSQL and classifying its failures, once, for
  * every component that talks to it through libpq.
  *
- * Error codes (all negative, 0 = ok) tell the caller what to do:
+ * Failures come back as one tf_err (common/err.h), classified here once:
+ * e->cls says what to do (retry / reconnect / fatal), e->sqlstate is
+ * PostgreSQL's, and e->code keeps the detail below for callers that need a
+ * specific case (all negative, 0 = ok):
  *   TF_PG_ECONN        connection refused / lost: reconnect and retry later
  *   TF_PG_ECONSTRAINT  a row broke a constraint (CHECK, NOT NULL, unique, ...):
  *                      the data is bad, retrying will not help
@@ -41,10 +44,10 @@ const char *tf_pg_strerror(int code);
  * Connects to url (a postgresql:// URI or a libpq key=value string) with a
  * 5 s connect timeout (the URL may override it) and application_name
  * "tickflow", session TimeZone UTC. Returns the connection (caller frees with
- * PQfinish) or NULL with errbuf saying why ("bad PostgreSQL URL: ..." or
- * "cannot connect to PostgreSQL: ...").
+ * PQfinish) or NULL with e saying why ("bad PostgreSQL URL: ..." or a missing
+ * URL: fatal; "cannot connect to PostgreSQL: ...": reconnect). e may be NULL.
  */
-PGconn *tf_pg_connect(const char *url, char *errbuf, size_t errlen);
+PGconn *tf_pg_connect(const char *url, tf_err *e);
 
 /* A libpq notice processor that writes server notices (and the FATAL a
  * backend sends as it is terminated) as one JSON log line, instead of
@@ -54,24 +57,18 @@ void tf_pg_notice_log(void *arg, const char *msg);
 
 /*
  * Classifies a failed result (res may be NULL when the call itself failed)
- * into a TF_PG_E* code and writes "what: message" into errbuf (what = the
- * caller's context, e.g. "COPY stock_trades").
- */
-int tf_pg_classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
-                   size_t errlen);
-
-/*
- * The same classification as a tf_err (common/err.h): class (ECONN and
+ * into e (may be NULL): class (ECONN and
  * EUNKNOWN reconnect; ENOPART, serialization failures, deadlocks, lock and
  * resource shortages, cancels and "object in use" retry; the rest is fatal),
- * the SQLSTATE, and "what: message". Returns the TF_PG_E* code (negative).
+ * the SQLSTATE, "what: message" (what = the caller's context, e.g. "COPY
+ * stock_trades", may be NULL) and e->code. Returns the TF_PG_E* code (negative).
  */
 int tf_pg_error(PGconn *conn, const PGresult *res, const char *what, tf_err *e);
 
 /*
  * Runs one or more SQL commands without parameters and discards the results.
- * Returns 0 or a classified TF_PG_E* code with errbuf filled.
+ * Returns 0 or a classified TF_PG_E* code (= e->code) with e filled.
  */
-int tf_pg_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen);
+int tf_pg_exec(PGconn *conn, const char *sql, tf_err *e);
 
 #endif

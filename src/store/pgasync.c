@@ -80,8 +80,7 @@ struct tf_pga_conn {
     int paused;
     int cancel;
     int dirty;               /* close instead of reuse on release */
-    int err;
-    char errmsg[512];
+    tf_err qerr;             /* the running query's first SQL error (code 0: none) */
     tf_pga_cbs cbs;
     void *ud;
 };
@@ -118,6 +117,18 @@ static void drain(tf_pga_conn *c);
 static void dispatch(tf_pga *p);
 static int route_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud);
 static void set_usable(tf_pga *p, int usable, int64_t lag_ms);
+
+/* The error value a callback gets for a code of ours (SQL errors keep the
+ * one tf_pg_error made): NULL for 0. */
+static const tf_err *as_err(tf_err *buf, int code, const char *msg)
+{
+    if (!code) return NULL;
+    tf_err_class cls = code == TF_PG_ECONN || code == TF_PG_EUNKNOWN         ? TF_ERECONNECT
+                       : code == TF_PGA_ECANCELED || code == TF_PGA_EBUSY ? TF_ERETRY
+                                                                           : TF_EFATAL;
+    tf_err_setc(buf, cls, code, "%s", msg ? msg : tf_pg_strerror(code));
+    return buf;
+}
 
 static char *dupstr(const char *s)
 {
@@ -230,7 +241,8 @@ static void fail_waiters(tf_pga *p, int err, const char *msg)
         /* a replica that went away: the primary takes the work (runs from
          * the loop: connect_failed is never inside a caller's acquire) */
         int rc = p->rep && err == TF_PG_ECONN && !p->freeing ? route_acquire(p, 0, w->cb, w->ud) : err;
-        if (rc) w->cb(NULL, rc, msg, w->ud);
+        tf_err e;
+        if (rc) w->cb(NULL, as_err(&e, rc, msg), w->ud);
         free(w);
     }
 }
@@ -296,7 +308,8 @@ static void connect_failed(tf_pga_conn *c, const char *why)
             set_usable(p, 0, -1);
             if (route_acquire(p, 1, cb, ud) == 0) return;
         }
-        if (cb) cb(NULL, TF_PG_ECONN, msg, ud);
+        tf_err e;
+        if (cb) cb(NULL, as_err(&e, TF_PG_ECONN, msg), ud);
         return;
     }
     if (!c->failed_once)
@@ -346,15 +359,22 @@ static void connect_step(tf_pga_conn *c)
 
 /* ---- queries ---------------------------------------------------------------------- */
 
-static void finish(tf_pga_conn *c, int err, const char *msg)
+/* e: NULL when the query succeeded. */
+static void finish_err(tf_pga_conn *c, const tf_err *e)
 {
     c->qactive = 0;
     c->flushing = 0;
-    if (err == TF_PGA_ECANCELED || err == TF_PG_ECONN) c->dirty = 1;
+    if (e && (e->code == TF_PGA_ECANCELED || e->code == TF_PG_ECONN)) c->dirty = 1;
     if (c->pg) poll_watch(c, 0);
-    void (*done)(tf_pga_conn *, int, const char *, void *) = c->cbs.on_done;
+    void (*done)(tf_pga_conn *, const tf_err *, void *) = c->cbs.on_done;
     void *ud = c->ud;
-    if (done) done(c, err, msg, ud); /* may send the next query or release */
+    if (done) done(c, e, ud); /* may send the next query or release */
+}
+
+static void finish(tf_pga_conn *c, int err, const char *msg)
+{
+    tf_err e;
+    finish_err(c, as_err(&e, err, msg));
 }
 
 /* The connection broke under a running query. */
@@ -372,9 +392,8 @@ static void lost(tf_pga_conn *c)
 
 static void record_error(tf_pga_conn *c, const PGresult *res)
 {
-    if (c->err) return;
-    c->err = tf_pg_classify(c->pg, res, "query", c->errmsg, sizeof c->errmsg);
-    if (!c->err) c->err = TF_PG_EOTHER;
+    if (c->qerr.code) return;
+    if (!tf_pg_error(c->pg, res, "query", &c->qerr)) c->qerr.code = TF_PG_EOTHER;
 }
 
 /* Reads what libpq has buffered for the running query, at most
@@ -387,7 +406,7 @@ static void drain(tf_pga_conn *c)
             kick(c, 0);
             return;
         }
-        if (c->mode == TF_PGA_COPY && c->copy_started && !c->copy_done && !c->err) {
+        if (c->mode == TF_PGA_COPY && c->copy_started && !c->copy_done && !c->qerr.code) {
             char *buf = NULL;
             int n = PQgetCopyData(c->pg, &buf, 1);
             if (n > 0) {
@@ -410,7 +429,7 @@ static void drain(tf_pga_conn *c)
                 lost(c);
                 return;
             }
-            finish(c, c->err, c->err ? c->errmsg : NULL);
+            finish_err(c, c->qerr.code ? &c->qerr : NULL);
             return;
         }
         ExecStatusType st = PQresultStatus(res);
@@ -428,7 +447,7 @@ static void drain(tf_pga_conn *c)
             PQclear(res);
             finish(c, TF_PG_EOTHER, "unexpected COPY IN from the server");
             return;
-        } else if (!c->err && c->cbs.on_result && c->mode != TF_PGA_COPY) {
+        } else if (!c->qerr.code && c->cbs.on_result && c->mode != TF_PGA_COPY) {
             if (c->cbs.on_result(c, res, c->ud) < 0) {
                 PQclear(res);
                 finish(c, TF_PGA_ECANCELED, "query abandoned by its consumer");
@@ -510,10 +529,11 @@ static void on_timer(uv_timer_t *t)
                 kick(c, 0);
                 if (!tf_pga_healthy(c->p)) set_usable(c->p, 0, -1);
                 int rc = route_acquire(c->p, 0, cb, hud);
-                if (rc) cb(NULL, rc, "no PostgreSQL connection", hud);
+                tf_err e;
+                if (rc) cb(NULL, as_err(&e, rc, "no PostgreSQL connection"), hud);
                 break;
             }
-            cb(c, 0, NULL, hud);
+            cb(c, NULL, hud);
         } else if (c->qactive && c->cancel) {
             finish(c, TF_PGA_ECANCELED, "query canceled");
         } else if (c->qactive && !c->paused) {
@@ -533,7 +553,7 @@ static void kick(tf_pga_conn *c, uint64_t ms)
 /* ---- public API --------------------------------------------------------------------- */
 
 tf_pga *tf_pga_new(uv_loop_t *loop, const char *conninfo, const char *options, int size,
-                   char *errbuf, size_t errlen)
+                   tf_err *e)
 {
     tf_pga *p = calloc(1, sizeof *p);
     if (!p) goto oom;
@@ -559,7 +579,7 @@ tf_pga *tf_pga_new(uv_loop_t *loop, const char *conninfo, const char *options, i
     for (int i = 0; i < p->size; i++) start_connect(p->slots[i]);
     return p;
 oom:
-    snprintf(errbuf, errlen, "out of memory");
+    tf_err_set(e, TF_ERETRY, NULL, "out of memory");
     tf_pga_free(p);
     return NULL;
 }
@@ -580,7 +600,8 @@ void tf_pga_free(tf_pga *p)
         if (c->handoff) {
             tf_pga_acquire_cb cb = c->handoff;
             c->handoff = NULL;
-            cb(NULL, TF_PGA_ECANCELED, "shutting down", c->handoff_ud);
+            tf_err e;
+            cb(NULL, as_err(&e, TF_PGA_ECANCELED, "shutting down"), c->handoff_ud);
             c->state = S_DOWN;
         }
         if (c->qactive) finish(c, TF_PGA_ECANCELED, "shutting down");
@@ -661,8 +682,7 @@ int tf_pga_send(tf_pga_conn *c, const char *sql, int n, const char *const *vals,
     if (c->p->freeing) return TF_PGA_ECANCELED;
     if (!c->pg || c->state != S_BUSY || c->qactive || c->handoff) return TF_PG_ECONN;
     if (!PQsendQueryParams(c->pg, sql, n, NULL, vals, NULL, NULL, binary ? 1 : 0)) {
-        char eb[256];
-        int code = tf_pg_classify(c->pg, NULL, "send query", eb, sizeof eb);
+        int code = tf_pg_error(c->pg, NULL, "send query", NULL);
         c->dirty = 1;
         return code ? code : TF_PG_ECONN;
     }
@@ -673,8 +693,7 @@ int tf_pga_send(tf_pga_conn *c, const char *sql, int n, const char *const *vals,
     c->copy_done = 0;
     c->paused = 0;
     c->cancel = 0;
-    c->err = 0;
-    c->errmsg[0] = '\0';
+    tf_err_clear(&c->qerr);
     c->cbs = *cbs;
     c->ud = ud;
     int f = PQflush(c->pg);
@@ -765,18 +784,18 @@ static int oneq_result(tf_pga_conn *c, const PGresult *res, void *ud)
     (void)c;
     oneq *q = ud;
     q->got = 1;
-    q->cb(res, 0, NULL, q->ud);
+    q->cb(res, NULL, q->ud);
     return 0;
 }
 
-static void oneq_conn(tf_pga_conn *c, int err, const char *msg, void *ud);
+static void oneq_conn(tf_pga_conn *c, const tf_err *e, void *ud);
 
-static void oneq_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void oneq_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
     oneq *q = ud;
     tf_pga *p = c->p;
     tf_pga_release(c);
-    if (err == TF_PG_ECONN && !q->got && !q->retried && p->rep && !p->freeing) {
+    if (e && e->code == TF_PG_ECONN && !q->got && !q->retried && p->rep && !p->freeing) {
         /* the replica broke under a query that had returned nothing yet:
          * the same query on the primary, so the caller sees no failure */
         q->retried = 1;
@@ -784,16 +803,17 @@ static void oneq_done(tf_pga_conn *c, int err, const char *msg, void *ud)
         tf_metric_add(p->rep->m_reads_primary, 1);
         if (pool_acquire(p->rep->primary, 0, oneq_conn, q) == 0) return;
     }
-    if (err) q->cb(NULL, err, msg, q->ud);
-    else if (!q->got) q->cb(NULL, TF_PG_EOTHER, "query returned no result", q->ud);
+    tf_err none;
+    if (e) q->cb(NULL, e, q->ud);
+    else if (!q->got) q->cb(NULL, as_err(&none, TF_PG_EOTHER, "query returned no result"), q->ud);
     oneq_free(q);
 }
 
-static void oneq_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void oneq_conn(tf_pga_conn *c, const tf_err *e, void *ud)
 {
     oneq *q = ud;
     if (!c) {
-        q->cb(NULL, err, msg, q->ud);
+        q->cb(NULL, e, q->ud);
         oneq_free(q);
         return;
     }
@@ -802,7 +822,8 @@ static void oneq_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
                          &cbs, q);
     if (rc) {
         tf_pga_release(c);
-        q->cb(NULL, rc, "cannot send the query", q->ud);
+        tf_err se;
+        q->cb(NULL, as_err(&se, rc, "cannot send the query"), q->ud);
         oneq_free(q);
     }
 }
@@ -872,25 +893,24 @@ static int probe_result(tf_pga_conn *c, const PGresult *res, void *ud)
     return 0;
 }
 
-static void probe_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
     tf_pga *p = ud;
     p->rep->probing = 0;
     tf_pga_release(c);
-    if (err) {
+    if (e) {
         if (!p->freeing)
-            tf_warn("pgasync", "replica lag probe failed", TF_STR("error", msg ? msg : "?"));
+            tf_warn("pgasync", "replica lag probe failed", TF_ERR_FIELDS(e));
         set_usable(p, 0, -1);
     }
 }
 
-static void probe_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void probe_conn(tf_pga_conn *c, const tf_err *e, void *ud)
 {
-    (void)msg;
     tf_pga *p = ud;
     if (!c) {
         p->rep->probing = 0;
-        if (err != TF_PGA_ECANCELED) set_usable(p, 0, -1);
+        if (e->code != TF_PGA_ECANCELED) set_usable(p, 0, -1);
         return;
     }
     static const tf_pga_cbs cbs = {probe_result, NULL, probe_done};
@@ -914,14 +934,14 @@ static void on_probe_timer(uv_timer_t *t)
 }
 
 tf_pga *tf_pga_new_replica(uv_loop_t *loop, const char *conninfo, const char *options, int size,
-                           tf_pga *primary, int max_lag_ms, tf_metrics *m, char *errbuf, size_t errlen)
+                           tf_pga *primary, int max_lag_ms, tf_metrics *m, tf_err *e)
 {
     replica *r = calloc(1, sizeof *r);
     if (!r) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
-    tf_pga *p = tf_pga_new(loop, conninfo, options, size, errbuf, errlen);
+    tf_pga *p = tf_pga_new(loop, conninfo, options, size, e);
     if (!p) {
         free(r);
         return NULL;

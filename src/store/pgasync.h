@@ -61,11 +61,11 @@ typedef struct tf_pga_conn tf_pga_conn;
  * Creates the pool on loop and starts connecting its `size` connections
  * (conninfo: a postgresql:// URI or key=value string, borrowed for the call;
  * options: a libpq "options" string such as "-c statement_timeout=60000",
- * may be NULL). Returns NULL with errbuf on failure (out of memory; an
+ * may be NULL). Returns NULL with e filled on failure (out of memory; an
  * unreachable server is not a failure: connections retry in the background).
  */
 tf_pga *tf_pga_new(uv_loop_t *loop, const char *conninfo, const char *options, int size,
-                   char *errbuf, size_t errlen);
+                   tf_err *e);
 
 /*
  * Frees the pool: every waiting acquire and running query gets on_done /
@@ -89,7 +89,7 @@ void tf_pga_free(tf_pga *p);
  * tickflow_pg_read_replica and counter tickflow_pg_reads_total{target}.
  */
 tf_pga *tf_pga_new_replica(uv_loop_t *loop, const char *conninfo, const char *options, int size,
-                           tf_pga *primary, int max_lag_ms, tf_metrics *m, char *errbuf, size_t errlen);
+                           tf_pga *primary, int max_lag_ms, tf_metrics *m, tf_err *e);
 
 /* A replica pool's state: 1 reads go to it, 0 they go to the primary, -1 p
  * is not a replica pool. *lag_ms: last probed lag, -1 = unreachable. */
@@ -99,17 +99,18 @@ int tf_pga_replica_state(const tf_pga *p, int64_t *lag_ms, int *max_lag_ms);
 int tf_pga_healthy(const tf_pga *p);
 
 /*
- * Asks for a connection. cb(c, 0, NULL, ud) hands it over (the caller then
- * owns it until tf_pga_release); cb(NULL, err, msg, ud) reports that none
- * could be had (TF_PG_ECONN: PostgreSQL unreachable; TF_PGA_ECANCELED: the
- * pool is being freed). msg is borrowed for the call.
+ * Asks for a connection. cb(c, NULL, ud) hands it over (the caller then
+ * owns it until tf_pga_release); cb(NULL, e, ud) reports that none could be
+ * had (e->code TF_PG_ECONN, class reconnect: PostgreSQL unreachable;
+ * TF_PGA_ECANCELED, class retry: the pool is being freed). e is borrowed for
+ * the call.
  * longq = 1 asks for a dedicated connection (opened now, closed on release)
  * for a long stream; at most TF_PGA_MAX_LONG at a time.
  * Returns 0, or TF_PG_ECONN at once when every connection is down and in
  * back-off, or TF_PGA_EBUSY (queue full / too many streams); then cb is
  * never called.
  */
-typedef void (*tf_pga_acquire_cb)(tf_pga_conn *c, int err, const char *msg, void *ud);
+typedef void (*tf_pga_acquire_cb)(tf_pga_conn *c, const tf_err *e, void *ud);
 int tf_pga_acquire(tf_pga *p, int longq, tf_pga_acquire_cb cb, void *ud);
 
 enum { TF_PGA_WHOLE = 0, TF_PGA_ROWS, TF_PGA_COPY };
@@ -122,14 +123,16 @@ enum { TF_PGA_WHOLE = 0, TF_PGA_ROWS, TF_PGA_COPY };
  *   on_copy:   COPY: each CopyData message (one row of COPY binary).
  *   Either returns 0 to go on or -1 to abandon the query (on_done follows
  *   with TF_PGA_ECANCELED and the connection is replaced on release).
- *   on_done:   exactly once: err 0, or a TF_PG_E* / TF_PGA_E* code with a
- *              message (SQL errors are classified by tf_pg_classify). The
- *              connection is free for the next tf_pga_send or release.
+ *   on_done:   exactly once: e NULL, or the error (borrowed for the call):
+ *              SQL errors as tf_pg_error classifies them, else e->code a
+ *              TF_PG_E* / TF_PGA_E* code (ECONN reconnect, ECANCELED and
+ *              EBUSY retry). The connection is free for the next
+ *              tf_pga_send or release.
  */
 typedef struct tf_pga_cbs {
     int (*on_result)(tf_pga_conn *c, const PGresult *res, void *ud);
     int (*on_copy)(tf_pga_conn *c, const char *buf, int len, void *ud);
-    void (*on_done)(tf_pga_conn *c, int err, const char *msg, void *ud);
+    void (*on_done)(tf_pga_conn *c, const tf_err *e, void *ud);
 } tf_pga_cbs;
 
 /*
@@ -154,11 +157,11 @@ void tf_pga_cancel(tf_pga_conn *c);
 void tf_pga_release(tf_pga_conn *c);
 
 /*
- * One query on a pool connection: cb(res, 0, NULL, ud) with the whole
- * result (borrowed), or cb(NULL, err, msg, ud). Returns 0, or an error code
+ * One query on a pool connection: cb(res, NULL, ud) with the whole result
+ * (borrowed), or cb(NULL, e, ud) (e borrowed, as on_done's). Returns 0, or an error code
  * (TF_PG_ECONN, TF_PGA_EBUSY) when cb will never be called.
  */
-typedef void (*tf_pga_query_cb)(const PGresult *res, int err, const char *msg, void *ud);
+typedef void (*tf_pga_query_cb)(const PGresult *res, const tf_err *e, void *ud);
 int tf_pga_query(tf_pga *p, const char *sql, int n, const char *const *vals, int binary,
                  tf_pga_query_cb cb, void *ud);
 

@@ -83,14 +83,12 @@ struct tf_rollup {
     "  AND m.bucket = w.bucket AND m.trade_type <> '*'"                                    \
     " GROUP BY m.bucket, m.ticker, m.market_code;"
 
-static int exec_ok(PGconn *c, const char *sql, char *errbuf, size_t errlen, long *ntuples)
+static int exec_ok(PGconn *c, const char *sql, tf_err *e, long *ntuples)
 {
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        snprintf(errbuf, errlen, "rollup: %s", PQresultErrorMessage(r));
-        size_t l = strlen(errbuf);
-        while (l && (errbuf[l - 1] == '\n' || errbuf[l - 1] == ' ')) errbuf[--l] = '\0';
+        tf_pg_error(c, r, "rollup", e);
         PQclear(r);
         return -1;
     }
@@ -109,7 +107,7 @@ static int exec_ok(PGconn *c, const char *sql, char *errbuf, size_t errlen, long
  * (store/compress.h, its own transaction), so the minute is all rows when
  * the round reads it. Bounded per round; the rest go next round.
  */
-static int unpack_dirty(PGconn *conn, char *errbuf, size_t errlen)
+static int unpack_dirty(PGconn *conn, tf_err *e)
 {
     PGresult *r = PQexec(conn,
                          "SELECT DISTINCT d.ticker,"
@@ -120,17 +118,15 @@ static int unpack_dirty(PGconn *conn, char *errbuf, size_t errlen)
                          " AND s.first_time < d.bucket + interval '1 minute'"
                          " AND s.last_time >= d.bucket) LIMIT 1000");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(errbuf, errlen, "rollup: %s", PQresultErrorMessage(r));
+        tf_pg_error(conn, r, "rollup", e);
         PQclear(r);
         return -1;
     }
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         int64_t h = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        char e[512];
-        if (tf_compress_unpack(conn, PQgetvalue(r, i, 0), h, h + 3600 * TF_US_PER_SEC, NULL, e,
-                               sizeof e) != 0) {
-            snprintf(errbuf, errlen, "rollup: unpacking a compressed hour: %s", e);
+        if (tf_compress_unpack(conn, PQgetvalue(r, i, 0), h, h + 3600 * TF_US_PER_SEC, NULL, e) != 0) {
+            tf_err_prefix(e, "rollup: unpacking a compressed hour");
             rc = -1;
         }
     }
@@ -138,7 +134,7 @@ static int unpack_dirty(PGconn *conn, char *errbuf, size_t errlen)
     return rc;
 }
 
-long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen)
+long tf_rollup_refresh(PGconn *conn, long max_marks, tf_err *e)
 {
     char sql[4096];
     long marks = 0;
@@ -150,22 +146,22 @@ long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen
                 " (bucket timestamptz NOT NULL, ticker text NOT NULL);"
                 "CREATE TEMP TABLE IF NOT EXISTS tf_rollup_days"
                 " (bucket timestamptz NOT NULL, ticker text NOT NULL)",
-                errbuf, errlen, NULL) < 0)
+                e, NULL) < 0)
         return -1;
-    if (unpack_dirty(conn, errbuf, errlen) < 0)
+    if (unpack_dirty(conn, e) < 0)
         return -1;
-    if (exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", errbuf, errlen, NULL) < 0)
+    if (exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ", e, NULL) < 0)
         return -1;
     PGresult *r = PQexec(conn, "SELECT pg_try_advisory_xact_lock(" LOCK_ROLLUP ")");
     int got = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == 't';
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(errbuf, errlen, "rollup: %s", PQresultErrorMessage(r));
+        tf_pg_error(conn, r, "rollup", e);
         PQclear(r);
         goto fail;
     }
     PQclear(r);
     if (!got) { /* another refresher is at work */
-        exec_ok(conn, "ROLLBACK", errbuf, errlen, NULL);
+        exec_ok(conn, "ROLLBACK", NULL, NULL);
         return 0;
     }
     snprintf(sql, sizeof sql,
@@ -174,9 +170,9 @@ long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen
              "  SELECT ctid FROM stock_bars_dirty LIMIT %ld)) RETURNING bucket, ticker)"
              " INSERT INTO tf_rollup_work SELECT DISTINCT bucket, ticker FROM gone",
              max_marks);
-    if (exec_ok(conn, sql, errbuf, errlen, &marks) < 0) goto fail;
+    if (exec_ok(conn, sql, e, &marks) < 0) goto fail;
     if (marks == 0) {
-        exec_ok(conn, "ROLLBACK", errbuf, errlen, NULL);
+        exec_ok(conn, "ROLLBACK", NULL, NULL);
         return 0;
     }
     /* Strategy: a dense work set (a backlog, a bulk load) is joined by
@@ -205,7 +201,7 @@ long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen
                 " AND t.event_time < w.bucket + interval '1 minute') ";
     char *stmt = malloc(8192);
     if (!stmt) {
-        snprintf(errbuf, errlen, "rollup: out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "rollup: out of memory");
         goto fail;
     }
     snprintf(stmt, 8192,
@@ -232,7 +228,7 @@ long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen
                 " GROUP BY w.bucket, m.ticker, m.market_code, m.trade_type;"
                 "COMMIT",
                 pick, MINUTE_FROM_RAW);
-    int erc = exec_ok(conn, stmt, errbuf, errlen, NULL);
+    int erc = exec_ok(conn, stmt, e, NULL);
     free(stmt);
     if (erc < 0) goto fail;
     return marks;
@@ -253,18 +249,18 @@ static void *refresher(void *p)
     pthread_mutex_lock(&ru->mu);
     while (!ru->quit) {
         pthread_mutex_unlock(&ru->mu);
-        char err[512] = "";
+        tf_err err = {0};
         long total = 0, n = 0;
         int64_t t0 = tf_mono_us();
         if (!conn || PQstatus(conn) != CONNECTION_OK) {
             PQfinish(conn);
-            conn = tf_pg_connect(ru->cfg->pg_url, err, sizeof err);
+            conn = tf_pg_connect(ru->cfg->pg_url, &err);
         }
         if (conn) {
             /* drain in bounded rounds so one transaction never grows huge,
              * but keep going while there is a backlog */
             do {
-                n = tf_rollup_refresh(conn, 200000, err, sizeof err);
+                n = tf_rollup_refresh(conn, 200000, &err);
                 if (n > 0) total += n;
                 pthread_mutex_lock(&ru->mu);
                 int q = ru->quit;
@@ -275,10 +271,17 @@ static void *refresher(void *p)
              * bars) that index scans would wade through until autovacuum
              * comes by: clean up now */
             if (total >= 5000) {
-                char verr[256];
+                tf_err verr = {0};
                 if (exec_ok(conn, "VACUUM (ANALYZE) stock_bars_dirty, stock_bars_1m, stock_bars_1h,"
-                                  " stock_bars_1d", verr, sizeof verr, NULL) < 0)
-                    tf_warn("rollup", "vacuum after refresh failed");
+                                  " stock_bars_1d", &verr, NULL) < 0)
+                    tf_warn("rollup", "vacuum after refresh failed", TF_ERR_FIELDS(&verr));
+            }
+            /* the link is gone: reconnect next round (a fatal error, e.g.
+             * a missing table, keeps the connection and is retried at the
+             * interval: the rollup is periodic and /ready reports it) */
+            if (n < 0 && err.cls == TF_ERECONNECT) {
+                PQfinish(conn);
+                conn = NULL;
             }
         } else {
             n = -1;
@@ -286,7 +289,7 @@ static void *refresher(void *p)
         pthread_mutex_lock(&ru->mu);
         ru->healthy = n >= 0;
         ru->pending = total;
-        snprintf(ru->detail, sizeof ru->detail, "%.200s", n >= 0 ? "" : err);
+        snprintf(ru->detail, sizeof ru->detail, "%.200s", n >= 0 ? "" : err.msg);
         pthread_mutex_unlock(&ru->mu);
         if (ru->m_rounds) tf_metric_add(ru->m_rounds, 1);
         if (total > 0 && ru->m_marks) tf_metric_add(ru->m_marks, total);
@@ -295,7 +298,7 @@ static void *refresher(void *p)
         if (n < 0) {
             if (ru->m_errors) tf_metric_add(ru->m_errors, 1);
             if (tf_mono_us() - last_log > 10 * TF_US_PER_SEC) {
-                tf_warn("rollup", "refresh failed", TF_STR("error", err));
+                tf_warn("rollup", "refresh failed", TF_ERR_FIELDS(&err));
                 last_log = tf_mono_us();
             }
         }
@@ -313,12 +316,11 @@ static void *refresher(void *p)
     return NULL;
 }
 
-tf_rollup *tf_rollup_start(const tf_config *cfg, tf_metrics *metrics, char *errbuf,
-                           size_t errlen)
+tf_rollup *tf_rollup_start(const tf_config *cfg, tf_metrics *metrics, tf_err *e)
 {
     tf_rollup *ru = calloc(1, sizeof *ru);
     if (!ru) {
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return NULL;
     }
     ru->cfg = cfg;
@@ -336,7 +338,7 @@ tf_rollup *tf_rollup_start(const tf_config *cfg, tf_metrics *metrics, char *errb
                                      tf_latency_bounds, tf_latency_nbounds);
     }
     if (pthread_create(&ru->th, NULL, refresher, ru) != 0) {
-        snprintf(errbuf, errlen, "cannot start the rollup thread");
+        tf_err_set(e, TF_EFATAL, NULL, "cannot start the rollup thread");
         pthread_mutex_destroy(&ru->mu);
         pthread_cond_destroy(&ru->cv);
         free(ru);

@@ -24,15 +24,15 @@
 
 #include <libpq-fe.h>
 
+#include "common/err.h"
 #include "common/config.h"
 #include "common/metrics.h"
 
 typedef struct tf_rollup tf_rollup;
 
 /* Starts the refresher thread (connects lazily, retries every interval when
- * PostgreSQL is down). metrics may be NULL. Returns NULL with errbuf. */
-tf_rollup *tf_rollup_start(const tf_config *cfg, tf_metrics *metrics, char *errbuf,
-                           size_t errlen);
+ * PostgreSQL is down). metrics may be NULL. Returns NULL with e filled. */
+tf_rollup *tf_rollup_start(const tf_config *cfg, tf_metrics *metrics, tf_err *e);
 /* Stops and joins the thread, frees. Accepts NULL. */
 void tf_rollup_stop(tf_rollup *r);
 
@@ -43,9 +43,9 @@ int tf_rollup_healthy(tf_rollup *r, int64_t *pending, char *detail, size_t cap);
 /*
  * One refresh round on conn (synchronous; for the thread, tests and the
  * benchmark): consumes at most max_marks dirty marks. Returns the number of
- * marks consumed (0 = nothing was dirty), or -1 with errbuf filled (the
+ * marks consumed (0 = nothing was dirty), or -1 with e filled (the
  * transaction is rolled back; conn stays usable unless it broke).
  */
-long tf_rollup_refresh(PGconn *conn, long max_marks, char *errbuf, size_t errlen);
+long tf_rollup_refresh(PGconn *conn, long max_marks, tf_err *e);
 
 #endif

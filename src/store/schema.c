@@ -778,13 +778,13 @@ const tf_migration *tf_schema_migrations(size_t *n)
 }
 
 /* Runs sql inside BEGIN/COMMIT and records the version, or rolls back. */
-static int apply_one(PGconn *conn, const tf_migration *m, char *errbuf, size_t errlen)
+static int apply_one(PGconn *conn, const tf_migration *m, tf_err *e)
 {
     char what[160];
-    int rc = tf_pg_exec(conn, "BEGIN", errbuf, errlen);
+    int rc = tf_pg_exec(conn, "BEGIN", e);
     if (rc)
         return rc;
-    rc = tf_pg_exec(conn, m->sql, errbuf, errlen);
+    rc = tf_pg_exec(conn, m->sql, e);
     if (rc == 0) {
         char vbuf[16];
         snprintf(vbuf, sizeof vbuf, "%d", m->version);
@@ -793,26 +793,22 @@ static int apply_one(PGconn *conn, const tf_migration *m, char *errbuf, size_t e
                                    "INSERT INTO tickflow_migrations (version, name) VALUES ($1, $2)",
                                    2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = tf_pg_classify(conn, r, NULL, errbuf, errlen);
+            rc = tf_pg_error(conn, r, NULL, e);
         PQclear(r);
     }
     if (rc == 0)
-        rc = tf_pg_exec(conn, "COMMIT", errbuf, errlen);
+        rc = tf_pg_exec(conn, "COMMIT", e);
     if (rc) {
-        char inner[512];
-        snprintf(inner, sizeof inner, "%s", errbuf);
         snprintf(what, sizeof what, "migration %d (%s) failed", m->version, m->name);
-        snprintf(errbuf, errlen, "%s: %s", what, inner);
+        tf_err_prefix(e, what);
         if (PQstatus(conn) == CONNECTION_OK) {
-            char ignore[64];
-            tf_pg_exec(conn, "ROLLBACK", ignore, sizeof ignore);
+            tf_pg_exec(conn, "ROLLBACK", NULL);
         }
     }
     return rc;
 }
 
-int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *errbuf,
-                      size_t errlen)
+int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, tf_err *e)
 {
     int nappl = 0;
     if (applied)
@@ -823,17 +819,14 @@ int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *er
                         "CREATE TABLE IF NOT EXISTS tickflow_migrations ("
                         "  version integer PRIMARY KEY,"
                         "  name text NOT NULL,"
-                        "  applied_at timestamptz NOT NULL DEFAULT now())",
-                        errbuf, errlen);
+                        "  applied_at timestamptz NOT NULL DEFAULT now())", e);
     if (rc) {
-        char inner[512];
-        snprintf(inner, sizeof inner, "%s", errbuf);
-        snprintf(errbuf, errlen, "cannot prepare migrations: %s", inner);
+        tf_err_prefix(e, "cannot prepare migrations");
         goto out; /* the lock may have been taken before the failure */
     }
     PGresult *r = PQexec(conn, "SELECT version FROM tickflow_migrations");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = tf_pg_classify(conn, r, "reading tickflow_migrations", errbuf, errlen);
+        rc = tf_pg_error(conn, r, "reading tickflow_migrations", e);
         PQclear(r);
         goto out;
     }
@@ -846,7 +839,7 @@ int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *er
                 done = 1;
         if (done)
             continue;
-        rc = apply_one(conn, &ms[i], errbuf, errlen);
+        rc = apply_one(conn, &ms[i], e);
         if (rc == 0) {
             nappl++;
             tf_info("store", "migration applied", TF_INT("version", ms[i].version),
@@ -855,11 +848,10 @@ int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *er
     }
     PQclear(r);
     if (rc == 0 && cfg)
-        rc = tf_partitions_maintain(conn, cfg, 0, errbuf, errlen);
+        rc = tf_partitions_maintain(conn, cfg, 0, e);
 out:
     if (PQstatus(conn) == CONNECTION_OK) {
-        char ignore[64];
-        tf_pg_exec(conn, "SELECT pg_advisory_unlock(" LOCK_MIGRATE ")", ignore, sizeof ignore);
+        tf_pg_exec(conn, "SELECT pg_advisory_unlock(" LOCK_MIGRATE ")", NULL);
     }
     if (applied)
         *applied = nappl;
@@ -878,24 +870,22 @@ static void fmt_day(int64_t day, char *buf, size_t cap)
 
 /* Runs a one-row, one-column integer query with two text parameters. */
 static int call_int(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                    int64_t *out, const char *what, char *errbuf, size_t errlen)
+                    int64_t *out, const char *what, tf_err *e)
 {
     PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        rc = tf_pg_classify(conn, r, what, errbuf, errlen);
+        rc = tf_pg_error(conn, r, what, e);
     else if (out)
         *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return rc;
 }
 
-int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *errbuf,
-                         size_t errlen)
+int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, tf_err *e)
 {
     if (to_us < from_us) {
-        snprintf(errbuf, errlen, "partition range: end before start");
-        return TF_PG_EINVAL;
+        return tf_err_setc(e, TF_EFATAL, TF_PG_EINVAL, "partition range: end before start");
     }
     char a[16], b[16];
     fmt_day(tf_unix_day(from_us), a, sizeof a);
@@ -903,18 +893,18 @@ int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *err
     const char *params[2] = {a, b};
     int64_t created = 0;
     int rc = call_int(conn, "SELECT tickflow_ensure_partitions($1::date, $2::date)", 2, params,
-                      &created, "creating partitions", errbuf, errlen);
+                      &created, "creating partitions", e);
     if (rc == 0 && created > 0)
         tf_info("store", "partitions created", TF_STR("from", a), TF_STR("to", b),
                 TF_INT("created", (long long)created));
     return rc;
 }
 
-int tf_partitions_move_default(PGconn *conn, int *moved, char *errbuf, size_t errlen)
+int tf_partitions_move_default(PGconn *conn, int *moved, tf_err *e)
 {
     int64_t n = 0;
     int rc = call_int(conn, "SELECT tickflow_move_default_rows()", 0, NULL, &n,
-                      "moving rows out of the default partition", errbuf, errlen);
+                      "moving rows out of the default partition", e);
     if (rc == 0 && n > 0)
         tf_info("store", "rows of days without a partition moved into new partitions", TF_INT("days", n));
     if (moved)
@@ -922,8 +912,7 @@ int tf_partitions_move_default(PGconn *conn, int *moved, char *errbuf, size_t er
     return rc;
 }
 
-int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, char *errbuf,
-                         size_t errlen)
+int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, tf_err *e)
 {
     if (dropped)
         *dropped = 0;
@@ -934,14 +923,14 @@ int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, c
     const char *params[1] = {cut};
     int64_t n = 0;
     int rc = call_int(conn, "SELECT tickflow_drop_partitions_before($1::date)", 1, params, &n,
-                      "dropping old partitions", errbuf, errlen);
+                      "dropping old partitions", e);
     if (rc == 0 && n > 0)
         tf_info("store", "old partitions dropped", TF_STR("before", cut), TF_INT("dropped", (long long)n),
                 TF_INT("retention_days", days));
     if (rc == 0) { /* compressed days (migration 11) go with the row days */
         int64_t ns = 0;
         rc = call_int(conn, "SELECT tickflow_drop_segments_before($1::date)", 1, params, &ns,
-                      "dropping old compressed days", errbuf, errlen);
+                      "dropping old compressed days", e);
         if (rc == 0 && ns > 0)
             tf_info("store", "old compressed days dropped", TF_STR("before", cut),
                     TF_INT("dropped", ns), TF_INT("retention_days", days));
@@ -951,8 +940,7 @@ int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, c
     return rc;
 }
 
-int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, char *errbuf,
-                           size_t errlen)
+int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, tf_err *e)
 {
     if (now_us == 0) {
         struct timespec ts;
@@ -960,11 +948,10 @@ int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, c
         now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     }
     int ahead = cfg->storage_partitions_ahead < 0 ? 0 : cfg->storage_partitions_ahead;
-    int rc = tf_partitions_ensure(conn, now_us, now_us + (int64_t)ahead * TF_US_PER_DAY, errbuf,
-                                  errlen);
+    int rc = tf_partitions_ensure(conn, now_us, now_us + (int64_t)ahead * TF_US_PER_DAY, e);
     if (rc == 0)
-        rc = tf_partitions_move_default(conn, NULL, errbuf, errlen);
+        rc = tf_partitions_move_default(conn, NULL, e);
     if (rc == 0)
-        rc = tf_partitions_retain(conn, cfg->storage_retention_days, now_us, NULL, errbuf, errlen);
+        rc = tf_partitions_retain(conn, cfg->storage_retention_days, now_us, NULL, e);
     return rc;
 }

@@ -24,6 +24,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/err.h"
 #include "common/config.h"
 #include "common/util.h"
 
@@ -41,11 +42,10 @@ const tf_migration *tf_schema_migrations(size_t *n);
 /*
  * Applies every migration not yet recorded, then maintains partitions per
  * cfg (storage.partitions_ahead days ahead of today, storage.retention_days).
- * Returns 0, or a TF_PG_E* code (store/pg.h) with errbuf naming the migration
+ * Returns 0, or a TF_PG_E* code (store/pg.h) with e naming the migration
  * that failed. *applied (may be NULL) gets how many migrations ran now.
  */
-int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, char *errbuf,
-                      size_t errlen);
+int tf_schema_migrate(PGconn *conn, const tf_config *cfg, int *applied, tf_err *e);
 
 /* Unix day number (floor(us / 1 day)) of a timestamp, correct before 1970. */
 static inline int64_t tf_unix_day(int64_t us)
@@ -57,8 +57,7 @@ static inline int64_t tf_unix_day(int64_t us)
  * Creates the daily partitions covering [from_us, to_us] (both inclusive)
  * that do not exist yet. At most 3660 days per call. Returns 0 or TF_PG_E*.
  */
-int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *errbuf,
-                         size_t errlen);
+int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, tf_err *e);
 
 /*
  * Drops partitions whose whole day is older than `days` days before the day
@@ -68,14 +67,12 @@ int tf_partitions_ensure(PGconn *conn, int64_t from_us, int64_t to_us, char *err
 /* Gives each day that has rows in stock_trades_default (written by any
  * writer for a day without a partition) its own partition, moving the rows
  * without change events (migration 12). *moved (may be NULL) = days. */
-int tf_partitions_move_default(PGconn *conn, int *moved, char *errbuf, size_t errlen);
+int tf_partitions_move_default(PGconn *conn, int *moved, tf_err *e);
 
-int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, char *errbuf,
-                         size_t errlen);
+int tf_partitions_retain(PGconn *conn, int days, int64_t now_us, int *dropped, tf_err *e);
 
 /* ensure(today .. today + ahead) then retain(retention_days): what migrate
  * does at the end and what a long-running writer calls once a day. */
-int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, char *errbuf,
-                           size_t errlen);
+int tf_partitions_maintain(PGconn *conn, const tf_config *cfg, int64_t now_us, tf_err *e);
 
 #endif

@@ -117,25 +117,25 @@ size_t tf_seg_bound(size_t n)
     return TF_SEG_HEADER + n * 4 * VARINT_MAX + (n + 7) / 8;
 }
 
-static size_t enc_fail(char *errbuf, size_t errlen, const char *msg, size_t row)
+static size_t enc_fail(tf_err *e, const char *msg, size_t row)
 {
-    snprintf(errbuf, errlen, "segment encode: %s (row %zu)", msg, row);
+    tf_err_set(e, TF_EFATAL, NULL, "segment encode: %s (row %zu)", msg, row);
     return 0;
 }
 
 size_t tf_seg_encode(const tf_seg_row *rows, size_t n, uint8_t *buf, size_t cap,
-                     tf_seg_info *info, char *errbuf, size_t errlen)
+                     tf_seg_info *info, tf_err *e)
 {
     if (n > TF_SEG_MAX_ROWS)
-        return enc_fail(errbuf, errlen, "too many rows", n);
+        return enc_fail(e, "too many rows", n);
     int64_t min_id = 0, max_id = 0;
     for (size_t i = 0; i < n; i++) {
         const tf_seg_row *r = &rows[i];
         if (r->side != 'B' && r->side != 'S')
-            return enc_fail(errbuf, errlen, "side is not B or S", i);
+            return enc_fail(e, "side is not B or S", i);
         if (i > 0 && (r->event_us < rows[i - 1].event_us ||
                       (r->event_us == rows[i - 1].event_us && r->id <= rows[i - 1].id)))
-            return enc_fail(errbuf, errlen, "rows not strictly ordered by (event_time, id)", i);
+            return enc_fail(e, "rows not strictly ordered by (event_time, id)", i);
         if (i == 0 || r->id < min_id) min_id = r->id;
         if (i == 0 || r->id > max_id) max_id = r->id;
     }
@@ -174,7 +174,7 @@ size_t tf_seg_encode(const tf_seg_row *rows, size_t n, uint8_t *buf, size_t cap,
     size_t total = TF_SEG_HEADER;
     for (int c = 0; c < TF_SEG_NCOLS; c++) total += lens[c];
     if (total > cap)
-        return enc_fail(errbuf, errlen, "buffer too small", n);
+        return enc_fail(e, "buffer too small", n);
 
     uint8_t *col[TF_SEG_NCOLS];
     col[0] = buf + TF_SEG_HEADER;
@@ -231,26 +231,26 @@ size_t tf_seg_encode(const tf_seg_row *rows, size_t n, uint8_t *buf, size_t cap,
     return total;
 }
 
-static int open_fail(char *errbuf, size_t errlen, const char *msg)
+static int open_fail(tf_err *e, const char *msg)
 {
-    snprintf(errbuf, errlen, "corrupt segment: %s", msg);
+    tf_err_set(e, TF_EFATAL, NULL, "corrupt segment: %s", msg);
     return -1;
 }
 
-int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, char *errbuf, size_t errlen)
+int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, tf_err *e)
 {
     memset(r, 0, sizeof *r);
     r->failed = 1; /* until the checks pass */
     if (len < TF_SEG_HEADER)
-        return open_fail(errbuf, errlen, "truncated header");
+        return open_fail(e, "truncated header");
     if (memcmp(buf, MAGIC, 4) != 0)
-        return open_fail(errbuf, errlen, "bad magic");
+        return open_fail(e, "bad magic");
     if (buf[4] != TF_SEG_VERSION) {
-        snprintf(errbuf, errlen, "corrupt segment: unknown codec version %u", buf[4]);
+        tf_err_set(e, TF_EFATAL, NULL, "corrupt segment: unknown codec version %u", buf[4]);
         return -1;
     }
     if (buf[5] || buf[6] || buf[7])
-        return open_fail(errbuf, errlen, "reserved header bytes not zero");
+        return open_fail(e, "reserved header bytes not zero");
     tf_seg_info *h = &r->info;
     h->version = buf[4];
     h->count = le32_get(buf + OFF_COUNT);
@@ -260,29 +260,29 @@ int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, char *errbuf, 
     h->max_id = (int64_t)le64_get(buf + OFF_MAXID);
     h->crc = le32_get(buf + OFF_CRC);
     if (h->count > TF_SEG_MAX_ROWS)
-        return open_fail(errbuf, errlen, "row count too large");
+        return open_fail(e, "row count too large");
     uint64_t total = TF_SEG_HEADER;
     for (int c = 0; c < TF_SEG_NCOLS; c++) {
         h->col_len[c] = le32_get(buf + OFF_LENS + 4 * c);
         total += h->col_len[c];
     }
     if (total > len)
-        return open_fail(errbuf, errlen, "truncated columns");
+        return open_fail(e, "truncated columns");
     if (total < len)
-        return open_fail(errbuf, errlen, "trailing bytes after the columns");
+        return open_fail(e, "trailing bytes after the columns");
     uint64_t n = h->count;
     /* every row takes 1..10 bytes in each varint column */
     for (int c = 0; c < 4; c++)
         if (h->col_len[c] < n || h->col_len[c] > n * VARINT_MAX)
-            return open_fail(errbuf, errlen, "column length does not fit the row count");
+            return open_fail(e, "column length does not fit the row count");
     if (h->col_len[4] != (n + 7) / 8)
-        return open_fail(errbuf, errlen, "side bitmap length does not fit the row count");
+        return open_fail(e, "side bitmap length does not fit the row count");
     if (n == 0 && (h->min_us || h->max_us || h->min_id || h->max_id))
-        return open_fail(errbuf, errlen, "empty segment with a non-zero range");
+        return open_fail(e, "empty segment with a non-zero range");
     if (n > 0 && (h->min_us > h->max_us || h->min_id > h->max_id))
-        return open_fail(errbuf, errlen, "header min above max");
+        return open_fail(e, "header min above max");
     if (crc_of(buf, len) != h->crc)
-        return open_fail(errbuf, errlen, "checksum mismatch");
+        return open_fail(e, "checksum mismatch");
     size_t o = TF_SEG_HEADER;
     for (int c = 0; c < TF_SEG_NCOLS; c++) {
         r->off[c] = o;
@@ -290,7 +290,7 @@ int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, char *errbuf, 
         r->end[c] = o;
     }
     if (n > 0 && (buf[len - 1] >> (n % 8 ? n % 8 : 8)) != 0)
-        return open_fail(errbuf, errlen, "side bitmap padding not zero");
+        return open_fail(e, "side bitmap padding not zero");
     r->buf = buf;
     r->len = len;
     r->failed = 0;

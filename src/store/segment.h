@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+
 #define TF_SEG_VERSION 1
 #define TF_SEG_HEADER 68
 #define TF_SEG_NCOLS 5
@@ -69,12 +71,12 @@ size_t tf_seg_bound(size_t n);
 /*
  * Encodes rows[0..n) (borrowed) into buf[0..cap). Rows must be strictly
  * increasing in (event_us, id) and sides 'B' or 'S'; n may be 0.
- * Returns the bytes written, or 0 with errbuf filled (unordered rows, bad
+ * Returns the bytes written, or 0 with e filled (unordered rows, bad
  * side, n too large, cap too small - tf_seg_bound(n) is always enough).
  * info (may be NULL) gets the header written.
  */
 size_t tf_seg_encode(const tf_seg_row *rows, size_t n, uint8_t *buf, size_t cap,
-                     tf_seg_info *info, char *errbuf, size_t errlen);
+                     tf_seg_info *info, tf_err *e);
 
 /*
  * Streaming decoder. The caller embeds the struct (no allocation, constant
@@ -94,10 +96,10 @@ typedef struct tf_seg_reader {
 
 /*
  * Checks the header, column lengths and CRC of buf[0..len) and prepares r.
- * Returns 0, or -1 with errbuf saying what is wrong (truncated, bad magic,
+ * Returns 0, or -1 with e saying what is wrong (truncated, bad magic,
  * unknown version, checksum mismatch, ...).
  */
-int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, char *errbuf, size_t errlen);
+int tf_seg_open(tf_seg_reader *r, const uint8_t *buf, size_t len, tf_err *e);
 
 /*
  * Decodes up to cap (>= 1) rows into out. Returns how many (> 0), 0 at the end of a

@@ -61,11 +61,11 @@ static void src_free(src *g)
 }
 
 /* Refills g's block: 1 rows available, 0 segment done, -1 corrupt. */
-static int src_fill(src *g, char *errbuf, size_t errlen)
+static int src_fill(src *g, tf_err *e)
 {
     int k = tf_seg_next(&g->rd, g->rows, BLOCK);
     if (k < 0) {
-        snprintf(errbuf, errlen, "segment of %s %s: %s", g->ticker, g->market, g->rd.err);
+        tf_err_set(e, TF_EFATAL, NULL, "segment of %s %s: %s", g->ticker, g->market, g->rd.err);
         return -1;
     }
     g->n = k;
@@ -93,16 +93,15 @@ void tf_seg_merge_free(tf_seg_merge *m)
 }
 
 int tf_seg_merge_push(tf_seg_merge *m, const char *ticker, const char *market, int64_t first_us,
-                      int64_t first_id, const uint8_t *data, size_t len, char *errbuf,
-                      size_t errlen)
+                      int64_t first_id, const uint8_t *data, size_t len, tf_err *e)
 {
     if (m->failed || m->ended) {
-        snprintf(errbuf, errlen, "segment merge: push after the end or a failure");
+        tf_err_set(e, TF_EFATAL, NULL, "segment merge: push after the end or a failure");
         return -1;
     }
     if (m->pushed && !key_less(m->last_us, m->last_id, first_us, first_id)) {
         m->failed = 1;
-        snprintf(errbuf, errlen, "segment merge: segments out of (first_time, first_id) order");
+        tf_err_set(e, TF_EFATAL, NULL, "segment merge: segments out of (first_time, first_id) order");
         return -1;
     }
     m->pushed = 1;
@@ -112,29 +111,29 @@ int tf_seg_merge_push(tf_seg_merge *m, const char *ticker, const char *market, i
     if (!g || !(g->data = malloc(len ? len : 1))) {
         src_free(g);
         m->failed = 1;
-        snprintf(errbuf, errlen, "out of memory");
+        tf_err_set(e, TF_ERETRY, NULL, "out of memory");
         return -1;
     }
     memcpy(g->data, data, len);
     snprintf(g->ticker, sizeof g->ticker, "%s", ticker);
     snprintf(g->market, sizeof g->market, "%s", market);
-    char err[160];
-    if (tf_seg_open(&g->rd, g->data, len, err, sizeof err) != 0) {
-        snprintf(errbuf, errlen, "segment of %s %s: %s", g->ticker, g->market, err);
+    tf_err err = {0};
+    if (tf_seg_open(&g->rd, g->data, len, &err) != 0) {
+        tf_err_set(e, TF_EFATAL, NULL, "segment of %s %s: %s", g->ticker, g->market, err.msg);
         src_free(g);
         m->failed = 1;
         return -1;
     }
     if (g->rd.info.count == 0 || g->rd.info.min_us != first_us) {
         /* the stored first_time must be the data's, or the order is a lie */
-        snprintf(errbuf, errlen, "segment of %s %s: first_time does not match its data",
+        tf_err_set(e, TF_EFATAL, NULL, "segment of %s %s: first_time does not match its data",
                  g->ticker, g->market);
         src_free(g);
         m->failed = 1;
         return -1;
     }
     for (;;) { /* skip rows below lo (only the first segments hold any) */
-        int f = src_fill(g, errbuf, errlen);
+        int f = src_fill(g, e);
         if (f <= 0) {
             src_free(g);
             if (f < 0) m->failed = 1;
@@ -150,7 +149,7 @@ int tf_seg_merge_push(tf_seg_merge *m, const char *ticker, const char *market, i
         if (!h) {
             src_free(g);
             m->failed = 1;
-            snprintf(errbuf, errlen, "out of memory");
+            tf_err_set(e, TF_ERETRY, NULL, "out of memory");
             return -1;
         }
         m->heap = h;
@@ -172,10 +171,10 @@ void tf_seg_merge_end(tf_seg_merge *m)
     m->ended = 1;
 }
 
-int tf_seg_merge_peek(tf_seg_merge *m, const tf_trade **out, char *errbuf, size_t errlen)
+int tf_seg_merge_peek(tf_seg_merge *m, const tf_trade **out, tf_err *e)
 {
     if (m->failed) {
-        snprintf(errbuf, errlen, "segment merge failed");
+        tf_err_set(e, TF_EFATAL, NULL, "segment merge failed");
         return -1;
     }
     if (m->finished) return 0;
@@ -201,12 +200,12 @@ int tf_seg_merge_peek(tf_seg_merge *m, const tf_trade **out, char *errbuf, size_
     return 1;
 }
 
-int tf_seg_merge_pop(tf_seg_merge *m, char *errbuf, size_t errlen)
+int tf_seg_merge_pop(tf_seg_merge *m, tf_err *e)
 {
     if (m->n == 0) return 0;
     src *g = m->heap[0];
     if (++g->i >= g->n) {
-        int f = src_fill(g, errbuf, errlen);
+        int f = src_fill(g, e);
         if (f < 0) {
             m->failed = 1;
             return -1;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "event/trade.h"
 
 enum { TF_SEG_MERGE_NEED = 2 };
@@ -31,12 +32,11 @@ void tf_seg_merge_free(tf_seg_merge *m); /* NULL ok */
 /*
  * Adds the next segment: data[0..len) is copied, ticker/market borrowed for
  * the call; first_us/first_id are its first row (the stored columns).
- * Returns 0, or -1 with errbuf (corrupt header or checksum, pushed out of
+ * Returns 0, or -1 with e (corrupt header or checksum, pushed out of
  * order, out of memory); the merge is then failed.
  */
 int tf_seg_merge_push(tf_seg_merge *m, const char *ticker, const char *market, int64_t first_us,
-                      int64_t first_id, const uint8_t *data, size_t len, char *errbuf,
-                      size_t errlen);
+                      int64_t first_id, const uint8_t *data, size_t len, tf_err *e);
 
 /* No segment follows. */
 void tf_seg_merge_end(tf_seg_merge *m);
@@ -45,13 +45,13 @@ void tf_seg_merge_end(tf_seg_merge *m);
  * The next row without taking it: 1 with *out pointing at it (valid until
  * the next call on m), 0 at the end (every row up to hi is out),
  * TF_SEG_MERGE_NEED when a segment must be pushed (or the end said) first,
- * -1 corrupt segment (errbuf).
+ * -1 corrupt segment (e).
  */
-int tf_seg_merge_peek(tf_seg_merge *m, const tf_trade **out, char *errbuf, size_t errlen);
+int tf_seg_merge_peek(tf_seg_merge *m, const tf_trade **out, tf_err *e);
 
-/* Takes the row peek returned 1 for. Returns 0, or -1 (errbuf) when the
+/* Takes the row peek returned 1 for. Returns 0, or -1 (e) when the
  * segment turned out corrupt while reading on. */
-int tf_seg_merge_pop(tf_seg_merge *m, char *errbuf, size_t errlen);
+int tf_seg_merge_pop(tf_seg_merge *m, tf_err *e);
 
 /* Segments held right now (for tests of the memory bound). */
 size_t tf_seg_merge_held(const tf_seg_merge *m);
