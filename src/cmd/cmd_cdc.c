@@ -37,29 +37,30 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
         return 2;
     tf_cmd_catch_stop(NULL);
 
-    char err[1024];
+    tf_err e = {0};
     tf_metrics *m = tf_metrics_new();
-    tf_bus *bus = tf_bus_new(cfg, m, err, sizeof(err));
+    tf_bus *bus = tf_bus_new(cfg, m, &e);
     if (!bus) {
-        tf_error("cdc", "cannot create the bus", TF_STR("error", err));
+        tf_error("cdc", "cannot create the bus", TF_ERR_FIELDS(&e));
         tf_metrics_free(m);
         return 1;
     }
     /* Fail fast on a broker that cannot be reached at all: a deliberate
      * bounded retry (10 s, every 100 ms; a stop ends it), since librdkafka
-     * has no "first broker up" event to wait on. */
+     * has no "first broker up" event to wait on. A fatal producer error is
+     * not waited out. */
     int64_t deadline = tf_mono_us() + 10 * 1000000LL;
-    while (tf_bus_status(bus, err, sizeof(err)) != 0 && tf_mono_us() < deadline && !tf_cmd_wait_stop(100))
+    while (tf_bus_status(bus, &e) != 0 && e.cls != TF_EFATAL && tf_mono_us() < deadline && !tf_cmd_wait_stop(100))
         ;
-    if (tf_bus_status(bus, err, sizeof(err)) != 0) {
-        tf_error("cdc", "Kafka unreachable", TF_STR("brokers", cfg->kafka_brokers), TF_STR("error", err));
+    if (tf_bus_status(bus, &e) != 0) {
+        tf_error("cdc", "Kafka unreachable", TF_STR("brokers", cfg->kafka_brokers), TF_ERR_FIELDS(&e));
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
     }
-    tf_cdc *cdc = tf_cdc_start(cfg, bus, m, err, sizeof(err));
+    tf_cdc *cdc = tf_cdc_start(cfg, bus, m, &e);
     if (!cdc) {
-        tf_error("cdc", "cannot start replication", TF_STR("error", err));
+        tf_error("cdc", "cannot start replication", TF_ERR_FIELDS(&e));
         tf_bus_free(bus);
         tf_metrics_free(m);
         return 1;
@@ -75,6 +76,14 @@ int tf_cmd_cdc(tf_config *cfg, int npos, const char **pos)
         tf_cdc_status now;
         tf_cdc_get_status(cdc, &now);
         if (now.state == TF_CDC_FAILED) { /* fatal: logged by the CDC thread */
+            code = 1;
+            break;
+        }
+        /* a fatal producer error: Kafka will take nothing more from this
+         * process (CDC also ends on its next delivery report) */
+        tf_err be = {0};
+        if (tf_bus_status(bus, &be) != 0 && be.cls == TF_EFATAL) {
+            tf_error("cdc", "the Kafka producer cannot continue", TF_ERR_FIELDS(&be));
             code = 1;
             break;
         }

@@ -52,32 +52,32 @@ static int print_stats(const char *what, const char *day, const tf_compress_stat
 
 static int scan(PGconn *conn, int64_t day, const tf_config *cfg)
 {
-    char err[1024];
+    tf_err e = {0};
     int64_t lo = INT64_MIN, hi = INT64_MAX;
     if ((cfg->compress_from[0] &&
          tf_parse_iso_us(cfg->compress_from, strlen(cfg->compress_from), &lo) != 0) ||
         (cfg->compress_to[0] && tf_parse_iso_us(cfg->compress_to, strlen(cfg->compress_to), &hi) != 0))
         return fail(2, "--compress.from / --compress.to: not an ISO time");
     tf_seg_scan *s = tf_seg_scan_new(conn, day, cfg->compress_ticker[0] ? cfg->compress_ticker : NULL,
-                                     lo, INT64_MIN, hi, INT64_MIN, err, sizeof err);
+                                     lo, INT64_MIN, hi, INT64_MIN, &e);
     if (!s)
-        return fail(1, err);
+        return fail(1, e.msg);
     tf_trade t;
     char line[TF_SEG_CSV_MAX];
     int rc;
-    while ((rc = tf_seg_scan_next(s, &t, err, sizeof err)) == 1) {
+    while ((rc = tf_seg_scan_next(s, &t, &e)) == 1) {
         size_t n = tf_seg_csv_row(&t, line);
         fwrite(line, 1, n, stdout);
     }
     tf_seg_scan_free(s);
     fflush(stdout);
-    return rc < 0 ? fail(1, err) : 0;
+    return rc < 0 ? fail(1, e.msg) : 0;
 }
 
 /* Days with a partition older than storage.compress_after_days. */
 static int compress_due(PGconn *conn, const tf_config *cfg, const tf_compress_opts *o)
 {
-    char err[1024];
+    tf_err e = {0};
     if (cfg->storage_compress_after_days <= 0)
         return fail(2, "give --day YYYY-MM-DD, or set storage.compress_after_days");
     int64_t cut = tf_unix_day(tf_now_us()) - cfg->storage_compress_after_days;
@@ -92,9 +92,9 @@ static int compress_due(PGconn *conn, const tf_config *cfg, const tf_compress_op
                          " c.day::timestamp AT TIME ZONE 'UTC' AND d.event_time <"
                          " (c.day + 1)::timestamp AT TIME ZONE 'UTC') ORDER BY 1");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tf_pg_classify(conn, r, "listing partitions", err, sizeof err);
+        tf_pg_error(conn, r, "listing partitions", &e);
         PQclear(r);
-        return fail(1, err);
+        return fail(1, e.msg);
     }
     int code = 0;
     for (int i = 0; i < PQntuples(r) && code == 0; i++) {
@@ -106,8 +106,8 @@ static int compress_due(PGconn *conn, const tf_config *cfg, const tf_compress_op
         char d[40]; /* tf_fmt_iso_us needs 28 */
         tf_fmt_iso_us(day * TF_US_PER_DAY, d);
         d[10] = '\0';
-        if (tf_compress_day(conn, day, o, &st, err, sizeof err) != 0)
-            code = fail(1, err);
+        if (tf_compress_day(conn, day, o, &st, &e) != 0)
+            code = fail(1, e.msg);
         else
             print_stats("compress", d, &st, t0);
     }
@@ -119,7 +119,7 @@ int tf_cmd_compress(tf_config *cfg, int npos, const char **pos)
 {
     if (tf_cmd_no_args("compress", npos, pos) != 0)
         return 2;
-    char err[1024];
+    tf_err e = {0};
     int64_t day = 0;
     if (cfg->compress_day[0]) {
         int64_t us;
@@ -130,12 +130,12 @@ int tf_cmd_compress(tf_config *cfg, int npos, const char **pos)
     }
     tf_compress_opts o = {.segment_rows = cfg->storage_segment_rows,
                           .pause_at = getenv("TF_TEST_COMPRESS_PAUSE")};
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
     if (!conn)
-        return fail(1, err);
+        return fail(1, e.msg);
     int code = 0;
-    if (tf_schema_migrate(conn, NULL, NULL, err, sizeof err) != 0) {
-        code = fail(1, err);
+    if (tf_schema_migrate(conn, NULL, NULL, &e) != 0) {
+        code = fail(1, e.msg);
     } else if (cfg->compress_unpack) {
         int64_t lo, hi;
         tf_compress_stats st;
@@ -144,9 +144,8 @@ int tf_cmd_compress(tf_config *cfg, int npos, const char **pos)
             tf_parse_iso_us(cfg->compress_from, strlen(cfg->compress_from), &lo) != 0 ||
             tf_parse_iso_us(cfg->compress_to, strlen(cfg->compress_to), &hi) != 0)
             code = fail(2, "--unpack needs --ticker T --compress.from ISO --compress.to ISO");
-        else if ((code = tf_compress_unpack(conn, cfg->compress_ticker, lo, hi, &st, err,
-                                            sizeof err)) != 0)
-            code = fail(code == TF_PG_EINVAL ? 2 : 1, err);
+        else if ((code = tf_compress_unpack(conn, cfg->compress_ticker, lo, hi, &st, &e)) != 0)
+            code = fail(code == TF_PG_EINVAL ? 2 : 1, e.msg);
         else
             print_stats("unpack", cfg->compress_from, &st, t0);
     } else if (!cfg->compress_day[0]) {
@@ -156,10 +155,10 @@ int tf_cmd_compress(tf_config *cfg, int npos, const char **pos)
     } else {
         tf_compress_stats st;
         int64_t t0 = tf_mono_us();
-        int rc = cfg->compress_decompress ? tf_decompress_day(conn, day, &o, &st, err, sizeof err)
-                                          : tf_compress_day(conn, day, &o, &st, err, sizeof err);
+        int rc = cfg->compress_decompress ? tf_decompress_day(conn, day, &o, &st, &e)
+                                          : tf_compress_day(conn, day, &o, &st, &e);
         if (rc)
-            code = fail(rc == TF_PG_EINVAL ? 2 : 1, err);
+            code = fail(rc == TF_PG_EINVAL ? 2 : 1, e.msg);
         else
             print_stats(cfg->compress_decompress ? "decompress" : "compress", cfg->compress_day, &st,
                         t0);

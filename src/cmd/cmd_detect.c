@@ -108,6 +108,7 @@ static int parse_args(int npos, const char **pos, const char **from, const char 
 
 int tf_cmd_detect(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     const char *from_s = NULL, *to_s = NULL, *tickers = NULL;
     det d;
     memset(&d, 0, sizeof d);
@@ -121,12 +122,14 @@ int tf_cmd_detect(tf_config *cfg, int npos, const char **pos)
     tf_rules_cfg_from_config(&rc, cfg);
     int64_t t0 = tf_mono_us();
 
-    d.rd = tf_pg_connect(cfg->pg_url, d.err, sizeof d.err);
-    if (!d.rd) return fail(1, d.err);
+    d.rd = tf_pg_connect(cfg->pg_url, &e);
+    if (!d.rd) return fail(1, e.msg);
     int code = 1;
     tf_rules *rules = NULL;
-    if (tf_schema_migrate(d.rd, cfg, NULL, d.err, sizeof d.err)) goto out;
-    if (d.store && !(d.wr = tf_pg_connect(cfg->pg_url, d.err, sizeof d.err))) goto out;
+    if (tf_schema_migrate(d.rd, cfg, NULL, &e) || (d.store && !(d.wr = tf_pg_connect(cfg->pg_url, &e)))) {
+        snprintf(d.err, sizeof d.err, "%s", e.msg);
+        goto out;
+    }
     rules = tf_rules_new(&rc);
     if (!rules) {
         snprintf(d.err, sizeof d.err, "out of memory");

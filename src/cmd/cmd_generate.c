@@ -34,6 +34,7 @@ static int fail(int code, const char *err)
 
 int tf_cmd_generate(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     char err[1024];
     if (npos > 0) {
         snprintf(err, sizeof err, "unexpected argument '%.100s'", pos[0]);
@@ -48,13 +49,13 @@ int tf_cmd_generate(tf_config *cfg, int npos, const char **pos)
         o.duration_s = 0;
     o.retry = 0;
 
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
     if (!conn)
-        return fail(1, err);
-    int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
+        return fail(1, e.msg);
+    int rc = tf_schema_migrate(conn, cfg, NULL, &e);
     PQfinish(conn);
     if (rc)
-        return fail(1, err);
+        return fail(1, e.msg);
 
     int code = 0;
     tf_genjob *job = tf_genjob_start(&o, &code, err, sizeof err);

@@ -91,13 +91,14 @@ void tf_cmd_feed_stop(struct tf_cmd_feed *cf)
 
 int tf_cmd_ingest(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     if (tf_cmd_no_args("ingest", npos, pos) != 0) return 2;
     char err[1024];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
-    if (!conn) return tf_cmd_fail("ingest", 1, "cannot connect to PostgreSQL", err);
-    int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
+    if (!conn) return tf_cmd_fail("ingest", 1, "cannot connect to PostgreSQL", e.msg);
+    int rc = tf_schema_migrate(conn, cfg, NULL, &e);
     PQfinish(conn);
-    if (rc) return tf_cmd_fail("ingest", 1, "migration failed", err);
+    if (rc) return tf_cmd_fail("ingest", 1, "migration failed", e.msg);
 
     struct tf_cmd_feed *cf = tf_cmd_feed_start(cfg, NULL, err, sizeof err);
     if (!cf) return tf_cmd_fail("ingest", 2, "cannot start the providers", err);

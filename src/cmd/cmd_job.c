@@ -21,13 +21,14 @@
 
 int tf_cmd_scheduler(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     if (tf_cmd_no_args("scheduler", npos, pos) != 0) return 2;
     char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
-    if (!conn) return tf_cmd_fail("scheduler", 1, "cannot connect to PostgreSQL", err);
-    int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
+    if (!conn) return tf_cmd_fail("scheduler", 1, "cannot connect to PostgreSQL", e.msg);
+    int rc = tf_schema_migrate(conn, cfg, NULL, &e);
     PQfinish(conn);
-    if (rc != 0) return tf_cmd_fail("scheduler", 1, "migration failed", err);
+    if (rc != 0) return tf_cmd_fail("scheduler", 1, "migration failed", e.msg);
     tf_cmd_catch_stop(NULL);
     tf_scheduler *s = tf_scheduler_start(cfg, err, sizeof err);
     if (!s) return tf_cmd_fail("scheduler", 2, "cannot start the scheduler", err);
@@ -123,14 +124,14 @@ static void print_json(json_t *j)
 
 static PGconn *connect_migrated(const tf_config *cfg)
 {
-    char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    tf_err e = {0};
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
     if (!conn) {
-        tf_cmd_fail("job", 1, "cannot connect to PostgreSQL", err);
+        tf_cmd_fail("job", 1, "cannot connect to PostgreSQL", e.msg);
         return NULL;
     }
-    if (tf_schema_migrate(conn, cfg, NULL, err, sizeof err) != 0) {
-        tf_cmd_fail("job", 1, "migration failed", err);
+    if (tf_schema_migrate(conn, cfg, NULL, &e) != 0) {
+        tf_cmd_fail("job", 1, "migration failed", e.msg);
         PQfinish(conn);
         return NULL;
     }
@@ -141,10 +142,11 @@ static PGconn *connect_migrated(const tf_config *cfg)
 
 static int job_list(const tf_config *cfg, const opts *o)
 {
+    tf_err e = {0};
     size_t n;
     const tf_job_def *defs = tf_jobs_builtin(&n);
     char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err); /* optional: LAST needs it */
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e); /* optional: LAST needs it */
     PGresult *last = NULL;
     if (conn) {
         last = PQexec(conn, "SELECT DISTINCT ON (job) job, status, extract(epoch FROM scheduled_for)::bigint, attempt"
@@ -228,10 +230,10 @@ static int print_runs(PGconn *conn, const tf_jobspec *sp, const char *sched /* N
                                " ORDER BY scheduled_for DESC, attempt DESC LIMIT $2::int",
                                3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char err[512];
-        tf_pg_classify(conn, r, "reading job runs", err, sizeof err);
+        tf_err e = {0};
+        tf_pg_error(conn, r, "reading job runs", &e);
         PQclear(r);
-        return tf_cmd_fail("job", 1, "cannot read the runs", err);
+        return tf_cmd_fail("job", 1, "cannot read the runs", e.msg);
     }
     json_t *arr = json_array();
     if (!json)

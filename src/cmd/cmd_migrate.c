@@ -15,16 +15,16 @@ int tf_cmd_migrate(tf_config *cfg, int npos, const char **pos)
 {
     if (tf_cmd_no_args("migrate", npos, pos) != 0)
         return 2;
-    char err[1024];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    tf_err e = {0};
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
     if (!conn) {
-        return tf_cmd_fail("migrate", 1, "cannot connect to PostgreSQL", err);
+        return tf_cmd_fail("migrate", 1, "cannot connect to PostgreSQL", e.msg);
     }
     int applied = 0;
-    int rc = tf_schema_migrate(conn, cfg, &applied, err, sizeof err);
+    int rc = tf_schema_migrate(conn, cfg, &applied, &e);
     PQfinish(conn);
     if (rc) {
-        tf_error("migrate", "migration failed", TF_STR("error", err), TF_STR("kind", tf_pg_strerror(rc)));
+        tf_error("migrate", "migration failed", TF_ERR_FIELDS(&e), TF_STR("kind", tf_pg_strerror(rc)));
         return 1;
     }
     size_t n;

@@ -24,6 +24,7 @@
 
 int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     if (tf_cmd_no_args("process", npos, pos) != 0)
         return 2;
     if (tf_cmd_require_kafka(cfg, "process") != 0)
@@ -32,9 +33,9 @@ int tf_cmd_process(tf_config *cfg, int npos, const char **pos)
 
     char err[1024];
     tf_metrics *m = tf_metrics_new();
-    tf_bus *bus = tf_bus_new(cfg, m, err, sizeof err);
+    tf_bus *bus = tf_bus_new(cfg, m, &e);
     if (!bus) {
-        tf_error("process", "cannot create the bus", TF_STR("error", err));
+        tf_error("process", "cannot create the bus", TF_ERR_FIELDS(&e));
         tf_metrics_free(m);
         return 1;
     }

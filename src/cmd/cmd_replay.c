@@ -62,6 +62,7 @@ static int parse_args(int npos, const char **pos, const char **v, char *err, siz
 
 int tf_cmd_replay(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     char err[1024];
     const char *v[A_N] = {0};
     if (parse_args(npos, pos, v, err, sizeof err) != 0) return fail(2, err);
@@ -91,11 +92,11 @@ int tf_cmd_replay(tf_config *cfg, int npos, const char **pos)
         if (v[A_TO] && tf_parse_iso_us(v[A_TO], strlen(v[A_TO]), &o.to_us) != 0)
             return fail(2, "--to is not an ISO-8601 time (e.g. 2026-11-23T10:30:00Z)");
     }
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
-    if (!conn) return fail(1, err);
-    int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
+    if (!conn) return fail(1, e.msg);
+    int rc = tf_schema_migrate(conn, cfg, NULL, &e);
     PQfinish(conn);
-    if (rc) return fail(1, err);
+    if (rc) return fail(1, e.msg);
 
     int code = 0;
     tf_replay *job = tf_replay_start(&o, &code, err, sizeof err);

@@ -58,15 +58,16 @@ static int fail(const char *what, const char *err)
 
 int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     if (tf_cmd_no_args("run", npos, pos) != 0)
         return 2;
     char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
-    if (!conn) return fail("cannot connect to PostgreSQL", err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
+    if (!conn) return fail("cannot connect to PostgreSQL", e.msg);
     int applied = 0;
-    int rc = tf_schema_migrate(conn, cfg, &applied, err, sizeof err);
+    int rc = tf_schema_migrate(conn, cfg, &applied, &e);
     PQfinish(conn);
-    if (rc != 0) return fail("migration failed", err);
+    if (rc != 0) return fail("migration failed", e.msg);
 
     int code = 1;
     tf_metrics *m = tf_metrics_new();
@@ -84,8 +85,8 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
     tf_cmd_jobs *jobs = NULL;   /* generate and replay jobs behind the api */
     struct tf_cmd_feed *feed = NULL; /* live providers hook */
 
-    if (!(bus = tf_bus_new(cfg, m, err, sizeof err))) {
-        fail("cannot create the bus", err);
+    if (!(bus = tf_bus_new(cfg, m, &e))) {
+        fail("cannot create the bus", e.msg);
         goto out;
     }
     tf_processor_opts po = {.durable = 1, .from_beginning = 1}; /* signals hook: live signals on the 1m bars */
@@ -94,17 +95,17 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         fail("cannot start the processor", err);
         goto out;
     }
-    if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, err, sizeof err)) ||
+    if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, &e)) ||
         !(api = tf_api_register(srv, ru, err, sizeof err)) || !(jobs = tf_cmd_jobs_wire(api, cfg, m)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
         !(sse = tf_sse_attach(srv, bus, tf_api_db(api), cfg, m, err, sizeof err))) {
-        fail("cannot start the server", err);
+        fail("cannot start the server", srv && !ru ? e.msg : err);
         goto out;
     }
     tf_api_add_ready_check(api, "bus", tf_bus_ready, bus);
     tf_ws_set_db(ws, tf_api_db(api)); /* WebSocket history (DESIGN.md section 9) */
     if (cfg->cdc_enabled) {
-        if (!(cdc = tf_cdc_start(cfg, bus, m, err, sizeof err))) {
-            fail("cannot start CDC", err);
+        if (!(cdc = tf_cdc_start(cfg, bus, m, &e))) {
+            fail("cannot start CDC", e.msg);
             goto out;
         }
         tf_api_add_ready_check(api, "cdc", cdc_ready, cdc);

@@ -30,18 +30,19 @@
 
 int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
 {
+    tf_err e = {0};
     if (tf_cmd_no_args("serve", npos, pos) != 0)
         return 2;
     char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &e);
     if (!conn) {
-        tf_error("serve", "cannot connect to PostgreSQL", TF_STR("error", err));
+        tf_error("serve", "cannot connect to PostgreSQL", TF_ERR_FIELDS(&e));
         return 1;
     }
-    int rc = tf_schema_migrate(conn, cfg, NULL, err, sizeof err);
+    int rc = tf_schema_migrate(conn, cfg, NULL, &e);
     PQfinish(conn);
     if (rc != 0) {
-        return tf_cmd_fail("serve", 1, "cannot migrate the schema", err);
+        return tf_cmd_fail("serve", 1, "cannot migrate the schema", e.msg);
     }
     tf_metrics *m = tf_metrics_new();
     tf_server *s = tf_server_new(NULL, cfg, m, err, sizeof err);
@@ -56,9 +57,9 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
-    ru = tf_rollup_start(cfg, m, err, sizeof err);
+    ru = tf_rollup_start(cfg, m, &e);
     if (!ru) {
-        tf_cmd_fail("serve", 1, "cannot start", err);
+        tf_cmd_fail("serve", 1, "cannot start", e.msg);
         goto out;
     }
     api = tf_api_register(s, ru, err, sizeof err);
@@ -66,8 +67,8 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
-    if (cfg->kafka_brokers[0] && !(bus = tf_bus_new(cfg, m, err, sizeof err))) {
-        tf_cmd_fail("serve", 1, "cannot start", err);
+    if (cfg->kafka_brokers[0] && !(bus = tf_bus_new(cfg, m, &e))) {
+        tf_cmd_fail("serve", 1, "cannot start", e.msg);
         goto out;
     }
     if (bus) tf_api_add_ready_check(api, "bus", tf_bus_ready, bus);

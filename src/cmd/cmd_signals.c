@@ -302,6 +302,7 @@ static int series_push(series *s, int64_t start, const tf_ind_bar *b)
 
 static int backtest(tf_config *cfg)
 {
+    tf_err e = {0};
     bt x;
     memset(&x, 0, sizeof x);
     int64_t us;
@@ -323,16 +324,22 @@ static int backtest(tf_config *cfg)
     for (int h = 0; h < x.nh; h++)
         if (x.h_ms[h] > maxh) maxh = x.h_ms[h];
 
-    x.conn = tf_pg_connect(cfg->pg_url, x.err, sizeof x.err);
-    if (!x.conn) return fail(1, x.err);
+    x.conn = tf_pg_connect(cfg->pg_url, &e);
+    if (!x.conn) return fail(1, e.msg);
     int code = 1;
     tf_sbuf q = {0}, o = {0};
     PGresult *r = NULL;
-    if (tf_schema_migrate(x.conn, cfg, NULL, x.err, sizeof x.err)) goto out;
+    if (tf_schema_migrate(x.conn, cfg, NULL, &e)) {
+        snprintf(x.err, sizeof x.err, "%s", e.msg);
+        goto out;
+    }
     /* materialize what the triggers marked, so the rollups are complete */
     for (;;) {
-        long n = tf_rollup_refresh(x.conn, 100000, x.err, sizeof x.err);
-        if (n < 0) goto out;
+        long n = tf_rollup_refresh(x.conn, 100000, &e);
+        if (n < 0) {
+            snprintf(x.err, sizeof x.err, "%s", e.msg);
+            goto out;
+        }
         if (n == 0) break;
     }
     r = PQexec(x.conn, "SELECT to_regclass('market_bars') IS NOT NULL");
@@ -415,7 +422,6 @@ static int backtest(tf_config *cfg)
     }
     free(all);
     if (x.store && rc == 0) {
-        tf_err e;
         if (tf_signal_finalize(x.conn, cfg, x.now_ms, LONG_MAX, &e) < 0) {
             snprintf(x.err, sizeof x.err, "track record: %s", e.msg);
             rc = -1;

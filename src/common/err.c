@@ -53,6 +53,12 @@ void tf_err_clear(tf_err *e)
     if (e) memset(e, 0, sizeof *e);
 }
 
+int tf_err_copy(const tf_err *e, char *buf, size_t cap)
+{
+    if (buf && cap) snprintf(buf, cap, "%s", e->msg);
+    return e->code ? e->code : -1;
+}
+
 const char *tf_err_class_name(tf_err_class cls)
 {
     switch (cls) {

@@ -17,6 +17,8 @@
 #ifndef TF_COMMON_ERR_H
 #define TF_COMMON_ERR_H
 
+#include <stddef.h>
+
 typedef enum tf_err_class { TF_EOK = 0, TF_ERETRY, TF_ERECONNECT, TF_EFATAL } tf_err_class;
 
 typedef struct tf_err {
@@ -40,6 +42,11 @@ int tf_err_setc(tf_err *e, tf_err_class cls, int code, const char *fmt, ...)
 void tf_err_prefix(tf_err *e, const char *what);
 
 void tf_err_clear(tf_err *e);
+
+/* For code whose own API still reports into a caller's buffer (ingest,
+ * jobs): copies e->msg into buf (cap > 0) and returns e->code, or -1 when
+ * the error has no code. */
+int tf_err_copy(const tf_err *e, char *buf, size_t cap);
 
 /* "retry", "reconnect", "fatal" ("ok" for TF_EOK). */
 const char *tf_err_class_name(tf_err_class cls);

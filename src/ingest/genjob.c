@@ -188,7 +188,7 @@ struct label_ctx {
 
 /* In-transaction hook: the batch's labels with their real trade ids. All
  * values are ours (enum names, validated tickers, numbers), so plain text. */
-static int insert_labels(PGconn *conn, int64_t first_id, void *arg, char *errbuf, size_t errlen)
+static int insert_labels(PGconn *conn, int64_t first_id, void *arg, tf_err *e)
 {
     struct label_ctx *lc = arg;
     tf_genjob *j = lc->j;
@@ -207,16 +207,11 @@ static int insert_labels(PGconn *conn, int64_t first_id, void *arg, char *errbuf
             bad |= sql_add(j, &len, "%s%lld", k ? "," : "", (long long)(first_id + l->trade_idx[k]));
         bad |= sql_add(j, &len, "}')");
     }
-    if (bad) {
-        snprintf(errbuf, errlen, "out of memory building labels");
-        return TF_PG_EOTHER;
-    }
-    int rc = tf_pg_exec(conn, j->sql, errbuf, errlen);
-    if (rc) {
-        char inner[256];
-        snprintf(inner, sizeof inner, "%s", errbuf);
-        snprintf(errbuf, errlen, "inserting generator_labels: %s", inner);
-    }
+    if (bad)
+        return tf_err_setc(e, TF_ERETRY, TF_PG_EOTHER, "out of memory building labels");
+    int rc = tf_pg_exec(conn, j->sql, e);
+    if (rc)
+        tf_err_prefix(e, "inserting generator_labels");
     return rc;
 }
 
@@ -240,10 +235,9 @@ static int write_batch(tf_genjob *j, int64_t k0, size_t n, int64_t base_us, doub
     struct label_ctx lc = {j, nlabels};
     int64_t backoff = 100000;
     for (;;) {
-        char err[256];
+        tf_err e = {0};
         int64_t first = 0, last = 0;
-        int rc = tf_copy_write(j->copy, j->rows, n, insert_labels, &lc, &first, &last, err,
-                               sizeof err);
+        int rc = tf_copy_write(j->copy, j->rows, n, insert_labels, &lc, &first, &last, &e);
         if (rc == 0) {
             pthread_mutex_lock(&j->mu);
             if (j->st.first_id == 0)
@@ -263,12 +257,11 @@ static int write_batch(tf_genjob *j, int64_t k0, size_t n, int64_t base_us, doub
                     TF_UINT("rows", n));
             return 0;
         }
-        if (rc == TF_PG_ECONN && j->o.retry && !stopping(j)) {
-            char detail[512];
-            int dl = tf_json_escape(err, strlen(err), detail, sizeof detail - 1);
-            detail[dl < 0 ? 0 : dl] = '\0'; /* tf_json_escape does not terminate */
+        /* a lost link or a transient failure (a missing partition the
+         * writer recreates, a deadlock) is tried again; fatal ones stop */
+        if (e.cls != TF_EFATAL && j->o.retry && !stopping(j)) {
             tf_warn("genjob", "write failed, retrying", TF_STR("run_id", j->st.run_id),
-                    TF_STR("error", tf_pg_strerror(rc)), TF_STR("detail", detail),
+                    TF_STR("error", tf_pg_strerror(rc)), TF_STR("detail", e.msg), TF_STR("class", tf_err_class_name(e.cls)),
                     TF_INT("backoff_ms", (long long)(backoff / 1000)));
             if (nap(j, backoff))
                 rc = TF_PG_ECONN; /* stopped while disconnected: report it */
@@ -279,7 +272,7 @@ static int write_batch(tf_genjob *j, int64_t k0, size_t n, int64_t base_us, doub
         }
         pthread_mutex_lock(&j->mu);
         j->st.error_code = rc;
-        snprintf(j->st.error, sizeof j->st.error, "%s", err);
+        snprintf(j->st.error, sizeof j->st.error, "%.255s", e.msg);
         pthread_mutex_unlock(&j->mu);
         return rc;
     }
@@ -299,9 +292,9 @@ static void maintain_if_new_day(tf_genjob *j, int64_t *last_day)
     memset(&c, 0, sizeof c);
     c.storage_partitions_ahead = j->o.partitions_ahead;
     c.storage_retention_days = j->o.retention_days;
-    char err[256];
-    if (tf_partitions_maintain(conn, &c, now, err, sizeof err) != 0)
-        tf_warn("genjob", "partition maintenance failed", TF_STR("run_id", j->st.run_id));
+    tf_err e = {0};
+    if (tf_partitions_maintain(conn, &c, now, &e) != 0)
+        tf_warn("genjob", "partition maintenance failed", TF_STR("run_id", j->st.run_id), TF_ERR_FIELDS(&e));
     tf_copy_forget_partitions(j->copy);
 }
 
@@ -425,10 +418,10 @@ tf_genjob *tf_genjob_start(const tf_genjob_opts *o, int *code, char *errbuf, siz
         tf_jobsync_err(code, TF_PG_EOTHER, errbuf, errlen, "out of memory (batch_size %d)", o->batch_size);
         goto err;
     }
-    char cerr[512];
-    j->copy = tf_copy_new(j->url, o->metrics, cerr, sizeof cerr);
+    tf_err ce = {0};
+    j->copy = tf_copy_new(j->url, o->metrics, &ce);
     if (!j->copy) {
-        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", ce.msg);
         goto err;
     }
     snprintf(j->st.run_id, sizeof j->st.run_id, "g-%llx-%llu", (unsigned long long)tf_now_us(),

@@ -289,7 +289,9 @@ static int market_of(bars *b, const char *ticker, char *out, size_t cap)
                  PQntuples(r) ? "listed on several markets" : "not");
         b->res->code = 2;
     } else {
-        tf_pg_classify(b->conn, r, "looking up the ticker's market", b->res->error, sizeof b->res->error);
+        tf_err pe = {0};
+        tf_pg_error(b->conn, r, "looking up the ticker's market", &pe);
+        tf_err_copy(&pe, b->res->error, sizeof b->res->error);
         b->res->code = 1;
     }
     PQclear(r);
@@ -312,9 +314,10 @@ int tf_import_bars(const tf_import_opts *o, tf_import_result *res)
         res->code = 2;
         goto out;
     }
-    b.conn = tf_pg_connect(o->pg_url, err, sizeof err);
-    if (!b.conn || tf_schema_migrate(b.conn, o->cfg, NULL, err, sizeof err) != 0) {
-        snprintf(res->error, sizeof res->error, "%s", err);
+    tf_err pe = {0};
+    b.conn = tf_pg_connect(o->pg_url, &pe);
+    if (!b.conn || tf_schema_migrate(b.conn, o->cfg, NULL, &pe) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", pe.msg);
         res->code = 1;
         goto out;
     }
@@ -344,7 +347,8 @@ int tf_import_bars(const tf_import_opts *o, tf_import_result *res)
         b.out.len = 0;
         int64_t rej0 = res->rejected;
         int64_t id = tf_imp_ledger_begin(b.conn, "bars", b.name, "", err, sizeof err);
-        int rc = id < 0 ? TF_PG_EOTHER : tf_pg_exec(b.conn, "BEGIN", err, sizeof err);
+        int rc = id < 0 ? TF_PG_EOTHER : tf_pg_exec(b.conn, "BEGIN", &pe);
+        if (rc && id >= 0) tf_err_copy(&pe, err, sizeof err);
         if (rc == 0)
             rc = tf_imp_copy_begin(b.conn,
                                    "CREATE TEMP TABLE tf_bars_in (bucket timestamptz, open numeric,"

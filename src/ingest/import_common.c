@@ -118,8 +118,11 @@ int64_t tf_imp_ledger_begin(PGconn *conn, const char *kind, const char *name, co
     int64_t id = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
         id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    else
-        tf_pg_classify(conn, r, "recording the import", errbuf, errlen);
+    else {
+        tf_err pe = {0};
+        tf_pg_error(conn, r, "recording the import", &pe);
+        tf_err_copy(&pe, errbuf, errlen);
+    }
     PQclear(r);
     return id;
 }
@@ -137,8 +140,11 @@ int tf_imp_ledger_end(PGconn *conn, int64_t id, const char *status, int64_t rows
                                " rejected = $4, error = $5, finished_at = now() WHERE id = $1",
                                5, NULL, p, NULL, NULL, 0);
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = tf_pg_classify(conn, r, "recording the import", errbuf, errlen);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        tf_err pe = {0};
+        tf_pg_error(conn, r, "recording the import", &pe);
+        rc = tf_err_copy(&pe, errbuf, errlen);
+    }
     PQclear(r);
     return rc;
 }
@@ -155,7 +161,9 @@ int tf_imp_ledger_seen(PGconn *conn, const char *kind, const char *sha256, char 
                                2, NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tf_pg_classify(conn, r, "checking earlier imports", errbuf, errlen);
+        tf_err pe = {0};
+        tf_pg_error(conn, r, "checking earlier imports", &pe);
+        tf_err_copy(&pe, errbuf, errlen);
         rc = -1;
     } else if (PQntuples(r) == 1) {
         snprintf(out, cap, "import #%s of %s at %s (%s, %s rows)", PQgetvalue(r, 0, 0),
@@ -295,20 +303,29 @@ void tf_imp_copy_text(tf_sbuf *b, const char *s, size_t len)
 
 int tf_imp_copy_begin(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
 {
-    if (!PQsendQuery(conn, sql))
-        return tf_pg_classify(conn, NULL, "staging COPY", errbuf, errlen);
+    if (!PQsendQuery(conn, sql)) {
+        tf_err pe = {0};
+        tf_pg_error(conn, NULL, "staging COPY", &pe);
+        return tf_err_copy(&pe, errbuf, errlen);
+    }
     int rc = 0, in_copy = 0;
     PGresult *r;
     while (!in_copy && (r = PQgetResult(conn)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_COPY_IN)
             in_copy = 1;
-        else if (st != PGRES_COMMAND_OK && rc == 0)
-            rc = tf_pg_classify(conn, r, "staging COPY", errbuf, errlen);
+        else if (st != PGRES_COMMAND_OK && rc == 0) {
+            tf_err pe = {0};
+            tf_pg_error(conn, r, "staging COPY", &pe);
+            rc = tf_err_copy(&pe, errbuf, errlen);
+        }
         PQclear(r);
     }
-    if (!in_copy && rc == 0)
-        rc = tf_pg_classify(conn, NULL, "staging COPY", errbuf, errlen);
+    if (!in_copy && rc == 0) {
+        tf_err pe = {0};
+        tf_pg_error(conn, NULL, "staging COPY", &pe);
+        rc = tf_err_copy(&pe, errbuf, errlen);
+    }
     return rc;
 }
 
@@ -320,8 +337,11 @@ int tf_imp_copy_put(PGconn *conn, tf_sbuf *b, int force, char *errbuf, size_t er
     }
     if (b->len == 0 || (!force && b->len < 64 * 1024))
         return 0;
-    if (PQputCopyData(conn, b->b, (int)b->len) != 1)
-        return tf_pg_classify(conn, NULL, "sending COPY data", errbuf, errlen);
+    if (PQputCopyData(conn, b->b, (int)b->len) != 1) {
+        tf_err pe = {0};
+        tf_pg_error(conn, NULL, "sending COPY data", &pe);
+        return tf_err_copy(&pe, errbuf, errlen);
+    }
     b->len = 0;
     return 0;
 }
@@ -329,12 +349,18 @@ int tf_imp_copy_put(PGconn *conn, tf_sbuf *b, int force, char *errbuf, size_t er
 int tf_imp_copy_end(PGconn *conn, int abort, char *errbuf, size_t errlen)
 {
     int rc = 0;
-    if (PQputCopyEnd(conn, abort ? "import aborted" : NULL) != 1)
-        rc = tf_pg_classify(conn, NULL, "ending COPY", errbuf, errlen);
+    if (PQputCopyEnd(conn, abort ? "import aborted" : NULL) != 1) {
+        tf_err pe = {0};
+        tf_pg_error(conn, NULL, "ending COPY", &pe);
+        rc = tf_err_copy(&pe, errbuf, errlen);
+    }
     PGresult *r;
     while ((r = PQgetResult(conn)) != NULL) {
-        if (!abort && rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = tf_pg_classify(conn, r, "staging COPY", errbuf, errlen);
+        if (!abort && rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            tf_err pe = {0};
+            tf_pg_error(conn, r, "staging COPY", &pe);
+            rc = tf_err_copy(&pe, errbuf, errlen);
+        }
         PQclear(r);
     }
     return rc;
@@ -355,16 +381,19 @@ void tf_imp_stage_finish(PGconn *conn, tf_sbuf *out, const char *upsert, int npa
     if (!res->code) {
         PGresult *q = PQexecParams(conn, upsert, nparams, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(q) != PGRES_COMMAND_OK) {
-            tf_pg_classify(conn, q, what, res->error, sizeof res->error);
+            tf_err pe = {0};
+            tf_pg_error(conn, q, what, &pe);
+            tf_err_copy(&pe, res->error, sizeof res->error);
             res->code = 1;
         }
         PQclear(q);
     }
-    if (!res->code && tf_pg_exec(conn, "COMMIT", err, sizeof err) != 0) {
-        snprintf(res->error, sizeof res->error, "%s", err);
+    tf_err ce = {0};
+    if (!res->code && tf_pg_exec(conn, "COMMIT", &ce) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", ce.msg);
         res->code = 1;
     }
-    if (res->code) tf_pg_exec(conn, "ROLLBACK", err, sizeof err);
+    if (res->code) tf_pg_exec(conn, "ROLLBACK", NULL);
 }
 
 void tf_imp_where(char *buf, size_t cap, const char *file, int64_t line, const char *column)

@@ -270,9 +270,10 @@ int tf_import_symbols(const tf_import_opts *o, tf_import_result *res)
     s.res = res;
     char err[1024];
     tf_imp_src *src = NULL;
-    s.conn = tf_pg_connect(o->pg_url, err, sizeof err);
-    if (!s.conn || tf_schema_migrate(s.conn, o->cfg, NULL, err, sizeof err) != 0) {
-        snprintf(res->error, sizeof res->error, "%s", err);
+    tf_err pe = {0};
+    s.conn = tf_pg_connect(o->pg_url, &pe);
+    if (!s.conn || tf_schema_migrate(s.conn, o->cfg, NULL, &pe) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", pe.msg);
         res->code = 1;
         goto out;
     }
@@ -295,7 +296,8 @@ int tf_import_symbols(const tf_import_opts *o, tf_import_result *res)
         s.out.len = 0;
         int64_t rej0 = res->rejected;
         int64_t id = tf_imp_ledger_begin(s.conn, "symbols", s.name, "", err, sizeof err);
-        int rc = id < 0 ? TF_PG_EOTHER : tf_pg_exec(s.conn, "BEGIN", err, sizeof err);
+        int rc = id < 0 ? TF_PG_EOTHER : tf_pg_exec(s.conn, "BEGIN", &pe);
+        if (rc && id >= 0) tf_err_copy(&pe, err, sizeof err);
         if (rc == 0)
             rc = tf_imp_copy_begin(s.conn,
                                    "CREATE TEMP TABLE tf_symbols_in (symbol text, name text, market text,"

@@ -64,7 +64,7 @@ typedef struct ledger_arg {
     int64_t last_line;
 } ledger_arg;
 
-static int ledger_tx(PGconn *conn, int64_t first_id, void *arg, char *errbuf, size_t errlen)
+static int ledger_tx(PGconn *conn, int64_t first_id, void *arg, tf_err *e)
 {
     ledger_arg *a = arg;
     run *r = a->r;
@@ -82,7 +82,7 @@ static int ledger_tx(PGconn *conn, int64_t first_id, void *arg, char *errbuf, si
                                  5, NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = tf_pg_classify(conn, res, "updating tickflow_imports", errbuf, errlen);
+        rc = tf_pg_error(conn, res, "updating tickflow_imports", e);
     PQclear(res);
     return rc;
 }
@@ -95,15 +95,15 @@ static int flush(run *r, int64_t last_line)
         return 0;
     ledger_arg a = {r, last_line};
     int64_t first = 0, last = 0;
-    char err[1024];
-    int rc = tf_copy_write(r->copy, r->rows, r->n, ledger_tx, &a, &first, &last, err, sizeof err);
-    if (rc == TF_PG_ECONN)
-        rc = tf_copy_write(r->copy, r->rows, r->n, ledger_tx, &a, &first, &last, err, sizeof err);
+    tf_err e = {0};
+    int rc = tf_copy_write(r->copy, r->rows, r->n, ledger_tx, &a, &first, &last, &e);
+    if (rc && e.cls == TF_ERECONNECT && rc != TF_PG_EUNKNOWN) /* once: the writer reconnects */
+        rc = tf_copy_write(r->copy, r->rows, r->n, ledger_tx, &a, &first, &last, &e);
     if (rc) {
         snprintf(r->res->error, sizeof r->res->error,
                  "%s: writing lines %lld..%lld failed (%s): %s; %lld rows committed before them"
                  " (through line %lld)",
-                 r->name, (long long)r->batch_line0, (long long)last_line, tf_pg_strerror(rc), err,
+                 r->name, (long long)r->batch_line0, (long long)last_line, tf_pg_strerror(rc), e.msg,
                  (long long)r->res->inserted, (long long)r->line_done);
         r->res->code = 1;
         return -1;
@@ -455,9 +455,10 @@ int tf_import_trades(const tf_import_opts *o, tf_import_result *res)
         res->code = 1;
         goto out;
     }
-    r.meta = tf_pg_connect(o->pg_url, err, sizeof err);
-    if (!r.meta || tf_schema_migrate(r.meta, o->cfg, NULL, err, sizeof err) != 0) {
-        snprintf(res->error, sizeof res->error, "%s", err);
+    tf_err pe = {0};
+    r.meta = tf_pg_connect(o->pg_url, &pe);
+    if (!r.meta || tf_schema_migrate(r.meta, o->cfg, NULL, &pe) != 0) {
+        snprintf(res->error, sizeof res->error, "%s", pe.msg);
         res->code = 1;
         goto out;
     }
@@ -497,7 +498,9 @@ int tf_import_trades(const tf_import_opts *o, tf_import_result *res)
         }
     }
     r.rej = tf_imp_rejects_open(o->rejects, err, sizeof err);
-    r.copy = r.rej ? tf_copy_new(o->pg_url, NULL, err, sizeof err) : NULL;
+    r.copy = r.rej ? tf_copy_new(o->pg_url, NULL, &pe) : NULL;
+    if (!r.copy && r.rej)
+        snprintf(err, sizeof err, "%s", pe.msg);
     if (!r.copy) {
         snprintf(res->error, sizeof res->error, "%s", err);
         res->code = 1;

@@ -117,12 +117,14 @@ static int stored_open(tf_replay *j, char *errbuf, size_t errlen)
     if (ticker_list(j->tickers, tl, sizeof tl, errbuf, errlen) != 0) return TF_PG_EINVAL;
     snprintf(where, sizeof where, "FROM stock_trades WHERE event_time >= '%s' AND event_time < '%s'%s%s%s", from, to,
              tl[0] ? " AND ticker IN (" : "", tl, tl[0] ? ")" : "");
-    int rc = tf_pg_exec(j->rd, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errbuf, errlen);
-    if (rc) return rc;
+    tf_err pe = {0};
+    int rc = tf_pg_exec(j->rd, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &pe);
+    if (rc) return tf_err_copy(&pe, errbuf, errlen);
     snprintf(sql, sizeof sql, "SELECT count(*)::int8, max(event_time) %s", where);
     PGresult *r = PQexecParams(j->rd, sql, 0, NULL, NULL, NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        rc = tf_pg_classify(j->rd, r, "counting the trades to replay", errbuf, errlen);
+        tf_pg_error(j->rd, r, "counting the trades to replay", &pe);
+        rc = tf_err_copy(&pe, errbuf, errlen);
         PQclear(r);
         return rc ? rc : TF_PG_EOTHER;
     }
@@ -134,7 +136,8 @@ static int stored_open(tf_replay *j, char *errbuf, size_t errlen)
     snprintf(sql, sizeof sql,
              "DECLARE tf_replay NO SCROLL CURSOR FOR SELECT ticker, market_code, trade_type,"
              " (price * 10000)::int8, quantity::int8, event_time %s ORDER BY event_time, id", where);
-    return tf_pg_exec(j->rd, sql, errbuf, errlen);
+    if ((rc = tf_pg_exec(j->rd, sql, &pe)) != 0) tf_err_copy(&pe, errbuf, errlen);
+    return rc;
 }
 
 /* 1 with *t, 0 at the end, -1 with the error in j->st. */
@@ -147,11 +150,11 @@ static int stored_next(tf_replay *j, tf_trade *t)
         j->res = PQexecParams(j->rd, sql, 0, NULL, NULL, NULL, NULL, 1);
         j->pos = 0;
         if (PQresultStatus(j->res) != PGRES_TUPLES_OK || PQnfields(j->res) != 6) {
-            char err[256];
-            int rc = tf_pg_classify(j->rd, j->res, "reading the trades to replay", err, sizeof err);
+            tf_err pe = {0};
+            int rc = tf_pg_error(j->rd, j->res, "reading the trades to replay", &pe);
             pthread_mutex_lock(&j->mu);
             j->st.error_code = rc ? rc : TF_PG_EOTHER;
-            snprintf(j->st.error, sizeof j->st.error, "%s", err);
+            snprintf(j->st.error, sizeof j->st.error, "%.255s", pe.msg);
             pthread_mutex_unlock(&j->mu);
             return -1;
         }
@@ -310,9 +313,9 @@ static int stopping(tf_replay *j) { return tf_jobsync_stopping(&j->mu, &j->stop)
 
 static int write_rows(tf_replay *j, size_t n)
 {
-    char err[256];
+    tf_err e = {0};
     int64_t first = 0, last = 0;
-    int rc = tf_copy_write(j->copy, j->rows, n, NULL, NULL, &first, &last, err, sizeof err);
+    int rc = tf_copy_write(j->copy, j->rows, n, NULL, NULL, &first, &last, &e);
     pthread_mutex_lock(&j->mu);
     if (rc == 0) {
         if (!j->st.first_id) j->st.first_id = first;
@@ -321,7 +324,7 @@ static int write_rows(tf_replay *j, size_t n)
         j->st.batches++;
     } else {
         j->st.error_code = rc;
-        snprintf(j->st.error, sizeof j->st.error, "%s", err);
+        snprintf(j->st.error, sizeof j->st.error, "%.255s", e.msg);
     }
     pthread_mutex_unlock(&j->mu);
     return rc;
@@ -365,8 +368,7 @@ static void *job_main(void *arg)
     if (j->rd) { /* the snapshot's transaction ends with the job */
         PQclear(j->res);
         j->res = NULL;
-        char err[128];
-        tf_pg_exec(j->rd, "ROLLBACK", err, sizeof err);
+        tf_pg_exec(j->rd, "ROLLBACK", NULL);
     }
     pthread_mutex_lock(&j->mu);
     j->st.running = 0;
@@ -492,10 +494,10 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
             if (code) *code = TF_PG_EINVAL;
             goto err;
         }
-        char cerr[512];
-        j->rd = tf_pg_connect(j->url, cerr, sizeof cerr);
+        tf_err ce = {0};
+        j->rd = tf_pg_connect(j->url, &ce);
         if (!j->rd) {
-            tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+            tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", ce.msg);
             goto err;
         }
         int rc = stored_open(j, errbuf, errlen);
@@ -504,10 +506,10 @@ tf_replay *tf_replay_start(const tf_replay_opts *o, int *code, char *errbuf, siz
             goto err;
         }
     }
-    char cerr[512];
-    j->copy = tf_copy_new(j->url, o->metrics, cerr, sizeof cerr);
+    tf_err ce = {0};
+    j->copy = tf_copy_new(j->url, o->metrics, &ce);
     if (!j->copy) {
-        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", cerr);
+        tf_jobsync_err(code, TF_PG_ECONN, errbuf, errlen, "%s", ce.msg);
         goto err;
     }
     /* base and the pacing clock start together, after the source is open

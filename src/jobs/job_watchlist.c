@@ -81,7 +81,9 @@ static void fmt_day(int64_t day, char *buf, size_t cap)
 
 static int sql_fail(run *x, PGresult *r, const char *what)
 {
-    tf_pg_classify(x->c, r, what, x->err, x->errlen);
+    tf_err pe = {0};
+    tf_pg_error(x->c, r, what, &pe);
+    tf_err_copy(&pe, x->err, x->errlen);
     PQclear(r);
     return -1;
 }

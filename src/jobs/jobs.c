@@ -58,21 +58,21 @@ static void fmt_date(int64_t day, char *buf, size_t cap)
     snprintf(buf, cap, "%04d-%02d-%02d", y, m, d);
 }
 
-static int run_partitions(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen)
-{
-    if (tf_partitions_maintain(ctx->conn, ctx->cfg, logical_ms * 1000, err, errlen) != 0) return -1;
-    char a[16], b[16];
-    int64_t day = tf_floor_div(logical_ms, 86400000);
-    fmt_date(day, a, sizeof a);
-    fmt_date(day + ctx->cfg->storage_partitions_ahead, b, sizeof b);
-    if (ctx->cfg->storage_retention_days > 0) {
-        char cut[16];
-        fmt_date(day - ctx->cfg->storage_retention_days, cut, sizeof cut);
-        tf_job_set_detail(ctx, "partitions %s..%s; dropped those before %s", a, b, cut);
-    } else {
-        tf_job_set_detail(ctx, "partitions %s..%s; retention off", a, b);
-    }
-    return 0;
+static int run_partitions(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t errlen) {
+tf_err pe = {0};
+if (tf_partitions_maintain(ctx->conn, ctx->cfg, logical_ms * 1000, &pe) != 0) return tf_err_copy(&pe, err, errlen), -1;
+char a[16], b[16];
+int64_t day = tf_floor_div(logical_ms, 86400000);
+fmt_date(day, a, sizeof a);
+fmt_date(day + ctx->cfg->storage_partitions_ahead, b, sizeof b);
+if (ctx->cfg->storage_retention_days > 0) {
+    char cut[16];
+    fmt_date(day - ctx->cfg->storage_retention_days, cut, sizeof cut);
+    tf_job_set_detail(ctx, "partitions %s..%s; dropped those before %s", a, b, cut);
+} else {
+    tf_job_set_detail(ctx, "partitions %s..%s; retention off", a, b);
+}
+return 0;
 }
 
 /* Runs a one-value query with text parameters; the value in out (may be NULL). */
@@ -81,7 +81,8 @@ static int query1(PGconn *c, const char *sql, int n, const char *const *params, 
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) rc = tf_pg_classify(c, r, "job query", err, errlen);
+    tf_err pe = {0};
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) rc = tf_pg_error(c, r, "job query", &pe), tf_err_copy(&pe, err, errlen);
     else if (out) snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc ? -1 : 0;
@@ -114,17 +115,18 @@ static int fold_day(tf_job_ctx *ctx, const char *date, char *err, size_t errlen)
             snprintf(err, errlen, "cancelled");
             return -1;
         }
-        long n = tf_rollup_refresh(ctx->conn, 100000, err, errlen);
-        if (n < 0) return -1;
+        tf_err pe = {0};
+        long n = tf_rollup_refresh(ctx->conn, 100000, &pe);
+        if (n < 0) return tf_err_copy(&pe, err, errlen), -1;
         if (n > 0) continue;
-        if (tf_pg_exec(ctx->conn, "BEGIN", err, errlen) != 0) return -1;
-        int rc = tf_pg_exec(ctx->conn, "SET LOCAL lock_timeout = '120s'", err, errlen);
+        if (tf_pg_exec(ctx->conn, "BEGIN", &pe) != 0) return tf_err_copy(&pe, err, errlen), -1;
+        int rc = tf_pg_exec(ctx->conn, "SET LOCAL lock_timeout = '120s'", &pe);
+        if (rc != 0) tf_err_copy(&pe, err, errlen);
         if (rc == 0) rc = query1(ctx->conn, "SELECT pg_advisory_xact_lock(" ROLLUP_LOCK ")::text", 0, NULL, NULL, 0,
                                  err, errlen);
-        if (rc == 0) rc = tf_pg_exec(ctx->conn, "COMMIT", err, errlen);
+        if (rc == 0 && (rc = tf_pg_exec(ctx->conn, "COMMIT", &pe)) != 0) tf_err_copy(&pe, err, errlen);
         if (rc != 0) {
-            char e2[64];
-            tf_pg_exec(ctx->conn, "ROLLBACK", e2, sizeof e2);
+            tf_pg_exec(ctx->conn, "ROLLBACK", NULL);
             return -1;
         }
     }
@@ -202,7 +204,9 @@ static int run_split_check(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_
         const char *p[4] = {date, codes, mv, tol};
         PGresult *r = PQexecParams(ctx->conn, SPLIT_SQL, 4, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            tf_pg_classify(ctx->conn, r, "split_check", err, errlen);
+            tf_err pe = {0};
+            tf_pg_error(ctx->conn, r, "split_check", &pe);
+            tf_err_copy(&pe, err, errlen);
             PQclear(r);
             return -1;
         }
@@ -227,7 +231,9 @@ static int run_split_check(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_
                          " AND s.bar_start = f.session::timestamp AT TIME ZONE 'UTC'",
                          2, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            tf_pg_classify(ctx->conn, r, "split_check", err, errlen);
+            tf_err pe = {0};
+            tf_pg_error(ctx->conn, r, "split_check", &pe);
+            tf_err_copy(&pe, err, errlen);
             PQclear(r);
             return -1;
         }
@@ -308,7 +314,9 @@ static int run_compress(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t e
                                " WHERE d < $1::date ORDER BY d",
                                1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        tf_pg_classify(ctx->conn, r, "compress", err, errlen);
+        tf_err pe = {0};
+        tf_pg_error(ctx->conn, r, "compress", &pe);
+        tf_err_copy(&pe, err, errlen);
         PQclear(r);
         return -1;
     }
@@ -330,9 +338,9 @@ static int run_compress(tf_job_ctx *ctx, int64_t logical_ms, char *err, size_t e
             break;
         }
         tf_compress_stats st;
-        char e[512];
-        if (tf_compress_day(ctx->conn, tf_days_from_civil(y, m, d), &o, &st, e, sizeof e) != 0) {
-            snprintf(err, errlen, "compress %s: %s (%d days done before)", date, e, done);
+        tf_err e = {0};
+        if (tf_compress_day(ctx->conn, tf_days_from_civil(y, m, d), &o, &st, &e) != 0) {
+            snprintf(err, errlen, "compress %s: %s (%d days done before)", date, e.msg, done);
             rc = -1;
             break;
         }

@@ -193,7 +193,9 @@ static int sql_params(PGconn *c, const char *sql, int n, const char *const *p, P
     PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        int rc = tf_pg_classify(c, r, what, err, errlen);
+        tf_err pe = {0};
+        tf_pg_error(c, r, what, &pe);
+        int rc = tf_err_copy(&pe, err, errlen);
         PQclear(r);
         return rc ? rc : -1;
     }
@@ -282,10 +284,10 @@ static int run_attempt(const tf_config *cfg, const tf_jobspec *spec, const tf_ca
     a->ctx.settings = spec->settings;
     a->ctx.cal = cal;
     a->ctx.attempt = attempt_no;
-    char err[512];
-    PGconn *conn = tf_pg_connect(cfg->pg_url, err, sizeof err);
+    tf_err ce = {0};
+    PGconn *conn = tf_pg_connect(cfg->pg_url, &ce);
     if (!conn) {
-        snprintf(a->ctx.detail, sizeof a->ctx.detail, "%s", err);
+        snprintf(a->ctx.detail, sizeof a->ctx.detail, "%s", ce.msg);
         return ATT_FAIL;
     }
     a->ctx.conn = conn;
@@ -358,7 +360,8 @@ int tf_job_execute(const tf_config *cfg, const tf_jobspec *spec, const tf_calend
     *outcome = TF_RUN_STOPPED;
     for (;;) { /* 1. the job's lock, on a connection held for the whole run */
         if (stopped(w)) goto out;
-        if (!lc && !(lc = tf_pg_connect(cfg->pg_url, err, errlen))) return -1;
+        tf_err ce = {0};
+        if (!lc && !(lc = tf_pg_connect(cfg->pg_url, &ce))) return tf_err_copy(&ce, err, errlen), -1;
         int got = try_lock(lc, job, err, errlen);
         if (got < 0) goto fail;
         if (got) break;
@@ -555,10 +558,16 @@ static void *job_main(void *arg)
     char err[512];
     for (;;) {
         if (!pending || stopped(s->w)) goto out;
-        PGconn *c = tf_pg_connect(s->cfg->pg_url, err, sizeof err);
+        tf_err ce = {0};
+        PGconn *c = tf_pg_connect(s->cfg->pg_url, &ce);
         int rc = c ? startup_state(c, job, &last, pending, &npending, err, sizeof err) : -1;
         PQfinish(c);
         if (rc == 0) break;
+        if (!c && ce.cls == TF_EFATAL) { /* a bad URL: waiting cannot help */
+            tf_error("jobs", "cannot read job state", TF_STR("job", job), TF_ERR_FIELDS(&ce));
+            goto out;
+        }
+        if (!c) snprintf(err, sizeof err, "%s", ce.msg);
         tf_warn("jobs", "cannot read job state; retrying in 5 s", TF_STR("job", job), TF_STR("error", err));
         if (wait_us(s->w, 5000000)) goto out;
     }

@@ -106,13 +106,13 @@ static int pg_ready(tf_processor *p)
     int64_t now = tf_mono_us();
     if (now < p->pg_retry_mono) return 0;
     if (p->pg) PQfinish(p->pg);
-    char err[512];
-    p->pg = tf_pg_connect(p->cfg->pg_url, err, sizeof err);
+    tf_err e = {0};
+    p->pg = tf_pg_connect(p->cfg->pg_url, &e);
     if (!p->pg) {
         p->pg_backoff_us = p->pg_backoff_us ? p->pg_backoff_us * 2 : 250000;
         if (p->pg_backoff_us > 5000000) p->pg_backoff_us = 5000000;
         p->pg_retry_mono = now + p->pg_backoff_us;
-        tf_warn("process", "PostgreSQL unavailable, anomalies wait", TF_STR("error", err),
+        tf_warn("process", "PostgreSQL unavailable, anomalies wait", TF_ERR_FIELDS(&e),
                 TF_INT("retry_ms", (long long)(p->pg_backoff_us / 1000)));
         return 0;
     }
@@ -121,18 +121,21 @@ static int pg_ready(tf_processor *p)
     return 1;
 }
 
-static void pg_failed(tf_processor *p, PGresult *r, const char *what)
+/* Logs a failed statement and acts on its class: reconnect drops the
+ * connection; retry and reconnect pause the store for 500 ms. Returns the
+ * class (fatal: the same statement would fail the same way again). */
+static tf_err_class pg_failed(tf_processor *p, PGresult *r, const char *what)
 {
-    char err[512];
-    int code = tf_pg_classify(p->pg, r, what, err, sizeof err);
-    tf_warn("process", "PostgreSQL write failed", TF_STR("error", err),
-            TF_STR("class", tf_pg_strerror(code)));
+    tf_err e = {0};
+    tf_pg_error(p->pg, r, what, &e);
+    tf_warn("process", "PostgreSQL write failed", TF_ERR_FIELDS(&e), TF_STR("kind", tf_pg_strerror(e.code)));
     tf_metric_add(p->m_store_err, 1);
-    if (code == TF_PG_ECONN || PQstatus(p->pg) != CONNECTION_OK) {
+    if (e.cls == TF_ERECONNECT || PQstatus(p->pg) != CONNECTION_OK) {
         PQfinish(p->pg);
         p->pg = NULL;
     }
-    p->pg_retry_mono = tf_mono_us() + 500000;
+    if (e.cls != TF_EFATAL) p->pg_retry_mono = tf_mono_us() + 500000;
+    return e.cls;
 }
 
 /* Stores rows [from, from + n) of the pending list in one statement. */
@@ -141,8 +144,14 @@ static int store_rows(tf_processor *p, size_t from, size_t n)
     PGresult *r;
     int64_t added = tf_anomaly_store(p->pg, &p->pend[from], n, &r);
     if (added < 0) {
-        pg_failed(p, r, "INSERT stock_anomalies");
+        tf_err_class cls = pg_failed(p, r, "INSERT stock_anomalies");
         PQclear(r);
+        if (cls == TF_EFATAL && p->pg) {
+            /* bad rows (a constraint, a value out of range): retrying them
+             * would stall every later anomaly; they are still published */
+            tf_error("process", "anomalies cannot be stored, published only", TF_INT("rows", (long long)n));
+            return 0;
+        }
         return -1;
     }
     tf_metric_add(p->m_stored, added);
@@ -620,6 +629,7 @@ tf_processor *tf_processor_start(const tf_config *cfg, tf_bus *bus, tf_metrics *
 tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metrics *m,
                                       const tf_processor_opts *opts, char *errbuf, size_t errlen)
 {
+    tf_err se = {0};
     tf_processor *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(errbuf, errlen, "out of memory");
@@ -678,8 +688,11 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     }
     int flags = (p->o.durable ? TF_BUS_DURABLE : 0) | (p->o.from_beginning ? TF_BUS_FROM_BEGINNING : 0);
     p->cons = tf_bus_subscribe(bus, TF_TOPIC_TRADES, cfg->kafka_group[0] ? cfg->kafka_group : "tickflow-process",
-                               flags, on_rebalance, p, errbuf, errlen);
-    if (!p->cons) goto err;
+                               flags, on_rebalance, p, &se);
+    if (!p->cons) {
+        snprintf(errbuf, errlen, "%s", se.msg);
+        goto err;
+    }
     if (p->store) pg_ready(p); /* connect now when possible; retried in the loop otherwise */
     if (pthread_create(&p->th, NULL, run, p) != 0) {
         snprintf(errbuf, errlen, "cannot start the processor thread: %s", strerror(errno));

@@ -184,11 +184,11 @@ static PGconn *conn(tf_signal_stage *s)
     if (s->pg) PQfinish(s->pg), s->pg = NULL;
     int64_t now = tf_mono_us();
     if (now < s->pg_retry_us) return NULL;
-    char err[512];
-    s->pg = tf_pg_connect(s->cfg->pg_url, err, sizeof err);
+    tf_err e = {0};
+    s->pg = tf_pg_connect(s->cfg->pg_url, &e);
     if (!s->pg) {
         s->pg_retry_us = now + 2000000;
-        tf_warn("signals", "PostgreSQL unavailable, signals are published but not stored", TF_STR("error", err));
+        tf_warn("signals", "PostgreSQL unavailable, signals are published but not stored", TF_ERR_FIELDS(&e));
     }
     return s->pg;
 }

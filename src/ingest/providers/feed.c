@@ -436,7 +436,7 @@ static void arr_elem(tf_sbuf *b, const char *s, int first)
 }
 
 /* In the batch's transaction: the keys, or a rollback naming the repeats. */
-static int insert_keys(PGconn *conn, int64_t first_id, void *arg, char *err, size_t errlen)
+static int insert_keys(PGconn *conn, int64_t first_id, void *arg, tf_err *e)
 {
     txctx *c = arg;
     tf_feed *f = c->f;
@@ -453,8 +453,7 @@ static int insert_keys(PGconn *conn, int64_t first_id, void *arg, char *err, siz
     tf_sbuf_add(&times, "}", 1);
     int rc = 0;
     if (sids.oom || times.oom) {
-        snprintf(err, errlen, "out of memory");
-        rc = TF_PG_EOTHER;
+        rc = tf_err_setc(e, TF_ERETRY, TF_PG_EOTHER, "out of memory");
         goto out;
     }
     char first[24];
@@ -467,7 +466,7 @@ static int insert_keys(PGconn *conn, int64_t first_id, void *arg, char *err, siz
                                " ON CONFLICT DO NOTHING RETURNING trade_id",
                                4, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = tf_pg_classify(conn, r, "source keys", err, errlen);
+        rc = tf_pg_error(conn, r, "source keys", e);
         PQclear(r);
         goto out;
     }
@@ -479,8 +478,9 @@ static int insert_keys(PGconn *conn, int64_t first_id, void *arg, char *err, siz
             if (id >= first_id && (size_t)(id - first_id) < c->n) c->conflict[id - first_id] = 0;
         }
         c->nconflict = c->n - got;
-        snprintf(err, errlen, "%zu of %zu provider trades were written before", c->nconflict, c->n);
-        rc = TF_PG_ECONSTRAINT;
+        /* fatal for this batch as it is; flush drops the repeats and writes the rest */
+        rc = tf_err_setc(e, TF_EFATAL, TF_PG_ECONSTRAINT, "%zu of %zu provider trades were written before",
+                         c->nconflict, c->n);
     }
     PQclear(r);
 out:
@@ -515,9 +515,9 @@ static void flush(tf_feed *f)
     while (f->npend && conflict) {
         for (size_t i = 0; i < f->npend; i++) f->rows[i] = f->pend[i].t;
         txctx c = {.f = f, .source = s->ops->name, .n = f->npend, .conflict = conflict};
-        char err[512];
+        tf_err e = {0};
         int64_t first = 0, last = 0;
-        int rc = tf_copy_write(f->copy, f->rows, f->npend, insert_keys, &c, &first, &last, err, sizeof err);
+        int rc = tf_copy_write(f->copy, f->rows, f->npend, insert_keys, &c, &first, &last, &e);
         if (rc == 0) {
             int64_t newest = 0;
             for (size_t i = 0; i < f->npend; i++)
@@ -549,16 +549,17 @@ static void flush(tf_feed *f)
         }
         failures++;
         pthread_mutex_lock(&f->mu);
-        snprintf(f->status.last_error, sizeof f->status.last_error, "%.250s", err);
+        snprintf(f->status.last_error, sizeof f->status.last_error, "%.250s", e.msg);
         f->writer_ok = 0;
         int stopping = f->stop;
         pthread_mutex_unlock(&f->mu);
         if (failures == 1 || failures % 30 == 0)
-            tf_error("source", "cannot write provider trades; retrying", TF_STR("error", err),
-                     TF_STR("class", tf_pg_strerror(rc)), TF_UINT("trades", f->npend), TF_INT("attempt", failures));
-        if (rc == TF_PG_EINVAL || rc == TF_PG_EDATA || (stopping && failures >= 3)) {
-            /* a row PostgreSQL refuses will be refused again; on stop, do not hang */
-            tf_error("source", "provider trades not written", TF_STR("error", err), TF_UINT("trades", f->npend));
+            tf_error("source", "cannot write provider trades; retrying", TF_ERR_FIELDS(&e),
+                     TF_STR("kind", tf_pg_strerror(rc)), TF_UINT("trades", f->npend), TF_INT("attempt", failures));
+        if (e.cls == TF_EFATAL || (stopping && failures >= 3)) {
+            /* a batch PostgreSQL refuses (bad rows, a missing table) will be
+             * refused again; on stop, do not hang */
+            tf_error("source", "provider trades not written", TF_ERR_FIELDS(&e), TF_UINT("trades", f->npend));
             f->npend = 0;
             break;
         }
@@ -721,9 +722,9 @@ static void accept_trade(tf_feed *f, int i, const tf_pv_trade *p)
                     : o->t.price_e4 < y->last_price                       ? 'S'
                                                                           : (y->last_side ? y->last_side : 'B');
     if (!o->t.market[0]) snprintf(o->t.market, sizeof o->t.market, "%s", sym_market(f, y));
-    char why[160];
-    if (tf_copy_check_row(&o->t, why, sizeof why) != 0) { /* one refused row would fail its whole batch */
-        tf_source_log_bad(s->ops->name, why, p->sid, strlen(p->sid));
+    tf_err why = {0};
+    if (tf_copy_check_row(&o->t, &why) != 0) { /* one refused row would fail its whole batch */
+        tf_source_log_bad(s->ops->name, why.msg, p->sid, strlen(p->sid));
         pthread_mutex_lock(&f->mu);
         f->status.bad++;
         pthread_mutex_unlock(&f->mu);
@@ -841,7 +842,9 @@ static int load_resume(tf_feed *f, char *err, size_t errlen)
                                    " FROM tickflow_source_trades WHERE source = $1",
                                    1, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            tf_pg_classify(c, r, "source resume point", err, errlen);
+            tf_err pe = {0};
+            tf_pg_error(c, r, "source resume point", &pe);
+            tf_err_copy(&pe, err, errlen);
             PQclear(r);
             return -1;
         }
@@ -897,7 +900,11 @@ tf_feed *tf_feed_start(const tf_config *cfg, tf_metrics *metrics, tf_feed_market
         snprintf(err, errlen, "out of memory");
         goto err;
     }
-    if (!(f->copy = tf_copy_new(cfg->pg_url, metrics, err, errlen))) goto err;
+    tf_err ce = {0};
+    if (!(f->copy = tf_copy_new(cfg->pg_url, metrics, &ce))) {
+        tf_err_copy(&ce, err, errlen);
+        goto err;
+    }
     if (load_resume(f, err, errlen) != 0) goto err;
     for (int i = 0; i < f->n; i++) {
         if (pthread_create(&f->s[i].th, NULL, src_main, &f->s[i]) != 0) {
