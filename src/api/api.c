@@ -640,15 +640,18 @@ tf_api *tf_api_register(tf_server *s, tf_rollup *rollup, char *errbuf, size_t er
     /* JIT compiles plans over many partitions for ~200 ms: a loss for every
      * query we run */
     static const char opts[] = "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off";
-    a->db = tf_pga_new(tf_server_loop(s), cfg->pg_url, opts, cfg->http_db_pool, errbuf, errlen);
+    tf_err e = {0};
+    a->db = tf_pga_new(tf_server_loop(s), cfg->pg_url, opts, cfg->http_db_pool, &e);
     if (!a->db) {
+        snprintf(errbuf, errlen, "%s", e.msg);
         free(a);
         return NULL;
     }
     if (cfg->pg_read_url[0]) {
         a->rdb = tf_pga_new_replica(tf_server_loop(s), cfg->pg_read_url, opts, cfg->http_db_pool, a->db,
-                                    cfg->pg_read_max_lag_ms, tf_server_metrics(s), errbuf, errlen);
+                                    cfg->pg_read_max_lag_ms, tf_server_metrics(s), &e);
         if (!a->rdb) {
+            snprintf(errbuf, errlen, "%s", e.msg);
             tf_pga_free(a->db);
             free(a);
             return NULL;

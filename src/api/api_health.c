@@ -72,8 +72,10 @@ static void ready_answer(tf_health *h, tf_http_req *r, int pg_ok, const char *pg
     tf_http_json(r, ok ? 200 : 503, out);
 }
 
-static void ready_done(const PGresult *res, int err, const char *msg, void *ud)
+static void ready_done(const PGresult *res, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     ready_ctx *x = ud;
     int ok = !err && res && PQresultStatus(res) == PGRES_TUPLES_OK;
     ready_answer(x->h, x->r, ok, ok ? "" : msg ? msg : "query failed");

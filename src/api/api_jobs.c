@@ -161,8 +161,10 @@ static const char LIST_SQL[] =
     "  FROM tickflow_job_runs s WHERE s.job = n.job AND s.status = 'succeeded' ORDER BY s.id DESC LIMIT 1)"
     " FROM tickflow_job_runs x WHERE x.job = n.job ORDER BY x.id DESC LIMIT 1) r ON true";
 
-static void on_list(const PGresult *r, int err, const char *msg, void *ud)
+static void on_list(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     rq *q = ud;
     tf_api_jobs *x = q->x;
     if (db_error(q->req, err, msg)) {
@@ -251,8 +253,10 @@ static const char RUNS_SQL[] = "SELECT " RUN_COLS " FROM tickflow_job_runs WHERE
                                " AND ($2 = '' OR status = $2) AND ($3::bigint IS NULL OR id < $3::bigint)"
                                " ORDER BY id DESC LIMIT $4::int + 1";
 
-static void on_runs(const PGresult *r, int err, const char *msg, void *ud)
+static void on_runs(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     rq *q = ud;
     if (db_error(q->req, err, msg)) {
         free(q);
@@ -458,8 +462,10 @@ static const char METRICS_SQL[] =
     " FROM (SELECT job, status, count(*) AS n, count(final_failure) AS finals FROM tickflow_job_runs"
     "  GROUP BY 1, 2) j";
 
-static void on_metrics(const PGresult *r, int err, const char *msg, void *ud)
+static void on_metrics(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     tf_api_jobs *x = ud;
     x->poll_inflight = 0;

@@ -95,7 +95,7 @@ static void answer(tf_http_req *req, tf_sbuf *o)
 static void db_down(tf_http_req *req, const char *msg)
 {
     char m[300];
-    snprintf(m, sizeof m, "PostgreSQL is unavailable%s%s", msg ? ": " : "", msg ? msg : "");
+    snprintf(m, sizeof m, "PostgreSQL is unavailable%s%.250s", msg ? ": " : "", msg ? msg : "");
     tf_http_error(req, 503, "unavailable", m, NULL);
 }
 
@@ -300,8 +300,10 @@ static void job_send(qjob *j, const char *sql, int n, const char *const *v, tf_p
 
 /* ---- GET /api/v1/signals ----------------------------------------------------- */
 
-static void list_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void list_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     qjob *j = ud;
     if (err) {
         db_down(j->req, msg);
@@ -372,8 +374,10 @@ static void h_list(tf_http_req *r, void *ud)
 
 /* ---- GET /api/v1/signals/{id} ------------------------------------------------ */
 
-static void one_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void one_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     qjob *j = ud;
     if (err) {
         db_down(j->req, msg);
@@ -430,8 +434,10 @@ static void summary_json(tf_sbuf *o, const tf_track_summary *s)
     put_num(o, s->mean_mae);
 }
 
-static void perf_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void perf_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     qjob *j = ud;
     if (err) {
         db_down(j->req, msg);
@@ -592,8 +598,10 @@ static void ind_row(tf_sbuf *o, const qjob *j, const tf_ind_values *v)
     if (j->names & (1u << IND_CCI)) tf_sbuf_fmt(o, ", \"cci%d\": ", p->cci_n), put_num(o, v->cci);
 }
 
-static void ind_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void ind_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     qjob *j = ud;
     if (err) {
         db_down(j->req, msg);
@@ -835,8 +843,10 @@ static int query_back(sclient *c, int err, const char *warn, const char *msg)
     return 0;
 }
 
-static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void seed_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     sclient *c = ud;
     if (query_back(c, err, "stream start query failed, retrying", msg)) return;
     int n = PQntuples(r);
@@ -852,8 +862,10 @@ static void seed_cb(const PGresult *r, int err, const char *msg, void *ud)
     poll_start(c);
 }
 
-static void poll_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void poll_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     sclient *c = ud;
     if (query_back(c, err, "stream poll failed, retrying", msg)) return;
     c->warned = 0;
@@ -936,8 +948,10 @@ static void poll_start(sclient *c)
 /* The processors' heartbeat rows as api/sse.c reads them: none fresh is
  * "down", a lag past sse.lag_threshold_ms "lagging". A change goes to every
  * signal stream as `event: status` (no id), as on the anomaly stream. */
-static void status_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void status_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     sclient *c = ud;
     c->st_busy = 0;

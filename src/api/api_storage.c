@@ -140,8 +140,10 @@ static void render(tf_api_storage *st, const PGresult *r, tf_sbuf *o)
     tf_metric_setf(st->g_ratio, ratio);
 }
 
-static void on_rows(const PGresult *r, int err, const char *msg, void *ud)
+static void on_rows(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     sreq *q = ud;
     tf_api_storage *st = q->st;
     if (!q->req) st->refreshing = 0;

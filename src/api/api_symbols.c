@@ -54,12 +54,14 @@ static const char SYMBOLS_SQL[] =
 static void finish(sjob *j);
 
 /* The query's answer (on the loop): JSON into j->out, or an error. */
-static void on_rows(const PGresult *r, int err, const char *msg, void *ud)
+static void on_rows(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     sjob *j = ud;
     if (err) {
         j->status = 503;
-        snprintf(j->err, sizeof j->err, "database unavailable: %s", msg ? msg : "");
+        snprintf(j->err, sizeof j->err, "database unavailable: %.200s", msg ? msg : "");
         finish(j);
         return;
     }

@@ -209,7 +209,7 @@ static void fail_db(wjob *j, int err, const char *msg)
     wjob_free(j);
 }
 
-static void on_read(const PGresult *r, int err, const char *msg, void *ud);
+static void on_read(const PGresult *r, const tf_err *e, void *ud);
 
 static void read_back(wjob *j)
 {
@@ -221,8 +221,10 @@ static void read_back(wjob *j)
     }
 }
 
-static void on_read(const PGresult *r, int err, const char *msg, void *ud)
+static void on_read(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     wjob *j = ud;
     if (err) {
         fail_db(j, err, msg);
@@ -247,8 +249,10 @@ static void on_read(const PGresult *r, int err, const char *msg, void *ud)
 }
 
 /* The answer of a write: how many rows it found, then read back. */
-static void on_write(const PGresult *r, int err, const char *msg, void *ud)
+static void on_write(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     wjob *j = ud;
     if (err) {
         fail_db(j, err, msg);
@@ -279,8 +283,10 @@ static void on_write(const PGresult *r, int err, const char *msg, void *ud)
 }
 
 /* SQL_MEMBERS / SQL_SCANS: one JSON row, or none for an unknown list. */
-static void on_view(const PGresult *r, int err, const char *msg, void *ud)
+static void on_view(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     wjob *j = ud;
     if (err) {
         fail_db(j, err, msg);

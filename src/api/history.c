@@ -927,8 +927,10 @@ static void hjob_free(hjob *j)
     free(j);
 }
 
-static void commit_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void commit_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)err;
     (void)msg;
     hjob *j = ud;
@@ -1054,8 +1056,10 @@ static int on_agg_rows(tf_pga_conn *c, const PGresult *res, void *ud)
     return 0;
 }
 
-static void on_agg_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void on_agg_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)c;
     hjob *j = ud;
     if (err) fail(j, 503, "database error: %s", msg);
@@ -1311,8 +1315,10 @@ static int on_bars(tf_pga_conn *c, const PGresult *res, void *ud)
     return 0;
 }
 
-static void on_query_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void on_query_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)c;
     hjob *j = ud;
     if (err && err != TF_PGA_ECANCELED) fail(j, 503, "database error: %s", msg);
@@ -1510,8 +1516,10 @@ static void start_raw(hjob *j)
     }
 }
 
-static void on_conn(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void on_conn(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     hjob *j = ud;
     j->c = c;
     if (!c) {

@@ -133,7 +133,7 @@ typedef struct probe {
     params p;
 } probe;
 
-static void probe_done(tf_pga_conn *c, int err, const char *msg, void *ud);
+static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud);
 
 static int probe_result(tf_pga_conn *c, const PGresult *res, void *ud)
 {
@@ -146,8 +146,10 @@ static int probe_result(tf_pga_conn *c, const PGresult *res, void *ud)
 
 static const tf_pga_cbs probe_cbs = {probe_result, NULL, probe_done};
 
-static void probe_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     probe *pr = ud;
     int rc = err;
     if (!rc && pr->step == 0) {
@@ -206,10 +208,11 @@ struct tf_hseg {
     int step, paused, failed;
     char side;      /* 0, 'B' or 'S': the segments' side filter */
     char err[256];  /* why a batch could not be taken */
+    tf_err merr;    /* the segment merge's error (copied into err) */
 };
 
 static void walk_run(tf_hseg *w);
-static void walk_done(tf_pga_conn *c, int err, const char *msg, void *ud);
+static void walk_done(tf_pga_conn *c, const tf_err *e, void *ud);
 
 static void walk_finish(tf_hseg *w, int err, const char *msg)
 {
@@ -252,8 +255,10 @@ static int walk_result(tf_pga_conn *c, const PGresult *res, void *ud)
                 get_ts(res, i, 2, &fu) || get_i64(res, i, 3, &fi))
                 goto bad;
             if (tf_seg_merge_push(w->m, tk, mk, fu, fi, (const uint8_t *)PQgetvalue(res, i, 4),
-                                  (size_t)PQgetlength(res, i, 4), w->err, sizeof w->err) != 0)
+                                  (size_t)PQgetlength(res, i, 4), &w->merr) != 0) {
+                snprintf(w->err, sizeof w->err, "%.255s", w->merr.msg);
                 return -1;
+            }
         }
         if (n < NSEGS_BATCH) tf_seg_merge_end(w->m);
         return 0;
@@ -273,8 +278,10 @@ static void walk_send(tf_hseg *w, int step, const char *sql, int n, const char *
     if (rc) walk_finish(w, rc, tf_pg_strerror(rc));
 }
 
-static void walk_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void walk_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)c;
     tf_hseg *w = ud;
     if (err) { /* a batch we could not take is a data error, not a cancel */
@@ -316,7 +323,8 @@ static void walk_run(tf_hseg *w)
             return;
         }
         const tf_trade *st = NULL;
-        int k = tf_seg_merge_peek(w->m, &st, w->err, sizeof w->err);
+        int k = tf_seg_merge_peek(w->m, &st, &w->merr);
+        if (k < 0) snprintf(w->err, sizeof w->err, "%.255s", w->merr.msg);
         if (k == TF_SEG_MERGE_NEED) {
             walk_send(w, W_FETCH_SEGS, "FETCH " HSEG_FETCH_SEGS " FROM tf_hs", 0, NULL);
             return;
@@ -337,7 +345,8 @@ static void walk_run(tf_hseg *w)
             w->irow++;
         } else {
             t = *st;
-            if (tf_seg_merge_pop(w->m, w->err, sizeof w->err) != 0) {
+            if (tf_seg_merge_pop(w->m, &w->merr) != 0) {
+                snprintf(w->err, sizeof w->err, "%.255s", w->merr.msg);
                 walk_finish(w, TF_PG_EDATA, w->err);
                 return;
             }
@@ -514,7 +523,7 @@ static void agg_free(aggw *a)
     free(a);
 }
 
-static void agg_done(tf_pga_conn *c, int err, const char *msg, void *ud);
+static void agg_done(tf_pga_conn *c, const tf_err *e, void *ud);
 
 static int agg_result(tf_pga_conn *c, const PGresult *res, void *ud)
 {
@@ -524,12 +533,12 @@ static int agg_result(tf_pga_conn *c, const PGresult *res, void *ud)
     int n = PQntuples(res);
     if (n > 0 && PQnfields(res) != 2) goto bad;
     for (int i = 0; i < n; i++) {
-        char tk[TF_TICKER_MAX], e[160];
+        char tk[TF_TICKER_MAX];
+        tf_err se = {0};
         if (get_text(res, i, 0, tk, sizeof tk)) goto bad;
         tf_seg_reader rd;
-        if (tf_seg_open(&rd, (const uint8_t *)PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1),
-                        e, sizeof e) != 0) {
-            snprintf(a->err, sizeof a->err, "segment of %s: %s", tk, e);
+        if (tf_seg_open(&rd, (const uint8_t *)PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), &se) != 0) {
+            snprintf(a->err, sizeof a->err, "segment of %s: %.150s", tk, se.msg);
             return -1;
         }
         tagg *g = agg_slot(a, tk);
@@ -625,8 +634,10 @@ static int agg_final(aggw *a)
     return rc;
 }
 
-static void agg_done(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void agg_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     aggw *a = ud;
     int rc = err;
     if (!rc && (a->step == A_DECLARE || a->step == A_FETCH)) {
@@ -644,12 +655,14 @@ static void agg_done(tf_pga_conn *c, int err, const char *msg, void *ud)
         msg = tf_pg_strerror(rc);
     }
     if (a->err[0]) msg = a->err;
-    char m[256];
-    snprintf(m, sizeof m, "%s", msg ? msg : "unknown");
+    tf_err out; /* the query's own error as it came, else ours */
+    int code = rc ? rc : TF_PG_EOTHER;
+    if (e && msg == e->msg) out = *e;
+    else tf_err_setc(&out, code == TF_PG_ECONN ? TF_ERECONNECT : TF_EFATAL, code, "%s", msg ? msg : "unknown");
     tf_pga_cbs cbs = a->cbs;
     void *cud = a->ud;
     agg_free(a);
-    cbs.on_done(c, rc ? rc : TF_PG_EOTHER, m, cud);
+    cbs.on_done(c, &out, cud);
 }
 
 int tf_hseg_aggregate(tf_pga_conn *c, const tf_hist_query *q, const tf_pga_cbs *cbs, void *ud)

@@ -504,8 +504,10 @@ static void deliver_status(tf_sse *x, const char *st, const char *json)
     tf_info("sse", "pipeline status changed", TF_STR("status", st), TF_INT("clients", x->nclients));
 }
 
-static void status_done(const PGresult *r, int err, const char *msg, void *ud)
+static void status_done(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     tf_sse *x = ud;
     x->st_inflight = 0;
@@ -544,8 +546,10 @@ static void status_done(const PGresult *r, int err, const char *msg, void *ud)
 /* Jobs whose last retry failed (jobs/scheduler.c numbers them in
  * final_failure, whichever process ran them): one status event each, in
  * order; those that finished before this module started are not replayed. */
-static void job_fail_done(const PGresult *r, int err, const char *msg, void *ud)
+static void job_fail_done(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     tf_sse *x = ud;
     x->jf_inflight = 0;
@@ -609,8 +613,10 @@ static void job_fail_poll(tf_sse *x)
 /* Live provider switches (api/api_source.h: whichever process runs the
  * feed records them): one status event each, in order, from the start of
  * this module on. */
-static void source_sw_done(const PGresult *r, int err, const char *msg, void *ud)
+static void source_sw_done(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     tf_sse *x = ud;
     x->sw_inflight = 0;
@@ -709,8 +715,10 @@ static int replay_ended(replay_job *j, const PGresult *r, int err)
     return 0;
 }
 
-static void replay_page_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void replay_page_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     replay_job *j = ud;
     if (replay_ended(j, r, err)) return;
@@ -770,8 +778,10 @@ static void replay_page(replay_job *j)
     }
 }
 
-static void replay_seq_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void replay_seq_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     replay_job *j = ud;
     if (replay_ended(j, r, err)) return;
@@ -980,8 +990,10 @@ typedef struct list_job {
     size_t len, cap;
 } list_job;
 
-static void list_cb(const PGresult *r, int err, const char *msg, void *ud)
+static void list_cb(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     list_job *j = ud;
     tf_sse *x = j->x;
@@ -1192,8 +1204,12 @@ tf_sse *tf_sse_attach(tf_server *s, tf_bus *bus, tf_pga *db, const tf_config *cf
         char group[96], host[48] = "host";
         gethostname(host, sizeof host - 1);
         snprintf(group, sizeof group, "tickflow-sse-%s-%d-%p", host, (int)getpid(), (void *)x);
-        x->cons = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, group, 0, NULL, NULL, errbuf, errlen);
-        if (!x->cons) goto err;
+        tf_err se = {0};
+        x->cons = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, group, 0, NULL, NULL, &se);
+        if (!x->cons) {
+            snprintf(errbuf, errlen, "%s", se.msg);
+            goto err;
+        }
         if (pthread_create(&x->feed_th, NULL, feed_main, x) != 0) {
             snprintf(errbuf, errlen, "cannot start the SSE feed thread");
             goto err;

@@ -1637,8 +1637,10 @@ typedef struct srcpoll {
     int64_t started_us;
 } srcpoll;
 
-static void srcpoll_done(const PGresult *r, int err, const char *msg, void *ud)
+static void srcpoll_done(const PGresult *r, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     srcpoll *p = ud;
     tf_ws *ws = p->ws;

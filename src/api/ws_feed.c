@@ -144,8 +144,12 @@ tf_ws_feed *tf_ws_feed_start(tf_bus *bus, tf_metrics *m, uv_loop_t *loop, tf_ws_
         f->m_stale = tf_counter(m, "tickflow_ws_stale_total", "Trade events committed before the WebSocket feed started (replays), skipped", NULL);
         f->m_in = tf_counter(m, "tickflow_ws_trades_in_total", "Trades received by the WebSocket feed", NULL);
     }
-    f->cons = tf_bus_subscribe(bus, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, errbuf, errlen);
-    if (!f->cons) goto err;
+    tf_err se = {0};
+    f->cons = tf_bus_subscribe(bus, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, &se);
+    if (!f->cons) {
+        snprintf(errbuf, errlen, "%s", se.msg);
+        goto err;
+    }
     if (pthread_create(&f->th, NULL, feed_main, f) != 0) {
         snprintf(errbuf, errlen, "cannot start the WebSocket feed thread");
         goto err;

@@ -65,8 +65,10 @@ static void getstr(const PGresult *res, int r, int c, char *out, size_t cap)
     snprintf(out, cap, "%s", PQgetvalue(res, r, c));
 }
 
-static void on_result(const PGresult *res, int err, const char *msg, void *ud)
+static void on_result(const PGresult *res, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     hq *q = ud;
     if (err) {
         q->cb(q->ud, err, msg, NULL, 0, 0);

@@ -23,8 +23,10 @@ typedef struct got {
     int inside; /* set while tf_pga_acquire runs */
 } got;
 
-static void on_acq(tf_pga_conn *c, int err, const char *msg, void *ud)
+static void on_acq(tf_pga_conn *c, const tf_err *e, void *ud)
 {
+    int err = e ? e->code : 0;
+    const char *msg = e ? e->msg : NULL;
     (void)msg;
     got *g = ud;
     g->calls++;
