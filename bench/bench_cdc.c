@@ -103,30 +103,30 @@ static int drain(const char *url, const char *slot, long n, const char *brokers)
     snprintf(cfg.cdc_slot, sizeof(cfg.cdc_slot), "%s", slot);
     if (brokers)
         snprintf(cfg.kafka_brokers, sizeof(cfg.kafka_brokers), "%s", brokers);
-    char err[512];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &e);
     if (!bus) {
-        fprintf(stderr, "bench_cdc: %s\n", err);
+        fprintf(stderr, "bench_cdc: %s\n", e.msg);
         return 1;
     }
     consumer_arg ca = {0};
     pthread_t th;
     if (!brokers) {
-        ca.c = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "bench", TF_BUS_DURABLE, NULL, NULL, err, sizeof(err));
+        ca.c = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "bench", TF_BUS_DURABLE, NULL, NULL, &e);
         pthread_create(&th, NULL, consume, &ca);
     }
     if (brokers) {
         /* Connection set-up and the idempotent producer id are one-time
          * costs, not throughput: warm the producer up on another topic. */
-        while (tf_bus_status(bus, err, sizeof(err)) != 0)
+        while (tf_bus_status(bus, &e) != 0)
             usleep(100000);
         tf_bus_produce(bus, TF_TOPIC_SIGNALS, "warmup", 6, "{}", 2, 0, 0, NULL, NULL, NULL, 1000);
         tf_bus_flush(bus, 30000);
     }
     int64_t t0 = tf_mono_us();
-    tf_cdc *cdc = tf_cdc_start(&cfg, bus, NULL, err, sizeof(err));
+    tf_cdc *cdc = tf_cdc_start(&cfg, bus, NULL, &e);
     if (!cdc) {
-        fprintf(stderr, "bench_cdc: %s\n", err);
+        fprintf(stderr, "bench_cdc: %s\n", e.msg);
         return 1;
     }
     tf_cdc_status st;
@@ -159,22 +159,22 @@ static int latency(const char *url, int rate, int seconds)
     snprintf(cfg.pg_url, sizeof(cfg.pg_url), "%s", url);
     snprintf(cfg.cdc_slot, sizeof(cfg.cdc_slot), "bench_lat");
     cfg.kafka_brokers[0] = '\0';
-    char err[512];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &e);
     consumer_arg ca = {0};
     ca.lat_cap = (long)rate * seconds + 10000;
     ca.lat = calloc((size_t)ca.lat_cap, sizeof(double));
-    ca.c = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "bench", TF_BUS_DURABLE, NULL, NULL, err, sizeof(err));
+    ca.c = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "bench", TF_BUS_DURABLE, NULL, NULL, &e);
     pthread_t th;
     pthread_create(&th, NULL, consume, &ca);
-    tf_cdc *cdc = tf_cdc_start(&cfg, bus, NULL, err, sizeof(err));
+    tf_cdc *cdc = tf_cdc_start(&cfg, bus, NULL, &e);
     if (!cdc) {
-        fprintf(stderr, "bench_cdc: %s\n", err);
+        fprintf(stderr, "bench_cdc: %s\n", e.msg);
         return 1;
     }
-    tf_copy *w = tf_copy_new(url, NULL, err, sizeof(err));
+    tf_copy *w = tf_copy_new(url, NULL, &e);
     if (!w) {
-        fprintf(stderr, "bench_cdc: %s\n", err);
+        fprintf(stderr, "bench_cdc: %s\n", e.msg);
         return 1;
     }
     int per_batch = rate / 100;
@@ -197,8 +197,8 @@ static int latency(const char *url, int rate, int seconds)
             t->event_us = ev;
         }
         int64_t f, l;
-        if (tf_copy_write(w, rows, (size_t)per_batch, NULL, NULL, &f, &l, err, sizeof(err)) != 0) {
-            fprintf(stderr, "bench_cdc: write: %s\n", err);
+        if (tf_copy_write(w, rows, (size_t)per_batch, NULL, NULL, &f, &l, &e) != 0) {
+            fprintf(stderr, "bench_cdc: write: %s\n", e.msg);
             break;
         }
         written += per_batch;

@@ -46,11 +46,11 @@ static double pct(const double *sorted, size_t n, double p)
 
 static PGconn *prepare(const char *url, int64_t from, int64_t to)
 {
-    char err[1024];
-    PGconn *c = tf_pg_connect(url, err, sizeof err);
-    if (!c || tf_partitions_ensure(c, from, to, err, sizeof err) != 0 ||
-        tf_pg_exec(c, "CHECKPOINT", err, sizeof err) != 0) {
-        fprintf(stderr, "bench_ingest: %s: %s\n", url, err);
+    tf_err e = {0};
+    PGconn *c = tf_pg_connect(url, &e);
+    if (!c || tf_partitions_ensure(c, from, to, &e) != 0 ||
+        tf_pg_exec(c, "CHECKPOINT", &e) != 0) {
+        fprintf(stderr, "bench_ingest: %s: %s\n", url, e.msg);
         if (c)
             PQfinish(c);
         return NULL;
@@ -68,6 +68,7 @@ static int64_t count_rows(PGconn *c)
 
 int main(int argc, char **argv)
 {
+    tf_err e = {0};
     if (argc < 5) {
         fprintf(stderr, "usage: bench_ingest OURS_URL PSQL_URL PSQL_BIN FILE_PREFIX [rows] [batch] [segments]\n");
         return 2;
@@ -132,10 +133,10 @@ int main(int argc, char **argv)
 
     PGconn *cp = prepare(psql_url, day0, day0 + span);
     PGconn *co = prepare(ours_url, day0, day0 + span);
-    tf_copy *w = co ? tf_copy_new(ours_url, NULL, err, sizeof err) : NULL;
+    tf_copy *w = co ? tf_copy_new(ours_url, NULL, &e) : NULL;
     if (!cp || !co || !w) {
         if (co && !w)
-            fprintf(stderr, "bench_ingest: %s\n", err);
+            fprintf(stderr, "bench_ingest: %s\n", e.msg);
         return 1;
     }
     double *lat = malloc(nbatches * sizeof *lat);
@@ -161,10 +162,10 @@ int main(int argc, char **argv)
                 for (size_t i = seg[s]; i < seg[s + 1]; i += batch) {
                     size_t n = seg[s + 1] - i < batch ? seg[s + 1] - i : batch;
                     int64_t b0 = tf_mono_us(), first, last;
-                    int rc = tf_copy_write(w, t + i, n, NULL, NULL, &first, &last, err, sizeof err);
+                    int rc = tf_copy_write(w, t + i, n, NULL, NULL, &first, &last, &e);
                     if (rc) {
                         fprintf(stderr, "bench_ingest: batch at row %zu failed (%s): %s\n", i,
-                                tf_pg_strerror(rc), err);
+                                tf_pg_strerror(rc), e.msg);
                         return 1;
                     }
                     lat[nlat++] = (double)(tf_mono_us() - b0) / 1000.0;

@@ -116,10 +116,11 @@ static double wait_processed(tf_processor *p, size_t n, int64_t t0, double limit
 
 static double bench_embedded(const encoded *e)
 {
+    tf_err be = {0};
     tf_config cfg;
     base_config(&cfg);
     char err[256];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &be);
     tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 200};
     tf_processor *p = bus ? tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err) : NULL;
     if (!p) {
@@ -146,10 +147,10 @@ static tf_bus *kafka_setup(const encoded *e, const char *brokers, double *bare)
     tf_config cfg;
     base_config(&cfg);
     snprintf(cfg.kafka_brokers, sizeof cfg.kafka_brokers, "%s", brokers);
-    char err[512];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_err be = {0};
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &be);
     if (!bus) {
-        fprintf(stderr, "kafka: %s\n", err);
+        fprintf(stderr, "kafka: %s\n", be.msg);
         exit(1);
     }
     int64_t t0 = tf_mono_us();
@@ -163,8 +164,7 @@ static tf_bus *kafka_setup(const encoded *e, const char *brokers, double *bare)
     /* the limit: a bare group consumer, poll only */
     char lgroup[96];
     snprintf(lgroup, sizeof lgroup, "bench-bus-limit-%d", (int)getpid());
-    tf_bus_consumer *lc = tf_bus_subscribe(bus, TF_TOPIC_TRADES, lgroup, TF_BUS_FROM_BEGINNING, NULL, NULL, err,
-                                           sizeof err);
+    tf_bus_consumer *lc = tf_bus_subscribe(bus, TF_TOPIC_TRADES, lgroup, TF_BUS_FROM_BEGINNING, NULL, NULL, &be);
     *bare = 0;
     if (lc) {
         size_t got = 0;

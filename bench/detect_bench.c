@@ -498,10 +498,11 @@ static void base_config(tf_config *cfg)
 /* Processor throughput on the embedded bus. Returns trades/s. */
 static double bench_processor(const dataset *d, const encoded *e)
 {
+    tf_err be = {0};
     tf_config cfg;
     base_config(&cfg);
     char err[256];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &be);
     tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 200};
     tf_processor *p = tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err);
     if (!p) {
@@ -535,14 +536,15 @@ static double bench_processor(const dataset *d, const encoded *e)
  * reads them from the beginning. Returns trades/s, 0 on failure. */
 static double bench_kafka(const dataset *d, const encoded *e)
 {
+    tf_err be = {0};
     tf_config cfg;
     base_config(&cfg);
     snprintf(cfg.kafka_brokers, sizeof cfg.kafka_brokers, "%s", g_kafka);
     snprintf(cfg.kafka_group, sizeof cfg.kafka_group, "bench-detect-%d", (int)getpid());
     char err[512];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &be);
     if (!bus) {
-        fprintf(stderr, "kafka: %s\n", err);
+        fprintf(stderr, "kafka: %s\n", be.msg);
         return 0;
     }
     int64_t t0 = tf_mono_us();
@@ -561,7 +563,7 @@ static double bench_kafka(const dataset *d, const encoded *e)
     /* the limit: a bare group consumer reading the same messages */
     char lgroup[96];
     snprintf(lgroup, sizeof lgroup, "bench-detect-limit-%d", (int)getpid());
-    tf_bus_consumer *lc = tf_bus_subscribe(bus, TF_TOPIC_TRADES, lgroup, TF_BUS_FROM_BEGINNING, NULL, NULL, err, sizeof err);
+    tf_bus_consumer *lc = tf_bus_subscribe(bus, TF_TOPIC_TRADES, lgroup, TF_BUS_FROM_BEGINNING, NULL, NULL, &be);
     double limit = 0;
     if (lc) {
         size_t got = 0;
@@ -616,10 +618,10 @@ static double bench_bus_limit(const dataset *d, const encoded *e)
 {
     tf_config cfg;
     base_config(&cfg);
-    char err[256];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_err be = {0};
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &be);
     tf_bus_consumer *c = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "limit", TF_BUS_DURABLE | TF_BUS_FROM_BEGINNING, NULL,
-                                          NULL, err, sizeof err);
+                                          NULL, &be);
     producer pr = {.bus = bus, .e = e, .d = d};
     int64_t t0 = tf_mono_us();
     pthread_t th;
@@ -808,6 +810,7 @@ static int cmp_dbl(const void *a, const void *b)
 /* Returns p99 latency in ms. */
 static double bench_sse(void)
 {
+    tf_err be = {0};
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -824,7 +827,7 @@ static double bench_sse(void)
     cfg.process_out_of_order_ms = 100;
     char err[512];
     tf_metrics *m = tf_metrics_new();
-    tf_bus *bus = tf_bus_new(&cfg, m, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, m, &be);
     tf_server *srv = tf_server_new(NULL, &cfg, m, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "server: %s\n", err);

@@ -32,6 +32,7 @@
 
 int main(int argc, char **argv)
 {
+    tf_err e = {0};
     tf_config cfg;
     const char *pos[4];
     int npos = 0;
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
     tf_health *hl = NULL;
     tf_cdc *cdc = NULL;
     tf_bus_consumer *stalled = NULL;
-    bus = tf_bus_new(&cfg, m, err, sizeof err);
+    bus = tf_bus_new(&cfg, m, &e);
     if (!bus) goto fail;
     s = tf_server_new(NULL, &cfg, m, err, sizeof err);
     if (!s) goto fail;
@@ -62,11 +63,11 @@ int main(int argc, char **argv)
     ws = tf_ws_attach(s, bus, &cfg, m, err, sizeof err);
     if (!ws) goto fail;
     if (getenv("WSPIPE_STALL_DURABLE") && !strcmp(getenv("WSPIPE_STALL_DURABLE"), "1")) {
-        stalled = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "stalled", TF_BUS_DURABLE, NULL, NULL, err, sizeof err);
+        stalled = tf_bus_subscribe(bus, TF_TOPIC_TRADES, "stalled", TF_BUS_DURABLE, NULL, NULL, &e);
         if (!stalled) goto fail;
     }
     if (cfg.cdc_enabled) {
-        cdc = tf_cdc_start(&cfg, bus, m, err, sizeof err);
+        cdc = tf_cdc_start(&cfg, bus, m, &e);
         if (!cdc) goto fail;
     }
     if (tf_server_listen(s, err, sizeof err) < 0) goto fail;

@@ -35,10 +35,10 @@ static tf_bus *new_bus(int cap)
     tf_config_defaults(&cfg);
     cfg.kafka_brokers[0] = '\0';
     cfg.bus_capacity = cap;
-    char err[256];
-    tf_bus *b = tf_bus_new(&cfg, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus *b = tf_bus_new(&cfg, NULL, &e);
     if (!b)
-        fprintf(stderr, "tf_bus_new: %s\n", err);
+        fprintf(stderr, "tf_bus_new: %s\n", e.msg);
     return b;
 }
 
@@ -56,13 +56,12 @@ static void test_basic(void)
     tf_bus *b = new_bus(8);
     TF_CHECK(b != NULL);
     TF_EQ_STR(tf_bus_kind(b), "embedded");
-    char err[128];
-    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, err,
-                                          sizeof(err));
-    tf_bus_consumer *s = tf_bus_subscribe(b, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, &e);
+    tf_bus_consumer *s = tf_bus_subscribe(b, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, &e);
     TF_CHECK(d && s);
-    TF_CHECK(tf_bus_subscribe(b, "nope", NULL, 0, NULL, NULL, err, sizeof(err)) == NULL);
-    TF_CHECK(strstr(err, "nope") != NULL);
+    TF_CHECK(tf_bus_subscribe(b, "nope", NULL, 0, NULL, NULL, &e) == NULL);
+    TF_CHECK(strstr(e.msg, "nope") != NULL);
     TF_EQ_INT(tf_bus_produce(b, "nope", "k", 1, "v", 1, 0, 0, NULL, NULL, NULL, 0), TF_BUS_EINVAL);
 
     for (int i = 1; i <= 3; i++)
@@ -115,10 +114,9 @@ static void test_backpressure_and_skip(void)
     memset(delivered, 0, sizeof(delivered));
     memset(errs, 0, sizeof(errs));
     tf_bus *b = new_bus(4);
-    char err[128];
-    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, err,
-                                          sizeof(err));
-    tf_bus_consumer *s = tf_bus_subscribe(b, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, &e);
+    tf_bus_consumer *s = tf_bus_subscribe(b, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, &e);
     for (int i = 1; i <= 4; i++)
         TF_EQ_INT(produce(b, i, 0), 0);
     /* Full, nothing delivered: the producer must wait, not grow. */
@@ -146,12 +144,12 @@ static void test_backpressure_and_skip(void)
     tf_bus_consumer_close(d);
     /* d closed: everything delivered; produce more then free with a new
      * durable consumer holding them: they are failed with ECLOSED once. */
-    d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, err, sizeof(err));
+    d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, &e);
     TF_EQ_INT(produce(b, 7, 0), 0);
     TF_EQ_INT(delivered[7], 0);
     tf_bus_consumer_close(d);
     TF_EQ_INT(delivered[7], 1);
-    d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, err, sizeof(err));
+    d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "proc", TF_BUS_DURABLE, NULL, NULL, &e);
     TF_EQ_INT(produce(b, 8, 0), 0);
     tf_bus_consumer_close(d);
     tf_bus_free(b);
@@ -166,9 +164,8 @@ static void test_from_beginning(void)
     memset(delivered, 0, sizeof(delivered));
     memset(errs, 0, sizeof(errs));
     tf_bus *b = new_bus(4);
-    char err[128];
-    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_ANOMALIES, "p", TF_BUS_DURABLE, NULL, NULL, err,
-                                          sizeof(err));
+    tf_err e = {0};
+    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_ANOMALIES, "p", TF_BUS_DURABLE, NULL, NULL, &e);
     TF_EQ_INT(tf_bus_produce(b, TF_TOPIC_ANOMALIES, "X", 1, "{}", 2, 0, 0, on_delivery, NULL,
                              (void *)(intptr_t)1, 0),
               0);
@@ -177,7 +174,7 @@ static void test_from_beginning(void)
     TF_EQ_INT(tf_bus_poll(d, 0, &m), 1);
     TF_EQ_INT(m->value_len, 2);
     tf_bus_consumer *late = tf_bus_subscribe(b, TF_TOPIC_ANOMALIES, NULL, TF_BUS_FROM_BEGINNING, NULL,
-                                             NULL, err, sizeof(err));
+                                             NULL, &e);
     TF_EQ_INT(tf_bus_poll(late, 0, &m), 1);
     TF_EQ_INT(m->offset, 0);
     tf_bus_consumer_close(late);
@@ -222,9 +219,8 @@ static void *producer(void *arg)
 static void test_threads(void)
 {
     tf_bus *b = new_bus(16);
-    char err[128];
-    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "p", TF_BUS_DURABLE, on_rebalance, NULL,
-                                          err, sizeof(err));
+    tf_err e = {0};
+    tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "p", TF_BUS_DURABLE, on_rebalance, NULL, &e);
     pthread_t th;
     pthread_create(&th, NULL, producer, b);
     int next = 0, bad = 0;

@@ -67,21 +67,21 @@ static void offline(void)
 {
     tf_config cfg;
     tf_config_defaults(&cfg);
-    char err[512];
+    tf_err e = {0};
     snprintf(cfg.kafka_brokers, sizeof(cfg.kafka_brokers), "127.0.0.1:1");
     snprintf(cfg.kafka_compression, sizeof(cfg.kafka_compression), "bogus");
-    TF_CHECK(tf_bus_new(&cfg, NULL, err, sizeof(err)) == NULL);
-    TF_CHECK(strstr(err, "compression") != NULL);
+    TF_CHECK(tf_bus_new(&cfg, NULL, &e) == NULL);
+    TF_CHECK(strstr(e.msg, "compression") != NULL);
 
     snprintf(cfg.kafka_compression, sizeof(cfg.kafka_compression), "lz4");
-    tf_bus *b = tf_bus_new(&cfg, NULL, err, sizeof(err));
+    tf_bus *b = tf_bus_new(&cfg, NULL, &e);
     TF_CHECK(b != NULL);
     if (!b)
         return;
     TF_EQ_STR(tf_bus_kind(b), "kafka");
-    char msg[512];
-    TF_EQ_INT(tf_bus_status(b, msg, sizeof(msg)), TF_BUS_ERR);
-    TF_CHECK(strstr(msg, "unreachable") != NULL);
+    TF_EQ_INT(tf_bus_status(b, &e), TF_BUS_ERR);
+    TF_CHECK(strstr(e.msg, "unreachable") != NULL);
+    TF_EQ_INT(e.cls, TF_ERECONNECT); /* librdkafka reconnects: not fatal */
     TF_EQ_INT(tf_bus_produce(b, "nope", "k", 1, "v", 1, 0, 0, NULL, NULL, NULL, 0), TF_BUS_EINVAL);
     TF_EQ_INT(tf_bus_produce(b, TF_TOPIC_SIGNALS, "k", 1, "{}", 2, 5, 6, on_delivery, NULL, NULL, 0), 0);
     TF_EQ_INT(tf_bus_flush(b, 100), TF_BUS_ETIMEDOUT);
@@ -97,15 +97,14 @@ static void online(const char *brokers)
     tf_config cfg;
     tf_config_defaults(&cfg);
     snprintf(cfg.kafka_brokers, sizeof(cfg.kafka_brokers), "%s", brokers);
-    char err[512];
-    tf_bus *b = tf_bus_new(&cfg, NULL, err, sizeof(err));
+    tf_err e = {0};
+    tf_bus *b = tf_bus_new(&cfg, NULL, &e);
     TF_CHECK(b != NULL);
     if (!b) {
-        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "%s\n", e.msg);
         return;
     }
-    char msg[512];
-    TF_EQ_INT(tf_bus_status(b, msg, sizeof(msg)), 0);
+    TF_EQ_INT(tf_bus_status(b, &e), 0);
     /* a unique key so reruns against the same broker can tell their messages */
     char key[32];
     snprintf(key, sizeof(key), "T%lld", (long long)(tf_now_us() % 1000000000));
@@ -122,8 +121,7 @@ static void online(const char *brokers)
     TF_EQ_INT(atomic_load(&err_cb), 0);
 
     /* every partition, no group, from the beginning */
-    tf_bus_consumer *all = tf_bus_subscribe(b, TF_TOPIC_SIGNALS, NULL, TF_BUS_FROM_BEGINNING, on_rebalance, NULL,
-                                            err, sizeof(err));
+    tf_bus_consumer *all = tf_bus_subscribe(b, TF_TOPIC_SIGNALS, NULL, TF_BUS_FROM_BEGINNING, on_rebalance, NULL, &e);
     TF_CHECK(all != NULL);
     int got = 0, in_order = 1, headers_ok = 1;
     int32_t part = -1;
@@ -185,7 +183,7 @@ static void online(const char *brokers)
     for (int round = 0; round < 2; round++) {
         assigned_calls = 0;
         tf_bus_consumer *g = tf_bus_subscribe(b, TF_TOPIC_SIGNALS, group, TF_BUS_FROM_BEGINNING, on_rebalance,
-                                              NULL, err, sizeof(err));
+                                              NULL, &e);
         TF_CHECK(g != NULL);
         int seen = 0, first_i = -1;
         deadline = tf_mono_us() + 30 * 1000000LL;

@@ -61,32 +61,32 @@ static void test_encode(void)
 
 static void test_check_row(void)
 {
-    char err[128];
+    tf_err e = {0};
     tf_trade ok = mk("005930", "KOSPI", 'S', 1, 1, 0);
-    TF_EQ_INT(tf_copy_check_row(&ok, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_check_row(&ok, &e), 0);
     tf_trade t = ok;
     snprintf(t.ticker, sizeof t.ticker, "aapl");
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
-    TF_CHECK(strstr(err, "ticker") != NULL);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
+    TF_CHECK(strstr(e.msg, "ticker") != NULL);
     t = ok;
     t.ticker[0] = '\0';
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
     t = ok;
     snprintf(t.market, sizeof t.market, "LSE");
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
-    TF_CHECK(strstr(err, "market_code") != NULL);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
+    TF_CHECK(strstr(e.msg, "market_code") != NULL);
     t = ok;
     t.side = 'X';
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
-    TF_CHECK(strstr(err, "trade_type") != NULL);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
+    TF_CHECK(strstr(e.msg, "trade_type") != NULL);
     t = ok;
     t.event_us = -2208988800000001LL; /* 1899 */
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
-    TF_CHECK(strstr(err, "event_time") != NULL);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
+    TF_CHECK(strstr(e.msg, "event_time") != NULL);
     t = ok;
     t.price_e4 = 1000000000000000000LL; /* 10^14 */
-    TF_EQ_INT(tf_copy_check_row(&t, err, sizeof err), -1);
-    TF_CHECK(strstr(err, "price") != NULL);
+    TF_EQ_INT(tf_copy_check_row(&t, &e), -1);
+    TF_CHECK(strstr(e.msg, "price") != NULL);
 }
 
 /* ---- against a real PostgreSQL ---- */
@@ -113,13 +113,52 @@ static int64_t count_ids(PGconn *c, int64_t lo, int64_t hi)
     return q_int(c, sql);
 }
 
-static int fail_hook(PGconn *conn, int64_t first, void *arg, char *errbuf, size_t errlen)
+static int fail_hook(PGconn *conn, int64_t first, void *arg, tf_err *e)
 {
     (void)conn;
     (void)arg;
     (void)first;
-    snprintf(errbuf, errlen, "hook says no");
-    return TF_PG_EOTHER;
+    return tf_err_setc(e, TF_EFATAL, TF_PG_EOTHER, "hook says no");
+}
+
+/* The class each failure is given where it is seen (store/pg.c), through
+ * the store API's returned tf_err: what every loop decides on. */
+static void test_classes(PGconn *c)
+{
+    tf_err e = {0};
+    /* a bad URL cannot get better; an unreachable server can */
+    TF_CHECK(tf_pg_connect("this is not a url", &e) == NULL);
+    TF_EQ_INT(e.cls, TF_EFATAL);
+    TF_CHECK(tf_pg_connect("postgresql://tickflow@127.0.0.1:1/tickflow?connect_timeout=2", &e) == NULL);
+    TF_EQ_INT(e.cls, TF_ERECONNECT);
+    TF_EQ_INT(e.code, TF_PG_ECONN);
+    /* a missing table (42P01) and a division by zero (22012): fatal, with
+     * PostgreSQL's SQLSTATE and the message text unchanged */
+    tf_err_clear(&e);
+    TF_EQ_INT(tf_pg_exec(c, "SELECT * FROM no_such_table_here", &e), TF_PG_EOTHER);
+    TF_EQ_INT(e.cls, TF_EFATAL);
+    TF_EQ_STR(e.sqlstate, "42P01");
+    TF_CHECK(strstr(e.msg, "no_such_table_here") != NULL);
+    TF_EQ_INT(tf_pg_exec(c, "SELECT 1 / 0", &e), TF_PG_EDATA);
+    TF_EQ_INT(e.cls, TF_EFATAL);
+    TF_EQ_STR(e.sqlstate, "22012");
+    /* a statement cancelled by its timeout (57014): worth trying again */
+    TF_EQ_INT(tf_pg_exec(c, "SET statement_timeout = 50; SELECT pg_sleep(2)", &e), TF_PG_EOTHER);
+    TF_EQ_INT(e.cls, TF_ERETRY);
+    TF_EQ_STR(e.sqlstate, "57014");
+    TF_EQ_INT(tf_pg_exec(c, "RESET statement_timeout", NULL), 0);
+    /* a backend terminated under us (57P01 / connection gone): reconnect */
+    PGconn *victim = tf_pg_connect(url, &e);
+    TF_CHECK(victim != NULL);
+    if (victim) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(victim));
+        TF_EQ_INT(tf_pg_exec(c, sql, &e), 0);
+        tf_err_clear(&e);
+        TF_EQ_INT(tf_pg_exec(victim, "SELECT 1", &e), TF_PG_ECONN);
+        TF_EQ_INT(e.cls, TF_ERECONNECT);
+        PQfinish(victim);
+    }
 }
 
 struct writer_arg {
@@ -130,8 +169,8 @@ struct writer_arg {
 static void *writer_thread(void *p)
 {
     struct writer_arg *a = p;
-    char err[256];
-    tf_copy *w = tf_copy_new(url, NULL, err, sizeof err);
+    tf_err e = {0};
+    tf_copy *w = tf_copy_new(url, NULL, &e);
     if (!w) {
         a->rc = -100;
         return NULL;
@@ -140,38 +179,41 @@ static void *writer_thread(void *p)
     for (int i = 0; i < 500; i++)
         rows[i] = mk("MSFT", "NASDAQ", 'B', 4000000 + i, 1 + i, tf_now_us() - 1000 + i);
     for (int b = 0; b < 20 && a->rc == 0; b++)
-        a->rc = tf_copy_write(w, rows, 500, NULL, NULL, &a->first[b], &a->last[b], err, sizeof err);
+        a->rc = tf_copy_write(w, rows, 500, NULL, NULL, &a->first[b], &a->last[b], &e);
     tf_copy_free(w);
     return NULL;
 }
 
 static void test_db(void)
 {
-    char err[512];
+    tf_err e = {0};
     /* bad URL, unreachable server */
-    tf_copy *bad = tf_copy_new("this is not a url", NULL, err, sizeof err);
+    tf_copy *bad = tf_copy_new("this is not a url", NULL, &e);
     TF_CHECK(bad == NULL);
-    TF_CHECK(strstr(err, "bad PostgreSQL URL") != NULL);
-    bad = tf_copy_new("postgresql://tickflow@127.0.0.1:1/tickflow", NULL, err, sizeof err);
+    TF_CHECK(strstr(e.msg, "bad PostgreSQL URL") != NULL);
+    TF_EQ_INT(e.cls, TF_EFATAL);
+    bad = tf_copy_new("postgresql://tickflow@127.0.0.1:1/tickflow", NULL, &e);
     TF_CHECK(bad == NULL);
-    TF_CHECK(strstr(err, "cannot connect") != NULL);
+    TF_CHECK(strstr(e.msg, "cannot connect") != NULL);
 
-    PGconn *c = tf_pg_connect(url, err, sizeof err);
+    PGconn *c = tf_pg_connect(url, &e);
     TF_CHECK(c != NULL);
     if (!c)
         return;
     tf_config cfg;
     tf_config_defaults(&cfg);
-    int mrc = tf_schema_migrate(c, &cfg, NULL, err, sizeof err);
+    int mrc = tf_schema_migrate(c, &cfg, NULL, &e);
     TF_EQ_INT(mrc, 0);
     if (mrc) {
-        fprintf(stderr, "migrate: %s\n", err);
+        fprintf(stderr, "migrate: %s\n", e.msg);
         PQfinish(c);
         return;
     }
 
+    test_classes(c);
+
     tf_metrics *m = tf_metrics_new();
-    tf_copy *w = tf_copy_new(url, m, err, sizeof err);
+    tf_copy *w = tf_copy_new(url, m, &e);
     TF_CHECK(w != NULL);
     if (!w) {
         PQfinish(c);
@@ -186,7 +228,7 @@ static void test_db(void)
         mk("BRK.A", "NYSE", 'S', 1, 1, 1795426200123458LL),
         mk("A-B", "KOSDAQ", 'B', 123456789, 42, 1795426200123459LL),
     };
-    TF_EQ_INT(tf_copy_write(w, rows, 4, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, rows, 4, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(last - first, 3);
     char sql[512];
     snprintf(sql, sizeof sql,
@@ -214,8 +256,8 @@ static void test_db(void)
     tf_trade odd[3] = {mk("NULL", "NYSE", 'B', 10000, 1, 1795426260000000LL),
                        mk("NULL", "NYSE", 'B', 10000, 1, 1795426319999999LL),
                        mk("PRE", "NYSE", 'B', 10000, 1, -310389903210988LL)};
-    TF_EQ_INT(tf_copy_write(w, odd, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
-    TF_EQ_INT(tf_copy_write(w, odd + 2, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, odd, 2, NULL, NULL, &first, &last, &e), 0);
+    TF_EQ_INT(tf_copy_write(w, odd + 2, 1, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker = 'NULL'"
                        " AND bucket = '2026-11-23 09:31:00+00'"), 1);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker = 'PRE'"
@@ -227,7 +269,7 @@ static void test_db(void)
     for (int i = 0; i < 4320; i++)
         wide[i] = mk(i % 3 == 0 ? "W1" : i % 3 == 1 ? "W2" : "W3", "NYSE", 'B', 10000, 1,
                      1795392000000000LL + (int64_t)(i / 3) * 60000000LL + 7);
-    TF_EQ_INT(tf_copy_write(w, wide, 4320, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, wide, 4320, NULL, NULL, &first, &last, &e), 0);
     free(wide);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_bars_dirty WHERE ticker LIKE 'W_'"), 4320);
 
@@ -235,7 +277,7 @@ static void test_db(void)
     tf_trade old[2] = {mk("IBM", "NYSE", 'B', 1234500, 10, -616850703210988LL),
                        mk("IBM", "NYSE", 'S', 1234600, 10, -616850703210988LL + 86400000000LL)};
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'stock_trades_p19500615'"), 0);
-    TF_EQ_INT(tf_copy_write(w, old, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, old, 2, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM pg_class WHERE relname IN"
                        " ('stock_trades_p19500615', 'stock_trades_p19500616')"), 2);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE event_time < '1951-01-01'"), 2);
@@ -246,15 +288,18 @@ static void test_db(void)
     for (int i = 0; i < 5; i++)
         five[i] = mk("NVDA", "NASDAQ", 'B', 1000000, 5, tf_now_us() + i);
     five[3].quantity = 0;
-    int rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err);
+    int rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, &e);
     TF_EQ_INT(rc, TF_PG_ECONSTRAINT);
-    TF_CHECK(strstr(err, "stock_trades_quantity_positive") != NULL);
+    TF_EQ_INT(e.cls, TF_EFATAL); /* bad rows: the same batch fails again */
+    TF_EQ_STR(e.sqlstate, "23514");
+    TF_EQ_INT(e.code, TF_PG_ECONSTRAINT);
+    TF_CHECK(strstr(e.msg, "stock_trades_quantity_positive") != NULL);
     TF_EQ_INT(count_ids(c, seq_before + 1, seq_before + 5), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 0);
     five[3].quantity = 5;
     five[1].price_e4 = -5;
-    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), TF_PG_ECONSTRAINT);
-    TF_CHECK(strstr(err, "stock_trades_price_positive") != NULL);
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, &e), TF_PG_ECONSTRAINT);
+    TF_CHECK(strstr(e.msg, "stock_trades_price_positive") != NULL);
     five[1].price_e4 = 5;
 
     /* a big batch failing early: the server stops reading mid-stream */
@@ -262,29 +307,30 @@ static void test_db(void)
     for (int i = 0; i < 50000; i++)
         big[i] = mk("NVDA", "NASDAQ", 'S', 1000000 + i, 1 + i, tf_now_us() + i);
     big[5].quantity = -1;
-    TF_EQ_INT(tf_copy_write(w, big, 50000, NULL, NULL, &first, &last, err, sizeof err), TF_PG_ECONSTRAINT);
+    TF_EQ_INT(tf_copy_write(w, big, 50000, NULL, NULL, &first, &last, &e), TF_PG_ECONSTRAINT);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 0);
     free(big);
 
     /* a row we refuse to send */
     snprintf(five[2].ticker, sizeof five[2].ticker, "bad ticker");
-    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), TF_PG_EINVAL);
-    TF_CHECK(strstr(err, "row 2") != NULL && strstr(err, "ticker") != NULL);
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, &e), TF_PG_EINVAL);
+    TF_EQ_INT(e.cls, TF_EFATAL);
+    TF_CHECK(strstr(e.msg, "row 2") != NULL && strstr(e.msg, "ticker") != NULL);
     snprintf(five[2].ticker, sizeof five[2].ticker, "NVDA");
-    TF_EQ_INT(tf_copy_write(w, five, 0, NULL, NULL, &first, &last, err, sizeof err), TF_PG_EINVAL);
+    TF_EQ_INT(tf_copy_write(w, five, 0, NULL, NULL, &first, &last, &e), TF_PG_EINVAL);
 
     /* missing partition (automatic creation off): the row lands in the
      * default partition (migration 12), as any writer's would */
     tf_copy_set_auto_partition(w, 0);
     tf_trade future = mk("NVDA", "NASDAQ", 'B', 1000000, 5, 4102444800000000LL + 3600000000LL); /* 2100 */
-    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades_default WHERE ticker = 'NVDA'"), 1);
     TF_EQ_INT(q_int(c, "WITH d AS (DELETE FROM stock_trades_default RETURNING 1) SELECT count(*) FROM d"), 1);
     tf_copy_set_auto_partition(w, 1);
-    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, &future, 1, NULL, NULL, &first, &last, &e), 0);
 
     /* the in-transaction hook fails: the rows roll back with it */
-    TF_EQ_INT(tf_copy_write(w, five, 5, fail_hook, NULL, &first, &last, err, sizeof err), TF_PG_EOTHER);
+    TF_EQ_INT(tf_copy_write(w, five, 5, fail_hook, NULL, &first, &last, &e), TF_PG_EOTHER);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 1);
 
     /* connection killed under the writer: classified, nothing half-written,
@@ -294,10 +340,11 @@ static void test_db(void)
     snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", (long long)pid);
     TF_EQ_INT(q_int(c, sql), 1);
     seq_before = q_int(c, "SELECT last_value FROM stock_trades_id_seq");
-    rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err);
+    rc = tf_copy_write(w, five, 5, NULL, NULL, &first, &last, &e);
     TF_EQ_INT(rc, TF_PG_ECONN);
+    TF_EQ_INT(e.cls, TF_ERECONNECT);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 1);
-    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, five, 5, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'NVDA'"), 6);
 
     /* every committed trade's bucket is marked, and nothing a failed batch
@@ -313,15 +360,15 @@ static void test_db(void)
     int64_t now = tf_now_us();
     tf_trade past[2] = {mk("OLD", "NYSE", 'B', 10000, 1, now - 10 * 86400000000LL),
                         mk("OLD", "NYSE", 'B', 10000, 1, now - 2 * 86400000000LL)};
-    TF_EQ_INT(tf_copy_write(w, past, 2, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, past, 2, NULL, NULL, &first, &last, &e), 0);
     int dropped = -1;
-    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
+    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, &e), 0);
     TF_CHECK(dropped >= 3); /* 10 days ago, the 1950s and 1960 */
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'OLD'"), 1);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE event_time < '1951-01-01'"), 0);
-    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, err, sizeof err), 0);
+    TF_EQ_INT(tf_partitions_retain(c, 5, now, &dropped, &e), 0);
     TF_EQ_INT(dropped, 0);
-    TF_EQ_INT(tf_copy_write(w, past, 1, NULL, NULL, &first, &last, err, sizeof err), 0);
+    TF_EQ_INT(tf_copy_write(w, past, 1, NULL, NULL, &first, &last, &e), 0);
     TF_EQ_INT(q_int(c, "SELECT count(*) FROM stock_trades WHERE ticker = 'OLD'"), 2);
 
     /* metrics counted */

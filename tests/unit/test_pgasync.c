@@ -57,8 +57,8 @@ static void test_refused(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    char err[256];
-    tf_pga *p = tf_pga_new(&loop, REFUSED, "-c jit=off", 2, err, sizeof err);
+    tf_err e = {0};
+    tf_pga *p = tf_pga_new(&loop, REFUSED, "-c jit=off", 2, &e);
     TF_CHECK(p != NULL);
     if (!p) return;
     TF_EQ_INT(tf_pga_healthy(p), 0);
@@ -93,8 +93,8 @@ static void test_free_answers_waiters(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    char err[256];
-    tf_pga *p = tf_pga_new(&loop, REFUSED, NULL, 1, err, sizeof err);
+    tf_err e = {0};
+    tf_pga *p = tf_pga_new(&loop, REFUSED, NULL, 1, &e);
     TF_CHECK(p != NULL);
     if (!p) return;
     got a = {0}, b = {0}, l = {0};

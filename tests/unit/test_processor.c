@@ -99,6 +99,7 @@ static int produce(tf_bus *bus, const tf_trade *t)
  * went out: the bar comes again, revised, with the trade in it. */
 static void late_bar(void)
 {
+    tf_err e = {0};
     tf_config cfg;
     tf_config_defaults(&cfg);
     cfg.kafka_brokers[0] = 0;
@@ -106,7 +107,7 @@ static void late_bar(void)
     cfg.process_out_of_order_ms = 200;
     cfg.process_allowed_lateness_ms = 120000;
     char err[256];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &e);
     tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 60000, .on_bar = on_bar};
     tf_processor *p = bus ? tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err) : NULL;
     TF_CHECK(p != NULL);
@@ -148,6 +149,7 @@ static void late_bar(void)
 
 int main(void)
 {
+    tf_err e = {0};
     late_bar();
     nbars = bar_calls = 0;
     atomic_store(&delivered, 0);
@@ -159,10 +161,10 @@ int main(void)
     cfg.process_allowed_lateness_ms = 1000;
     cfg.bus_capacity = 4096;
     char err[256];
-    tf_bus *bus = tf_bus_new(&cfg, NULL, err, sizeof err);
+    tf_bus *bus = tf_bus_new(&cfg, NULL, &e);
     TF_CHECK(bus != NULL);
     if (!bus) TF_TEST_MAIN_END();
-    tf_bus_consumer *ac = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, NULL, 0, NULL, NULL, err, sizeof err);
+    tf_bus_consumer *ac = tf_bus_subscribe(bus, TF_TOPIC_ANOMALIES, NULL, 0, NULL, NULL, &e);
     tf_processor_opts o = {.durable = 1, .from_beginning = 1, .idle_flush_ms = 100, .on_anomaly = on_anomaly,
                            .on_bar = on_bar};
     tf_processor *p = tf_processor_start_opts(&cfg, bus, NULL, &o, err, sizeof err);

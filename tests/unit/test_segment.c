@@ -43,8 +43,8 @@ static int rows_equal(const tf_seg_row *a, const tf_seg_row *b, size_t n)
 static long decode_all(const uint8_t *buf, size_t len, tf_seg_row *out, size_t cap, size_t block)
 {
     tf_seg_reader r;
-    char err[160];
-    if (tf_seg_open(&r, buf, len, err, sizeof err) != 0)
+    tf_err e = {0};
+    if (tf_seg_open(&r, buf, len, &e) != 0)
         return -1;
     size_t n = 0;
     for (;;) {
@@ -66,10 +66,10 @@ static void roundtrip(const char *what, const tf_seg_row *rows, size_t n, int pr
     size_t cap = tf_seg_bound(n);
     uint8_t *buf = malloc(cap), *buf2 = malloc(cap);
     tf_seg_row *out = malloc((n ? n : 1) * sizeof *out);
-    char err[160];
+    tf_err e = {0};
     tf_seg_info info;
-    size_t len = tf_seg_encode(rows, n, buf, cap, &info, err, sizeof err);
-    if (len == 0) fprintf(stderr, "%s: %s\n", what, err);
+    size_t len = tf_seg_encode(rows, n, buf, cap, &info, &e);
+    if (len == 0) fprintf(stderr, "%s: %s\n", what, e.msg);
     TF_CHECK(len >= TF_SEG_HEADER);
     TF_EQ_INT(info.count, n);
     size_t blocks[] = {1, 3, 64, n ? n : 1};
@@ -80,7 +80,7 @@ static void roundtrip(const char *what, const tf_seg_row *rows, size_t n, int pr
         TF_EQ_INT(got, (long)n);
         if (got == (long)n) TF_CHECK(rows_equal(rows, out, n));
     }
-    size_t len2 = tf_seg_encode(out, n, buf2, cap, NULL, err, sizeof err);
+    size_t len2 = tf_seg_encode(out, n, buf2, cap, NULL, &e);
     TF_CHECK(len2 == len && memcmp(buf, buf2, len) == 0);
     if (prefixes) {
         int bad = 0;
@@ -198,8 +198,8 @@ static void test_corrupt(void)
     tf_seg_row r[20];
     fill(r, 20, 1000, 1, 1700000000000000LL, 1500, 777700, 200);
     uint8_t buf[2048], b[2048];
-    char err[160];
-    size_t len = tf_seg_encode(r, 20, buf, sizeof buf, NULL, err, sizeof err);
+    tf_err e = {0};
+    size_t len = tf_seg_encode(r, 20, buf, sizeof buf, NULL, &e);
     TF_CHECK(len > 0 && accepts(buf, len));
     int bad = 0;
     for (size_t i = 0; i < len * 8; i++) { /* every single-bit flip */
@@ -254,25 +254,25 @@ static void test_corrupt(void)
     TF_CHECK(!accepts(b, len + 1));
     /* rows out of order: second row's time delta made negative via the ids' room */
     tf_seg_row u[2] = {{5, 100, 1, 1, 'B'}, {4, 100, 1, 1, 'B'}};
-    TF_EQ_INT(tf_seg_encode(u, 2, b, sizeof b, NULL, err, sizeof err), 0);
+    TF_EQ_INT(tf_seg_encode(u, 2, b, sizeof b, NULL, &e), 0);
     u[1].id = 6;
     u[1].side = 'X';
-    TF_EQ_INT(tf_seg_encode(u, 2, b, sizeof b, NULL, err, sizeof err), 0);
+    TF_EQ_INT(tf_seg_encode(u, 2, b, sizeof b, NULL, &e), 0);
     u[1].side = 'S';
-    TF_CHECK(tf_seg_encode(u, 2, b, sizeof b, NULL, err, sizeof err) > 0);
-    TF_EQ_INT(tf_seg_encode(u, 2, b, 10, NULL, err, sizeof err), 0); /* cap too small */
+    TF_CHECK(tf_seg_encode(u, 2, b, sizeof b, NULL, &e) > 0);
+    TF_EQ_INT(tf_seg_encode(u, 2, b, 10, NULL, &e), 0); /* cap too small */
     /* rows (100,5) (101,4) (101,6) with the second time delta rewritten
      * from +1 to 0 (CRC fixed): (100,4) after (100,5) must be rejected as
      * out of order, on that row */
     tf_seg_row v[3] = {{5, 100, 1, 1, 'B'}, {4, 101, 1, 1, 'B'}, {6, 101, 1, 1, 'B'}};
-    size_t vl = tf_seg_encode(v, 3, b, sizeof b, NULL, err, sizeof err);
+    size_t vl = tf_seg_encode(v, 3, b, sizeof b, NULL, &e);
     size_t toff = TF_SEG_HEADER + (b[44] | (size_t)b[45] << 8);
     TF_EQ_INT(b[toff + 2], 2); /* after zigzag(100) = C8 01: zigzag(+1) */
     b[toff + 2] = 0;
     refix_crc(b, vl);
     tf_seg_reader rd;
     tf_seg_row out[3];
-    TF_EQ_INT(tf_seg_open(&rd, b, vl, err, sizeof err), 0);
+    TF_EQ_INT(tf_seg_open(&rd, b, vl, &e), 0);
     TF_EQ_INT(tf_seg_next(&rd, out, 3), -1);
     TF_CHECK(strstr(rd.err, "ordered") != NULL);
     TF_EQ_INT(tf_seg_next(&rd, out, 3), -1); /* stays failed */

@@ -101,8 +101,8 @@ static void build(void)
             s->first_id = rows[i].id;
             size_t cap = tf_seg_bound((size_t)n);
             s->data = malloc(cap);
-            char err[128];
-            s->len = tf_seg_encode(rows + i, (size_t)n, s->data, cap, NULL, err, sizeof err);
+            tf_err e = {0};
+            s->len = tf_seg_encode(rows + i, (size_t)n, s->data, cap, NULL, &e);
             TF_CHECK(s->len > 0);
             i += n;
         }
@@ -119,7 +119,7 @@ static void free_segs(void)
 /* Merges with bounds [lo, hi) pushing random batches; compares with all[]. */
 static void merge_check(int64_t lo_us, int64_t lo_id, int64_t hi_us, int64_t hi_id)
 {
-    char err[256];
+    tf_err e = {0};
     tf_seg_merge *m = tf_seg_merge_new(lo_us, lo_id, hi_us, hi_id);
     TF_CHECK(m != NULL);
     int next = 0, bad = 0;
@@ -131,7 +131,7 @@ static void merge_check(int64_t lo_us, int64_t lo_id, int64_t hi_us, int64_t hi_
     while (k0 < (size_t)NT * PER && key_lt(all[k0].us, all[k0].id, lo_us, lo_id)) k0++;
     for (;;) {
         const tf_trade *t;
-        int k = tf_seg_merge_peek(m, &t, err, sizeof err);
+        int k = tf_seg_merge_peek(m, &t, &e);
         if (k == TF_SEG_MERGE_NEED) {
             if (next >= nsegs) {
                 tf_seg_merge_end(m);
@@ -140,8 +140,7 @@ static void merge_check(int64_t lo_us, int64_t lo_id, int64_t hi_us, int64_t hi_
             int b = 1 + (int)(rnd() % 4);
             for (; b > 0 && next < nsegs; b--, next++)
                 TF_EQ_INT(tf_seg_merge_push(m, segs[next].ticker, "NYSE", segs[next].first_us,
-                                            segs[next].first_id, segs[next].data, segs[next].len,
-                                            err, sizeof err),
+                                            segs[next].first_id, segs[next].data, segs[next].len, &e),
                           0);
             if (tf_seg_merge_held(m) > held_max) held_max = tf_seg_merge_held(m);
             continue;
@@ -158,7 +157,7 @@ static void merge_check(int64_t lo_us, int64_t lo_id, int64_t hi_us, int64_t hi_
         }
         k0++;
         got++;
-        TF_EQ_INT(tf_seg_merge_pop(m, err, sizeof err), 0);
+        TF_EQ_INT(tf_seg_merge_pop(m, &e), 0);
     }
     TF_EQ_INT(bad, 0);
     TF_EQ_INT(got, want);
@@ -170,31 +169,30 @@ static void merge_check(int64_t lo_us, int64_t lo_id, int64_t hi_us, int64_t hi_
 
 static void test_refusals(void)
 {
-    char err[256];
+    tf_err e = {0};
     tf_seg_merge *m = tf_seg_merge_new(INT64_MIN, INT64_MIN, INT64_MAX, INT64_MIN);
     TF_EQ_INT(tf_seg_merge_push(m, segs[1].ticker, "NYSE", segs[1].first_us, segs[1].first_id,
-                                segs[1].data, segs[1].len, err, sizeof err),
+                                segs[1].data, segs[1].len, &e),
               0);
     /* an earlier segment after a later one: the order would be a lie */
     TF_EQ_INT(tf_seg_merge_push(m, segs[0].ticker, "NYSE", segs[0].first_us, segs[0].first_id,
-                                segs[0].data, segs[0].len, err, sizeof err),
+                                segs[0].data, segs[0].len, &e),
               -1);
-    TF_CHECK(strstr(err, "order") != NULL);
+    TF_CHECK(strstr(e.msg, "order") != NULL);
     const tf_trade *t;
-    TF_EQ_INT(tf_seg_merge_peek(m, &t, err, sizeof err), -1);
+    TF_EQ_INT(tf_seg_merge_peek(m, &t, &e), -1);
     tf_seg_merge_free(m);
     /* a corrupt segment, and a first_time that is not the data's */
     m = tf_seg_merge_new(INT64_MIN, INT64_MIN, INT64_MAX, INT64_MIN);
     uint8_t *bad = malloc(segs[2].len);
     memcpy(bad, segs[2].data, segs[2].len);
     bad[segs[2].len - 1] ^= 1;
-    TF_EQ_INT(tf_seg_merge_push(m, "X", "NYSE", segs[2].first_us, segs[2].first_id, bad, segs[2].len,
-                                err, sizeof err),
+    TF_EQ_INT(tf_seg_merge_push(m, "X", "NYSE", segs[2].first_us, segs[2].first_id, bad, segs[2].len, &e),
               -1);
     tf_seg_merge_free(m);
     m = tf_seg_merge_new(INT64_MIN, INT64_MIN, INT64_MAX, INT64_MIN);
     TF_EQ_INT(tf_seg_merge_push(m, "X", "NYSE", segs[2].first_us - 1, segs[2].first_id, segs[2].data,
-                                segs[2].len, err, sizeof err),
+                                segs[2].len, &e),
               -1);
     tf_seg_merge_free(m);
     free(bad);
