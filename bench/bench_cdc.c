@@ -15,6 +15,12 @@
  *       and measures now - source.ts_ms (PostgreSQL's commit timestamp, ms
  *       resolution: the figure is conservative by up to 1 ms). Prints
  *       "latency_ms p50 <x> p99 <y> max <z> events <n>".
+ *
+ *   bench_cdc encode N
+ *       The CPU cost of the encoder alone (no PostgreSQL, no bus): N
+ *       INSERT envelopes + ticker keys of a stock_trades row as pgoutput
+ *       sends it (text values, "+00" timestamps). Prints
+ *       "encode events <n> ns_per_event <x> bytes <envelope length>".
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,6 +36,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "event/dbz.h"
 #include "store/copy.h"
 
 typedef struct consumer_arg {
@@ -228,6 +235,47 @@ static int latency(const char *url, int rate, int seconds)
     return n >= written ? 0 : 1;
 }
 
+static int encode(long n)
+{
+    static const tf_dbz_col cols[] = {{"id", 20},    {"ticker", 25},   {"market_code", 25}, {"trade_type", 25},
+                                      {"price", 1700}, {"quantity", 20}, {"event_time", 1184}};
+    enum { ROWS = 1024 }; /* distinct rows, formatted before timing starts */
+    static char text[ROWS][4][40];
+    static tf_dbz_val v[ROWS][7];
+    int64_t base_us = tf_now_us();
+    for (int i = 0; i < ROWS; i++) {
+        char *id = text[i][0], *price = text[i][1], *qty = text[i][2], *ts = text[i][3];
+        size_t idn = (size_t)snprintf(id, 40, "%d", 1000000 + i);
+        size_t pn = (size_t)snprintf(price, 40, "%d.%04d", 100 + i % 900, i * 7 % 10000);
+        size_t qn = (size_t)snprintf(qty, 40, "%d", 1 + i % 5000);
+        size_t k = tf_fmt_iso_us(base_us + i * 997, ts); /* ...T09:30:00.123456Z -> pgoutput's text */
+        ts[10] = ' ';
+        memcpy(ts + k - 1, "+00", 4);
+        tf_dbz_val row[7] = {{'t', id, idn},    {'t', "AAPL", 4}, {'t', "NASDAQ", 6}, {'t', "BUY", 3},
+                             {'t', price, pn},  {'t', qty, qn},   {'t', ts, k + 2}};
+        memcpy(v[i], row, sizeof row);
+    }
+    tf_sbuf buf = {0}, key = {0};
+    int64_t t0 = tf_mono_us();
+    for (long i = 0; i < n; i++) {
+        tf_dbz_row row = {7, v[i % ROWS]};
+        int64_t us = base_us + i;
+        tf_dbz_source src = {"tickflow-0.1.0", "stock", "tickflow", "public", "stock_trades", us / 1000,
+                             771 + i / 10000, (uint64_t)(24023128 + i * 150), 0, us,
+                             (uint64_t)(24023000 + i / 10000 * 1500000), us + 900};
+        if (tf_dbz_envelope(&buf, 'c', cols, 7, NULL, &row, &src, (us + 900) / 1000) < 0 ||
+            tf_dbz_key(&key, TF_DBZ_KEY_TICKER, cols, 7, &row) < 0) {
+            fprintf(stderr, "bench_cdc: encode failed\n");
+            return 1;
+        }
+    }
+    double ns = (double)(tf_mono_us() - t0) * 1000.0 / (double)n;
+    printf("encode events %ld ns_per_event %.0f bytes %zu\n", n, ns, buf.len);
+    free(buf.b);
+    free(key.b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     tf_log_set_level(TF_LOG_WARN);
@@ -235,6 +283,8 @@ int main(int argc, char **argv)
         return drain(argv[2], argv[3], atol(argv[4]), argc >= 6 ? argv[5] : NULL);
     if (argc == 5 && strcmp(argv[1], "latency") == 0)
         return latency(argv[2], atoi(argv[3]), atoi(argv[4]));
-    fprintf(stderr, "usage: bench_cdc drain URL SLOT N [BROKERS] | latency URL RATE SECONDS\n");
+    if (argc == 3 && strcmp(argv[1], "encode") == 0)
+        return encode(atol(argv[2]));
+    fprintf(stderr, "usage: bench_cdc drain URL SLOT N [BROKERS] | latency URL RATE SECONDS | encode N\n");
     return 2;
 }

@@ -8,6 +8,7 @@
  * JSON it must refuse like jansson does and the forms it refuses as
  * unsupported. And encoder -> decoder round trips.
  */
+#include <regex.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,11 +341,270 @@ static void test_encode_decode(void)
     }
 }
 
+/* ---- the encoder against a plain reference ----------------------------
+ * The encoder writes in one pass into a buffer sized up front, with its own
+ * number, string and timestamp writers. The reference below renders the
+ * same DESIGN.md section 3 envelope the obvious way (printf, a regex for
+ * JSON numbers, tf_parse_iso_us + tf_fmt_iso_us for times, tf_json_escape
+ * for every string); on random rows (control bytes, quotes, invalid UTF-8,
+ * every timestamp form and zone, extreme numbers) both must give the same
+ * bytes. Under ASan this also checks the up-front size bound. */
+
+static regex_t num_re;
+
+static void ref_str(tf_sbuf *b, const char *s, size_t n)
+{
+    char *t = malloc(6 * n + 1);
+    int w = tf_json_escape(s, n, t, 6 * n);
+    tf_sbuf_fmt(b, "\"%.*s\"", w, t);
+    free(t);
+}
+
+static void ref_value(tf_sbuf *b, uint32_t type, const tf_dbz_val *v)
+{
+    if (v->kind == 'n') {
+        tf_sbuf_str(b, "null");
+        return;
+    }
+    if (v->kind == 'u') {
+        tf_sbuf_str(b, "\"__debezium_unavailable_value\"");
+        return;
+    }
+    char *z = strndup(v->data ? v->data : "", v->len);
+    int done = 0;
+    if (v->kind == 't' && strlen(z) == v->len) {
+        if ((type == 20 || type == 21 || type == 23 || type == 26 || type == 700 || type == 701) &&
+            regexec(&num_re, z, 0, NULL, 0) == 0) {
+            tf_sbuf_str(b, z);
+            done = 1;
+        } else if (type == 16 && (!strcmp(z, "t") || !strcmp(z, "f"))) {
+            tf_sbuf_str(b, z[0] == 't' ? "true" : "false");
+            done = 1;
+        } else if (type == 1184 || type == 1114) {
+            int64_t us;
+            if (tf_parse_iso_us(v->data, v->len, &us) == 0) {
+                char iso[48];
+                ref_str(b, iso, tf_fmt_iso_us(us, iso));
+                done = 1;
+            }
+        }
+    }
+    if (!done)
+        ref_str(b, v->data, v->len);
+    free(z);
+}
+
+static void ref_row(tf_sbuf *b, const tf_dbz_col *c, const tf_dbz_row *r)
+{
+    if (!r) {
+        tf_sbuf_str(b, "null");
+        return;
+    }
+    tf_sbuf_str(b, "{");
+    for (int i = 0; i < r->ncols; i++) {
+        if (i) tf_sbuf_str(b, ",");
+        ref_str(b, c[i].name, strlen(c[i].name));
+        tf_sbuf_str(b, ":");
+        ref_value(b, c[i].type_oid, &r->v[i]);
+    }
+    tf_sbuf_str(b, "}");
+}
+
+static void ref_envelope(tf_sbuf *b, char op, const tf_dbz_col *c, const tf_dbz_row *before,
+                         const tf_dbz_row *after, const tf_dbz_source *s, int64_t now_ms)
+{
+    const char *snap = s->snapshot == 1 ? "true" : s->snapshot == 2 ? "last" : "false";
+    long long cus = s->commit_ts_us ? s->commit_ts_us : s->commit_ts_ms * 1000;
+    long long nus = s->now_us ? s->now_us : now_ms * 1000;
+    b->len = 0;
+    tf_sbuf_str(b, "{\"before\":");
+    ref_row(b, c, before);
+    tf_sbuf_str(b, ",\"after\":");
+    ref_row(b, c, after);
+    tf_sbuf_str(b, ",\"source\":{\"version\":");
+    ref_str(b, s->version, strlen(s->version));
+    tf_sbuf_str(b, ",\"connector\":\"postgresql\",\"name\":");
+    ref_str(b, s->name, strlen(s->name));
+    tf_sbuf_fmt(b, ",\"ts_ms\":%lld,\"ts_us\":%lld,\"ts_ns\":%lld000,\"snapshot\":\"%s\",\"db\":",
+                (long long)s->commit_ts_ms, cus, cus, snap);
+    ref_str(b, s->db, strlen(s->db));
+    if (s->last_commit_lsn)
+        tf_sbuf_fmt(b, ",\"sequence\":\"[\\\"%llu\\\",\\\"%llu\\\"]\"", (unsigned long long)s->last_commit_lsn,
+                    (unsigned long long)s->lsn);
+    else
+        tf_sbuf_fmt(b, ",\"sequence\":\"[null,\\\"%llu\\\"]\"", (unsigned long long)s->lsn);
+    tf_sbuf_str(b, ",\"schema\":");
+    ref_str(b, s->schema, strlen(s->schema));
+    tf_sbuf_str(b, ",\"table\":");
+    ref_str(b, s->table, strlen(s->table));
+    tf_sbuf_fmt(b, ",\"txId\":%lld,\"lsn\":%lld,\"xmin\":null},\"transaction\":null,\"op\":\"%c\","
+                   "\"ts_ms\":%lld,\"ts_us\":%lld,\"ts_ns\":%lld000}",
+                (long long)s->xid, (long long)s->lsn, op, (long long)now_ms, nus, nus);
+}
+
+static uint64_t rng = 88172645463325252ULL;
+
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static int64_t rnd_i64(void)
+{
+    switch (rnd() % 5) {
+    case 0: return 0;
+    case 1: return INT64_MIN;
+    case 2: return (int64_t)(rnd() % 1000) - 500;
+    case 3: return INT64_MAX;
+    default: return (int64_t)rnd();
+    }
+}
+
+/* A random value for a column of type oid into buf (cap 400). */
+static size_t rnd_text(uint32_t oid, char *buf)
+{
+    static const char *const nums[] = {"0", "-5", "123", "007", "1e5", "1.5e-07", "NaN", "Infinity", "-0",
+                                       "1.", "", "-", "9223372036854775807", "2E+3", "0.0", "1e"};
+    static const char *const zones[] = {"",    "+00", "-00",    "+00:00", "Z",    "z",     "+09",
+                                        "-05:30", "+0000", "+23:59", "+05:", "-00:00", "+00:01", "+1"};
+    static const char *const odd[] = {"infinity", "-infinity", "2026-01-01", "2026-01-01 10:00+00",
+                                      "0000-01-01 00:00:00+05", "9999-12-31 23:59:59.999999-05",
+                                      "2026-02-30 00:00:00+00", "2024-02-29 23:59:59.1234567891+00",
+                                      "2026-13-01 00:00:00", "2026-01-01 24:00:00+00", "2026-01-01 10:00:00.+00"};
+    switch (oid) {
+    case 20:
+    case 701: {
+        const char *s = nums[rnd() % (sizeof nums / sizeof *nums)];
+        strcpy(buf, s);
+        return strlen(s);
+    }
+    case 16: {
+        const char *s = rnd() % 3 == 0 ? "x" : rnd() % 2 ? "t" : "f";
+        strcpy(buf, s);
+        return strlen(s);
+    }
+    case 1184:
+    case 1114: {
+        if (rnd() % 8 == 0) {
+            const char *s = odd[rnd() % (sizeof odd / sizeof *odd)];
+            strcpy(buf, s);
+            return strlen(s);
+        }
+        int nf = (int)(rnd() % 10);
+        char frac[16] = "";
+        if (nf) {
+            frac[0] = rnd() % 4 ? '.' : ',';
+            for (int i = 1; i <= nf; i++) frac[i] = (char)('0' + rnd() % 10);
+            frac[nf + 1] = 0;
+        }
+        return (size_t)snprintf(buf, 400, "%04d-%02d-%02d%c%02d:%02d:%02d%s%s", (int)(rnd() % 10000),
+                                (int)(1 + rnd() % 12), (int)(1 + rnd() % 28), " Tt"[rnd() % 3], (int)(rnd() % 24),
+                                (int)(rnd() % 60), (int)(rnd() % 60), frac, zones[rnd() % (sizeof zones / sizeof *zones)]);
+    }
+    default: {
+        static const char *const bits[] = {"a", "\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80", "\xff", "\xc3", "\xed\xa0\x80", "Z", "/", "\x7f"};
+        size_t n = 0, parts = rnd() % 12;
+        if (rnd() % 20 == 0) parts = 150;
+        for (size_t i = 0; i < parts; i++) {
+            const char *b = bits[rnd() % (sizeof bits / sizeof *bits)];
+            size_t l = strlen(b);
+            memcpy(buf + n, b, l);
+            n += l;
+        }
+        if (rnd() % 10 == 0) buf[n++] = 0; /* an embedded NUL, escaped as \u0000 */
+        return n;
+    }
+    }
+}
+
+static void test_encoder_reference(void)
+{
+    TF_EQ_INT(regcomp(&num_re, "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?$", REG_EXTENDED | REG_NOSUB), 0);
+    const tf_dbz_col rc[] = {{"id", 20},    {"t\"x\\\n", 25}, {"price", 1700}, {"f", 701},
+                             {"ok", 16},    {"ts", 1184},     {"lt", 1114},    {"n\xc3\xa9", 25}};
+    enum { NC = 8 };
+    static char text[2][NC][400];
+    tf_dbz_val vals[2][NC];
+    tf_sbuf got = {0}, want = {0};
+    int mismatches = 0, keys = 0;
+    for (int it = 0; it < 20000; it++) {
+        tf_dbz_row rows[2];
+        for (int r = 0; r < 2; r++) {
+            rows[r].ncols = (int)(1 + rnd() % NC);
+            rows[r].v = vals[r];
+            for (int i = 0; i < NC; i++) {
+                int k = (int)(rnd() % 16);
+                vals[r][i].kind = k == 0 ? 'n' : k == 1 ? 'u' : k == 2 ? 'b' : 't';
+                vals[r][i].len = rnd_text(rc[i].type_oid, text[r][i]);
+                vals[r][i].data = text[r][i];
+            }
+        }
+        char sv[4][400];
+        const char *ss[4];
+        for (int i = 0; i < 4; i++) {
+            size_t n = rnd_text(25, sv[i]);
+            sv[i][n] = 0; /* C strings: up to the first NUL */
+            ss[i] = sv[i];
+        }
+        /* ms figures are multiplied by 1000 when the us field is 0 */
+        tf_dbz_source src = {rnd() % 2 ? "tickflow-0.1.0" : ss[0], ss[1], ss[2], ss[3], "stock_trades",
+                             rnd_i64() / 1000, rnd_i64(), rnd(), (int)(rnd() % 5) - 1, rnd() % 3 ? rnd_i64() : 0,
+                             rnd() % 3 ? rnd() : 0, rnd() % 3 ? rnd_i64() : 0};
+        const char op = "cudrt"[rnd() % 5];
+        const tf_dbz_row *before = rnd() % 2 ? &rows[0] : NULL, *after = rnd() % 2 ? &rows[1] : NULL;
+        int64_t now_ms = rnd_i64() / 1000;
+        TF_EQ_INT(tf_dbz_envelope(&got, op, rc, NC, before, after, &src, now_ms), 0);
+        ref_envelope(&want, op, rc, before, after, &src, now_ms);
+        if (got.len != want.len || memcmp(got.b, want.b, got.len) != 0 || got.b[got.len] != 0) {
+            if (mismatches++ < 3) fprintf(stderr, "encoder:   %s\nreference: %s\n", got.b, want.b);
+        }
+        /* the key: the reference is the {"name":value} of the key columns */
+        const tf_dbz_col kc[] = {{"id", 20}, {"ticker", 25}, {"event_time", 1184}};
+        tf_dbz_row kr = {3, vals[1] + 4}; /* ok, ts, lt as id, ticker, event_time */
+        int mode = (int)(rnd() % 2);
+        int krc = tf_dbz_key(&got, mode, kc, 3, &kr);
+        int valid = mode == TF_DBZ_KEY_TICKER ? kr.v[1].kind == 't' : kr.v[0].kind == 't' && kr.v[2].kind == 't';
+        TF_EQ_INT(krc, valid ? 0 : -1);
+        if (valid) {
+            want.len = 0;
+            tf_sbuf_str(&want, "{");
+            if (mode == TF_DBZ_KEY_PK) {
+                ref_str(&want, "id", 2);
+                tf_sbuf_str(&want, ":");
+                ref_value(&want, 20, &kr.v[0]);
+                tf_sbuf_str(&want, ",\"event_time\":");
+                ref_value(&want, 1184, &kr.v[2]);
+            } else {
+                tf_sbuf_str(&want, "\"ticker\":");
+                ref_value(&want, 25, &kr.v[1]);
+            }
+            tf_sbuf_str(&want, "}");
+            keys++;
+            if (got.len != want.len || memcmp(got.b, want.b, got.len) != 0)
+                if (mismatches++ < 3) fprintf(stderr, "key:       %s\nreference: %s\n", got.b, want.b);
+        }
+    }
+    TF_EQ_INT(mismatches, 0);
+    TF_CHECK(keys > 1000);
+    /* a row wider than the relation fails, and leaves an empty buffer */
+    tf_dbz_row wide = {NC, vals[0]};
+    tf_dbz_source src = {"v", "n", "d", "s", "t", 1, 2, 3, 0, 0, 0, 0};
+    TF_EQ_INT(tf_dbz_envelope(&got, 'c', rc, NC - 1, NULL, &wide, &src, 1), -1);
+    regfree(&num_re);
+    free(got.b);
+    free(want.b);
+}
+
 int main(void)
 {
     test_insert_envelope();
     test_roundtrip();
     test_encode_decode();
+    test_encoder_reference();
     test_valid();
     test_truncated();
     test_bad();
