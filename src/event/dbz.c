@@ -27,7 +27,7 @@
 
 /*
  * The envelope is written in one pass straight into the output buffer:
- * bound() gives an upper limit of its size, the buffer is reserved once, and
+ * an upper bound of its size is summed first, the buffer reserved once, and
  * the writers below advance a plain pointer (no per-piece capacity check,
  * no snprintf). Measured with `bench_cdc encode` (an INSERT of a pgoutput
  * trade row): the piecewise tf_sbuf_add version with snprintf'd
