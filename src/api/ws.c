@@ -245,6 +245,8 @@ struct tf_ws {
     uint64_t next_id;
     uint8_t *scratch;
     int stopping;
+    int batching;          /* in flush_dirty: counters added at its end */
+    int64_t acc_msgs[3], acc_bytes;
     int64_t nsubs;
     size_t nraw; /* clients on interval 0 (raw trades) */
     tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised, *m_future,
@@ -440,6 +442,17 @@ static void send_error(client *c, const char *code, const char *message, const c
     if (n > 0) send_text(c, buf, (size_t)n);
 }
 
+/* Adds what flush() counted to the shared metrics. */
+static void acc_commit(tf_ws *ws)
+{
+    for (int k = 0; k < 3; k++) {
+        if (ws->acc_msgs[k] && ws->m_msgs[k]) tf_metric_add(ws->m_msgs[k], ws->acc_msgs[k]);
+        ws->acc_msgs[k] = 0;
+    }
+    if (ws->acc_bytes && ws->m_bytes) tf_metric_add(ws->m_bytes, ws->acc_bytes);
+    ws->acc_bytes = 0;
+}
+
 /* Writes queued frames to the socket while it has room (one write per
  * SCRATCH bytes). May end in on_close synchronously (abort, or uv_write refusing). */
 static void flush(client *c)
@@ -482,15 +495,16 @@ static void flush(client *c)
             if (tf_http_conn_write(c->conn, ws->scratch, len) != 0) return;
         }
         c->sent += counts[0] + counts[1] + counts[2];
-        for (int k = 0; k < 3; k++)
-            if (counts[k] && ws->m_msgs[k]) tf_metric_add(ws->m_msgs[k], counts[k]);
-        if (ws->m_bytes) tf_metric_add(ws->m_bytes, (int64_t)len);
+        for (int k = 0; k < 3; k++) ws->acc_msgs[k] += counts[k];
+        ws->acc_bytes += (int64_t)len;
     }
     if (c->qn == 0 && c->dropped_pending == 0) c->dropping_since_us = 0;
+    if (!ws->batching) acc_commit(ws);
 }
 
 static void flush_dirty(tf_ws *ws)
 {
+    ws->batching = 1; /* the counters once per round, not per client (shared by the loops) */
     /* flush may append nothing to dirty (pushes happen elsewhere), but on_close
      * may mark clients gone meanwhile: they are skipped */
     for (size_t i = 0; i < ws->dirty.n; i++) {
@@ -499,6 +513,8 @@ static void flush_dirty(tf_ws *ws)
         flush(c);
     }
     ws->dirty.n = 0;
+    ws->batching = 0;
+    acc_commit(ws);
 }
 
 /* ---- registry ---- */
