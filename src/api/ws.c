@@ -12,6 +12,22 @@
  *     -> every client touched is flushed: queued frames are copied into one
  *        socket write while the socket's own queue is below INFLIGHT_MAX.
  *
+ * http.threads (several event loops, http.h tf_server_start_workers): one
+ * shard (a tf_ws) per loop owns that loop's clients, registry, queues,
+ * timers and history pool. The acceptor's loop parses the upgrade and hands
+ * the socket to the loop with the fewest clients (tf_http_takeover_to); its
+ * own shard is the hub: the feed, the aggregators and the encoding of every
+ * trade and candle happen there once, and each round of messages goes by
+ * reference (atomic refcounts) in one batch per loop through that loop's
+ * post queue (tf_server_post: common/tq.h), posted before the hub writes to
+ * its own clients so the loops write at the same time. Subscription
+ * changes, back-pressure, lagged, pings, seq and close run per shard as with
+ * one loop. The aggregators are shared under the hub lock (a shard takes an
+ * interval into use, reads a history cutoff). History reads run on a small
+ * pool of each loop's own (pgasync is loop-bound), so rows never cross
+ * threads. With one loop nothing of this runs: no lock, no batch, the
+ * fan-out is the direct one.
+ *
  * Back-pressure: a client's queue holds at most ws.max_queue_bytes of data
  * frames. Over that, the oldest raw trades are dropped, and a new candle
  * replaces (coalesces) an unsent older candle of the same ticker; the client

@@ -22,6 +22,17 @@
  * is complete (a slow-loris client gets 408 and is closed), idle timeout
  * between keep-alive requests. Writes are uv_write calls with one heap block
  * per write; the bytes queued per connection are counted for back-pressure.
+ *
+ * http.threads: worker servers (tf_server_start_workers) are tf_servers of
+ * their own loop and thread, without listener or routes. The one acceptor
+ * parses every request; a long-lived connection moves to a worker at
+ * takeover (tf_http_takeover_to): the socket is dup()ed, the acceptor's
+ * handle closes quietly (epoll forgets it before its descriptor closes) and
+ * the worker opens a handle on the copy, with the bytes already read, from
+ * its post queue. One acceptor rather than SO_REUSEPORT listeners per loop:
+ * REST, health and metrics stay on the loop that owns the database pools and
+ * job lists, and a stream is placed on the least busy loop, not by the
+ * kernel's hash of the client's port.
  */
 #include "http/http.h"
 
