@@ -2399,10 +2399,10 @@ void tf_ws_set_db(tf_ws *ws, tf_pga *db)
     for (int k = 1; db && k < hb->nshards; k++) {
         tf_ws *w = hb->shards[k];
         if (w->own_db) continue;
-        char err[256];
+        tf_err e = {0};
         int size = ws->cfg->http_db_pool < 2 ? ws->cfg->http_db_pool : 2;
-        w->own_db = tf_pga_new(w->loop, ws->cfg->pg_url, opts, size, err, sizeof err);
-        if (!w->own_db) tf_warn("ws", "no history pool for an event loop", TF_INT("loop", k), TF_STR("error", err));
+        w->own_db = tf_pga_new(w->loop, ws->cfg->pg_url, opts, size, &e);
+        if (!w->own_db) tf_warn("ws", "no history pool for an event loop", TF_INT("loop", k), TF_STR("error", e.msg));
         w->db = w->own_db;
     }
 }
