@@ -311,7 +311,7 @@ def part_b(floor):
         lim = GRACE_MS + f50
         print("bench-ws: (b) threads %d: p99 from interval end %.1f ms vs candle grace %d ms + 1.0 x floor = %.1f ms "
               "(%s); missing %d (%s); RSS %.0f MB (<= 300: %s)"
-              % (T, float(cand["p99_ms"]), GRACE_MS, lim, "met" if float(cand["p99_ms"]) <= lim else "NOT met",
+              % (T, float(cand["p99_ms"]), GRACE_MS, lim, "met" if 0 <= float(cand["p99_ms"]) <= lim else "NOT met",
                  missing, "met" if missing == 0 else "NOT met", rss, "met" if rss <= 300 else "NOT met"))
     return cand, rss, missing, ratio
 
