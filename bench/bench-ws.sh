@@ -28,7 +28,14 @@
 # default (TF_PG_FSYNC): source.ts_ms is stamped before the commit's WAL
 # flush, so with fsync on the disk's flush time (shared by everyone on this
 # machine) would be counted as WebSocket latency.
-# Final line: ws: 1k raw p99 <ms> ms, 10k candles p99 <ms> ms, rss <MB> MB, missing <n>
+# http.threads (issue 16): (a) and (b) run once per value of BENCH_THREADS
+# ("1 2": the one-loop server, then two event loops), side by side in the
+# same run; with threads the candle round is the time from the hub's emit to
+# the last loop finishing its writes (the "candles sent" debug lines of
+# every loop, grouped by the round's emit_us), and it is compared with the
+# wsfloor round measured once in the same run. (c) runs once, on the last.
+# Final lines, one per threads value (threads=2 last):
+#   ws: 1k raw p99 <ms> ms, 10k candles p99 <ms> ms, rss <MB> MB, missing <n>, threads <n>, round ratio to floor <r>
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 export TF_BUILD=${TF_BUILD:-$here/build}
@@ -79,9 +86,14 @@ def wait(cond, t, what):
         time.sleep(0.05)
     raise SystemExit("bench-ws: timed out waiting for %s" % what)
 
+THREADS = [int(x) for x in os.environ.get("BENCH_THREADS", "1 2").split()]
+GRACE_MS = int(os.environ.get("BENCH_CANDLE_GRACE_MS") or "100")  # ws.candle_grace_ms (100: the default)
+GRACE_ARGS = ["--ws.candle_grace_ms", os.environ["BENCH_CANDLE_GRACE_MS"]] if os.environ.get("BENCH_CANDLE_GRACE_MS") else []
+CUR_THREADS = [THREADS[-1]]
+
 def pipeline(extra=()):
     port = free_port()
-    args = ["--pg-url", URL, "--port", str(port), "--http.bind", "127.0.0.1"] + list(extra) + EXTRA
+    args = ["--pg-url", URL, "--port", str(port), "--http.bind", "127.0.0.1", "--http.threads", str(CUR_THREADS[0])] + GRACE_ARGS + list(extra) + EXTRA
     p = start([os.path.join(B, "tickflow"), "run", "--generator.enabled", "false"] + args, "run.log")
     wait(lambda: p.poll() is not None or get(port, "/api/v1/stock/real-time") == 426, 30, "tickflow run")
     if p.poll() is not None:
@@ -195,37 +207,32 @@ def slow_consumers():
           % (s50, s99, q50, q99, s99 / max(0.01, q99), queued / 1048576, rss0, rss1, rss1 - rss0))
     stop(srv)
 
-try:
+def part_a():
     # ---- (a) raw ticks
-    ONLY = os.environ.get("BENCH_ONLY", "")  # "a", "b" or "c" to run one part (development)
-    raw = {"p99_ms": "-1"}
-    if ONLY in ("", "a"):
-        srv, port, kind = pipeline()
-        print("bench-ws: pipeline = %s, PostgreSQL fsync=%s, %d tickers, extra flags %r"
-              % (kind, os.environ["TF_PG_FSYNC"], len(TICKERS), EXTRA))
-        gen = generate(RAW_RATE, 2 * DUR + 20)
-        time.sleep(2)
-        one = wsload(port, 1, 0, DUR / 2, 1)
-        c0 = cpu_s(srv.pid); t0 = time.monotonic()
-        raw = wsload(port, RAW_CONNS, 0, DUR, 3)
-        cpu = (cpu_s(srv.pid) - c0) / (time.monotonic() - t0) * 100
-        stop(gen)
-        print("bench-ws: (a) %d trades/s committed; 1 client   : %s msgs  p50 %s ms  p99 %s ms  max %s ms"
-              % (RAW_RATE, one["msgs"], one["p50_ms"], one["p99_ms"], one["max_ms"]))
-        print("bench-ws: (a) %d trades/s committed; %d clients: %s msgs  p50 %s ms  p99 %s ms  max %s ms  lagged %s"
-              "  server CPU %.0f%% of one core, load client CPU %s s" % (
-                  RAW_RATE, RAW_CONNS, raw["msgs"], raw["p50_ms"], raw["p99_ms"], raw["max_ms"], raw["lagged"],
-                  cpu, raw["client_cpu_s"]))
-        print("bench-ws: (a) p99 ratio %d clients / 1 client = %.2f (target p99 <= 20 ms); machine load %s"
-              % (RAW_CONNS, float(raw["p99_ms"]) / max(0.01, float(one["p99_ms"])),
-                 open("/proc/loadavg").read().split()[0]))
-        stop(srv)
-    if ONLY in ("", "c"):
-        slow_consumers()
-    if ONLY not in ("", "b"):
-        sys.exit(0)
+    srv, port, kind = pipeline()
+    print("bench-ws: pipeline = %s, PostgreSQL fsync=%s, %d tickers, http.threads %d, extra flags %r"
+          % (kind, os.environ["TF_PG_FSYNC"], len(TICKERS), CUR_THREADS[0], EXTRA))
+    gen = generate(RAW_RATE, 2 * DUR + 20)
+    time.sleep(2)
+    one = wsload(port, 1, 0, DUR / 2, 1)
+    c0 = cpu_s(srv.pid); t0 = time.monotonic()
+    raw = wsload(port, RAW_CONNS, 0, DUR, 3)
+    cpu = (cpu_s(srv.pid) - c0) / (time.monotonic() - t0) * 100
+    stop(gen)
+    print("bench-ws: (a) threads %d: %d trades/s committed; 1 client   : %s msgs  p50 %s ms  p99 %s ms  max %s ms"
+          % (CUR_THREADS[0], RAW_RATE, one["msgs"], one["p50_ms"], one["p99_ms"], one["max_ms"]))
+    print("bench-ws: (a) threads %d: %d trades/s committed; %d clients: %s msgs  p50 %s ms  p99 %s ms  max %s ms  "
+          "lagged %s  server CPU %.0f%% of one core, load client CPU %s s" % (
+              CUR_THREADS[0], RAW_RATE, RAW_CONNS, raw["msgs"], raw["p50_ms"], raw["p99_ms"], raw["max_ms"],
+              raw["lagged"], cpu, raw["client_cpu_s"]))
+    ratio = float(raw["p99_ms"]) / max(0.01, float(one["p99_ms"]))
+    print("bench-ws: (a) threads %d: p99 ratio %d clients / 1 client = %.2f (target <= 2: %s); machine load %s"
+          % (CUR_THREADS[0], RAW_CONNS, ratio, "met" if ratio <= 2 else "NOT met", open("/proc/loadavg").read().split()[0]))
+    stop(srv)
+    return raw
 
-    # ---- (b) candles
+
+def wsfloor():
     try:
         fl = subprocess.run([os.path.join(B, "wsfloor"), str(C_CONNS), "10", "300"], capture_output=True, text=True,
                             timeout=300)
@@ -235,6 +242,12 @@ try:
         floor, why = {}, str(e)
     if not floor:
         print("bench-ws: (b) wsfloor failed: %s" % why)
+    return floor
+
+
+def part_b(floor):
+    # ---- (b) candles
+    T = CUR_THREADS[0]
     srv, port, kind = pipeline(["--log.level", "debug"])  # debug: the "candles sent" lines time each round
     gen = generate(C_RATE, 3 * DUR + 60)
     rc = os.path.join(TMP, "receipts.txt")
@@ -261,9 +274,9 @@ try:
         missing += max(0, want - cnt); extra += max(0, cnt - want)
     secs = (w1 - w0) / 1000.0
     raw_bytes = int(ins) / max(1.0, time.monotonic() - t0) * 300 * C_CONNS / len(TICKERS)
-    print("bench-ws: (b) %d clients on 1 s candles, %d trades/s asked (%s rows in the table), window %.0f s: "
+    print("bench-ws: (b) threads %d: %d clients on 1 s candles, %d trades/s asked (%s rows in the table), window %.0f s: "
           "candles expected %d, received %d, missing %d, unexpected %d, lagged %s" % (
-              C_CONNS, C_RATE, ins, secs, expected, got, missing, extra, cand["lagged"]))
+              T, C_CONNS, C_RATE, ins, secs, expected, got, missing, extra, cand["lagged"]))
     print("bench-ws: (b) trades that missed their candle and went into revised candles %s (revised candles "
           "received %s), too late for any candle %s, feed skipped by the bus %s"
           % (mets.get("tickflow_ws_revised_trades_total"), cand["revised"], mets.get("tickflow_ws_late_trades_total"),
@@ -275,17 +288,49 @@ try:
               rss, C_CONNS * 380 / 1e6, raw_bytes / 1e6))
     stop(srv)
     import json
-    fo = sorted((json.loads(l)["fanout_us"] / 1000.0, json.loads(l)["clients"]) for l in
-                open(os.path.join(TMP, "run.log")) if '"candles sent"' in l)
-    full = [ms for ms, n in fo if n >= 0.9 * C_CONNS]  # rounds that reached (nearly) every client
+    if os.environ.get("BENCH_KEEP_LOG"):  # development: the server's debug log of (b), per threads value
+        import shutil; shutil.copy(os.path.join(TMP, "run.log"), "%s.threads%d" % (os.environ["BENCH_KEEP_LOG"], T))
+    # a round: every loop's "candles sent" line of one emit (one line with one loop): the last loop's
+    # finish - the emit, over the clients of all loops
+    rounds = {}
+    for l in open(os.path.join(TMP, "run.log")):
+        if '"candles sent"' not in l: continue
+        j = json.loads(l)
+        r = rounds.setdefault(j.get("emit_us", id(j)), [0.0, 0, 0])
+        r[0] = max(r[0], j["fanout_us"] / 1000.0); r[1] += j["clients"]; r[2] += 1
+    full = sorted(ms for ms, n, k in rounds.values() if n >= 0.9 * C_CONNS)  # rounds that reached (nearly) every client
+    ratio = -1.0
     if full and floor:
         f50 = float(floor["p50_ms"])
-        print("bench-ws: (b) one candle round to ~%d clients takes the server p50 %.1f ms (max %.1f, %d rounds) "
-              "under the load; floor: %s plain write()s on the idle machine p50 %.1f ms (%s us each); ratio %.2f"
-              % (C_CONNS, full[len(full) // 2], full[-1], len(full), floor["conns"], f50, floor["us_per_write"],
-                 full[len(full) // 2] / max(0.01, f50)))
-    print("ws: 1k raw p99 %.1f ms, 10k candles p99 %.1f ms, rss %.0f MB, missing %d" % (
-        float(raw["p99_ms"]), float(cand["p99_ms"]), rss, missing))
+        ratio = full[len(full) // 2] / max(0.01, f50)
+        print("bench-ws: (b) threads %d: one candle round to ~%d clients takes the server p50 %.1f ms (max %.1f, %d "
+              "rounds) under the load; floor: %s plain write()s on the idle machine p50 %.1f ms (%s us each); "
+              "ratio %.2f (target <= 0.6: %s)"
+              % (T, C_CONNS, full[len(full) // 2], full[-1], len(full), floor["conns"], f50, floor["us_per_write"],
+                 ratio, "met" if ratio <= 0.6 else "NOT met"))
+        lim = GRACE_MS + f50
+        print("bench-ws: (b) threads %d: p99 from interval end %.1f ms vs candle grace %d ms + 1.0 x floor = %.1f ms "
+              "(%s); missing %d (%s); RSS %.0f MB (<= 300: %s)"
+              % (T, float(cand["p99_ms"]), GRACE_MS, lim, "met" if 0 <= float(cand["p99_ms"]) <= lim else "NOT met",
+                 missing, "met" if missing == 0 else "NOT met", rss, "met" if rss <= 300 else "NOT met"))
+    return cand, rss, missing, ratio
+
+
+try:
+    ONLY = os.environ.get("BENCH_ONLY", "")  # "a", "b" or "c" to run one part (development)
+    res = {}
+    floor = wsfloor() if ONLY in ("", "b") else {}
+    for t in THREADS:
+        CUR_THREADS[0] = t
+        raw = part_a() if ONLY in ("", "a") else {"p99_ms": "-1"}
+        b = part_b(floor) if ONLY in ("", "b") else ({"p99_ms": "-1"}, 0.0, -1, -1.0)
+        res[t] = (raw, b)
+    if ONLY in ("", "c"):
+        slow_consumers()
+    for t in THREADS:
+        raw, (cand, rss, missing, ratio) = res[t]
+        print("ws: 1k raw p99 %.1f ms, 10k candles p99 %.1f ms, rss %.0f MB, missing %d, threads %d, round ratio to floor %.2f"
+              % (float(raw["p99_ms"]), float(cand["p99_ms"]), rss, missing, t, ratio))
 finally:
     for p in procs: stop(p, signal.SIGKILL)
 PY

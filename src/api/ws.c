@@ -12,6 +12,22 @@
  *     -> every client touched is flushed: queued frames are copied into one
  *        socket write while the socket's own queue is below INFLIGHT_MAX.
  *
+ * http.threads (several event loops, http.h tf_server_start_workers): one
+ * shard (a tf_ws) per loop owns that loop's clients, registry, queues,
+ * timers and history pool. The acceptor's loop parses the upgrade and hands
+ * the socket to the loop with the fewest clients (tf_http_takeover_to); its
+ * own shard is the hub: the feed, the aggregators and the encoding of every
+ * trade and candle happen there once, and each round of messages goes by
+ * reference (atomic refcounts) in one batch per loop through that loop's
+ * post queue (tf_server_post: common/tq.h), posted before the hub writes to
+ * its own clients so the loops write at the same time. Subscription
+ * changes, back-pressure, lagged, pings, seq and close run per shard as with
+ * one loop. The aggregators are shared under the hub lock (a shard takes an
+ * interval into use, reads a history cutoff). History reads run on a small
+ * pool of each loop's own (pgasync is loop-bound), so rows never cross
+ * threads. With one loop nothing of this runs: no lock, no batch, the
+ * fan-out is the direct one.
+ *
  * Back-pressure: a client's queue holds at most ws.max_queue_bytes of data
  * frames. Over that, the oldest raw trades are dropped, and a new candle
  * replaces (coalesces) an unsent older candle of the same ticker; the client
@@ -43,6 +59,8 @@
 #include "api/ws.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +87,7 @@ enum { K_TRADE = 0, K_TICK, K_CTRL };
  * connection numbers what it writes), shared by every client it is queued
  * on. The meta fields let the history seam filter it (slot_pass). */
 typedef struct out_msg {
-    int refs;
+    atomic_int refs; /* shared by the loops' clients with http.threads */
     uint8_t kind;
     uint8_t revised, partial;
     char ticker[TF_TICKER_MAX];
@@ -137,8 +155,60 @@ typedef struct group {
     int64_t interval_ms;
     int refs;
     tf_candle_agg *agg;
-    struct tf_ws *ws;
+    struct tf_ws *ws; /* the hub's shard (loop 0): on_candle runs there */
 } group;
+
+/* One message of a fan-out round for every loop: a trade (interval 0) or a
+ * candle, encoded once on the hub. */
+typedef struct obitem {
+    out_msg *m;
+    int64_t interval_ms;
+} obitem;
+
+/* A round handed to the loops (http.threads): every loop's shard fans the
+ * same messages out to its own clients; the last one done frees it. */
+typedef struct obatch {
+    atomic_int refs;
+    int64_t emit_us; /* when the hub emitted the round (bench: round time) */
+    int candles;
+    size_t n;
+    obitem items[];
+} obatch;
+
+/*
+ * What the shards of one tf_ws share (http.threads > 1: one shard per event
+ * loop, each owning its clients, registry and timers). The hub - shard 0,
+ * on the acceptor's loop - runs the feed and the candle aggregators and
+ * encodes every trade and candle once; each round goes to every shard by
+ * reference (obatch). The aggregators are read by the other shards too
+ * (intervals coming into use, history cutoffs), under lk; with one shard
+ * lk is never taken (locking 0) and the fan-out is the one-loop code path.
+ */
+typedef struct hub {
+    pthread_mutex_t lk;
+    int locking;
+    group *groups[TF_WS_MAX_INTERVALS];
+    int ngroups;
+    group *fixed[2];   /* intervals kept aggregating from the start (ws.c: seam) */
+    tf_ws_feed *feed;
+    struct tf_ws **shards;
+    int nshards;
+    atomic_llong nsubs; /* every shard's: the server-wide subscription bound */
+    atomic_llong nraw;  /* clients on interval 0 on any shard */
+    obitem *ob;        /* the round being built (hub thread) */
+    size_t nob, capob;
+    int ob_candles;
+} hub;
+
+static void hub_lock(hub *h)
+{
+    if (h->locking) pthread_mutex_lock(&h->lk);
+}
+
+static void hub_unlock(hub *h)
+{
+    if (h->locking) pthread_mutex_unlock(&h->lk);
+}
 
 struct client {
     tf_ws *ws;
@@ -176,21 +246,23 @@ struct tf_ws {
     tf_server *srv;
     uv_loop_t *loop;
     const tf_config *cfg;
-    tf_ws_feed *feed;
+    hub *hub;
+    int idx;           /* shard = event loop number (0: the hub) */
+    atomic_int nlive;  /* clients placed here (counted when chosen, for balance) */
     cvec clients, dirty, dead, wild, waiting;
     tf_pga *db;        /* history reads (tf_ws_set_db); NULL: history unavailable */
+    tf_pga *own_db;    /* shards > 0: this loop's own pool (pgasync is loop-bound) */
     struct srcpoll *srcpoll; /* live provider switches -> status messages */
     char server_id[96];
-    group *fixed[2];   /* intervals kept aggregating from the start (ws.c: seam) */
     tf_ws_map *watch; /* ticker -> cvec* */
-    group *groups[TF_WS_MAX_INTERVALS];
-    int ngroups;
-    uv_timer_t candle_timer, maint_timer;
+    uv_timer_t candle_timer, maint_timer; /* shards > 0: candle_timer wakes waiting history subscribes */
     int timers_open;
     int64_t candle_due;
     uint64_t next_id;
     uint8_t *scratch;
     int stopping;
+    int batching;          /* in flush_dirty: counters added at its end */
+    int64_t acc_msgs[3], acc_bytes;
     int64_t nsubs;
     size_t nraw; /* clients on interval 0 (raw trades) */
     tf_metric *m_clients, *m_subs, *m_msgs[3], *m_bytes, *m_dropped, *m_hwm, *m_late, *m_revised, *m_future,
@@ -230,7 +302,7 @@ static out_msg *msg_new(int kind, const char *ticker, const char *payload, size_
     if (plen < 2 || payload[plen - 1] != '}') return NULL;
     out_msg *m = calloc(1, sizeof *m + plen);
     if (!m) return NULL;
-    m->refs = 1;
+    atomic_init(&m->refs, 1);
     m->kind = (uint8_t)kind;
     snprintf(m->ticker, sizeof m->ticker, "%s", ticker ? ticker : "");
     memcpy(m->data, payload, plen);
@@ -254,7 +326,12 @@ static size_t frame_seq(uint8_t *dst, const uint8_t *json, size_t jlen, uint64_t
 
 static void msg_unref(out_msg *m)
 {
-    if (m && --m->refs == 0) free(m);
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
+}
+
+static void msg_ref(out_msg *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 }
 
 /* ---- per-client queue ---- */
@@ -354,7 +431,7 @@ static void q_append(client *c, out_msg *m)
         c->qcap = nc;
         c->qhead = 0;
     }
-    m->refs++;
+    msg_ref(m);
     *qat(c, c->qn) = m;
     c->qn++;
     c->qbytes += m->len;
@@ -379,6 +456,17 @@ static void send_error(client *c, const char *code, const char *message, const c
     char buf[800];
     int n = tf_ws_enc_error(buf, sizeof buf, code, message, param);
     if (n > 0) send_text(c, buf, (size_t)n);
+}
+
+/* Adds what flush() counted to the shared metrics. */
+static void acc_commit(tf_ws *ws)
+{
+    for (int k = 0; k < 3; k++) {
+        if (ws->acc_msgs[k] && ws->m_msgs[k]) tf_metric_add(ws->m_msgs[k], ws->acc_msgs[k]);
+        ws->acc_msgs[k] = 0;
+    }
+    if (ws->acc_bytes && ws->m_bytes) tf_metric_add(ws->m_bytes, ws->acc_bytes);
+    ws->acc_bytes = 0;
 }
 
 /* Writes queued frames to the socket while it has room (one write per
@@ -423,15 +511,16 @@ static void flush(client *c)
             if (tf_http_conn_write(c->conn, ws->scratch, len) != 0) return;
         }
         c->sent += counts[0] + counts[1] + counts[2];
-        for (int k = 0; k < 3; k++)
-            if (counts[k] && ws->m_msgs[k]) tf_metric_add(ws->m_msgs[k], counts[k]);
-        if (ws->m_bytes) tf_metric_add(ws->m_bytes, (int64_t)len);
+        for (int k = 0; k < 3; k++) ws->acc_msgs[k] += counts[k];
+        ws->acc_bytes += (int64_t)len;
     }
     if (c->qn == 0 && c->dropped_pending == 0) c->dropping_since_us = 0;
+    if (!ws->batching) acc_commit(ws);
 }
 
 static void flush_dirty(tf_ws *ws)
 {
+    ws->batching = 1; /* the counters once per round, not per client (shared by the loops) */
     /* flush may append nothing to dirty (pushes happen elsewhere), but on_close
      * may mark clients gone meanwhile: they are skipped */
     for (size_t i = 0; i < ws->dirty.n; i++) {
@@ -440,6 +529,8 @@ static void flush_dirty(tf_ws *ws)
         flush(c);
     }
     ws->dirty.n = 0;
+    ws->batching = 0;
+    acc_commit(ws);
 }
 
 /* ---- registry ---- */
@@ -447,6 +538,7 @@ static void flush_dirty(tf_ws *ws)
 static void subs_gauge(tf_ws *ws, int64_t d)
 {
     ws->nsubs += d;
+    atomic_fetch_add_explicit(&ws->hub->nsubs, d, memory_order_relaxed);
     if (ws->m_subs) tf_metric_add(ws->m_subs, d);
 }
 
@@ -478,20 +570,27 @@ static void watch_remove(tf_ws *ws, const char *ticker, client *c)
 
 static void on_candle(void *ud, const char *ticker, const tf_candle *cd);
 
+/* Any shard's thread: the hub's aggregator for interval_ms (made when
+ * new). NULL: no room. */
 static group *group_ref(tf_ws *ws, int64_t interval_ms)
 {
-    for (int i = 0; i < ws->ngroups; i++) {
-        if (ws->groups[i]->interval_ms == interval_ms) {
-            ws->groups[i]->refs++;
-            return ws->groups[i];
+    hub *hb = ws->hub;
+    hub_lock(hb);
+    for (int i = 0; i < hb->ngroups; i++) {
+        if (hb->groups[i]->interval_ms == interval_ms) {
+            hb->groups[i]->refs++;
+            hub_unlock(hb);
+            return hb->groups[i];
         }
     }
-    if (ws->ngroups == TF_WS_MAX_INTERVALS) return NULL;
-    group *g = calloc(1, sizeof *g);
-    if (!g) return NULL;
+    group *g = hb->ngroups == TF_WS_MAX_INTERVALS ? NULL : calloc(1, sizeof *g);
+    if (!g) {
+        hub_unlock(hb);
+        return NULL;
+    }
     g->interval_ms = interval_ms;
     g->refs = 1;
-    g->ws = ws;
+    g->ws = hb->shards[0];
     tf_candle_agg_opts o = {.interval_ms = interval_ms,
                             .idle_ms = ws->cfg->ws_candle_grace_ms,
                             .max_future_ms = ws->cfg->process_max_future_ms,
@@ -499,23 +598,49 @@ static group *group_ref(tf_ws *ws, int64_t interval_ms)
     g->agg = tf_candle_agg_new(&o, tf_now_us(), on_candle, g);
     if (!g->agg) {
         free(g);
+        hub_unlock(hb);
         return NULL;
     }
-    ws->groups[ws->ngroups++] = g;
+    hb->groups[hb->ngroups++] = g;
+    hub_unlock(hb);
     return g;
 }
 
 static void group_unref(tf_ws *ws, group *g)
 {
-    if (!g || --g->refs > 0) return;
-    for (int i = 0; i < ws->ngroups; i++) {
-        if (ws->groups[i] == g) {
-            ws->groups[i] = ws->groups[--ws->ngroups];
+    hub *hb = ws->hub;
+    if (!g) return;
+    hub_lock(hb);
+    if (--g->refs > 0) {
+        hub_unlock(hb);
+        return;
+    }
+    for (int i = 0; i < hb->ngroups; i++) {
+        if (hb->groups[i] == g) {
+            hb->groups[i] = hb->groups[--hb->ngroups];
             break;
         }
     }
     tf_candle_agg_free(g->agg);
+    hub_unlock(hb);
     free(g);
+}
+
+/* tf_candle_agg_cutoff / _closed_at of a group another thread may be adding to. */
+static int64_t group_cutoff(tf_ws *ws, group *g)
+{
+    hub_lock(ws->hub);
+    int64_t v = tf_candle_agg_cutoff(g->agg);
+    hub_unlock(ws->hub);
+    return v;
+}
+
+static int64_t group_closed_at(tf_ws *ws, group *g, int64_t cutoff_us)
+{
+    hub_lock(ws->hub);
+    int64_t v = tf_candle_agg_closed_at(g->agg, cutoff_us);
+    hub_unlock(ws->hub);
+    return v;
 }
 
 static uintptr_t sub_mask(const client *c, const char *ticker)
@@ -543,7 +668,10 @@ static int slot_get(client *c, int64_t iv)
     group *g = NULL;
     if (iv > 0 && !(g = group_ref(c->ws, iv))) return -1;
     c->slots[i] = (slot){.interval_ms = iv, .grp = g, .min_start_us = INT64_MIN};
-    if (iv == 0) c->ws->nraw++;
+    if (iv == 0) {
+        c->ws->nraw++;
+        atomic_fetch_add_explicit(&c->ws->hub->nraw, 1, memory_order_relaxed);
+    }
     return i;
 }
 
@@ -552,7 +680,10 @@ static void slot_release_if_idle(client *c, int i)
 {
     slot *sl = &c->slots[i];
     if (sl->interval_ms < 0 || sl->wildcard || sl->nsubs) return;
-    if (sl->interval_ms == 0) c->ws->nraw--;
+    if (sl->interval_ms == 0) {
+        c->ws->nraw--;
+        atomic_fetch_sub_explicit(&c->ws->hub->nraw, 1, memory_order_relaxed);
+    }
     if (c->hist && c->hist->slot == i) return; /* its history is still coming */
     group_unref(c->ws, sl->grp);
     tf_ws_map_free(sl->excluded);
@@ -583,7 +714,8 @@ static int client_sub(client *c, const char *ticker, int i)
     uintptr_t mask = sub_mask(c, ticker), bit = (uintptr_t)1 << i;
     exclude(sl, ticker, 0);
     if (mask & bit) return 0;
-    if (c->ws->nsubs >= TF_WS_MAX_TOTAL_SUBSCRIPTIONS) return -1; /* memory bound, server-wide */
+    if (atomic_load_explicit(&c->ws->hub->nsubs, memory_order_relaxed) >= TF_WS_MAX_TOTAL_SUBSCRIPTIONS)
+        return -1; /* memory bound, server-wide */
     if (!mask) {
         if (tf_ws_map_count(c->subs) >= TF_WS_MAX_SUBSCRIPTIONS) return -1;
         if (tf_ws_map_put(c->subs, ticker, (void *)bit) != 0) return -1;
@@ -697,6 +829,7 @@ static void client_free(client *c)
     last->idx = c->idx;
     if (c->dirty) cvec_remove(&ws->dirty, c);
     if (ws->m_clients) tf_metric_add(ws->m_clients, -1);
+    atomic_fetch_sub_explicit(&ws->nlive, 1, memory_order_relaxed);
     tf_debug("ws", "client freed", TF_UINT("client", c->id), TF_INT("sent", c->sent),
             TF_INT("dropped", c->dropped_total), TF_UINT("queue_hwm", c->hwm));
     free(c);
@@ -1043,7 +1176,7 @@ static void hist_hold(client *c, out_msg *m)
         h->held = nh;
         h->capheld = nc;
     }
-    m->refs++;
+    msg_ref(m);
     h->held[h->nheld++] = m;
     h->heldbytes += m->len;
 }
@@ -1217,7 +1350,7 @@ static void check_waiting(tf_ws *ws, int64_t now)
         client *c = ws->waiting.v[i];
         hist *h = c->hist;
         if (h && c->slots[h->slot].grp &&
-            tf_candle_agg_closed_at(c->slots[h->slot].grp->agg, h->cutoff_us) > now) {
+            group_closed_at(ws, c->slots[h->slot].grp, h->cutoff_us) > now) {
             i++;
             continue;
         }
@@ -1262,16 +1395,15 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
     int64_t now = tf_now_us(), wait_until = 0;
     int lowered = 0;
     if (iv > 0) {
-        tf_candle_agg *agg = sl->grp->agg;
-        h->cutoff_us = tf_candle_agg_cutoff(agg);
-        wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
+        h->cutoff_us = group_cutoff(ws, sl->grp);
+        wait_until = group_closed_at(ws, sl->grp, h->cutoff_us);
         if (wait_until - now > HIST_MAX_WAIT_US) {
             /* the aggregator began during the bucket before the cutoff and
              * it closes too far ahead to wait (an interval first asked for,
              * 1 h say): that bucket comes in the history as far as it got
              * and live when it closes, both flagged partial */
             h->cutoff_us -= iv * 1000;
-            wait_until = tf_candle_agg_closed_at(agg, h->cutoff_us);
+            wait_until = group_closed_at(ws, sl->grp, h->cutoff_us);
             lowered = h->lowered = 1;
         }
         int64_t from = h->n ? h->cutoff_us - h->n * iv * 1000 : h->since_us;
@@ -1524,32 +1656,156 @@ static out_msg *make_trade(const void *arg)
     return m;
 }
 
+/* make_msg_fn for a message made already (a round from the hub): a new reference. */
+static out_msg *make_pre(const void *arg)
+{
+    out_msg *m = (out_msg *)arg;
+    msg_ref(m);
+    return m;
+}
+
+/* Hub thread, under the hub lock: appends m (reference transferred) to the
+ * round being built. */
+static void outbox_add(hub *hb, out_msg *m, int64_t interval_ms)
+{
+    if (hb->nob == hb->capob) {
+        size_t nc = hb->capob ? 2 * hb->capob : 256;
+        obitem *no = realloc(hb->ob, nc * sizeof *no);
+        if (!no) {
+            msg_unref(m);
+            return;
+        }
+        hb->ob = no;
+        hb->capob = nc;
+    }
+    hb->ob[hb->nob++] = (obitem){m, interval_ms};
+}
+
 static void on_candle(void *ud, const char *ticker, const tf_candle *cd)
 {
     group *g = ud;
     tf_ws *ws = g->ws;
     if (ws->m_candles) tf_metric_add(ws->m_candles, 1);
     candle_arg a = {ticker, cd};
-    fanout(ws, ticker, g->interval_ms, make_tick, &a);
+    if (ws->hub->nshards == 1) {
+        fanout(ws, ticker, g->interval_ms, make_tick, &a);
+        return;
+    }
+    out_msg *m = make_tick(&a); /* once, for every loop */
+    if (m) {
+        outbox_add(ws->hub, m, g->interval_ms);
+        ws->hub->ob_candles++;
+    }
 }
 
 static void schedule_candles(tf_ws *ws);
 
+static void obatch_unref(obatch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+    for (size_t i = 0; i < b->n; i++) msg_unref(b->items[i].m);
+    free(b);
+}
+
+/* A shard's thread: fans a round out to this loop's clients and writes. */
+static void shard_apply(tf_ws *ws, obatch *b)
+{
+    if (ws->stopping) return;
+    for (size_t i = 0; i < b->n; i++)
+        fanout(ws, b->items[i].m->ticker, b->items[i].interval_ms, make_pre, b->items[i].m);
+    if (ws->waiting.n) check_waiting(ws, tf_now_us());
+    size_t nclients = ws->dirty.n;
+    flush_dirty(ws);
+    if (b->candles)
+        tf_debug("ws", "candles sent", TF_INT("candles", b->candles), TF_UINT("clients", nclients),
+                 TF_INT("fanout_us", (long long)(tf_now_us() - b->emit_us)), TF_INT("emit_us", (long long)b->emit_us),
+                 TF_INT("loop", ws->idx));
+    reap(ws);
+    schedule_candles(ws);
+}
+
+typedef struct shard_post {
+    tf_ws *ws;
+    obatch *b;
+} shard_post;
+
+static void shard_run(void *arg)
+{
+    shard_post *p = arg;
+    shard_apply(p->ws, p->b);
+    obatch_unref(p->b);
+    free(p);
+}
+
+/* Hub thread, lock released: hands the round built to every other loop
+ * (posted first, so they write while this loop writes too), then to this
+ * loop's own clients. */
+static void dispatch(tf_ws *ws, int64_t emit_us)
+{
+    hub *hb = ws->hub;
+    if (hb->nob == 0) return;
+    obatch *b = malloc(sizeof *b + hb->nob * sizeof *b->items);
+    if (!b) {
+        for (size_t i = 0; i < hb->nob; i++) msg_unref(hb->ob[i].m);
+        hb->nob = 0;
+        hb->ob_candles = 0;
+        return;
+    }
+    atomic_init(&b->refs, hb->nshards);
+    b->emit_us = emit_us;
+    b->candles = hb->ob_candles;
+    b->n = hb->nob;
+    memcpy(b->items, hb->ob, hb->nob * sizeof *b->items);
+    hb->nob = 0;
+    hb->ob_candles = 0;
+    for (int k = 1; k < hb->nshards; k++) {
+        shard_post *p = malloc(sizeof *p);
+        if (p) *p = (shard_post){hb->shards[k], b};
+        if (!p || tf_server_post(hb->shards[k]->srv, shard_run, p) != 0) { /* that loop has stopped */
+            free(p);
+            obatch_unref(b);
+        }
+    }
+    shard_apply(ws, b);
+    obatch_unref(b);
+}
+
 static void on_candle_timer(uv_timer_t *t)
 {
     tf_ws *ws = t->data;
+    hub *hb = ws->hub;
     int64_t now = tf_now_us();
     int n = 0;
-    for (int i = 0; i < ws->ngroups; i++) n += tf_candle_agg_flush(ws->groups[i]->agg, now);
     ws->candle_due = INT64_MAX;
+    if (ws->idx > 0) { /* another loop: only history subscribes wait on this timer */
+        check_waiting(ws, now);
+        flush_dirty(ws);
+        reap(ws);
+        schedule_candles(ws);
+        return;
+    }
+    hub_lock(hb);
+    for (int i = 0; i < hb->ngroups; i++) n += tf_candle_agg_flush(hb->groups[i]->agg, now);
+    int64_t delay = hb->ngroups ? tf_candle_agg_delay_us(hb->groups[0]->agg) : 0;
+    int64_t lag = hb->ngroups ? tf_candle_agg_lag_us(hb->groups[0]->agg) : 0;
+    hub_unlock(hb);
+    if (hb->nshards > 1) {
+        check_waiting(ws, now);
+        dispatch(ws, now); /* logs each loop's round */
+        if (n) tf_debug("ws", "candles emitted", TF_INT("candles", n), TF_INT("emit_us", (long long)now),
+                        TF_INT("delay_bound_us", (long long)delay), TF_INT("lag_bound_us", (long long)lag));
+        flush_dirty(ws);
+        reap(ws);
+        schedule_candles(ws);
+        return;
+    }
     check_waiting(ws, now);
     size_t nclients = ws->dirty.n;
     flush_dirty(ws);
     if (n) {
         tf_debug("ws", "candles sent", TF_INT("candles", n), TF_UINT("clients", nclients),
-                TF_INT("fanout_us", (long long)(tf_now_us() - now)),
-                TF_INT("delay_bound_us", ws->ngroups ? (long long)tf_candle_agg_delay_us(ws->groups[0]->agg) : 0),
-                TF_INT("lag_bound_us", ws->ngroups ? (long long)tf_candle_agg_lag_us(ws->groups[0]->agg) : 0));
+                TF_INT("fanout_us", (long long)(tf_now_us() - now)), TF_INT("emit_us", (long long)now),
+                TF_INT("loop", 0), TF_INT("delay_bound_us", (long long)delay), TF_INT("lag_bound_us", (long long)lag));
     }
     reap(ws);
     schedule_candles(ws);
@@ -1558,15 +1814,20 @@ static void on_candle_timer(uv_timer_t *t)
 static void schedule_candles(tf_ws *ws)
 {
     if (!ws->timers_open || ws->stopping) return;
+    hub *hb = ws->hub;
     int64_t due = INT64_MAX;
-    for (int i = 0; i < ws->ngroups; i++) {
-        int64_t d = tf_candle_agg_next_due(ws->groups[i]->agg);
-        if (d < due) due = d;
+    if (ws->idx == 0) {
+        hub_lock(hb);
+        for (int i = 0; i < hb->ngroups; i++) {
+            int64_t d = tf_candle_agg_next_due(hb->groups[i]->agg);
+            if (d < due) due = d;
+        }
+        hub_unlock(hb);
     }
     for (size_t i = 0; i < ws->waiting.n; i++) { /* history subscribes waiting for their cutoff */
         const client *c = ws->waiting.v[i];
         if (!c->hist || !c->slots[c->hist->slot].grp) continue;
-        int64_t d = tf_candle_agg_closed_at(c->slots[c->hist->slot].grp->agg, c->hist->cutoff_us);
+        int64_t d = group_closed_at(ws, c->slots[c->hist->slot].grp, c->hist->cutoff_us);
         if (d < due) due = d;
     }
     if (due == ws->candle_due) return;
@@ -1581,14 +1842,21 @@ static void schedule_candles(tf_ws *ws)
     uv_timer_start(&ws->candle_timer, on_candle_timer, ms, 0);
 }
 
+/* Hub thread (under the hub lock with several loops). */
 static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
 {
+    hub *hb = ws->hub;
     trade_arg a = {t, commit_ts_ms};
-    fanout(ws, t->ticker, 0, make_trade, &a);
-    int64_t now = ws->ngroups ? tf_now_us() : 0;
+    if (hb->nshards == 1) {
+        fanout(ws, t->ticker, 0, make_trade, &a);
+    } else if (atomic_load_explicit(&hb->nraw, memory_order_relaxed) > 0) {
+        out_msg *m = make_trade(&a); /* once, for every loop */
+        if (m) outbox_add(hb, m, 0);
+    }
+    int64_t now = hb->ngroups ? tf_now_us() : 0;
     int late = 0, revised = 0, future = 0; /* counted once per trade, whatever the intervals in use */
-    for (int i = 0; i < ws->ngroups; i++) {
-        int r = tf_candle_agg_add(ws->groups[i]->agg, t, commit_ts_ms, now);
+    for (int i = 0; i < hb->ngroups; i++) {
+        int r = tf_candle_agg_add(hb->groups[i]->agg, t, commit_ts_ms, now);
         late |= r == TF_CANDLE_LATE;
         revised |= r == TF_CANDLE_REVISED;
         future |= r == TF_CANDLE_FUTURE;
@@ -1598,9 +1866,29 @@ static void ingest(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
     if (future && ws->m_future) tf_metric_add(ws->m_future, 1);
 }
 
+/* Several loops: the trades go through the aggregators under the lock, the
+ * round they made goes to every loop. */
+static void ingest_sharded(tf_ws *ws, const tf_ws_item *items, size_t n, const tf_trade *one, int64_t one_ts)
+{
+    hub_lock(ws->hub);
+    for (size_t i = 0; i < n; i++) ingest(ws, &items[i].t, items[i].commit_ts_ms);
+    if (one) ingest(ws, one, one_ts);
+    hub_unlock(ws->hub);
+    int64_t now = tf_now_us();
+    if (ws->waiting.n) check_waiting(ws, now);
+    dispatch(ws, now);
+    flush_dirty(ws);
+    reap(ws);
+    schedule_candles(ws);
+}
+
 void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms)
 {
     if (ws->stopping) return;
+    if (ws->hub->nshards > 1) {
+        ingest_sharded(ws, NULL, 0, t, commit_ts_ms);
+        return;
+    }
     ingest(ws, t, commit_ts_ms);
     if (ws->waiting.n) check_waiting(ws, tf_now_us());
     flush_dirty(ws);
@@ -1615,11 +1903,15 @@ static void on_batch(void *ud, tf_ws_batch *b)
         if (b->missed > 0) {
             tf_warn("ws", "feed fell behind the bus; trades skipped", TF_INT("missed", b->missed));
         }
-        for (size_t i = 0; i < b->n; i++) ingest(ws, &b->items[i].t, b->items[i].commit_ts_ms);
-        if (ws->waiting.n) check_waiting(ws, tf_now_us());
-        flush_dirty(ws);
-        reap(ws);
-        schedule_candles(ws);
+        if (ws->hub->nshards > 1) {
+            ingest_sharded(ws, b->items, b->n, NULL, 0);
+        } else {
+            for (size_t i = 0; i < b->n; i++) ingest(ws, &b->items[i].t, b->items[i].commit_ts_ms);
+            if (ws->waiting.n) check_waiting(ws, tf_now_us());
+            flush_dirty(ws);
+            reap(ws);
+            schedule_candles(ws);
+        }
     }
     free(b);
 }
@@ -1784,6 +2076,103 @@ static int parse_query(tf_http_req *r, tf_ws_cmd *cmd)
     return 0;
 }
 
+/* ---- a new client (on the loop that owns its connection) ---- */
+
+/* Registers a client on ws (its connection comes next). NULL: out of memory. */
+static client *client_alloc(tf_ws *ws)
+{
+    client *c = calloc(1, sizeof *c);
+    if (c) c->subs = tf_ws_map_new();
+    if (!c || !c->subs || cvec_push(&ws->clients, c) != 0) {
+        if (c) tf_ws_map_free(c->subs);
+        free(c);
+        return NULL;
+    }
+    c->ws = ws;
+    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) c->slots[i].interval_ms = -1;
+    c->idx = ws->clients.n - 1;
+    c->id = ++ws->next_id;
+    c->last_rx_us = tf_now_us();
+    tf_ws_rx_init(&c->rx, 1, (uint64_t)ws->cfg->ws_max_message_bytes);
+    return c;
+}
+
+/* Undoes client_alloc (it was the last one registered). */
+static void client_unalloc(client *c)
+{
+    tf_ws *ws = c->ws;
+    ws->clients.n--;
+    atomic_fetch_sub_explicit(&ws->nlive, 1, memory_order_relaxed);
+    tf_ws_map_free(c->subs);
+    free(c);
+}
+
+/* The handshake's answer, hello and the query string's subscription. */
+static void client_start(client *c, tf_http_conn *conn, const char *accept, const tf_ws_cmd *cmd, const char *peer)
+{
+    tf_ws *ws = c->ws;
+    c->conn = conn;
+    if (ws->m_clients) tf_metric_add(ws->m_clients, 1);
+    char resp[200];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    tf_http_conn_write(conn, resp, (size_t)n);
+    tf_debug("ws", "client connected", TF_UINT("client", c->id), TF_STR("peer", peer), TF_INT("loop", ws->idx));
+    char hello[160];
+    int hn = tf_ws_enc_hello(hello, sizeof hello, ws->server_id);
+    if (hn > 0) send_text(c, hello, (size_t)hn); /* seq 0: first of all */
+    if (cmd->ntickers || cmd->wildcard || cmd->has_interval) do_subscribe(c, cmd);
+    flush(c);
+    reap(ws);
+}
+
+/* The loop with the fewest clients (counted when placed); the caller's
+ * shard with one loop. The count is taken here. */
+static tf_ws *pick_shard(tf_ws *ws)
+{
+    hub *hb = ws->hub;
+    tf_ws *best = ws;
+    int bn = atomic_load_explicit(&ws->nlive, memory_order_relaxed);
+    for (int k = 0; k < hb->nshards; k++) {
+        int n = atomic_load_explicit(&hb->shards[k]->nlive, memory_order_relaxed);
+        if (n < bn) {
+            bn = n;
+            best = hb->shards[k];
+        }
+    }
+    atomic_fetch_add_explicit(&best->nlive, 1, memory_order_relaxed);
+    return best;
+}
+
+/* What an upgrade hands to the loop that will own the connection. */
+typedef struct adopt_arg {
+    tf_ws *ws;
+    tf_ws_cmd cmd;
+    char accept[29];
+    char peer[64];
+} adopt_arg;
+
+/* tf_http_adopt_fn, on the destination loop's thread. */
+static int ws_adopt(tf_http_conn *conn, void *arg)
+{
+    adopt_arg *a = arg;
+    tf_ws *ws = a->ws;
+    client *c = NULL;
+    if (conn && !ws->stopping) c = client_alloc(ws);
+    if (!c) {
+        atomic_fetch_sub_explicit(&ws->nlive, 1, memory_order_relaxed);
+        tf_ws_cmd_clear(&a->cmd);
+        free(a);
+        return -1;
+    }
+    tf_http_conn_set_ud(conn, c);
+    client_start(c, conn, a->accept, &a->cmd, a->peer);
+    tf_ws_cmd_clear(&a->cmd);
+    free(a);
+    return 0;
+}
+
 static void on_upgrade(tf_http_req *r, void *ud)
 {
     tf_ws *ws = ud;
@@ -1806,48 +2195,40 @@ static void on_upgrade(tf_http_req *r, void *ud)
         tf_ws_cmd_clear(&cmd);
         return;
     }
-    client *c = calloc(1, sizeof *c);
-    if (c) c->subs = tf_ws_map_new();
-    if (!c || !c->subs || cvec_push(&ws->clients, c) != 0) {
-        if (c) tf_ws_map_free(c->subs);
-        free(c);
+    static const tf_http_conn_cbs cbs = {on_conn_read, on_conn_writable, on_conn_close};
+    tf_ws *to = pick_shard(ws);
+    if (to != ws) { /* another loop takes it: the socket moves there (http.threads) */
+        adopt_arg *a = malloc(sizeof *a);
+        if (a) {
+            *a = (adopt_arg){.ws = to, .cmd = cmd};
+            memcpy(a->accept, accept, sizeof accept);
+            snprintf(a->peer, sizeof a->peer, "%s", tf_http_peer(r));
+            if (tf_http_takeover_to(r, to->srv, &cbs, ws_adopt, a) == 0) return;
+            free(a);
+        }
+        atomic_fetch_sub_explicit(&to->nlive, 1, memory_order_relaxed);
+        tf_ws_cmd_clear(&cmd);
+        tf_http_error(r, 503, "unavailable", "cannot hand the connection to its event loop", NULL);
+        return;
+    }
+    client *c = client_alloc(ws);
+    if (!c) {
+        atomic_fetch_sub_explicit(&ws->nlive, 1, memory_order_relaxed);
         tf_ws_cmd_clear(&cmd);
         tf_http_error(r, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    c->ws = ws;
-    for (int i = 0; i < TF_WS_CLIENT_INTERVALS; i++) c->slots[i].interval_ms = -1;
-    c->idx = ws->clients.n - 1;
-    c->id = ++ws->next_id;
-    c->last_rx_us = tf_now_us();
-    tf_ws_rx_init(&c->rx, 1, (uint64_t)ws->cfg->ws_max_message_bytes);
     char peer[64];
     snprintf(peer, sizeof peer, "%s", tf_http_peer(r));
-    static const tf_http_conn_cbs cbs = {on_conn_read, on_conn_writable, on_conn_close};
     tf_http_conn *conn = tf_http_takeover(r, &cbs, c);
     if (!conn) {
-        ws->clients.n--;
-        tf_ws_map_free(c->subs);
-        free(c);
+        client_unalloc(c);
         tf_ws_cmd_clear(&cmd);
         tf_http_error(r, 503, "unavailable", "cannot take over the connection", NULL);
         return;
     }
-    c->conn = conn;
-    if (ws->m_clients) tf_metric_add(ws->m_clients, 1);
-    char resp[200];
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
-    tf_http_conn_write(conn, resp, (size_t)n);
-    tf_debug("ws", "client connected", TF_UINT("client", c->id), TF_STR("peer", peer));
-    char hello[160];
-    int hn = tf_ws_enc_hello(hello, sizeof hello, ws->server_id);
-    if (hn > 0) send_text(c, hello, (size_t)hn); /* seq 0: first of all */
-    if (cmd.ntickers || cmd.wildcard || cmd.has_interval) do_subscribe(c, &cmd);
+    client_start(c, conn, accept, &cmd, peer);
     tf_ws_cmd_clear(&cmd);
-    flush(c);
-    reap(ws);
 }
 
 /* ---- lifecycle ---- */
@@ -1863,8 +2244,9 @@ static void on_shutdown(tf_server *s, void *ud)
     reap(ws);
 }
 
-tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m,
-                    char *errbuf, size_t errlen)
+/* One shard on loop server s (idx: its loop number). Its metrics are
+ * shard 0's (the same registry entries). NULL: out of memory. */
+static tf_ws *shard_new(tf_server *s, hub *hb, int idx, const tf_config *cfg, char *errbuf, size_t errlen)
 {
     tf_ws *ws = calloc(1, sizeof *ws);
     if (!ws) {
@@ -1874,13 +2256,66 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
     ws->srv = s;
     ws->loop = tf_server_loop(s);
     ws->cfg = cfg;
+    ws->hub = hb;
+    ws->idx = idx;
+    ws->next_id = (uint64_t)idx << 48; /* client ids unique across loops (logs) */
     ws->candle_due = INT64_MAX;
     ws->watch = tf_ws_map_new();
     ws->scratch = malloc(SCRATCH);
-    if (!ws->watch || !ws->scratch) {
+    ws->srcpoll = calloc(1, sizeof *ws->srcpoll);
+    if (!ws->watch || !ws->scratch || !ws->srcpoll) {
+        tf_ws_map_free(ws->watch);
+        free(ws->scratch);
+        free(ws->srcpoll);
+        free(ws);
         snprintf(errbuf, errlen, "out of memory");
-        goto err;
+        return NULL;
     }
+    ws->srcpoll->ws = ws;
+    ws->srcpoll->started_us = tf_now_us();
+    return ws;
+}
+
+/* Starts a shard's timers on its loop (before the loop runs) and its
+ * shutdown hook. */
+static int shard_start(tf_ws *ws)
+{
+    const tf_config *cfg = ws->cfg;
+    uv_timer_init(ws->loop, &ws->candle_timer);
+    uv_timer_init(ws->loop, &ws->maint_timer);
+    ws->candle_timer.data = ws->maint_timer.data = ws;
+    ws->timers_open = 2;
+    uint64_t every = (uint64_t)(cfg->ws_ping_interval_ms < 1000 ? cfg->ws_ping_interval_ms / 2 : 500);
+    if (every < 50) every = 50;
+    uv_timer_start(&ws->maint_timer, on_maint_timer, every, every);
+    uv_unref((uv_handle_t *)&ws->candle_timer);
+    uv_unref((uv_handle_t *)&ws->maint_timer);
+    return tf_server_on_shutdown(ws->srv, on_shutdown, ws);
+}
+
+tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics *m,
+                    char *errbuf, size_t errlen)
+{
+    hub *hb = calloc(1, sizeof *hb);
+    int nloops = tf_server_nloops(s);
+    if (hb) hb->shards = calloc((size_t)nloops, sizeof *hb->shards);
+    if (!hb || !hb->shards) {
+        if (hb) free(hb->shards);
+        free(hb);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&hb->lk, NULL);
+    hb->locking = nloops > 1;
+    tf_ws *ws = shard_new(s, hb, 0, cfg, errbuf, errlen);
+    if (!ws) {
+        pthread_mutex_destroy(&hb->lk);
+        free(hb->shards);
+        free(hb);
+        return NULL;
+    }
+    hb->shards[0] = ws;
+    hb->nshards = 1;
     if (m) {
         ws->m_clients = tf_gauge(m, "tickflow_ws_clients", "Connected WebSocket clients", NULL);
         ws->m_subs = tf_gauge(m, "tickflow_ws_subscriptions", "WebSocket ticker subscriptions (a wildcard counts one)", NULL);
@@ -1901,36 +2336,38 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     snprintf(ws->server_id, sizeof ws->server_id, "tickflow-0.1.0 %.40s:%d", host, (int)getpid());
-    if (!(ws->srcpoll = calloc(1, sizeof *ws->srcpoll))) {
-        snprintf(errbuf, errlen, "out of memory");
-        goto err;
+    for (int k = 1; k < nloops; k++) { /* http.threads: one shard per worker loop */
+        tf_ws *w = shard_new(tf_server_loop_server(s, k), hb, k, cfg, errbuf, errlen);
+        if (!w) goto err;
+        memcpy(w->server_id, ws->server_id, sizeof w->server_id);
+        w->m_clients = ws->m_clients, w->m_subs = ws->m_subs, w->m_bytes = ws->m_bytes;
+        memcpy(w->m_msgs, ws->m_msgs, sizeof w->m_msgs);
+        w->m_dropped = ws->m_dropped, w->m_lag = ws->m_lag, w->m_hwm = ws->m_hwm, w->m_late = ws->m_late;
+        w->m_revised = ws->m_revised, w->m_future = ws->m_future, w->m_candles = ws->m_candles;
+        w->m_slow = ws->m_slow, w->m_proto = ws->m_proto;
+        hb->shards[hb->nshards++] = w;
     }
-    ws->srcpoll->ws = ws;
-    ws->srcpoll->started_us = tf_now_us();
     /* 1 s and 1 m candles aggregate from the start, so a history subscribe
      * to them finds the aggregator warm (no partial bucket to wait for) */
-    if (!(ws->fixed[0] = group_ref(ws, 1000)) || !(ws->fixed[1] = group_ref(ws, 60000))) {
+    if (!(hb->fixed[0] = group_ref(ws, 1000)) || !(hb->fixed[1] = group_ref(ws, 60000))) {
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
-    uv_timer_init(ws->loop, &ws->candle_timer);
-    uv_timer_init(ws->loop, &ws->maint_timer);
-    ws->candle_timer.data = ws->maint_timer.data = ws;
-    ws->timers_open = 2;
-    uint64_t every = (uint64_t)(cfg->ws_ping_interval_ms < 1000 ? cfg->ws_ping_interval_ms / 2 : 500);
-    if (every < 50) every = 50;
-    uv_timer_start(&ws->maint_timer, on_maint_timer, every, every);
-    uv_unref((uv_handle_t *)&ws->candle_timer);
-    uv_unref((uv_handle_t *)&ws->maint_timer);
-    if (tf_server_route(s, "GET", TF_WS_PATH, on_upgrade, ws) != 0 ||
-        tf_server_on_shutdown(s, on_shutdown, ws) != 0) {
+    for (int k = 0; k < hb->nshards; k++) {
+        if (shard_start(hb->shards[k]) != 0) {
+            snprintf(errbuf, errlen, "out of memory");
+            goto err;
+        }
+    }
+    if (tf_server_route(s, "GET", TF_WS_PATH, on_upgrade, ws) != 0) {
         snprintf(errbuf, errlen, "cannot register %s", TF_WS_PATH);
         goto err;
     }
     if (bus) {
-        ws->feed = tf_ws_feed_start(bus, m, ws->loop, on_batch, ws, errbuf, errlen);
-        if (!ws->feed) goto err;
+        hb->feed = tf_ws_feed_start(bus, m, ws->loop, on_batch, ws, errbuf, errlen);
+        if (!hb->feed) goto err;
     }
+    if (nloops > 1) tf_info("ws", "fan-out over event loops", TF_INT("loops", nloops));
     return ws;
 err:
     tf_ws_free(ws);
@@ -1943,15 +2380,36 @@ static void on_timer_closed(uv_handle_t *h)
     ws->timers_open--;
 }
 
-size_t tf_ws_client_count(const tf_ws *ws) { return ws->clients.n; }
-
-void tf_ws_set_db(tf_ws *ws, tf_pga *db) { ws->db = db; }
-
-void tf_ws_free(tf_ws *ws)
+size_t tf_ws_client_count(const tf_ws *ws)
 {
-    if (!ws) return;
-    tf_ws_feed_stop(ws->feed); /* batches not yet run are dropped */
-    ws->feed = NULL;
+    size_t n = 0;
+    for (int k = 0; k < ws->hub->nshards; k++)
+        n += (size_t)atomic_load_explicit(&ws->hub->shards[k]->nlive, memory_order_relaxed);
+    return n;
+}
+
+void tf_ws_set_db(tf_ws *ws, tf_pga *db)
+{
+    hub *hb = ws->hub;
+    ws->db = db;
+    /* the pool is loop-bound (pgasync): every other loop reads history on a
+     * small pool of its own, so a query and its answer stay on the loop of
+     * the client that asked (no hand-back of rows between threads) */
+    static const char opts[] = "-c statement_timeout=60000 -c TimeZone=UTC -c jit=off";
+    for (int k = 1; db && k < hb->nshards; k++) {
+        tf_ws *w = hb->shards[k];
+        if (w->own_db) continue;
+        tf_err e = {0};
+        int size = ws->cfg->http_db_pool < 2 ? ws->cfg->http_db_pool : 2;
+        w->own_db = tf_pga_new(w->loop, ws->cfg->pg_url, opts, size, &e);
+        if (!w->own_db) tf_warn("ws", "no history pool for an event loop", TF_INT("loop", k), TF_STR("error", e.msg));
+        w->db = w->own_db;
+    }
+}
+
+/* Frees one shard: its clients go at once (1001 was sent at shutdown). */
+static void shard_free(tf_ws *ws)
+{
     ws->stopping = 1;
     for (size_t i = 0; i < ws->clients.n; i++) {
         client *c = ws->clients.v[i];
@@ -1963,10 +2421,7 @@ void tf_ws_free(tf_ws *ws)
         uv_close((uv_handle_t *)&ws->maint_timer, on_timer_closed);
         for (int i = 0; i < 1000 && ws->timers_open > 0; i++) uv_run(ws->loop, UV_RUN_NOWAIT);
     }
-    for (int i = 0; i < ws->ngroups; i++) {
-        tf_candle_agg_free(ws->groups[i]->agg);
-        free(ws->groups[i]);
-    }
+    tf_pga_free(ws->own_db); /* answers what is still out (clients gone) */
     size_t it = 0;
     const char *k;
     void *v;
@@ -1985,4 +2440,32 @@ void tf_ws_free(tf_ws *ws)
     if (ws->srcpoll && ws->srcpoll->inflight) ws->srcpoll->ws = NULL; /* its callback frees it */
     else free(ws->srcpoll);
     free(ws);
+}
+
+void tf_ws_free(tf_ws *ws)
+{
+    if (!ws) return;
+    hub *hb = ws->hub;
+    tf_ws_feed_stop(hb->feed); /* batches not yet run are dropped */
+    hb->feed = NULL;
+    /* the worker loops have stopped (tf_server_run joined them) or never
+     * ran: their shards are freed from here, running their loops */
+    for (int k = hb->nshards - 1; k >= 1; k--) shard_free(hb->shards[k]);
+    ws->stopping = 1;
+    for (size_t i = 0; i < ws->clients.n; i++) {
+        client *c = ws->clients.v[i];
+        if (!c->gone) tf_http_conn_abort(c->conn);
+    }
+    reap(ws);
+    hb->nshards = 1;
+    for (int i = 0; i < hb->ngroups; i++) {
+        tf_candle_agg_free(hb->groups[i]->agg);
+        free(hb->groups[i]);
+    }
+    for (size_t i = 0; i < hb->nob; i++) msg_unref(hb->ob[i].m);
+    free(hb->ob);
+    shard_free(ws);
+    pthread_mutex_destroy(&hb->lk);
+    free(hb->shards);
+    free(hb);
 }

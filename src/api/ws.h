@@ -13,6 +13,9 @@
  * Threading: tf_ws_attach and tf_ws_free run on the thread that owns the
  * server loop, outside or before tf_server_run. A graceful server stop
  * (tf_server_stop) closes every client with 1001 through a shutdown hook.
+ * With worker loops (http.threads, tf_server_start_workers before attach)
+ * the clients are spread over every loop, each loop's part on its thread
+ * (ws.c); tf_ws_free then runs after tf_server_run has joined them.
  *
  * Order at shutdown:  tf_server_run() returns -> tf_ws_free(ws) ->
  * tf_server_free(srv) -> tf_bus_free(bus).
@@ -49,15 +52,18 @@ tf_ws *tf_ws_attach(tf_server *s, tf_bus *bus, const tf_config *cfg, tf_metrics 
 /* Stops the feed thread, closes remaining clients (1001), frees. Accepts NULL. */
 void tf_ws_free(tf_ws *ws);
 
-/* Loop thread only: feeds one trade as if it came from the bus (tests). */
+/* The server loop's thread only (the hub): feeds one trade as if it came
+ * from the bus (tests). */
 void tf_ws_push(tf_ws *ws, const tf_trade *t, int64_t commit_ts_ms);
 
 /* The pool history subscribes read from (DESIGN.md section 9; borrowed,
  * must outlive ws until tf_ws_free). Without it, "history" and "since" are
- * answered with an "unavailable" error. */
+ * answered with an "unavailable" error. With worker loops each of them
+ * gets a pool of its own on cfg->pg_url (at most 2 connections, owned and
+ * freed by ws). */
 void tf_ws_set_db(tf_ws *ws, tf_pga *db);
 
-/* Connected clients (loop thread). */
+/* Connected clients, every loop's (any thread; placed ones count). */
 size_t tf_ws_client_count(const tf_ws *ws);
 
 #endif

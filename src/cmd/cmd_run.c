@@ -96,6 +96,7 @@ int tf_cmd_run(tf_config *cfg, int npos, const char **pos)
         goto out;
     }
     if (!(srv = tf_server_new(NULL, cfg, m, err, sizeof err)) || !(ru = tf_rollup_start(cfg, m, &e)) ||
+        tf_server_start_workers(srv, tf_server_threads(cfg), err, sizeof err) < 0 || /* http.threads */
         !(api = tf_api_register(srv, ru, err, sizeof err)) || !(jobs = tf_cmd_jobs_wire(api, cfg, m)) || !(ws = tf_ws_attach(srv, bus, cfg, m, err, sizeof err)) ||
         !(sse = tf_sse_attach(srv, bus, tf_api_db(api), cfg, m, err, sizeof err))) {
         fail("cannot start the server", srv && !ru ? e.msg : err);

@@ -57,6 +57,10 @@ int tf_cmd_serve(tf_config *cfg, int npos, const char **pos)
         tf_cmd_fail("serve", 1, "cannot start", err);
         goto out;
     }
+    if (tf_server_start_workers(s, tf_server_threads(cfg), err, sizeof err) < 0) { /* http.threads */
+        tf_cmd_fail("serve", 1, "cannot start", err);
+        goto out;
+    }
     ru = tf_rollup_start(cfg, m, &e);
     if (!ru) {
         tf_cmd_fail("serve", 1, "cannot start", e.msg);

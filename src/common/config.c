@@ -43,6 +43,7 @@ static const key keys[] = {
     {"http", "header_timeout_ms", T_INT, F(http_header_timeout_ms), 100, 3600000, "10000", NULL, NULL},
     {"http", "idle_timeout_ms", T_INT, F(http_idle_timeout_ms), 100, 86400000, "60000", NULL, NULL},
     {"http", "db_pool", T_INT, F(http_db_pool), 1, 64, "4", NULL, NULL},
+    {"http", "threads", T_INT, F(http_threads), 0, 256, "0", NULL, NULL},
     {"storage", "retention_days", T_INT, F(storage_retention_days), 0, 100000, "0", NULL, NULL},
     {"storage", "partitions_ahead", T_INT, F(storage_partitions_ahead), 0, 366, "3", NULL, NULL},
     {"storage", "batch_size", T_INT, F(storage_batch_size), 1, 1000000, "10000", "batch-size", NULL},

@@ -59,6 +59,7 @@ typedef struct tf_config {
     int http_header_timeout_ms;
     int http_idle_timeout_ms;
     int http_db_pool;          /* PostgreSQL connections used by the server */
+    int http_threads;          /* event loops serving connections; 0 = online cores */
     /* [storage] */
     int storage_retention_days;  /* 0 = keep forever */
     int storage_partitions_ahead; /* daily partitions created ahead of today */

@@ -22,12 +22,25 @@
  * is complete (a slow-loris client gets 408 and is closed), idle timeout
  * between keep-alive requests. Writes are uv_write calls with one heap block
  * per write; the bytes queued per connection are counted for back-pressure.
+ *
+ * http.threads: worker servers (tf_server_start_workers) are tf_servers of
+ * their own loop and thread, without listener or routes. The one acceptor
+ * parses every request; a long-lived connection moves to a worker at
+ * takeover (tf_http_takeover_to): the socket is dup()ed, the acceptor's
+ * handle closes quietly (epoll forgets it before its descriptor closes) and
+ * the worker opens a handle on the copy, with the bytes already read, from
+ * its post queue. One acceptor rather than SO_REUSEPORT listeners per loop:
+ * REST, health and metrics stay on the loop that owns the database pools and
+ * job lists, and a stream is placed on the least busy loop, not by the
+ * kernel's hash of the client's port.
  */
 #include "http/http.h"
 
 #include <errno.h>
 #include <http_parser.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,6 +183,17 @@ struct tf_server {
     tf_metric *m_conns;
     tf_metric *m_conns_total;
     tf_metric *m_queued;
+    /* http.threads: worker servers (own loop and thread each, no listener)
+     * that connections are handed to at takeover (tf_http_takeover_to);
+     * they run while this server runs. live counts connections on every
+     * loop for http.max_connections (the acceptor's own count drops when
+     * it hands one over). */
+    struct tf_server **workers;
+    int nworkers;
+    pthread_t *wthreads;
+    int wstarted;
+    atomic_int live_own;
+    atomic_int *live;
 };
 
 static http_parser_settings g_settings; /* immutable after first init */
@@ -475,6 +499,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
+    atomic_fetch_sub_explicit(s->live, 1, memory_order_relaxed);
     if (s->m_conns) tf_metric_add(s->m_conns, -1);
     free(c->pending);
     free(c);
@@ -1175,10 +1200,11 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    int live = atomic_fetch_add_explicit(s->live, 1, memory_order_relaxed) + 1;
     if (s->m_conns) tf_metric_add(s->m_conns, 1);
     if (s->m_conns_total) tf_metric_add(s->m_conns_total, 1);
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 ||
-        (s->cfg->http_max_connections > 0 && s->nconns > s->cfg->http_max_connections)) {
+        (s->cfg->http_max_connections > 0 && live > s->cfg->http_max_connections)) {
         c->closing = 1;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
@@ -1229,6 +1255,123 @@ tf_http_conn *tf_http_takeover(tf_http_req *r, const tf_http_conn_cbs *cbs, void
         uv_timer_start(&c->timer, on_conn_timer, 0, 0);
     }
     return c;
+}
+
+/* A connection on its way to another loop: the socket (a dup of it: the
+ * source handle closes its own descriptor) and the bytes read past the
+ * request. */
+typedef struct handoff {
+    tf_server *dst;
+    int fd;
+    uint64_t id;
+    char peer[64];
+    tf_http_conn_cbs cbs;
+    tf_http_adopt_fn adopt;
+    void *arg;
+    size_t plen;
+    char pending[];
+} handoff;
+
+/* dst's loop thread: the connection is born again here, already taken over. */
+static void adopt_run(void *p)
+{
+    handoff *h = p;
+    tf_server *s = h->dst;
+    tf_http_conn *c = s->stopping ? NULL : calloc(1, sizeof *c);
+    if (c && h->plen && !(c->pending = malloc(h->plen))) {
+        free(c);
+        c = NULL;
+    }
+    if (!c) {
+        close(h->fd);
+        h->adopt(NULL, h->arg);
+        free(h);
+        return;
+    }
+    c->srv = s;
+    c->id = h->id;
+    snprintf(c->peer, sizeof c->peer, "%s", h->peer);
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    atomic_fetch_add_explicit(s->live, 1, memory_order_relaxed);
+    if (s->m_conns) tf_metric_add(s->m_conns, 1);
+    c->mode = C_TAKEN;
+    if (uv_tcp_open(&c->tcp, h->fd) < 0) {
+        close(h->fd);
+        h->adopt(NULL, h->arg);
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        free(h);
+        return;
+    }
+    if (h->plen) memcpy(c->pending, h->pending, h->plen);
+    c->plen = c->pcap = h->plen;
+    c->ccbs = h->cbs; /* ud: the adopter sets it (tf_http_conn_set_ud) before it writes */
+    if (h->adopt(c, h->arg) != 0) { /* refused: closed without callbacks */
+        memset(&c->ccbs, 0, sizeof c->ccbs);
+        conn_close(c);
+        free(h);
+        return;
+    }
+    free(h);
+    if (c->closing) return;
+    if (!c->reading && !c->peer_eof && !c->read_paused) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = 1;
+    }
+    if (c->plen) {
+        c->deliver_pending = 1;
+        uv_timer_start(&c->timer, on_conn_timer, 0, 0);
+    }
+}
+
+int tf_http_takeover_to(tf_http_req *r, tf_server *dst, const tf_http_conn_cbs *cbs,
+                        tf_http_adopt_fn adopt, void *arg)
+{
+    tf_http_conn *c = r->conn;
+    if (!c || r->state != REQ_OPEN || c->closing) return -1;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0) return -1;
+    handoff *h = malloc(sizeof *h + c->plen);
+    if (!h) return -1;
+    if ((h->fd = dup(fd)) < 0) {
+        free(h);
+        return -1;
+    }
+    h->dst = dst;
+    h->id = c->id;
+    snprintf(h->peer, sizeof h->peer, "%s", c->peer);
+    h->cbs = *cbs;
+    h->adopt = adopt;
+    h->arg = arg;
+    h->plen = c->plen;
+    if (c->plen) memcpy(h->pending, c->pending, c->plen);
+    if (tf_server_post(dst, adopt_run, h) != 0) {
+        close(h->fd);
+        free(h);
+        return -1;
+    }
+    /* the request is done here; this handle goes quietly (its descriptor
+     * closes, the socket lives on in the dup) */
+    r->status = 101;
+    r->state = REQ_DONE;
+    count_request(r);
+    c->active = NULL;
+    req_free(r);
+    c->plen = 0;
+    conn_close(c);
+    return 0;
+}
+
+void tf_http_conn_set_ud(tf_http_conn *c, void *ud)
+{
+    c->cud = ud;
 }
 
 int tf_http_conn_write(tf_http_conn *c, const void *data, size_t len)
@@ -1426,6 +1569,7 @@ static void begin_stop(tf_server *s)
     if (s->stopping) return;
     s->stopping = 1;
     tf_info("http", "stopping", TF_INT("connections", s->nconns));
+    for (int i = 0; i < s->nworkers; i++) tf_server_stop(s->workers[i]);
     if (s->listening == 1) {
         s->listening = 2;
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
@@ -1501,6 +1645,7 @@ tf_server *tf_server_new(uv_loop_t *loop, const tf_config *cfg, tf_metrics *metr
         return NULL;
     }
     pthread_rwlock_init(&s->post_lk, NULL);
+    s->live = &s->live_own;
     uv_async_init(s->loop, &s->stop_async, on_stop_async);
     uv_timer_init(s->loop, &s->grace_timer);
     s->stop_async.data = s->grace_timer.data = s;
@@ -1555,15 +1700,74 @@ int tf_server_port(const tf_server *s)
     return s->port;
 }
 
+static void *worker_main(void *arg)
+{
+    tf_server *w = arg;
+    while (w->done != 2) uv_run(w->loop, UV_RUN_ONCE);
+    return NULL;
+}
+
 int tf_server_run(tf_server *s)
 {
+    for (; s->wstarted < s->nworkers; s->wstarted++) {
+        if (pthread_create(&s->wthreads[s->wstarted], NULL, worker_main, s->workers[s->wstarted]) != 0) {
+            /* no thread: its loop never runs, so hand-offs to it stay queued;
+             * stop it so posts are refused (tf_server_post -1) from now on */
+            tf_error("http", "cannot start a worker loop thread", TF_INT("loop", s->wstarted + 1));
+            break;
+        }
+    }
     while (s->done != 2) uv_run(s->loop, UV_RUN_ONCE);
+    /* the workers were stopped with us (begin_stop) and drain within the
+     * same grace period */
+    for (int i = 0; i < s->wstarted; i++) pthread_join(s->wthreads[i], NULL);
+    s->wstarted = 0;
     return 0;
+}
+
+int tf_server_start_workers(tf_server *s, int n, char *errbuf, size_t errlen)
+{
+    if (n <= 1 || s->nworkers) return 0;
+    s->workers = calloc((size_t)n - 1, sizeof *s->workers);
+    s->wthreads = calloc((size_t)n - 1, sizeof *s->wthreads);
+    if (!s->workers || !s->wthreads) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n - 1; i++) {
+        tf_server *w = tf_server_new(NULL, s->cfg, s->metrics, errbuf, errlen);
+        if (!w) return -1; /* the ones made are freed with s */
+        w->live = s->live;
+        w->next_id = (uint64_t)(i + 1) << 48; /* ids stay unique across loops (logs) */
+        s->workers[s->nworkers++] = w;
+    }
+    return 0;
+}
+
+int tf_server_threads(const tf_config *cfg)
+{
+    if (cfg->http_threads > 0) return cfg->http_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 1 ? (int)(n > 256 ? 256 : n) : 1;
+}
+
+int tf_server_nloops(const tf_server *s)
+{
+    return 1 + s->nworkers;
+}
+
+tf_server *tf_server_loop_server(tf_server *s, int i)
+{
+    if (i <= 0 || i > s->nworkers) return s;
+    return s->workers[i - 1];
 }
 
 void tf_server_free(tf_server *s)
 {
     if (!s) return;
+    for (int i = 0; i < s->nworkers; i++) tf_server_free(s->workers[i]);
+    free(s->workers);
+    free(s->wthreads);
     if (s->done != 2) {
         /* never run (or run aborted): close handles ourselves */
         if (s->listening == 1) {

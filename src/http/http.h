@@ -5,7 +5,10 @@
  *
  * Threading: everything here runs on the loop thread and must be called from
  * it, except tf_server_stop(), safe from any thread and a signal handler,
- * and tf_server_post(), for the other threads (it may wait for room).
+ * and tf_server_post(), for the other threads (it may wait for room). With
+ * http.threads (tf_server_start_workers) each loop's thread owns what is on
+ * that loop: a connection's functions are called on the thread of the loop
+ * it lives on (tf_http_conn_server(c) tells which).
  *
  * Life of a request:
  *   - the router calls the handler registered for (method, path) on the loop
@@ -99,6 +102,28 @@ int tf_server_on_shutdown(tf_server *s, tf_server_hook fn, void *ud);
  * caller still owns arg. A poster must stop before tf_server_free.
  */
 int tf_server_post(tf_server *s, void (*fn)(void *arg), void *arg);
+
+/*
+ * http.threads. tf_server_start_workers(s, n) gives s n - 1 worker loops
+ * (each a tf_server of its own, with its own loop, no listener and no
+ * routes) before s runs: s stays the one acceptor, parses every request and
+ * serves REST on its loop; a handler that takes a connection over for a
+ * long-lived stream may move it to a worker (tf_http_takeover_to), whose
+ * thread then owns it. Workers start running in tf_server_run(s), stop
+ * with it (tf_server_stop(s) stops them, their shutdown hooks run on their
+ * loops) and are joined before tf_server_run(s) returns; tf_server_free(s)
+ * frees them. Per-loop state of a module (timers, pools) is set up on a
+ * worker's loop (tf_server_loop(tf_server_loop_server(s, i))) before s
+ * runs, or later from that loop's thread (tf_server_post). n <= 1: no
+ * worker, nothing changes. Returns 0 or -1 (errbuf).
+ */
+int tf_server_start_workers(tf_server *s, int n, char *errbuf, size_t errlen);
+/* http.threads as configured: 0 = the number of online cores (>= 1). */
+int tf_server_threads(const tf_config *cfg);
+/* 1 + the workers. */
+int tf_server_nloops(const tf_server *s);
+/* Loop i's server: 0 (or out of range) is s itself, 1.. the workers. */
+tf_server *tf_server_loop_server(tf_server *s, int i);
 
 /* ---- routing ----------------------------------------------------------- */
 
@@ -236,6 +261,23 @@ typedef struct tf_http_conn_cbs {
 } tf_http_conn_cbs;
 
 tf_http_conn *tf_http_takeover(tf_http_req *r, const tf_http_conn_cbs *cbs, void *ud);
+
+/*
+ * tf_http_takeover onto another loop (dst: a tf_server_loop_server of the
+ * request's server). The request is finished here and the socket moves;
+ * on dst's loop thread adopt(c, arg) runs with the connection, already taken
+ * over with cbs: it calls tf_http_conn_set_ud(c, ud) before anything that
+ * may write, and returns 0, or -1 to refuse (the connection is closed, no
+ * callback runs). adopt(NULL, arg) means the move failed after all (dst
+ * stopped) and the socket is closed: adopt only frees arg. Bytes the client
+ * sent after the request reach on_read on dst. Returns 0 (arg TRANSFERRED
+ * to adopt), or -1 with nothing done (the request is still open, the caller
+ * answers it and still owns arg).
+ */
+typedef int (*tf_http_adopt_fn)(tf_http_conn *c, void *arg);
+int tf_http_takeover_to(tf_http_req *r, tf_server *dst, const tf_http_conn_cbs *cbs,
+                        tf_http_adopt_fn adopt, void *arg);
+void tf_http_conn_set_ud(tf_http_conn *c, void *ud);
 /* Queues bytes (copied). Returns 0, or -1 when the connection is closing. */
 int tf_http_conn_write(tf_http_conn *c, const void *data, size_t len);
 size_t tf_http_conn_queued(const tf_http_conn *c);

@@ -6,7 +6,10 @@
  * from a client thread (routing, 404/405, pipelining, tf_server_post,
  * graceful stop from another thread); and a client that resets the
  * connection in the middle of a large streamed answer must not kill the
- * embedding process with SIGPIPE (the library ignores it, not main()).
+ * embedding process with SIGPIPE (the library ignores it, not main());
+ * http.threads: a connection taken over onto a worker loop runs there
+ * (its thread), keeps the bytes sent with the request, and closes through
+ * the worker's shutdown hook when the server stops.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -534,6 +538,141 @@ static void test_post(void)
     TF_EQ_INT(g_post.late_ran, 0);
 }
 
+/* ---- http.threads: a connection handed to a worker loop ----------------- */
+
+typedef struct handoff_t {
+    tf_server *srv, *worker;
+    tf_http_conn *conn;
+    pthread_t main_thread, adopt_thread, read_thread;
+    int adopted, reads, closed, hook_ran, worker_loop_ok;
+    char got[256];
+    size_t glen;
+    char client_saw[512];
+} handoff_t;
+
+static handoff_t g_ho;
+
+static void ho_read(tf_http_conn *c, const char *data, size_t len, void *ud)
+{
+    handoff_t *h = ud;
+    h->read_thread = pthread_self();
+    h->reads++;
+    if (h->glen + len < sizeof h->got) {
+        memcpy(h->got + h->glen, data, len);
+        h->glen += len;
+    }
+    tf_http_conn_write(c, data, len); /* echo */
+}
+
+static void ho_close(tf_http_conn *c, void *ud)
+{
+    (void)c;
+    handoff_t *h = ud;
+    h->closed++;
+    h->conn = NULL;
+}
+
+static int ho_adopt(tf_http_conn *c, void *arg)
+{
+    handoff_t *h = arg;
+    if (!c) return -1;
+    h->adopt_thread = pthread_self();
+    h->adopted++;
+    h->conn = c;
+    h->worker_loop_ok = tf_http_conn_server(c) == h->worker;
+    tf_http_conn_set_ud(c, h);
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\n\r\nhello|";
+    tf_http_conn_write(c, resp, sizeof resp - 1);
+    return 0;
+}
+
+static void ho_hook(tf_server *s, void *ud)
+{
+    (void)s;
+    handoff_t *h = ud;
+    h->hook_ran = pthread_equal(pthread_self(), h->adopt_thread);
+    if (h->conn) tf_http_conn_close(h->conn);
+}
+
+static void h_up(tf_http_req *r, void *ud)
+{
+    handoff_t *h = ud;
+    static const tf_http_conn_cbs cbs = {ho_read, NULL, ho_close};
+    if (tf_http_takeover_to(r, h->worker, &cbs, ho_adopt, h) != 0)
+        tf_http_error(r, 503, "unavailable", "no hand-off", NULL);
+}
+
+static void *ho_client(void *p)
+{
+    handoff_t *h = p;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)g_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t len = 0;
+    struct timeval tv = {.tv_sec = 10}; /* a broken hand-off fails the test, never hangs it */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        /* the bytes after the request arrive with it: they move with the socket */
+        static const char req[] = "GET /up HTTP/1.1\r\nHost: x\r\n\r\nPING|";
+        if (write(fd, req, sizeof req - 1) > 0) {
+            ssize_t n;
+            int sent2 = 0;
+            while ((n = read(fd, h->client_saw + len, sizeof h->client_saw - len - 1)) > 0) {
+                len += (size_t)n;
+                h->client_saw[len] = '\0';
+                if (!sent2 && strstr(h->client_saw, "PING|")) {
+                    sent2 = write(fd, "PONG|", 5) == 5;
+                } else if (sent2 == 1 && strstr(h->client_saw, "PONG|")) {
+                    sent2 = 2;
+                    tf_server_stop(h->srv); /* the worker's hook closes the connection: EOF */
+                }
+            }
+        }
+    }
+    close(fd);
+    tf_server_stop(h->srv); /* idempotent: also after a timeout */
+    return NULL;
+}
+
+static void test_handoff(void)
+{
+    tf_config c;
+    tf_config_defaults(&c);
+    c.http_port = 0;
+    snprintf(c.http_bind, sizeof c.http_bind, "127.0.0.1");
+    char err[256];
+    memset(&g_ho, 0, sizeof g_ho);
+    tf_server *s = tf_server_new(NULL, &c, NULL, err, sizeof err);
+    TF_CHECK(s != NULL);
+    if (!s) return;
+    TF_EQ_INT(tf_server_start_workers(s, 2, err, sizeof err), 0);
+    TF_EQ_INT(tf_server_nloops(s), 2);
+    g_ho.srv = s;
+    g_ho.worker = tf_server_loop_server(s, 1);
+    g_ho.main_thread = pthread_self();
+    TF_CHECK(g_ho.worker != s && tf_server_loop(g_ho.worker) != tf_server_loop(s));
+    tf_server_route(s, "GET", "/up", h_up, &g_ho);
+    tf_server_on_shutdown(g_ho.worker, ho_hook, &g_ho);
+    TF_EQ_INT(tf_server_listen(s, err, sizeof err), 0);
+    g_port = tf_server_port(s);
+    pthread_t t;
+    pthread_create(&t, NULL, ho_client, &g_ho);
+    tf_server_run(s); /* returns once the worker has stopped too */
+    pthread_join(t, NULL);
+    tf_server_free(s);
+    TF_EQ_INT(g_ho.adopted, 1);
+    TF_CHECK(g_ho.worker_loop_ok);
+    TF_CHECK(!pthread_equal(g_ho.adopt_thread, g_ho.main_thread)); /* the worker's thread owns it */
+    TF_CHECK(g_ho.reads > 0 && pthread_equal(g_ho.read_thread, g_ho.adopt_thread));
+    g_ho.got[g_ho.glen] = '\0';
+    TF_EQ_STR(g_ho.got, "PING|PONG|");
+    TF_EQ_STR(g_ho.client_saw, "HTTP/1.1 101 Switching Protocols\r\n\r\nhello|PING|PONG|");
+    TF_EQ_INT(g_ho.closed, 1);
+    TF_CHECK(g_ho.hook_ran);
+}
+
 int main(void)
 {
     tf_config_defaults(&cfg);
@@ -547,6 +686,7 @@ int main(void)
     test_post();
     test_client_resets();
     test_accept();
+    test_handoff();
     test_status_text();
     TF_TEST_MAIN_END();
 }
