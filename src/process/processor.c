@@ -46,6 +46,22 @@
 
 typedef tf_anomaly_msg pend_anom; /* process/anomaly_store.h */
 
+/* Anomaly messages produced and not yet acknowledged by Kafka. Apart from
+ * the processor: a delivery callback can still run from tf_bus_free after
+ * the processor is gone (then the block is left to it, see proc_free). */
+typedef struct anom_inflight {
+    atomic_llong n;
+} anom_inflight;
+
+static void on_anom_delivered(void *ctx, void *opaque, int err)
+{
+    (void)opaque;
+    anom_inflight *f = ctx;
+    if (err) tf_warn("process", "anomaly not delivered to the bus (stored; SSE replays it from the table)",
+                     TF_INT("rc", err));
+    atomic_fetch_sub(&f->n, 1);
+}
+
 typedef struct part_pos {
     int32_t part;
     int64_t last;      /* last offset polled */
@@ -84,7 +100,7 @@ struct tf_processor {
     int64_t last_bad_log, last_late_log;
     char instance[160];
     tf_idset *loaded; /* tickers (hashed) whose state was rebuilt since the last assignment */
-    int64_t published_at_commit; /* cur.published when commit_all last flushed the bus */
+    anom_inflight *inflight; /* Kafka only (NULL on the embedded bus): anomalies produced, not yet delivered */
 
     tf_processor_stats cur; /* thread-private counters */
     pthread_mutex_t lock;   /* guards st, a snapshot of cur for other threads */
@@ -178,8 +194,11 @@ static int flush_anomalies(tf_processor *p)
     size_t done = 0;
     for (; done < p->npend; done++) {
         pend_anom *pa = &p->pend[done];
+        if (p->inflight) atomic_fetch_add(&p->inflight->n, 1);
         int rc = tf_bus_produce(p->bus, TF_TOPIC_ANOMALIES, pa->a.ticker, strlen(pa->a.ticker), pa->json,
-                                (size_t)pa->len, 0, 0, NULL, NULL, NULL, 1000);
+                                (size_t)pa->len, 0, 0, p->inflight ? on_anom_delivered : NULL, p->inflight, NULL,
+                                1000);
+        if (rc != 0 && p->inflight) atomic_fetch_sub(&p->inflight->n, 1); /* no callback will come */
         if (rc == TF_BUS_ETIMEDOUT) break;
         if (rc == TF_BUS_ECLOSED) break;
         if (rc != 0) {
@@ -243,15 +262,11 @@ static part_pos *part_of(tf_processor *p, int32_t part)
  * anomalies stay at-least-once. */
 static void commit_all(tf_processor *p)
 {
-    /* delivered before committed: the state rebuild does not publish again
-     * what an earlier owner stored (drop_stored), so an anomaly enqueued but
-     * not yet delivered when its offset is committed would be lost on the
-     * bus at a crash. Only when something was published since the last
-     * commit (anomalies are rare); on a timeout, commit later. */
-    if (p->cur.published != p->published_at_commit) {
-        if (tf_bus_flush(p->bus, 1000) != 0) return;
-        p->published_at_commit = p->cur.published;
-    }
+    /* delivered before committed (Kafka): the state rebuild does not publish
+     * again what an earlier owner stored (drop_stored), so an anomaly still
+     * in the producer's queue when its offset is committed would be lost on
+     * the bus at a crash. Never blocks: commit at a later turn. */
+    if (p->inflight && atomic_load(&p->inflight->n) > 0) return;
     for (int i = 0; i < p->nparts; i++) {
         part_pos *pp = &p->parts[i];
         int64_t upto = pp->last;
@@ -668,6 +683,7 @@ static void *run(void *arg)
     drain(p);
     /* deliberate back-off: a bounded retry (2 s) of a failed store at stop */
     for (int tries = 0; flush_anomalies(p) != 0 && tries < 20; tries++) usleep(100000);
+    if (p->inflight && atomic_load(&p->inflight->n) > 0) tf_bus_flush(p->bus, 5000); /* delivered, then committed */
     if (p->npend == 0) commit_all(p);
     else tf_warn("process", "stopping with anomalies not stored (they are found again on replay)",
             TF_UINT("pending", p->npend));
@@ -689,6 +705,12 @@ static void proc_free(tf_processor *p)
     tf_idset_free(p->loaded);
     if (p->pg) PQfinish(p->pg);
     free(p->pend);
+    if (p->inflight && atomic_load(&p->inflight->n) > 0) tf_bus_flush(p->bus, 5000);
+    if (p->inflight && atomic_load(&p->inflight->n) > 0)
+        tf_warn("process", "anomalies still unacknowledged by Kafka at exit",
+                TF_INT("count", (long long)atomic_load(&p->inflight->n))); /* block left to their callbacks */
+    else
+        free(p->inflight);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -712,6 +734,15 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
     pthread_mutex_init(&p->lock, NULL);
     p->cfg = cfg;
     p->bus = bus;
+    if (strcmp(tf_bus_kind(bus), "kafka") == 0) {
+        p->inflight = calloc(1, sizeof *p->inflight);
+        if (!p->inflight) {
+            pthread_mutex_destroy(&p->lock);
+            free(p);
+            snprintf(errbuf, errlen, "out of memory");
+            return NULL;
+        }
+    }
     if (opts) p->o = *opts;
     else p->o.durable = p->o.from_beginning = 1;
     p->store = cfg->process_store;

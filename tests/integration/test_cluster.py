@@ -341,8 +341,10 @@ def test_kill_serve_and_process_under_load(c):
     live = {r[0]: r[1:] for r in PG.sql(q + rng)}
     c.eq(PG.scalar("SELECT count(*) - count(DISTINCT id) FROM stock_anomalies"), "0", "no duplicate rows")
     # the oracle: the same rules in one batch over the same stored trades,
-    # stored with the same deterministic ids in place of the live rows
-    PG.sql("DELETE FROM stock_anomalies WHERE " + rng)
+    # stored with the same deterministic ids in place of the live rows (kept
+    # aside in live_anomalies)
+    PG.sql("CREATE TABLE live_anomalies AS SELECT * FROM stock_anomalies WHERE %s; "
+           "DELETE FROM stock_anomalies WHERE %s" % (rng, rng))
     r = h.run(["detect", "--pg-url", PG.url, "--from", frm, "--to", to, "--store"], timeout=300)
     c.eq(r.returncode, 0, "detect: " + r.stderr[-300:])
     oracle = {r[0]: r[1:] for r in PG.sql(q + rng)}
@@ -354,9 +356,27 @@ def test_kill_serve_and_process_under_load(c):
         if stl:
             print("  %s: last status %r" % (p.name, {k: stl[-1].get(k) for k in ("trades", "anomalies", "late")}))
     c.check(len(oracle) >= 10, "anomalies found under load", len(oracle))
-    c.eq(sorted(oracle[i] for i in set(oracle) - set(live)), [],
-         "none lost: every anomaly the oracle finds was stored live with its id (type, ticker, event, detected)")
-    c.eq(sorted(live[i] for i in set(live) - set(oracle)), [], "none extra: every live anomaly is the oracle's")
+    # Compared by (type, ticker, event time). The ids usually agree too, but
+    # an id names the trade where the statistic crossed its threshold, and
+    # the thresholds are calibrated on a tail shape pooled over the tickers
+    # one rules instance has seen (process/rules.c tail_pool): a member
+    # that owns a third of the tickers, or rebuilt them one by one after a
+    # rebalance, can cross a trade earlier or later than the batch over all
+    # of them. Lost or doubled anomalies differ in the key, not just the id.
+    key = lambda row: tuple(row[:3])  # noqa: E731
+    lk, ok = {key(v) for v in live.values()}, {key(v) for v in oracle.values()}
+    idiff = sorted(set(live) ^ set(oracle))
+    if idiff:
+        print("  ids differing (same event, another crossing trade?): live %r oracle %r" %
+              (sorted(live[i] for i in set(live) - set(oracle)), sorted(oracle[i] for i in set(oracle) - set(live))))
+    c.eq(sorted(ok - lk), [], "none lost: every anomaly the oracle finds was stored live (type, ticker, event)")
+    c.eq(sorted(lk - ok), [], "none extra: every live anomaly is the oracle's (type, ticker, event)")
+    labq = ("SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM %s a WHERE a.ticker = l.ticker AND a.event_time "
+            "BETWEEN l.event_time - interval '5 s' AND l.event_time + interval '5 s')) FROM generator_labels l "
+            "WHERE l.event_time >= '%s' AND l.event_time < '%s'")
+    lab_live, lab_orc = (int(PG.scalar(labq % (t, frm, to))) for t in ("live_anomalies", "stock_anomalies"))
+    c.check(lab_live >= lab_orc and lab_orc >= 0.5 * summary.get("anomalies_injected", 0),
+            "injected anomalies found live as often as by the oracle", (lab_live, lab_orc))
     try:
         h.wait_for(lambda: all_ids <= set(sse_stay.ids) and all_ids <= set(sse_move.ids), 30, "SSE has them all")
     except AssertionError:
