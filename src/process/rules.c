@@ -754,7 +754,14 @@ static void rule_rapid(emit_ctx *e, const tf_trade *t)
             /* value and threshold in the same unit (scale * sqrt(n)) so the
              * severity compares like with like; the percentage is the window */
             double pthr = pct * thr / x > r->c.rapid_pct ? pct * thr / x : r->c.rapid_pct;
-            emit(e, TF_ANOM_RAPID_MOVE, bf->first_t, t->id, "move_pct", pct, pthr,
+            /* the id is the move's first trade, not the one where the
+             * statistic crossed: the threshold is calibrated on a tail
+             * shape pooled over the tickers this rules instance has seen,
+             * so another process (a cluster member after a rebalance,
+             * `tickflow detect`) can cross at another trade of the same
+             * move, and the move must keep one id (test_cluster stored one
+             * move twice under two ids) */
+            emit(e, TF_ANOM_RAPID_MOVE, bf->first_t, bf->first_id, "move_pct", pct, pthr,
                  (double)(t->event_us - bj->last_t) / 1e6, 0, scale, s->cnt - bj->cnt_end, ids, 2);
             /* a reported move is not reported again once the cool-down ends:
              * later spans start after it */
