@@ -124,6 +124,7 @@ enum {
     TF_BUS_DURABLE = 1 << 0,        /* embedded: producer waits for my commits */
     TF_BUS_FROM_BEGINNING = 1 << 1, /* start at the oldest retained message (Kafka: when the
                                        group has no committed offset) instead of the end */
+    TF_BUS_NO_SOURCE = 1 << 2,      /* lsn/xid not wanted: left 0 (Kafka: no header parsing) */
 };
 
 /* Rebalance callback (Kafka group consumers; embedded calls it once with

@@ -34,7 +34,10 @@
  * rd_kafka_queue_yield on the consumer queue, not by polling a flag.
  * Message headers "lsn"/"xid" carry the source commit LSN and xid as text.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -86,9 +89,13 @@ typedef struct kconsumer {
     int grouped;
     int from_beginning;
     int assigned; /* no-group consumers: partitions assigned yet */
-    rd_kafka_queue_t *q; /* the consumer queue rd_kafka_consumer_poll reads (for yield) */
+    int want_source; /* parse the lsn/xid headers (not TF_BUS_NO_SOURCE) */
+    rd_kafka_queue_t *q; /* the consumer queue: events, rebalances */
+    struct kpart *parts; /* MAX_KPARTS: the partitions' own queues */
+    int nparts, last_part;
+    int since_serve; /* messages since the consumer queue was looked at */
+    int pipefd[2];   /* wake-ups: librdkafka (a queue became non-empty), k_wake */
     atomic_int wake;
-    atomic_int polling; /* inside k_poll: a wake must also yield the queue */
     tf_bus_rebalance_cb rebalance;
     void *rebalance_ctx;
     rd_kafka_message_t *cur;
@@ -315,11 +322,64 @@ static void k_free(tf_bus *bb)
 
 /* ---- consumers ---- */
 
+/* Every partition the consumer owns has its own librdkafka queue, taken off
+ * the consumer queue (rd_kafka_queue_forward(q, NULL), before the partition
+ * is assigned, so librdkafka never forwards it) and its own pre-fetch bound,
+ * plus one message taken from it ahead ("head"). */
+typedef struct kpart {
+    int32_t id;
+    rd_kafka_queue_t *q;
+    rd_kafka_message_t *head; /* next message of this partition, or NULL */
+    int64_t ts;               /* its produce timestamp (ms); INT64_MIN for an error */
+} kpart;
+
+#define MAX_KPARTS 256
+/* The consumer queue (rebalances, errors, a message of a partition we did
+ * not take over) is looked at after this many messages, and whenever no
+ * partition has one ready. */
+#define SERVE_EVERY 64
+
 static void free_cur(kconsumer *c)
 {
     if (c->cur) {
         rd_kafka_message_destroy(c->cur);
         c->cur = NULL;
+    }
+}
+
+static void consumer_free(kconsumer *c)
+{
+    close(c->pipefd[0]);
+    close(c->pipefd[1]);
+    free(c->parts);
+    free(c);
+}
+
+static void parts_drop(kconsumer *c)
+{
+    for (int i = 0; i < c->nparts; i++) {
+        if (c->parts[i].head) rd_kafka_message_destroy(c->parts[i].head);
+        rd_kafka_queue_io_event_enable(c->parts[i].q, -1, NULL, 0);
+        rd_kafka_queue_destroy(c->parts[i].q);
+    }
+    c->nparts = 0;
+    c->last_part = 0;
+}
+
+/* Takes the partitions' queues over; call BEFORE rd_kafka_assign (a queue
+ * librdkafka has started forwarding may already have handed it messages). */
+static void parts_take(kconsumer *c, const rd_kafka_topic_partition_list_t *l)
+{
+    parts_drop(c);
+    for (int i = 0; i < l->cnt && c->nparts < MAX_KPARTS; i++) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_partition(c->rk, l->elems[i].topic, l->elems[i].partition);
+        if (!q) continue; /* its messages then come through the consumer queue */
+        rd_kafka_queue_forward(q, NULL);
+        rd_kafka_queue_io_event_enable(q, c->pipefd[1], "p", 1);
+        kpart *kp = &c->parts[c->nparts++];
+        kp->id = l->elems[i].partition;
+        kp->q = q;
+        kp->head = NULL;
     }
 }
 
@@ -335,12 +395,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         tf_info("bus", "partitions assigned", TF_STR("topic", c->topic), TF_INT("count", parts->cnt));
         if (c->rebalance)
             c->rebalance(c->rebalance_ctx, 1, ids, n);
+        parts_take(c, parts);
         rd_kafka_assign(rk, parts);
     } else {
         tf_info("bus", "partitions revoked", TF_STR("topic", c->topic), TF_INT("count", parts->cnt));
         if (c->rebalance)
             c->rebalance(c->rebalance_ctx, 0, ids, n);
         rd_kafka_commit(rk, NULL, 0);
+        parts_drop(c); /* heads not handed out: the next owner reads them (not committed) */
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -367,17 +429,22 @@ static int assign_all(kconsumer *c)
             ids[i] = md->topics[0].partitions[i].id;
     }
     rd_kafka_metadata_destroy(md);
+    parts_take(c, l);
     err = rd_kafka_assign(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    if (err)
+    if (err) {
+        parts_drop(c);
         return -1;
+    }
     c->assigned = 1;
     if (c->rebalance)
         c->rebalance(c->rebalance_ctx, 1, ids, n < 256 ? n : 256);
     return 0;
 }
 
-/* Fills c->msg from m (which c then holds until the next poll). */
+/* Fills c->msg from m (which c then holds until the next poll). Headers are
+ * parsed only when lsn/xid are wanted: librdkafka allocates the parsed list
+ * (three allocations per message). */
 static void set_msg(kconsumer *c, rd_kafka_message_t *m)
 {
     c->cur = m;
@@ -394,7 +461,7 @@ static void set_msg(kconsumer *c, rd_kafka_message_t *m)
     c->msg.lsn = 0;
     c->msg.xid = 0;
     rd_kafka_headers_t *h = NULL;
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+    if (c->want_source && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
         const void *v;
         size_t vl;
         char tmp[24];
@@ -411,10 +478,68 @@ static void set_msg(kconsumer *c, rd_kafka_message_t *m)
     }
 }
 
+/* Hands m out (1), or logs and drops an error message (TF_BUS_ERR). */
+static int give(kconsumer *c, rd_kafka_message_t *m, const tf_bus_msg **out)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            tf_warn("bus", "kafka consumer error", TF_STR("topic", c->topic),
+                    TF_STR("error", rd_kafka_message_errstr(m)));
+        rd_kafka_message_destroy(m);
+        return TF_BUS_ERR;
+    }
+    set_msg(c, m);
+    *out = &c->msg;
+    return 1;
+}
+
+/* The consumer queue, without waiting: runs the rebalance callback and
+ * returns what it holds (a message, an error) or NULL. */
+static rd_kafka_message_t *serve_events(kconsumer *c)
+{
+    c->since_serve = 0;
+    return rd_kafka_consumer_poll(c->rk, 0);
+}
+
+/* The oldest head by produce timestamp (ties: the partition read last),
+ * refilling empty heads from their queues first (all of them when `all`,
+ * else only the one just handed out). Returns its index or -1. */
+static int pick(kconsumer *c, int all)
+{
+    int best = -1;
+    int64_t best_ts = 0;
+    for (int k = 0; k < c->nparts; k++) {
+        int i = (c->last_part + k) % c->nparts;
+        kpart *kp = &c->parts[i];
+        if (!kp->head && (all || i == c->last_part)) {
+            kp->head = rd_kafka_consume_queue(kp->q, 0);
+            if (kp->head)
+                kp->ts = kp->head->err ? INT64_MIN : rd_kafka_message_timestamp(kp->head, NULL);
+        }
+        if (kp->head && (best < 0 || kp->ts < best_ts)) {
+            best = i;
+            best_ts = kp->ts;
+        }
+    }
+    return best;
+}
+
+/* Waits on the queues' shared wake-up pipe (librdkafka writes to it when one
+ * of them goes from empty to non-empty; k_wake writes to it too). */
+static void wait_pipe(kconsumer *c, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = c->pipefd[0], .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+        char buf[256];
+        while (read(c->pipefd[0], buf, sizeof buf) > 0) {
+        }
+    }
+}
+
 /* How long a no-group consumer waits before asking for the topic's
  * partitions again (the topic does not exist yet, or the broker is down).
  * A retry of an outside condition, not a hand-off: the wait is spent
- * blocked on the consumer queue, which tf_bus_consumer_wake ends at once. */
+ * blocked on the wake-up pipe, which tf_bus_consumer_wake ends at once. */
 #define ASSIGN_RETRY_MS 200
 
 static int k_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
@@ -426,36 +551,50 @@ static int k_poll(tf_bus_consumer *cc, int timeout_ms, const tf_bus_msg **out)
     if (atomic_load(&c->bus->closing))
         return TF_BUS_ECLOSED;
     if (!c->grouped && !c->assigned && assign_all(c) < 0) {
-        int wait = timeout_ms < 0 || timeout_ms > ASSIGN_RETRY_MS ? ASSIGN_RETRY_MS : timeout_ms;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait); /* nothing assigned: errors only */
+        rd_kafka_message_t *m = serve_events(c); /* nothing assigned: errors only */
         if (m)
             rd_kafka_message_destroy(m);
+        wait_pipe(c, timeout_ms < 0 || timeout_ms > ASSIGN_RETRY_MS ? ASSIGN_RETRY_MS : timeout_ms);
+        atomic_store(&c->wake, 0);
         return 0;
     }
-    /* one call: a message, the timeout, or a yield from k_wake. polling is
-     * raised before wake is looked at again, so a wake either is seen here
-     * or yields the queue this call is about to block on. */
-    atomic_store(&c->polling, 1);
-    if (atomic_exchange(&c->wake, 0)) {
-        atomic_store(&c->polling, 0);
-        return 0;
+    int64_t deadline = timeout_ms > 0 ? tf_mono_us() + (int64_t)timeout_ms * 1000 : 0;
+    int all = 0;
+    for (;;) {
+        int full = all || ++c->since_serve >= SERVE_EVERY;
+        if (full) {
+            rd_kafka_message_t *m = serve_events(c);
+            if (m)
+                return give(c, m, out);
+        }
+        int i = pick(c, full);
+        if (i >= 0) {
+            rd_kafka_message_t *m = c->parts[i].head;
+            c->parts[i].head = NULL;
+            c->last_part = i;
+            return give(c, m, out);
+        }
+        if (!full) {
+            all = 1; /* look at every queue and the events before waiting */
+            continue;
+        }
+        all = 1;
+        if (atomic_exchange(&c->wake, 0))
+            return 0;
+        int wait = timeout_ms;
+        if (timeout_ms > 0) {
+            int64_t left = deadline - tf_mono_us();
+            if (left <= 0)
+                return 0;
+            wait = (int)((left + 999) / 1000);
+        }
+        if (timeout_ms == 0)
+            return 0;
+        /* every queue was empty after the pipe's last wake-up was sent
+         * (reading a queue re-arms its wake-up), so a message arriving now
+         * writes to the pipe and ends this wait */
+        wait_pipe(c, wait);
     }
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-    atomic_store(&c->polling, 0);
-    if (!m) {
-        atomic_store(&c->wake, 0); /* that wake ended this poll */
-        return 0;
-    }
-    if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            tf_warn("bus", "kafka consumer error", TF_STR("topic", c->topic),
-                    TF_STR("error", rd_kafka_message_errstr(m)));
-        rd_kafka_message_destroy(m);
-        return TF_BUS_ERR;
-    }
-    set_msg(c, m);
-    *out = &c->msg;
-    return 1;
 }
 
 static int k_commit(tf_bus_consumer *cc, const tf_bus_msg *msg)
@@ -480,8 +619,8 @@ static void k_wake(tf_bus_consumer *cc)
 {
     kconsumer *c = (kconsumer *)cc;
     atomic_store(&c->wake, 1);
-    if (atomic_load(&c->polling))
-        rd_kafka_queue_yield(c->q); /* ends a poll blocked in librdkafka now */
+    ssize_t w = write(c->pipefd[1], "w", 1); /* ends a wait in k_poll now */
+    (void)w; /* a full pipe is already a pending wake-up */
 }
 
 static int64_t k_lag(tf_bus_consumer *cc)
@@ -509,15 +648,38 @@ static void k_close(tf_bus_consumer *cc)
 {
     kconsumer *c = (kconsumer *)cc;
     free_cur(c);
+    parts_drop(c);
+    rd_kafka_queue_io_event_enable(c->q, -1, NULL, 0);
     rd_kafka_queue_destroy(c->q);
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
-    free(c);
+    consumer_free(c);
 }
 
 static const struct tf_bus_consumer_ops kconsumer_ops = {
     k_poll, k_commit, k_missed, k_wake, k_lag, k_close,
 };
+
+/* The pre-fetch bound of each partition queue: kafka.fetch_queue_mb split
+ * over the topic's partitions (the producer handle knows the metadata), so
+ * a consumer holds about that much in all; the whole of it when the topic
+ * is not known yet. At least 8 MB a partition. */
+static int part_queue_kb(kbus *b, const char *topic)
+{
+    int kb = atoi(b->fetch_queue_kb), n = 0;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(b->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (t && rd_kafka_metadata(b->rk, 0, t, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR && md &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+    if (n > 1)
+        kb /= n;
+    return kb > 8192 ? kb : 8192;
+}
 
 static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *group, int flags,
                                     tf_bus_rebalance_cb rebalance, void *rebalance_ctx,
@@ -534,10 +696,19 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     snprintf(c->topic, sizeof(c->topic), "%s", topic);
     c->grouped = group != NULL;
     c->from_beginning = (flags & TF_BUS_FROM_BEGINNING) != 0;
+    c->want_source = !(flags & TF_BUS_NO_SOURCE);
     c->rebalance = rebalance;
     c->rebalance_ctx = rebalance_ctx;
     atomic_init(&c->wake, 0);
-    atomic_init(&c->polling, 0);
+    c->parts = calloc(MAX_KPARTS, sizeof *c->parts);
+    if (!c->parts || pipe2(c->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        tf_err_set(e, TF_ERETRY, NULL, "kafka consumer: %s", c->parts ? strerror(errno) : "out of memory");
+        free(c->parts);
+        free(c);
+        return NULL;
+    }
+    char queue_kb[16];
+    snprintf(queue_kb, sizeof queue_kb, "%d", part_queue_kb(b, topic));
     char anon_group[96];
     snprintf(anon_group, sizeof(anon_group), "tickflow-assign-%d-%p", (int)getpid(), (void *)c);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -546,9 +717,10 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         setc(conf, "auto.offset.reset", c->from_beginning ? "earliest" : "latest", e) ||
         setc(conf, "enable.partition.eof", "false", e) ||
         setc(conf, "fetch.wait.max.ms", "10", e) ||
-        /* bounded by bytes only (see the top of the file) */
+        setc(conf, "max.partition.fetch.bytes", "16777216", e) ||
+        /* bounded by bytes only, per partition (see the top of the file) */
         setc(conf, "queued.min.messages", "10000000", e) ||
-        setc(conf, "queued.max.messages.kbytes", b->fetch_queue_kb, e) ||
+        setc(conf, "queued.max.messages.kbytes", queue_kb, e) ||
         (group && (setc(conf, "group.id", group, e) ||
                    /* librdkafka's 45 s default leaves a killed processor's
                     * tickers unprocessed for that long */
@@ -562,7 +734,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         (!group && (setc(conf, "group.id", anon_group, e) ||
                     setc(conf, "enable.auto.commit", "false", e)))) {
         rd_kafka_conf_destroy(conf);
-        free(c);
+        consumer_free(c);
         return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
@@ -574,7 +746,7 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     if (!c->rk) {
         tf_err_set(e, TF_EFATAL, NULL, "kafka consumer: %s", why);
         rd_kafka_conf_destroy(conf);
-        free(c);
+        consumer_free(c);
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk);
@@ -582,9 +754,10 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
     if (!c->q) {
         tf_err_set(e, TF_ERETRY, NULL, "kafka consumer: no consumer queue");
         rd_kafka_destroy(c->rk);
-        free(c);
+        consumer_free(c);
         return NULL;
     }
+    rd_kafka_queue_io_event_enable(c->q, c->pipefd[1], "e", 1);
     if (group) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
@@ -592,9 +765,10 @@ static tf_bus_consumer *k_subscribe(tf_bus *bb, const char *topic, const char *g
         rd_kafka_topic_partition_list_destroy(l);
         if (err) {
             tf_err_set(e, kafka_class(err), NULL, "kafka subscribe %s: %s", topic, rd_kafka_err2str(err));
+            rd_kafka_queue_io_event_enable(c->q, -1, NULL, 0);
             rd_kafka_queue_destroy(c->q);
             rd_kafka_destroy(c->rk);
-            free(c);
+            consumer_free(c);
             return NULL;
         }
     } else {

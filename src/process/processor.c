@@ -791,7 +791,9 @@ tf_processor *tf_processor_start_opts(const tf_config *cfg, tf_bus *bus, tf_metr
         snprintf(lab, sizeof lab, "type=\"%s\"", tf_anomaly_name((tf_anomaly_type)k));
         p->m_anom[k] = tf_counter(m, "tickflow_anomalies_total", "Anomalies detected by type", lab);
     }
-    int flags = (p->o.durable ? TF_BUS_DURABLE : 0) | (p->o.from_beginning ? TF_BUS_FROM_BEGINNING : 0);
+    /* trades are de-duplicated by their key (event/dedup.h): the source lsn/xid are not needed */
+    int flags = (p->o.durable ? TF_BUS_DURABLE : 0) | (p->o.from_beginning ? TF_BUS_FROM_BEGINNING : 0) |
+                TF_BUS_NO_SOURCE;
     p->cons = tf_bus_subscribe(bus, TF_TOPIC_TRADES, cfg->kafka_group[0] ? cfg->kafka_group : "tickflow-process",
                                flags, on_rebalance, p, &se);
     if (!p->cons) {
