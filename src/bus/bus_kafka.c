@@ -15,23 +15,39 @@
  * callback is forwarded). group == NULL -> no group: assign every partition
  * of the topic, starting at the end (or beginning).
  *
- * Read path (issue 16: the processor read Kafka at 0.18-0.30 of its
- * embedded-bus speed). What held it back was not the per-message call but
- * librdkafka's pre-fetch queue: queued.min.messages (100,000, counted over
- * all partitions of the consumer's queue) was reached while the processor
- * was busy, and librdkafka 2.0 then backs that partition's fetch off for a
- * fixed second (fetch.queue.backoff.ms only exists from 2.1): the queue ran
- * dry after ~0.2 s and the processor waited out the rest. So the message
- * count limit is lifted and the queue is bounded by bytes only
- * (kafka.fetch_queue_mb, default 256 MB: about 450,000 trades, more than a
- * second of processing, so a backoff no longer starves the reader).
- * Messages are then taken one by one with rd_kafka_consumer_poll in a
- * tight loop: one queue pop, no allocation and no clock read of ours per
- * message. rd_kafka_consume_batch_queue was measured no faster here and has
- * known rebalance and pause problems in librdkafka 2.0.x (listed as known
- * issues of 2.0.0, fixed in 2.1), which a consumer group cannot afford.
- * A blocked poll is ended by tf_bus_consumer_wake through
- * rd_kafka_queue_yield on the consumer queue, not by polling a flag.
+ * Read path (issue 16: the processor read Kafka at 0.18-0.30, then 0.68, of
+ * its embedded-bus speed).
+ *  - librdkafka 2.0 (Debian's) stops fetching a partition whose pre-fetch
+ *    queue is over queued.min.messages / queued.max.messages.kbytes and
+ *    looks again only about a second later (fetch.queue.backoff.ms exists
+ *    from 2.1): the queue must hold more than a second of processing, so it
+ *    is bounded by bytes only (kafka.fetch_queue_mb, split over the topic's
+ *    partitions, default 256 MB in all: ~450,000 trades).
+ *  - Each partition is read from its own queue (rd_kafka_queue_get_partition,
+ *    taken off the consumer queue before it is assigned), one message ahead
+ *    per partition, and the oldest by produce timestamp is handed out: the
+ *    partitions come out interleaved as they were produced. Read from one
+ *    shared queue, a consumer with a backlog got what the fetcher fetched,
+ *    the same bytes per partition per fetch, so a partition with fewer
+ *    trades per second ran ahead in event time by a growing margin and the
+ *    processor's reorder buffer held it all (bench-bus, 3 partitions, 1M
+ *    trades: 115,000 trades on average, 200,000 at most, against 2,200 on
+ *    the embedded bus; heap work and cache misses made the processor thread
+ *    use 2.9 s of CPU instead of 1.8). Per partition the queue bound also
+ *    throttles the one that is ahead. max.partition.fetch.bytes is raised to
+ *    16 MB so that the busiest partition's queue does not run dry between
+ *    fetches (1 MB is ~4 ms of processing).
+ *  - A message is handed out borrowed (payload, key in librdkafka's fetch
+ *    buffer; no copy, no allocation of ours). Headers are parsed only when
+ *    the consumer wants lsn/xid (not TF_BUS_NO_SOURCE): librdkafka allocates
+ *    the parsed list, three allocations per message.
+ *  - rd_kafka_consume_batch_queue is not used: it has known rebalance and
+ *    pause problems in librdkafka 2.0.x (known issues of 2.0.0, fixed in
+ *    2.1), and one pop per message from a partition queue is one lock.
+ *  - Waiting: every queue (the consumer queue for rebalances and errors,
+ *    each partition queue) writes to one pipe when it becomes non-empty
+ *    (rd_kafka_queue_io_event_enable); a poll with nothing ready blocks in
+ *    poll(2) on it, and tf_bus_consumer_wake writes to it too.
  * Message headers "lsn"/"xid" carry the source commit LSN and xid as text.
  */
 #include <errno.h>
