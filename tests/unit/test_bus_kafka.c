@@ -151,6 +151,30 @@ static void online(const char *brokers)
     TF_CHECK(assigned_calls >= 1);
     TF_CHECK(first_offset >= 0);
     TF_EQ_INT(tf_bus_consumer_missed(all), 0);
+
+    /* TF_BUS_NO_SOURCE: the same messages, the headers not parsed */
+    tf_bus_consumer *bare = tf_bus_subscribe(b, TF_TOPIC_SIGNALS, NULL, TF_BUS_FROM_BEGINNING | TF_BUS_NO_SOURCE,
+                                             NULL, NULL, err, sizeof(err));
+    TF_CHECK(bare != NULL);
+    int bgot = 0, no_source = 1;
+    deadline = tf_mono_us() + 30 * 1000000LL;
+    while (bare && bgot < N && tf_mono_us() < deadline) {
+        const tf_bus_msg *bm;
+        if (tf_bus_poll(bare, 500, &bm) != 1)
+            continue;
+        if (bm->key_len != strlen(key) || memcmp(bm->key, key, bm->key_len) != 0)
+            continue;
+        char expect[64];
+        int n = snprintf(expect, sizeof(expect), "{\"i\":%d}", bgot);
+        if (bm->value_len != (size_t)n || memcmp(bm->value, expect, (size_t)n) != 0 || bm->lsn != 0 ||
+            bm->xid != 0 || bm->ts_us <= 0)
+            no_source = 0;
+        bgot++;
+    }
+    TF_EQ_INT(bgot, N);
+    TF_CHECK(no_source);
+    tf_bus_consumer_close(bare);
+
     tf_bus_consumer_wake(all);
     const tf_bus_msg *m;
     int64_t t0 = tf_mono_us();
