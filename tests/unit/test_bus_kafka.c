@@ -154,7 +154,7 @@ static void online(const char *brokers)
 
     /* TF_BUS_NO_SOURCE: the same messages, the headers not parsed */
     tf_bus_consumer *bare = tf_bus_subscribe(b, TF_TOPIC_SIGNALS, NULL, TF_BUS_FROM_BEGINNING | TF_BUS_NO_SOURCE,
-                                             NULL, NULL, err, sizeof(err));
+                                             NULL, NULL, &e);
     TF_CHECK(bare != NULL);
     int bgot = 0, no_source = 1;
     deadline = tf_mono_us() + 30 * 1000000LL;
