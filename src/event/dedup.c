@@ -50,10 +50,16 @@ void tf_idset_free(tf_idset *s)
     free(s);
 }
 
+/* A key's home slot. Keys are trade ids, an identity column: they arrive
+ * nearly in order, so each run of 8 neighbouring ids gets 8 neighbouring
+ * slots (one cache line) at a hashed place: one cache miss per 8 trades
+ * instead of one per trade (over the processor's 16 MB table that miss was
+ * its second largest cost per trade). Runs are only 8 long, so the probe
+ * chains stay as short as with a hash of each key. */
 static inline size_t id_hash(int64_t id)
 {
-    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(x ^ (x >> 29));
+    uint64_t x = ((uint64_t)id >> 3) * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(((x ^ (x >> 29)) << 3) | ((uint64_t)id & 7));
 }
 
 static void idset_remove(tf_idset *s, int64_t id)
@@ -88,7 +94,7 @@ int tf_idset_check_add(tf_idset *s, tf_event_key id)
     }
     if (s->n == s->cap) {
         int64_t old = s->fifo[s->head];
-        s->head = (s->head + 1) % s->cap;
+        s->head = (s->head + 1) & (s->cap - 1); /* cap is a power of two */
         s->n--;
         idset_remove(s, old);
         /* the removal may have shifted the chain: find the free slot again */
@@ -96,7 +102,7 @@ int tf_idset_check_add(tf_idset *s, tf_event_key id)
         while (s->slots[i] != 0) i = (i + 1) & s->mask;
     }
     s->slots[i] = id;
-    s->fifo[(s->head + s->n) % s->cap] = id;
+    s->fifo[(s->head + s->n) & (s->cap - 1)] = id;
     s->n++;
     return 0;
 }

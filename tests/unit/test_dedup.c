@@ -7,6 +7,42 @@
 
 #include "tf_test.h"
 
+/* Feeds 40,000 ids of one shape to a 1024-key set and to a reference FIFO
+ * of the last 1024 distinct ids; returns how often they disagreed.
+ * shape 0: random ids in 1..3000; 1: increasing ids with replays of a
+ * recent stretch (CDC after a restart); 2: ids 8 apart, then 1024 apart. */
+static int model_mismatches(int shape)
+{
+    tf_idset *s = tf_idset_new(1024);
+    int64_t *fifo = calloc(1024, sizeof *fifo);
+    int head = 0, n = 0, bad = 0;
+    uint64_t seed = 99;
+    int64_t next = 1;
+    for (int i = 0; i < 40000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t id;
+        if (shape == 0) id = 1 + (int64_t)((seed >> 33) % 3000);
+        else if (shape == 1) id = (seed >> 60) == 0 && next > 600 ? next - 1 - (int64_t)((seed >> 33) % 600) : next++;
+        else id = i < 20000 ? 8 * (int64_t)(i + 1) : 1024 * (int64_t)(i + 1);
+        int inref = 0;
+        for (int k = 0; k < n; k++)
+            if (fifo[(head + k) % 1024] == id) inref = 1;
+        int got = tf_idset_check_add(s, id);
+        if (got != inref) bad++;
+        if (!inref) {
+            if (n == 1024) {
+                head = (head + 1) % 1024;
+                n--;
+            }
+            fifo[(head + n) % 1024] = id;
+            n++;
+        }
+    }
+    free(fifo);
+    tf_idset_free(s);
+    return bad;
+}
+
 static void test_idset(void)
 {
     tf_idset *s = tf_idset_new(100); /* rounds to 128 */
@@ -25,30 +61,11 @@ static void test_idset(void)
     tf_idset_free(s);
 
     /* against a reference model: the last `cap` distinct ids are remembered */
-    s = tf_idset_new(1024);
-    int64_t *fifo = calloc(1024, sizeof *fifo);
-    int head = 0, n = 0, bad = 0;
-    uint64_t seed = 99;
-    for (int i = 0; i < 40000; i++) {
-        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        int64_t id = 1 + (int64_t)((seed >> 33) % 3000);
-        int inref = 0;
-        for (int k = 0; k < n; k++)
-            if (fifo[(head + k) % 1024] == id) inref = 1;
-        int got = tf_idset_check_add(s, id);
-        if (got != inref) bad++;
-        if (!inref) {
-            if (n == 1024) {
-                head = (head + 1) % 1024;
-                n--;
-            }
-            fifo[(head + n) % 1024] = id;
-            n++;
-        }
-    }
-    TF_EQ_INT(bad, 0);
-    free(fifo);
-    tf_idset_free(s);
+    TF_EQ_INT(model_mismatches(0), 0);
+    /* the shapes the home slots are laid out for (runs of neighbouring ids)
+     * and against (strides that hit one slot of every run): many evictions */
+    TF_EQ_INT(model_mismatches(1), 0);
+    TF_EQ_INT(model_mismatches(2), 0);
     tf_idset_free(NULL);
 }
 
