@@ -26,6 +26,7 @@ typedef struct tstate {
     int nkept, capkept;
     kept *kept;           /* ascending start */
     int64_t last_emitted; /* newest emitted bucket start, INT64_MIN */
+    int64_t hw_us;        /* event-time high water: max of min(event, commit), INT64_MIN */
 } tstate;
 
 struct tf_candle_agg {
@@ -39,6 +40,7 @@ struct tf_candle_agg {
     int64_t last_delivery_us; /* wall clock of the latest delivery */
     int64_t delay_cur, delay_prev, delay_rot_us; /* windowed max of commit - event */
     int64_t lag_cur, lag_prev;                   /* windowed max of delivery - commit */
+    int64_t dis_cur, dis_prev;                   /* windowed max of a ticker's high water - event */
 };
 
 tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us,
@@ -84,6 +86,11 @@ int64_t tf_candle_agg_lag_us(const tf_candle_agg *a)
     return a->lag_cur > a->lag_prev ? a->lag_cur : a->lag_prev;
 }
 
+int64_t tf_candle_agg_disorder_us(const tf_candle_agg *a)
+{
+    return a->dis_cur > a->dis_prev ? a->dis_cur : a->dis_prev;
+}
+
 int64_t tf_candle_agg_delay_us(const tf_candle_agg *a)
 {
     return a->delay_cur > a->delay_prev ? a->delay_cur : a->delay_prev;
@@ -127,6 +134,21 @@ static int64_t open_due(const tf_candle_agg *a, int64_t start_us)
     if (progress_closes(a, start_us)) return 0; /* due now */
     int64_t f = fallback_due(a, start_us), c = caught_up_due(a, start_us);
     return c < f ? c : f;
+}
+
+/* This ticker's feed has moved past the bucket: a trade of it at or after
+ * the bucket's end + R was delivered, and (R bounding how far a ticker's
+ * trades arrive behind its high water) every one before the end is in. */
+static int order_closes(const tf_candle_agg *a, const tstate *s, int64_t start_us)
+{
+    return s->hw_us != INT64_MIN && s->hw_us >= start_us + interval_us(a) + tf_candle_agg_disorder_us(a);
+}
+
+/* When a ticker's oldest open bucket closes: by its own order, else by
+ * the feed's commit progress or the clock (open_due). */
+static int64_t ticker_due(const tf_candle_agg *a, const tstate *s, int64_t start_us)
+{
+    return order_closes(a, s, start_us) ? 0 : open_due(a, start_us);
 }
 
 static int64_t revise_due(const tf_candle_agg *a, const kept *k)
@@ -211,6 +233,8 @@ static void note_delivery(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts
         a->delay_cur = 0;
         a->lag_prev = a->lag_cur;
         a->lag_cur = 0;
+        a->dis_prev = a->dis_cur;
+        a->dis_cur = 0;
         a->delay_rot_us = now_us;
     }
     if (commit_ts_ms <= 0) return;
@@ -221,6 +245,28 @@ static void note_delivery(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts
     int64_t d = c - t->event_us;
     int64_t cap = interval_us(a) < DELAY_CAP_US ? interval_us(a) : DELAY_CAP_US;
     if (d > 0 && d <= cap && d > a->delay_cur) a->delay_cur = d;
+}
+
+/* The ticker's high water and the disorder bound R. The high water takes
+ * min(event, commit time) (or the wall clock without one): an event time
+ * ahead of its own commit comes from a writer's clock we cannot trust to
+ * move time (one outlier would close the ticker's buckets early), and any
+ * value at or below a real trade's event time keeps the rule sound. A
+ * trade behind the high water arrived after a later one of its ticker:
+ * how far behind is the disorder R must cover (within min(interval, 10 s);
+ * further back is a back-dated write, for revisions or LATE). */
+static void note_order(tf_candle_agg *a, tstate *s, const tf_trade *t, int64_t commit_ts_ms,
+                       int64_t now_us)
+{
+    int64_t bound = commit_ts_ms > 0 ? commit_ts_ms * 1000 + 999 : now_us;
+    int64_t v = t->event_us < bound ? t->event_us : bound;
+    if (s->hw_us == INT64_MIN || v > s->hw_us) {
+        s->hw_us = v;
+        return;
+    }
+    int64_t d = s->hw_us - t->event_us;
+    int64_t cap = interval_us(a) < DELAY_CAP_US ? interval_us(a) : DELAY_CAP_US;
+    if (d > 0 && d <= cap && d > a->dis_cur) a->dis_cur = d;
 }
 
 static int insert_open(tf_candle_agg *a, const char *ticker, tstate *s, const tf_trade *t,
@@ -248,11 +294,13 @@ int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts_ms,
         s = calloc(1, sizeof *s);
         if (!s) return -1;
         s->last_emitted = INT64_MIN;
+        s->hw_us = INT64_MIN;
         if (tf_ws_map_put(a->tickers, t->ticker, s) != 0) {
             free(s);
             return -1;
         }
     }
+    note_order(a, s, t, commit_ts_ms, now_us);
     int64_t b = tf_candle_bucket(a->o.interval_ms, t->event_us);
     for (int i = 0; i < s->nopen; i++) {
         if (s->open[i].start_us == b) {
@@ -294,7 +342,7 @@ static int flush(tf_candle_agg *a, int64_t now_us, int all)
                 n++;
             }
         }
-        while (s->nopen > 0 && (all || open_due(a, s->open[0].start_us) <= now_us)) {
+        while (s->nopen > 0 && (all || ticker_due(a, s, s->open[0].start_us) <= now_us)) {
             emit_oldest(a, k, s, now_us);
             n++;
         }
@@ -319,7 +367,7 @@ int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
     while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
         const tstate *s = v;
         if (s->nopen > 0) {
-            int64_t d = open_due(a, s->open[0].start_us);
+            int64_t d = ticker_due(a, s, s->open[0].start_us);
             if (d < due) due = d;
         }
         for (int i = 0; i < s->nkept; i++) {

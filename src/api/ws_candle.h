@@ -7,22 +7,40 @@
  * exact), so every client on the same interval sees the same candles and a
  * candle equals the same trades aggregated in SQL by event_time.
  *
- * Closing a bucket from what the feed has delivered (not a fixed grace):
- * trades carry their commit time, and the feed delivers in commit order. The
- * aggregator keeps D, the largest commit-minus-event delay seen over the
- * last ~10 s (delays above min(interval, 10 s) are back-dated writes and do
- * not count). A bucket [s, e) closes once a delivered commit is later than
- * e + D (+1 ms for the ms resolution of commit times): every trade with an
- * event time before e has then been delivered, so the candle is complete
- * and goes out with no waiting beyond that. Or, not to wait for the next
- * commit, by the wall clock at e + D + L, L the largest delivery lag (now
- * minus commit time) seen over the same window: commits up to e + D have
- * reached us by then unless the feed fell behind, which L shows. When the
- * feed is idle (nothing
- * delivered for idle_ms) a bucket closes by the wall clock at e + D; and
- * whatever happens it closes by e + D + max(2 idle_ms, interval / 2) (a feed
- * without commit times). A trade for a fifth open bucket of a ticker closes
- * the oldest at once (a back-dated stream moving fast through event time).
+ * Closing a bucket from what the feed has delivered (not a fixed grace),
+ * whichever of these comes first:
+ * - By the ticker's own order: a writer commits a ticker's trades in event
+ *   order (the generator, a provider), so once a trade of that ticker at or
+ *   after the bucket's end e has been delivered, every earlier one has. The
+ *   aggregator keeps the ticker's high water (the largest min(event time,
+ *   commit time) delivered; an event time ahead of its commit does not move
+ *   it) and R, the largest amount by which a trade arrived behind its
+ *   ticker's high water over the last ~10 s (several writers of a ticker, a
+ *   writer out of order); the bucket closes once the high water reaches
+ *   e + R. This needs no bound on how late trades commit, so a writer
+ *   whose trades commit well after their event time (a batching
+ *   generator: the first trade of a batch waits the whole batch span) costs
+ *   no more than the arrival of the ticker's next trade.
+ * - By commit progress (tickers that stopped trading, and every seam
+ *   decision: tf_candle_agg_closed_at uses only this and the clock): trades
+ *   carry their commit time, and the feed delivers in commit order. The
+ *   aggregator keeps D, the largest commit-minus-event delay seen over the
+ *   last ~10 s (delays above min(interval, 10 s) are back-dated writes and
+ *   do not count). A bucket [s, e) closes once a delivered commit is later
+ *   than e + D (+1 ms for the ms resolution of commit times): every trade
+ *   with an event time before e has then been delivered. Or, not to wait
+ *   for the next commit, by the wall clock at e + D + L, L the largest
+ *   delivery lag (now minus commit time) seen over the same window: commits
+ *   up to e + D have reached us by then unless the feed fell behind, which
+ *   L shows.
+ * When the feed is idle (nothing delivered for idle_ms) a bucket closes by
+ * the wall clock at e + D; and whatever happens it closes by
+ * e + D + max(2 idle_ms, interval / 2) (a feed without commit times). A
+ * trade for a fifth open bucket of a ticker closes the oldest at once (a
+ * back-dated stream moving fast through event time). A trade that breaks
+ * either bound (later than D, or behind its high water by more than R)
+ * widens that bound for the next buckets and, for the bucket already sent,
+ * makes a revision (below).
  *
  * Outliers: a trade whose event time is beyond now + max_future_ms is
  * dropped (TF_CANDLE_FUTURE) without touching that ticker's state, so one
@@ -105,6 +123,8 @@ int64_t tf_candle_agg_closed_at(const tf_candle_agg *a, int64_t cutoff_us);
 
 /* The commit-minus-event delay bound D in use, in us (tests, debug logs). */
 int64_t tf_candle_agg_delay_us(const tf_candle_agg *a);
+/* The per-ticker disorder bound R (high water minus event time), in us. */
+int64_t tf_candle_agg_disorder_us(const tf_candle_agg *a);
 /* The feed's delivery lag bound L (now minus commit time), in us. */
 int64_t tf_candle_agg_lag_us(const tf_candle_agg *a);
 
