@@ -136,19 +136,33 @@ static int64_t open_due(const tf_candle_agg *a, int64_t start_us)
     return c < f ? c : f;
 }
 
-/* This ticker's feed has moved past the bucket: a trade of it at or after
- * the bucket's end + R was delivered, and (R bounding how far a ticker's
- * trades arrive behind its high water) every one before the end is in. */
-static int order_closes(const tf_candle_agg *a, const tstate *s, int64_t start_us)
+/* The order watermark: the lowest high water among tickers holding an
+ * open bucket (tickers with none cannot hold one back). INT64_MIN when one
+ * of them has none yet. */
+static int64_t order_mark(const tf_candle_agg *a)
 {
-    return s->hw_us != INT64_MIN && s->hw_us >= start_us + interval_us(a) + tf_candle_agg_disorder_us(a);
+    int64_t w = INT64_MAX;
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
+        const tstate *s = v;
+        if (s->nopen > 0 && s->hw_us < w) w = s->hw_us;
+    }
+    return w;
 }
 
-/* When a ticker's oldest open bucket closes: by its own order, else by
- * the feed's commit progress or the clock (open_due). */
-static int64_t ticker_due(const tf_candle_agg *a, const tstate *s, int64_t start_us)
+/* Every ticker's feed has moved past the bucket: for each ticker with an
+ * open bucket a trade at or after the bucket's end + R was delivered, and
+ * (R bounding how far a ticker's trades arrive behind its high water)
+ * every one of its trades before the end is in. Taken over all tickers,
+ * not each alone, so the candles of one interval go out together in one
+ * round to the clients (closing each ticker on its own trade split the
+ * round into dozens, which cost the fan-out several times over). */
+static int64_t ticker_due(const tf_candle_agg *a, int64_t mark, int64_t start_us)
 {
-    return order_closes(a, s, start_us) ? 0 : open_due(a, start_us);
+    if (mark != INT64_MIN && mark >= start_us + interval_us(a) + tf_candle_agg_disorder_us(a)) return 0;
+    return open_due(a, start_us);
 }
 
 static int64_t revise_due(const tf_candle_agg *a, const kept *k)
@@ -331,6 +345,7 @@ int tf_candle_agg_add(tf_candle_agg *a, const tf_trade *t, int64_t commit_ts_ms,
 static int flush(tf_candle_agg *a, int64_t now_us, int all)
 {
     int n = 0;
+    int64_t mark = order_mark(a);
     size_t it = 0;
     const char *k;
     void *v;
@@ -342,7 +357,7 @@ static int flush(tf_candle_agg *a, int64_t now_us, int all)
                 n++;
             }
         }
-        while (s->nopen > 0 && (all || ticker_due(a, s, s->open[0].start_us) <= now_us)) {
+        while (s->nopen > 0 && (all || ticker_due(a, mark, s->open[0].start_us) <= now_us)) {
             emit_oldest(a, k, s, now_us);
             n++;
         }
@@ -360,14 +375,14 @@ int tf_candle_agg_flush_all(tf_candle_agg *a)
 
 int64_t tf_candle_agg_next_due(const tf_candle_agg *a)
 {
-    int64_t due = INT64_MAX;
+    int64_t due = INT64_MAX, mark = order_mark(a);
     size_t it = 0;
     const char *k;
     void *v;
     while (tf_ws_map_next(a->tickers, &it, &k, &v)) {
         const tstate *s = v;
         if (s->nopen > 0) {
-            int64_t d = ticker_due(a, s, s->open[0].start_us);
+            int64_t d = ticker_due(a, mark, s->open[0].start_us);
             if (d < due) due = d;
         }
         for (int i = 0; i < s->nkept; i++) {

@@ -9,18 +9,22 @@
  *
  * Closing a bucket from what the feed has delivered (not a fixed grace),
  * whichever of these comes first:
- * - By the ticker's own order: a writer commits a ticker's trades in event
+ * - By the tickers' own order: a writer commits a ticker's trades in event
  *   order (the generator, a provider), so once a trade of that ticker at or
  *   after the bucket's end e has been delivered, every earlier one has. The
- *   aggregator keeps the ticker's high water (the largest min(event time,
+ *   aggregator keeps each ticker's high water (the largest min(event time,
  *   commit time) delivered; an event time ahead of its commit does not move
  *   it) and R, the largest amount by which a trade arrived behind its
  *   ticker's high water over the last ~10 s (several writers of a ticker, a
- *   writer out of order); the bucket closes once the high water reaches
- *   e + R. This needs no bound on how late trades commit, so a writer
- *   whose trades commit well after their event time (a batching
- *   generator: the first trade of a batch waits the whole batch span) costs
- *   no more than the arrival of the ticker's next trade.
+ *   writer out of order). Buckets close once the lowest high water among
+ *   the tickers holding an open bucket reaches e + R: all tickers at once,
+ *   so one interval's candles go out in one round (closing each ticker on
+ *   its own trade split a round into dozens and cost the fan-out several
+ *   times over). This needs no bound on how late trades commit, so a
+ *   writer whose trades commit well after their event time (a batching
+ *   generator: the first trade of a batch waits the whole batch span, which
+ *   is what D measures) costs no more than the arrival of the tickers' next
+ *   trades.
  * - By commit progress (tickers that stopped trading, and every seam
  *   decision: tf_candle_agg_closed_at uses only this and the clock): trades
  *   carry their commit time, and the feed delivers in commit order. The
