@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tf_trade row = p.t;
         if (!row.side) row.side = 'B';
         if (!row.market[0]) memcpy(row.market, "NASDAQ", 7);
-        char err[256];
-        if (tf_copy_check_row(&row, err, sizeof err) != 0) __builtin_trap();
+        tf_err err;
+        if (tf_copy_check_row(&row, &err) != 0) __builtin_trap();
         /* round trip; event times outside what the writer sends are not re-encodable as ISO */
         char enc[1024];
         encode(which, &p, enc, sizeof enc);

@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t block = size ? 1 + data[size - 1] % 7 : 1;
     tf_seg_reader r;
-    char err[160];
-    if (tf_seg_open(&r, data, size, err, sizeof err) != 0)
+    tf_err err;
+    if (tf_seg_open(&r, data, size, &err) != 0)
         return 0;
     uint32_t n = r.info.count;
     tf_seg_row *rows = malloc((n ? n : 1) * sizeof *rows);
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t cap = tf_seg_bound(n);
         uint8_t *buf = malloc(cap);
         tf_seg_info info;
-        size_t len = tf_seg_encode(rows, n, buf, cap, &info, err, sizeof err);
+        size_t len = tf_seg_encode(rows, n, buf, cap, &info, &err);
         if (len != size || memcmp(buf, data, size) != 0)
             abort(); /* accepted a non-canonical or inconsistent segment */
         if (info.min_id != r.info.min_id || info.max_id != r.info.max_id ||
