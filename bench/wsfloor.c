@@ -7,15 +7,21 @@
  * separate sockets on this machine, so the server's own candle round is
  * compared with it.
  *
- *   wsfloor CONNS [ROUNDS] [BYTES]
+ *   wsfloor CONNS [ROUNDS] [BYTES] [THREADS]
  *
- * Prints "wsfloor: conns=N rounds=R bytes=B p50_ms=.. max_ms=.. us_per_write=..".
+ * THREADS (default 1) writer threads each take an equal share of the
+ * connections and write it at the same moment; a round ends when the last
+ * one is done. That is what http.threads loops could do at best on this
+ * machine with the reader beside them (on 2 cores the reader needs one).
+ *
+ * Prints "wsfloor: conns=N rounds=R bytes=B threads=T p50_ms=.. max_ms=.. us_per_write=..".
  * Each process holds one end of every connection (CONNS + 16 descriptors).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +69,35 @@ static void reader(const struct sockaddr_in *a, int n, int ready, int done)
     }
 }
 
+/* One writer thread's share: connections [lo, hi), rounds started together
+ * at the barrier; failed is set on a short write. */
+typedef struct writer {
+    pthread_t th;
+    pthread_barrier_t *start, *end;
+    const int *fds;
+    int lo, hi, rounds, bytes, failed;
+    const char *msg;
+} writer;
+
+static void *writer_run(void *arg)
+{
+    writer *w = arg;
+    for (int r = 0; r < w->rounds; r++) {
+        pthread_barrier_wait(w->start);
+        for (int i = w->lo; i < w->hi && !w->failed; i++)
+            if (write(w->fds[i], w->msg, (size_t)w->bytes) != w->bytes)
+                w->failed = 1;
+        pthread_barrier_wait(w->end);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 0, rounds = argc > 2 ? atoi(argv[2]) : 10;
-    int bytes = argc > 3 ? atoi(argv[3]) : 300;
-    if (n < 1 || rounds < 1 || bytes < 1 || bytes > 65536) {
-        fprintf(stderr, "usage: wsfloor CONNS [ROUNDS] [BYTES]\n");
+    int bytes = argc > 3 ? atoi(argv[3]) : 300, nth = argc > 4 ? atoi(argv[4]) : 1;
+    if (n < 1 || rounds < 1 || bytes < 1 || bytes > 65536 || nth < 1 || nth > 64 || nth > n) {
+        fprintf(stderr, "usage: wsfloor CONNS [ROUNDS] [BYTES] [THREADS]\n");
         return 2;
     }
     struct rlimit rl;
@@ -127,24 +156,46 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsfloor: the reader failed\n");
         return 1;
     }
+    /* the writers wait at `start` for each round and meet the main thread
+     * at `end` when their share is written */
+    pthread_barrier_t start, end;
+    writer *ws = calloc((size_t)nth, sizeof *ws);
+    if (!ws || pthread_barrier_init(&start, NULL, (unsigned)nth + 1) != 0 ||
+        pthread_barrier_init(&end, NULL, (unsigned)nth + 1) != 0)
+        return 1;
+    for (int k = 0; k < nth; k++) {
+        ws[k] = (writer){.start = &start, .end = &end, .fds = srv, .lo = (int)((long)n * k / nth),
+                         .hi = (int)((long)n * (k + 1) / nth), .rounds = rounds, .bytes = bytes, .msg = msg};
+        if (pthread_create(&ws[k].th, NULL, writer_run, &ws[k]) != 0)
+            return 1;
+    }
     for (int r = 0; r < rounds; r++) {
         usleep(200000); /* the reader has drained the last round and sleeps, as between candles */
         int64_t t0 = tf_mono_us();
-        for (int i = 0; i < n; i++)
-            if (write(srv[i], msg, (size_t)bytes) != bytes) {
-                fprintf(stderr, "wsfloor: write: %s\n", strerror(errno));
-                kill(pid, SIGKILL);
-                return 1;
-            }
+        pthread_barrier_wait(&start);
+        pthread_barrier_wait(&end);
         ms[r] = (double)(tf_mono_us() - t0) / 1000.0;
+    }
+    int failed = 0;
+    for (int k = 0; k < nth; k++) {
+        pthread_join(ws[k].th, NULL);
+        failed |= ws[k].failed;
+    }
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&end);
+    free(ws);
+    if (failed) {
+        fprintf(stderr, "wsfloor: a write was short or failed\n");
+        kill(pid, SIGKILL);
+        return 1;
     }
     close(done[1]);
     waitpid(pid, NULL, 0);
     for (int i = 0; i < n; i++)
         close(srv[i]);
     qsort(ms, (size_t)rounds, sizeof *ms, cmp_dbl);
-    printf("wsfloor: conns=%d rounds=%d bytes=%d p50_ms=%.1f max_ms=%.1f us_per_write=%.2f\n", n, rounds,
-           bytes, ms[rounds / 2], ms[rounds - 1], ms[rounds / 2] * 1000.0 / n);
+    printf("wsfloor: conns=%d rounds=%d bytes=%d threads=%d p50_ms=%.1f max_ms=%.1f us_per_write=%.2f\n", n,
+           rounds, bytes, nth, ms[rounds / 2], ms[rounds - 1], ms[rounds / 2] * 1000.0 / n);
     free(srv);
     free(msg);
     free(ms);
