@@ -744,17 +744,20 @@ static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret, doub
     if (-u > cur->dn) cur->dn = -u;
 }
 
-/* z of the spans [i0, m) into z[]: du, the residual and z computed as the
- * definition above says, each operation the same IEEE operation on the same
- * operands as the scalar form (the scalar tail), so the same correctly
- * rounded result; two spans per SSE2 instruction where there is SSE2. */
-static void rapid_z(const tstate *s, double cup, double cdn, int i0, int m, double *z)
+/* z of the spans [i0, m) into z[], and the largest z > 0 (0 if none):
+ * du, the residual and z computed as the definition below says, each
+ * operation the same IEEE operation on the same operands as the scalar
+ * form (the scalar tail), so the same correctly rounded result; two spans
+ * per SSE2 instruction where there is SSE2. The largest is kept per lane
+ * (a chain of maxsd over 63 spans cost as much as the divisions). */
+static double rapid_z(const tstate *s, double cup, double cdn, int i0, int m, double *z)
 {
-    double ucum = s->ucum, cnt = (double)s->cnt;
+    double ucum = s->ucum, cnt = (double)s->cnt, zmax = 0;
     int i = i0;
 #ifdef __SSE2__
     const __m128d vu = _mm_set1_pd(ucum), vc = _mm_set1_pd(cnt), vup = _mm_set1_pd(cup),
                   vdn = _mm_set1_pd(cdn), zero = _mm_setzero_pd(), sign = _mm_set1_pd(-0.0);
+    __m128d vmax = zero;
     for (; i + 2 <= m; i += 2) {
         __m128d du = _mm_sub_pd(vu, _mm_loadu_pd(s->sp_ue + i));
         /* maxpd(a, b) is a > b ? a : b, the scalar scan's running maximum */
@@ -764,15 +767,22 @@ static void rapid_z(const tstate *s, double cup, double cdn, int i0, int m, doub
         __m128d rp = _mm_sub_pd(du, up), rn = _mm_sub_pd(_mm_xor_pd(du, sign), dn);
         __m128d resid = _mm_or_pd(_mm_and_pd(pos, rp), _mm_andnot_pd(pos, rn));
         __m128d n = _mm_sub_pd(vc, _mm_loadu_pd(s->sp_ce + i));
-        _mm_storeu_pd(z + i, _mm_div_pd(resid, _mm_sqrt_pd(n)));
+        __m128d zv = _mm_div_pd(resid, _mm_sqrt_pd(n));
+        _mm_storeu_pd(z + i, zv);
+        vmax = _mm_max_pd(zv, vmax); /* zv > vmax ? zv : vmax: a NaN keeps vmax */
     }
+    double lanes[2];
+    _mm_storeu_pd(lanes, vmax);
+    zmax = lanes[1] > lanes[0] ? lanes[1] : lanes[0];
 #endif
     for (; i < m; i++) {
         double du = ucum - s->sp_ue[i];
         double up = s->sp_up[i] > cup ? s->sp_up[i] : cup, dn = s->sp_dn[i] > cdn ? s->sp_dn[i] : cdn;
         double resid = du > 0 ? du - up : -du - dn;
         z[i] = resid / sqrt(cnt - s->sp_ce[i]);
+        if (z[i] > zmax) zmax = z[i];
     }
+    return zmax;
 }
 
 /* The move from the end of each older bucket to now, in standardised
@@ -792,7 +802,7 @@ static void rapid_z(const tstate *s, double cup, double cdn, int i0, int m, doub
  * cnt_end; if n >= RAPID_MIN_LAG, z = (du > 0 ? du - up : -du - dn) /
  * sqrt(n), and the first span with the largest z > 0 is the best. Here
  * the spans' inputs are the arrays spans_push keeps and the z's come from
- * rapid_z; the first largest is the same span. */
+ * rapid_z with their largest; the first span with it is the best. */
 static void rule_rapid(emit_ctx *e, const tf_trade *t)
 {
     tf_rules *r = e->r;
@@ -809,14 +819,10 @@ static void rule_rapid(emit_ctx *e, const tf_trade *t)
     int i0 = 0;
     while (i0 < m && cnt - s->sp_ce[i0] < RAPID_MIN_LAG) i0++;
     double z[RAPID_NB];
-    rapid_z(s, s->rb[last].up, s->rb[last].dn, i0, m, z);
-    double best_z = 0, best_mv = 0, scale = s->scale;
+    double best_z = rapid_z(s, s->rb[last].up, s->rb[last].dn, i0, m, z), best_mv = 0, scale = s->scale;
     int bi = -1, best = -1;
-    for (int i = i0; i < m; i++)
-        if (z[i] > best_z) {
-            best_z = z[i];
-            bi = i;
-        }
+    if (best_z > 0) /* the first span with the largest z, as the scan's strict > keeps */
+        for (bi = i0; bi < m - 1 && z[bi] != best_z; bi++) {}
     if (bi >= 0) {
         best = (last - (bi + 1) + RAPID_NB) % RAPID_NB;
         const rbucket *bj = &s->rb[best];
