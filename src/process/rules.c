@@ -20,7 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
+/* TF_RULES_NO_SIMD: the scalar form only (test_rules_rapid_scalar.c) */
+#if defined(__SSE2__) && !defined(TF_RULES_NO_SIMD)
 #include <emmintrin.h> /* the rapid-move scan, two spans at a time */
 #endif
 
@@ -754,7 +755,7 @@ static double rapid_z(const tstate *s, double cup, double cdn, int i0, int m, do
 {
     double ucum = s->ucum, cnt = (double)s->cnt, zmax = 0;
     int i = i0;
-#ifdef __SSE2__
+#if defined(__SSE2__) && !defined(TF_RULES_NO_SIMD)
     const __m128d vu = _mm_set1_pd(ucum), vc = _mm_set1_pd(cnt), vup = _mm_set1_pd(cup),
                   vdn = _mm_set1_pd(cdn), zero = _mm_setzero_pd(), sign = _mm_set1_pd(-0.0);
     __m128d vmax = zero;
