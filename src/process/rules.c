@@ -20,6 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* TF_RULES_NO_SIMD: the scalar form only (test_rules_rapid_scalar.c) */
+#if defined(__SSE2__) && !defined(TF_RULES_NO_SIMD)
+#include <emmintrin.h> /* the rapid-move scan, two spans at a time */
+#endif
 
 #include "common/util.h"
 #include "process/window.h"
@@ -158,6 +162,18 @@ typedef struct tstate {
     int64_t cnt;
     rbucket rb[RAPID_NB];
     int rb_head, rb_n;
+    /* the spans the rapid-move scan reads, newest first (index i: from the
+     * end of the (i+1)-th bucket before the current one), one array per
+     * field: only these fields, contiguous, so the scan reads 5 cache lines
+     * per array instead of the ring's 72-byte buckets and runs two spans per
+     * instruction. They change only when a bucket opens (spans_push): the
+     * older buckets are final then, and sp_up / sp_dn hold the running
+     * maximum of their up / dn steps (the current bucket's own steps are
+     * max'ed in per trade). sp_ce is cnt_end as a double: exact below 2^53
+     * trades, so (double)cnt - sp_ce equals (double)(cnt - cnt_end). */
+    int sp_n;
+    double sp_ue[RAPID_NB], sp_ce[RAPID_NB], sp_up[RAPID_NB], sp_dn[RAPID_NB];
+    int64_t sp_b[RAPID_NB];
     int64_t rapid_from_b; /* spans start at or after this bucket (after an alarm) */
     /* an outlier print waiting for the next trade to tell jump from print */
     int pend;
@@ -679,6 +695,30 @@ static double path_scale(const tstate *s, int64_t price_e4)
  * calm scale (which made the noise maximum over spans heavy-tailed on busy
  * tickers, whose 30 s window holds many clusters, and pushed the calibrated
  * threshold above real moves). */
+/* The bucket prev (now final) becomes the newest span; the oldest span goes
+ * when its bucket leaves the ring (drop). Every older span's steps now
+ * include prev's: its up / dn enter their running maxima. (Maxima of
+ * non-NaN values, all +0 or positive: the same value in any order.) */
+static void spans_push(tstate *s, const rbucket *prev, int drop)
+{
+    int n = s->sp_n - (drop && s->sp_n > 0);
+    size_t sz = (size_t)n * sizeof(double);
+    memmove(s->sp_ue + 1, s->sp_ue, sz);
+    memmove(s->sp_ce + 1, s->sp_ce, sz);
+    memmove(s->sp_up + 1, s->sp_up, sz);
+    memmove(s->sp_dn + 1, s->sp_dn, sz);
+    memmove(s->sp_b + 1, s->sp_b, (size_t)n * sizeof(int64_t));
+    s->sp_ue[0] = prev->ucum_end;
+    s->sp_ce[0] = (double)prev->cnt_end;
+    s->sp_b[0] = prev->b;
+    s->sp_up[0] = s->sp_dn[0] = 0; /* span 1 has only the current bucket's steps */
+    for (int i = 1; i <= n; i++) {
+        if (prev->up > s->sp_up[i]) s->sp_up[i] = prev->up;
+        if (prev->dn > s->sp_dn[i]) s->sp_dn[i] = prev->dn;
+    }
+    s->sp_n = n + 1;
+}
+
 static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret, double sc)
 {
     double u = ret / sc;
@@ -688,6 +728,7 @@ static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret, doub
     int64_t b = tf_floor_div(t->event_us, r->rb_us);
     rbucket *cur = s->rb_n ? &s->rb[(s->rb_head + s->rb_n - 1) % RAPID_NB] : NULL;
     if (!cur || b > cur->b) {
+        if (cur) spans_push(s, cur, s->rb_n == RAPID_NB);
         if (s->rb_n < RAPID_NB) s->rb_n++;
         else s->rb_head = (s->rb_head + 1) % RAPID_NB;
         cur = &s->rb[(s->rb_head + s->rb_n - 1) % RAPID_NB];
@@ -704,6 +745,47 @@ static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret, doub
     if (-u > cur->dn) cur->dn = -u;
 }
 
+/* z of the spans [i0, m) into z[], and the largest z > 0 (0 if none):
+ * du, the residual and z computed as the definition below says, each
+ * operation the same IEEE operation on the same operands as the scalar
+ * form (the scalar tail), so the same correctly rounded result; two spans
+ * per SSE2 instruction where there is SSE2. The largest is kept per lane
+ * (a chain of maxsd over 63 spans cost as much as the divisions). */
+static double rapid_z(const tstate *s, double cup, double cdn, int i0, int m, double *z)
+{
+    double ucum = s->ucum, cnt = (double)s->cnt, zmax = 0;
+    int i = i0;
+#if defined(__SSE2__) && !defined(TF_RULES_NO_SIMD)
+    const __m128d vu = _mm_set1_pd(ucum), vc = _mm_set1_pd(cnt), vup = _mm_set1_pd(cup),
+                  vdn = _mm_set1_pd(cdn), zero = _mm_setzero_pd(), sign = _mm_set1_pd(-0.0);
+    __m128d vmax = zero;
+    for (; i + 2 <= m; i += 2) {
+        __m128d du = _mm_sub_pd(vu, _mm_loadu_pd(s->sp_ue + i));
+        /* maxpd(a, b) is a > b ? a : b, the scalar scan's running maximum */
+        __m128d up = _mm_max_pd(_mm_loadu_pd(s->sp_up + i), vup);
+        __m128d dn = _mm_max_pd(_mm_loadu_pd(s->sp_dn + i), vdn);
+        __m128d pos = _mm_cmpgt_pd(du, zero);
+        __m128d rp = _mm_sub_pd(du, up), rn = _mm_sub_pd(_mm_xor_pd(du, sign), dn);
+        __m128d resid = _mm_or_pd(_mm_and_pd(pos, rp), _mm_andnot_pd(pos, rn));
+        __m128d n = _mm_sub_pd(vc, _mm_loadu_pd(s->sp_ce + i));
+        __m128d zv = _mm_div_pd(resid, _mm_sqrt_pd(n));
+        _mm_storeu_pd(z + i, zv);
+        vmax = _mm_max_pd(zv, vmax); /* zv > vmax ? zv : vmax: a NaN keeps vmax */
+    }
+    double lanes[2];
+    _mm_storeu_pd(lanes, vmax);
+    zmax = lanes[1] > lanes[0] ? lanes[1] : lanes[0];
+#endif
+    for (; i < m; i++) {
+        double du = ucum - s->sp_ue[i];
+        double up = s->sp_up[i] > cup ? s->sp_up[i] : cup, dn = s->sp_dn[i] > cdn ? s->sp_dn[i] : cdn;
+        double resid = du > 0 ? du - up : -du - dn;
+        z[i] = resid / sqrt(cnt - s->sp_ce[i]);
+        if (z[i] > zmax) zmax = z[i];
+    }
+    return zmax;
+}
+
 /* The move from the end of each older bucket to now, in standardised
  * steps (path_add), less its largest standardised step in the move's
  * direction, over sqrt(trades); the largest over the window is the
@@ -712,7 +794,16 @@ static void path_add(tf_rules *r, tstate *s, const tf_trade *t, double ret, doub
  * span's start point (the maximum over spans used to pick the start with the
  * calmest scale) shapes the statistic; a drift's own steps raise the scale
  * only by the EWMA's 2 % per trade of clipped steps, so it keeps most of its
- * standardised size. */
+ * standardised size.
+ * Definition (the plain scan, kept as the reference in test_rules_rapid.c):
+ * for k = 1, 2, ... over the buckets j before the current one, newest
+ * first, stopping at the first bucket older than the window or than
+ * rapid_from_b: up / dn = the largest up / down step of the buckets after
+ * j (the current one included); du = ucum - j's ucum_end, n = cnt - j's
+ * cnt_end; if n >= RAPID_MIN_LAG, z = (du > 0 ? du - up : -du - dn) /
+ * sqrt(n), and the first span with the largest z > 0 is the best. Here
+ * the spans' inputs are the arrays spans_push keeps and the z's come from
+ * rapid_z with their largest; the first span with it is the best. */
 static void rule_rapid(emit_ctx *e, const tf_trade *t)
 {
     tf_rules *r = e->r;
@@ -720,29 +811,30 @@ static void rule_rapid(emit_ctx *e, const tf_trade *t)
     if (s->rb_n < 2) return;
     int64_t oldest = tf_floor_div(t->event_us, r->rb_us) - (RAPID_NB - 1);
     int last = (s->rb_head + s->rb_n - 1) % RAPID_NB;
-    double up = s->rb[last].up, dn = s->rb[last].dn;
-    double best_z = 0, best_mv = 0, scale = s->scale;
-    int best = -1;
-    for (int k = 1; k < s->rb_n; k++) {
-        int j = (last - k + RAPID_NB) % RAPID_NB;
-        const rbucket *bj = &s->rb[j];
-        if (bj->b < oldest || bj->b < s->rapid_from_b) break;
+    /* the spans inside the window and after the last alarm: b falls with i */
+    int64_t lim = oldest > s->rapid_from_b ? oldest : s->rapid_from_b;
+    int m = s->sp_n;
+    while (m > 0 && s->sp_b[m - 1] < lim) m--;
+    /* n rises with i (every bucket has a trade): the short spans are a prefix */
+    double cnt = (double)s->cnt;
+    int i0 = 0;
+    while (i0 < m && cnt - s->sp_ce[i0] < RAPID_MIN_LAG) i0++;
+    double z[RAPID_NB];
+    double best_z = rapid_z(s, s->rb[last].up, s->rb[last].dn, i0, m, z), best_mv = 0, scale = s->scale;
+    int bi = -1, best = -1;
+    if (best_z > 0) /* the first span with the largest z, as the scan's strict > keeps */
+        for (bi = i0; bi < m - 1 && z[bi] != best_z; bi++) {}
+    if (bi >= 0) {
+        best = (last - (bi + 1) + RAPID_NB) % RAPID_NB;
+        const rbucket *bj = &s->rb[best];
         double du = s->ucum - bj->ucum_end;
-        int64_t n = s->cnt - bj->cnt_end;
-        if (n >= RAPID_MIN_LAG) {
-            double resid = du > 0 ? du - up : -du - dn;
-            double z = resid / sqrt((double)n);
-            if (z > best_z) {
-                best_z = z;
-                best_mv = s->cum - bj->cum_end;
-                scale = fabs(du) > 0 ? fabs(best_mv) / fabs(du) : s->scale; /* the span's mean scale */
-                best = j;
-            }
-        }
-        /* bucket j's steps are inside the next, longer span */
-        if (bj->up > up) up = bj->up;
-        if (bj->dn > dn) dn = bj->dn;
+        best_mv = s->cum - bj->cum_end;
+        scale = fabs(du) > 0 ? fabs(best_mv) / fabs(du) : s->scale; /* the span's mean scale */
     }
+#ifdef TF_RULES_RAPID_CHECK
+    /* test_rules_rapid.c: compares with (or replaces by) the plain scan */
+    TF_RULES_RAPID_CHECK(r, s, t, &best_z, &best_mv, &scale, &best);
+#endif
     double x = best_z > 1e-3 ? best_z : 1e-3, thr = 0;
     if (x > s->cal_rapid.q0) {
         thr = cal_thr(&s->cal_rapid, &r->pool_rapid, r->lr_rapid);
