@@ -1184,14 +1184,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accept ------------------------------------------------------------ */
 
-static void on_connection(uv_stream_t *ls, int status)
+/* Loop thread: a new connection's handles on s's loop, linked into s's list
+ * and counted (here and server-wide); returns the server-wide count. Both
+ * births use it: an accept, and a hand-off from another loop (adopt_run). */
+static int conn_link(tf_server *s, tf_http_conn *c, uint64_t id)
 {
-    tf_server *s = ls->data;
-    if (status < 0 || s->stopping) return;
-    tf_http_conn *c = calloc(1, sizeof *c);
-    if (!c) return;
     c->srv = s;
-    c->id = ++s->next_id;
+    c->id = id;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c;
@@ -1200,8 +1199,17 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    int live = atomic_fetch_add_explicit(s->live, 1, memory_order_relaxed) + 1;
     if (s->m_conns) tf_metric_add(s->m_conns, 1);
+    return atomic_fetch_add_explicit(s->live, 1, memory_order_relaxed) + 1;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    tf_server *s = ls->data;
+    if (status < 0 || s->stopping) return;
+    tf_http_conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    int live = conn_link(s, c, ++s->next_id);
     if (s->m_conns_total) tf_metric_add(s->m_conns_total, 1);
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 ||
         (s->cfg->http_max_connections > 0 && live > s->cfg->http_max_connections)) {
@@ -1288,19 +1296,8 @@ static void adopt_run(void *p)
         free(h);
         return;
     }
-    c->srv = s;
-    c->id = h->id;
+    conn_link(s, c, h->id);
     snprintf(c->peer, sizeof c->peer, "%s", h->peer);
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->timer);
-    c->tcp.data = c;
-    c->timer.data = c;
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
-    s->nconns++;
-    atomic_fetch_add_explicit(s->live, 1, memory_order_relaxed);
-    if (s->m_conns) tf_metric_add(s->m_conns, 1);
     c->mode = C_TAKEN;
     if (uv_tcp_open(&c->tcp, h->fd) < 0) {
         close(h->fd);
