@@ -21,6 +21,12 @@
  *       INSERT envelopes + ticker keys of a stock_trades row as pgoutput
  *       sends it (text values, "+00" timestamps). Prints
  *       "encode events <n> ns_per_event <x> bytes <envelope length>".
+ *
+ *   bench_cdc decode N
+ *       The CPU cost of the decoder alone (tf_dbz_parse_trade, what the
+ *       processor and the WebSocket feed run per message): N decodes of
+ *       1024 distinct envelopes the encoder wrote as above. Prints
+ *       "decode events <n> ns_per_event <x>".
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -276,6 +282,40 @@ static int encode(long n)
     return 0;
 }
 
+static int decode(long n)
+{
+    enum { ROWS = 1024 };
+    static char env[ROWS][1024];
+    static size_t envn[ROWS];
+    int64_t base_us = tf_now_us();
+    for (int i = 0; i < ROWS; i++) {
+        tf_trade t = {.id = 1000000 + i, .side = 'B', .price_e4 = (100 + i % 900) * 10000 + i * 7 % 10000,
+                      .quantity = 1 + i % 5000, .event_us = base_us + i * 997};
+        memcpy(t.ticker, "AAPL", 5);
+        memcpy(t.market, "NASDAQ", 7);
+        int k = tf_dbz_encode_trade(&t, (base_us + i) / 1000, (uint64_t)(24023128 + i * 150), 771, env[i],
+                                    sizeof env[i]);
+        if (k < 0) {
+            fprintf(stderr, "bench_cdc: encode failed\n");
+            return 1;
+        }
+        envn[i] = (size_t)k;
+    }
+    int64_t t0 = tf_mono_us(), sum = 0;
+    for (long i = 0; i < n; i++) {
+        tf_dbz_trade o;
+        const char *why;
+        if (tf_dbz_parse_trade(env[i % ROWS], envn[i % ROWS], &o, &why) != TF_DBZ_TRADE) {
+            fprintf(stderr, "bench_cdc: decode failed: %s\n", why);
+            return 1;
+        }
+        sum += o.tr.quantity; /* keeps the call from being optimised away */
+    }
+    double ns = (double)(tf_mono_us() - t0) * 1000.0 / (double)n;
+    printf("decode events %ld ns_per_event %.0f bytes %zu check %lld\n", n, ns, envn[0], (long long)sum);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     tf_log_set_level(TF_LOG_WARN);
@@ -285,6 +325,8 @@ int main(int argc, char **argv)
         return latency(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 3 && strcmp(argv[1], "encode") == 0)
         return encode(atol(argv[2]));
-    fprintf(stderr, "usage: bench_cdc drain URL SLOT N [BROKERS] | latency URL RATE SECONDS | encode N\n");
+    if (argc == 3 && strcmp(argv[1], "decode") == 0)
+        return decode(atol(argv[2]));
+    fprintf(stderr, "usage: bench_cdc drain URL SLOT N [BROKERS] | latency URL RATE SECONDS | encode N | decode N\n");
     return 2;
 }
