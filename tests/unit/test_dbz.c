@@ -599,6 +599,51 @@ static void test_encoder_reference(void)
     free(want.b);
 }
 
+/* The string scanner reads 8 bytes at a time and then byte by byte: each
+ * kind of byte it must stop at, at every offset in and across an 8-byte
+ * word and near the end of the buffer, with the verdict jansson gives. */
+static void test_string_scan(void)
+{
+    static const struct {
+        const char *mid;
+        int rc;
+    } cases[] = {
+        {"\x01", TF_DBZ_BAD},       /* a raw control character */
+        {"\x1f", TF_DBZ_BAD},
+        {"\t", TF_DBZ_BAD},
+        {"\"", TF_DBZ_BAD},         /* an unescaped quote ends the string early */
+        {"\\\"", TF_DBZ_SKIP},     /* an escaped one does not */
+        {"\\\\", TF_DBZ_SKIP},
+        {"\\u00e9", TF_DBZ_SKIP},
+        {"\\x", TF_DBZ_BAD},        /* not an escape */
+        {"\xc3\xa9", TF_DBZ_SKIP},  /* UTF-8 */
+        {"\xc3", TF_DBZ_BAD},        /* a truncated sequence */
+        {"\x7f", TF_DBZ_SKIP},       /* DEL is allowed raw */
+        {" ~", TF_DBZ_SKIP},
+    };
+    char a[32], z[32], buf[256];
+    int wrong = 0;
+    memset(a, 'a', sizeof a);
+    memset(z, 'z', sizeof z);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int i = 0; i <= 17; i++)
+            for (int j = 0; j <= 9; j++)
+                for (int last = 0; last < 2; last++) {
+                    tf_dbz_trade d;
+                    const char *why = NULL;
+                    int n = last ? snprintf(buf, sizeof buf, "{\"op\":\"d\",\"x\":\"%.*s%s%.*s\"}", i, a,
+                                            cases[k].mid, j, z)
+                                 : snprintf(buf, sizeof buf, "{\"x\":\"%.*s%s%.*s\",\"op\":\"d\"}", i, a,
+                                            cases[k].mid, j, z);
+                    int rc = tf_dbz_parse_trade(buf, (size_t)n, &d, &why);
+                    if (rc != cases[k].rc) {
+                        if (!wrong) fprintf(stderr, "string scan: %s -> %d, want %d\n", buf, rc, cases[k].rc);
+                        wrong++;
+                    }
+                }
+    TF_EQ_INT(wrong, 0);
+}
+
 int main(void)
 {
     test_insert_envelope();
@@ -610,5 +655,6 @@ int main(void)
     test_bad();
     test_strict_json();
     test_unsupported();
+    test_string_scan();
     TF_TEST_MAIN_END();
 }
