@@ -465,8 +465,6 @@ static const char METRICS_SQL[] =
 static void on_metrics(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     tf_api_jobs *x = ud;
     x->poll_inflight = 0;
     if (err || !r) return; /* unknown for now: keep the last values */

@@ -951,8 +951,6 @@ static void poll_start(sclient *c)
 static void status_cb(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     sclient *c = ud;
     c->st_busy = 0;
     tf_api_signals *x = c->x;

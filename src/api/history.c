@@ -929,10 +929,7 @@ static void hjob_free(hjob *j)
 
 static void commit_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
-    int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)err;
-    (void)msg;
+    (void)e; /* a read-only transaction: its COMMIT failing changes no answer */
     hjob *j = ud;
     tf_pga_release(c); /* a failed COMMIT leaves no transaction open either */
     hjob_free(j);

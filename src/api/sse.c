@@ -507,8 +507,6 @@ static void deliver_status(tf_sse *x, const char *st, const char *json)
 static void status_done(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     tf_sse *x = ud;
     x->st_inflight = 0;
     /* an error: unknown, keep the last state */
@@ -549,8 +547,6 @@ static void status_done(const PGresult *r, const tf_err *e, void *ud)
 static void job_fail_done(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     tf_sse *x = ud;
     x->jf_inflight = 0;
     if (!err && r && !x->released && !x->shut) {
@@ -616,8 +612,6 @@ static void job_fail_poll(tf_sse *x)
 static void source_sw_done(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     tf_sse *x = ud;
     x->sw_inflight = 0;
     if (!err && r && !x->released && !x->shut) {
@@ -718,8 +712,6 @@ static int replay_ended(replay_job *j, const PGresult *r, int err)
 static void replay_page_cb(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     replay_job *j = ud;
     if (replay_ended(j, r, err)) return;
     int n = PQntuples(r);
@@ -781,8 +773,6 @@ static void replay_page(replay_job *j)
 static void replay_seq_cb(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     replay_job *j = ud;
     if (replay_ended(j, r, err)) return;
     if (PQntuples(r) == 0) { /* not found: live only */
@@ -993,8 +983,6 @@ typedef struct list_job {
 static void list_cb(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     list_job *j = ud;
     tf_sse *x = j->x;
     if (err || !r) {

@@ -1932,8 +1932,6 @@ typedef struct srcpoll {
 static void srcpoll_done(const PGresult *r, const tf_err *e, void *ud)
 {
     int err = e ? e->code : 0;
-    const char *msg = e ? e->msg : NULL;
-    (void)msg;
     srcpoll *p = ud;
     tf_ws *ws = p->ws;
     p->inflight = 0;
