@@ -68,6 +68,14 @@ typedef struct part_pos {
     int64_t committed; /* last offset committed, -1 none */
 } part_pos;
 
+/* A ticker's partition: its trades are keyed by ticker, so one ticker's
+ * trades always come from one partition. A rebalance keeps the rule state
+ * of the tickers whose partitions stay with this member. */
+typedef struct tick_part {
+    int64_t key; /* ticker_key */
+    int32_t part;
+} tick_part;
+
 struct tf_processor {
     const tf_config *cfg;
     tf_bus *bus;
@@ -100,6 +108,8 @@ struct tf_processor {
     int64_t last_bad_log, last_late_log;
     char instance[160];
     tf_idset *loaded; /* tickers (hashed) whose state was rebuilt since the last assignment */
+    tick_part *tp;    /* ticker (hashed) -> its partition, open addressing, key 0 = empty */
+    size_t tp_cap, tp_n;
     anom_inflight *inflight; /* Kafka only (NULL on the embedded bus): anomalies produced, not yet delivered */
 
     tf_processor_stats cur; /* thread-private counters */
@@ -315,7 +325,7 @@ static void drain(tf_processor *p)
     if (p->bars) tf_bars_advance(p->bars, tf_reorder_watermark(p->ro));
 }
 
-static void load_ticker(tf_processor *p, const tf_trade *t);
+static void load_ticker(tf_processor *p, const tf_trade *t, int32_t part);
 static void write_status(tf_processor *p, const char *state);
 
 static void handle_msg(tf_processor *p, const tf_bus_msg *m)
@@ -351,7 +361,7 @@ static void handle_msg(tf_processor *p, const tf_bus_msg *m)
     }
     tf_metric_add(p->m_trades, 1);
     p->cur.trades++;
-    load_ticker(p, &d.tr);
+    load_ticker(p, &d.tr, m->partition);
     int r = tf_reorder_push(p->ro, &d.tr, m->partition, m->offset);
     if (r == TF_RO_QUARANTINED) {
         /* a far-future timestamp: evaluating it would move the ticker's
@@ -404,6 +414,57 @@ static int64_t ticker_key(const char *t)
     uint64_t h = 1469598103934665603ULL;
     for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ULL;
     return (int64_t)(h | 1); /* never 0: the id set ignores 0 */
+}
+
+static int32_t *tp_slot(tick_part *tab, size_t cap, int64_t key, int add)
+{
+    size_t mask = cap - 1, i = (size_t)((uint64_t)key * 0x9E3779B97F4A7C15ULL >> 32) & mask;
+    while (tab[i].key && tab[i].key != key) i = (i + 1) & mask;
+    if (!tab[i].key && !add) return NULL;
+    tab[i].key = key;
+    return &tab[i].part;
+}
+
+static void tp_set(tf_processor *p, int64_t key, int32_t part)
+{
+    if ((p->tp_n + 1) * 2 > p->tp_cap) {
+        size_t nc = p->tp_cap ? p->tp_cap * 2 : 256;
+        tick_part *nt = calloc(nc, sizeof *nt);
+        if (!nt) return; /* unknown partition: the ticker is rebuilt at a rebalance */
+        for (size_t i = 0; i < p->tp_cap; i++)
+            if (p->tp[i].key) *tp_slot(nt, nc, p->tp[i].key, 1) = p->tp[i].part;
+        free(p->tp);
+        p->tp = nt;
+        p->tp_cap = nc;
+    }
+    int32_t *slot = tp_slot(p->tp, p->tp_cap, key, 0);
+    if (!slot) {
+        slot = tp_slot(p->tp, p->tp_cap, key, 1);
+        p->tp_n++;
+    }
+    *slot = part;
+}
+
+typedef struct keep_ctx {
+    tf_processor *p;
+    const int32_t *parts;
+    int n;
+    tf_idset *loaded; /* the new assignment's: the kept tickers need no rebuild */
+} keep_ctx;
+
+/* tf_rules_keep's predicate: the ticker's partition is in the new assignment. */
+static int part_stays(void *ctx, const char *ticker)
+{
+    keep_ctx *k = ctx;
+    int64_t key = ticker_key(ticker);
+    int32_t *part = k->p->tp ? tp_slot(k->p->tp, k->p->tp_cap, key, 0) : NULL;
+    for (int i = 0; part && i < k->n; i++) {
+        if (k->parts[i] == *part) {
+            tf_idset_check_add(k->loaded, key);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -472,9 +533,11 @@ static void drop_stored(tf_processor *p, size_t first)
  * trade ids go into the replay set, so the same trades arriving again from
  * the bus (uncommitted offsets) are not counted twice.
  */
-static void load_ticker(tf_processor *p, const tf_trade *t)
+static void load_ticker(tf_processor *p, const tf_trade *t, int32_t part)
 {
-    if (tf_idset_check_add(p->loaded, ticker_key(t->ticker))) return;
+    int64_t key = ticker_key(t->ticker);
+    if (tf_idset_check_add(p->loaded, key)) return;
+    tp_set(p, key, part);
     if (!p->store || !pg_ready(p)) return;
     size_t first = p->npend; /* anomalies queued from here on are the rebuild's */
     char et[40], id[32], win[16], lim[16];
@@ -484,11 +547,14 @@ static void load_ticker(tf_processor *p, const tf_trade *t)
     snprintf(lim, sizeof lim, "%d", RELOAD_MAX_ROWS);
     const char *vals[5] = {t->ticker, et, id, win, lim};
     PGresult *r = PQexecParams(p->pg,
-                               "SELECT id, market_code, trade_type, price::text, quantity,"
-                               " (extract(epoch from event_time) * 1000000)::bigint FROM stock_trades"
+                               /* the newest rows when there are more: the state
+                                * must run up to the trade, without a gap before it */
+                               "SELECT id, market_code, trade_type, price::text, quantity, us FROM"
+                               " (SELECT id, market_code, trade_type, price, quantity, event_time,"
+                               " (extract(epoch from event_time) * 1000000)::bigint AS us FROM stock_trades"
                                " WHERE ticker = $1 AND event_time >= $2::timestamptz - $4::int * interval '1 s'"
                                " AND (event_time, id) < ($2::timestamptz, $3::bigint)"
-                               " ORDER BY event_time, id LIMIT $5::int",
+                               " ORDER BY event_time DESC, id DESC LIMIT $5::int) q ORDER BY event_time, id",
                                5, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         pg_failed(p, r, "reloading recent trades");
@@ -542,9 +608,20 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         tf_info("process", "partitions revoked", TF_INT("count", n));
         return;
     }
-    /* fresh state: rules warm up again per ticker from PostgreSQL (lazily, on
-     * each ticker's first trade), the watermark starts over */
-    tf_rules_reset(p->rules);
+    /* The tickers of partitions that stay with this member keep their state:
+     * they were revoked a moment ago and every trade polled was evaluated
+     * (above); the bus resumes at the committed offsets, and what it sends
+     * again (a commit that had to wait for a delivery) the id set drops, so
+     * they go on from where they were, as one process without the
+     * rebalance would. Rebuilding them too
+     * (as every ticker was) replayed RELOAD_S of each through rules whose
+     * calibration pool then held the tickers rebuilt so far: near a
+     * threshold it decided otherwise than the state it replaced (CI, under
+     * load: a RAPID_MOVE and a PRICE_SPIKE named at another trade right
+     * after the rebalance), and at many tickers it is a reload of every
+     * ticker from PostgreSQL at every member joining or leaving. The others
+     * (new to this member, or moved away) warm up again from PostgreSQL
+     * (lazily, on each ticker's first trade); the watermark starts over. */
     tf_idset *nl = tf_idset_new(1 << 16);
     tf_reorder *nr = tf_reorder_new(p->ooo_us, p->lateness_us);
     if (nr) {
@@ -553,12 +630,15 @@ static void on_rebalance(void *ctx, int assigned, const int32_t *parts, int n)
         tf_reorder_set_future(nr, tf_now_us(), (int64_t)p->cfg->process_max_future_ms * 1000);
     }
     if (nl && nr && tf_reorder_pending(p->ro) == 0) {
+        keep_ctx k = {p, parts, n, nl};
+        tf_rules_keep(p->rules, part_stays, &k);
         tf_idset_free(p->loaded);
         p->loaded = nl;
         tf_reorder_free(p->ro);
         p->ro = nr;
         if (p->bars) tf_bars_reset(p->bars); /* the new watermark starts over too */
     } else {
+        tf_rules_reset(p->rules);
         tf_idset_free(nl);
         tf_reorder_free(nr);
     }
@@ -703,6 +783,7 @@ static void proc_free(tf_processor *p)
     tf_bars_free(p->bars);
     tf_idset_free(p->ids);
     tf_idset_free(p->loaded);
+    free(p->tp);
     if (p->pg) PQfinish(p->pg);
     free(p->pend);
     if (p->inflight && atomic_load(&p->inflight->n) > 0) tf_bus_flush(p->bus, 5000);

@@ -406,6 +406,29 @@ void tf_rules_reset(tf_rules *r)
     r->st.tickers = 0;
 }
 
+void tf_rules_keep(tf_rules *r, int (*keep)(void *ctx, const char *ticker), void *ctx)
+{
+    tstate **kept = malloc((r->n ? r->n : 1) * sizeof *kept);
+    size_t n = 0;
+    for (size_t i = 0; i < r->cap; i++) {
+        tstate *s = r->tab[i];
+        r->tab[i] = NULL;
+        if (!s) continue;
+        if (kept && keep(ctx, s->ticker)) kept[n++] = s;
+        else tstate_free(s); /* no memory for the list: all forgotten (tf_rules_reset) */
+    }
+    /* the same capacity holds fewer: reinserted by their hash (removing in
+     * place from linear probing would leave holes in the probe runs) */
+    for (size_t k = 0; k < n; k++) {
+        size_t mask = r->cap - 1, i = hash_ticker(kept[k]->ticker) & mask;
+        while (r->tab[i]) i = (i + 1) & mask;
+        r->tab[i] = kept[k];
+    }
+    free(kept);
+    r->n = n;
+    r->st.tickers = (int64_t)n;
+}
+
 void tf_rules_free(tf_rules *r)
 {
     if (!r) return;

@@ -160,6 +160,10 @@ int tf_rules_on_trade(tf_rules *r, const tf_trade *t, int late, int64_t now_us, 
 
 /* Forgets all per-ticker state (rebalance without state reload). */
 void tf_rules_reset(tf_rules *r);
+/* Forgets the state of every ticker keep(ctx, ticker) returns 0 for (a
+ * rebalance: the tickers whose partitions stay keep their state); the
+ * calibration pools stay as they are. */
+void tf_rules_keep(tf_rules *r, int (*keep)(void *ctx, const char *ticker), void *ctx);
 void tf_rules_get_stats(const tf_rules *r, tf_rules_stats *s);
 
 #endif

@@ -40,6 +40,8 @@ TICKERS = ["K%02d" % i for i in range(12)]
 RATE = int(os.environ.get("TF_CLUSTER_RATE", "2000"))
 WARM_S = 30  # the generator injects anomalies only after 30 s of a ticker (gen.c GEN_WARMUP_US)
 BEFORE_KILL_S, AFTER_KILL_S = 10, 20
+BORDER = 1.25      # value / threshold below which the calibration decides (see the anomaly comparison)
+MAX_EXPLAINED = 3  # differences allowed, each printed
 GROUP = "tf-cluster"
 PG = KAFKA = None
 
@@ -377,25 +379,58 @@ def test_kill_serve_and_process_under_load(c):
     # The thresholds are calibrated on a tail shape pooled over the tickers
     # one rules instance has seen (process/rules.c tail_pool): a member that
     # owns a third of the tickers, or rebuilt them one by one after a
-    # rebalance, can cross at another trade than the batch over all of them.
-    # A RAPID_MOVE's id used to name that crossing trade: one move was
-    # stored twice under two ids (now its first trade: one id per event).
+    # rebalance (process/processor.c load_ticker), calibrates on another pool
+    # than the batch over all of them, and is still right by its own state.
+    # So a difference is allowed only where that can decide it, each one
+    # printed with its evidence, and at most MAX_EXPLAINED of them:
+    # - the same price event named by another rule: the other side has an
+    #   anomaly on the same ticker within 1 s (a print 2.75 % off VWAP that
+    #   reverted, OFF_VWAP, live; a jump 9 trades later, PRICE_SPIKE, in the
+    #   batch: CI, under load);
+    # - near the threshold: the side that raised it has value < BORDER x
+    #   threshold (the other's threshold was above the value).
+    # A lost anomaly (a gap in the trades a member evaluated, a rebuild that
+    # skipped, a store that failed) is clear of its threshold and alone on
+    # its ticker, and fails. A RAPID_MOVE's id used to name the crossing
+    # trade: one move was stored twice under two ids (now its first trade).
     key = lambda row: tuple(row[:3])  # noqa: E731
-    lk, ok = {key(v) for v in live.values()}, {key(v) for v in oracle.values()}
     idiff = sorted(set(live) ^ set(oracle))
     if idiff:
         print("  ids differing (same event, another crossing trade?): live %r oracle %r" %
               (sorted(live[i] for i in set(live) - set(oracle)), sorted(oracle[i] for i in set(oracle) - set(live))))
     keys = sorted(key(v) for v in live.values())
     c.eq([k for i, k in enumerate(keys) if i and keys[i - 1] == k], [], "no event stored twice under two ids")
-    c.eq(sorted(ok - lk), [], "none lost: every anomaly the oracle finds was stored live (type, ticker, event)")
-    c.eq(sorted(lk - ok), [], "none extra: every live anomaly is the oracle's (type, ticker, event)")
+    evq = ("SELECT type, ticker, (extract(epoch from event_time) * 1000000)::bigint, (evidence->>'value')::float8, "
+           "(evidence->>'threshold')::float8 FROM %s WHERE " + rng)
+    ev = {side: [(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in PG.sql(evq % t)]
+          for side, t in (("live", "live_anomalies"), ("oracle", "stock_anomalies"))}
+    unexplained, explained = {"live": [], "oracle": []}, {"live": [], "oracle": []}
+    for side, other in (("live", "oracle"), ("oracle", "live")):
+        theirs = {(a[0], a[1], a[2]) for a in ev[other]}
+        for a in ev[side]:
+            if (a[0], a[1], a[2]) in theirs:
+                continue
+            near = [b for b in ev[other] if b[1] == a[1] and abs(b[2] - a[2]) <= 1000000]
+            why = ("the same event as %s %s on the other side" % (near[0][0], iso(near[0][2])[11:]) if near else
+                   "near its threshold (%.4g / %.4g)" % (a[3], a[4]) if a[4] > 0 and a[3] < BORDER * a[4] else None)
+            (explained if why else unexplained)[side].append((a[0], a[1], iso(a[2])[11:], why or
+                                                              "value %.4g, threshold %.4g" % (a[3], a[4])))
+    for side in ("live", "oracle"):
+        for d in explained[side]:
+            print("  only %s: %s %s %s: %s" % (side, d[0], d[1], d[2], d[3]), flush=True)
+    c.eq(unexplained["oracle"], [], "none lost: every anomaly the oracle finds was stored live (type, ticker, event), "
+         "but for a threshold the calibration decides")
+    c.eq(unexplained["live"], [], "none extra: every live anomaly is the oracle's (type, ticker, event), "
+         "but for a threshold the calibration decides")
+    n_expl = len(explained["live"]) + len(explained["oracle"])
+    c.check(n_expl <= MAX_EXPLAINED, "at most %d differences the calibration decides" % MAX_EXPLAINED, n_expl)
     labq = ("SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM %s a WHERE a.ticker = l.ticker AND a.event_time "
             "BETWEEN l.event_time - interval '5 s' AND l.event_time + interval '5 s')) FROM generator_labels l "
             "WHERE l.event_time >= '%s' AND l.event_time < '%s'")
     lab_live, lab_orc = (int(PG.scalar(labq % (t, frm, to))) for t in ("live_anomalies", "stock_anomalies"))
-    c.check(lab_live >= lab_orc and lab_orc >= 0.5 * summary.get("anomalies_injected", 0),
-            "injected anomalies found live as often as by the oracle", (lab_live, lab_orc))
+    c.check(lab_live >= lab_orc - len(explained["oracle"]) and lab_orc >= 0.5 * summary.get("anomalies_injected", 0),
+            "injected anomalies found live as often as by the oracle (but for those near the threshold)",
+            (lab_live, lab_orc, len(explained["oracle"])))
     try:
         h.wait_for(lambda: all_ids <= set(sse_stay.ids) and all_ids <= set(sse_move.ids), 30, "SSE has them all")
     except AssertionError:
