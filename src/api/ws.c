@@ -139,6 +139,8 @@ typedef struct hist {
     int64_t cutoff_us;  /* candles: buckets from this one on come live */
     int lowered;        /* the cutoff bucket is one the aggregator has only in part: its
                            trades so far come in the history too, flagged partial */
+    int64_t part_us;    /* INT64_MIN, or the bucket before the cutoff when the aggregator
+                           saw it only in part: it comes in the history flagged partial */
     int waiting, querying;
     tf_ws_hist_row *rows; /* the answer, being sent (hist_pump) */
     size_t nrows, next;
@@ -635,6 +637,14 @@ static int64_t group_cutoff(tf_ws *ws, group *g)
     return v;
 }
 
+static int64_t group_created(tf_ws *ws, group *g)
+{
+    hub_lock(ws->hub);
+    int64_t v = tf_candle_agg_created_us(g->agg);
+    hub_unlock(ws->hub);
+    return v;
+}
+
 static int64_t group_closed_at(tf_ws *ws, group *g, int64_t cutoff_us)
 {
     hub_lock(ws->hub);
@@ -1093,7 +1103,9 @@ static void do_set_interval(client *c, const tf_ws_cmd *cmd)
  * or later yet, and the aggregator saw those buckets whole, so every candle
  * from G on will go out live; every bucket before G is closed (we wait for
  * that when the aggregator started during it, at most HIST_MAX_WAIT_US) and
- * so is whole in PostgreSQL. History is then read for buckets before G,
+ * so is whole in PostgreSQL (as far as the close rule can tell: when the
+ * aggregator saw the bucket before G only in part, that bucket goes out
+ * flagged partial, see do_subscribe_hist). History is then read for buckets before G,
  * live candles are held meanwhile, and after history_end the held ones go
  * out except those before G that are not revisions (the history had them).
  * Raw trades: live trades are held from the subscribe on; the snapshot
@@ -1253,7 +1265,8 @@ static out_msg *hist_msg(const hist *h, const tf_ws_hist_row *w)
 {
     char js[TF_WS_TICK_JSON_MAX];
     tf_candle cd = w->c;
-    cd.partial = h->lowered && cd.start_us >= h->cutoff_us; /* in progress: more to come */
+    /* in progress (more to come), or read before it may have been whole */
+    cd.partial = (h->lowered && cd.start_us >= h->cutoff_us) || cd.start_us == h->part_us;
     int n = h->interval_ms > 0 ? tf_ws_enc_tick(js, sizeof js, w->ticker, &cd, 1)
                                : tf_ws_enc_trade(js, sizeof js, &w->t, 0, 1);
     return n < 0 ? NULL : msg_new(K_CTRL, w->ticker, js, (size_t)n);
@@ -1392,6 +1405,7 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
     for (size_t k = 0; h->set && k < cmd->ntickers; k++) tf_ws_map_put(h->set, cmd->tickers[k], (void *)1);
     h->since_us = cmd->has_since ? cmd->since_us : INT64_MIN;
     h->n = cmd->history_n;
+    h->part_us = INT64_MIN;
     int64_t now = tf_now_us(), wait_until = 0;
     int lowered = 0;
     if (iv > 0) {
@@ -1405,6 +1419,18 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
             h->cutoff_us -= iv * 1000;
             wait_until = group_closed_at(ws, sl->grp, h->cutoff_us);
             lowered = h->lowered = 1;
+        } else if (h->cutoff_us - iv * 1000 < group_created(ws, sl->grp)) {
+            /* The aggregator began during the bucket before the cutoff (a
+             * server that just started, an interval first asked for). We
+             * wait for that bucket to close, but its close is an estimate
+             * (right after a start D is not yet measured, and a loaded
+             * writer commits a batch late), so storage may still lack its
+             * last trades when it is read; and the aggregator's own candle
+             * of it, and every revision, is partial, so nothing live would
+             * ever complete it (the client kept a short bar for good). So
+             * it comes flagged partial, and its partial candles go live: the
+             * client reads it again, as for a lowered cutoff. */
+            h->part_us = h->cutoff_us - iv * 1000;
         }
         int64_t from = h->n ? h->cutoff_us - h->n * iv * 1000 : h->since_us;
         if (!cmd->wildcard && from < h->cutoff_us &&
@@ -1435,7 +1461,7 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
         h->wildcard_added = !sl->wildcard;
         set_wildcard(c, i, 1);
     }
-    if (iv > 0 && !lowered) sl->complete_only = 1;
+    if (iv > 0 && !lowered && h->part_us == INT64_MIN) sl->complete_only = 1;
     if (cmd->has_since) {
         int64_t m = iv > 0 ? tf_floor_div(cmd->since_us + iv * 1000 - 1, iv * 1000) * iv * 1000 : cmd->since_us;
         if (sl->min_start_us == INT64_MIN || m < sl->min_start_us) sl->min_start_us = m;

@@ -81,6 +81,8 @@ void tf_candle_agg_free(tf_candle_agg *a)
 
 int64_t tf_candle_agg_interval(const tf_candle_agg *a) { return a->o.interval_ms; }
 
+int64_t tf_candle_agg_created_us(const tf_candle_agg *a) { return a->created_us; }
+
 int64_t tf_candle_agg_lag_us(const tf_candle_agg *a)
 {
     return a->lag_cur > a->lag_prev ? a->lag_cur : a->lag_prev;

@@ -93,6 +93,9 @@ tf_candle_agg *tf_candle_agg_new(const tf_candle_agg_opts *o, int64_t created_us
                                  tf_candle_emit_fn emit, void *ud);
 void tf_candle_agg_free(tf_candle_agg *a); /* accepts NULL; emits nothing */
 int64_t tf_candle_agg_interval(const tf_candle_agg *a);
+/* The created_us given to tf_candle_agg_new: buckets starting before it
+ * were seen only in part (their candles are flagged partial). */
+int64_t tf_candle_agg_created_us(const tf_candle_agg *a);
 
 /* commit_ts_ms: the trade's commit time (0 = unknown); now_us: wall clock
  * at delivery. Returns a TF_CANDLE_* value or -1 (out of memory). May emit
