@@ -89,20 +89,33 @@ async function restBars(ticker, widthMs, startMs, endMs) {
   }
   const m = new Map();
   for (const tr of await restAll({ ...p, interval: 'raw' })) {
-    const ts = Date.parse(tr.event_time);
+    // open/close are the trades with the least/greatest (event time, id) at
+    // the microseconds the server keeps: two writers (the live generator and
+    // a back-dated inject) put trades in one millisecond with ids the other
+    // way round, so a millisecond key picks another close
+    const us = eventUs(tr.event_time);
+    const ts = Math.floor(us / 1000);
     const t = ts - (ts % widthMs);
     const px = +tr.price;
     let b = m.get(t);
-    if (!b) m.set(t, (b = { t, first: [ts, tr.id, px], last: [ts, tr.id, px], high: px, low: px, volume: 0, count: 0 }));
-    if (ts < b.first[0] || (ts === b.first[0] && tr.id < b.first[1])) b.first = [ts, tr.id, px];
-    if (ts > b.last[0] || (ts === b.last[0] && tr.id > b.last[1])) b.last = [ts, tr.id, px];
+    if (!b) m.set(t, (b = { t, first: [us, tr.id, px], last: [us, tr.id, px], lastMs: [ts, tr.id, px], high: px, low: px, volume: 0, count: 0 }));
+    if (us < b.first[0] || (us === b.first[0] && tr.id < b.first[1])) b.first = [us, tr.id, px];
+    if (us > b.last[0] || (us === b.last[0] && tr.id > b.last[1])) b.last = [us, tr.id, px];
+    if (ts > b.lastMs[0] || (ts === b.lastMs[0] && tr.id > b.lastMs[1])) b.lastMs = [ts, tr.id, px];
     b.high = Math.max(b.high, px);
     b.low = Math.min(b.low, px);
     b.volume += tr.quantity;
     b.count++;
   }
   return [...m.values()].sort((a, b) => a.t - b.t)
-    .map((b) => ({ t: b.t, open: b.first[2], high: b.high, low: b.low, close: b.last[2], volume: b.volume, count: b.count }));
+    .map((b) => ({ t: b.t, open: b.first[2], high: b.high, low: b.low, close: b.last[2], volume: b.volume, count: b.count, closeMs: b.lastMs[2] }));
+}
+// "2026-12-01T18:18:59.123456Z" -> microseconds since the epoch (Date.parse
+// stops at milliseconds).
+function eventUs(s) {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:?\d\d)$/.exec(s);
+  if (!m) throw new Error(`unexpected event_time ${s}`);
+  return Date.parse(m[1] + m[3]) * 1000 + Number((m[2] || '').padEnd(6, '0'));
 }
 
 // Chart bars vs REST over [from, to): same buckets, same values, no
@@ -120,22 +133,55 @@ async function seamDiff(page, from, to) {
   const rm = new Set(rest.map((b) => b.t));
   const extra = chart.filter((b) => !rm.has(b.t)).map((b) => new Date(b.t).toISOString());
   const diff = [];
+  let msClose = 0; // buckets a millisecond-ordered close would get wrong
   for (const b of rest) {
+    if (b.closeMs !== undefined && b.closeMs !== b.close) msClose++;
     const c = cm.get(b.t);
     if (!c) continue;
     for (const k of ['open', 'high', 'low', 'close', 'volume', 'count'])
       if (Math.abs(c[k] - b[k]) > 1e-6) diff.push(`${new Date(b.t).toISOString()} ${k} chart=${c[k]} rest=${b[k]}`);
   }
-  return { dup, missing, extra, diff, chart: chart.length, rest: rest.length };
+  return { dup, missing, extra, diff, chart: chart.length, rest: rest.length, msClose };
+}
+// What the page's sockets carried for bucket t (the init script below logs
+// every message of the chart's kind), and the REST raw trades of the bucket
+// with their full times and ids: printed when a seam check fails, so a
+// flake leaves its own timeline behind.
+async function seamDump(page, what, r) {
+  const bad = [...r.diff, ...r.missing, ...r.extra].map((d) => Date.parse(d.split(' ')[0])).filter((t) => t > 0);
+  const snap = await page.evaluate(() => window.__tickflow.market());
+  for (const t of [...new Set(bad)].slice(0, 2)) {
+    const iso = new Date(t).toISOString();
+    console.log(`DUMP ${what} bucket ${iso} chart ${JSON.stringify(snap.bars.find((b) => b.t === t) ?? null)}`);
+    const q = new URLSearchParams({ ticker: snap.ticker, interval: 'raw', start: iso, end: new Date(t + snap.intervalMs).toISOString(), limit: '10000' });
+    const j = await (await fetch(`${base}/api/v1/stock?${q}`)).json();
+    for (const tr of j.data) console.log(`DUMP   rest trade id=${tr.id} ${tr.event_time} ${tr.price} x${tr.quantity}`);
+    const log = await page.evaluate(() => window.__wslog || []);
+    for (const e of log) {
+      if (e.d.includes(`"start":"${iso.slice(0, 19)}`) || /"type":"(hello|history_end|subscribed|lagged)"|"action":"subscribe"/.test(e.d))
+        console.log(`DUMP   ws#${e.s} ${e.dir} ${new Date(e.at).toISOString()} ${e.d.slice(0, 400)}`);
+    }
+  }
+}
+// A bucket the page is reading again from REST (a partial candle came for
+// it) is not final on the chart yet: wait for those reads to end (a
+// condition; the limit only keeps a stuck page from hanging the run).
+async function refetched(page, from, to) {
+  await waitFor(() => page.evaluate(([f, t]) => !window.__tickflow.market().refetching.some((b) => b >= f && b < t), [from, to]),
+    60000, 'the page to finish reading partial buckets again').catch((e) => console.log(`NOTE ${e.message}`));
 }
 async function compareSeam(page, what, from, to, minBars = 3, settleMs = 0) {
+  await refetched(page, from, to);
   const t0 = Date.now();
   let r = await seamDiff(page, from, to);
   while (r.dup + r.missing.length + r.extra.length + r.diff.length > 0 && Date.now() - t0 < settleMs) {
     await sleep(1000);
+    await refetched(page, from, to);
     r = await seamDiff(page, from, to);
   }
+  if (r.dup + r.missing.length + r.extra.length + r.diff.length > 0) await seamDump(page, what, r).catch((e) => console.log(`DUMP failed ${e}`));
   if (Date.now() - t0 > 1000) metric(`${what.replace(/\W+/g, '_')}_settle_ms`, Date.now() - t0);
+  if (r.msClose) console.log(`NOTE ${what}: ${r.msClose} bucket(s) whose close a millisecond (event time, id) order picks differently`);
   check(r.dup === 0, `${what}: chart bars strictly increasing (no duplicate)`, `${r.dup} out of order/duplicate`);
   check(r.rest >= minBars, `${what}: REST has bars in the window`, `only ${r.rest}`);
   check(r.missing.length === 0, `${what}: no gap (every REST bar is on the chart)`, r.missing.slice(0, 5).join(' '));
@@ -156,6 +202,27 @@ const ctx = await chromium.launchPersistentContext(userDir, {
   acceptDownloads: true,
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
+// Every WebSocket message in and out, with the wall clock, for seamDump.
+await page.addInitScript(() => {
+  const W = window.WebSocket;
+  const log = (window.__wslog = []);
+  let n = 0;
+  const add = (s, dir, d) => {
+    log.push({ s, dir, at: Date.now(), d: String(d) });
+    if (log.length > 200000) log.splice(0, 50000);
+  };
+  window.WebSocket = class extends W {
+    constructor(...a) {
+      super(...a);
+      const s = ++n;
+      this.addEventListener('message', (ev) => add(s, 'in', ev.data));
+      this.addEventListener('open', () => add(s, 'open', ''));
+      this.addEventListener('close', () => add(s, 'close', ''));
+      const send = this.send.bind(this);
+      this.send = (d) => { add(s, 'out', d); send(d); };
+    }
+  };
+});
 const consoleErrors = [];
 const pageErrors = [];
 let outage = null; // [t0, t1]: network errors are expected while the server is down
@@ -201,6 +268,13 @@ try {
     check(from < loadedAt - 10000 && to > loadedAt, '1s window spans the history/live seam', `${from} ${loadedAt} ${to}`);
     const r = await compareSeam(page, '1s AAPL', from, to, 3, 3000);
     metric('seam_1s_bars', r.chart);
+    // the harness wrote two trades in one millisecond of this window, the
+    // later one (microseconds) with the lower id: the close is the later
+    if (cfg.same_ms) {
+      const t = Date.parse(cfg.same_ms);
+      check(t >= from && t < to, '1s AAPL: the same-millisecond pair is inside the compared window', `${cfg.same_ms} ${from} ${to}`);
+      check(r.msClose >= 1, '1s AAPL: the pair orders by microseconds, not milliseconds (compared above)', `${r.msClose}`);
+    }
   }
 
   // ---- ticker and interval change in place (through the UI) ----
@@ -239,6 +313,7 @@ try {
   await page.fill('#t-p', '0.02');
   const nBefore = await tf(() => window.__tickflow.anomalies().length);
   const injectAt = Date.now();
+  console.log(`NOTE inject at ${new Date(injectAt).toISOString()}`);
   await page.click('#t-inject button[type=submit]');
   await waitFor(() => tf(() => /Wrote/.test(document.getElementById('t-status').textContent)), 30000, 'inject answered');
   // replay a stored span (the first minute of MSFT's back-filled half hour)
@@ -366,6 +441,7 @@ try {
   await waitFor(() => tf(() => window.__tickflow.market().loaded && window.__tickflow.market().ticker === 'AAPL'), 30000, 'AAPL 1s before restart');
   await sleep(3000);
   outage = [Date.now(), 0];
+  console.log(`NOTE outage at ${new Date(outage[0]).toISOString()}`);
   console.log('RESTART');
   await waitFor(() => tf(() => window.__tickflow.live().state !== 'open'), 30000, 'page notices the server is down');
   await sleep(800);

@@ -71,6 +71,7 @@ export class Market {
   private lagMs = NaN;
   private lastTradeAt = 0;
   private refetching = new Set<number>();
+  private refetchAgain = new Set<number>();
 
   // Today's server keeps one candle interval per connection, so the chart,
   // the watch list and the tape each have a socket of their own.
@@ -299,7 +300,12 @@ export class Market {
   }
 
   private async refetch(t: number) {
-    if (this.refetching.has(t)) return;
+    // one at a time per bucket; a partial candle that comes meanwhile may
+    // mean trades the running read missed, so it reads once more after
+    if (this.refetching.has(t)) {
+      this.refetchAgain.add(t);
+      return;
+    }
     this.refetching.add(t);
     const g = this.gen, iv = this.intervalMs;
     // the bucket's last trades may still be on their way through CDC
@@ -313,6 +319,7 @@ export class Market {
       /* the bar stays as the server's candle had it */
     } finally {
       this.refetching.delete(t);
+      if (this.refetchAgain.delete(t) && g === this.gen) this.refetch(t);
     }
   }
 
@@ -419,7 +426,13 @@ export class Market {
 
   // For the browser test: the chart's own data, as the chart has it.
   snapshot() {
-    return { ticker: this.ticker, intervalMs: this.intervalMs, loaded: this.loaded, bars: this.bars.all() };
+    return {
+      ticker: this.ticker,
+      intervalMs: this.intervalMs,
+      loaded: this.loaded,
+      bars: this.bars.all(),
+      refetching: [...this.refetching, ...this.refetchAgain], // buckets being read again from REST
+    };
   }
 }
 
