@@ -140,7 +140,8 @@ typedef struct hist {
     int lowered;        /* the cutoff bucket is one the aggregator has only in part: its
                            trades so far come in the history too, flagged partial */
     int64_t part_us;    /* INT64_MIN, or the bucket before the cutoff when the aggregator
-                           saw it only in part: it comes in the history flagged partial */
+                           saw it only in part and storage may not have it whole when read:
+                           it comes in the history flagged partial (hist_query decides) */
     int waiting, querying;
     tf_ws_hist_row *rows; /* the answer, being sent (hist_pump) */
     size_t nrows, next;
@@ -641,6 +642,14 @@ static int64_t group_created(tf_ws *ws, group *g)
 {
     hub_lock(ws->hub);
     int64_t v = tf_candle_agg_created_us(g->agg);
+    hub_unlock(ws->hub);
+    return v;
+}
+
+static int group_progressed(tf_ws *ws, group *g, int64_t start_us)
+{
+    hub_lock(ws->hub);
+    int v = tf_candle_agg_progressed(g->agg, start_us);
     hub_unlock(ws->hub);
     return v;
 }
@@ -1247,6 +1256,13 @@ static void hist_query(client *c)
                         .max_rows = HIST_MAX_ROWS};
     if (h->interval_ms > 0) {
         int64_t iv = h->interval_ms * 1000;
+        slot *sl = &c->slots[h->slot];
+        if (h->part_us != INT64_MIN && sl->grp && group_progressed(ws, sl->grp, h->part_us)) {
+            h->part_us = INT64_MIN; /* the feed is past it: storage has it whole */
+            sl->complete_only = 1;
+        }
+        /* else that bucket comes flagged partial, and so do its candles
+         * live: the client reads it again, as for a lowered cutoff */
         r.before_us = h->lowered ? h->cutoff_us + iv : h->cutoff_us;
         if (h->n) r.from_us = h->cutoff_us - h->n * iv;
         else r.from_us = tf_floor_div(h->since_us + iv - 1, iv) * iv; /* buckets starting at or after since */
@@ -1422,14 +1438,13 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
         } else if (h->cutoff_us - iv * 1000 < group_created(ws, sl->grp)) {
             /* The aggregator began during the bucket before the cutoff (a
              * server that just started, an interval first asked for). We
-             * wait for that bucket to close, but its close is an estimate
-             * (right after a start D is not yet measured, and a loaded
-             * writer commits a batch late), so storage may still lack its
-             * last trades when it is read; and the aggregator's own candle
-             * of it, and every revision, is partial, so nothing live would
-             * ever complete it (the client kept a short bar for good). So
-             * it comes flagged partial, and its partial candles go live: the
-             * client reads it again, as for a lowered cutoff. */
+             * wait for that bucket to close, but unless commit progress
+             * closed it the close is the clock's estimate (right after a
+             * start D is not measured yet, and a loaded writer commits a
+             * batch late), so storage may still lack its last trades when
+             * it is read; and the aggregator's own candle of it, and every
+             * revision, is partial, so nothing live would ever complete it
+             * (the client kept a short bar for good). hist_query decides. */
             h->part_us = h->cutoff_us - iv * 1000;
         }
         int64_t from = h->n ? h->cutoff_us - h->n * iv * 1000 : h->since_us;
@@ -1461,7 +1476,7 @@ static void do_subscribe_hist(client *c, const tf_ws_cmd *cmd, int64_t iv, int i
         h->wildcard_added = !sl->wildcard;
         set_wildcard(c, i, 1);
     }
-    if (iv > 0 && !lowered && h->part_us == INT64_MIN) sl->complete_only = 1;
+    if (iv > 0 && !lowered && h->part_us == INT64_MIN) sl->complete_only = 1; /* else hist_query */
     if (cmd->has_since) {
         int64_t m = iv > 0 ? tf_floor_div(cmd->since_us + iv * 1000 - 1, iv * 1000) * iv * 1000 : cmd->since_us;
         if (sl->min_start_us == INT64_MIN || m < sl->min_start_us) sl->min_start_us = m;

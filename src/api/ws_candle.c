@@ -120,6 +120,8 @@ static int progress_closes(const tf_candle_agg *a, int64_t start_us)
            a->progress_us >= start_us + interval_us(a) + tf_candle_agg_delay_us(a) + 1000;
 }
 
+int tf_candle_agg_progressed(const tf_candle_agg *a, int64_t start_us) { return progress_closes(a, start_us); }
+
 static int64_t feed_lag_us(const tf_candle_agg *a) { return tf_candle_agg_lag_us(a); }
 
 /* Without waiting for the next commit: commits up to e + D reach us within

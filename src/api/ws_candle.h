@@ -96,6 +96,10 @@ int64_t tf_candle_agg_interval(const tf_candle_agg *a);
 /* The created_us given to tf_candle_agg_new: buckets starting before it
  * were seen only in part (their candles are flagged partial). */
 int64_t tf_candle_agg_created_us(const tf_candle_agg *a);
+/* 1 when the feed has delivered a commit past the bucket at start_us plus
+ * D (the close by commit progress above): storage then has every trade of
+ * it. 0 when only the clock says it closed. */
+int tf_candle_agg_progressed(const tf_candle_agg *a, int64_t start_us);
 
 /* commit_ts_ms: the trade's commit time (0 = unknown); now_us: wall clock
  * at delivery. Returns a TF_CANDLE_* value or -1 (out of memory). May emit
