@@ -207,6 +207,10 @@ static void cutoff(void)
     TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC);    /* that bucket is partial: not before the next */
     /* nothing delivered: the partial bucket closes by the wall clock at its end */
     TF_EQ_INT(tf_candle_agg_closed_at(a, t0 + SEC), t0 + SEC);
+    /* ... by the clock only: nothing says storage has it whole (the seam
+     * flags such a bucket partial) */
+    TF_EQ_INT(tf_candle_agg_created_us(a), t0 + 300 * MS);
+    TF_EQ_INT(tf_candle_agg_progressed(a, t0), 0);
     tf_trade t1 = mk(1, "AAPL", 1000000, 10, t0 + 500 * MS, 'B');
     tf_trade t2 = mk(2, "MSFT", 1000000, 10, t0 + 1500 * MS, 'B');
     tf_candle_agg_add(a, &t1, (t0 + 520 * MS) / 1000, t0 + 530 * MS);
@@ -214,6 +218,8 @@ static void cutoff(void)
     TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC);
     /* progress (commit t0+1.52 s) passed e + D: bucket [t0, t0+1) may close now */
     TF_CHECK(tf_candle_agg_closed_at(a, t0 + SEC) <= t0 + 1530 * MS);
+    TF_EQ_INT(tf_candle_agg_progressed(a, t0), 1);
+    TF_EQ_INT(tf_candle_agg_progressed(a, t0 + SEC), 0); /* [t0+1, t0+2): commits up to e + D not seen */
     TF_EQ_INT(tf_candle_agg_flush(a, t0 + 1530 * MS), 1);
     TF_CHECK(g.c[0].partial);
     TF_EQ_INT(tf_candle_agg_cutoff(a), t0 + SEC); /* the partial candle does not move it back */
