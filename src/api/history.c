@@ -439,6 +439,7 @@ typedef struct hjob {
     int64_t want, got, ws, we; /* bars window walk */
     bhints hn;              /* the probe's findings (send_hints) */
     int hints_sent;         /* raw aggregate: the probe ran */
+    int had_cursor;         /* bars: the request came with a cursor */
     /* raw rows over compressed days (history_seg.h): the merge walk */
     int segs;               /* the range has a compressed day */
     tf_hseg *seg;
@@ -1067,6 +1068,26 @@ static void wrap_page(hjob *j)
 
 static void complete(hjob *j);
 
+/* One ticker of the range aggregate (prices x10^4). */
+static void add_range_row(hjob *j, const char *tk, int tkl, int64_t b, int64_t tr, int64_t vol,
+                          const __int128 px_e4[4], __int128 nt)
+{
+    char px[4][64], vw[64];
+    for (int k = 0; k < 4; k++) fmt_e4_128(px_e4[k], px[k]);
+    fmt_e4_128(vol > 0 ? (nt * 2 + vol) / (2 * (__int128)vol) : 0, vw);
+    snprintf(j->r_one, sizeof j->r_one,
+             "\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
+             px[0], px[1], px[2], px[3], vw);
+    if (j->r_tickers > 0) tf_sbuf_str(&j->by_ticker, ",");
+    put_json_str(&j->by_ticker, tk, tkl);
+    tf_sbuf_fmt(&j->by_ticker, ":{\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld,%s}",
+                (long long)b, (long long)tr, (long long)vol, j->r_one);
+    j->r_tickers++;
+    j->r_buckets += b;
+    j->r_trades += tr;
+    j->r_volume = sat_add(j->r_volume, vol);
+}
+
 /* Columns: ticker, buckets, trades, volume, open, high, low, close, notional */
 static int on_agg_rows(tf_pga_conn *c, const PGresult *res, void *ud)
 {
@@ -1075,28 +1096,31 @@ static int on_agg_rows(tf_pga_conn *c, const PGresult *res, void *ud)
     int n = PQntuples(res);
     if (n > 0 && PQnfields(res) != 9) return 0;
     for (int i = 0; i < n; i++) {
-        const char *tk = PQgetvalue(res, i, 0);
-        int tkl = PQgetlength(res, i, 0);
-        int64_t b = rd_i64(PQgetvalue(res, i, 1)), tr = rd_i64(PQgetvalue(res, i, 2)),
-                vol = rd_i64(PQgetvalue(res, i, 3));
-        char px[4][64], vw[64];
-        for (int k = 0; k < 4; k++)
-            fmt_e4_128(parse_e4_128(PQgetvalue(res, i, 4 + k), PQgetlength(res, i, 4 + k)), px[k]);
-        __int128 nt = parse_e4_128(PQgetvalue(res, i, 8), PQgetlength(res, i, 8));
-        fmt_e4_128(vol > 0 ? (nt * 2 + vol) / (2 * (__int128)vol) : 0, vw);
-        snprintf(j->r_one, sizeof j->r_one,
-                 "\"open\":\"%s\",\"high\":\"%s\",\"low\":\"%s\",\"close\":\"%s\",\"vwap\":\"%s\"",
-                 px[0], px[1], px[2], px[3], vw);
-        if (j->r_tickers > 0) tf_sbuf_str(&j->by_ticker, ",");
-        put_json_str(&j->by_ticker, tk, tkl);
-        tf_sbuf_fmt(&j->by_ticker, ":{\"buckets\":%lld,\"trades\":%lld,\"volume\":%lld,%s}",
-                    (long long)b, (long long)tr, (long long)vol, j->r_one);
-        j->r_tickers++;
-        j->r_buckets += b;
-        j->r_trades += tr;
-        j->r_volume = sat_add(j->r_volume, vol);
+        __int128 px[4];
+        for (int k = 0; k < 4; k++) px[k] = parse_e4_128(PQgetvalue(res, i, 4 + k), PQgetlength(res, i, 4 + k));
+        add_range_row(j, PQgetvalue(res, i, 0), PQgetlength(res, i, 0), rd_i64(PQgetvalue(res, i, 1)),
+                      rd_i64(PQgetvalue(res, i, 2)), rd_i64(PQgetvalue(res, i, 3)), px,
+                      parse_e4_128(PQgetvalue(res, i, 8), PQgetlength(res, i, 8)));
     }
     return 0;
+}
+
+/* A JSON page of bars for one ticker that holds the whole range (no
+ * cursor, the walk reached the end, nothing after it): the range aggregate
+ * is the page's own, which emit_bar has summed in the statement's order
+ * ((bucket, market_code) for one ticker, what the SQL aggregate orders
+ * open/close by), so no statement is needed. Returns 1 when it applied. */
+static int range_from_page(hjob *j)
+{
+    if (j->q.width_us == 0 || !j->q.ticker[0] || j->had_cursor || j->more || j->ws < j->q.end_us)
+        return 0;
+    if (j->n > 0) {
+        __int128 px[4] = {j->open_e4, j->high_e4, j->low_e4, j->close_e4};
+        add_range_row(j, j->last_ticker, (int)strlen(j->last_ticker), j->n, j->trades, j->volume, px,
+                      j->notional_e4);
+    }
+    j->agg_done = 1;
+    return 1;
 }
 
 static void on_agg_done(tf_pga_conn *c, const tf_err *e, void *ud)
@@ -1413,7 +1437,7 @@ static void complete(hjob *j)
     } else if (j->status) {
         j->req = NULL;
         tf_http_error(r, j->status, "unavailable", j->errmsg, NULL);
-    } else if (!j->agg_done && j->c) {
+    } else if (!j->agg_done && j->c && !range_from_page(j)) {
         start_agg(j); /* comes back here with agg_done */
         return;
     } else {
@@ -1774,6 +1798,7 @@ static void on_conn(tf_pga_conn *c, const tf_err *e, void *ud)
     j->ws = j->q.start_us;
     /* windows stay aligned (raw aggregation covers whole buckets); the
      * cursor's WHERE skips what it has seen */
+    j->had_cursor = j->q.has_cursor;
     if (j->q.has_cursor) {
         int64_t cw = tf_floor_div(j->q.cur_time_us, j->q.width_us) * j->q.width_us;
         if (cw > j->ws) j->ws = cw;

@@ -148,12 +148,36 @@ def test_trades_cover_imported(c):
     want_h = [("2026-11-16T14:30", "imported", "10"), ("2026-11-16T16:00", "trades", "20.2500"),
               ("2026-11-16T17:30", "imported", "11")]
 
+    def agg_of(rows):
+        """The range aggregate of one ticker's complete page, from its rows."""
+        d4 = lambda v: "%.4f" % float(v)
+        return {"buckets": len(rows), "trades": sum(r["count"] for r in rows),
+                "volume": sum(r["volume"] for r in rows), "open": d4(rows[0]["open"]),
+                "high": d4(max(float(r["high"]) for r in rows)), "low": d4(min(float(r["low"]) for r in rows)),
+                "close": d4(rows[-1]["close"])}
+
+    def check_agg(j, what):
+        # the range aggregate over trade and imported bars together, also
+        # on a later page (the whole range whatever the page)
+        a = j["aggregate"]
+        got = {k: a[k] for k in ("buckets", "trades", "volume", "open", "high", "low", "close")}
+        c.eq(got, agg_of(j["data"]), "range aggregate over trade and imported bars (%s)" % what)
+        c.eq(a["by_ticker"]["KO"]["buckets"], len(j["data"]), "by_ticker buckets (%s)" % what)
+        return got
+
     def check(what):
         st, j = hist(srv.base, ticker="KO", interval="1d", start="2026-11-16T00:00:00Z", end="2026-11-19T00:00:00Z")
         c.eq([[d["start"][:10], d["source"]] for d in j["data"]], want_d, "daily: trades win (%s)" % what)
+        whole = check_agg(j, "daily, " + what)
+        st, j2 = hist(srv.base, ticker="KO", interval="1d", start="2026-11-16T00:00:00Z", end="2026-11-19T00:00:00Z",
+                      limit=1)
+        st, j2 = hist(srv.base, ticker="KO", interval="1d", start="2026-11-16T00:00:00Z", end="2026-11-19T00:00:00Z",
+                      limit=1, cursor=j2["next_cursor"])
+        c.eq({k: j2["aggregate"][k] for k in whole}, whole, "the second page carries the same range aggregate (%s)" % what)
         st, j = hist(srv.base, ticker="KO", interval="1h", start="2026-11-16T14:00:00Z", end="2026-11-16T19:00:00Z")
         c.eq([(d["start"][:16], d["source"], d["open"]) for d in j["data"]], want_h,
              "hourly: bars overlapping a trade bucket step aside (%s)" % what)
+        check_agg(j, "hourly, " + what)
         for lim in (1, 2):  # pages ending at a window edge and on an unaligned bar
             hq = dict(ticker="KO", interval="1h", start="2026-11-16T14:00:00Z", end="2026-11-16T19:00:00Z", limit=lim)
             st, j = hist(srv.base, **hq)
