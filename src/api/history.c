@@ -1211,55 +1211,72 @@ static int send_hints(hjob *j, int64_t w, int imp)
 static int64_t floor_to(int64_t t, int64_t w) { return tf_floor_div(t, w) * w; }
 static int64_t ceil_to(int64_t t, int64_t w) { return -tf_floor_div(-t, w) * w; }
 
+#define US_MIN (60 * TF_US_PER_SEC)
+#define US_HOUR (3600 * TF_US_PER_SEC)
+#define US_DAY (86400 * TF_US_PER_SEC)
+
+/* Appends (UNION ALL) selects of cols over [a, b) (aligned to fine) from the
+ * coarsest rollup level that holds whole buckets of it, down to fine at the
+ * edges: a 30-day range is 30 day rows instead of 720 hour or 43,200 minute
+ * rows. f: the filters on alias m, after the trade_type one. */
+static void add_levels(sqlp *s, int64_t a, int64_t b, int64_t fine, int64_t level, const char *cols,
+                       int pside, const char *f, int *first)
+{
+    if (a >= b) return;
+    int64_t ca = level == fine ? a : ceil_to(a, level), fb = level == fine ? b : floor_to(b, level);
+    if (ca < fb) {
+        int pa = sp_time(s, ca), pb = sp_time(s, fb);
+        sp_cat(s, "%sSELECT %s FROM %s m WHERE m.bucket >= $%d AND m.bucket < $%d AND m.trade_type = $%d%s",
+               *first ? "" : " UNION ALL ", cols, table_of(level), pa, pb, pside, f);
+        *first = 0;
+    }
+    if (level == fine) return;
+    int64_t next = level == US_DAY ? US_HOUR : US_MIN;
+    if (ca < fb) {
+        add_levels(s, a, ca, fine, next, cols, pside, f, first);
+        add_levels(s, fb, b, fine, next, cols, pside, f, first);
+    } else { /* no whole bucket of this level: all of it one level down */
+        add_levels(s, a, b, fine, next, cols, pside, f, first);
+    }
+}
+
+/* The filters (ticker, market) on alias m as text with their $n. */
+static void filters_m(sqlp *s, const tf_hist_query *q, char *f, size_t cap)
+{
+    size_t fl = 0;
+    f[0] = '\0';
+    if (q->ticker[0]) fl += (size_t)snprintf(f + fl, cap - fl, " AND m.ticker = $%d", sp_param(s, q->ticker));
+    if (q->market[0] && fl < cap) snprintf(f + fl, cap - fl, " AND m.market_code = $%d", sp_param(s, q->market));
+}
+
 /* The bars range aggregate when the probe found no dirty minute and no
  * imported bar: the stitched bars are then the rollup's rows, so the
  * statement reads them directly instead of the stitched set (the general
  * statement materialised, cast and sorted every bar of the range: ~145 ms
  * for a 30-day 1m range of one ticker, most of a 1m page). buckets: the
  * interval's rows (an index-only count on its primary key); trades, volume,
- * high, low, notional: the next coarser level's rows for the buckets it
- * covers whole (1m from 1h, 1h from 1d), the interval's at the edges;
- * open/close: the first/last row in (bucket, market_code) order through the
- * primary key. The same numbers as the general statement. */
+ * high, low, notional: the coarsest level's rows that cover whole buckets
+ * (add_levels); open/close: the first/last row in (bucket, market_code)
+ * order through the primary key. The same numbers as the general
+ * statement. */
 static void build_bars_agg_clean(sqlp *s, const tf_hist_query *q)
 {
     memset(s, 0, sizeof *s);
     const char *fine = table_of(q->width_us);
-    int64_t cw = q->width_us == 60 * TF_US_PER_SEC     ? 3600 * TF_US_PER_SEC
-                 : q->width_us == 3600 * TF_US_PER_SEC ? 86400 * TF_US_PER_SEC
-                                                       : 0;
-    const char *coarse = cw ? table_of(cw) : NULL;
-    int64_t hs = cw ? ceil_to(q->start_us, cw) : 0, he = cw ? floor_to(q->end_us, cw) : 0;
-    if (!coarse || hs >= he) coarse = NULL;
     int ps = sp_time(s, q->start_us), pe = sp_time(s, q->end_us);
     int pside = sp_param(s, q->side[0] ? q->side : "*");
-    int pk = q->ticker[0] ? sp_param(s, q->ticker) : 0;
-    int pm = q->market[0] ? sp_param(s, q->market) : 0;
-    char f[96] = ""; /* the filters, alias m */
-    size_t fl = 0;
-    if (pk) fl += (size_t)snprintf(f + fl, sizeof f - fl, " AND m.ticker = $%d", pk);
-    if (pm) snprintf(f + fl, sizeof f - fl, " AND m.market_code = $%d", pm);
+    char f[96];
+    filters_m(s, q, f, sizeof f);
     sp_cat(s,
            "WITH c AS (SELECT m.ticker, count(*)::int8 AS n FROM %s m WHERE m.bucket >= $%d"
            " AND m.bucket < $%d AND m.trade_type = $%d%s GROUP BY m.ticker), p AS (",
            fine, ps, pe, pside, f);
-    if (coarse) {
-        int phs = sp_time(s, hs), phe = sp_time(s, he);
-        sp_cat(s,
-               "SELECT m.ticker, m.trades, m.volume, m.high, m.low, m.notional FROM %s m"
-               " WHERE m.bucket >= $%d AND m.bucket < $%d AND m.trade_type = $%d%s UNION ALL"
-               " SELECT m.ticker, m.trades, m.volume, m.high, m.low, m.notional FROM %s m"
-               " WHERE ((m.bucket >= $%d AND m.bucket < $%d) OR (m.bucket >= $%d AND m.bucket < $%d))"
-               " AND m.trade_type = $%d%s",
-               coarse, phs, phe, pside, f, fine, ps, phs, phe, pe, pside, f);
-    } else {
-        sp_cat(s,
-               "SELECT m.ticker, m.trades, m.volume, m.high, m.low, m.notional FROM %s m"
-               " WHERE m.bucket >= $%d AND m.bucket < $%d AND m.trade_type = $%d%s",
-               fine, ps, pe, pside, f);
-    }
+    int first = 1;
+    add_levels(s, q->start_us, q->end_us, q->width_us, US_DAY,
+               "m.ticker, m.trades, m.volume, m.high, m.low, m.notional", pside, f, &first);
     char lf[64] = ""; /* the laterals' market filter (the ticker is c's) */
-    if (pm) snprintf(lf, sizeof lf, " AND m.market_code = $%d", pm);
+    const char *mk = strstr(f, " AND m.market_code");
+    if (mk) snprintf(lf, sizeof lf, "%s", mk);
     sp_cat(s,
            "), g AS (SELECT ticker, sum(trades)::int8 AS tr,"
            /* volume saturates as the rollup's does (store/rollup.c SAT) */
@@ -1276,26 +1293,28 @@ static void build_bars_agg_clean(sqlp *s, const tf_hist_query *q)
 }
 
 /* A raw range of whole hours with no dirty minute: its aggregate from the
- * 1h rollup alone, open/close the rows with the first (first_time,
- * first_id) / last (last_time, last_id) trade - the same numbers as the
- * general statement (whole hours from the stitched 1h bars, edges and
- * open/close from trades) without planning its stock_trades scans. */
+ * rollup alone (whole days from 1d rows, the rest from 1h, add_levels),
+ * open/close the rows with the first (first_time, first_id) / last
+ * (last_time, last_id) trade - the same numbers as the general statement
+ * (whole hours from the stitched 1h bars, edges and open/close from trades)
+ * without planning its stock_trades scans. */
 static void build_raw_agg_clean(sqlp *s, const tf_hist_query *q)
 {
     memset(s, 0, sizeof *s);
-    int ps = sp_time(s, q->start_us), pe = sp_time(s, q->end_us);
     int pside = sp_param(s, q->side[0] ? q->side : "*");
+    char f[96];
+    filters_m(s, q, f, sizeof f);
+    sp_cat(s, "WITH p AS (");
+    int first = 1;
+    add_levels(s, q->start_us, q->end_us, US_HOUR, US_DAY,
+               "m.ticker, m.trades, m.volume, m.high, m.low, m.notional, m.open, m.first_time,"
+               " m.first_id, m.close, m.last_time, m.last_id", pside, f, &first);
     sp_cat(s,
-           "SELECT m.ticker, sum(m.trades)::int8, sum(m.trades)::int8,"
-           " LEAST(coalesce(sum(m.volume), 0), 9223372036854775807)::int8,"
-           " (array_agg(m.open ORDER BY m.first_time, m.first_id))[1]::text, max(m.high)::text,"
-           " min(m.low)::text, (array_agg(m.close ORDER BY m.last_time DESC, m.last_id DESC))[1]::text,"
-           " sum(m.notional)::text FROM stock_bars_1h m WHERE m.bucket >= $%d AND m.bucket < $%d"
-           " AND m.trade_type = $%d",
-           ps, pe, pside);
-    if (q->ticker[0]) sp_cat(s, " AND m.ticker = $%d", sp_param(s, q->ticker));
-    if (q->market[0]) sp_cat(s, " AND m.market_code = $%d", sp_param(s, q->market));
-    sp_cat(s, " GROUP BY m.ticker HAVING sum(m.trades) > 0 ORDER BY m.ticker");
+           ") SELECT ticker, sum(trades)::int8, sum(trades)::int8,"
+           " LEAST(coalesce(sum(volume), 0), 9223372036854775807)::int8,"
+           " (array_agg(open ORDER BY first_time, first_id))[1]::text, max(high)::text,"
+           " min(low)::text, (array_agg(close ORDER BY last_time DESC, last_id DESC))[1]::text,"
+           " sum(notional)::text FROM p GROUP BY ticker HAVING sum(trades) > 0 ORDER BY ticker");
 }
 
 /* One statement over [start, end) with the filters and no cursor: raw
