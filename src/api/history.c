@@ -439,6 +439,7 @@ typedef struct hjob {
     int64_t want, got, ws, we; /* bars window walk */
     bhints hn;              /* the probe's findings (send_hints) */
     int hints_sent;         /* raw aggregate: the probe ran */
+    tf_hseg_dirty rdirty;   /* raw: tf_hseg_probe's dirty minutes */
     int had_cursor;         /* bars: the request came with a cursor */
     /* raw rows over compressed days (history_seg.h): the merge walk */
     int segs;               /* the range has a compressed day */
@@ -1759,6 +1760,10 @@ static void on_probe(void *ud, int err, const char *msg, int has_segments)
         complete(j);
         return;
     }
+    if (j->rdirty.known) { /* the raw aggregate's probe, already done */
+        j->hn = (bhints){1, j->rdirty.any, j->rdirty.first, j->rdirty.last, 0};
+        j->hints_sent = 1;
+    }
     if (!has_segments) {
         start_raw_rows(j);
         return;
@@ -1778,7 +1783,7 @@ static void start_raw(hjob *j)
 {
     j->phase = PH_QUERY;
     j->in_tx = 1; /* complete() commits it */
-    int rc = tf_hseg_probe(j->c, &j->q, on_probe, j);
+    int rc = tf_hseg_probe(j->c, &j->q, &j->rdirty, on_probe, j);
     if (rc) {
         fail(j, 503, "database error: %s", tf_pg_strerror(rc));
         complete(j);

@@ -130,6 +130,8 @@ typedef struct probe {
     tf_hseg_probe_cb cb;
     void *ud;
     int step, has;
+    tf_hseg_dirty *dirty; /* caller's, may be NULL */
+    int has_ticker;
     params p;
 } probe;
 
@@ -141,6 +143,16 @@ static int probe_result(tf_pga_conn *c, const PGresult *res, void *ud)
     probe *pr = ud;
     if (pr->step == 2 && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1)
         pr->has = PQgetvalue(res, 0, 0)[0] == 1; /* binary bool */
+    if (pr->step == 2 && pr->dirty && PQntuples(res) == 1 && PQnfields(res) == 3) {
+        int64_t a, b;
+        pr->dirty->known = 1;
+        if (!PQgetisnull(res, 0, 1) && !PQgetisnull(res, 0, 2) && get_ts(res, 0, 1, &a) == 0 &&
+            get_ts(res, 0, 2, &b) == 0) {
+            pr->dirty->any = 1;
+            pr->dirty->first = a;
+            pr->dirty->last = b;
+        }
+    }
     return 0;
 }
 
@@ -162,10 +174,19 @@ static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud)
         msg = tf_pg_strerror(rc);
     } else if (!rc && pr->step == 1) {
         pr->step = 2;
+        /* with the dirty minutes of [start, end + 1 hour) in the same
+         * statement (the range aggregate's, tf_hseg_dirty): one round trip */
         rc = tf_pga_send(c,
-                         "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
-                         " WHERE day >= $1::date AND day <= $2::date)",
-                         2, pr->p.vals, 1, TF_PGA_WHOLE, &probe_cbs, pr);
+                         pr->has_ticker
+                             ? "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
+                               " WHERE day >= $1::date AND day <= $2::date), min(x.bucket), max(x.bucket)"
+                               " FROM stock_bars_dirty x WHERE x.bucket >= $3::timestamptz"
+                               " AND x.bucket < $4::timestamptz AND x.ticker = $5"
+                             : "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
+                               " WHERE day >= $1::date AND day <= $2::date), min(x.bucket), max(x.bucket)"
+                               " FROM stock_bars_dirty x WHERE x.bucket >= $3::timestamptz"
+                               " AND x.bucket < $4::timestamptz",
+                         pr->p.n, pr->p.vals, 1, TF_PGA_WHOLE, &probe_cbs, pr);
         if (!rc) return;
         msg = tf_pg_strerror(rc);
     }
@@ -176,17 +197,24 @@ static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud)
     cb(cud, rc, rc ? msg : NULL, rc ? 0 : has);
 }
 
-int tf_hseg_probe(tf_pga_conn *c, const tf_hist_query *q, tf_hseg_probe_cb cb, void *ud)
+int tf_hseg_probe(tf_pga_conn *c, const tf_hist_query *q, tf_hseg_dirty *dirty, tf_hseg_probe_cb cb,
+                  void *ud)
 {
     probe *pr = calloc(1, sizeof *pr);
     if (!pr) return TF_PG_EOTHER;
     pr->c = c;
     pr->cb = cb;
     pr->ud = ud;
+    pr->dirty = dirty;
+    if (dirty) *dirty = (tf_hseg_dirty){0};
     /* the whole range, not just after the cursor: a JSON page's aggregate
      * covers all of it */
     p_day(&pr->p, q->start_us);
     p_day(&pr->p, q->end_us - 1);
+    p_time(&pr->p, q->start_us);
+    p_time(&pr->p, q->end_us + 3600 * TF_US_PER_SEC);
+    pr->has_ticker = q->ticker[0] != 0;
+    if (pr->has_ticker) p_add(&pr->p, q->ticker);
     int rc = tf_pga_send(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0,
                          TF_PGA_WHOLE, &probe_cbs, pr);
     if (rc) free(pr);

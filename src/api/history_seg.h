@@ -34,7 +34,16 @@
  * TF_PG_E* code when nothing was sent (cb never called).
  */
 typedef void (*tf_hseg_probe_cb)(void *ud, int err, const char *msg, int has_segments);
-int tf_hseg_probe(tf_pga_conn *c, const tf_hist_query *q, tf_hseg_probe_cb cb, void *ud);
+/* The same statement also reads the first/last dirty minute (rollup) of
+ * q's ticker (every ticker without one) in [start, end + 1 hour) into
+ * *dirty (may be NULL; the caller's, valid until cb): known = 1 when it was
+ * read, any = 0 when there is none. */
+typedef struct tf_hseg_dirty {
+    int known, any;
+    int64_t first, last;
+} tf_hseg_dirty;
+int tf_hseg_probe(tf_pga_conn *c, const tf_hist_query *q, tf_hseg_dirty *dirty, tf_hseg_probe_cb cb,
+                  void *ud);
 
 /*
  * The walk. row(ud, t): t borrowed for the call; returns 0 to go on,
