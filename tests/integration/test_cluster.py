@@ -211,20 +211,22 @@ def test_cluster_local_script(c):
     """scripts/cluster-local over the test's PostgreSQL and Kafka (already
     running, so stop must leave them running)."""
     state = tempfile.mkdtemp(prefix="tf-cluster-")
-    while True:  # three consecutive free ports
-        base = h.free_port()
-        try:
-            socks = []
-            for p in range(base, base + 3):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            break
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
+    def three_ports():
+        while True:  # three consecutive free ports
+            base = h.free_port()
+            try:
+                socks = []
+                for p in range(base, base + 3):
+                    s = socket.socket()
+                    s.bind(("127.0.0.1", p))
+                    socks.append(s)
+                return base
+            except OSError:
+                continue
+            finally:
+                for s in socks:
+                    s.close()
+    base = three_ports()
     env = dict(os.environ, CLUSTER_DIR=state, CLUSTER_PORT=str(base), TICKFLOW_BIN=h.BIN,
                CLUSTER_GROUP="tf-script", CLUSTER_SLOT="tf_script")
     env.update({k: v for k, v in PG.env.items() if k.startswith("TF_PG_")})
@@ -236,7 +238,16 @@ def test_cluster_local_script(c):
     h.on_exit(lambda: cl("stop"))
     r = cl("--help")
     c.check(r.returncode == 0 and "usage: scripts/cluster-local" in r.stdout, "--help prints usage", r.stderr)
-    r = cl("start")
+    for _ in range(3):
+        r = cl("start")
+        # the ports were free when chosen; a test running beside this one
+        # (ctest -j) can take one before the servers bind: choose again
+        if r.returncode == 0 or "address already in use" not in r.stdout + r.stderr:
+            break
+        print("  a port was taken meanwhile, again on other ports: " + r.stderr.strip().splitlines()[-1], flush=True)
+        c.eq(cl("stop").returncode, 0, "stop after the failed start")
+        base = three_ports()
+        env["CLUSTER_PORT"] = str(base)
     c.eq(r.returncode, 0, "start: " + r.stderr[-1500:])
     urls = [ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("http://")]
     c.eq(urls, ["http://127.0.0.1:%d/" % p for p in range(base, base + 3)], "start prints the three URLs")
