@@ -140,12 +140,51 @@ signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 
 
+PORT_DIR = os.path.join(tempfile.gettempdir(), "tf-test-ports")
+_reserved = []
+
+
+def _release_ports():
+    for path in _reserved:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now that no other test on this machine was given in the
+    last hour. The kernel's free port is free only until someone binds it:
+    under ctest -j the test beside this one could be handed the same one
+    before our server bound it, and then one test's client talked to the
+    other test's Kafka or PostgreSQL (CI: a Kafka consumer got another
+    test's trades, a Debezium test missed its own insert). A reservation is
+    a file created with O_EXCL, removed when this test exits (one left by a
+    killed run expires after an hour)."""
+    os.makedirs(PORT_DIR, exist_ok=True)
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        path = os.path.join(PORT_DIR, str(port))
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(path).st_mtime > 3600:
+                    os.unlink(path)
+            except OSError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        _reserved.append(path)
+        return port
+    raise RuntimeError("free_port: every port the kernel offered is reserved by another test (%s)" % PORT_DIR)
 
 
 def wait_for(cond, timeout=30.0, what="condition", interval=0.02):
