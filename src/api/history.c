@@ -1338,9 +1338,8 @@ static void start_agg(hjob *j)
         }
         return;
     }
-    const int64_t hour = 3600 * TF_US_PER_SEC;
-    int64_t hs = q.start_us >= 0 ? (q.start_us + hour - 1) / hour * hour : -(-q.start_us / hour * hour);
-    int64_t he = q.end_us >= 0 ? q.end_us / hour * hour : -((-q.end_us + hour - 1) / hour * hour);
+    const int64_t hour = US_HOUR;
+    int64_t hs = ceil_to(q.start_us, hour), he = floor_to(q.end_us, hour);
     if (q.width_us == 0 && hs < he && !j->hints_sent) {
         int rc = send_hints(j, hour, 0); /* on_hints_done comes back here */
         if (rc) {

@@ -176,17 +176,15 @@ static void probe_done(tf_pga_conn *c, const tf_err *e, void *ud)
         pr->step = 2;
         /* with the dirty minutes of [start, end + 1 hour) in the same
          * statement (the range aggregate's, tf_hseg_dirty): one round trip */
-        rc = tf_pga_send(c,
-                         pr->has_ticker
-                             ? "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
-                               " WHERE day >= $1::date AND day <= $2::date), min(x.bucket), max(x.bucket)"
-                               " FROM stock_bars_dirty x WHERE x.bucket >= $3::timestamptz"
-                               " AND x.bucket < $4::timestamptz AND x.ticker = $5"
-                             : "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
-                               " WHERE day >= $1::date AND day <= $2::date), min(x.bucket), max(x.bucket)"
-                               " FROM stock_bars_dirty x WHERE x.bucket >= $3::timestamptz"
-                               " AND x.bucket < $4::timestamptz",
-                         pr->p.n, pr->p.vals, 1, TF_PGA_WHOLE, &probe_cbs, pr);
+        static const char q2[] = "SELECT EXISTS (SELECT 1 FROM tickflow_compressed_days"
+                                 " WHERE day >= $1::date AND day <= $2::date), min(x.bucket), max(x.bucket)"
+                                 " FROM stock_bars_dirty x WHERE x.bucket >= $3::timestamptz"
+                                 " AND x.bucket < $4::timestamptz AND x.ticker = $5";
+        /* without a ticker: the same statement up to its last condition */
+        char sql[sizeof q2];
+        memcpy(sql, q2, sizeof q2);
+        if (!pr->has_ticker) *strstr(sql, " AND x.ticker") = '\0';
+        rc = tf_pga_send(c, sql, pr->p.n, pr->p.vals, 1, TF_PGA_WHOLE, &probe_cbs, pr);
         if (!rc) return;
         msg = tf_pg_strerror(rc);
     }

@@ -416,13 +416,12 @@ static int64_t ticker_key(const char *t)
     return (int64_t)(h | 1); /* never 0: the id set ignores 0 */
 }
 
-static int32_t *tp_slot(tick_part *tab, size_t cap, int64_t key, int add)
+/* The entry holding key, or the empty one where it would go. */
+static tick_part *tp_find(tick_part *tab, size_t cap, int64_t key)
 {
     size_t mask = cap - 1, i = (size_t)((uint64_t)key * 0x9E3779B97F4A7C15ULL >> 32) & mask;
     while (tab[i].key && tab[i].key != key) i = (i + 1) & mask;
-    if (!tab[i].key && !add) return NULL;
-    tab[i].key = key;
-    return &tab[i].part;
+    return &tab[i];
 }
 
 static void tp_set(tf_processor *p, int64_t key, int32_t part)
@@ -432,17 +431,17 @@ static void tp_set(tf_processor *p, int64_t key, int32_t part)
         tick_part *nt = calloc(nc, sizeof *nt);
         if (!nt) return; /* unknown partition: the ticker is rebuilt at a rebalance */
         for (size_t i = 0; i < p->tp_cap; i++)
-            if (p->tp[i].key) *tp_slot(nt, nc, p->tp[i].key, 1) = p->tp[i].part;
+            if (p->tp[i].key) *tp_find(nt, nc, p->tp[i].key) = p->tp[i];
         free(p->tp);
         p->tp = nt;
         p->tp_cap = nc;
     }
-    int32_t *slot = tp_slot(p->tp, p->tp_cap, key, 0);
-    if (!slot) {
-        slot = tp_slot(p->tp, p->tp_cap, key, 1);
+    tick_part *e = tp_find(p->tp, p->tp_cap, key);
+    if (!e->key) {
+        e->key = key;
         p->tp_n++;
     }
-    *slot = part;
+    e->part = part;
 }
 
 typedef struct keep_ctx {
@@ -457,9 +456,9 @@ static int part_stays(void *ctx, const char *ticker)
 {
     keep_ctx *k = ctx;
     int64_t key = ticker_key(ticker);
-    int32_t *part = k->p->tp ? tp_slot(k->p->tp, k->p->tp_cap, key, 0) : NULL;
-    for (int i = 0; part && i < k->n; i++) {
-        if (k->parts[i] == *part) {
+    tick_part *e = k->p->tp ? tp_find(k->p->tp, k->p->tp_cap, key) : NULL;
+    for (int i = 0; e && e->key && i < k->n; i++) {
+        if (k->parts[i] == e->part) {
             tf_idset_check_add(k->loaded, key);
             return 1;
         }

@@ -75,7 +75,9 @@ def test_partial_bucket_at_the_seam(c):
     put(b + 100000, "11.00", 10)  # in the bucket, before the aggregator exists
     x = T.P.ws()
     x.send({"action": "subscribe", "tickers": [TICKER], "interval_ms": IV, "since": iso(b - 10000000)})
-    time.sleep(1.0)
+    # the subscribe has made the aggregator (it counts the subscription
+    # before it waits for the bucket to close)
+    T.wait_for(lambda: T.P.metric("tickflow_ws_subscriptions") >= 1, 10, "the subscription counted")
     put(b + 2000000, "11.50", 20)  # delivered while the subscribe waits for the bucket to close
     end, got = x.recv_until(lambda m: m["type"] in ("history_end", "error"), timeout=30)
     c.eq(end["type"], "history_end", "the subscribe answers with its history")
