@@ -64,6 +64,8 @@ def free_port():
 
 def start(args, log):
     env = dict(os.environ, TICKFLOW_LOG_LEVEL="warn")
+    if os.environ.get("BENCH_WRAP") and args[1:2] == ["run"]:  # development: "heaptrack -o FILE" (RSS is then the wrapper's)
+        args = os.environ["BENCH_WRAP"].split() + args
     p = subprocess.Popen(args, stdout=open(os.path.join(TMP, log), "wb"), stderr=subprocess.STDOUT, env=env)
     procs.append(p); return p
 
@@ -255,9 +257,12 @@ def part_b(floor):
     cand = wsload(port, C_CONNS, 1000, DUR, 4, receipts=rc)
     stop(gen)
     rss = hwm_mb(srv.pid)
+    if os.environ.get("BENCH_SMAPS"):  # development: the server's mappings at this point, to see where RSS went
+        open(os.environ["BENCH_SMAPS"], "w").write(open("/proc/%d/smaps" % srv.pid).read())
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         mets = {l.split(" ")[0]: l.split(" ")[1] for l in r.read().decode().splitlines()
-                if l.startswith("tickflow_ws_") or l.startswith("tickflow_cdc_lag")}
+                if l.startswith(("tickflow_ws_", "tickflow_cdc_lag", "tickflow_bus_topic_bytes"))}
+    bus_mb = sum(float(v) for k, v in mets.items() if k.startswith("tickflow_bus_topic_bytes")) / 1048576
     ins = psql("select count(*) from stock_trades")[0][0]
     # expected: every (ticker, second) that traded in the window, once per watcher
     rows = [l.split() for l in open(rc) if not l.startswith("#")]
@@ -283,9 +288,9 @@ def part_b(floor):
              mets.get("tickflow_ws_bus_missed_total")))
     print("bench-ws: (b) interval end -> receipt p50 %s ms  p99 %s ms  max %s ms (includes the wait for the feed's commit progress)"
           % (cand["p50_ms"], cand["p99_ms"], cand["max_ms"]))
-    print("bench-ws: (b) server peak RSS %.0f MB (incl. the embedded bus retention); candles ~%.1f MB/s to "
-          "clients vs ~%.0f MB/s if the same clients took raw trades" % (
-              rss, C_CONNS * 380 / 1e6, raw_bytes / 1e6))
+    print("bench-ws: (b) server peak RSS %.0f MB (incl. the embedded bus retention: %.0f MB of message bytes at "
+          "the end); candles ~%.1f MB/s to clients vs ~%.0f MB/s if the same clients took raw trades" % (
+              rss, bus_mb, C_CONNS * 380 / 1e6, raw_bytes / 1e6))
     stop(srv)
     import json
     if os.environ.get("BENCH_KEEP_LOG"):  # development: the server's debug log of (b), per threads value

@@ -2,7 +2,9 @@
  * bus.h - the message bus: one small interface, two backends.
  *
  *   bus_embedded.c  in-process, bounded, offset-addressed topic logs (one
- *                   partition per topic, partition 0); the default.
+ *                   partition per topic, partition 0); the default. It keeps
+ *                   the last bus_capacity messages per topic, their bytes in
+ *                   1 MiB blocks (gauge tickflow_bus_topic_bytes).
  *   bus_kafka.c     librdkafka against a Kafka-protocol cluster; chosen when
  *                   cfg->kafka_brokers is set.
  *
