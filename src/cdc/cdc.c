@@ -975,11 +975,12 @@ static int stream(tf_cdc *c, tf_err *e)
          * at 510k and 3.9 s like this; bench-cdc). So while the transactions
          * coming in were committed more than CATCHUP_AGE_US ago (a backlog),
          * the kernel wakes us only once LOWAT_BYTES are queued, or after
-         * 5 ms; live, we wake on the first byte. Live it would cost latency:
+         * 5 ms; live, or once a wake-up finds nothing (the backlog is done),
+         * we wake on the first byte. Live it would cost latency:
          * at 50k rows/s, p50 commit -> bus 2.4 -> 7.4 ms. (A database clock
          * more than CATCHUP_AGE_US behind ours looks like a backlog: up to
          * 5 ms more latency, nothing else.) */
-        int want = c->cur_commit_us && tf_now_us() - c->cur_commit_us > CATCHUP_AGE_US ? LOWAT_BYTES : 1;
+        int want = n > 0 && c->cur_commit_us && tf_now_us() - c->cur_commit_us > CATCHUP_AGE_US ? LOWAT_BYTES : 1;
         if (want != c->rcvlowat &&
             setsockopt(PQsocket(c->conn), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0)
             c->rcvlowat = want;
