@@ -45,10 +45,19 @@
 #include "api/history_seg.h"
 #include "common/util.h"
 #include "store/pgasync.h"
+#include "store/schema.h"
 
 #define CHUNK (64 * 1024)
 #define HIGH_WATER (1024 * 1024)
 #define FETCH_ROWS 10000
+
+#define US_MIN (60 * TF_US_PER_SEC)
+#define US_HOUR (3600 * TF_US_PER_SEC)
+#define US_DAY TF_US_PER_DAY
+
+/* Rounds t down (up) to a multiple of w from the epoch. */
+static int64_t floor_to(int64_t t, int64_t w) { return tf_floor_div(t, w) * w; }
+static int64_t ceil_to(int64_t t, int64_t w) { return -tf_floor_div(-t, w) * w; }
 
 /* tf_json_escape + NUL terminator ("" on overflow). Returns length or -1. */
 static int jesc(const char *s, size_t len, char *buf, size_t cap)
@@ -864,11 +873,11 @@ static void build_bars(sqlp *s, const tf_hist_query *q, const bhints *hn, int64_
     char tb[160] = "", t2b[160] = "";
     if (hn && hn->known && hn->dirty) {
         char a[40], b[40], c[40];
-        tf_fmt_iso_us(tf_floor_div(hn->dmin, q->width_us) * q->width_us, a);
-        tf_fmt_iso_us(tf_floor_div(hn->dmax, q->width_us) * q->width_us + q->width_us, b);
+        tf_fmt_iso_us(floor_to(hn->dmin, q->width_us), a);
+        tf_fmt_iso_us(floor_to(hn->dmax, q->width_us) + q->width_us, b);
         snprintf(tb, sizeof tb, " AND t.event_time >= '%s' AND t.event_time < '%s'", a, b);
         tf_fmt_iso_us(hn->dmin, a);
-        tf_fmt_iso_us(hn->dmax + 60 * TF_US_PER_SEC, c);
+        tf_fmt_iso_us(hn->dmax + US_MIN, c);
         snprintf(t2b, sizeof t2b, " AND t2.event_time >= '%s' AND t2.event_time < '%s'", a, c);
     }
     const char *w = width_sql(q->width_us);
@@ -1162,9 +1171,7 @@ static void on_hints_done(tf_pga_conn *c, const tf_err *e, void *ud)
 {
     (void)c;
     hjob *j = ud;
-    if (e) fail(j, 503, "database error: %s", e->msg);
-    if (!j->hn.known) j->hn = (bhints){0}; /* no answer: the safe shape */
-    j->hn.known = j->hn.known && !e;
+    if (e) fail(j, 503, "database error: %s", e->msg); /* hn stays unknown without a row */
     if (j->status) {
         complete(j);
         return;
@@ -1207,14 +1214,6 @@ static int send_hints(hjob *j, int64_t w, int imp)
     if (pk) sp_cat(&s, " AND x.ticker = $%d", pk);
     return tf_pga_send(j->c, s.sql, s.n, s.vals, 1, TF_PGA_WHOLE, &cbs, j);
 }
-
-/* Rounds t down (up) to a multiple of w from the epoch. */
-static int64_t floor_to(int64_t t, int64_t w) { return tf_floor_div(t, w) * w; }
-static int64_t ceil_to(int64_t t, int64_t w) { return -tf_floor_div(-t, w) * w; }
-
-#define US_MIN (60 * TF_US_PER_SEC)
-#define US_HOUR (3600 * TF_US_PER_SEC)
-#define US_DAY (86400 * TF_US_PER_SEC)
 
 /* Appends (UNION ALL) selects of cols over [a, b) (aligned to fine) from the
  * coarsest rollup level that holds whole buckets of it, down to fine at the

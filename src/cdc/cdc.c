@@ -19,12 +19,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -985,7 +985,7 @@ static int stream(tf_cdc *c, tf_err *e)
             setsockopt(PQsocket(c->conn), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0)
             c->rcvlowat = want;
         struct pollfd pfd = {PQsocket(c->conn), POLLIN, 0};
-        int timeout = c->rcvlowat > 1 ? 5 : c->head ? 5 : 100;
+        int timeout = c->rcvlowat > 1 || c->head ? 5 : 100;
         if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
             goto lost;
         if (PQconsumeInput(c->conn) == 0)

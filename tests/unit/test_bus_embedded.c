@@ -280,6 +280,7 @@ static void test_log(void)
     TF_CHECK(b != NULL);
     tf_bus_consumer *d = tf_bus_subscribe(b, TF_TOPIC_TRADES, "p", TF_BUS_DURABLE, NULL, NULL, &e);
     tf_bus_consumer *nd = tf_bus_subscribe(b, TF_TOPIC_TRADES, NULL, 0, NULL, NULL, &e);
+    tf_metric *g = tf_gauge(mx, "tickflow_bus_topic_bytes", "", "topic=\"" TF_TOPIC_TRADES "\"");
     char *v = malloc(TF_BUS_MAX_MESSAGE);
     int bad = 0, read_d = 0, read_nd = 0;
     int64_t most = 0;
@@ -302,7 +303,6 @@ static void test_log(void)
                 bad += !log_intact(m);
                 read_nd++;
             }
-        tf_metric *g = tf_gauge(mx, "tickflow_bus_topic_bytes", "", "topic=\"" TF_TOPIC_TRADES "\"");
         if (i >= 1000 && tf_metric_get(g) > most)
             most = tf_metric_get(g);
     }
